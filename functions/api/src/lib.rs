@@ -1,0 +1,212 @@
+//! The paysaga HTTP API. One axum router serves API Gateway (through `lambda_http`) and,
+//! for local use, a plain HTTP server; handlers turn requests into service calls and back.
+//!
+//! | route                               | does                                          |
+//! |-------------------------------------|-----------------------------------------------|
+//! | `POST /wallets`                     | opens a wallet (`201`, or `200` if it exists)  |
+//! | `GET /wallets/{wallet_id}`          | reads a wallet                                 |
+//! | `POST /wallets/{wallet_id}/deposits`| credits a deposit (`Idempotency-Key` honoured) |
+//! | `POST /payments`                    | submits a payment (`202`; `Idempotency-Key`)   |
+//! | `GET /payments/{payment_id}`        | reads a payment's status                       |
+
+mod error;
+mod request;
+mod views;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use paysaga::domain::{Currency, DepositId, Money, PaymentId, PaymentRequest, WalletId};
+use paysaga::ports::{Deposit, EventPublisher, OpenWallet, PaymentLog, WalletStore};
+use paysaga::service::payments::{self, Submission};
+use paysaga::service::wallets::{self, DepositResult};
+use serde::Deserialize;
+
+pub use error::ApiError;
+use request::{JsonBody, idempotency_key, parse_id};
+use views::{DepositView, PaymentView, WalletView};
+
+/// Request bodies larger than this are refused with a 413.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// What the handlers may touch.
+pub struct Api {
+    pub wallets: Arc<dyn WalletStore>,
+    pub payments: Arc<dyn PaymentLog>,
+    pub events: Arc<dyn EventPublisher>,
+}
+
+pub fn router(api: Arc<Api>) -> Router {
+    Router::new()
+        .route("/wallets", post(open_wallet))
+        .route("/wallets/{wallet_id}", get(read_wallet))
+        .route("/wallets/{wallet_id}/deposits", post(deposit))
+        .route("/payments", post(submit_payment))
+        .route("/payments/{payment_id}", get(read_payment))
+        .fallback(|| async { ApiError::NotFound("no such route".to_owned()) })
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(api)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OpenWalletBody {
+    currency: Currency,
+    /// Optional: a caller-chosen id (`wal_…`), for wallets that already have one elsewhere.
+    wallet_id: Option<WalletId>,
+}
+
+async fn open_wallet(
+    State(api): State<Arc<Api>>,
+    JsonBody(body): JsonBody<OpenWalletBody>,
+) -> Result<Response, ApiError> {
+    match wallets::open_wallet(api.wallets.as_ref(), body.wallet_id, body.currency).await? {
+        OpenWallet::Opened(wallet) => {
+            Ok((StatusCode::CREATED, WalletView::from(&wallet)).into_response())
+        }
+        OpenWallet::AlreadyOpen(wallet) if wallet.currency() == body.currency => {
+            Ok((StatusCode::OK, WalletView::from(&wallet)).into_response())
+        }
+        OpenWallet::AlreadyOpen(wallet) => Err(ApiError::Conflict {
+            code: "wallet_exists",
+            message: format!(
+                "wallet {} exists with currency {}",
+                wallet.id(),
+                wallet.currency()
+            ),
+        }),
+    }
+}
+
+async fn read_wallet(
+    State(api): State<Arc<Api>>,
+    Path(wallet_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let wallet_id: WalletId = parse_id(&wallet_id, WalletId::parse)?;
+    match api
+        .wallets
+        .wallet(&wallet_id)
+        .await
+        .map_err(paysaga::service::ServiceError::from)?
+    {
+        Some(wallet) => Ok(WalletView::from(&wallet).into_response()),
+        None => Err(ApiError::NotFound(format!(
+            "wallet {wallet_id} does not exist"
+        ))),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DepositBody {
+    amount: Money,
+}
+
+async fn deposit(
+    State(api): State<Arc<Api>>,
+    Path(wallet_id): Path<String>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<DepositBody>,
+) -> Result<Response, ApiError> {
+    let deposit = Deposit {
+        deposit_id: DepositId::generate(),
+        wallet_id: parse_id(&wallet_id, WalletId::parse)?,
+        amount: positive(body.amount)?,
+        idempotency_key: idempotency_key(&headers)?,
+    };
+    match wallets::deposit(api.wallets.as_ref(), api.events.as_ref(), deposit).await? {
+        DepositResult::Deposited { deposit, wallet } => {
+            Ok((StatusCode::CREATED, DepositView::new(&deposit, &wallet)).into_response())
+        }
+        DepositResult::Replayed { deposit, wallet } => {
+            Ok(DepositView::new(&deposit, &wallet).into_response())
+        }
+        DepositResult::KeyReused => Err(key_reused()),
+        DepositResult::Refused(reason) => Err(ApiError::refused(&reason)),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PaymentBody {
+    from_wallet: WalletId,
+    to_wallet: WalletId,
+    amount: Money,
+}
+
+impl TryFrom<PaymentBody> for PaymentRequest {
+    type Error = ApiError;
+    fn try_from(body: PaymentBody) -> Result<Self, Self::Error> {
+        PaymentRequest::new(
+            PaymentId::generate(),
+            body.from_wallet,
+            body.to_wallet,
+            body.amount,
+        )
+        .map_err(|error| ApiError::Unprocessable {
+            code: "invalid_payment",
+            message: error.to_string(),
+        })
+    }
+}
+
+async fn submit_payment(
+    State(api): State<Arc<Api>>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<PaymentBody>,
+) -> Result<Response, ApiError> {
+    let key = idempotency_key(&headers)?;
+    let request = PaymentRequest::try_from(body)?;
+    match payments::submit_payment(
+        api.payments.as_ref(),
+        api.events.as_ref(),
+        request,
+        key.as_ref(),
+    )
+    .await?
+    {
+        Submission::Accepted(payment) => {
+            let location = format!("/payments/{}", payment.request.payment_id());
+            Ok((
+                StatusCode::ACCEPTED,
+                [(header::LOCATION, location)],
+                PaymentView::from(&payment),
+            )
+                .into_response())
+        }
+        Submission::KeyReused => Err(key_reused()),
+    }
+}
+
+async fn read_payment(
+    State(api): State<Arc<Api>>,
+    Path(payment_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let payment_id: PaymentId = parse_id(&payment_id, PaymentId::parse)?;
+    match payments::payment(api.payments.as_ref(), &payment_id).await? {
+        Some(payment) => Ok(PaymentView::from(&payment).into_response()),
+        None => Err(ApiError::NotFound(format!(
+            "payment {payment_id} does not exist"
+        ))),
+    }
+}
+
+fn positive(amount: Money) -> Result<Money, ApiError> {
+    Money::positive(amount.minor_units(), amount.currency()).map_err(|error| {
+        ApiError::Unprocessable {
+            code: "invalid_amount",
+            message: error.to_string(),
+        }
+    })
+}
+
+fn key_reused() -> ApiError {
+    ApiError::Conflict {
+        code: "idempotency_key_reused",
+        message: "this Idempotency-Key was used for a different request".to_owned(),
+    }
+}

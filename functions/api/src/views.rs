@@ -1,0 +1,102 @@
+//! The JSON the API answers with.
+
+use axum::Json;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use paysaga::domain::{
+    DepositId, FailureReason, Money, Payment, PaymentId, PaymentStatus, Wallet, WalletId,
+};
+use paysaga::ports::Deposit;
+use serde::Serialize;
+
+#[derive(Serialize)]
+pub struct WalletView {
+    wallet_id: WalletId,
+    currency: String,
+    available: Money,
+    reserved: Money,
+    created_at: DateTime<Utc>,
+}
+
+impl From<&Wallet> for WalletView {
+    fn from(wallet: &Wallet) -> Self {
+        Self {
+            wallet_id: wallet.id().clone(),
+            currency: wallet.currency().code().to_owned(),
+            available: wallet.available(),
+            reserved: wallet.reserved(),
+            created_at: wallet.created_at(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct DepositView {
+    deposit_id: DepositId,
+    amount: Money,
+    wallet: WalletView,
+}
+
+impl DepositView {
+    pub fn new(deposit: &Deposit, wallet: &Wallet) -> Self {
+        Self {
+            deposit_id: deposit.deposit_id.clone(),
+            amount: deposit.amount,
+            wallet: wallet.into(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct PaymentView {
+    payment_id: PaymentId,
+    status: PaymentStatus,
+    from_wallet: WalletId,
+    to_wallet: WalletId,
+    amount: Money,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failure: Option<FailureView>,
+    /// The version of the payment's log: how many steps are recorded.
+    version: u32,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+/// A failure reason with its machine-readable fields and a sentence for people.
+#[derive(Serialize)]
+struct FailureView {
+    #[serde(flatten)]
+    reason: FailureReason,
+    message: String,
+}
+
+impl From<&Payment> for PaymentView {
+    fn from(payment: &Payment) -> Self {
+        let request = &payment.request;
+        Self {
+            payment_id: request.payment_id().clone(),
+            status: payment.status,
+            from_wallet: request.from_wallet().clone(),
+            to_wallet: request.to_wallet().clone(),
+            amount: request.amount(),
+            failure: payment.failure.as_ref().map(|reason| FailureView {
+                reason: reason.clone(),
+                message: reason.to_string(),
+            }),
+            version: payment.version,
+            created_at: payment.created_at,
+            updated_at: payment.updated_at,
+        }
+    }
+}
+
+macro_rules! json_response {
+    ($($view:ty),*) => {$(
+        impl IntoResponse for $view {
+            fn into_response(self) -> Response {
+                Json(self).into_response()
+            }
+        }
+    )*};
+}
+json_response!(WalletView, DepositView, PaymentView);

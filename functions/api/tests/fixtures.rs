@@ -1,0 +1,250 @@
+//! The API router fed with the API Gateway HTTP API events in `events/lambda/`, against the
+//! in-memory adapters.
+
+use std::sync::Arc;
+
+use api::{Api, router};
+use axum::Router;
+use http::StatusCode;
+use paysaga::domain::DomainEvent;
+use paysaga::memory::{InMemoryLedger, RecordingPublisher};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+struct TestApi {
+    app: Router,
+    events: Arc<RecordingPublisher>,
+}
+
+fn test_api() -> TestApi {
+    let ledger = Arc::new(InMemoryLedger::default());
+    let events = Arc::new(RecordingPublisher::default());
+    let app = router(Arc::new(Api {
+        wallets: ledger.clone(),
+        payments: ledger,
+        events: events.clone(),
+    }));
+    TestApi { app, events }
+}
+
+fn fixture(name: &str) -> Value {
+    let path = format!("{}/../../events/lambda/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{path}: {error}"));
+    serde_json::from_str(&text).expect("fixtures are JSON")
+}
+
+/// Sends an API Gateway v2 event (as `lambda_http` turns it into a request) to the router.
+async fn send(app: &Router, event: &Value) -> (StatusCode, Value) {
+    let request =
+        lambda_http::request::from_str(&event.to_string()).expect("a valid API Gateway event");
+    let response = app
+        .clone()
+        .oneshot(request)
+        .await
+        .expect("the router is infallible");
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .expect("a body");
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).expect("JSON body")
+    };
+    (status, body)
+}
+
+/// The fixture with its JSON body replaced.
+fn with_body(mut event: Value, body: Value) -> Value {
+    event["body"] = Value::String(body.to_string());
+    event
+}
+
+async fn open_demo_wallets(api: &TestApi) {
+    let open = fixture("apigw-open-wallet.json");
+    assert_eq!(send(&api.app, &open).await.0, StatusCode::CREATED);
+    let bob = with_body(
+        open,
+        json!({"currency": "EUR", "wallet_id": "wal_demo_bob"}),
+    );
+    assert_eq!(send(&api.app, &bob).await.0, StatusCode::CREATED);
+}
+
+#[tokio::test]
+async fn opening_a_wallet_twice_returns_the_same_wallet() {
+    let api = test_api();
+    let (status, first) = send(&api.app, &fixture("apigw-open-wallet.json")).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(first["wallet_id"], "wal_demo_alice");
+    assert_eq!(
+        first["available"],
+        json!({"minor_units": 0, "currency": "EUR"})
+    );
+    let (status, again) = send(&api.app, &fixture("apigw-open-wallet.json")).await;
+    assert_eq!((status, &again), (StatusCode::OK, &first));
+
+    let other_currency = with_body(
+        fixture("apigw-open-wallet.json"),
+        json!({"currency": "USD", "wallet_id": "wal_demo_alice"}),
+    );
+    let (status, body) = send(&api.app, &other_currency).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("wallet_exists"))
+    );
+}
+
+#[tokio::test]
+async fn a_retried_deposit_credits_once() {
+    let api = test_api();
+    open_demo_wallets(&api).await;
+    let (status, first) = send(&api.app, &fixture("apigw-deposit.json")).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(first["wallet"]["available"]["minor_units"], 10_000);
+    let (status, replay) = send(&api.app, &fixture("apigw-deposit.json")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(replay["deposit_id"], first["deposit_id"]);
+    assert_eq!(replay["wallet"]["available"]["minor_units"], 10_000);
+
+    let (_, wallet) = send(&api.app, &fixture("apigw-read-wallet.json")).await;
+    assert_eq!(wallet["available"]["minor_units"], 10_000);
+
+    let other_amount = with_body(
+        fixture("apigw-deposit.json"),
+        json!({"amount": {"minor_units": 1, "currency": "EUR"}}),
+    );
+    let (status, body) = send(&api.app, &other_amount).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("idempotency_key_reused"))
+    );
+}
+
+#[tokio::test]
+async fn deposits_are_refused_for_unknown_wallets_and_other_currencies() {
+    let api = test_api();
+    let (status, body) = send(&api.app, &fixture("apigw-deposit.json")).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+
+    open_demo_wallets(&api).await;
+    let usd = with_body(
+        fixture("apigw-deposit.json"),
+        json!({"amount": {"minor_units": 5, "currency": "USD"}}),
+    );
+    let mut usd = usd;
+    usd["headers"]["idempotency-key"] = json!("another-key");
+    let (status, body) = send(&api.app, &usd).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("currency_mismatch"))
+    );
+}
+
+#[tokio::test]
+async fn a_payment_is_accepted_announced_and_idempotent() {
+    let api = test_api();
+    open_demo_wallets(&api).await;
+    let (status, payment) = send(&api.app, &fixture("apigw-submit-payment.json")).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(payment["status"], "PENDING");
+    assert_eq!(
+        payment["amount"],
+        json!({"minor_units": 1250, "currency": "EUR"})
+    );
+    let payment_id = payment["payment_id"]
+        .as_str()
+        .expect("a payment id")
+        .to_owned();
+
+    let requested: Vec<DomainEvent> = api.events.published();
+    assert_eq!(requested.len(), 1);
+    assert_eq!(requested[0].detail_type(), "PaymentRequested");
+    assert_eq!(requested[0].event_id(), format!("{payment_id}/1"));
+
+    let (status, retried) = send(&api.app, &fixture("apigw-submit-payment.json")).await;
+    assert_eq!(
+        (status, retried["payment_id"].as_str()),
+        (StatusCode::ACCEPTED, Some(payment_id.as_str()))
+    );
+
+    let changed = with_body(
+        fixture("apigw-submit-payment.json"),
+        json!({"from_wallet": "wal_demo_alice", "to_wallet": "wal_demo_bob", "amount": {"minor_units": 1, "currency": "EUR"}}),
+    );
+    let (status, body) = send(&api.app, &changed).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("idempotency_key_reused"))
+    );
+
+    let mut read = fixture("apigw-read-payment.json");
+    read["rawPath"] = json!(format!("/payments/{payment_id}"));
+    read["requestContext"]["http"]["path"] = read["rawPath"].clone();
+    let (status, body) = send(&api.app, &read).await;
+    assert_eq!(
+        (status, body["payment_id"].as_str()),
+        (StatusCode::OK, Some(payment_id.as_str()))
+    );
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_4xx_with_a_json_error_saying_what_is_wrong() {
+    let api = test_api();
+    let (status, body) = send(&api.app, &fixture("apigw-submit-payment-invalid.json")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"]["code"], "invalid_request");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("invalid JSON body"),
+        "{body}"
+    );
+
+    let cases = [
+        (
+            json!({"from_wallet": "wal_a", "to_wallet": "wal_a", "amount": {"minor_units": 1, "currency": "EUR"}}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"from_wallet": "wal_a", "to_wallet": "wal_b", "amount": {"minor_units": 1, "currency": "EURO"}}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"from_wallet": "alice", "to_wallet": "wal_b", "amount": {"minor_units": 1, "currency": "EUR"}}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"from_wallet": "wal_a", "to_wallet": "wal_b", "amount": {"minor_units": 0, "currency": "EUR"}}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+        (
+            json!({"from_wallet": "wal_a", "to_wallet": "wal_b", "amount": {"minor_units": 1, "currency": "EUR"}, "memo": "x"}),
+            StatusCode::BAD_REQUEST,
+        ),
+    ];
+    for (body, expected) in cases {
+        let event = with_body(fixture("apigw-submit-payment-invalid.json"), body.clone());
+        let (status, answer) = send(&api.app, &event).await;
+        assert_eq!(status, expected, "{body} -> {answer}");
+        assert!(answer["error"]["message"].is_string(), "{answer}");
+    }
+    assert!(api.events.published().is_empty());
+
+    let (status, body) = send(&api.app, &fixture("apigw-read-payment.json")).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
+
+    let mut oversized = fixture("apigw-open-wallet.json");
+    oversized["body"] = json!("x".repeat(api::MAX_BODY_BYTES + 1));
+    let (status, body) = send(&api.app, &oversized).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, Some("payload_too_large"))
+    );
+}

@@ -1,0 +1,179 @@
+//! The saga handler fed with the SQS events in `events/lambda/`, against the in-memory adapters.
+
+use std::sync::Arc;
+
+use aws_lambda_events::sqs::SqsEvent;
+use chrono::Utc;
+use lambda_runtime::{Context, LambdaEvent};
+use payment_saga::{Saga, handle};
+use paysaga::domain::{Money, PaymentId, PaymentStatus, Wallet, WalletId};
+use paysaga::memory::{InMemoryLedger, RecordingPublisher};
+use paysaga::ports::{Deposit, PaymentLog, WalletStore};
+use paysaga::service::payments::payment;
+
+struct TestSaga {
+    saga: Saga,
+    ledger: Arc<InMemoryLedger>,
+    events: Arc<RecordingPublisher>,
+}
+
+async fn saga_with_alice_holding(minor_units: u64) -> TestSaga {
+    let ledger = Arc::new(InMemoryLedger::default());
+    let events = Arc::new(RecordingPublisher::default());
+    let eur = "EUR".parse().expect("EUR");
+    for id in ["wal_demo_alice", "wal_demo_bob"] {
+        let wallet = Wallet::open(WalletId::parse(id).expect("id"), eur, Utc::now());
+        ledger.open_wallet(&wallet).await.expect("open");
+    }
+    let deposit = Deposit {
+        deposit_id: paysaga::domain::DepositId::generate(),
+        wallet_id: WalletId::parse("wal_demo_alice").expect("id"),
+        amount: Money::new(minor_units, eur).expect("amount"),
+        idempotency_key: None,
+    };
+    ledger.deposit(&deposit, Utc::now()).await.expect("deposit");
+    let saga = Saga {
+        payments: ledger.clone(),
+        events: events.clone(),
+    };
+    TestSaga {
+        saga,
+        ledger,
+        events,
+    }
+}
+
+fn fixture(name: &str) -> SqsEvent {
+    let path = format!("{}/../../events/lambda/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{path}: {error}"));
+    serde_json::from_str(&text).expect("an SqsEvent")
+}
+
+async fn deliver(test: &TestSaga, event: SqsEvent) -> Vec<String> {
+    let response = handle(&test.saga, LambdaEvent::new(event, Context::default()))
+        .await
+        .expect("a batch response");
+    response
+        .batch_item_failures
+        .into_iter()
+        .map(|failure| failure.item_identifier)
+        .collect()
+}
+
+async fn available(test: &TestSaga, id: &str) -> u64 {
+    let wallet = test
+        .ledger
+        .wallet(&WalletId::parse(id).expect("id"))
+        .await
+        .expect("read")
+        .expect("exists");
+    assert_eq!(
+        wallet.reserved().minor_units(),
+        0,
+        "{id} keeps nothing reserved once the saga ends"
+    );
+    wallet.available().minor_units()
+}
+
+async fn demo_payment_status(test: &TestSaga) -> PaymentStatus {
+    let id = PaymentId::parse("pay_demo_cli_0001").expect("id");
+    payment(test.ledger.as_ref() as &dyn PaymentLog, &id)
+        .await
+        .expect("read")
+        .expect("exists")
+        .status
+}
+
+#[tokio::test]
+async fn a_payment_request_completes_and_moves_the_money_exactly() {
+    let test = saga_with_alice_holding(10_000).await;
+    assert!(
+        deliver(&test, fixture("sqs-payment-requested.json"))
+            .await
+            .is_empty()
+    );
+    assert_eq!(demo_payment_status(&test).await, PaymentStatus::Completed);
+    assert_eq!(
+        (
+            available(&test, "wal_demo_alice").await,
+            available(&test, "wal_demo_bob").await
+        ),
+        (8_750, 1_250)
+    );
+    let announced: Vec<&str> = test
+        .events
+        .published()
+        .iter()
+        .map(|event| event.detail_type())
+        .collect();
+    assert_eq!(
+        announced,
+        ["FundsReserved", "FundsTransferred", "PaymentCompleted"]
+    );
+}
+
+#[tokio::test]
+async fn a_duplicate_delivery_moves_no_more_money() {
+    let test = saga_with_alice_holding(10_000).await;
+    assert!(
+        deliver(&test, fixture("sqs-payment-requested.json"))
+            .await
+            .is_empty()
+    );
+    assert!(
+        deliver(&test, fixture("sqs-payment-requested.json"))
+            .await
+            .is_empty()
+    );
+    let mut twice = fixture("sqs-payment-requested.json");
+    twice.records.push(twice.records[0].clone());
+    assert!(deliver(&test, twice).await.is_empty());
+    assert_eq!(
+        (
+            available(&test, "wal_demo_alice").await,
+            available(&test, "wal_demo_bob").await
+        ),
+        (8_750, 1_250)
+    );
+    let ids: std::collections::HashSet<String> = test
+        .events
+        .published()
+        .iter()
+        .map(|event| event.event_id().to_owned())
+        .collect();
+    assert_eq!(ids.len(), 3, "re-announcements carry the same event ids");
+}
+
+#[tokio::test]
+async fn an_unparseable_message_fails_alone() {
+    let test = saga_with_alice_holding(10_000).await;
+    let failed = deliver(&test, fixture("sqs-batch-with-unparseable-message.json")).await;
+    assert_eq!(failed, ["2e1424d4-f796-459a-8184-9c92662be6da"]);
+    assert_eq!(demo_payment_status(&test).await, PaymentStatus::Completed);
+}
+
+#[tokio::test]
+async fn insufficient_funds_fail_the_payment_with_a_reason_and_move_nothing() {
+    let test = saga_with_alice_holding(1_000).await;
+    assert!(
+        deliver(&test, fixture("sqs-payment-requested.json"))
+            .await
+            .is_empty()
+    );
+    assert_eq!(demo_payment_status(&test).await, PaymentStatus::Failed);
+    assert_eq!(
+        (
+            available(&test, "wal_demo_alice").await,
+            available(&test, "wal_demo_bob").await
+        ),
+        (1_000, 0)
+    );
+    let published = test.events.published();
+    assert_eq!(published.len(), 1);
+    assert_eq!(published[0].detail_type(), "PaymentFailed");
+    assert!(
+        published[0]
+            .detail_json()
+            .contains("\"code\":\"insufficient_funds\"")
+    );
+}

@@ -1,0 +1,499 @@
+//! Wallets, payment logs and idempotency keys in DynamoDB.
+//!
+//! A saga step is one `TransactWriteItems`: the conditional put of the log entry's version and
+//! the conditional updates of the wallets it touches. A duplicate delivery finds the version
+//! taken; a wallet that cannot take its change cancels the whole transaction, and the wallet is
+//! then read to tell the domain which rule refused it.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, CancellationReason, ConditionCheck, Put, TransactWriteItem, Update,
+};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::money::MAX_MINOR_UNITS;
+use crate::domain::{
+    Currency, DepositId, IdempotencyKey, Money, PaymentId, PaymentLogEntry, PaymentRequest,
+    StepPlan, Wallet, WalletChange, WalletEffect, WalletId, WalletRejection,
+};
+use crate::ports::{
+    BeginPayment, Deposit, DepositOutcome, OpenWallet, PaymentLog, RecordStep, StoreError,
+    WalletStore,
+};
+
+type Item = HashMap<String, AttributeValue>;
+
+/// How long a client's idempotency key is remembered (the table's TTL removes it afterwards).
+pub const IDEMPOTENCY_KEY_LIFETIME: chrono::Duration = chrono::Duration::hours(24);
+
+/// Attempts of a transaction that DynamoDB cancels for a conflict with another transaction
+/// on the same item (a busy wallet), before the caller is told to retry later.
+const TRANSACTION_ATTEMPTS: u32 = 5;
+
+/// The names of the tables, as the template creates them.
+#[derive(Debug, Clone)]
+pub struct TableNames {
+    pub wallets: String,
+    pub payments: String,
+    pub idempotency: String,
+}
+
+/// The DynamoDB adapter of [`WalletStore`] and [`PaymentLog`].
+#[derive(Debug, Clone)]
+pub struct DynamoDbLedger {
+    client: Client,
+    tables: TableNames,
+}
+
+#[derive(Serialize, Deserialize)]
+struct WalletRecord {
+    wallet_id: WalletId,
+    currency: Currency,
+    available: u64,
+    reserved: u64,
+    created_at: DateTime<Utc>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct PaymentKeyRecord {
+    idempotency_key: String,
+    request: PaymentRequest,
+    expires_at: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct DepositKeyRecord {
+    idempotency_key: String,
+    deposit_id: DepositId,
+    wallet_id: WalletId,
+    amount: Money,
+    expires_at: i64,
+}
+
+/// What became of a transaction.
+enum Transaction {
+    Committed,
+    /// Cancelled because the condition of the item at this index failed.
+    ConditionFailed(usize),
+}
+
+impl DynamoDbLedger {
+    pub fn new(client: Client, tables: TableNames) -> Self {
+        Self { client, tables }
+    }
+
+    pub fn from_config(config: &aws_config::SdkConfig, tables: TableNames) -> Self {
+        Self::new(Client::new(config), tables)
+    }
+
+    fn payment_key(key: &IdempotencyKey) -> String {
+        format!("payment#{}", key.as_str())
+    }
+
+    fn deposit_key(wallet_id: &WalletId, key: &IdempotencyKey) -> String {
+        format!("deposit#{wallet_id}#{}", key.as_str())
+    }
+
+    async fn get(&self, table: &str, key: Item) -> Result<Option<Item>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(table)
+            .set_key(Some(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|error| sdk_error("GetItem", error))?;
+        Ok(output.item)
+    }
+
+    /// Runs a transaction, retrying (with jittered backoff) while DynamoDB cancels it for a
+    /// conflict with a concurrent transaction.
+    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<Transaction, StoreError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .send()
+                .await;
+            let error = match result {
+                Ok(_) => return Ok(Transaction::Committed),
+                Err(error) => error,
+            };
+            let reasons = match error.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
+                    Some(cancelled.cancellation_reasons().to_vec())
+                }
+                _ => None,
+            };
+            let Some(reasons) = reasons else {
+                return Err(sdk_error("TransactWriteItems", error));
+            };
+            if let Some(index) = reasons.iter().position(is_condition_failure) {
+                return Ok(Transaction::ConditionFailed(index));
+            }
+            if attempt >= TRANSACTION_ATTEMPTS {
+                return Err(StoreError::Transient(format!(
+                    "TransactWriteItems cancelled {attempt} times: {}",
+                    describe(&reasons)
+                )));
+            }
+            let backoff_ms = 10u64 << attempt;
+            tokio::time::sleep(Duration::from_millis(
+                backoff_ms + fastrand::u64(0..backoff_ms),
+            ))
+            .await;
+        }
+    }
+
+    fn log_entry_put(&self, entry: &PaymentLogEntry) -> Result<TransactWriteItem, StoreError> {
+        let put = Put::builder()
+            .table_name(&self.tables.payments)
+            .set_item(Some(to_item(entry)?))
+            .condition_expression("attribute_not_exists(payment_id)")
+            .build()
+            .map_err(build_error)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    fn wallet_write(&self, effect: &WalletEffect) -> Result<TransactWriteItem, StoreError> {
+        let key = wallet_key(&effect.wallet_id);
+        let guard = "attribute_exists(wallet_id) AND currency = :currency";
+        let (update, condition, amount) = match effect.change {
+            WalletChange::AcceptsCurrency(currency) => {
+                let check = ConditionCheck::builder()
+                    .table_name(&self.tables.wallets)
+                    .set_key(Some(key))
+                    .condition_expression(guard)
+                    .expression_attribute_values(":currency", s(currency.code()))
+                    .build()
+                    .map_err(build_error)?;
+                return Ok(TransactWriteItem::builder().condition_check(check).build());
+            }
+            WalletChange::Reserve(amount) => (
+                "SET available = available - :amount, reserved = reserved + :amount",
+                "available >= :amount AND reserved <= :headroom",
+                amount,
+            ),
+            WalletChange::DebitReserved(amount) => (
+                "SET reserved = reserved - :amount",
+                "reserved >= :amount",
+                amount,
+            ),
+            WalletChange::ReleaseReserved(amount) => (
+                "SET reserved = reserved - :amount, available = available + :amount",
+                "reserved >= :amount AND available <= :headroom",
+                amount,
+            ),
+            WalletChange::Credit(amount) => (
+                "SET available = available + :amount",
+                "available <= :headroom",
+                amount,
+            ),
+        };
+        let update = Update::builder()
+            .table_name(&self.tables.wallets)
+            .set_key(Some(key))
+            .update_expression(update)
+            .condition_expression(format!("{guard} AND {condition}"))
+            .expression_attribute_values(":currency", s(amount.currency().code()))
+            .expression_attribute_values(":amount", n(amount.minor_units()))
+            .expression_attribute_values(":headroom", n(MAX_MINOR_UNITS - amount.minor_units()))
+            .build()
+            .map_err(build_error)?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// Why `effect` was refused, from the wallet as it is now.
+    async fn refusal(&self, effect: &WalletEffect) -> Result<RecordStep, StoreError> {
+        let wallet = self.wallet(&effect.wallet_id).await?;
+        match effect.refusal(wallet.as_ref()) {
+            Some(refusal) => Ok(RecordStep::Refused(refusal)),
+            // The wallet changed between the transaction and this read: try again later.
+            None => Err(StoreError::Transient(format!(
+                "wallet {} refused a change it now accepts",
+                effect.wallet_id
+            ))),
+        }
+    }
+}
+
+#[async_trait]
+impl WalletStore for DynamoDbLedger {
+    async fn open_wallet(&self, wallet: &Wallet) -> Result<OpenWallet, StoreError> {
+        let record = WalletRecord {
+            wallet_id: wallet.id().clone(),
+            currency: wallet.currency(),
+            available: wallet.available().minor_units(),
+            reserved: wallet.reserved().minor_units(),
+            created_at: wallet.created_at(),
+        };
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.tables.wallets)
+            .set_item(Some(to_item(&record)?))
+            .condition_expression("attribute_not_exists(wallet_id)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(OpenWallet::Opened(wallet.clone())),
+            Err(error) if is_conditional_check_failure(&error) => {
+                let existing = self.wallet(wallet.id()).await?.ok_or_else(|| {
+                    StoreError::Transient(format!(
+                        "wallet {} exists but cannot be read",
+                        wallet.id()
+                    ))
+                })?;
+                Ok(OpenWallet::AlreadyOpen(existing))
+            }
+            Err(error) => Err(sdk_error("PutItem", error)),
+        }
+    }
+
+    async fn wallet(&self, id: &WalletId) -> Result<Option<Wallet>, StoreError> {
+        let Some(item) = self.get(&self.tables.wallets, wallet_key(id)).await? else {
+            return Ok(None);
+        };
+        let record: WalletRecord = from_item(item)?;
+        Wallet::restore(
+            record.wallet_id,
+            record.currency,
+            record.available,
+            record.reserved,
+            record.created_at,
+        )
+        .map(Some)
+        .map_err(|error| StoreError::Permanent(format!("wallet {id}: {error}")))
+    }
+
+    async fn deposit(
+        &self,
+        deposit: &Deposit,
+        now: DateTime<Utc>,
+    ) -> Result<DepositOutcome, StoreError> {
+        let credit = WalletEffect {
+            wallet_id: deposit.wallet_id.clone(),
+            change: WalletChange::Credit(deposit.amount),
+        };
+        let mut items = Vec::with_capacity(2);
+        let idempotency_key = deposit
+            .idempotency_key
+            .as_ref()
+            .map(|key| Self::deposit_key(&deposit.wallet_id, key));
+        if let Some(key) = &idempotency_key {
+            let record = DepositKeyRecord {
+                idempotency_key: key.clone(),
+                deposit_id: deposit.deposit_id.clone(),
+                wallet_id: deposit.wallet_id.clone(),
+                amount: deposit.amount,
+                expires_at: (now + IDEMPOTENCY_KEY_LIFETIME).timestamp(),
+            };
+            items.push(self.idempotency_put(&record)?);
+        }
+        items.push(self.wallet_write(&credit)?);
+        match (self.transact(items).await?, &idempotency_key) {
+            (Transaction::Committed, _) => Ok(DepositOutcome::Deposited),
+            (Transaction::ConditionFailed(0), Some(key)) => {
+                let earlier: DepositKeyRecord = self.idempotency_record(key).await?;
+                Ok(if earlier.amount == deposit.amount {
+                    DepositOutcome::Replayed {
+                        deposit_id: earlier.deposit_id,
+                    }
+                } else {
+                    DepositOutcome::KeyReused
+                })
+            }
+            (Transaction::ConditionFailed(_), _) => match self.refusal(&credit).await? {
+                RecordStep::Refused(WalletRejection::Business(reason)) => {
+                    Ok(DepositOutcome::Refused(reason))
+                }
+                other => Err(StoreError::Permanent(format!("deposit refused: {other:?}"))),
+            },
+        }
+    }
+}
+
+impl DynamoDbLedger {
+    fn idempotency_put<T: Serialize>(&self, record: &T) -> Result<TransactWriteItem, StoreError> {
+        let put = Put::builder()
+            .table_name(&self.tables.idempotency)
+            .set_item(Some(to_item(record)?))
+            .condition_expression("attribute_not_exists(idempotency_key)")
+            .build()
+            .map_err(build_error)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    async fn idempotency_record<T: for<'de> Deserialize<'de>>(
+        &self,
+        key: &str,
+    ) -> Result<T, StoreError> {
+        let item_key = HashMap::from([("idempotency_key".to_owned(), s(key))]);
+        let item = self
+            .get(&self.tables.idempotency, item_key)
+            .await?
+            .ok_or_else(|| {
+                StoreError::Transient("an idempotency key vanished while being checked".to_owned())
+            })?;
+        from_item(item)
+    }
+}
+
+#[async_trait]
+impl PaymentLog for DynamoDbLedger {
+    async fn history(&self, id: &PaymentId) -> Result<Vec<PaymentLogEntry>, StoreError> {
+        let mut entries = Vec::new();
+        let mut start_key = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.tables.payments)
+                .key_condition_expression("payment_id = :payment_id")
+                .expression_attribute_values(":payment_id", s(id.as_str()))
+                .consistent_read(true)
+                .set_exclusive_start_key(start_key)
+                .send()
+                .await
+                .map_err(|error| sdk_error("Query", error))?;
+            for item in output.items.unwrap_or_default() {
+                entries.push(from_item(item)?);
+            }
+            start_key = output.last_evaluated_key;
+            if start_key.is_none() {
+                return Ok(entries);
+            }
+        }
+    }
+
+    async fn begin(
+        &self,
+        request: &PaymentRequest,
+        idempotency_key: Option<&IdempotencyKey>,
+        now: DateTime<Utc>,
+    ) -> Result<BeginPayment, StoreError> {
+        let mut items = Vec::with_capacity(2);
+        if let Some(key) = idempotency_key {
+            let record = PaymentKeyRecord {
+                idempotency_key: Self::payment_key(key),
+                request: request.clone(),
+                expires_at: (now + IDEMPOTENCY_KEY_LIFETIME).timestamp(),
+            };
+            items.push(self.idempotency_put(&record)?);
+        }
+        items.push(self.log_entry_put(&PaymentLogEntry::requested(request.clone(), now))?);
+        match (self.transact(items).await?, idempotency_key) {
+            (Transaction::Committed, _) => Ok(BeginPayment::Begun),
+            (Transaction::ConditionFailed(0), Some(key)) => {
+                let earlier: PaymentKeyRecord =
+                    self.idempotency_record(&Self::payment_key(key)).await?;
+                Ok(if earlier.request.same_terms_as(request) {
+                    BeginPayment::Replayed(earlier.request.payment_id().clone())
+                } else {
+                    BeginPayment::KeyReused
+                })
+            }
+            (Transaction::ConditionFailed(_), _) => Ok(BeginPayment::AlreadyExists),
+        }
+    }
+
+    async fn record(&self, plan: &StepPlan) -> Result<RecordStep, StoreError> {
+        let mut items = vec![self.log_entry_put(&plan.entry)?];
+        for effect in &plan.effects {
+            items.push(self.wallet_write(effect)?);
+        }
+        match self.transact(items).await? {
+            Transaction::Committed => Ok(RecordStep::Recorded),
+            Transaction::ConditionFailed(0) => Ok(RecordStep::VersionTaken),
+            Transaction::ConditionFailed(index) => self.refusal(&plan.effects[index - 1]).await,
+        }
+    }
+}
+
+fn wallet_key(id: &WalletId) -> Item {
+    HashMap::from([("wallet_id".to_owned(), s(id.as_str()))])
+}
+
+fn s(value: &str) -> AttributeValue {
+    AttributeValue::S(value.to_owned())
+}
+
+fn n(value: u64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn to_item<T: Serialize>(value: &T) -> Result<Item, StoreError> {
+    serde_dynamo::to_item(value)
+        .map_err(|error| StoreError::Permanent(format!("cannot encode item: {error}")))
+}
+
+fn from_item<T: for<'de> Deserialize<'de>>(item: Item) -> Result<T, StoreError> {
+    serde_dynamo::from_item(item)
+        .map_err(|error| StoreError::Permanent(format!("cannot decode item: {error}")))
+}
+
+fn build_error(error: aws_sdk_dynamodb::error::BuildError) -> StoreError {
+    StoreError::Permanent(format!("invalid DynamoDB request: {error}"))
+}
+
+fn is_condition_failure(reason: &CancellationReason) -> bool {
+    reason.code() == Some("ConditionalCheckFailed")
+}
+
+fn describe(reasons: &[CancellationReason]) -> String {
+    let codes: Vec<&str> = reasons
+        .iter()
+        .map(|reason| reason.code().unwrap_or("?"))
+        .collect();
+    codes.join(",")
+}
+
+fn is_conditional_check_failure<E: ProvideErrorMetadata>(error: &SdkError<E>) -> bool {
+    error
+        .as_service_error()
+        .and_then(ProvideErrorMetadata::code)
+        == Some("ConditionalCheckFailedException")
+}
+
+/// Sorts SDK failures by what the caller does next: retry later, or give up.
+fn sdk_error<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>(
+    operation: &str,
+    error: SdkError<E>,
+) -> StoreError {
+    const TRANSIENT_CODES: [&str; 7] = [
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "TransactionConflictException",
+        "TransactionInProgressException",
+    ];
+    match error.as_service_error() {
+        Some(service) => {
+            let code = service.code().unwrap_or("unknown");
+            let text = format!("{operation}: {code}: {}", service.message().unwrap_or(""));
+            if TRANSIENT_CODES.contains(&code) {
+                StoreError::Transient(text)
+            } else {
+                StoreError::Permanent(text)
+            }
+        }
+        // Dispatch failures, timeouts, unreadable responses: the service may be back soon.
+        None => StoreError::Transient(format!(
+            "{operation}: {}",
+            aws_sdk_dynamodb::error::DisplayErrorContext(&error)
+        )),
+    }
+}

@@ -1,0 +1,13 @@
+//! The only place that knows the AWS SDKs: adapters of the ports, and their set-up.
+
+pub mod dynamodb;
+pub mod eventbridge;
+
+pub use dynamodb::{DynamoDbLedger, TableNames};
+pub use eventbridge::EventBridgePublisher;
+
+/// The SDK configuration of the environment: credentials, region, and endpoints (including
+/// `AWS_ENDPOINT_URL` and `AWS_ENDPOINT_URL_DYNAMODB`, which point it at the local stack).
+pub async fn sdk_config() -> aws_config::SdkConfig {
+    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
+}

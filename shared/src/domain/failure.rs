@@ -1,0 +1,62 @@
+//! Why a payment failed, in a form machines can act on.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::ids::WalletId;
+use super::money::Currency;
+
+/// A business reason for a payment (or deposit) to fail. Serialised with a stable `code`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "code", rename_all = "snake_case")]
+pub enum FailureReason {
+    InsufficientFunds {
+        wallet_id: WalletId,
+    },
+    UnknownWallet {
+        wallet_id: WalletId,
+    },
+    CurrencyMismatch {
+        wallet_id: WalletId,
+        wallet_currency: Currency,
+    },
+    BalanceLimitExceeded {
+        wallet_id: WalletId,
+    },
+}
+
+impl FailureReason {
+    /// The stable, machine-readable code (`insufficient_funds`, …).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InsufficientFunds { .. } => "insufficient_funds",
+            Self::UnknownWallet { .. } => "unknown_wallet",
+            Self::CurrencyMismatch { .. } => "currency_mismatch",
+            Self::BalanceLimitExceeded { .. } => "balance_limit_exceeded",
+        }
+    }
+}
+
+impl fmt::Display for FailureReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::InsufficientFunds { wallet_id } => {
+                write!(f, "wallet {wallet_id} has insufficient available funds")
+            }
+            Self::UnknownWallet { wallet_id } => write!(f, "wallet {wallet_id} does not exist"),
+            Self::CurrencyMismatch {
+                wallet_id,
+                wallet_currency,
+            } => {
+                write!(
+                    f,
+                    "wallet {wallet_id} holds {wallet_currency}, not the payment's currency"
+                )
+            }
+            Self::BalanceLimitExceeded { wallet_id } => {
+                write!(f, "wallet {wallet_id} would exceed the maximum balance")
+            }
+        }
+    }
+}

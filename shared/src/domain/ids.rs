@@ -1,0 +1,163 @@
+//! Identifiers: prefixed, validated newtypes, so a wallet id can never be passed as a payment id.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// Why a string was refused as an identifier.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdError {
+    #[error("{kind} must start with '{prefix}' followed by 1 to 64 letters, digits, '_' or '-'")]
+    Malformed {
+        kind: &'static str,
+        prefix: &'static str,
+    },
+    #[error("an idempotency key must be 1 to 255 visible ASCII characters")]
+    MalformedIdempotencyKey,
+}
+
+macro_rules! prefixed_id {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal, $kind:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            pub const PREFIX: &'static str = $prefix;
+
+            /// A new, time-ordered identifier (UUIDv7).
+            pub fn generate() -> Self {
+                Self(format!("{}{}", $prefix, uuid::Uuid::now_v7().simple()))
+            }
+
+            pub fn parse(value: &str) -> Result<Self, IdError> {
+                let malformed = IdError::Malformed { kind: $kind, prefix: $prefix };
+                let rest = value.strip_prefix($prefix).ok_or(malformed.clone())?;
+                let valid_char = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+                if rest.is_empty() || rest.len() > 64 || !rest.chars().all(valid_char) {
+                    return Err(malformed);
+                }
+                Ok(Self(value.to_owned()))
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = IdError;
+            fn try_from(value: String) -> Result<Self, Self::Error> {
+                Self::parse(&value)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(id: $name) -> Self {
+                id.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+prefixed_id!(
+    /// A wallet: `wal_…`.
+    WalletId,
+    "wal_",
+    "a wallet id"
+);
+prefixed_id!(
+    /// A payment: `pay_…`.
+    PaymentId,
+    "pay_",
+    "a payment id"
+);
+prefixed_id!(
+    /// A deposit into a wallet: `dep_…`.
+    DepositId,
+    "dep_",
+    "a deposit id"
+);
+
+/// A client's `Idempotency-Key`: a retried request with the same key has the effect of one.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    pub fn parse(value: &str) -> Result<Self, IdError> {
+        let visible = |c: char| c.is_ascii_graphic();
+        if value.is_empty() || value.len() > 255 || !value.chars().all(visible) {
+            return Err(IdError::MalformedIdempotencyKey);
+        }
+        Ok(Self(value.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for IdempotencyKey {
+    // Keys are chosen by clients and may carry anything; they are not logged verbatim.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "IdempotencyKey(<{} chars>)", self.0.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_ids_parse_back_and_keep_their_prefix() {
+        let id = WalletId::generate();
+        assert!(id.as_str().starts_with("wal_"));
+        assert_eq!(WalletId::parse(id.as_str()), Ok(id));
+        assert!(PaymentId::generate().as_str().starts_with("pay_"));
+    }
+
+    #[test]
+    fn malformed_ids_are_refused() {
+        for bad in [
+            "",
+            "wal_",
+            "pay_123",
+            "wal_a b",
+            "wal_é",
+            &format!("wal_{}", "a".repeat(65)),
+        ] {
+            assert!(WalletId::parse(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(PaymentId::parse("wal_123").is_err());
+        assert!(WalletId::parse("wal_demo_alice").is_ok());
+    }
+
+    #[test]
+    fn ids_are_json_strings_checked_on_the_way_in() {
+        let id: WalletId = serde_json::from_str("\"wal_abc\"").unwrap();
+        assert_eq!(serde_json::to_string(&id).unwrap(), "\"wal_abc\"");
+        assert!(serde_json::from_str::<WalletId>("\"abc\"").is_err());
+    }
+
+    #[test]
+    fn idempotency_keys_are_bounded_visible_ascii() {
+        assert!(IdempotencyKey::parse("order-42/attempt").is_ok());
+        assert!(IdempotencyKey::parse("").is_err());
+        assert!(IdempotencyKey::parse("has space").is_err());
+        assert!(IdempotencyKey::parse(&"k".repeat(256)).is_err());
+        assert!(!format!("{:?}", IdempotencyKey::parse("secret").unwrap()).contains("secret"));
+    }
+}

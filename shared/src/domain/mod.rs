@@ -1,0 +1,17 @@
+//! The payments domain: plain Rust, no AWS types, no I/O.
+
+pub mod events;
+pub mod failure;
+pub mod ids;
+pub mod money;
+pub mod payment;
+pub mod saga;
+pub mod wallet;
+
+pub use events::DomainEvent;
+pub use failure::FailureReason;
+pub use ids::{DepositId, IdError, IdempotencyKey, PaymentId, WalletId};
+pub use money::{Currency, Money, MoneyError};
+pub use payment::{Payment, PaymentLogEntry, PaymentRequest, PaymentStatus, PaymentStep};
+pub use saga::{SagaStep, StepPlan};
+pub use wallet::{Wallet, WalletChange, WalletEffect, WalletRejection};

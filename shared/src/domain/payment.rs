@@ -1,0 +1,392 @@
+//! Payments and their append-only log. A payment's state is never stored on its own: it is
+//! derived from the log entries, version 1 (the request) upwards.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::failure::FailureReason;
+use super::ids::{PaymentId, WalletId};
+use super::money::Money;
+
+/// Why a payment request was refused before anything happened.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PaymentRequestError {
+    #[error("a payment needs two different wallets")]
+    SameWallet,
+    #[error("the amount of a payment must be greater than zero")]
+    ZeroAmount,
+}
+
+/// What a client asked for: move `amount` from one wallet to another.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "RawPaymentRequest")]
+pub struct PaymentRequest {
+    payment_id: PaymentId,
+    from_wallet: WalletId,
+    to_wallet: WalletId,
+    amount: Money,
+}
+
+#[derive(Deserialize)]
+struct RawPaymentRequest {
+    payment_id: PaymentId,
+    from_wallet: WalletId,
+    to_wallet: WalletId,
+    amount: Money,
+}
+
+impl TryFrom<RawPaymentRequest> for PaymentRequest {
+    type Error = PaymentRequestError;
+    fn try_from(raw: RawPaymentRequest) -> Result<Self, Self::Error> {
+        Self::new(raw.payment_id, raw.from_wallet, raw.to_wallet, raw.amount)
+    }
+}
+
+impl PaymentRequest {
+    pub fn new(
+        payment_id: PaymentId,
+        from_wallet: WalletId,
+        to_wallet: WalletId,
+        amount: Money,
+    ) -> Result<Self, PaymentRequestError> {
+        if from_wallet == to_wallet {
+            return Err(PaymentRequestError::SameWallet);
+        }
+        if amount.is_zero() {
+            return Err(PaymentRequestError::ZeroAmount);
+        }
+        Ok(Self {
+            payment_id,
+            from_wallet,
+            to_wallet,
+            amount,
+        })
+    }
+
+    pub fn payment_id(&self) -> &PaymentId {
+        &self.payment_id
+    }
+    pub fn from_wallet(&self) -> &WalletId {
+        &self.from_wallet
+    }
+    pub fn to_wallet(&self) -> &WalletId {
+        &self.to_wallet
+    }
+    pub fn amount(&self) -> Money {
+        self.amount
+    }
+
+    /// Whether `other` asks for the same movement of money (ids of the payment aside):
+    /// what a retried request with the same idempotency key must match.
+    pub fn same_terms_as(&self, other: &PaymentRequest) -> bool {
+        (&self.from_wallet, &self.to_wallet, self.amount)
+            == (&other.from_wallet, &other.to_wallet, other.amount)
+    }
+}
+
+/// Where a payment stands. `Completed` and `Failed` are terminal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum PaymentStatus {
+    Pending,
+    FundsReserved,
+    FundsTransferred,
+    Completed,
+    Failed,
+}
+
+impl PaymentStatus {
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Completed | Self::Failed)
+    }
+}
+
+/// One thing that happened to a payment, as recorded in its log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "step", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum PaymentStep {
+    Requested { request: PaymentRequest },
+    FundsReserved,
+    FundsTransferred,
+    Completed,
+    Failed { reason: FailureReason },
+}
+
+impl PaymentStep {
+    /// The status a payment has once this step is recorded.
+    pub fn resulting_status(&self) -> PaymentStatus {
+        match self {
+            Self::Requested { .. } => PaymentStatus::Pending,
+            Self::FundsReserved => PaymentStatus::FundsReserved,
+            Self::FundsTransferred => PaymentStatus::FundsTransferred,
+            Self::Completed => PaymentStatus::Completed,
+            Self::Failed { .. } => PaymentStatus::Failed,
+        }
+    }
+}
+
+/// An entry of a payment's log: version `n` is written only if `n - 1` exists and `n` does not.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentLogEntry {
+    pub payment_id: PaymentId,
+    pub version: u32,
+    #[serde(flatten)]
+    pub step: PaymentStep,
+    pub recorded_at: DateTime<Utc>,
+}
+
+impl PaymentLogEntry {
+    /// Version 1 of every payment's log.
+    pub fn requested(request: PaymentRequest, now: DateTime<Utc>) -> Self {
+        Self {
+            payment_id: request.payment_id().clone(),
+            version: 1,
+            step: PaymentStep::Requested { request },
+            recorded_at: now,
+        }
+    }
+}
+
+/// A log that cannot be folded into a payment: a gap, a wrong first entry, an impossible
+/// transition. Never a client's fault; it means the store was written around paysaga.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PaymentLogError {
+    #[error("payment log is empty")]
+    Empty,
+    #[error("payment log of {payment_id} does not start with the request")]
+    MissingRequest { payment_id: PaymentId },
+    #[error("payment log of {payment_id} has version {found} where {expected} was expected")]
+    Gap {
+        payment_id: PaymentId,
+        expected: u32,
+        found: u32,
+    },
+    #[error("payment {payment_id} cannot go from {from:?} to {to:?}")]
+    IllegalTransition {
+        payment_id: PaymentId,
+        from: PaymentStatus,
+        to: PaymentStatus,
+    },
+}
+
+/// A payment as its log tells it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Payment {
+    pub request: PaymentRequest,
+    pub status: PaymentStatus,
+    /// The version of the last log entry.
+    pub version: u32,
+    pub failure: Option<FailureReason>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Payment {
+    /// Folds a log (ordered by version) into the payment it describes, checking every
+    /// transition on the way.
+    pub fn from_log(entries: &[PaymentLogEntry]) -> Result<Payment, PaymentLogError> {
+        let (first, rest) = entries.split_first().ok_or(PaymentLogError::Empty)?;
+        let PaymentStep::Requested { request } = &first.step else {
+            return Err(PaymentLogError::MissingRequest {
+                payment_id: first.payment_id.clone(),
+            });
+        };
+        if first.version != 1 {
+            return Err(PaymentLogError::Gap {
+                payment_id: first.payment_id.clone(),
+                expected: 1,
+                found: first.version,
+            });
+        }
+        let mut payment = Payment {
+            request: request.clone(),
+            status: PaymentStatus::Pending,
+            version: 1,
+            failure: None,
+            created_at: first.recorded_at,
+            updated_at: first.recorded_at,
+        };
+        for entry in rest {
+            payment = payment.after(entry)?;
+        }
+        Ok(payment)
+    }
+
+    /// This payment once `entry` is applied, if the log allows it.
+    pub fn after(&self, entry: &PaymentLogEntry) -> Result<Payment, PaymentLogError> {
+        let payment_id = self.request.payment_id().clone();
+        if entry.version != self.version + 1 {
+            return Err(PaymentLogError::Gap {
+                payment_id,
+                expected: self.version + 1,
+                found: entry.version,
+            });
+        }
+        let to = entry.step.resulting_status();
+        if !self.can_become(to) {
+            return Err(PaymentLogError::IllegalTransition {
+                payment_id,
+                from: self.status,
+                to,
+            });
+        }
+        let mut next = self.clone();
+        next.status = to;
+        next.version = entry.version;
+        next.updated_at = entry.recorded_at;
+        if let PaymentStep::Failed { reason } = &entry.step {
+            next.failure = Some(reason.clone());
+        }
+        Ok(next)
+    }
+
+    /// The next log entry for `step`, one version above this payment's.
+    pub fn next_entry(&self, step: PaymentStep, now: DateTime<Utc>) -> PaymentLogEntry {
+        PaymentLogEntry {
+            payment_id: self.request.payment_id().clone(),
+            version: self.version + 1,
+            step,
+            recorded_at: now,
+        }
+    }
+
+    fn can_become(&self, to: PaymentStatus) -> bool {
+        use PaymentStatus::*;
+        matches!(
+            (self.status, to),
+            (Pending, FundsReserved)
+                | (Pending, Failed)
+                | (FundsReserved, FundsTransferred)
+                | (FundsTransferred, Completed)
+        )
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) fn request(minor_units: u64) -> PaymentRequest {
+        PaymentRequest::new(
+            PaymentId::parse("pay_test").unwrap(),
+            WalletId::parse("wal_alice").unwrap(),
+            WalletId::parse("wal_bob").unwrap(),
+            Money::new(minor_units, "EUR".parse().unwrap()).unwrap(),
+        )
+        .unwrap()
+    }
+
+    fn entry(version: u32, step: PaymentStep) -> PaymentLogEntry {
+        PaymentLogEntry {
+            payment_id: PaymentId::parse("pay_test").unwrap(),
+            version,
+            step,
+            recorded_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn requests_need_two_wallets_and_a_positive_amount() {
+        let eur = |n| Money::new(n, "EUR".parse().unwrap()).unwrap();
+        let alice = WalletId::parse("wal_alice").unwrap();
+        let bob = WalletId::parse("wal_bob").unwrap();
+        let id = PaymentId::generate();
+        assert_eq!(
+            PaymentRequest::new(id.clone(), alice.clone(), alice.clone(), eur(1)),
+            Err(PaymentRequestError::SameWallet)
+        );
+        assert_eq!(
+            PaymentRequest::new(id.clone(), alice.clone(), bob.clone(), eur(0)),
+            Err(PaymentRequestError::ZeroAmount)
+        );
+        assert!(PaymentRequest::new(id, alice, bob, eur(1)).is_ok());
+    }
+
+    #[test]
+    fn the_happy_log_folds_to_completed() {
+        let log = [
+            PaymentLogEntry::requested(request(100), Utc::now()),
+            entry(2, PaymentStep::FundsReserved),
+            entry(3, PaymentStep::FundsTransferred),
+            entry(4, PaymentStep::Completed),
+        ];
+        let mut statuses = Vec::new();
+        for n in 1..=log.len() {
+            statuses.push(Payment::from_log(&log[..n]).unwrap().status);
+        }
+        use PaymentStatus::*;
+        assert_eq!(
+            statuses,
+            [Pending, FundsReserved, FundsTransferred, Completed]
+        );
+        assert_eq!(Payment::from_log(&log).unwrap().version, 4);
+    }
+
+    #[test]
+    fn a_failed_log_keeps_its_reason() {
+        let reason = FailureReason::InsufficientFunds {
+            wallet_id: WalletId::parse("wal_alice").unwrap(),
+        };
+        let log = [
+            PaymentLogEntry::requested(request(100), Utc::now()),
+            entry(
+                2,
+                PaymentStep::Failed {
+                    reason: reason.clone(),
+                },
+            ),
+        ];
+        let payment = Payment::from_log(&log).unwrap();
+        assert_eq!(
+            (payment.status, payment.failure),
+            (PaymentStatus::Failed, Some(reason))
+        );
+    }
+
+    #[test]
+    fn gaps_and_illegal_transitions_are_refused() {
+        let requested = PaymentLogEntry::requested(request(100), Utc::now());
+        assert_eq!(Payment::from_log(&[]), Err(PaymentLogError::Empty));
+        assert!(matches!(
+            Payment::from_log(&[entry(1, PaymentStep::Completed)]),
+            Err(PaymentLogError::MissingRequest { .. })
+        ));
+        assert!(matches!(
+            Payment::from_log(&[requested.clone(), entry(3, PaymentStep::FundsReserved)]),
+            Err(PaymentLogError::Gap {
+                expected: 2,
+                found: 3,
+                ..
+            })
+        ));
+        assert!(matches!(
+            Payment::from_log(&[requested.clone(), entry(2, PaymentStep::Completed)]),
+            Err(PaymentLogError::IllegalTransition { .. })
+        ));
+        let completed = [
+            requested,
+            entry(2, PaymentStep::FundsReserved),
+            entry(3, PaymentStep::FundsTransferred),
+            entry(4, PaymentStep::Completed),
+            entry(5, PaymentStep::FundsReserved),
+        ];
+        assert!(matches!(
+            Payment::from_log(&completed),
+            Err(PaymentLogError::IllegalTransition { .. })
+        ));
+    }
+
+    #[test]
+    fn terms_compare_without_the_payment_id() {
+        let a = request(100);
+        let b = PaymentRequest::new(
+            PaymentId::generate(),
+            a.from_wallet().clone(),
+            a.to_wallet().clone(),
+            a.amount(),
+        )
+        .unwrap();
+        assert!(a.same_terms_as(&b));
+        assert!(!a.same_terms_as(&request(101)));
+    }
+}

@@ -1,0 +1,18 @@
+//! paysaga: a serverless payments backbone on AWS.
+//!
+//! - [`domain`]: money, wallets, payments, the saga's steps and the event contracts — plain
+//!   Rust, no AWS types, no I/O.
+//! - [`ports`]: the small traits the domain needs (a wallet store, a payment log, an event
+//!   publisher).
+//! - [`service`]: what the functions do, written once against the ports.
+//! - [`aws`]: the AWS adapters of the ports; [`memory`]: in-memory ones, for tests.
+//! - [`sqs_batch`]: SQS batch handling with partial batch failures; [`config`]: the
+//!   environment a function is given.
+
+pub mod aws;
+pub mod config;
+pub mod domain;
+pub mod memory;
+pub mod ports;
+pub mod service;
+pub mod sqs_batch;

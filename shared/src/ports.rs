@@ -1,0 +1,118 @@
+//! The narrow capabilities the payments domain needs from the outside world. Each trait is
+//! one capability; AWS adapters live in [`crate::aws`], in-memory ones in [`crate::memory`].
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::domain::{
+    DepositId, DomainEvent, FailureReason, IdempotencyKey, Money, PaymentId, PaymentLogEntry,
+    PaymentRequest, StepPlan, Wallet, WalletId, WalletRejection,
+};
+
+/// A store failed. Grouped by what the caller does next.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// Throttling, a conflicting concurrent transaction, the service unreachable: retry later.
+    #[error("store temporarily unavailable: {0}")]
+    Transient(String),
+    /// Data that does not parse, a broken invariant, a missing table: retrying will not help.
+    #[error("store failed: {0}")]
+    Permanent(String),
+}
+
+/// Not every event reached the bus. Publishing the same events again is safe: consumers
+/// de-duplicate on the event id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("events not published: {0}")]
+pub struct PublishError(pub String);
+
+/// How opening a wallet went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpenWallet {
+    Opened(Wallet),
+    /// A wallet with this id exists already (returned as stored).
+    AlreadyOpen(Wallet),
+}
+
+/// Money coming into a wallet from outside paysaga.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deposit {
+    pub deposit_id: DepositId,
+    pub wallet_id: WalletId,
+    pub amount: Money,
+    /// When present, a retried deposit with the same key and terms is applied once.
+    pub idempotency_key: Option<IdempotencyKey>,
+}
+
+/// How a deposit went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DepositOutcome {
+    Deposited,
+    /// The idempotency key was used before, for the same terms: nothing changed.
+    Replayed {
+        deposit_id: DepositId,
+    },
+    /// The idempotency key was used before, for different terms: nothing changed.
+    KeyReused,
+    Refused(FailureReason),
+}
+
+/// How recording the start of a payment went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BeginPayment {
+    Begun,
+    /// The idempotency key was used before, for the same terms, by this payment.
+    Replayed(PaymentId),
+    /// The idempotency key was used before, for different terms.
+    KeyReused,
+    /// A payment with this id exists already.
+    AlreadyExists,
+}
+
+/// How appending a saga step went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordStep {
+    /// The entry and its wallet changes were written together.
+    Recorded,
+    /// The entry's version exists already (a duplicate or concurrent delivery wrote it):
+    /// nothing was written; reload the log.
+    VersionTaken,
+    /// A wallet refused its change: nothing was written.
+    Refused(WalletRejection),
+}
+
+/// Wallets and the money in them.
+#[async_trait]
+pub trait WalletStore: Send + Sync {
+    /// Opens `wallet` unless a wallet with its id exists.
+    async fn open_wallet(&self, wallet: &Wallet) -> Result<OpenWallet, StoreError>;
+    async fn wallet(&self, id: &WalletId) -> Result<Option<Wallet>, StoreError>;
+    /// Credits the deposit to its wallet, once per idempotency key.
+    async fn deposit(
+        &self,
+        deposit: &Deposit,
+        now: DateTime<Utc>,
+    ) -> Result<DepositOutcome, StoreError>;
+}
+
+/// The append-only, versioned log of each payment, and the wallet changes that go with it.
+#[async_trait]
+pub trait PaymentLog: Send + Sync {
+    /// Every entry of a payment's log, by version; empty when the payment is unknown.
+    async fn history(&self, id: &PaymentId) -> Result<Vec<PaymentLogEntry>, StoreError>;
+    /// Writes version 1 of a payment's log (and claims the idempotency key, if any).
+    async fn begin(
+        &self,
+        request: &PaymentRequest,
+        idempotency_key: Option<&IdempotencyKey>,
+        now: DateTime<Utc>,
+    ) -> Result<BeginPayment, StoreError>;
+    /// Appends a step's entry and applies its wallet changes atomically: all or nothing.
+    async fn record(&self, plan: &StepPlan) -> Result<RecordStep, StoreError>;
+}
+
+/// The event bus.
+#[async_trait]
+pub trait EventPublisher: Send + Sync {
+    async fn publish(&self, events: &[DomainEvent]) -> Result<(), PublishError>;
+}
