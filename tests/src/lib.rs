@@ -1,1 +1,237 @@
+//! What the integration tests need to drive the local stack: its wiring (generated from
+//! `infra/template.yaml` by `make local-up`), an HTTP client for the API, an SQS client, and
+//! polling with a deadline.
 
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+use serde_json::Value;
+
+/// The repository's root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ sits in the repository")
+        .to_path_buf()
+}
+
+/// The parts of `.local/wiring.json` the tests read.
+#[derive(Debug, Deserialize)]
+pub struct Wiring {
+    pub region: String,
+    pub endpoints: Endpoints,
+    pub event_bus_name: String,
+    pub queues: HashMap<String, Queue>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Endpoints {
+    pub aws: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Queue {
+    pub url: String,
+    pub max_receive_count: Option<u32>,
+}
+
+impl Wiring {
+    pub fn queue(&self, logical_id: &str) -> anyhow::Result<&Queue> {
+        self.queues
+            .get(logical_id)
+            .with_context(|| format!("no queue {logical_id} in the wiring"))
+    }
+}
+
+/// The running local stack, as the tests reach it.
+pub struct Stack {
+    pub wiring: Wiring,
+    pub api_url: String,
+    pub http: reqwest::Client,
+    pub sqs: aws_sdk_sqs::Client,
+}
+
+impl Stack {
+    /// Connects to the stack `make local-up` and `make system-up` started.
+    pub async fn connect() -> anyhow::Result<Self> {
+        let path = std::env::var("PAYSAGA_WIRING")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| repo_root().join(".local/wiring.json"));
+        let text = std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "cannot read {} — is the local stack up? (make test starts it)",
+                path.display()
+            )
+        })?;
+        let wiring: Wiring =
+            serde_json::from_str(&text).with_context(|| format!("{}", path.display()))?;
+        let credentials =
+            aws_sdk_sqs::config::Credentials::new("test", "test", None, None, "paysaga-tests");
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(wiring.region.clone()))
+            .endpoint_url(&wiring.endpoints.aws)
+            .credentials_provider(credentials)
+            .load()
+            .await;
+        let api_url =
+            std::env::var("PAYSAGA_API_URL").unwrap_or_else(|_| "http://127.0.0.1:3000".to_owned());
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()?;
+        Ok(Self {
+            wiring,
+            api_url,
+            http,
+            sqs: aws_sdk_sqs::Client::new(&config),
+        })
+    }
+
+    /// Sends a request to the API; answers its status and JSON body.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        idempotency_key: Option<&str>,
+    ) -> anyhow::Result<(u16, Value)> {
+        let mut request = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.api_url));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        if let Some(key) = idempotency_key {
+            request = request.header("Idempotency-Key", key);
+        }
+        let response = request
+            .send()
+            .await
+            .with_context(|| format!("{method} {path}"))?;
+        let status = response.status().as_u16();
+        let text = response.text().await?;
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text)
+                .with_context(|| format!("{method} {path} answered {text}"))?
+        };
+        Ok((status, body))
+    }
+
+    pub async fn get(&self, path: &str) -> anyhow::Result<(u16, Value)> {
+        self.call(reqwest::Method::GET, path, None, None).await
+    }
+
+    pub async fn post(
+        &self,
+        path: &str,
+        body: Value,
+        idempotency_key: Option<&str>,
+    ) -> anyhow::Result<(u16, Value)> {
+        self.call(reqwest::Method::POST, path, Some(body), idempotency_key)
+            .await
+    }
+
+    /// Opens a wallet (an existing one with the same currency is fine) and deposits into it
+    /// once per `deposit_key`.
+    pub async fn funded_wallet(
+        &self,
+        wallet_id: &str,
+        currency: &str,
+        minor_units: u64,
+        deposit_key: &str,
+    ) -> anyhow::Result<()> {
+        let (status, body) = self
+            .post(
+                "/wallets",
+                serde_json::json!({"currency": currency, "wallet_id": wallet_id}),
+                None,
+            )
+            .await?;
+        if status != 201 && status != 200 {
+            bail!("opening {wallet_id} answered {status}: {body}");
+        }
+        if minor_units > 0 {
+            let deposit =
+                serde_json::json!({"amount": {"minor_units": minor_units, "currency": currency}});
+            let (status, body) = self
+                .post(
+                    &format!("/wallets/{wallet_id}/deposits"),
+                    deposit,
+                    Some(deposit_key),
+                )
+                .await?;
+            if status != 201 && status != 200 {
+                bail!("depositing into {wallet_id} answered {status}: {body}");
+            }
+        }
+        Ok(())
+    }
+
+    /// Polls a payment until it is COMPLETED or FAILED.
+    pub async fn settled_payment(
+        &self,
+        payment_id: &str,
+        deadline: Duration,
+    ) -> anyhow::Result<Value> {
+        eventually(
+            deadline,
+            &format!("payment {payment_id} to settle"),
+            || async {
+                let (status, body) = self.get(&format!("/payments/{payment_id}")).await?;
+                let settled = status == 200
+                    && matches!(body["status"].as_str(), Some("COMPLETED" | "FAILED"));
+                Ok(settled.then_some(body))
+            },
+        )
+        .await
+    }
+
+    /// A wallet's available and reserved minor units.
+    pub async fn balances(&self, wallet_id: &str) -> anyhow::Result<(u64, u64)> {
+        let (status, body) = self.get(&format!("/wallets/{wallet_id}")).await?;
+        if status != 200 {
+            bail!("reading {wallet_id} answered {status}: {body}");
+        }
+        let minor_units = |field: &str| {
+            body[field]["minor_units"]
+                .as_u64()
+                .with_context(|| format!("{field} in {body}"))
+        };
+        Ok((minor_units("available")?, minor_units("reserved")?))
+    }
+}
+
+/// Polls `probe` until it yields a value, or fails once `deadline` has passed. The pause
+/// between probes grows from 50 ms to 1 s; it paces the polling, it does not synchronise.
+pub async fn eventually<T, F, Fut>(
+    deadline: Duration,
+    what: &str,
+    mut probe: F,
+) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<Option<T>>>,
+{
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(50);
+    loop {
+        if let Some(value) = probe().await? {
+            return Ok(value);
+        }
+        if started.elapsed() > deadline {
+            bail!("gave up waiting for {what} after {:?}", started.elapsed());
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(1));
+    }
+}
+
+/// A fresh, unique suffix for ids and keys.
+pub fn unique() -> String {
+    uuid::Uuid::now_v7().simple().to_string()
+}

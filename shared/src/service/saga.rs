@@ -124,3 +124,188 @@ async fn reload(
 fn inconsistent(refusal: WalletRejection) -> SagaError {
     ServiceError::Inconsistent(refusal.to_string()).into()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use async_trait::async_trait;
+    use futures::future::join_all;
+
+    use super::*;
+    use crate::domain::{FailureReason, Money, PaymentStatus, Wallet, WalletId};
+    use crate::memory::{InMemoryLedger, RecordingPublisher};
+    use crate::ports::{Deposit, PublishError, WalletStore};
+
+    fn eur(minor_units: u64) -> Money {
+        Money::new(minor_units, "EUR".parse().unwrap()).unwrap()
+    }
+
+    async fn ledger_with(wallets: &[(&str, &str, u64)]) -> InMemoryLedger {
+        let ledger = InMemoryLedger::default();
+        for (id, currency, minor_units) in wallets {
+            let id = WalletId::parse(id).unwrap();
+            let currency = currency.parse().unwrap();
+            ledger
+                .open_wallet(&Wallet::open(id.clone(), currency, Utc::now()))
+                .await
+                .unwrap();
+            let amount = Money::new(*minor_units, currency).unwrap();
+            let deposit = Deposit {
+                deposit_id: crate::domain::DepositId::generate(),
+                wallet_id: id,
+                amount,
+                idempotency_key: None,
+            };
+            ledger.deposit(&deposit, Utc::now()).await.unwrap();
+        }
+        ledger
+    }
+
+    fn request(amount: u64) -> PaymentRequest {
+        PaymentRequest::new(
+            PaymentId::parse("pay_saga").unwrap(),
+            WalletId::parse("wal_alice").unwrap(),
+            WalletId::parse("wal_bob").unwrap(),
+            eur(amount),
+        )
+        .unwrap()
+    }
+
+    fn available(ledger: &InMemoryLedger, id: &str) -> (u64, u64) {
+        let wallet = ledger
+            .wallets()
+            .into_iter()
+            .find(|wallet| wallet.id().as_str() == id)
+            .unwrap();
+        (
+            wallet.available().minor_units(),
+            wallet.reserved().minor_units(),
+        )
+    }
+
+    #[tokio::test]
+    async fn concurrent_duplicate_deliveries_apply_every_step_once() {
+        let ledger = ledger_with(&[("wal_alice", "EUR", 1_000), ("wal_bob", "EUR", 0)]).await;
+        let events = RecordingPublisher::default();
+        let request = request(300);
+        let runs = (0..8).map(|_| run_payment_saga(&ledger, &events, &request));
+        for result in join_all(runs).await {
+            assert_eq!(result.unwrap().status, PaymentStatus::Completed);
+        }
+        assert_eq!(available(&ledger, "wal_alice"), (700, 0));
+        assert_eq!(available(&ledger, "wal_bob"), (300, 0));
+        let history = ledger.history(request.payment_id()).await.unwrap();
+        let versions: Vec<u32> = history.iter().map(|entry| entry.version).collect();
+        assert_eq!(versions, [1, 2, 3, 4]);
+    }
+
+    #[tokio::test]
+    async fn business_refusals_fail_the_payment_without_moving_money() {
+        let cases = [
+            (
+                vec![("wal_alice", "EUR", 100), ("wal_bob", "EUR", 0)],
+                "insufficient_funds",
+            ),
+            (vec![("wal_alice", "EUR", 1_000)], "unknown_wallet"),
+            (
+                vec![("wal_alice", "EUR", 1_000), ("wal_bob", "USD", 0)],
+                "currency_mismatch",
+            ),
+            (vec![("wal_bob", "EUR", 0)], "unknown_wallet"),
+        ];
+        for (wallets, code) in cases {
+            let ledger = ledger_with(&wallets).await;
+            let events = RecordingPublisher::default();
+            let payment = run_payment_saga(&ledger, &events, &request(300))
+                .await
+                .unwrap();
+            assert_eq!(payment.status, PaymentStatus::Failed);
+            assert_eq!(
+                payment.failure.as_ref().map(FailureReason::code),
+                Some(code)
+            );
+            for wallet in ledger.wallets() {
+                let deposited = wallets
+                    .iter()
+                    .find(|(id, ..)| *id == wallet.id().as_str())
+                    .unwrap()
+                    .2;
+                assert_eq!(
+                    wallet.available().minor_units(),
+                    deposited,
+                    "{code}: {:?}",
+                    wallet.id()
+                );
+                assert!(wallet.reserved().is_zero());
+            }
+            let published = events.published();
+            assert_eq!(
+                published
+                    .iter()
+                    .map(DomainEvent::detail_type)
+                    .collect::<Vec<_>>(),
+                ["PaymentFailed"]
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_request_contradicting_the_stored_payment_is_refused_for_good() {
+        let ledger = ledger_with(&[("wal_alice", "EUR", 1_000), ("wal_bob", "EUR", 0)]).await;
+        let events = RecordingPublisher::default();
+        run_payment_saga(&ledger, &events, &request(300))
+            .await
+            .unwrap();
+        let error = run_payment_saga(&ledger, &events, &request(301))
+            .await
+            .unwrap_err();
+        assert!(matches!(error, SagaError::ConflictingRequest(_)));
+        assert!(!error.is_transient());
+        assert_eq!(available(&ledger, "wal_alice"), (700, 0));
+    }
+
+    /// A bus that is down until told otherwise.
+    #[derive(Default)]
+    struct FlakyBus {
+        up: AtomicBool,
+        delivered: RecordingPublisher,
+    }
+
+    #[async_trait]
+    impl EventPublisher for FlakyBus {
+        async fn publish(&self, events: &[DomainEvent]) -> Result<(), PublishError> {
+            if !self.up.load(Ordering::SeqCst) {
+                return Err(PublishError("bus down".into()));
+            }
+            self.delivered.publish(events).await
+        }
+    }
+
+    #[tokio::test]
+    async fn events_lost_to_an_outage_are_announced_on_redelivery() {
+        let ledger = ledger_with(&[("wal_alice", "EUR", 1_000), ("wal_bob", "EUR", 0)]).await;
+        let bus = FlakyBus::default();
+        let error = run_payment_saga(&ledger, &bus, &request(300))
+            .await
+            .unwrap_err();
+        assert!(error.is_transient(), "an unreachable bus is worth a retry");
+        assert_eq!(
+            available(&ledger, "wal_bob"),
+            (300, 0),
+            "the steps themselves were recorded"
+        );
+
+        bus.up.store(true, Ordering::SeqCst);
+        run_payment_saga(&ledger, &bus, &request(300))
+            .await
+            .unwrap();
+        let published = bus.delivered.published();
+        let announced: Vec<&str> = published.iter().map(DomainEvent::detail_type).collect();
+        assert_eq!(
+            announced,
+            ["FundsReserved", "FundsTransferred", "PaymentCompleted"]
+        );
+        assert_eq!(available(&ledger, "wal_bob"), (300, 0));
+    }
+}

@@ -1,0 +1,47 @@
+# paysaga — the two commands a newcomer needs are `make run` and `make test`.
+# Everything they need is installed under .local/ (git-ignored) by the project's own files.
+
+SHELL := bash
+.DEFAULT_GOAL := help
+CARGO ?= cargo
+LOCAL_BINS := -p api -p payment-saga -p local-lambda
+LAMBDA_FUNCTIONS := api payment-saga
+
+include infra/local/stack.mk
+
+.PHONY: help run stop test check unit integration build-local build system-up system-down
+
+help: ## Show the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
+
+run: local-up build-local ## Start the local AWS stack and every function; show how to use them
+	@infra/local/system.sh up
+	@infra/local/walkthrough.sh
+
+stop: system-down local-down ## Stop everything `make run` started
+
+test: ## Everything: format, lints, unit and handler tests, cfn-lint, integration tests on the local stack
+	@infra/local/test.sh
+
+check: ## Format check and clippy
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+
+unit: ## Unit and handler tests (no network)
+	$(CARGO) test --workspace --locked
+
+integration: build-local ## Integration tests against an already running stack (make run)
+	$(CARGO) test -p paysaga-tests --locked -- --ignored --test-threads 4
+
+build-local: ## Build the functions and local-lambda for the local stack (debug)
+	$(CARGO) build --locked $(LOCAL_BINS)
+
+build: local-install ## Build every function with cargo lambda for arm64 (what infra/template.yaml deploys)
+	rustup target add aarch64-unknown-linux-gnu >/dev/null
+	PATH="$(CURDIR)/.local/venv/bin:$$PATH" cargo lambda build --release --arm64 --locked $(addprefix --bin ,$(LAMBDA_FUNCTIONS))
+
+system-up: build-local ## Start the functions on the running local stack
+	@infra/local/system.sh up
+
+system-down: ## Stop the functions
+	@infra/local/system.sh down

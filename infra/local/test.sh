@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# `make test`: every check, from nothing. Installs what is missing, starts its own local stack
+# (or reuses one `make run` left running), runs the integration tests on it, and stops what it
+# started, whatever happens. Exits non-zero on any failure.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$ROOT"
+CARGO="${CARGO:-cargo}"
+
+started=$SECONDS
+step() { printf '\n==> [%4d s] %s\n' "$((SECONDS - started))" "$*"; }
+
+step "format check"
+"$CARGO" fmt --all -- --check
+
+step "clippy (warnings are errors)"
+"$CARGO" clippy --workspace --all-targets --locked -- -D warnings
+
+step "unit and handler tests"
+"$CARGO" test --workspace --locked
+
+step "local stack: install what is missing"
+infra/local/stack.sh install
+
+step "cfn-lint on infra/template.yaml"
+make --no-print-directory lint-infra
+
+step "build the functions and local-lambda"
+"$CARGO" build --locked -p api -p payment-saga -p local-lambda
+
+stack_was_up=false
+if infra/local/stack.sh status >/dev/null 2>&1; then
+  stack_was_up=true
+fi
+teardown() {
+  local status=$?
+  infra/local/system.sh down || true
+  if [[ $stack_was_up == false ]]; then
+    infra/local/stack.sh down || true
+  fi
+  exit "$status"
+}
+trap teardown EXIT
+
+step "start the local stack and the functions"
+infra/local/stack.sh up
+# Restart the functions so they run the binaries just built.
+infra/local/system.sh down
+infra/local/system.sh up
+
+step "integration tests on the local stack"
+"$CARGO" test --locked -p paysaga-tests -- --ignored
+
+step "all checks passed"

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Prints the README's walk-through (the part between its walkthrough markers), so that
+# `make run` shows exactly the commands the README documents.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+api="http://${PAYSAGA_API_ADDR:-127.0.0.1:3000}"
+cat <<TXT
+
+paysaga is running on the local stack:
+  API             $api
+  LocalStack      ${AWS_ENDPOINT_URL:-http://127.0.0.1:4566} (SQS, EventBridge)   logs: .local/logs/
+  DynamoDB Local  ${AWS_ENDPOINT_URL_DYNAMODB:-http://127.0.0.1:8000}
+  functions       .local/logs/local-lambda.log   (stop everything: make stop)
+
+Try it (from README.md):
+TXT
+sed -n '/<!-- walkthrough:start -->/,/<!-- walkthrough:end -->/p' "$ROOT/README.md" |
+  grep -v -e '^<!--' -e '^```' | sed 's/^/  /'
