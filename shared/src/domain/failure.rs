@@ -51,7 +51,7 @@ impl fmt::Display for FailureReason {
             } => {
                 write!(
                     f,
-                    "wallet {wallet_id} holds {wallet_currency}, not the payment's currency"
+                    "wallet {wallet_id} holds {wallet_currency}, not the currency of the amount"
                 )
             }
             Self::BalanceLimitExceeded { wallet_id } => {

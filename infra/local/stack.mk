@@ -1,0 +1,29 @@
+# Local AWS stack targets (LocalStack + DynamoDB Local under .local/, no Docker).
+# Included by the root Makefile: `include infra/local/stack.mk`. Paths are relative to the repo root.
+# The root Makefile's default goal is kept whatever the include's position.
+_paysaga_saved_goal := $(.DEFAULT_GOAL)
+
+PAYSAGA_STACK := infra/local/stack.sh
+PAYSAGA_CFN_LINT := .local/venv/bin/cfn-lint
+
+.PHONY: local-install local-up local-down local-status provision lint-infra
+
+local-install: ## Install LocalStack, AWS CLI, cfn-lint, cargo-lambda and DynamoDB Local into .local/
+	$(PAYSAGA_STACK) install
+
+local-up: local-install ## Start LocalStack and DynamoDB Local, provision from infra/template.yaml
+	$(PAYSAGA_STACK) up
+
+local-down: ## Stop every process of the local stack
+	$(PAYSAGA_STACK) down
+
+local-status: ## Show what runs, where
+	$(PAYSAGA_STACK) status
+
+provision: ## Re-provision the running local stack from infra/template.yaml (idempotent)
+	$(PAYSAGA_STACK) provision
+
+lint-infra: local-install ## cfn-lint the SAM template; any finding (even informational) fails
+	$(PAYSAGA_CFN_LINT) --include-checks I --non-zero-exit-code informational -- infra/template.yaml
+
+.DEFAULT_GOAL := $(_paysaga_saved_goal)
