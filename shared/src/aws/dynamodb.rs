@@ -201,16 +201,19 @@ impl DynamoDbLedger {
                 amount,
             ),
         };
-        let update = Update::builder()
+        let mut update = Update::builder()
             .table_name(&self.tables.wallets)
             .set_key(Some(key))
             .update_expression(update)
             .condition_expression(format!("{guard} AND {condition}"))
             .expression_attribute_values(":currency", s(amount.currency().code()))
-            .expression_attribute_values(":amount", n(amount.minor_units()))
-            .expression_attribute_values(":headroom", n(MAX_MINOR_UNITS - amount.minor_units()))
-            .build()
-            .map_err(build_error)?;
+            .expression_attribute_values(":amount", n(amount.minor_units()));
+        if condition.contains(":headroom") {
+            // Room left below the cap on available and reserved funds (see `Wallet::apply`).
+            let headroom = MAX_MINOR_UNITS - amount.minor_units();
+            update = update.expression_attribute_values(":headroom", n(headroom));
+        }
+        let update = update.build().map_err(build_error)?;
         Ok(TransactWriteItem::builder().update(update).build())
     }
 

@@ -1,0 +1,345 @@
+//! A function instance: one execution environment (a Runtime API and the function process
+//! talking to it) that handles one invocation at a time, replaced as Lambda replaces one.
+//!
+//! The environment is started before its first invocation (the init phase has its own
+//! deadline), kept after a function error, and thrown away after a timeout, a crash or an
+//! init failure; the next start after such a loss waits an exponential backoff, so a
+//! function that crashes on every event does not spin.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+
+use crate::backoff::Backoff;
+use crate::local_function::LocalFunction;
+use crate::process::{FunctionProcess, InstanceOutput, ProcessError, ProcessExit};
+use crate::runtime_api::{FunctionErrorReport, InvokeError, RuntimeApi, RuntimeApiError};
+use crate::shutdown::{Shutdown, ShutdownRequested};
+
+const FIRST_RESTART_DELAY: Duration = Duration::from_millis(200);
+const MAX_RESTART_DELAY: Duration = Duration::from_secs(30);
+/// Time a process gets to exit on SIGTERM before SIGKILL.
+pub const STOP_GRACE: Duration = Duration::from_secs(2);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    RuntimeApi(#[from] RuntimeApiError),
+    #[error(transparent)]
+    Process(#[from] ProcessError),
+    #[error("{function} reported an init error: {report}")]
+    InitError {
+        function: String,
+        report: FunctionErrorReport,
+    },
+    #[error("{function} exited during init ({exit})")]
+    ExitedDuringInit { function: String, exit: ProcessExit },
+    #[error("{function} did not call the Runtime API within the {} s init limit", .limit.as_secs())]
+    InitTimeout { function: String, limit: Duration },
+}
+
+struct ExecutionEnvironment {
+    runtime_api: RuntimeApi,
+    process: FunctionProcess,
+}
+
+pub struct FunctionInstance {
+    function: Arc<LocalFunction>,
+    label: String,
+    output: InstanceOutput,
+    environment: Option<ExecutionEnvironment>,
+    /// Set when the last environment was lost; cleared by a successful invocation.
+    restart_backoff: Option<Backoff>,
+}
+
+impl FunctionInstance {
+    /// `label` tells this instance apart in logs (e.g. `payment-saga#2`).
+    pub fn new(function: Arc<LocalFunction>, label: String, output: InstanceOutput) -> Self {
+        FunctionInstance {
+            function,
+            label,
+            output,
+            environment: None,
+            restart_backoff: None,
+        }
+    }
+
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// Starts a new execution environment (replacing any current one) and waits for the end
+    /// of its init phase. Returns the init duration: spawn to the first `/next`.
+    pub async fn start(&mut self) -> Result<Duration, StartError> {
+        self.environment = None;
+        let runtime_api = RuntimeApi::start(self.function.identity()).await?;
+        let environment = self.function.runtime_environment(runtime_api.address());
+        let spawned_at = Instant::now();
+        let mut process =
+            FunctionProcess::spawn(&self.function.program, &environment, &self.output)?;
+        let function = self.function.name.clone();
+        let initialised = tokio::select! {
+            initialised = runtime_api.initialised() => initialised,
+            exit = process.exited() => return Err(StartError::ExitedDuringInit { function, exit }),
+            () = tokio::time::sleep(self.function.init_timeout) => {
+                return Err(StartError::InitTimeout { function, limit: self.function.init_timeout });
+            }
+        };
+        let first_next_at =
+            initialised.map_err(|report| StartError::InitError { function, report })?;
+        let init = first_next_at.saturating_duration_since(spawned_at);
+        tracing::info!(
+            instance = %self.label,
+            pid = process.id(),
+            runtime_api = %runtime_api.address(),
+            init_ms = %format_args!("{:.1}", init.as_secs_f64() * 1000.0),
+            "function instance ready"
+        );
+        self.environment = Some(ExecutionEnvironment {
+            runtime_api,
+            process,
+        });
+        Ok(init)
+    }
+
+    /// Makes sure an environment is running: keeps the current one if its process is alive,
+    /// otherwise starts one, after the restart backoff if the last one was lost, and retries
+    /// until it starts or shutdown is requested.
+    pub async fn ensure_started(&mut self, shutdown: &Shutdown) -> Result<(), ShutdownRequested> {
+        if let Some(environment) = &mut self.environment {
+            match environment.process.exit_if_exited() {
+                None => return Ok(()),
+                Some(exit) => {
+                    tracing::warn!(
+                        instance = %self.label,
+                        %exit,
+                        "function process exited between invocations; restarting"
+                    );
+                    self.environment_lost();
+                }
+            }
+        }
+        loop {
+            if let Some(backoff) = &mut self.restart_backoff {
+                shutdown.delay(backoff.next_delay()).await?;
+            } else if shutdown.is_requested() {
+                return Err(ShutdownRequested);
+            }
+            let started = tokio::select! {
+                started = self.start() => started,
+                () = shutdown.requested() => return Err(ShutdownRequested),
+            };
+            match started {
+                Ok(_) => return Ok(()),
+                Err(error) => {
+                    tracing::warn!(
+                        instance = %self.label,
+                        %error,
+                        "function instance failed to start; will retry"
+                    );
+                    self.environment_lost();
+                }
+            }
+        }
+    }
+
+    /// Invokes the function with `payload`, within its timeout. A timeout or crash kills the
+    /// environment; call [`FunctionInstance::ensure_started`] before the next invocation.
+    pub async fn invoke(&mut self, payload: Bytes) -> Result<Bytes, InvokeError> {
+        let Some(environment) = &mut self.environment else {
+            return Err(InvokeError::NotRunning);
+        };
+        let outcome = tokio::select! {
+            // A runtime that answers and then exits has still answered.
+            biased;
+            outcome = environment.runtime_api.invoke(payload) => outcome,
+            exit = environment.process.exited() => {
+                Err(InvokeError::RuntimeExited(exit.to_string()))
+            }
+        };
+        match &outcome {
+            Ok(_) => self.restart_backoff = None,
+            Err(error) if error.environment_lost() => {
+                tracing::warn!(
+                    instance = %self.label,
+                    %error,
+                    "execution environment lost; it will be restarted"
+                );
+                self.stop_environment().await;
+                self.environment_lost();
+            }
+            Err(_) => {}
+        }
+        outcome
+    }
+
+    /// Stops the current environment's process, if any.
+    pub async fn stop(&mut self) {
+        self.stop_environment().await;
+    }
+
+    async fn stop_environment(&mut self) {
+        if let Some(environment) = self.environment.take() {
+            let exit = environment.process.stop(STOP_GRACE).await;
+            tracing::debug!(instance = %self.label, %exit, "function process stopped");
+        }
+    }
+
+    fn environment_lost(&mut self) {
+        self.environment = None;
+        self.restart_backoff
+            .get_or_insert_with(|| Backoff::new(FIRST_RESTART_DELAY, MAX_RESTART_DELAY));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::{Path, PathBuf};
+
+    use super::*;
+    use crate::process::LogSink;
+    use crate::wiring::{self, LocalAws};
+
+    fn function_running(
+        test: &str,
+        script_body: &str,
+        init_timeout: Duration,
+    ) -> (Arc<LocalFunction>, PathBuf) {
+        let directory =
+            std::env::temp_dir().join(format!("local-lambda-{}-{test}", std::process::id()));
+        std::fs::create_dir_all(&directory).expect("scratch directory");
+        let program = directory.join("bootstrap");
+        std::fs::write(&program, format!("#!/bin/sh\n{script_body}\n")).expect("write script");
+        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755))
+            .expect("make script executable");
+        let definition: wiring::Function = serde_json::from_value(serde_json::json!({
+            "logical_id": "F", "name": "f", "binary": "bootstrap", "timeout_seconds": 1
+        }))
+        .expect("valid function");
+        let aws = LocalAws {
+            region: "us-east-1".to_owned(),
+            endpoint_url: "http://127.0.0.1:1".to_owned(),
+            dynamodb_endpoint_url: None,
+            access_key_id: "test".to_owned(),
+            secret_access_key: "test".to_owned(),
+        };
+        let mut function = LocalFunction::new(&definition, &directory, &aws, &[]);
+        function.init_timeout = init_timeout;
+        (Arc::new(function), directory)
+    }
+
+    fn instance(function: Arc<LocalFunction>) -> FunctionInstance {
+        let output = LogSink::Terminal
+            .for_instance(&function.name, "f")
+            .expect("terminal output");
+        FunctionInstance::new(function, "f".to_owned(), output)
+    }
+
+    #[tokio::test]
+    async fn a_process_that_exits_during_init_fails_to_start() {
+        let (function, directory) = function_running("init-exit", "exit 3", Duration::from_secs(5));
+        let error = instance(function).start().await.expect_err("cannot start");
+        let StartError::ExitedDuringInit { exit, .. } = &error else {
+            panic!("expected an exit during init, got {error}");
+        };
+        assert_eq!(exit.to_string(), "exit status: 3");
+        let _ = std::fs::remove_dir_all(Path::new(&directory));
+    }
+
+    #[tokio::test]
+    async fn a_process_that_never_calls_next_hits_the_init_limit() {
+        let (function, directory) = function_running(
+            "init-timeout",
+            "exec /bin/sleep 5",
+            Duration::from_millis(300),
+        );
+        let error = instance(function).start().await.expect_err("cannot start");
+        assert!(matches!(error, StartError::InitTimeout { .. }), "{error}");
+        let _ = std::fs::remove_dir_all(Path::new(&directory));
+    }
+
+    #[tokio::test]
+    async fn invoking_without_an_environment_is_an_error() {
+        let (function, directory) =
+            function_running("not-running", "exit 0", Duration::from_secs(5));
+        let outcome = instance(function).invoke(Bytes::from_static(b"{}")).await;
+        assert!(
+            matches!(outcome, Err(InvokeError::NotRunning)),
+            "{outcome:?}"
+        );
+        let _ = std::fs::remove_dir_all(Path::new(&directory));
+    }
+}
+
+/// The instance life cycle against a runtime that speaks the Runtime API
+/// (`tests/fixtures/fake-runtime.sh`, plain bash).
+#[cfg(test)]
+mod runtime_tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::process::LogSink;
+    use crate::shutdown::shutdown_channel;
+    use crate::wiring::{self, LocalAws};
+
+    fn fake_runtime_instance() -> FunctionInstance {
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let definition: wiring::Function = serde_json::from_value(serde_json::json!({
+            "logical_id": "EchoFunction", "name": "echo", "binary": "fake-runtime.sh"
+        }))
+        .expect("valid function");
+        let aws = LocalAws {
+            region: "us-east-1".to_owned(),
+            endpoint_url: "http://127.0.0.1:1".to_owned(),
+            dynamodb_endpoint_url: None,
+            access_key_id: "test".to_owned(),
+            secret_access_key: "test".to_owned(),
+        };
+        let path = [("PATH".to_owned(), "/usr/bin:/bin".to_owned())];
+        let mut function = LocalFunction::new(&definition, &fixtures, &aws, &path);
+        function.timeout = Duration::from_secs(2);
+        // Into a file, so the runtime's lines do not interleave with the test report.
+        let logs = std::env::temp_dir().join(format!("local-lambda-{}-logs", std::process::id()));
+        let output = LogSink::Directory(logs)
+            .for_instance("echo", "echo")
+            .expect("log file opens");
+        FunctionInstance::new(Arc::new(function), "echo".to_owned(), output)
+    }
+
+    #[tokio::test]
+    async fn invocations_crashes_and_timeouts_replace_the_environment_as_lambda_does() {
+        let (_trigger, shutdown) = shutdown_channel();
+        let mut instance = fake_runtime_instance();
+        instance.start().await.expect("fake runtime starts");
+
+        let echoed = instance.invoke(Bytes::from_static(b"ping")).await;
+        assert_eq!(echoed.expect("answered"), Bytes::from_static(b"echo:ping"));
+
+        let crashed = instance.invoke(Bytes::from_static(b"crash")).await;
+        assert!(
+            matches!(&crashed, Err(InvokeError::RuntimeExited(exit)) if exit.contains('7')),
+            "{crashed:?}"
+        );
+        assert!(matches!(
+            instance.invoke(Bytes::from_static(b"ping")).await,
+            Err(InvokeError::NotRunning)
+        ));
+        instance.ensure_started(&shutdown).await.expect("restarts");
+        let echoed = instance.invoke(Bytes::from_static(b"again")).await;
+        assert_eq!(echoed.expect("answered"), Bytes::from_static(b"echo:again"));
+
+        let hung = instance.invoke(Bytes::from_static(b"hang")).await;
+        assert!(matches!(hung, Err(InvokeError::Timeout(_))), "{hung:?}");
+        instance.ensure_started(&shutdown).await.expect("restarts");
+        let echoed = instance.invoke(Bytes::from_static(b"once-more")).await;
+        assert_eq!(
+            echoed.expect("answered"),
+            Bytes::from_static(b"echo:once-more")
+        );
+        instance.stop().await;
+        let logs = std::env::temp_dir().join(format!("local-lambda-{}-logs", std::process::id()));
+        let _ = std::fs::remove_dir_all(logs);
+    }
+}

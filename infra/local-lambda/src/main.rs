@@ -1,0 +1,95 @@
+//! `local-lambda`: see the library's documentation and `local-lambda --help`.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use local_lambda::cli::{self, Command};
+use local_lambda::local_function::inherited_environment;
+use local_lambda::process::LogSink;
+use local_lambda::shutdown::{ShutdownTrigger, shutdown_channel};
+use local_lambda::supervisor::{self, LocalLambdaConfig};
+use local_lambda::wiring::{LocalAws, Wiring};
+use tokio::signal::unix::{SignalKind, signal};
+use tracing_subscriber::EnvFilter;
+
+const DEFAULT_WIRING: &str = ".local/wiring.json";
+
+// Current-thread: function processes are spawned from this one thread, which lives as long as
+// the process, so the kernel's parent-death signal fires only when local-lambda itself exits.
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let options = match cli::parse(std::env::args_os().skip(1)) {
+        Ok(Command::Run(options)) => options,
+        Ok(Command::Help) => {
+            print!("{}", cli::USAGE);
+            return;
+        }
+        Err(error) => {
+            eprintln!("local-lambda: {error}\n\n{}", cli::USAGE);
+            std::process::exit(2);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    if let Err(error) = run(options).await {
+        // The chain on one line; no backtrace (RUST_BACKTRACE is often set for the functions).
+        eprintln!("local-lambda: {error:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn run(options: cli::Options) -> anyhow::Result<()> {
+    let wiring_path = options
+        .wiring
+        .or_else(|| std::env::var_os("PAYSAGA_WIRING").map(PathBuf::from))
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_WIRING));
+    let wiring = Wiring::load(&wiring_path)?;
+    let aws = LocalAws::resolve(&wiring, |name| std::env::var(name).ok());
+    let sqs = local_lambda::aws::sqs_client(&aws).await;
+
+    let (trigger, shutdown) = shutdown_channel();
+    tokio::spawn(stop_on_signals(trigger));
+    let config = LocalLambdaConfig {
+        wiring,
+        aws,
+        bin_dir: options.bin_dir,
+        http_addr: options.http_addr,
+        logs: options
+            .log_dir
+            .map_or(LogSink::Terminal, LogSink::Directory),
+        only: options.only,
+        inherited_environment: inherited_environment(|name| std::env::var(name).ok()),
+    };
+    supervisor::run(config, sqs, shutdown).await?;
+    Ok(())
+}
+
+/// First SIGINT/SIGTERM: drain and stop. Second: stop at once (the children die with us).
+async fn stop_on_signals(trigger: ShutdownTrigger) {
+    let (Ok(mut interrupt), Ok(mut terminate)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stop local-lambda with SIGKILL");
+        std::future::pending::<()>().await;
+        return;
+    };
+    for signals_seen in 1.. {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+        if signals_seen == 1 {
+            tracing::info!("stopping (signal again to stop at once)");
+            trigger.trigger();
+        } else {
+            tracing::warn!("stopping at once");
+            std::process::exit(130);
+        }
+    }
+}

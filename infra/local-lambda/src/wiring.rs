@@ -1,0 +1,311 @@
+//! `.local/wiring.json`: what the local stack provisioned from `infra/template.yaml`, and the
+//! AWS endpoints and credentials the functions (and the SQS pollers) use to reach it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Default `MaximumConcurrency` of an SQS trigger when the template sets no `ScalingConfig`.
+/// (AWS starts with five pollers; one keeps a developer's machine quiet and the logs readable.)
+const DEFAULT_MAXIMUM_CONCURRENCY: u32 = 1;
+/// Default `BatchSize` of an SQS trigger, as in AWS.
+const DEFAULT_BATCH_SIZE: u32 = 10;
+/// Lambda's default function timeout, when the template gives none.
+const DEFAULT_TIMEOUT_SECONDS: u64 = 3;
+/// Lambda's default memory size, when the template gives none.
+const DEFAULT_MEMORY_MB: u32 = 128;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WiringError {
+    #[error("cannot read wiring file {path} (run the local stack's provisioning first)")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("wiring file {path} is not valid")]
+    Parse {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("wiring file {path}: {problem}")]
+    Invalid { path: PathBuf, problem: String },
+}
+
+/// The whole wiring file. Fields local-lambda does not need (tables, event bus) are kept so
+/// the type documents the contract, but nothing here depends on them.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Wiring {
+    pub stack_name: String,
+    pub region: String,
+    pub endpoints: Endpoints,
+    #[serde(default)]
+    pub event_bus_name: Option<String>,
+    #[serde(default)]
+    pub queues: BTreeMap<String, Queue>,
+    #[serde(default)]
+    pub tables: BTreeMap<String, String>,
+    pub functions: Vec<Function>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Endpoints {
+    /// Endpoint for every AWS service (LocalStack).
+    pub aws: String,
+    /// DynamoDB's own endpoint (DynamoDB Local); absent when DynamoDB goes to `aws` too.
+    #[serde(default)]
+    pub dynamodb: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Queue {
+    pub url: String,
+    pub arn: String,
+    #[serde(default)]
+    pub dead_letter_queue: Option<String>,
+    #[serde(default)]
+    pub max_receive_count: Option<u32>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Function {
+    pub logical_id: String,
+    /// Function name, used in logs, in `--only` and as `AWS_LAMBDA_FUNCTION_NAME`.
+    pub name: String,
+    /// File name of the function's binary in the bin dir.
+    pub binary: String,
+    #[serde(default = "default_timeout_seconds")]
+    pub timeout_seconds: u64,
+    #[serde(default = "default_memory_mb")]
+    pub memory_mb: u32,
+    #[serde(default)]
+    pub environment: BTreeMap<String, String>,
+    #[serde(default)]
+    pub http_routes: Vec<HttpRoute>,
+    #[serde(default)]
+    pub sqs_triggers: Vec<SqsTrigger>,
+}
+
+impl Function {
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout_seconds)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct HttpRoute {
+    pub method: String,
+    pub path: String,
+}
+
+/// One `Type: SQS` event of a function: what AWS calls an event source mapping.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SqsTrigger {
+    /// Logical id of the queue.
+    pub queue: String,
+    pub queue_url: String,
+    pub queue_arn: String,
+    #[serde(default = "default_batch_size")]
+    pub batch_size: u32,
+    #[serde(default)]
+    pub maximum_batching_window_seconds: u32,
+    #[serde(default)]
+    pub report_batch_item_failures: bool,
+    #[serde(default)]
+    pub maximum_concurrency: Option<u32>,
+}
+
+impl SqsTrigger {
+    /// Number of pollers, each owning one function instance.
+    pub fn pollers(&self) -> u32 {
+        self.maximum_concurrency
+            .unwrap_or(DEFAULT_MAXIMUM_CONCURRENCY)
+            .max(1)
+    }
+
+    pub fn batching_window(&self) -> Duration {
+        Duration::from_secs(u64::from(self.maximum_batching_window_seconds))
+    }
+}
+
+fn default_timeout_seconds() -> u64 {
+    DEFAULT_TIMEOUT_SECONDS
+}
+
+fn default_memory_mb() -> u32 {
+    DEFAULT_MEMORY_MB
+}
+
+fn default_batch_size() -> u32 {
+    DEFAULT_BATCH_SIZE
+}
+
+impl Wiring {
+    pub fn load(path: &Path) -> Result<Self, WiringError> {
+        let text = std::fs::read_to_string(path).map_err(|source| WiringError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and checks the file's text; `path` only names the file in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, WiringError> {
+        let wiring: Wiring = serde_json::from_str(text).map_err(|source| WiringError::Parse {
+            path: path.to_owned(),
+            source,
+        })?;
+        wiring.check().map_err(|problem| WiringError::Invalid {
+            path: path.to_owned(),
+            problem,
+        })?;
+        Ok(wiring)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        let mut names = std::collections::BTreeSet::new();
+        for function in &self.functions {
+            if !names.insert(function.name.as_str()) {
+                return Err(format!("function name {} appears twice", function.name));
+            }
+            if function.binary.is_empty() || function.binary.contains('/') {
+                return Err(format!(
+                    "function {}: binary must be a file name, got {:?}",
+                    function.name, function.binary
+                ));
+            }
+            if function.timeout_seconds == 0 {
+                return Err(format!("function {}: timeout_seconds is 0", function.name));
+            }
+            for trigger in &function.sqs_triggers {
+                if !(1..=10_000).contains(&trigger.batch_size) {
+                    return Err(format!(
+                        "function {}: batch_size {} on {} is outside 1..=10000",
+                        function.name, trigger.batch_size, trigger.queue
+                    ));
+                }
+                if trigger.maximum_batching_window_seconds > 300 {
+                    return Err(format!(
+                        "function {}: maximum_batching_window_seconds {} on {} is over 300",
+                        function.name, trigger.maximum_batching_window_seconds, trigger.queue
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Where the functions and the pollers reach AWS, and as whom.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalAws {
+    pub region: String,
+    pub endpoint_url: String,
+    pub dynamodb_endpoint_url: Option<String>,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+}
+
+impl LocalAws {
+    /// Endpoints come from the wiring unless `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_DYNAMODB`
+    /// are set (a developer pointing at another emulator); credentials come from the
+    /// environment, `test`/`test` by default; the region is the wiring's, where the queues live.
+    pub fn resolve(wiring: &Wiring, env_var: impl Fn(&str) -> Option<String>) -> Self {
+        let non_empty = |name: &str| env_var(name).filter(|value| !value.is_empty());
+        LocalAws {
+            region: wiring.region.clone(),
+            endpoint_url: non_empty("AWS_ENDPOINT_URL")
+                .unwrap_or_else(|| wiring.endpoints.aws.clone()),
+            dynamodb_endpoint_url: non_empty("AWS_ENDPOINT_URL_DYNAMODB")
+                .or_else(|| wiring.endpoints.dynamodb.clone()),
+            access_key_id: non_empty("AWS_ACCESS_KEY_ID").unwrap_or_else(|| "test".to_owned()),
+            secret_access_key: non_empty("AWS_SECRET_ACCESS_KEY")
+                .unwrap_or_else(|| "test".to_owned()),
+        }
+    }
+
+    /// The variables a function process gets so its SDK clients reach the local stack.
+    pub fn function_environment(&self) -> Vec<(String, String)> {
+        let mut variables = vec![
+            ("AWS_REGION".to_owned(), self.region.clone()),
+            ("AWS_DEFAULT_REGION".to_owned(), self.region.clone()),
+            ("AWS_ENDPOINT_URL".to_owned(), self.endpoint_url.clone()),
+            ("AWS_ACCESS_KEY_ID".to_owned(), self.access_key_id.clone()),
+            (
+                "AWS_SECRET_ACCESS_KEY".to_owned(),
+                self.secret_access_key.clone(),
+            ),
+        ];
+        if let Some(dynamodb) = &self.dynamodb_endpoint_url {
+            variables.push(("AWS_ENDPOINT_URL_DYNAMODB".to_owned(), dynamodb.clone()));
+        }
+        variables
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = include_str!("../tests/fixtures/wiring.json");
+
+    fn sample() -> Wiring {
+        Wiring::parse(SAMPLE, Path::new("fixtures/wiring.json")).expect("fixture is valid")
+    }
+
+    #[test]
+    fn sample_wiring_parses_with_defaults() {
+        let wiring = sample();
+        assert_eq!(wiring.region, "us-east-1");
+        let saga = wiring
+            .functions
+            .iter()
+            .find(|function| function.name == "payment-saga")
+            .expect("fixture has payment-saga");
+        assert_eq!(saga.timeout(), Duration::from_secs(30));
+        let trigger = &saga.sqs_triggers[0];
+        assert_eq!(trigger.pollers(), 2);
+        assert_eq!(trigger.batch_size, 10);
+        assert_eq!(trigger.batching_window(), Duration::from_secs(1));
+        assert!(trigger.report_batch_item_failures);
+        let api = wiring
+            .functions
+            .iter()
+            .find(|function| function.name == "api")
+            .expect("fixture has api");
+        assert_eq!(api.http_routes.len(), 5);
+        assert!(api.sqs_triggers.is_empty());
+    }
+
+    #[test]
+    fn duplicate_function_names_are_rejected() {
+        let mut value: serde_json::Value = serde_json::from_str(SAMPLE).expect("fixture is JSON");
+        let functions = value["functions"].as_array_mut().expect("functions array");
+        let copy = functions[0].clone();
+        functions.push(copy);
+        let error = Wiring::parse(&value.to_string(), Path::new("w.json")).unwrap_err();
+        assert!(matches!(error, WiringError::Invalid { .. }), "{error}");
+    }
+
+    #[test]
+    fn environment_overrides_wiring_endpoints_and_credentials_default_to_test() {
+        let wiring = sample();
+        let from_wiring = LocalAws::resolve(&wiring, |_| None);
+        assert_eq!(from_wiring.endpoint_url, "http://127.0.0.1:4566");
+        assert_eq!(
+            from_wiring.dynamodb_endpoint_url.as_deref(),
+            Some("http://127.0.0.1:8000")
+        );
+        assert_eq!(from_wiring.access_key_id, "test");
+
+        let overridden = LocalAws::resolve(&wiring, |name| match name {
+            "AWS_ENDPOINT_URL" => Some("http://127.0.0.1:4577".to_owned()),
+            "AWS_ACCESS_KEY_ID" => Some("local".to_owned()),
+            _ => None,
+        });
+        assert_eq!(overridden.endpoint_url, "http://127.0.0.1:4577");
+        assert_eq!(overridden.access_key_id, "local");
+        assert_eq!(overridden.secret_access_key, "test");
+    }
+}
