@@ -4,8 +4,8 @@
 SHELL := bash
 .DEFAULT_GOAL := help
 CARGO ?= cargo
-LOCAL_BINS := -p api -p payment-saga -p local-lambda
-LAMBDA_FUNCTIONS := api payment-saga
+# One crate per function under functions/, each named like its directory and its binary.
+FUNCTIONS := $(notdir $(wildcard functions/*))
 
 include infra/local/stack.mk
 
@@ -34,11 +34,11 @@ integration: build-local ## Integration tests against an already running stack (
 	$(CARGO) test -p paysaga-tests --locked -- --ignored --test-threads 4
 
 build-local: ## Build the functions and local-lambda for the local stack (debug)
-	$(CARGO) build --locked $(LOCAL_BINS)
+	$(CARGO) build --locked $(addprefix -p ,$(FUNCTIONS) local-lambda)
 
 build: local-install ## Build every function with cargo lambda for arm64 (what infra/template.yaml deploys)
 	rustup target add aarch64-unknown-linux-gnu >/dev/null
-	PATH="$(CURDIR)/.local/venv/bin:$$PATH" cargo lambda build --release --arm64 --locked $(addprefix --bin ,$(LAMBDA_FUNCTIONS))
+	PATH="$(CURDIR)/.local/venv/bin:$$PATH" cargo lambda build --release --arm64 --locked $(addprefix -p ,$(FUNCTIONS))
 
 system-up: build-local ## Start the functions on the running local stack
 	@infra/local/system.sh up

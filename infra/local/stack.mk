@@ -14,7 +14,7 @@ local-install: ## Install LocalStack, AWS CLI, cfn-lint, cargo-lambda and Dynamo
 local-up: local-install ## Start LocalStack and DynamoDB Local, provision from infra/template.yaml
 	$(PAYSAGA_STACK) up
 
-local-down: ## Stop every process of the local stack
+local-down: system-down ## Stop every process of the local stack (the functions first)
 	$(PAYSAGA_STACK) down
 
 local-status: ## Show what runs, where

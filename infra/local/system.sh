@@ -29,14 +29,14 @@ up() {
     say "local-lambda already runs (pid $(cat "$PIDFILE")); API on http://$API_ADDR"
     return
   fi
-  for binary in local-lambda api payment-saga; do
-    [[ -x "$BIN_DIR/$binary" ]] || die "$BIN_DIR/$binary is missing: build first (make build-local)"
-  done
+  # local-lambda itself refuses to start when a function's binary is missing, and says which.
+  [[ -x "$BIN_DIR/local-lambda" ]] || die "$BIN_DIR/local-lambda is missing: build first (make build-local)"
   mkdir -p "$RUN" "$LOGS"
   # shellcheck disable=SC1091
   source "$LOCAL/stack.env"
   : >"$LOG"
-  setsid "$BIN_DIR/local-lambda" --wiring "$LOCAL/wiring.json" --bin-dir "$BIN_DIR" \
+  # The log is a file: no colour escapes in it (tracing-subscriber honours NO_COLOR).
+  NO_COLOR=1 setsid "$BIN_DIR/local-lambda" --wiring "$LOCAL/wiring.json" --bin-dir "$BIN_DIR" \
     --http-addr "$API_ADDR" >>"$LOG" 2>&1 </dev/null &
   echo $! >"$PIDFILE"
   local deadline=$((SECONDS + READY_DEADLINE))

@@ -27,7 +27,7 @@ step "cfn-lint on infra/template.yaml"
 make --no-print-directory lint-infra
 
 step "build the functions and local-lambda"
-"$CARGO" build --locked -p api -p payment-saga -p local-lambda
+make --no-print-directory build-local
 
 stack_was_up=false
 if infra/local/stack.sh status >/dev/null 2>&1; then
@@ -51,5 +51,16 @@ infra/local/system.sh up
 
 step "integration tests on the local stack"
 "$CARGO" test --locked -p paysaga-tests -- --ignored
+
+step "deployment artifacts: cargo lambda build --release --arm64"
+make --no-print-directory build
+# Every function the template defines must have its arm64 bootstrap where its CodeUri points.
+for binary in $(python3 -c 'import json, sys; print(*(f["binary"] for f in json.load(sys.stdin)["functions"]))' <.local/wiring.json); do
+  artifact="target/lambda/$binary/bootstrap"
+  [[ -x $artifact ]] || { echo "$artifact is missing, yet infra/template.yaml deploys it" >&2; exit 1; }
+  machine="$(od -An -tx1 -j18 -N2 "$artifact" | tr -d ' \n')"
+  [[ $machine == b700 ]] || { echo "$artifact is not an arm64 ELF binary (e_machine $machine)" >&2; exit 1; }
+  echo "  $artifact: arm64, $(du -k "$artifact" | cut -f1) KiB"
+done
 
 step "all checks passed"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Prints the README's walk-through (the part between its walkthrough markers), so that
+# Prints the README's walk-through (the parts between its walkthrough and put-events markers), so that
 # `make run` shows exactly the commands the README documents.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -14,5 +14,6 @@ paysaga is running on the local stack:
 
 Try it (from README.md):
 TXT
-sed -n '/<!-- walkthrough:start -->/,/<!-- walkthrough:end -->/p' "$ROOT/README.md" |
+sed -n -e '/<!-- walkthrough:start -->/,/<!-- walkthrough:end -->/p' \
+  -e '/<!-- put-events:start -->/,/<!-- put-events:end -->/p' "$ROOT/README.md" |
   grep -v -e '^<!--' -e '^```' | sed 's/^/  /'

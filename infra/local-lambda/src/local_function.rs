@@ -21,6 +21,7 @@ const INHERITED_VARIABLES: &[&str] = &[
     "PATH",
     "RUST_LOG",
     "RUST_BACKTRACE",
+    "NO_COLOR",
     "AWS_LAMBDA_LOG_FORMAT",
     "AWS_LAMBDA_LOG_LEVEL",
 ];
