@@ -35,9 +35,14 @@ if infra/local/stack.sh status >/dev/null 2>&1; then
 fi
 teardown() {
   local status=$?
-  infra/local/system.sh down || true
+  infra/local/system.sh down || status=1
   if [[ $stack_was_up == false ]]; then
-    infra/local/stack.sh down || true
+    infra/local/stack.sh down || status=1
+    # What make test started, it stops: nothing of this checkout may outlive it.
+    if pgrep -af -- "$ROOT/(\.local|target)/" >&2; then
+      echo "test: ERROR: the processes above outlived the local stack" >&2
+      status=1
+    fi
   fi
   exit "$status"
 }
