@@ -33,8 +33,8 @@ unit: ## Unit and handler tests (no network)
 integration: build-local ## Integration tests against an already running stack (make run)
 	$(CARGO) test -p paysaga-tests --locked -- --ignored --test-threads 4
 
-build-local: ## Build the functions and local-lambda for the local stack (debug)
-	$(CARGO) build --locked $(addprefix -p ,$(FUNCTIONS) local-lambda)
+build-local: ## Build the functions (with test-only fault injection), local-lambda and the fake payment processor (debug)
+	$(CARGO) build --locked $(addprefix -p ,$(FUNCTIONS) local-lambda payment-processor) --features payment-saga/fault-injection
 
 build: local-install ## Build every function with cargo lambda for arm64 (what infra/template.yaml deploys)
 	rustup target add aarch64-unknown-linux-gnu >/dev/null

@@ -405,7 +405,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--dynamodb-endpoint", default="http://127.0.0.1:8000")
     p.add_argument("--local-dir", type=Path, default=ROOT / ".local")
     p.add_argument("--parameter", action="append", default=[], metavar="KEY=VALUE",
-                   help="template parameter override (default QueueVisibilityTimeout=5)")
+                   help="template parameter override (defaults QueueVisibilityTimeout=5,"
+                   " PaymentProcessorUrl=http://127.0.0.1:4010)")
     p.add_argument("--timeout", type=float, default=180, help="deadline in seconds for each wait")
     return p.parse_args()
 
@@ -423,7 +424,9 @@ def main() -> int:
     template = load_template(args.template)
     resources = template["Resources"]
 
-    overrides = {"QueueVisibilityTimeout": "5"}
+    # Local values: short redelivery for fast tests; the saga charges through the fake payment
+    # processor that infra/local/system.sh starts on this address (infra/payment-processor).
+    overrides = {"QueueVisibilityTimeout": "5", "PaymentProcessorUrl": "http://127.0.0.1:4010"}
     for item in args.parameter:
         key, sep, value = item.partition("=")
         if not sep:

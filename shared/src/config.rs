@@ -1,17 +1,39 @@
 //! Configuration from the environment, read once in each function's `main`.
 
 use crate::aws::TableNames;
+use crate::domain::PaymentLimits;
+use crate::service::saga::SagaSettings;
 
-/// A required environment variable is missing or empty.
+/// The environment does not configure a function as the template does.
 #[derive(Debug, thiserror::Error)]
-#[error("environment variable {0} must be set (the template sets it for every function)")]
-pub struct MissingVariable(pub &'static str);
+pub enum ConfigError {
+    #[error("environment variable {0} must be set (the template sets it for every function)")]
+    Missing(&'static str),
+    #[error("environment variable {name} must be {expected}, not {value:?}")]
+    Invalid {
+        name: &'static str,
+        expected: &'static str,
+        value: String,
+    },
+}
 
-fn required(name: &'static str) -> Result<String, MissingVariable> {
+fn required(name: &'static str) -> Result<String, ConfigError> {
     std::env::var(name)
         .ok()
         .filter(|value| !value.is_empty())
-        .ok_or(MissingVariable(name))
+        .ok_or(ConfigError::Missing(name))
+}
+
+/// A whole number from the environment, or `default` when the variable is not set.
+pub fn number_or(name: &'static str, default: u64) -> Result<u64, ConfigError> {
+    match std::env::var(name) {
+        Err(_) => Ok(default),
+        Ok(value) => value.trim().parse().map_err(|_| ConfigError::Invalid {
+            name,
+            expected: "a whole number",
+            value,
+        }),
+    }
 }
 
 /// The resources a payments function works with.
@@ -22,7 +44,7 @@ pub struct Resources {
 }
 
 impl Resources {
-    pub fn from_env() -> Result<Self, MissingVariable> {
+    pub fn from_env() -> Result<Self, ConfigError> {
         Ok(Self {
             tables: TableNames {
                 wallets: required("WALLETS_TABLE")?,
@@ -32,4 +54,27 @@ impl Resources {
             event_bus_name: required("EVENT_BUS_NAME")?,
         })
     }
+}
+
+/// How the saga behaves: `MAX_PAYMENT_MINOR_UNITS` and `CHARGE_DEADLINE_SECONDS`, each with
+/// the default of [`SagaSettings`] when unset.
+pub fn saga_settings_from_env() -> Result<SagaSettings, ConfigError> {
+    let defaults = SagaSettings::default();
+    let max_minor_units = number_or("MAX_PAYMENT_MINOR_UNITS", defaults.limits.max_minor_units)?;
+    let deadline = number_or(
+        "CHARGE_DEADLINE_SECONDS",
+        defaults.charge_deadline.num_seconds().unsigned_abs(),
+    )?;
+    let charge_deadline = i64::try_from(deadline)
+        .ok()
+        .and_then(chrono::Duration::try_seconds)
+        .ok_or(ConfigError::Invalid {
+            name: "CHARGE_DEADLINE_SECONDS",
+            expected: "a number of seconds",
+            value: deadline.to_string(),
+        })?;
+    Ok(SagaSettings {
+        limits: PaymentLimits { max_minor_units },
+        charge_deadline,
+    })
 }

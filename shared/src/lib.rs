@@ -12,7 +12,9 @@
 pub mod aws;
 pub mod config;
 pub mod domain;
+pub mod faults;
 pub mod memory;
 pub mod ports;
+pub mod processor;
 pub mod service;
 pub mod sqs_batch;

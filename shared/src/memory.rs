@@ -8,12 +8,12 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::domain::{
-    DepositId, DomainEvent, IdempotencyKey, Money, PaymentId, PaymentLogEntry, PaymentRequest,
-    StepPlan, Wallet, WalletChange, WalletId,
+    ChargeId, DepositId, DomainEvent, IdempotencyKey, Money, PaymentId, PaymentLogEntry,
+    PaymentRequest, StepPlan, Wallet, WalletChange, WalletId,
 };
 use crate::ports::{
-    BeginPayment, Deposit, DepositOutcome, EventPublisher, OpenWallet, PaymentLog, PublishError,
-    RecordStep, StoreError, WalletStore,
+    BeginPayment, Deposit, DepositOutcome, EventPublisher, OpenWallet, PaymentLog,
+    PaymentProcessor, ProcessorError, PublishError, RecordStep, StoreError, WalletStore,
 };
 
 /// Wallets and payment logs in one process's memory.
@@ -206,6 +206,97 @@ impl EventPublisher for RecordingPublisher {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .extend_from_slice(events);
+        Ok(())
+    }
+}
+
+/// A payment processor in memory, with the contract of the real one: idempotent charges per
+/// payment id, refunds that void a payment id never charged (a late charge is then declined).
+/// Tests switch it to declining or unavailable.
+#[derive(Default)]
+pub struct InMemoryProcessor {
+    state: Mutex<ProcessorState>,
+}
+
+#[derive(Default)]
+struct ProcessorState {
+    charges: HashMap<PaymentId, ChargeState>,
+    declining: bool,
+    unavailable: bool,
+    charge_calls: u32,
+}
+
+/// What the processor holds for one payment id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChargeState {
+    Captured(Money),
+    Refunded(Money),
+    Voided,
+}
+
+impl InMemoryProcessor {
+    fn state(&self) -> MutexGuard<'_, ProcessorState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Declines every new charge from now on.
+    pub fn set_declining(&self, declining: bool) {
+        self.state().declining = declining;
+    }
+
+    /// Answers nothing (as a timeout would) from now on.
+    pub fn set_unavailable(&self, unavailable: bool) {
+        self.state().unavailable = unavailable;
+    }
+
+    pub fn charge_state(&self, payment_id: &PaymentId) -> Option<ChargeState> {
+        self.state().charges.get(payment_id).cloned()
+    }
+
+    /// How many charge calls reached the processor.
+    pub fn charge_calls(&self) -> u32 {
+        self.state().charge_calls
+    }
+}
+
+#[async_trait]
+impl PaymentProcessor for InMemoryProcessor {
+    async fn charge(&self, request: &PaymentRequest) -> Result<ChargeId, ProcessorError> {
+        let mut state = self.state();
+        if state.unavailable {
+            return Err(ProcessorError::Unavailable("no answer".into()));
+        }
+        state.charge_calls += 1;
+        let id = request.payment_id();
+        let charge_id =
+            || ChargeId::parse(&format!("ch_{id}")).expect("a payment id is a valid charge id");
+        match state.charges.get(id) {
+            Some(ChargeState::Captured(_) | ChargeState::Refunded(_)) => Ok(charge_id()),
+            Some(ChargeState::Voided) => Err(ProcessorError::Declined("voided".into())),
+            None if state.declining => Err(ProcessorError::Declined("declined".into())),
+            None => {
+                state
+                    .charges
+                    .insert(id.clone(), ChargeState::Captured(request.amount()));
+                Ok(charge_id())
+            }
+        }
+    }
+
+    async fn refund(&self, payment_id: &PaymentId) -> Result<(), ProcessorError> {
+        let mut state = self.state();
+        if state.unavailable {
+            return Err(ProcessorError::Unavailable("no answer".into()));
+        }
+        let refunded = match state.charges.get(payment_id) {
+            Some(ChargeState::Captured(amount) | ChargeState::Refunded(amount)) => {
+                ChargeState::Refunded(*amount)
+            }
+            Some(ChargeState::Voided) | None => ChargeState::Voided,
+        };
+        state.charges.insert(payment_id.clone(), refunded);
         Ok(())
     }
 }

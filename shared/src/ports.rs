@@ -5,8 +5,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::domain::{
-    DepositId, DomainEvent, FailureReason, IdempotencyKey, Money, PaymentId, PaymentLogEntry,
-    PaymentRequest, StepPlan, Wallet, WalletId, WalletRejection,
+    ChargeId, DepositId, DomainEvent, FailureReason, IdempotencyKey, Money, PaymentId,
+    PaymentLogEntry, PaymentRequest, StepPlan, Wallet, WalletId, WalletRejection,
 };
 
 /// A store failed. Grouped by what the caller does next.
@@ -115,4 +115,27 @@ pub trait PaymentLog: Send + Sync {
 #[async_trait]
 pub trait EventPublisher: Send + Sync {
     async fn publish(&self, events: &[DomainEvent]) -> Result<(), PublishError>;
+}
+
+/// The payment processor refused or could not be reached. Grouped by what the saga does next.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProcessorError {
+    /// A definite no (declined, or the charge was voided earlier): compensate.
+    #[error("the payment processor declined: {0}")]
+    Declined(String),
+    /// No answer, a 5xx, a timeout, or the circuit breaker is open: the outcome is unknown and
+    /// a later attempt may succeed.
+    #[error("the payment processor is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// The external payment processor (the seeds' "Payment Service"): it captures the amount of a
+/// payment and refunds it. Both calls are idempotent per payment id, so retries are safe.
+#[async_trait]
+pub trait PaymentProcessor: Send + Sync {
+    /// Captures the payment's amount; charging the same payment again answers the same charge.
+    async fn charge(&self, request: &PaymentRequest) -> Result<ChargeId, ProcessorError>;
+    /// Refunds the payment's charge or, when none was captured, voids the payment id so that a
+    /// charge arriving late is refused. Idempotent.
+    async fn refund(&self, payment_id: &PaymentId) -> Result<(), ProcessorError>;
 }

@@ -51,12 +51,13 @@ async fn a_payment_moves_money_between_two_wallets_end_to_end() -> anyhow::Resul
     assert_eq!(stack.balances(&bob).await?, (2_500, 0));
 
     // The saga's events went onto the bus, and the lifecycle rule routed them to their queue.
-    let lifecycle = received_events_of(&stack, "PaymentEventsQueue", &payment_id, 3).await?;
+    let lifecycle = received_events_of(&stack, "PaymentEventsQueue", &payment_id, 4).await?;
     assert_eq!(
         lifecycle,
         BTreeSet::from([
             "FundsReserved".into(),
-            "FundsTransferred".into(),
+            "PaymentCharged".into(),
+            "FundsSettled".into(),
             "PaymentCompleted".into()
         ])
     );

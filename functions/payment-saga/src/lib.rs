@@ -9,15 +9,21 @@ use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use paysaga::domain::PaymentRequest;
 use paysaga::domain::events::{CONTRACT_VERSION, EventDetail, PAYMENT_REQUESTED, PAYMENTS_SOURCE};
-use paysaga::ports::{EventPublisher, PaymentLog};
-use paysaga::service::saga::run_payment_saga;
+use paysaga::faults::Faults;
+use paysaga::ports::{EventPublisher, PaymentLog, PaymentProcessor};
+use paysaga::service::saga::{Delivery, Saga, SagaError, SagaSettings};
 use paysaga::sqs_batch::{MessageFailure, RecordWithoutId, process_batch};
+use serde::{Deserialize, Serialize};
 use tracing::{info, instrument};
 
-/// What the saga may touch.
-pub struct Saga {
+/// What the saga function may touch, and how it behaves.
+pub struct SagaFunction {
     pub payments: Arc<dyn PaymentLog>,
     pub events: Arc<dyn EventPublisher>,
+    pub processor: Arc<dyn PaymentProcessor>,
+    pub settings: SagaSettings,
+    /// The payments queue's `maxReceiveCount`: its last delivery compensates instead of failing.
+    pub max_receive_count: u32,
 }
 
 /// The invocation failed as a whole: every message of the batch goes back to the queue.
@@ -35,29 +41,84 @@ impl From<BatchFailed> for Diagnostic {
 }
 
 pub async fn handle(
-    saga: &Saga,
+    function: &SagaFunction,
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, BatchFailed> {
-    Ok(process_batch(event.payload, |message| handle_message(saga, message)).await?)
+    Ok(process_batch(event.payload, |message| handle_message(function, message)).await?)
 }
 
 #[instrument(skip_all, fields(message_id = message.message_id.as_deref().unwrap_or("-")))]
-async fn handle_message(saga: &Saga, message: SqsMessage) -> Result<(), MessageFailure> {
-    let request = payment_request(message.body.as_deref().unwrap_or_default())?;
-    match run_payment_saga(saga.payments.as_ref(), saga.events.as_ref(), &request).await {
+async fn handle_message(
+    function: &SagaFunction,
+    message: SqsMessage,
+) -> Result<(), MessageFailure> {
+    let requested = payment_request(message.body.as_deref().unwrap_or_default())?;
+    let receive_count = message
+        .attributes
+        .get("ApproximateReceiveCount")
+        .and_then(|count| count.parse().ok());
+    let delivery = Delivery {
+        receive_count: receive_count.unwrap_or(1),
+        max_receive_count: function.max_receive_count,
+        faults: requested.faults(),
+    };
+    let saga = Saga {
+        log: function.payments.as_ref(),
+        events: function.events.as_ref(),
+        processor: function.processor.as_ref(),
+        settings: &function.settings,
+    };
+    match saga.run(&requested.request, &delivery).await {
         Ok(payment) => {
-            info!(payment_id = %request.payment_id(), status = ?payment.status, "payment saga ran");
+            info!(payment_id = %requested.request.payment_id(), status = ?payment.status, "payment saga ran");
             Ok(())
         }
+        Err(SagaError::InjectedCrash(step)) => crash(step),
         Err(error) if error.is_transient() => Err(MessageFailure::Transient(error.to_string())),
         Err(error) => Err(MessageFailure::Permanent(error.to_string())),
     }
 }
 
+/// Fault injection: die before acknowledging, as a crashed function would.
+fn crash(step: &str) -> Result<(), MessageFailure> {
+    #[cfg(feature = "fault-injection")]
+    {
+        tracing::warn!(
+            step,
+            "fault injection: crashing before the message is acknowledged"
+        );
+        std::process::exit(70);
+    }
+    #[cfg(not(feature = "fault-injection"))]
+    Err(MessageFailure::Transient(format!(
+        "injected crash after {step}"
+    )))
+}
+
+/// The data of a `PaymentRequested` event: the request, and (in fault-injection builds only)
+/// the faults a test run aims at it.
+#[derive(Serialize, Deserialize)]
+pub struct RequestedPayment {
+    #[serde(flatten)]
+    pub request: PaymentRequest,
+    #[cfg(feature = "fault-injection")]
+    #[serde(default, skip_serializing)]
+    test_faults: Faults,
+}
+
+impl RequestedPayment {
+    fn faults(&self) -> Faults {
+        #[cfg(feature = "fault-injection")]
+        return self.test_faults.clone();
+        #[cfg(not(feature = "fault-injection"))]
+        Faults::default()
+    }
+}
+
 /// The payment request in an SQS message body holding a `PaymentRequested` event.
-pub fn payment_request(body: &str) -> Result<PaymentRequest, MessageFailure> {
-    let event: EventBridgeEvent<EventDetail<PaymentRequest>> =
-        serde_json::from_str(body).map_err(|error| {
+pub fn payment_request(body: &str) -> Result<RequestedPayment, MessageFailure> {
+    let event: EventBridgeEvent<EventDetail<RequestedPayment>> = serde_json::from_str(body)
+        .map_err(|error| {
             MessageFailure::Permanent(format!("not a PaymentRequested event: {error}"))
         })?;
     if event.source != PAYMENTS_SOURCE || event.detail_type != PAYMENT_REQUESTED {

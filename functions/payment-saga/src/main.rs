@@ -2,22 +2,32 @@
 
 use std::sync::Arc;
 
+use anyhow::Context;
 use lambda_runtime::{LambdaEvent, service_fn};
-use payment_saga::{Saga, handle};
+use payment_saga::{SagaFunction, handle};
 use paysaga::aws::{DynamoDbLedger, EventBridgePublisher, sdk_config};
-use paysaga::config::Resources;
+use paysaga::config::{Resources, number_or, saga_settings_from_env};
+use paysaga::processor::ProcessorConfig;
 
 #[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
+async fn main() -> anyhow::Result<()> {
     lambda_runtime::tracing::init_default_subscriber();
     let resources = Resources::from_env()?;
+    let processor = ProcessorConfig::from_env()?
+        .processor()
+        .context("cannot build the payment processor's HTTP client")?;
     let config = sdk_config().await;
-    let saga = Saga {
+    let function = SagaFunction {
         payments: Arc::new(DynamoDbLedger::from_config(&config, resources.tables)),
         events: Arc::new(EventBridgePublisher::from_config(
             &config,
             resources.event_bus_name,
         )),
+        processor: Arc::new(processor),
+        settings: saga_settings_from_env()?,
+        max_receive_count: u32::try_from(number_or("MAX_RECEIVE_COUNT", 0)?).unwrap_or(u32::MAX),
     };
-    lambda_runtime::run(service_fn(|event: LambdaEvent<_>| handle(&saga, event))).await
+    lambda_runtime::run(service_fn(|event: LambdaEvent<_>| handle(&function, event)))
+        .await
+        .map_err(|error| anyhow::anyhow!(error))
 }

@@ -5,14 +5,15 @@ use std::sync::Arc;
 use aws_lambda_events::sqs::SqsEvent;
 use chrono::Utc;
 use lambda_runtime::{Context, LambdaEvent};
-use payment_saga::{Saga, handle};
+use payment_saga::{SagaFunction, handle};
 use paysaga::domain::{Money, PaymentId, PaymentStatus, Wallet, WalletId};
-use paysaga::memory::{InMemoryLedger, RecordingPublisher};
+use paysaga::memory::{InMemoryLedger, InMemoryProcessor, RecordingPublisher};
 use paysaga::ports::{Deposit, PaymentLog, WalletStore};
 use paysaga::service::payments::payment;
+use paysaga::service::saga::SagaSettings;
 
 struct TestSaga {
-    saga: Saga,
+    saga: SagaFunction,
     ledger: Arc<InMemoryLedger>,
     events: Arc<RecordingPublisher>,
 }
@@ -32,9 +33,12 @@ async fn saga_with_alice_holding(minor_units: u64) -> TestSaga {
         idempotency_key: None,
     };
     ledger.deposit(&deposit, Utc::now()).await.expect("deposit");
-    let saga = Saga {
+    let saga = SagaFunction {
         payments: ledger.clone(),
         events: events.clone(),
+        processor: Arc::new(InMemoryProcessor::default()),
+        settings: SagaSettings::default(),
+        max_receive_count: 3,
     };
     TestSaga {
         saga,
@@ -108,7 +112,12 @@ async fn a_payment_request_completes_and_moves_the_money_exactly() {
         .collect();
     assert_eq!(
         announced,
-        ["FundsReserved", "FundsTransferred", "PaymentCompleted"]
+        [
+            "FundsReserved",
+            "PaymentCharged",
+            "FundsSettled",
+            "PaymentCompleted"
+        ]
     );
 }
 
@@ -141,7 +150,7 @@ async fn a_duplicate_delivery_moves_no_more_money() {
         .iter()
         .map(|event| event.event_id().to_owned())
         .collect();
-    assert_eq!(ids.len(), 3, "re-announcements carry the same event ids");
+    assert_eq!(ids.len(), 4, "re-announcements carry the same event ids");
 }
 
 #[tokio::test]

@@ -64,8 +64,12 @@ pub enum DomainEvent {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PaymentEventType {
     FundsReserved,
-    FundsTransferred,
+    PaymentCharged,
+    FundsSettled,
     PaymentCompleted,
+    CompensationStarted,
+    ChargeRefunded,
+    ReservationReleased,
     PaymentFailed,
 }
 
@@ -73,8 +77,12 @@ impl PaymentEventType {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::FundsReserved => "FundsReserved",
-            Self::FundsTransferred => "FundsTransferred",
+            Self::PaymentCharged => "PaymentCharged",
+            Self::FundsSettled => "FundsSettled",
             Self::PaymentCompleted => "PaymentCompleted",
+            Self::CompensationStarted => "CompensationStarted",
+            Self::ChargeRefunded => "ChargeRefunded",
+            Self::ReservationReleased => "ReservationReleased",
             Self::PaymentFailed => "PaymentFailed",
         }
     }
@@ -101,8 +109,14 @@ impl DomainEvent {
         let (detail_type, failure) = match &entry.step {
             PaymentStep::Requested { .. } => return None,
             PaymentStep::FundsReserved => (PaymentEventType::FundsReserved, None),
-            PaymentStep::FundsTransferred => (PaymentEventType::FundsTransferred, None),
+            PaymentStep::Charged { .. } => (PaymentEventType::PaymentCharged, None),
+            PaymentStep::FundsSettled => (PaymentEventType::FundsSettled, None),
             PaymentStep::Completed => (PaymentEventType::PaymentCompleted, None),
+            PaymentStep::CompensationStarted { reason } => {
+                (PaymentEventType::CompensationStarted, Some(reason.clone()))
+            }
+            PaymentStep::ChargeRefunded => (PaymentEventType::ChargeRefunded, None),
+            PaymentStep::ReservationReleased => (PaymentEventType::ReservationReleased, None),
             PaymentStep::Failed { reason } => {
                 (PaymentEventType::PaymentFailed, Some(reason.clone()))
             }

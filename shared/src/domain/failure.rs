@@ -5,7 +5,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use super::ids::WalletId;
-use super::money::Currency;
+use super::money::{Currency, Money};
 
 /// A business reason for a payment (or deposit) to fail. Serialised with a stable `code`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -24,6 +24,20 @@ pub enum FailureReason {
     BalanceLimitExceeded {
         wallet_id: WalletId,
     },
+    /// The amount is above what a single payment may move.
+    AmountOverLimit {
+        limit: Money,
+    },
+    /// The payment processor declined the charge.
+    PaymentDeclined {
+        message: String,
+    },
+    /// The payment processor did not answer before the charge step's deadline.
+    ProcessorUnavailable,
+    /// A test run's fault injection failed this step (only builds with `fault-injection`).
+    InjectedFault {
+        step: String,
+    },
 }
 
 impl FailureReason {
@@ -34,6 +48,10 @@ impl FailureReason {
             Self::UnknownWallet { .. } => "unknown_wallet",
             Self::CurrencyMismatch { .. } => "currency_mismatch",
             Self::BalanceLimitExceeded { .. } => "balance_limit_exceeded",
+            Self::AmountOverLimit { .. } => "amount_over_limit",
+            Self::PaymentDeclined { .. } => "payment_declined",
+            Self::ProcessorUnavailable => "processor_unavailable",
+            Self::InjectedFault { .. } => "injected_fault",
         }
     }
 }
@@ -57,6 +75,14 @@ impl fmt::Display for FailureReason {
             Self::BalanceLimitExceeded { wallet_id } => {
                 write!(f, "wallet {wallet_id} would exceed the maximum balance")
             }
+            Self::AmountOverLimit { limit } => write!(f, "the amount is over the limit of {limit}"),
+            Self::PaymentDeclined { message } => {
+                write!(f, "the payment processor declined the payment: {message}")
+            }
+            Self::ProcessorUnavailable => {
+                write!(f, "the payment processor did not answer in time")
+            }
+            Self::InjectedFault { step } => write!(f, "fault injected at step {step}"),
         }
     }
 }

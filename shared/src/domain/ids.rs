@@ -14,6 +14,8 @@ pub enum IdError {
     },
     #[error("an idempotency key must be 1 to 255 visible ASCII characters")]
     MalformedIdempotencyKey,
+    #[error("a charge id must be 1 to 128 visible ASCII characters")]
+    MalformedChargeId,
 }
 
 macro_rules! prefixed_id {
@@ -91,6 +93,44 @@ prefixed_id!(
     "dep_",
     "a deposit id"
 );
+
+/// The payment processor's id of a captured charge (its format is the processor's).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ChargeId(String);
+
+impl ChargeId {
+    pub fn parse(value: &str) -> Result<Self, IdError> {
+        let visible = |c: char| c.is_ascii_graphic();
+        if value.is_empty() || value.len() > 128 || !value.chars().all(visible) {
+            return Err(IdError::MalformedChargeId);
+        }
+        Ok(Self(value.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for ChargeId {
+    type Error = IdError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<ChargeId> for String {
+    fn from(id: ChargeId) -> Self {
+        id.0
+    }
+}
+
+impl fmt::Display for ChargeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
 
 /// A client's `Idempotency-Key`: a retried request with the same key has the effect of one.
 #[derive(Clone, PartialEq, Eq, Hash)]

@@ -10,8 +10,8 @@ pub mod wallet;
 
 pub use events::DomainEvent;
 pub use failure::FailureReason;
-pub use ids::{DepositId, IdError, IdempotencyKey, PaymentId, WalletId};
+pub use ids::{ChargeId, DepositId, IdError, IdempotencyKey, PaymentId, WalletId};
 pub use money::{Currency, Money, MoneyError};
 pub use payment::{Payment, PaymentLogEntry, PaymentRequest, PaymentStatus, PaymentStep};
-pub use saga::{SagaStep, StepPlan};
+pub use saga::{PaymentLimits, SagaStep, StepPlan};
 pub use wallet::{Wallet, WalletChange, WalletEffect, WalletRejection};

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::failure::FailureReason;
-use super::ids::{PaymentId, WalletId};
+use super::ids::{ChargeId, PaymentId, WalletId};
 use super::money::Money;
 
 /// Why a payment request was refused before anything happened.
@@ -90,8 +90,11 @@ impl PaymentRequest {
 pub enum PaymentStatus {
     Pending,
     FundsReserved,
-    FundsTransferred,
+    Charged,
+    FundsSettled,
     Completed,
+    /// A step failed for good after funds were reserved: the saga is undoing what it did.
+    Compensating,
     Failed,
 }
 
@@ -105,11 +108,29 @@ impl PaymentStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "step", rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum PaymentStep {
-    Requested { request: PaymentRequest },
+    Requested {
+        request: PaymentRequest,
+    },
+    /// The amount moved from the sender's available funds to its reserved funds.
     FundsReserved,
-    FundsTransferred,
+    /// The payment processor captured the amount.
+    Charged {
+        charge_id: ChargeId,
+    },
+    /// The reservation paid out of the sender's wallet and into the receiver's.
+    FundsSettled,
     Completed,
-    Failed { reason: FailureReason },
+    /// A later step failed for good; what was done is undone in reverse order.
+    CompensationStarted {
+        reason: FailureReason,
+    },
+    /// The processor refunded the charge (or voided the payment, when nothing was captured).
+    ChargeRefunded,
+    /// The reservation went back to the sender's available funds.
+    ReservationReleased,
+    Failed {
+        reason: FailureReason,
+    },
 }
 
 impl PaymentStep {
@@ -118,8 +139,12 @@ impl PaymentStep {
         match self {
             Self::Requested { .. } => PaymentStatus::Pending,
             Self::FundsReserved => PaymentStatus::FundsReserved,
-            Self::FundsTransferred => PaymentStatus::FundsTransferred,
+            Self::Charged { .. } => PaymentStatus::Charged,
+            Self::FundsSettled => PaymentStatus::FundsSettled,
             Self::Completed => PaymentStatus::Completed,
+            Self::CompensationStarted { .. } | Self::ChargeRefunded | Self::ReservationReleased => {
+                PaymentStatus::Compensating
+            }
             Self::Failed { .. } => PaymentStatus::Failed,
         }
     }
@@ -176,7 +201,13 @@ pub struct Payment {
     pub status: PaymentStatus,
     /// The version of the last log entry.
     pub version: u32,
+    /// The processor's charge, once captured.
+    pub charge: Option<ChargeId>,
+    /// Why the payment failed (set when compensation starts, or when it fails outright).
     pub failure: Option<FailureReason>,
+    /// What compensation has undone so far.
+    pub charge_refunded: bool,
+    pub reservation_released: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -202,7 +233,10 @@ impl Payment {
             request: request.clone(),
             status: PaymentStatus::Pending,
             version: 1,
+            charge: None,
             failure: None,
+            charge_refunded: false,
+            reservation_released: false,
             created_at: first.recorded_at,
             updated_at: first.recorded_at,
         };
@@ -222,8 +256,8 @@ impl Payment {
                 found: entry.version,
             });
         }
-        let to = entry.step.resulting_status();
-        if !self.can_become(to) {
+        if !self.accepts(&entry.step) {
+            let to = entry.step.resulting_status();
             return Err(PaymentLogError::IllegalTransition {
                 payment_id,
                 from: self.status,
@@ -231,11 +265,17 @@ impl Payment {
             });
         }
         let mut next = self.clone();
-        next.status = to;
+        next.status = entry.step.resulting_status();
         next.version = entry.version;
         next.updated_at = entry.recorded_at;
-        if let PaymentStep::Failed { reason } = &entry.step {
-            next.failure = Some(reason.clone());
+        match &entry.step {
+            PaymentStep::Charged { charge_id } => next.charge = Some(charge_id.clone()),
+            PaymentStep::CompensationStarted { reason } | PaymentStep::Failed { reason } => {
+                next.failure = Some(reason.clone());
+            }
+            PaymentStep::ChargeRefunded => next.charge_refunded = true,
+            PaymentStep::ReservationReleased => next.reservation_released = true,
+            _ => {}
         }
         Ok(next)
     }
@@ -250,15 +290,27 @@ impl Payment {
         }
     }
 
-    fn can_become(&self, to: PaymentStatus) -> bool {
-        use PaymentStatus::*;
-        matches!(
-            (self.status, to),
-            (Pending, FundsReserved)
-                | (Pending, Failed)
-                | (FundsReserved, FundsTransferred)
-                | (FundsTransferred, Completed)
-        )
+    /// The saga's transitions. Compensation undoes in reverse order: the charge is refunded
+    /// (or voided) first, then the reservation released, and only then is the payment failed.
+    fn accepts(&self, step: &PaymentStep) -> bool {
+        use PaymentStatus as Status;
+        use PaymentStep as Step;
+        match (self.status, step) {
+            (Status::Pending, Step::FundsReserved | Step::Failed { .. }) => true,
+            (Status::FundsReserved, Step::Charged { .. } | Step::CompensationStarted { .. }) => {
+                true
+            }
+            (Status::Charged, Step::FundsSettled | Step::CompensationStarted { .. }) => true,
+            (Status::FundsSettled, Step::Completed) => true,
+            (Status::Compensating, Step::ChargeRefunded) => !self.charge_refunded,
+            (Status::Compensating, Step::ReservationReleased) => {
+                self.charge_refunded && !self.reservation_released
+            }
+            (Status::Compensating, Step::Failed { .. }) => {
+                self.charge_refunded && self.reservation_released
+            }
+            _ => false,
+        }
     }
 }
 
@@ -302,24 +354,122 @@ pub(crate) mod tests {
         assert!(PaymentRequest::new(id, alice, bob, eur(1)).is_ok());
     }
 
+    fn charged() -> PaymentStep {
+        PaymentStep::Charged {
+            charge_id: ChargeId::parse("ch_1").unwrap(),
+        }
+    }
+
+    fn statuses(log: &[PaymentLogEntry]) -> Vec<PaymentStatus> {
+        (1..=log.len())
+            .map(|n| Payment::from_log(&log[..n]).unwrap().status)
+            .collect()
+    }
+
     #[test]
     fn the_happy_log_folds_to_completed() {
         let log = [
             PaymentLogEntry::requested(request(100), Utc::now()),
             entry(2, PaymentStep::FundsReserved),
-            entry(3, PaymentStep::FundsTransferred),
-            entry(4, PaymentStep::Completed),
+            entry(3, charged()),
+            entry(4, PaymentStep::FundsSettled),
+            entry(5, PaymentStep::Completed),
         ];
-        let mut statuses = Vec::new();
-        for n in 1..=log.len() {
-            statuses.push(Payment::from_log(&log[..n]).unwrap().status);
-        }
         use PaymentStatus::*;
         assert_eq!(
-            statuses,
-            [Pending, FundsReserved, FundsTransferred, Completed]
+            statuses(&log),
+            [Pending, FundsReserved, Charged, FundsSettled, Completed]
         );
-        assert_eq!(Payment::from_log(&log).unwrap().version, 4);
+        let payment = Payment::from_log(&log).unwrap();
+        assert_eq!(
+            (payment.version, payment.charge.map(String::from)),
+            (5, Some("ch_1".into()))
+        );
+    }
+
+    #[test]
+    fn compensation_undoes_in_reverse_order_then_fails() {
+        let reason = FailureReason::PaymentDeclined {
+            message: "card".into(),
+        };
+        let before_compensation = [
+            vec![PaymentStep::FundsReserved],
+            vec![PaymentStep::FundsReserved, charged()],
+        ];
+        for done in before_compensation {
+            let mut log = vec![PaymentLogEntry::requested(request(100), Utc::now())];
+            let compensation = [
+                PaymentStep::CompensationStarted {
+                    reason: reason.clone(),
+                },
+                PaymentStep::ChargeRefunded,
+                PaymentStep::ReservationReleased,
+                PaymentStep::Failed {
+                    reason: reason.clone(),
+                },
+            ];
+            for step in done.into_iter().chain(compensation) {
+                log.push(entry(log.len() as u32 + 1, step));
+            }
+            let payment = Payment::from_log(&log).unwrap();
+            assert_eq!(payment.status, PaymentStatus::Failed);
+            assert!(payment.charge_refunded && payment.reservation_released);
+            assert_eq!(payment.failure, Some(reason.clone()));
+        }
+    }
+
+    #[test]
+    fn compensation_cannot_skip_or_reorder_its_steps() {
+        let reason = FailureReason::ProcessorUnavailable;
+        let start = [
+            PaymentLogEntry::requested(request(100), Utc::now()),
+            entry(2, PaymentStep::FundsReserved),
+            entry(
+                3,
+                PaymentStep::CompensationStarted {
+                    reason: reason.clone(),
+                },
+            ),
+        ];
+        let wrong_steps = [
+            PaymentStep::ReservationReleased,
+            PaymentStep::Failed { reason },
+            PaymentStep::FundsSettled,
+            charged(),
+        ];
+        for wrong in wrong_steps {
+            let mut log = start.to_vec();
+            log.push(entry(4, wrong.clone()));
+            let folded = Payment::from_log(&log);
+            assert!(
+                matches!(folded, Err(PaymentLogError::IllegalTransition { .. })),
+                "{wrong:?}"
+            );
+        }
+        let mut refunded_twice = start.to_vec();
+        refunded_twice.push(entry(4, PaymentStep::ChargeRefunded));
+        refunded_twice.push(entry(5, PaymentStep::ChargeRefunded));
+        assert!(Payment::from_log(&refunded_twice).is_err());
+    }
+
+    #[test]
+    fn settled_payments_cannot_be_compensated() {
+        let mut log = vec![
+            PaymentLogEntry::requested(request(100), Utc::now()),
+            entry(2, PaymentStep::FundsReserved),
+            entry(3, charged()),
+            entry(4, PaymentStep::FundsSettled),
+        ];
+        log.push(entry(
+            5,
+            PaymentStep::CompensationStarted {
+                reason: FailureReason::ProcessorUnavailable,
+            },
+        ));
+        assert!(matches!(
+            Payment::from_log(&log),
+            Err(PaymentLogError::IllegalTransition { .. })
+        ));
     }
 
     #[test]
@@ -366,9 +516,10 @@ pub(crate) mod tests {
         let completed = [
             requested,
             entry(2, PaymentStep::FundsReserved),
-            entry(3, PaymentStep::FundsTransferred),
-            entry(4, PaymentStep::Completed),
-            entry(5, PaymentStep::FundsReserved),
+            entry(3, charged()),
+            entry(4, PaymentStep::FundsSettled),
+            entry(5, PaymentStep::Completed),
+            entry(6, PaymentStep::FundsReserved),
         ];
         assert!(matches!(
             Payment::from_log(&completed),

@@ -1,45 +1,98 @@
-//! The payment saga's step chain: reserve → transfer → complete. Pure planning: given a
-//! payment, which step comes next and what it does to which wallet. Applying a plan is the
-//! store's job, atomically (the log entry and the wallet changes together, or nothing).
+//! The payment saga's step chain, as pure planning: given a payment, which step comes next and
+//! what it writes. Applying a plan is the store's job, atomically (the log entry and its wallet
+//! changes together, or nothing); calling the processor is the saga service's.
+//!
+//! ```text
+//!  PENDING ──reserve──> FUNDS_RESERVED ──charge──> CHARGED ──settle──> FUNDS_SETTLED ──> COMPLETED
+//!     │                      │                        │
+//!     │ refused              │ declined / gave up     │ refused
+//!     ▼                      ▼                        ▼
+//!  FAILED <──fail── COMPENSATING: refund (or void) the charge, then release the reservation
+//! ```
 
 use chrono::{DateTime, Utc};
 
 use super::failure::FailureReason;
-use super::payment::{Payment, PaymentLogEntry, PaymentStatus, PaymentStep};
+use super::ids::ChargeId;
+use super::money::Money;
+use super::payment::{Payment, PaymentLogEntry, PaymentRequest, PaymentStatus, PaymentStep};
 use super::wallet::{WalletChange, WalletEffect};
 
 /// A step of the payment saga.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SagaStep {
-    /// Earmark the amount in the sender's wallet, after checking that the receiver's
-    /// wallet exists and holds the payment's currency.
+    /// Check the payment against the limits, then earmark the amount in the sender's wallet
+    /// (which must hold the payment's currency and enough available funds) after checking that
+    /// the receiver's wallet exists and holds that currency too. Compensated by
+    /// [`SagaStep::ReleaseReservation`].
     ReserveFunds,
+    /// Capture the amount with the payment processor. Compensated by [`SagaStep::RefundCharge`].
+    ChargePayment,
     /// Pay the reservation out of the sender's wallet into the receiver's.
-    TransferFunds,
+    SettleFunds,
     /// Mark the payment completed.
     CompletePayment,
-}
-
-/// A step ready to be applied: the log entry to append and the wallet changes that go with it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StepPlan {
-    pub entry: PaymentLogEntry,
-    pub effects: Vec<WalletEffect>,
+    /// Compensation: refund the charge at the processor, or void the payment there when no
+    /// charge was captured (a charge whose outcome is unknown may still arrive).
+    RefundCharge,
+    /// Compensation: give the reserved amount back to the sender's available funds.
+    ReleaseReservation,
+    /// Compensation is complete: mark the payment failed.
+    FailPayment,
 }
 
 impl SagaStep {
+    /// Every step, for tests and metrics.
+    pub const ALL: [SagaStep; 7] = [
+        Self::ReserveFunds,
+        Self::ChargePayment,
+        Self::SettleFunds,
+        Self::CompletePayment,
+        Self::RefundCharge,
+        Self::ReleaseReservation,
+        Self::FailPayment,
+    ];
+
     /// The step a payment needs next, or `None` once it is terminal.
     pub fn next_for(payment: &Payment) -> Option<SagaStep> {
         match payment.status {
             PaymentStatus::Pending => Some(Self::ReserveFunds),
-            PaymentStatus::FundsReserved => Some(Self::TransferFunds),
-            PaymentStatus::FundsTransferred => Some(Self::CompletePayment),
+            PaymentStatus::FundsReserved => Some(Self::ChargePayment),
+            PaymentStatus::Charged => Some(Self::SettleFunds),
+            PaymentStatus::FundsSettled => Some(Self::CompletePayment),
+            PaymentStatus::Compensating if !payment.charge_refunded => Some(Self::RefundCharge),
+            PaymentStatus::Compensating if !payment.reservation_released => {
+                Some(Self::ReleaseReservation)
+            }
+            PaymentStatus::Compensating => Some(Self::FailPayment),
             PaymentStatus::Completed | PaymentStatus::Failed => None,
         }
     }
 
-    /// What this step writes for `payment`.
-    pub fn plan(self, payment: &Payment, now: DateTime<Utc>) -> StepPlan {
+    /// A short, stable name (`reserve_funds`, …) for logs, metrics and fault injection.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::ReserveFunds => "reserve_funds",
+            Self::ChargePayment => "charge_payment",
+            Self::SettleFunds => "settle_funds",
+            Self::CompletePayment => "complete_payment",
+            Self::RefundCharge => "refund_charge",
+            Self::ReleaseReservation => "release_reservation",
+            Self::FailPayment => "fail_payment",
+        }
+    }
+
+    /// Whether this step undoes an earlier one.
+    pub fn is_compensation(self) -> bool {
+        matches!(
+            self,
+            Self::RefundCharge | Self::ReleaseReservation | Self::FailPayment
+        )
+    }
+
+    /// What this step writes for `payment` once its work is done. For
+    /// [`SagaStep::ChargePayment`] the processor's answer is needed: see [`charged`].
+    pub fn plan(self, payment: &Payment, now: DateTime<Utc>) -> Option<StepPlan> {
         let request = &payment.request;
         let amount = request.amount();
         let from = |change| WalletEffect {
@@ -58,19 +111,60 @@ impl SagaStep {
                     to(WalletChange::AcceptsCurrency(amount.currency())),
                 ],
             ),
-            Self::TransferFunds => (
-                PaymentStep::FundsTransferred,
+            Self::ChargePayment => return None,
+            Self::SettleFunds => (
+                PaymentStep::FundsSettled,
                 vec![
                     from(WalletChange::DebitReserved(amount)),
                     to(WalletChange::Credit(amount)),
                 ],
             ),
             Self::CompletePayment => (PaymentStep::Completed, vec![]),
+            Self::RefundCharge => (PaymentStep::ChargeRefunded, vec![]),
+            Self::ReleaseReservation => (
+                PaymentStep::ReservationReleased,
+                vec![from(WalletChange::ReleaseReserved(amount))],
+            ),
+            Self::FailPayment => {
+                let reason = payment
+                    .failure
+                    .clone()
+                    .unwrap_or(FailureReason::ProcessorUnavailable);
+                (PaymentStep::Failed { reason }, vec![])
+            }
         };
-        StepPlan {
+        Some(StepPlan {
             entry: payment.next_entry(step, now),
             effects,
-        }
+        })
+    }
+}
+
+/// A step ready to be applied: the log entry to append and the wallet changes that go with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepPlan {
+    pub entry: PaymentLogEntry,
+    pub effects: Vec<WalletEffect>,
+}
+
+/// Records the processor's charge of a payment.
+pub fn charged(payment: &Payment, charge_id: ChargeId, now: DateTime<Utc>) -> StepPlan {
+    StepPlan {
+        entry: payment.next_entry(PaymentStep::Charged { charge_id }, now),
+        effects: vec![],
+    }
+}
+
+/// Starts undoing a payment whose funds are reserved (and perhaps charged), for `reason`.
+pub fn start_compensation(
+    payment: &Payment,
+    reason: FailureReason,
+    now: DateTime<Utc>,
+) -> StepPlan {
+    let entry = payment.next_entry(PaymentStep::CompensationStarted { reason }, now);
+    StepPlan {
+        entry,
+        effects: vec![],
     }
 }
 
@@ -86,8 +180,38 @@ pub fn fail_before_reservation(
     }
 }
 
+/// What a single payment may move.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PaymentLimits {
+    /// The largest amount, in minor units of the payment's currency.
+    pub max_minor_units: u64,
+}
+
+impl Default for PaymentLimits {
+    /// 1,000,000.00 in a currency with two decimals.
+    fn default() -> Self {
+        Self {
+            max_minor_units: 100_000_000,
+        }
+    }
+}
+
+impl PaymentLimits {
+    /// Why `request` is over the limits, if it is.
+    pub fn refusal(&self, request: &PaymentRequest) -> Option<FailureReason> {
+        let amount = request.amount();
+        if amount.minor_units() <= self.max_minor_units {
+            return None;
+        }
+        let limit = Money::new(self.max_minor_units, amount.currency()).ok()?;
+        Some(FailureReason::AmountOverLimit { limit })
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use std::collections::HashSet;
+
     use super::*;
     use crate::domain::payment::tests::request;
     use crate::domain::wallet::Wallet;
@@ -96,10 +220,37 @@ mod tests {
         Payment::from_log(&[PaymentLogEntry::requested(request(250), Utc::now())]).unwrap()
     }
 
-    /// Runs the chain against two in-memory wallets, as a store would.
-    fn run(mut payment: Payment, mut alice: Wallet, mut bob: Wallet) -> (Payment, Wallet, Wallet) {
+    fn charge_id() -> ChargeId {
+        ChargeId::parse("ch_1").unwrap()
+    }
+
+    /// The plan of `step`, with a charge id from a pretend processor.
+    fn plan(step: SagaStep, payment: &Payment) -> StepPlan {
+        step.plan(payment, Utc::now())
+            .unwrap_or_else(|| charged(payment, charge_id(), Utc::now()))
+    }
+
+    fn wallet(id: &str, available: u64) -> Wallet {
+        let id = crate::domain::ids::WalletId::parse(id).unwrap();
+        Wallet::restore(id, "EUR".parse().unwrap(), available, 0, Utc::now()).unwrap()
+    }
+
+    /// Runs the saga against two in-memory wallets, as a store would; `fail_at` starts
+    /// compensation instead of running that step.
+    fn run(fail_at: Option<SagaStep>) -> (Payment, Vec<SagaStep>, Wallet, Wallet) {
+        let (mut alice, mut bob) = (wallet("wal_alice", 1_000), wallet("wal_bob", 40));
+        let mut payment = pending();
+        let mut steps = Vec::new();
         while let Some(step) = SagaStep::next_for(&payment) {
-            let plan = step.plan(&payment, Utc::now());
+            steps.push(step);
+            let plan = if Some(step) == fail_at {
+                let reason = FailureReason::InjectedFault {
+                    step: step.name().into(),
+                };
+                start_compensation(&payment, reason, Utc::now())
+            } else {
+                plan(step, &payment)
+            };
             for effect in &plan.effects {
                 let wallet = if effect.wallet_id == *alice.id() {
                     &mut alice
@@ -110,36 +261,25 @@ mod tests {
             }
             payment = payment.after(&plan.entry).unwrap();
         }
-        (payment, alice, bob)
-    }
-
-    fn wallet(id: &str, available: u64) -> Wallet {
-        let id = crate::domain::ids::WalletId::parse(id).unwrap();
-        Wallet::restore(id, "EUR".parse().unwrap(), available, 0, Utc::now()).unwrap()
+        (payment, steps, alice, bob)
     }
 
     #[test]
-    fn the_chain_reserves_then_transfers_then_completes() {
-        let mut payment = pending();
-        let mut steps = Vec::new();
-        while let Some(step) = SagaStep::next_for(&payment) {
-            steps.push(step);
-            payment = payment
-                .after(&step.plan(&payment, Utc::now()).entry)
-                .unwrap();
-        }
+    fn the_chain_reserves_charges_settles_then_completes() {
+        let (payment, steps, alice, bob) = run(None);
         use SagaStep::*;
-        assert_eq!(steps, [ReserveFunds, TransferFunds, CompletePayment]);
+        assert_eq!(
+            steps,
+            [ReserveFunds, ChargePayment, SettleFunds, CompletePayment]
+        );
         assert_eq!(payment.status, PaymentStatus::Completed);
-    }
-
-    #[test]
-    fn the_chain_moves_the_amount_exactly_and_creates_no_money() {
-        let (payment, alice, bob) =
-            run(pending(), wallet("wal_alice", 1_000), wallet("wal_bob", 40));
-        assert_eq!(payment.status, PaymentStatus::Completed);
-        assert_eq!(alice.available().minor_units(), 750);
-        assert_eq!(alice.reserved().minor_units(), 0);
+        assert_eq!(
+            (
+                alice.available().minor_units(),
+                alice.reserved().minor_units()
+            ),
+            (750, 0)
+        );
         assert_eq!(bob.available().minor_units(), 290);
         assert_eq!(
             alice.balance_minor_units() + bob.balance_minor_units(),
@@ -148,10 +288,85 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_charge_refunds_then_releases_then_fails() {
+        let (payment, steps, alice, bob) = run(Some(SagaStep::ChargePayment));
+        use SagaStep::*;
+        assert_eq!(
+            steps,
+            [
+                ReserveFunds,
+                ChargePayment,
+                RefundCharge,
+                ReleaseReservation,
+                FailPayment
+            ]
+        );
+        assert_eq!(payment.status, PaymentStatus::Failed);
+        assert_eq!(
+            payment.failure.as_ref().map(FailureReason::code),
+            Some("injected_fault")
+        );
+        assert_eq!(
+            (
+                alice.available().minor_units(),
+                alice.reserved().minor_units()
+            ),
+            (1_000, 0)
+        );
+        assert_eq!(bob.available().minor_units(), 40);
+    }
+
+    #[test]
+    fn a_failed_settlement_refunds_the_charge_and_releases_the_reservation() {
+        let (payment, steps, alice, bob) = run(Some(SagaStep::SettleFunds));
+        use SagaStep::*;
+        assert_eq!(
+            steps,
+            [
+                ReserveFunds,
+                ChargePayment,
+                SettleFunds,
+                RefundCharge,
+                ReleaseReservation,
+                FailPayment
+            ]
+        );
+        assert!(
+            payment.charge.is_some() && payment.charge_refunded && payment.reservation_released
+        );
+        assert_eq!(
+            (
+                alice.available().minor_units(),
+                bob.available().minor_units()
+            ),
+            (1_000, 40)
+        );
+    }
+
+    #[test]
+    fn every_step_has_a_plan_or_a_processor_answer_and_compensations_are_marked() {
+        let compensations: HashSet<SagaStep> = SagaStep::ALL
+            .into_iter()
+            .filter(|step| step.is_compensation())
+            .collect();
+        use SagaStep::*;
+        assert_eq!(
+            compensations,
+            HashSet::from([RefundCharge, ReleaseReservation, FailPayment])
+        );
+        assert!(
+            SagaStep::ChargePayment
+                .plan(&pending(), Utc::now())
+                .is_none()
+        );
+        let names: HashSet<&str> = SagaStep::ALL.iter().map(|step| step.name()).collect();
+        assert_eq!(names.len(), SagaStep::ALL.len());
+    }
+
+    #[test]
     fn reserve_checks_the_receiver_before_touching_money() {
-        let plan = SagaStep::ReserveFunds.plan(&pending(), Utc::now());
+        let plan = plan(SagaStep::ReserveFunds, &pending());
         assert_eq!(plan.entry.version, 2);
-        assert_eq!(plan.effects.len(), 2);
         assert!(matches!(
             plan.effects[1].change,
             WalletChange::AcceptsCurrency(_)
@@ -166,7 +381,22 @@ mod tests {
         let plan = fail_before_reservation(&pending(), reason, Utc::now());
         assert!(plan.effects.is_empty());
         let failed = pending().after(&plan.entry).unwrap();
-        assert_eq!(failed.status, PaymentStatus::Failed);
-        assert_eq!(SagaStep::next_for(&failed), None);
+        assert_eq!(
+            (failed.status, SagaStep::next_for(&failed)),
+            (PaymentStatus::Failed, None)
+        );
+    }
+
+    #[test]
+    fn limits_refuse_amounts_above_the_maximum_only() {
+        let limits = PaymentLimits {
+            max_minor_units: 250,
+        };
+        assert_eq!(limits.refusal(&request(250)), None);
+        let refusal = limits.refusal(&request(251));
+        assert_eq!(
+            refusal.as_ref().map(FailureReason::code),
+            Some("amount_over_limit")
+        );
     }
 }

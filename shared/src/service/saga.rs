@@ -2,32 +2,51 @@
 //!
 //! Safe under at-least-once delivery: every step is a conditional append of the next log
 //! version together with its wallet changes, so a duplicate or concurrent run finds the version
-//! taken, reloads the log and carries on from there. Nothing is applied twice.
+//! taken, reloads the log and carries on from there. Nothing is applied twice. Calls to the
+//! payment processor are idempotent per payment id, so repeating one after a crash is harmless.
+//!
+//! A step that fails for good after funds were reserved starts compensation; a processor that
+//! does not answer is retried by redelivery until the charge step's deadline or the message's
+//! last delivery, and then compensated too, so no payment is left in between.
 
-use chrono::Utc;
-use tracing::{info, instrument};
+use chrono::{DateTime, Utc};
+use tracing::{info, instrument, warn};
 
 use super::ServiceError;
-use crate::domain::saga::fail_before_reservation;
+use crate::domain::saga::{charged, fail_before_reservation, start_compensation};
 use crate::domain::{
-    DomainEvent, Payment, PaymentId, PaymentLogEntry, PaymentRequest, SagaStep, WalletRejection,
+    DomainEvent, FailureReason, Payment, PaymentId, PaymentLimits, PaymentLogEntry, PaymentRequest,
+    SagaStep, StepPlan, WalletRejection,
 };
-use crate::ports::{BeginPayment, EventPublisher, PaymentLog, RecordStep};
+use crate::faults::Faults;
+use crate::ports::{
+    BeginPayment, EventPublisher, PaymentLog, PaymentProcessor, ProcessorError, RecordStep,
+};
 
 /// Why the saga stopped short of a terminal state.
 #[derive(Debug, thiserror::Error)]
 pub enum SagaError {
     #[error(transparent)]
     Service(#[from] ServiceError),
+    #[error(transparent)]
+    Processor(#[from] ProcessorError),
     /// The request names a payment id that exists with other terms.
     #[error("payment {0} exists with different terms")]
     ConflictingRequest(PaymentId),
+    /// Fault injection: the function is to crash now, before acknowledging the message.
+    #[error("injected crash after step {0}")]
+    InjectedCrash(&'static str),
 }
 
 impl SagaError {
     /// Whether a redelivery of the same message may succeed.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Service(error) if error.is_transient())
+        match self {
+            Self::Service(error) => error.is_transient(),
+            Self::Processor(error) => matches!(error, ProcessorError::Unavailable(_)),
+            Self::InjectedCrash(_) => true,
+            Self::ConflictingRequest(_) => false,
+        }
     }
 }
 
@@ -37,88 +56,210 @@ impl From<crate::ports::StoreError> for SagaError {
     }
 }
 
-/// Drives the payment in `request` to COMPLETED or FAILED, then announces every step of its
-/// log (again, for steps an earlier delivery recorded: event ids de-duplicate).
-#[instrument(skip_all, fields(payment_id = %request.payment_id()))]
-pub async fn run_payment_saga(
-    log: &dyn PaymentLog,
-    events: &dyn EventPublisher,
-    request: &PaymentRequest,
-) -> Result<Payment, SagaError> {
-    let mut history = load_or_begin(log, request).await?;
-    let mut payment = Payment::from_log(&history).map_err(ServiceError::from)?;
-    if payment.request.payment_id() != request.payment_id()
-        || !payment.request.same_terms_as(request)
-    {
-        return Err(SagaError::ConflictingRequest(request.payment_id().clone()));
+impl From<crate::domain::payment::PaymentLogError> for SagaError {
+    fn from(error: crate::domain::payment::PaymentLogError) -> Self {
+        Self::Service(error.into())
+    }
+}
+
+/// How the saga behaves.
+#[derive(Debug, Clone)]
+pub struct SagaSettings {
+    pub limits: PaymentLimits,
+    /// How long after the reservation the charge step keeps retrying an unavailable processor
+    /// before it gives up and compensates.
+    pub charge_deadline: chrono::Duration,
+}
+
+impl Default for SagaSettings {
+    fn default() -> Self {
+        Self {
+            limits: PaymentLimits::default(),
+            charge_deadline: chrono::Duration::seconds(120),
+        }
+    }
+}
+
+/// What a run of the saga may touch.
+pub struct Saga<'a> {
+    pub log: &'a dyn PaymentLog,
+    pub events: &'a dyn EventPublisher,
+    pub processor: &'a dyn PaymentProcessor,
+    pub settings: &'a SagaSettings,
+}
+
+/// Which delivery of the request this run handles.
+#[derive(Debug, Clone, Default)]
+pub struct Delivery {
+    /// 1 on the first delivery.
+    pub receive_count: u32,
+    /// The queue's `maxReceiveCount` (0 when unknown): the last delivery before the DLQ.
+    pub max_receive_count: u32,
+    pub faults: Faults,
+}
+
+impl Delivery {
+    /// Whether the queue gives up on the message after this delivery.
+    pub fn is_last(&self) -> bool {
+        self.max_receive_count > 0 && self.receive_count >= self.max_receive_count
+    }
+}
+
+impl Saga<'_> {
+    /// Drives the payment in `request` to COMPLETED or FAILED, then announces every step of
+    /// its log (again, for steps an earlier delivery recorded: event ids de-duplicate).
+    #[instrument(skip_all, fields(payment_id = %request.payment_id(), receive_count = delivery.receive_count))]
+    pub async fn run(
+        &self,
+        request: &PaymentRequest,
+        delivery: &Delivery,
+    ) -> Result<Payment, SagaError> {
+        let mut history = self.load_or_begin(request).await?;
+        let mut payment = Payment::from_log(&history)?;
+        if !payment.request.same_terms_as(request) {
+            return Err(SagaError::ConflictingRequest(request.payment_id().clone()));
+        }
+
+        while let Some(step) = SagaStep::next_for(&payment) {
+            let plan = self.plan(&payment, step, delivery).await?;
+            let Some(recorded) = self.record(plan, step).await? else {
+                // A duplicate or concurrent delivery got there first: carry on from its state.
+                history = self.log.history(request.payment_id()).await?;
+                payment = Payment::from_log(&history)?;
+                continue;
+            };
+            payment = payment.after(&recorded.entry)?;
+            info!(step = step.name(), version = recorded.entry.version, status = ?payment.status, "payment step recorded");
+            history.push(recorded.entry);
+            if delivery.faults.crashes_after(step, delivery.receive_count) {
+                return Err(SagaError::InjectedCrash(step.name()));
+            }
+        }
+
+        let announcements: Vec<DomainEvent> = history
+            .iter()
+            .filter_map(|entry| DomainEvent::for_log_entry(&payment, entry))
+            .collect();
+        self.events
+            .publish(&announcements)
+            .await
+            .map_err(ServiceError::from)?;
+        Ok(payment)
     }
 
-    while let Some(step) = SagaStep::next_for(&payment) {
-        let plan = step.plan(&payment, Utc::now());
-        let plan = match log.record(&plan).await? {
-            RecordStep::Recorded => plan,
-            RecordStep::Refused(WalletRejection::Business(reason))
-                if step == SagaStep::ReserveFunds =>
-            {
-                let failure = fail_before_reservation(&payment, reason, Utc::now());
-                match log.record(&failure).await? {
-                    RecordStep::Recorded => failure,
-                    RecordStep::VersionTaken => {
-                        (history, payment) = reload(log, request.payment_id()).await?;
-                        continue;
-                    }
-                    RecordStep::Refused(refusal) => return Err(inconsistent(refusal)),
+    /// What `step` writes, once its outside work (the processor's) is done.
+    async fn plan(
+        &self,
+        payment: &Payment,
+        step: SagaStep,
+        delivery: &Delivery,
+    ) -> Result<StepPlan, SagaError> {
+        let now = Utc::now();
+        if delivery.faults.fails(step) {
+            let reason = FailureReason::InjectedFault {
+                step: step.name().to_owned(),
+            };
+            match step {
+                SagaStep::ReserveFunds => return Ok(fail_before_reservation(payment, reason, now)),
+                SagaStep::ChargePayment | SagaStep::SettleFunds => {
+                    return Ok(start_compensation(payment, reason, now));
+                }
+                // Completion and compensation cannot fail for good: nothing to inject.
+                _ => {}
+            }
+        }
+        match step {
+            SagaStep::ReserveFunds => {
+                if let Some(reason) = self.settings.limits.refusal(&payment.request) {
+                    return Ok(fail_before_reservation(payment, reason, now));
                 }
             }
-            RecordStep::Refused(refusal) => return Err(inconsistent(refusal)),
-            RecordStep::VersionTaken => {
-                (history, payment) = reload(log, request.payment_id()).await?;
-                continue;
+            SagaStep::ChargePayment => return self.charge(payment, delivery, now).await,
+            SagaStep::RefundCharge => self.processor.refund(payment.request.payment_id()).await?,
+            _ => {}
+        }
+        Ok(step
+            .plan(payment, now)
+            .expect("only the charge step waits for the processor's answer"))
+    }
+
+    async fn charge(
+        &self,
+        payment: &Payment,
+        delivery: &Delivery,
+        now: DateTime<Utc>,
+    ) -> Result<StepPlan, SagaError> {
+        match self.processor.charge(&payment.request).await {
+            Ok(charge_id) => Ok(charged(payment, charge_id, now)),
+            Err(ProcessorError::Declined(message)) => Ok(start_compensation(
+                payment,
+                FailureReason::PaymentDeclined { message },
+                now,
+            )),
+            Err(error)
+                if delivery.is_last()
+                    || now - payment.updated_at >= self.settings.charge_deadline =>
+            {
+                warn!(%error, "giving up on the processor; compensating");
+                Ok(start_compensation(
+                    payment,
+                    FailureReason::ProcessorUnavailable,
+                    now,
+                ))
             }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Appends `plan`; when a wallet refuses it for a business reason, appends what the saga
+    /// does instead (fail before anything was reserved, or compensate a refused settlement).
+    /// `None` when the version was taken by another delivery.
+    async fn record(&self, plan: StepPlan, step: SagaStep) -> Result<Option<StepPlan>, SagaError> {
+        let reason = match self.log.record(&plan).await? {
+            RecordStep::Recorded => return Ok(Some(plan)),
+            RecordStep::VersionTaken => return Ok(None),
+            RecordStep::Refused(WalletRejection::Business(reason)) => reason,
+            RecordStep::Refused(refusal) => return Err(inconsistent(refusal)),
         };
-        payment = payment.after(&plan.entry).map_err(ServiceError::from)?;
-        info!(version = plan.entry.version, status = ?payment.status, "payment step recorded");
-        history.push(plan.entry);
+        let payment_before = plan.entry.version - 1;
+        let instead = match step {
+            SagaStep::ReserveFunds => fail_before_reservation,
+            SagaStep::SettleFunds => start_compensation,
+            _ => return Err(inconsistent(WalletRejection::Business(reason))),
+        };
+        let history = self.log.history(&plan.entry.payment_id).await?;
+        let payment = Payment::from_log(&history)?;
+        if payment.version != payment_before {
+            return Ok(None);
+        }
+        let fallback = instead(&payment, reason, Utc::now());
+        match self.log.record(&fallback).await? {
+            RecordStep::Recorded => Ok(Some(fallback)),
+            RecordStep::VersionTaken => Ok(None),
+            RecordStep::Refused(refusal) => Err(inconsistent(refusal)),
+        }
     }
 
-    let announcements: Vec<DomainEvent> = history
-        .iter()
-        .filter_map(|entry| DomainEvent::for_log_entry(&payment, entry))
-        .collect();
-    events
-        .publish(&announcements)
-        .await
-        .map_err(ServiceError::from)?;
-    Ok(payment)
-}
-
-/// The payment's log, writing version 1 from the request first when the payment is new
-/// (a request published straight onto the bus, not through the API).
-async fn load_or_begin(
-    log: &dyn PaymentLog,
-    request: &PaymentRequest,
-) -> Result<Vec<PaymentLogEntry>, SagaError> {
-    let history = log.history(request.payment_id()).await?;
-    if !history.is_empty() {
-        return Ok(history);
+    /// The payment's log, writing version 1 from the request first when the payment is new
+    /// (a request published straight onto the bus, not through the API).
+    async fn load_or_begin(
+        &self,
+        request: &PaymentRequest,
+    ) -> Result<Vec<PaymentLogEntry>, SagaError> {
+        let history = self.log.history(request.payment_id()).await?;
+        if !history.is_empty() {
+            return Ok(history);
+        }
+        let now = Utc::now();
+        match self.log.begin(request, None, now).await? {
+            BeginPayment::Begun => Ok(vec![PaymentLogEntry::requested(request.clone(), now)]),
+            BeginPayment::AlreadyExists => Ok(self.log.history(request.payment_id()).await?),
+            other => Err(ServiceError::Inconsistent(format!(
+                "begin without a key answered {other:?}"
+            ))
+            .into()),
+        }
     }
-    let now = Utc::now();
-    match log.begin(request, None, now).await? {
-        BeginPayment::Begun => Ok(vec![PaymentLogEntry::requested(request.clone(), now)]),
-        BeginPayment::AlreadyExists => Ok(log.history(request.payment_id()).await?),
-        other => Err(
-            ServiceError::Inconsistent(format!("begin without a key answered {other:?}")).into(),
-        ),
-    }
-}
-
-async fn reload(
-    log: &dyn PaymentLog,
-    id: &PaymentId,
-) -> Result<(Vec<PaymentLogEntry>, Payment), SagaError> {
-    let history = log.history(id).await?;
-    let payment = Payment::from_log(&history).map_err(ServiceError::from)?;
-    Ok((history, payment))
 }
 
 fn inconsistent(refusal: WalletRejection) -> SagaError {
@@ -133,33 +274,88 @@ mod tests {
     use futures::future::join_all;
 
     use super::*;
-    use crate::domain::{FailureReason, Money, PaymentStatus, Wallet, WalletId};
-    use crate::memory::{InMemoryLedger, RecordingPublisher};
+    use crate::domain::money::MAX_MINOR_UNITS;
+    use crate::domain::{Money, PaymentStatus, Wallet, WalletId};
+    use crate::memory::{ChargeState, InMemoryLedger, InMemoryProcessor, RecordingPublisher};
     use crate::ports::{Deposit, PublishError, WalletStore};
 
-    fn eur(minor_units: u64) -> Money {
-        Money::new(minor_units, "EUR".parse().unwrap()).unwrap()
+    struct World {
+        ledger: InMemoryLedger,
+        events: RecordingPublisher,
+        processor: InMemoryProcessor,
+        settings: SagaSettings,
     }
 
-    async fn ledger_with(wallets: &[(&str, &str, u64)]) -> InMemoryLedger {
-        let ledger = InMemoryLedger::default();
-        for (id, currency, minor_units) in wallets {
-            let id = WalletId::parse(id).unwrap();
-            let currency = currency.parse().unwrap();
-            ledger
-                .open_wallet(&Wallet::open(id.clone(), currency, Utc::now()))
-                .await
-                .unwrap();
-            let amount = Money::new(*minor_units, currency).unwrap();
-            let deposit = Deposit {
-                deposit_id: crate::domain::DepositId::generate(),
-                wallet_id: id,
-                amount,
-                idempotency_key: None,
-            };
-            ledger.deposit(&deposit, Utc::now()).await.unwrap();
+    impl World {
+        async fn with(wallets: &[(&str, &str, u64)]) -> World {
+            let ledger = InMemoryLedger::default();
+            for (id, currency, minor_units) in wallets {
+                let id = WalletId::parse(id).unwrap();
+                let currency = currency.parse().unwrap();
+                ledger
+                    .open_wallet(&Wallet::open(id.clone(), currency, Utc::now()))
+                    .await
+                    .unwrap();
+                let amount = Money::new(*minor_units, currency).unwrap();
+                let deposit_id = crate::domain::DepositId::generate();
+                let deposit = Deposit {
+                    deposit_id,
+                    wallet_id: id,
+                    amount,
+                    idempotency_key: None,
+                };
+                ledger.deposit(&deposit, Utc::now()).await.unwrap();
+            }
+            let (events, processor) = (RecordingPublisher::default(), InMemoryProcessor::default());
+            World {
+                ledger,
+                events,
+                processor,
+                settings: SagaSettings::default(),
+            }
         }
-        ledger
+
+        async fn alice_pays_bob() -> World {
+            World::with(&[("wal_alice", "EUR", 1_000), ("wal_bob", "EUR", 0)]).await
+        }
+
+        fn saga(&self) -> Saga<'_> {
+            Saga {
+                log: &self.ledger,
+                events: &self.events,
+                processor: &self.processor,
+                settings: &self.settings,
+            }
+        }
+
+        async fn run(&self, amount: u64, delivery: &Delivery) -> Result<Payment, SagaError> {
+            self.saga().run(&request(amount), delivery).await
+        }
+
+        fn wallet(&self, id: &str) -> (u64, u64) {
+            let wallet = self
+                .ledger
+                .wallets()
+                .into_iter()
+                .find(|wallet| wallet.id().as_str() == id)
+                .unwrap();
+            (
+                wallet.available().minor_units(),
+                wallet.reserved().minor_units(),
+            )
+        }
+
+        fn announced(&self) -> Vec<&'static str> {
+            self.events
+                .published()
+                .iter()
+                .map(DomainEvent::detail_type)
+                .collect()
+        }
+
+        fn charge(&self) -> Option<ChargeState> {
+            self.processor.charge_state(request(1).payment_id())
+        }
     }
 
     fn request(amount: u64) -> PaymentRequest {
@@ -167,102 +363,230 @@ mod tests {
             PaymentId::parse("pay_saga").unwrap(),
             WalletId::parse("wal_alice").unwrap(),
             WalletId::parse("wal_bob").unwrap(),
-            eur(amount),
+            Money::new(amount, "EUR".parse().unwrap()).unwrap(),
         )
         .unwrap()
     }
 
-    fn available(ledger: &InMemoryLedger, id: &str) -> (u64, u64) {
-        let wallet = ledger
-            .wallets()
-            .into_iter()
-            .find(|wallet| wallet.id().as_str() == id)
-            .unwrap();
-        (
-            wallet.available().minor_units(),
-            wallet.reserved().minor_units(),
-        )
+    fn first() -> Delivery {
+        Delivery {
+            receive_count: 1,
+            max_receive_count: 3,
+            faults: Faults::default(),
+        }
+    }
+
+    fn last() -> Delivery {
+        Delivery {
+            receive_count: 3,
+            ..first()
+        }
+    }
+
+    const COMPENSATED: [&str; 5] = [
+        "FundsReserved",
+        "CompensationStarted",
+        "ChargeRefunded",
+        "ReservationReleased",
+        "PaymentFailed",
+    ];
+
+    #[tokio::test]
+    async fn a_payment_reserves_charges_settles_and_completes() {
+        let world = World::alice_pays_bob().await;
+        let payment = world.run(300, &first()).await.unwrap();
+        assert_eq!(payment.status, PaymentStatus::Completed);
+        assert_eq!(
+            (world.wallet("wal_alice"), world.wallet("wal_bob")),
+            ((700, 0), (300, 0))
+        );
+        assert_eq!(
+            world.charge(),
+            Some(ChargeState::Captured(
+                Money::new(300, "EUR".parse().unwrap()).unwrap()
+            ))
+        );
+        assert_eq!(
+            world.announced(),
+            [
+                "FundsReserved",
+                "PaymentCharged",
+                "FundsSettled",
+                "PaymentCompleted"
+            ]
+        );
     }
 
     #[tokio::test]
     async fn concurrent_duplicate_deliveries_apply_every_step_once() {
-        let ledger = ledger_with(&[("wal_alice", "EUR", 1_000), ("wal_bob", "EUR", 0)]).await;
-        let events = RecordingPublisher::default();
-        let request = request(300);
-        let runs = (0..8).map(|_| run_payment_saga(&ledger, &events, &request));
+        let world = World::alice_pays_bob().await;
+        let delivery = first();
+        let runs = (0..8).map(|_| world.run(300, &delivery));
         for result in join_all(runs).await {
             assert_eq!(result.unwrap().status, PaymentStatus::Completed);
         }
-        assert_eq!(available(&ledger, "wal_alice"), (700, 0));
-        assert_eq!(available(&ledger, "wal_bob"), (300, 0));
-        let history = ledger.history(request.payment_id()).await.unwrap();
+        assert_eq!(
+            (world.wallet("wal_alice"), world.wallet("wal_bob")),
+            ((700, 0), (300, 0))
+        );
+        let history = world.ledger.history(request(1).payment_id()).await.unwrap();
         let versions: Vec<u32> = history.iter().map(|entry| entry.version).collect();
-        assert_eq!(versions, [1, 2, 3, 4]);
+        assert_eq!(versions, [1, 2, 3, 4, 5]);
     }
 
     #[tokio::test]
-    async fn business_refusals_fail_the_payment_without_moving_money() {
+    async fn business_refusals_fail_the_payment_before_anything_moves() {
         let cases = [
             (
                 vec![("wal_alice", "EUR", 100), ("wal_bob", "EUR", 0)],
+                300,
                 "insufficient_funds",
             ),
-            (vec![("wal_alice", "EUR", 1_000)], "unknown_wallet"),
+            (vec![("wal_alice", "EUR", 1_000)], 300, "unknown_wallet"),
             (
                 vec![("wal_alice", "EUR", 1_000), ("wal_bob", "USD", 0)],
+                300,
                 "currency_mismatch",
             ),
-            (vec![("wal_bob", "EUR", 0)], "unknown_wallet"),
+            (vec![("wal_bob", "EUR", 0)], 300, "unknown_wallet"),
+            (
+                vec![("wal_alice", "EUR", 1_000), ("wal_bob", "EUR", 0)],
+                200_000_000,
+                "amount_over_limit",
+            ),
         ];
-        for (wallets, code) in cases {
-            let ledger = ledger_with(&wallets).await;
-            let events = RecordingPublisher::default();
-            let payment = run_payment_saga(&ledger, &events, &request(300))
-                .await
-                .unwrap();
+        for (wallets, amount, code) in cases {
+            let world = World::with(&wallets).await;
+            let payment = world.run(amount, &first()).await.unwrap();
             assert_eq!(payment.status, PaymentStatus::Failed);
             assert_eq!(
                 payment.failure.as_ref().map(FailureReason::code),
                 Some(code)
             );
-            for wallet in ledger.wallets() {
-                let deposited = wallets
-                    .iter()
-                    .find(|(id, ..)| *id == wallet.id().as_str())
-                    .unwrap()
-                    .2;
-                assert_eq!(
-                    wallet.available().minor_units(),
-                    deposited,
-                    "{code}: {:?}",
-                    wallet.id()
-                );
-                assert!(wallet.reserved().is_zero());
+            for (id, _, deposited) in &wallets {
+                assert_eq!(world.wallet(id), (*deposited, 0), "{code}: {id}");
             }
-            let published = events.published();
             assert_eq!(
-                published
-                    .iter()
-                    .map(DomainEvent::detail_type)
-                    .collect::<Vec<_>>(),
-                ["PaymentFailed"]
+                world.processor.charge_calls(),
+                0,
+                "{code}: the processor was not called"
             );
+            assert_eq!(world.announced(), ["PaymentFailed"]);
         }
     }
 
     #[tokio::test]
+    async fn a_declined_charge_is_compensated() {
+        let world = World::alice_pays_bob().await;
+        world.processor.set_declining(true);
+        let payment = world.run(300, &first()).await.unwrap();
+        assert_eq!(payment.status, PaymentStatus::Failed);
+        assert_eq!(
+            payment.failure.as_ref().map(FailureReason::code),
+            Some("payment_declined")
+        );
+        assert_eq!(
+            (world.wallet("wal_alice"), world.wallet("wal_bob")),
+            ((1_000, 0), (0, 0))
+        );
+        assert_eq!(
+            world.charge(),
+            Some(ChargeState::Voided),
+            "a late charge would be refused"
+        );
+        assert_eq!(world.announced(), COMPENSATED);
+    }
+
+    #[tokio::test]
+    async fn an_unavailable_processor_is_retried_by_redelivery_then_compensated_on_the_last() {
+        let world = World::alice_pays_bob().await;
+        world.processor.set_unavailable(true);
+        let error = world.run(300, &first()).await.unwrap_err();
+        assert!(error.is_transient(), "{error}");
+        assert_eq!(
+            world.wallet("wal_alice"),
+            (700, 300),
+            "reserved while the charge is pending"
+        );
+
+        // The last delivery gives up on the charge; the refund needs the processor too.
+        let error = world.run(300, &last()).await.unwrap_err();
+        assert!(error.is_transient(), "{error}");
+        let history = world.ledger.history(request(1).payment_id()).await.unwrap();
+        assert_eq!(
+            Payment::from_log(&history).unwrap().status,
+            PaymentStatus::Compensating
+        );
+
+        // Compensation never gives up: once the processor answers, it completes.
+        world.processor.set_unavailable(false);
+        let payment = world.run(300, &first()).await.unwrap();
+        assert_eq!(
+            payment.failure.as_ref().map(FailureReason::code),
+            Some("processor_unavailable")
+        );
+        assert_eq!(world.wallet("wal_alice"), (1_000, 0));
+        assert_eq!(
+            world.charge(),
+            Some(ChargeState::Voided),
+            "a charge arriving late is refused"
+        );
+        assert_eq!(world.announced(), COMPENSATED);
+    }
+
+    #[tokio::test]
+    async fn a_processor_silent_past_the_charge_deadline_is_compensated_on_any_delivery() {
+        let mut world = World::alice_pays_bob().await;
+        world.settings.charge_deadline = chrono::Duration::zero();
+        world.processor.set_unavailable(true);
+        world.run(300, &first()).await.unwrap_err();
+        world.processor.set_unavailable(false);
+        let payment = world.run(300, &first()).await.unwrap();
+        assert_eq!(
+            payment.failure.as_ref().map(FailureReason::code),
+            Some("processor_unavailable")
+        );
+        assert_eq!(world.wallet("wal_alice"), (1_000, 0));
+    }
+
+    #[tokio::test]
+    async fn a_refused_settlement_refunds_the_charge_and_releases_the_reservation() {
+        let world = World::with(&[
+            ("wal_alice", "EUR", 1_000),
+            ("wal_bob", "EUR", MAX_MINOR_UNITS),
+        ])
+        .await;
+        let payment = world.run(300, &first()).await.unwrap();
+        assert_eq!(
+            payment.failure.as_ref().map(FailureReason::code),
+            Some("balance_limit_exceeded")
+        );
+        assert_eq!(
+            (world.wallet("wal_alice"), world.wallet("wal_bob")),
+            ((1_000, 0), (MAX_MINOR_UNITS, 0))
+        );
+        assert!(matches!(world.charge(), Some(ChargeState::Refunded(_))));
+        assert_eq!(
+            world.announced(),
+            [
+                "FundsReserved",
+                "PaymentCharged",
+                "CompensationStarted",
+                "ChargeRefunded",
+                "ReservationReleased",
+                "PaymentFailed"
+            ]
+        );
+    }
+
+    #[tokio::test]
     async fn a_request_contradicting_the_stored_payment_is_refused_for_good() {
-        let ledger = ledger_with(&[("wal_alice", "EUR", 1_000), ("wal_bob", "EUR", 0)]).await;
-        let events = RecordingPublisher::default();
-        run_payment_saga(&ledger, &events, &request(300))
-            .await
-            .unwrap();
-        let error = run_payment_saga(&ledger, &events, &request(301))
-            .await
-            .unwrap_err();
+        let world = World::alice_pays_bob().await;
+        world.run(300, &first()).await.unwrap();
+        let error = world.run(301, &first()).await.unwrap_err();
         assert!(matches!(error, SagaError::ConflictingRequest(_)));
         assert!(!error.is_transient());
-        assert_eq!(available(&ledger, "wal_alice"), (700, 0));
+        assert_eq!(world.wallet("wal_alice"), (700, 0));
     }
 
     /// A bus that is down until told otherwise.
@@ -284,28 +608,100 @@ mod tests {
 
     #[tokio::test]
     async fn events_lost_to_an_outage_are_announced_on_redelivery() {
-        let ledger = ledger_with(&[("wal_alice", "EUR", 1_000), ("wal_bob", "EUR", 0)]).await;
+        let world = World::alice_pays_bob().await;
         let bus = FlakyBus::default();
-        let error = run_payment_saga(&ledger, &bus, &request(300))
-            .await
-            .unwrap_err();
+        let saga = Saga {
+            events: &bus,
+            ..world.saga()
+        };
+        let error = saga.run(&request(300), &first()).await.unwrap_err();
         assert!(error.is_transient(), "an unreachable bus is worth a retry");
         assert_eq!(
-            available(&ledger, "wal_bob"),
+            world.wallet("wal_bob"),
             (300, 0),
             "the steps themselves were recorded"
         );
 
         bus.up.store(true, Ordering::SeqCst);
-        run_payment_saga(&ledger, &bus, &request(300))
-            .await
-            .unwrap();
+        saga.run(&request(300), &first()).await.unwrap();
         let published = bus.delivered.published();
         let announced: Vec<&str> = published.iter().map(DomainEvent::detail_type).collect();
         assert_eq!(
             announced,
-            ["FundsReserved", "FundsTransferred", "PaymentCompleted"]
+            [
+                "FundsReserved",
+                "PaymentCharged",
+                "FundsSettled",
+                "PaymentCompleted"
+            ]
         );
-        assert_eq!(available(&ledger, "wal_bob"), (300, 0));
+        assert_eq!(world.wallet("wal_bob"), (300, 0));
+    }
+
+    #[cfg(feature = "fault-injection")]
+    mod injected {
+        use super::*;
+
+        fn with_faults(json: &str) -> Delivery {
+            Delivery {
+                faults: serde_json::from_str(json).unwrap(),
+                ..first()
+            }
+        }
+
+        #[tokio::test]
+        async fn an_injected_step_failure_is_compensated_like_a_real_one() {
+            for (step, code_of_charge) in [
+                ("charge_payment", Some(ChargeState::Voided)),
+                ("settle_funds", None),
+            ] {
+                let world = World::alice_pays_bob().await;
+                let payment = world
+                    .run(300, &with_faults(&format!(r#"{{"fail_step":"{step}"}}"#)))
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    payment.failure.as_ref().map(FailureReason::code),
+                    Some("injected_fault")
+                );
+                assert_eq!(
+                    (world.wallet("wal_alice"), world.wallet("wal_bob")),
+                    ((1_000, 0), (0, 0)),
+                    "{step}"
+                );
+                if let Some(state) = code_of_charge {
+                    assert_eq!(world.charge(), Some(state));
+                } else {
+                    assert!(matches!(world.charge(), Some(ChargeState::Refunded(_))));
+                }
+            }
+        }
+
+        #[tokio::test]
+        async fn a_crash_after_a_step_is_recovered_by_the_redelivery() {
+            let world = World::alice_pays_bob().await;
+            let crash = with_faults(r#"{"crash_after":"charge_payment"}"#);
+            let error = world.run(300, &crash).await.unwrap_err();
+            assert!(matches!(error, SagaError::InjectedCrash("charge_payment")));
+            assert!(
+                world.announced().is_empty(),
+                "nothing was acknowledged or announced"
+            );
+            let payment = world
+                .run(
+                    300,
+                    &Delivery {
+                        receive_count: 2,
+                        ..crash
+                    },
+                )
+                .await
+                .unwrap();
+            assert_eq!(payment.status, PaymentStatus::Completed);
+            assert_eq!(
+                (world.wallet("wal_alice"), world.wallet("wal_bob")),
+                ((700, 0), (300, 0))
+            );
+        }
     }
 }
