@@ -20,6 +20,10 @@ step "clippy (warnings are errors)"
 step "unit and handler tests"
 "$CARGO" test --workspace --locked
 
+step "fault-injection build: clippy and its tests (the local stack runs this build)"
+"$CARGO" clippy --locked -p paysaga -p payment-saga --features payment-saga/fault-injection --all-targets -- -D warnings
+"$CARGO" test --locked -p paysaga -p payment-saga --features payment-saga/fault-injection
+
 step "local stack: install what is missing"
 infra/local/stack.sh install
 

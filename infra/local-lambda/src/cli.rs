@@ -1,141 +1,78 @@
-//! Command line: a handful of flags, parsed without a framework.
+//! Command line: the flags, their defaults and `--help`, declared with clap.
 
-use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-pub const USAGE: &str = "\
-Plays AWS Lambda and the SQS event source mapping locally, wired by .local/wiring.json.
-
-Usage: local-lambda [OPTIONS]
-
-Options:
-  --wiring PATH      wiring file (default: $PAYSAGA_WIRING, else .local/wiring.json)
-  --bin-dir DIR      where the function binaries are (default: target/debug)
-  --http-addr ADDR   address HTTP functions serve on (default: 127.0.0.1:3000)
-  --log-dir DIR      write each function's output to DIR/<function>.log instead of the terminal
-  --only NAME...     run only these functions (names or logical ids; repeat or comma-separate)
-  -h, --help         print this help
-
-Prints `local-lambda: ready` once every function is up; stops cleanly on SIGINT/SIGTERM.
-";
-
-const DEFAULT_BIN_DIR: &str = "target/debug";
-const DEFAULT_HTTP_ADDR: SocketAddr =
-    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 3000);
-
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Plays AWS Lambda and the SQS event source mapping locally, wired by .local/wiring.json.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Parser)]
+#[command(
+    name = "local-lambda",
+    after_help = "Prints `local-lambda: ready` once every function is up; \
+                  stops cleanly on SIGINT/SIGTERM."
+)]
 pub struct Options {
-    /// `None`: take `PAYSAGA_WIRING` or the default path.
-    pub wiring: Option<PathBuf>,
+    /// Wiring file
+    #[arg(
+        long,
+        value_name = "PATH",
+        env = "PAYSAGA_WIRING",
+        default_value = ".local/wiring.json"
+    )]
+    pub wiring: PathBuf,
+    /// Where the function binaries are
+    #[arg(long, value_name = "DIR", default_value = "target/debug")]
     pub bin_dir: PathBuf,
+    /// Address HTTP functions serve on
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:3000")]
     pub http_addr: SocketAddr,
+    /// Write each function's output to DIR/<function>.log instead of the terminal
+    #[arg(long, value_name = "DIR")]
     pub log_dir: Option<PathBuf>,
-    /// Empty: every function.
+    /// Run only these functions (names or logical ids; repeat or comma-separate)
+    #[arg(long, value_name = "NAME", num_args = 1.., value_delimiter = ',')]
     pub only: Vec<String>,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            wiring: None,
-            bin_dir: PathBuf::from(DEFAULT_BIN_DIR),
-            http_addr: DEFAULT_HTTP_ADDR,
-            log_dir: None,
-            only: Vec::new(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Command {
-    Run(Options),
-    Help,
-}
-
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum CliError {
-    #[error("{0} needs a value")]
-    MissingValue(String),
-    #[error("unknown argument {0:?}")]
-    UnknownArgument(String),
-    #[error("--http-addr {0:?} is not an IP:port address")]
-    InvalidHttpAddr(String),
-    #[error("arguments must be UTF-8")]
-    NotUtf8,
-}
-
-/// Parses the arguments after the program name.
-pub fn parse(arguments: impl IntoIterator<Item = OsString>) -> Result<Command, CliError> {
-    let arguments: Vec<String> = arguments
-        .into_iter()
-        .map(|argument| argument.into_string().map_err(|_| CliError::NotUtf8))
-        .collect::<Result<_, _>>()?;
-    let mut options = Options::default();
-    let mut remaining = arguments.into_iter().peekable();
-    while let Some(argument) = remaining.next() {
-        let (flag, inline_value) = match argument.split_once('=') {
-            Some((flag, value)) if flag.starts_with("--") => {
-                (flag.to_owned(), Some(value.to_owned()))
-            }
-            _ => (argument, None),
-        };
-        let mut value = || {
-            inline_value
-                .clone()
-                .or_else(|| remaining.next_if(|next| !next.starts_with("--")))
-                .ok_or_else(|| CliError::MissingValue(flag.clone()))
-        };
-        match flag.as_str() {
-            "-h" | "--help" => return Ok(Command::Help),
-            "--wiring" => options.wiring = Some(PathBuf::from(value()?)),
-            "--bin-dir" => options.bin_dir = PathBuf::from(value()?),
-            "--log-dir" => options.log_dir = Some(PathBuf::from(value()?)),
-            "--http-addr" => {
-                let text = value()?;
-                options.http_addr = text.parse().map_err(|_| CliError::InvalidHttpAddr(text))?;
-            }
-            "--only" => {
-                let mut names = vec![value()?];
-                if inline_value.is_none() {
-                    while let Some(name) = remaining.next_if(|next| !next.starts_with('-')) {
-                        names.push(name);
-                    }
-                }
-                options.only.extend(
-                    names
-                        .iter()
-                        .flat_map(|name| name.split(','))
-                        .filter(|name| !name.is_empty())
-                        .map(str::to_owned),
-                );
-            }
-            _ => return Err(CliError::UnknownArgument(flag)),
-        }
-    }
-    Ok(Command::Run(options))
 }
 
 #[cfg(test)]
 mod tests {
+    use clap::error::ErrorKind;
+    use clap::{CommandFactory, Parser};
+
     use super::*;
 
-    fn run(arguments: &[&str]) -> Result<Options, CliError> {
-        match parse(arguments.iter().map(OsString::from))? {
-            Command::Run(options) => Ok(options),
-            Command::Help => panic!("unexpected help"),
-        }
+    fn parse(arguments: &[&str]) -> Result<Options, ErrorKind> {
+        Options::try_parse_from(std::iter::once("local-lambda").chain(arguments.iter().copied()))
+            .map_err(|error| error.kind())
+    }
+
+    #[test]
+    fn the_definition_is_consistent() {
+        Options::command().debug_assert();
     }
 
     #[test]
     fn no_arguments_give_the_defaults() {
-        assert_eq!(run(&[]), Ok(Options::default()));
-        assert_eq!(Options::default().http_addr.to_string(), "127.0.0.1:3000");
+        let options = parse(&[]).expect("no arguments are valid");
+        assert_eq!(options.bin_dir, PathBuf::from("target/debug"));
+        assert_eq!(options.http_addr.to_string(), "127.0.0.1:3000");
+        assert_eq!(options.log_dir, None);
+        assert!(options.only.is_empty());
+        // Whether PAYSAGA_WIRING is set depends on the caller's shell (.local/stack.env sets it).
+        let wiring = Options::command()
+            .get_arguments()
+            .find(|argument| argument.get_id() == "wiring")
+            .cloned()
+            .expect("--wiring is defined");
+        assert_eq!(
+            wiring.get_env(),
+            Some(std::ffi::OsStr::new("PAYSAGA_WIRING"))
+        );
+        assert_eq!(wiring.get_default_values(), [".local/wiring.json"]);
     }
 
     #[test]
     fn every_flag_in_both_spellings() {
-        let options = run(&[
+        let options = parse(&[
             "--wiring",
             "/tmp/w.json",
             "--bin-dir=target/release",
@@ -148,7 +85,7 @@ mod tests {
             "--only=audit,ledger",
         ])
         .expect("valid arguments");
-        assert_eq!(options.wiring, Some(PathBuf::from("/tmp/w.json")));
+        assert_eq!(options.wiring, PathBuf::from("/tmp/w.json"));
         assert_eq!(options.bin_dir, PathBuf::from("target/release"));
         assert_eq!(options.http_addr.to_string(), "127.0.0.1:3100");
         assert_eq!(options.log_dir, Some(PathBuf::from(".local/logs")));
@@ -156,23 +93,17 @@ mod tests {
     }
 
     #[test]
-    fn mistakes_are_reported() {
+    fn mistakes_are_rejected() {
+        assert_eq!(parse(&["--wiring"]), Err(ErrorKind::InvalidValue));
         assert_eq!(
-            run(&["--wiring"]),
-            Err(CliError::MissingValue("--wiring".to_owned()))
+            parse(&["--bin-dir", "--only", "api"]),
+            Err(ErrorKind::InvalidValue)
         );
         assert_eq!(
-            run(&["--bin-dir", "--only", "api"]),
-            Err(CliError::MissingValue("--bin-dir".to_owned()))
+            parse(&["--http-addr", "localhost"]),
+            Err(ErrorKind::ValueValidation)
         );
-        assert_eq!(
-            run(&["--http-addr", "localhost"]),
-            Err(CliError::InvalidHttpAddr("localhost".to_owned()))
-        );
-        assert_eq!(
-            run(&["--verbose"]),
-            Err(CliError::UnknownArgument("--verbose".to_owned()))
-        );
-        assert_eq!(parse([OsString::from("-h")]), Ok(Command::Help));
+        assert_eq!(parse(&["--verbose"]), Err(ErrorKind::UnknownArgument));
+        assert_eq!(parse(&["-h"]), Err(ErrorKind::DisplayHelp));
     }
 }

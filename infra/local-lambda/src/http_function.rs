@@ -8,12 +8,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::net::TcpStream;
+use tokio_util::sync::CancellationToken;
 
 use crate::backoff::Backoff;
 use crate::instance::STOP_GRACE;
 use crate::local_function::LocalFunction;
 use crate::process::{FunctionProcess, InstanceOutput, ProcessError, ProcessExit};
-use crate::shutdown::Shutdown;
 
 /// How often to try connecting while the server starts.
 const ACCEPT_POLL_INTERVAL: Duration = Duration::from_millis(25);
@@ -72,12 +72,11 @@ impl HttpFunction {
     }
 
     /// Restarts the server (with backoff) whenever it exits, until shutdown; then stops it.
-    pub async fn supervise(mut self, shutdown: Shutdown) {
+    pub async fn supervise(mut self, shutdown: CancellationToken) {
         let mut restart_backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
         loop {
-            let exit = tokio::select! {
-                exit = self.process.exited() => exit,
-                () = shutdown.requested() => break,
+            let Some(exit) = shutdown.run_until_cancelled(self.process.exited()).await else {
+                break;
             };
             tracing::warn!(
                 function = %self.function.name,
@@ -85,12 +84,12 @@ impl HttpFunction {
                 "HTTP function exited; restarting"
             );
             loop {
-                if shutdown.delay(restart_backoff.next_delay()).await.is_err() {
+                let delay = tokio::time::sleep(restart_backoff.next_delay());
+                if shutdown.run_until_cancelled(delay).await.is_none() {
                     return;
                 }
-                let restarted = tokio::select! {
-                    restarted = self.respawn() => restarted,
-                    () = shutdown.requested() => return,
+                let Some(restarted) = shutdown.run_until_cancelled(self.respawn()).await else {
+                    return;
                 };
                 match restarted {
                     Ok(process) => {
@@ -152,74 +151,38 @@ async fn spawn_and_wait_until_accepting(
 
 #[cfg(test)]
 mod tests {
-    use std::os::unix::fs::PermissionsExt;
-    use std::path::{Path, PathBuf};
-
     use super::*;
-    use crate::process::LogSink;
-    use crate::wiring::{self, LocalAws};
+    use crate::test_support::ScriptFunction;
 
-    fn function_running(test: &str, script_body: &str) -> (Arc<LocalFunction>, PathBuf) {
-        let directory =
-            std::env::temp_dir().join(format!("local-lambda-{}-{test}", std::process::id()));
-        std::fs::create_dir_all(&directory).expect("scratch directory");
-        let program = directory.join("api");
-        std::fs::write(&program, format!("#!/bin/sh\n{script_body}\n")).expect("write script");
-        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755))
-            .expect("make script executable");
-        let definition: wiring::Function = serde_json::from_value(serde_json::json!({
-            "logical_id": "ApiFunction", "name": "api", "binary": "api",
-            "http_routes": [{"method": "GET", "path": "/"}]
-        }))
-        .expect("valid function");
-        let aws = LocalAws {
-            region: "us-east-1".to_owned(),
-            endpoint_url: "http://127.0.0.1:1".to_owned(),
-            dynamodb_endpoint_url: None,
-            access_key_id: "test".to_owned(),
-            secret_access_key: "test".to_owned(),
-        };
-        let mut function = LocalFunction::new(&definition, &directory, &aws, &[]);
-        function.init_timeout = Duration::from_secs(5);
-        (Arc::new(function), directory)
-    }
-
-    fn output() -> InstanceOutput {
-        LogSink::Terminal
-            .for_instance("api", "api")
-            .expect("terminal output")
+    async fn start(api: &ScriptFunction, address: SocketAddr) -> HttpFunctionError {
+        let function = Arc::new(api.function.clone());
+        HttpFunction::start(function, address, api.output.clone())
+            .await
+            .err()
+            .expect("the server cannot start")
     }
 
     #[tokio::test]
     async fn an_address_already_taken_is_reported_before_starting() {
-        let (function, directory) = function_running("http-in-use", "exit 0");
+        let api = ScriptFunction::new("api", "exit 0");
         let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let address = taken.local_addr().expect("address");
-        let error = HttpFunction::start(function, address, output())
-            .await
-            .err()
-            .expect("address is taken");
+        let error = start(&api, taken.local_addr().expect("address")).await;
         assert!(
             matches!(error, HttpFunctionError::AddressInUse { .. }),
             "{error}"
         );
-        let _ = std::fs::remove_dir_all(Path::new(&directory));
     }
 
     #[tokio::test]
     async fn a_server_that_exits_before_listening_fails_to_start() {
-        let (function, directory) = function_running("http-exit", "exit 4");
+        let api = ScriptFunction::new("api", "exit 4");
         let free = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let address = free.local_addr().expect("address");
         drop(free);
-        let error = HttpFunction::start(function, address, output())
-            .await
-            .err()
-            .expect("server exits");
+        let error = start(&api, address).await;
         let HttpFunctionError::ExitedDuringStart { exit, .. } = &error else {
             panic!("expected an exit during start, got {error}");
         };
         assert_eq!(exit.to_string(), "exit status: 4");
-        let _ = std::fs::remove_dir_all(Path::new(&directory));
     }
 }

@@ -10,17 +10,23 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
+use tokio_util::sync::CancellationToken;
 
 use crate::backoff::Backoff;
 use crate::local_function::LocalFunction;
 use crate::process::{FunctionProcess, InstanceOutput, ProcessError, ProcessExit};
 use crate::runtime_api::{FunctionErrorReport, InvokeError, RuntimeApi, RuntimeApiError};
-use crate::shutdown::{Shutdown, ShutdownRequested};
 
 const FIRST_RESTART_DELAY: Duration = Duration::from_millis(200);
 const MAX_RESTART_DELAY: Duration = Duration::from_secs(30);
 /// Time a process gets to exit on SIGTERM before SIGKILL.
 pub const STOP_GRACE: Duration = Duration::from_secs(2);
+
+/// Returned by [`FunctionInstance::ensure_started`] when it gave up because shutdown was
+/// requested.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("shutdown requested")]
+pub struct ShutdownRequested;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -106,7 +112,10 @@ impl FunctionInstance {
     /// Makes sure an environment is running: keeps the current one if its process is alive,
     /// otherwise starts one, after the restart backoff if the last one was lost, and retries
     /// until it starts or shutdown is requested.
-    pub async fn ensure_started(&mut self, shutdown: &Shutdown) -> Result<(), ShutdownRequested> {
+    pub async fn ensure_started(
+        &mut self,
+        shutdown: &CancellationToken,
+    ) -> Result<(), ShutdownRequested> {
         if let Some(environment) = &mut self.environment {
             match environment.process.exit_if_exited() {
                 None => return Ok(()),
@@ -122,14 +131,17 @@ impl FunctionInstance {
         }
         loop {
             if let Some(backoff) = &mut self.restart_backoff {
-                shutdown.delay(backoff.next_delay()).await?;
-            } else if shutdown.is_requested() {
-                return Err(ShutdownRequested);
+                let delay = tokio::time::sleep(backoff.next_delay());
+                shutdown
+                    .run_until_cancelled(delay)
+                    .await
+                    .ok_or(ShutdownRequested)?;
             }
-            let started = tokio::select! {
-                started = self.start() => started,
-                () = shutdown.requested() => return Err(ShutdownRequested),
-            };
+            // Not started at all when shutdown was already requested.
+            let started = shutdown
+                .run_until_cancelled(self.start())
+                .await
+                .ok_or(ShutdownRequested)?;
             match started {
                 Ok(_) => return Ok(()),
                 Err(error) => {
@@ -195,123 +207,55 @@ impl FunctionInstance {
 
 #[cfg(test)]
 mod tests {
-    use std::os::unix::fs::PermissionsExt;
-    use std::path::{Path, PathBuf};
+    use std::path::Path;
 
     use super::*;
-    use crate::process::LogSink;
-    use crate::wiring::{self, LocalAws};
+    use crate::test_support::ScriptFunction;
 
-    fn function_running(
-        test: &str,
-        script_body: &str,
-        init_timeout: Duration,
-    ) -> (Arc<LocalFunction>, PathBuf) {
-        let directory =
-            std::env::temp_dir().join(format!("local-lambda-{}-{test}", std::process::id()));
-        std::fs::create_dir_all(&directory).expect("scratch directory");
-        let program = directory.join("bootstrap");
-        std::fs::write(&program, format!("#!/bin/sh\n{script_body}\n")).expect("write script");
-        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755))
-            .expect("make script executable");
-        let definition: wiring::Function = serde_json::from_value(serde_json::json!({
-            "logical_id": "F", "name": "f", "binary": "bootstrap", "timeout_seconds": 1
-        }))
-        .expect("valid function");
-        let aws = LocalAws {
-            region: "us-east-1".to_owned(),
-            endpoint_url: "http://127.0.0.1:1".to_owned(),
-            dynamodb_endpoint_url: None,
-            access_key_id: "test".to_owned(),
-            secret_access_key: "test".to_owned(),
-        };
-        let mut function = LocalFunction::new(&definition, &directory, &aws, &[]);
-        function.init_timeout = init_timeout;
-        (Arc::new(function), directory)
-    }
-
-    fn instance(function: Arc<LocalFunction>) -> FunctionInstance {
-        let output = LogSink::Terminal
-            .for_instance(&function.name, "f")
-            .expect("terminal output");
-        FunctionInstance::new(function, "f".to_owned(), output)
+    fn instance(script: &ScriptFunction) -> FunctionInstance {
+        let function = Arc::new(script.function.clone());
+        let label = function.name.clone();
+        FunctionInstance::new(function, label, script.output.clone())
     }
 
     #[tokio::test]
     async fn a_process_that_exits_during_init_fails_to_start() {
-        let (function, directory) = function_running("init-exit", "exit 3", Duration::from_secs(5));
-        let error = instance(function).start().await.expect_err("cannot start");
+        let script = ScriptFunction::new("f", "exit 3");
+        let error = instance(&script).start().await.expect_err("cannot start");
         let StartError::ExitedDuringInit { exit, .. } = &error else {
             panic!("expected an exit during init, got {error}");
         };
         assert_eq!(exit.to_string(), "exit status: 3");
-        let _ = std::fs::remove_dir_all(Path::new(&directory));
     }
 
     #[tokio::test]
     async fn a_process_that_never_calls_next_hits_the_init_limit() {
-        let (function, directory) = function_running(
-            "init-timeout",
-            "exec /bin/sleep 5",
-            Duration::from_millis(300),
-        );
-        let error = instance(function).start().await.expect_err("cannot start");
+        let mut script = ScriptFunction::new("f", "exec sleep 5");
+        script.function.init_timeout = Duration::from_millis(300);
+        let error = instance(&script).start().await.expect_err("cannot start");
         assert!(matches!(error, StartError::InitTimeout { .. }), "{error}");
-        let _ = std::fs::remove_dir_all(Path::new(&directory));
     }
 
     #[tokio::test]
     async fn invoking_without_an_environment_is_an_error() {
-        let (function, directory) =
-            function_running("not-running", "exit 0", Duration::from_secs(5));
-        let outcome = instance(function).invoke(Bytes::from_static(b"{}")).await;
+        let script = ScriptFunction::new("f", "exit 0");
+        let outcome = instance(&script).invoke(Bytes::from_static(b"{}")).await;
         assert!(
             matches!(outcome, Err(InvokeError::NotRunning)),
             "{outcome:?}"
         );
-        let _ = std::fs::remove_dir_all(Path::new(&directory));
-    }
-}
-
-/// The instance life cycle against a runtime that speaks the Runtime API
-/// (`tests/fixtures/fake-runtime.sh`, plain bash).
-#[cfg(test)]
-mod runtime_tests {
-    use std::path::Path;
-
-    use super::*;
-    use crate::process::LogSink;
-    use crate::shutdown::shutdown_channel;
-    use crate::wiring::{self, LocalAws};
-
-    fn fake_runtime_instance() -> FunctionInstance {
-        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-        let definition: wiring::Function = serde_json::from_value(serde_json::json!({
-            "logical_id": "EchoFunction", "name": "echo", "binary": "fake-runtime.sh"
-        }))
-        .expect("valid function");
-        let aws = LocalAws {
-            region: "us-east-1".to_owned(),
-            endpoint_url: "http://127.0.0.1:1".to_owned(),
-            dynamodb_endpoint_url: None,
-            access_key_id: "test".to_owned(),
-            secret_access_key: "test".to_owned(),
-        };
-        let path = [("PATH".to_owned(), "/usr/bin:/bin".to_owned())];
-        let mut function = LocalFunction::new(&definition, &fixtures, &aws, &path);
-        function.timeout = Duration::from_secs(2);
-        // Into a file, so the runtime's lines do not interleave with the test report.
-        let logs = std::env::temp_dir().join(format!("local-lambda-{}-logs", std::process::id()));
-        let output = LogSink::Directory(logs)
-            .for_instance("echo", "echo")
-            .expect("log file opens");
-        FunctionInstance::new(Arc::new(function), "echo".to_owned(), output)
     }
 
+    /// The instance life cycle against a runtime that speaks the Runtime API
+    /// (`tests/fixtures/fake-runtime.sh`, plain bash).
     #[tokio::test]
     async fn invocations_crashes_and_timeouts_replace_the_environment_as_lambda_does() {
-        let (_trigger, shutdown) = shutdown_channel();
-        let mut instance = fake_runtime_instance();
+        let fake_runtime =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fake-runtime.sh");
+        let mut script = ScriptFunction::new("echo", &format!("exec '{}'", fake_runtime.display()));
+        script.function.timeout = Duration::from_secs(2);
+        let shutdown = CancellationToken::new();
+        let mut instance = instance(&script);
         instance.start().await.expect("fake runtime starts");
 
         let echoed = instance.invoke(Bytes::from_static(b"ping")).await;
@@ -339,7 +283,9 @@ mod runtime_tests {
             Bytes::from_static(b"echo:once-more")
         );
         instance.stop().await;
-        let logs = std::env::temp_dir().join(format!("local-lambda-{}-logs", std::process::id()));
-        let _ = std::fs::remove_dir_all(logs);
+
+        shutdown.cancel();
+        let outcome = instance.ensure_started(&shutdown).await;
+        assert_eq!(outcome, Err(ShutdownRequested));
     }
 }

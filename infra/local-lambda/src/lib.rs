@@ -13,7 +13,8 @@ pub mod instance;
 pub mod local_function;
 pub mod process;
 pub mod runtime_api;
-pub mod shutdown;
 pub mod sqs_event_source;
 pub mod supervisor;
+#[cfg(test)]
+pub(crate) mod test_support;
 pub mod wiring;

@@ -1,34 +1,22 @@
 //! `local-lambda`: see the library's documentation and `local-lambda --help`.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
 
-use local_lambda::cli::{self, Command};
+use clap::Parser;
+use local_lambda::cli;
 use local_lambda::local_function::inherited_environment;
 use local_lambda::process::LogSink;
-use local_lambda::shutdown::{ShutdownTrigger, shutdown_channel};
 use local_lambda::supervisor::{self, LocalLambdaConfig};
 use local_lambda::wiring::{LocalAws, Wiring};
 use tokio::signal::unix::{SignalKind, signal};
+use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
-
-const DEFAULT_WIRING: &str = ".local/wiring.json";
 
 // Current-thread: function processes are spawned from this one thread, which lives as long as
 // the process, so the kernel's parent-death signal fires only when local-lambda itself exits.
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    let options = match cli::parse(std::env::args_os().skip(1)) {
-        Ok(Command::Run(options)) => options,
-        Ok(Command::Help) => {
-            print!("{}", cli::USAGE);
-            return;
-        }
-        Err(error) => {
-            eprintln!("local-lambda: {error}\n\n{}", cli::USAGE);
-            std::process::exit(2);
-        }
-    };
+    let options = cli::Options::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
@@ -44,16 +32,12 @@ async fn main() {
 }
 
 async fn run(options: cli::Options) -> anyhow::Result<()> {
-    let wiring_path = options
-        .wiring
-        .or_else(|| std::env::var_os("PAYSAGA_WIRING").map(PathBuf::from))
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_WIRING));
-    let wiring = Wiring::load(&wiring_path)?;
+    let wiring = Wiring::load(&options.wiring)?;
     let aws = LocalAws::resolve(&wiring, |name| std::env::var(name).ok());
     let sqs = local_lambda::aws::sqs_client(&aws).await;
 
-    let (trigger, shutdown) = shutdown_channel();
-    tokio::spawn(stop_on_signals(trigger));
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signals(shutdown.clone()));
     let config = LocalLambdaConfig {
         wiring,
         aws,
@@ -70,7 +54,7 @@ async fn run(options: cli::Options) -> anyhow::Result<()> {
 }
 
 /// First SIGINT/SIGTERM: drain and stop. Second: stop at once (the children die with us).
-async fn stop_on_signals(trigger: ShutdownTrigger) {
+async fn stop_on_signals(shutdown: CancellationToken) {
     let (Ok(mut interrupt), Ok(mut terminate)) = (
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
@@ -86,7 +70,7 @@ async fn stop_on_signals(trigger: ShutdownTrigger) {
         }
         if signals_seen == 1 {
             tracing::info!("stopping (signal again to stop at once)");
-            trigger.trigger();
+            shutdown.cancel();
         } else {
             tracing::warn!("stopping at once");
             std::process::exit(130);

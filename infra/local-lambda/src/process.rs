@@ -241,26 +241,10 @@ fn die_with_parent(_command: &mut Command) {}
 
 #[cfg(test)]
 mod tests {
-    use std::os::unix::fs::PermissionsExt;
     use std::time::Instant;
 
     use super::*;
-
-    fn scratch_directory(test: &str) -> PathBuf {
-        let directory =
-            std::env::temp_dir().join(format!("local-lambda-{}-{test}", std::process::id()));
-        std::fs::create_dir_all(&directory).expect("scratch directory");
-        directory
-    }
-
-    /// A stand-in "function binary": a shell script.
-    fn script(directory: &Path, body: &str) -> PathBuf {
-        let path = directory.join("bootstrap");
-        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("write script");
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
-            .expect("make script executable");
-        path
-    }
+    use crate::test_support::{scratch_directory, script};
 
     async fn file_eventually_contains(path: &Path, expected: &[&str]) -> String {
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -275,9 +259,10 @@ mod tests {
 
     #[tokio::test]
     async fn output_goes_to_the_log_file_prefixed_and_the_environment_is_only_what_was_given() {
-        let directory = scratch_directory("output");
+        let scratch = scratch_directory();
+        let directory = scratch.path();
         let program = script(
-            &directory,
+            directory,
             "echo \"hello $GREETING home=$HOME\"; echo oops >&2",
         );
         let output = LogSink::Directory(directory.join("logs"))
@@ -293,17 +278,17 @@ mod tests {
         for line in expected {
             assert!(text.contains(line), "{line:?} missing from {text:?}");
         }
-        let _ = std::fs::remove_dir_all(&directory);
     }
 
     #[tokio::test]
     async fn stop_kills_a_process_that_ignores_sigterm() {
-        let directory = scratch_directory("stop");
+        let scratch = scratch_directory();
+        let directory = scratch.path();
         let program = script(
-            &directory,
+            directory,
             "trap '' TERM; echo trapped; while :; do sleep 0.05; done",
         );
-        let output = LogSink::Directory(directory.clone())
+        let output = LogSink::Directory(directory.to_owned())
             .for_instance("stubborn", "stubborn")
             .expect("log file opens");
         let environment = [("PATH".to_owned(), "/usr/bin:/bin".to_owned())];
@@ -314,6 +299,5 @@ mod tests {
         assert!(process.exit_if_exited().is_none());
         let exit = process.stop(Duration::from_millis(200)).await;
         assert!(exit.to_string().contains("SIGKILL"), "{exit}");
-        let _ = std::fs::remove_dir_all(&directory);
     }
 }

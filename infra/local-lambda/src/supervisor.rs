@@ -8,13 +8,13 @@ use std::time::Duration;
 
 use aws_sdk_sqs::types::QueueAttributeName;
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 use crate::aws::describe_error;
 use crate::http_function::{HttpFunction, HttpFunctionError};
 use crate::instance::{FunctionInstance, STOP_GRACE, StartError};
 use crate::local_function::LocalFunction;
 use crate::process::{LogSink, ProcessError};
-use crate::shutdown::Shutdown;
 use crate::sqs_event_source::SqsPoller;
 use crate::wiring::{self, LocalAws, SqsTrigger, Wiring};
 
@@ -70,7 +70,7 @@ pub enum LocalLambdaError {
 pub async fn run(
     config: LocalLambdaConfig,
     sqs: aws_sdk_sqs::Client,
-    shutdown: Shutdown,
+    shutdown: CancellationToken,
 ) -> Result<(), LocalLambdaError> {
     let functions = select_functions(&config.wiring, &config.only)?;
     for function in &functions {
@@ -88,7 +88,7 @@ pub async fn run(
     tokio::select! {
         started = start_functions(&config, &functions, &sqs, &shutdown, &mut tasks) => started?,
         // Dropping the tasks kills whatever had started.
-        () = shutdown.requested() => return Ok(()),
+        () = shutdown.cancelled() => return Ok(()),
     }
     println!("{READY_LINE}");
 
@@ -100,7 +100,7 @@ pub async fn run(
         + STOP_GRACE
         + Duration::from_secs(1);
     tokio::select! {
-        () = shutdown.requested() => {}
+        () = shutdown.cancelled() => {}
         ended = tasks.join_next() => {
             let reason = match ended {
                 Some(Err(error)) => error.to_string(),
@@ -157,7 +157,7 @@ async fn start_functions(
     config: &LocalLambdaConfig,
     functions: &[&wiring::Function],
     sqs: &aws_sdk_sqs::Client,
-    shutdown: &Shutdown,
+    shutdown: &CancellationToken,
     tasks: &mut JoinSet<()>,
 ) -> Result<(), LocalLambdaError> {
     for function in functions {

@@ -5,13 +5,13 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName};
 use axum::body::Bytes;
+use tokio_util::sync::CancellationToken;
 
 use super::event::sqs_event;
 use super::settlement::BatchVerdict;
 use crate::aws::describe_error;
 use crate::backoff::Backoff;
 use crate::instance::FunctionInstance;
-use crate::shutdown::Shutdown;
 use crate::wiring::SqsTrigger;
 
 type ReceiveError =
@@ -56,9 +56,9 @@ impl SqsPoller {
 
     /// Polls until shutdown is requested; the poll in progress then completes, and its batch
     /// is invoked (within the function's timeout) and settled before the instance is stopped.
-    pub async fn run(mut self, shutdown: Shutdown) {
+    pub async fn run(mut self, shutdown: CancellationToken) {
         let mut receive_backoff = Backoff::new(Duration::from_millis(100), Duration::from_secs(10));
-        while !shutdown.is_requested() {
+        while !shutdown.is_cancelled() {
             if self.instance.ensure_started(&shutdown).await.is_err() {
                 break;
             }
@@ -74,7 +74,8 @@ impl SqsPoller {
                         error = %describe_error(&error),
                         "ReceiveMessage failed; backing off"
                     );
-                    if shutdown.delay(receive_backoff.next_delay()).await.is_err() {
+                    let delay = tokio::time::sleep(receive_backoff.next_delay());
+                    if shutdown.run_until_cancelled(delay).await.is_none() {
                         break;
                     }
                     continue;
@@ -95,7 +96,10 @@ impl SqsPoller {
     /// poll and take messages for it, which then stay invisible for the visibility timeout
     /// and count a receive towards the DLQ with no one to process them. Shutdown waits for
     /// the poll instead, and what it brought is invoked like any in-flight batch.
-    async fn gather_batch(&self, shutdown: &Shutdown) -> Result<Vec<Message>, ReceiveError> {
+    async fn gather_batch(
+        &self,
+        shutdown: &CancellationToken,
+    ) -> Result<Vec<Message>, ReceiveError> {
         let batch_size = usize::try_from(self.trigger.batch_size).unwrap_or(SQS_BATCH_LIMIT);
         let mut batch = self.receive(batch_size, POLL_WAIT_SECONDS).await?;
         if batch.is_empty() {
@@ -105,7 +109,7 @@ impl SqsPoller {
         let mut payload_bytes: usize = batch.iter().map(body_len).sum();
         while batch.len() < batch_size && payload_bytes < BATCH_PAYLOAD_BUDGET {
             let remaining = window_closes.saturating_duration_since(Instant::now());
-            if remaining < MIN_WINDOW_REMAINDER || shutdown.is_requested() {
+            if remaining < MIN_WINDOW_REMAINDER || shutdown.is_cancelled() {
                 break;
             }
             // WaitTimeSeconds is whole seconds: the window may overrun by under a second.
