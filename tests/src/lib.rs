@@ -1,6 +1,6 @@
 //! What the integration tests need to drive the local stack: its wiring (generated from
-//! `infra/template.yaml` by `make local-up`), an HTTP client for the API, an SQS client, and
-//! polling with a deadline.
+//! `infra/template.yaml` by `make local-up`), an HTTP client for the API, SQS, EventBridge and
+//! DynamoDB clients, and polling with a deadline.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -19,18 +19,35 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// The parts of `.local/wiring.json` the tests read.
+/// The parts of `.local/wiring.json` the tests read (other fields are ignored).
 #[derive(Debug, Deserialize)]
 pub struct Wiring {
     pub region: String,
     pub endpoints: Endpoints,
     pub event_bus_name: String,
     pub queues: HashMap<String, Queue>,
+    /// Table names by the template's logical id (`PaymentsTable`, ...).
+    #[serde(default)]
+    pub tables: HashMap<String, String>,
+    #[serde(default)]
+    pub functions: Vec<Function>,
 }
 
 #[derive(Debug, Deserialize)]
 pub struct Endpoints {
     pub aws: String,
+    /// DynamoDB's own endpoint when it is not the one at `aws` (DynamoDB Local).
+    #[serde(default)]
+    pub dynamodb: Option<String>,
+}
+
+/// A function as the wiring runs it.
+#[derive(Debug, Deserialize)]
+pub struct Function {
+    /// The function's name in the template (`payment-saga`, ...).
+    pub name: String,
+    #[serde(default)]
+    pub environment: HashMap<String, String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -45,6 +62,35 @@ impl Wiring {
             .get(logical_id)
             .with_context(|| format!("no queue {logical_id} in the wiring"))
     }
+
+    /// The name of the table with this logical id (`PaymentsTable`, ...).
+    pub fn table(&self, logical_id: &str) -> anyhow::Result<&str> {
+        self.tables
+            .get(logical_id)
+            .map(String::as_str)
+            .with_context(|| format!("no table {logical_id} in the wiring"))
+    }
+
+    /// A variable of a function's environment.
+    pub fn function_env(&self, function: &str, variable: &str) -> anyhow::Result<&str> {
+        let function = self
+            .functions
+            .iter()
+            .find(|candidate| candidate.name == function)
+            .with_context(|| format!("no function {function} in the wiring"))?;
+        function
+            .environment
+            .get(variable)
+            .map(String::as_str)
+            .with_context(|| format!("{} has no {variable} in its environment", function.name))
+    }
+
+    /// The fake payment processor's base URL, as the payment saga is wired to it (no trailing
+    /// slash).
+    pub fn processor_url(&self) -> anyhow::Result<String> {
+        let url = self.function_env("payment-saga", "PAYMENT_PROCESSOR_URL")?;
+        Ok(url.trim_end_matches('/').to_owned())
+    }
 }
 
 /// The running local stack, as the tests reach it.
@@ -53,6 +99,9 @@ pub struct Stack {
     pub api_url: String,
     pub http: reqwest::Client,
     pub sqs: aws_sdk_sqs::Client,
+    pub eventbridge: aws_sdk_eventbridge::Client,
+    /// Pointed at the wiring's DynamoDB endpoint.
+    pub dynamodb: aws_sdk_dynamodb::Client,
 }
 
 impl Stack {
@@ -77,6 +126,14 @@ impl Stack {
             .credentials_provider(credentials)
             .load()
             .await;
+        let dynamodb_endpoint = wiring
+            .endpoints
+            .dynamodb
+            .as_deref()
+            .unwrap_or(&wiring.endpoints.aws);
+        let dynamodb = aws_sdk_dynamodb::config::Builder::from(&config)
+            .endpoint_url(dynamodb_endpoint)
+            .build();
         let api_url =
             std::env::var("PAYSAGA_API_URL").unwrap_or_else(|_| "http://127.0.0.1:3000".to_owned());
         let http = reqwest::Client::builder()
@@ -87,6 +144,8 @@ impl Stack {
             api_url,
             http,
             sqs: aws_sdk_sqs::Client::new(&config),
+            eventbridge: aws_sdk_eventbridge::Client::new(&config),
+            dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamodb),
         })
     }
 

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use lambda_runtime::{Diagnostic, LambdaEvent};
-use paysaga::domain::PaymentRequest;
 use paysaga::domain::events::{CONTRACT_VERSION, EventDetail, PAYMENT_REQUESTED, PAYMENTS_SOURCE};
+use paysaga::domain::{PaymentId, PaymentRequest};
 use paysaga::faults::Faults;
 use paysaga::ports::{EventPublisher, PaymentLog, PaymentProcessor};
 use paysaga::service::saga::{Delivery, Saga, SagaError, SagaSettings};
@@ -73,25 +73,23 @@ async fn handle_message(
             info!(payment_id = %requested.request.payment_id(), status = ?payment.status, "payment saga ran");
             Ok(())
         }
-        Err(SagaError::InjectedCrash(step)) => crash(step),
+        Err(SagaError::InjectedCrash(step)) => crash(step, requested.request.payment_id()),
         Err(error) if error.is_transient() => Err(MessageFailure::Transient(error.to_string())),
         Err(error) => Err(MessageFailure::Permanent(error.to_string())),
     }
 }
 
 /// Fault injection: die before acknowledging, as a crashed function would.
-fn crash(step: &str) -> Result<(), MessageFailure> {
+fn crash(step: &str, payment_id: &PaymentId) -> Result<(), MessageFailure> {
     #[cfg(feature = "fault-injection")]
     {
-        tracing::warn!(
-            step,
-            "fault injection: crashing before the message is acknowledged"
-        );
+        let why = "fault injection: crashing before the message is acknowledged";
+        tracing::warn!(step, %payment_id, "{why}");
         std::process::exit(70);
     }
     #[cfg(not(feature = "fault-injection"))]
     Err(MessageFailure::Transient(format!(
-        "injected crash after {step}"
+        "injected crash of {payment_id} after {step}"
     )))
 }
 

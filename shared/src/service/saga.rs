@@ -16,7 +16,7 @@ use super::ServiceError;
 use crate::domain::saga::{charged, fail_before_reservation, start_compensation};
 use crate::domain::{
     DomainEvent, FailureReason, Payment, PaymentId, PaymentLimits, PaymentLogEntry, PaymentRequest,
-    SagaStep, StepPlan, WalletRejection,
+    PaymentStatus, SagaStep, StepPlan, WalletRejection,
 };
 use crate::faults::Faults;
 use crate::ports::{
@@ -120,20 +120,24 @@ impl Saga<'_> {
             return Err(SagaError::ConflictingRequest(request.payment_id().clone()));
         }
 
-        while let Some(step) = SagaStep::next_for(&payment) {
-            let plan = self.plan(&payment, step, delivery).await?;
-            let Some(recorded) = self.record(plan, step).await? else {
-                // A duplicate or concurrent delivery got there first: carry on from its state.
-                history = self.log.history(request.payment_id()).await?;
-                payment = Payment::from_log(&history)?;
-                continue;
-            };
-            payment = payment.after(&recorded.entry)?;
-            info!(step = step.name(), version = recorded.entry.version, status = ?payment.status, "payment step recorded");
-            history.push(recorded.entry);
-            if delivery.faults.crashes_after(step, delivery.receive_count) {
-                return Err(SagaError::InjectedCrash(step.name()));
+        match self.drive(&mut history, &mut payment, delivery).await {
+            Ok(()) => {}
+            // Compensation never gives up, and the queue is about to give up on this message:
+            // announce the payment again, so a fresh delivery (with its own receive count) picks
+            // it up once the processor answers, instead of the DLQ holding the reserved funds.
+            Err(error)
+                if error.is_transient()
+                    && delivery.is_last()
+                    && payment.status == PaymentStatus::Compensating =>
+            {
+                warn!(%error, "compensation cannot finish on this delivery; handing it to a new one");
+                let again = DomainEvent::payment_requested(&payment.request, Utc::now());
+                self.events
+                    .publish(&[again])
+                    .await
+                    .map_err(ServiceError::from)?;
             }
+            Err(error) => return Err(error),
         }
 
         let announcements: Vec<DomainEvent> = history
@@ -145,6 +149,31 @@ impl Saga<'_> {
             .await
             .map_err(ServiceError::from)?;
         Ok(payment)
+    }
+
+    /// Runs steps until the payment is terminal, keeping `history` and `payment` current.
+    async fn drive(
+        &self,
+        history: &mut Vec<PaymentLogEntry>,
+        payment: &mut Payment,
+        delivery: &Delivery,
+    ) -> Result<(), SagaError> {
+        while let Some(step) = SagaStep::next_for(payment) {
+            let plan = self.plan(payment, step, delivery).await?;
+            let Some(recorded) = self.record(plan, step).await? else {
+                // A duplicate or concurrent delivery got there first: carry on from its state.
+                *history = self.log.history(payment.request.payment_id()).await?;
+                *payment = Payment::from_log(history)?;
+                continue;
+            };
+            *payment = payment.after(&recorded.entry)?;
+            info!(step = step.name(), version = recorded.entry.version, status = ?payment.status, "payment step recorded");
+            history.push(recorded.entry);
+            if delivery.faults.crashes_after(step, delivery.receive_count) {
+                return Err(SagaError::InjectedCrash(step.name()));
+            }
+        }
+        Ok(())
     }
 
     /// What `step` writes, once its outside work (the processor's) is done.
@@ -509,13 +538,13 @@ mod tests {
             "reserved while the charge is pending"
         );
 
-        // The last delivery gives up on the charge; the refund needs the processor too.
-        let error = world.run(300, &last()).await.unwrap_err();
-        assert!(error.is_transient(), "{error}");
-        let history = world.ledger.history(request(1).payment_id()).await.unwrap();
+        // The last delivery gives up on the charge; the refund needs the processor too, so the
+        // payment is handed to a fresh delivery rather than left to the DLQ.
+        let payment = world.run(300, &last()).await.unwrap();
+        assert_eq!(payment.status, PaymentStatus::Compensating);
         assert_eq!(
-            Payment::from_log(&history).unwrap().status,
-            PaymentStatus::Compensating
+            world.announced(),
+            ["PaymentRequested", "FundsReserved", "CompensationStarted"]
         );
 
         // Compensation never gives up: once the processor answers, it completes.
@@ -531,7 +560,23 @@ mod tests {
             Some(ChargeState::Voided),
             "a charge arriving late is refused"
         );
-        assert_eq!(world.announced(), COMPENSATED);
+        assert!(world.announced().ends_with(&COMPENSATED));
+    }
+
+    #[tokio::test]
+    async fn only_compensation_is_handed_on_past_the_last_delivery() {
+        let world = World::alice_pays_bob().await;
+        world.processor.set_unavailable(true);
+        world.run(300, &first()).await.unwrap_err();
+        let bus_down = FlakyBus::default();
+        let saga = Saga {
+            events: &bus_down,
+            ..world.saga()
+        };
+        // Compensating, last delivery, and the bus is down too: nothing can carry the payment
+        // on, so the error stands and the queue's DLQ keeps the message.
+        let error = saga.run(&request(300), &last()).await.unwrap_err();
+        assert!(error.is_transient());
     }
 
     #[tokio::test]
