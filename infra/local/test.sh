@@ -59,7 +59,7 @@ infra/local/system.sh down
 infra/local/system.sh up
 
 step "integration tests on the local stack"
-"$CARGO" test --locked -p paysaga-tests -- --ignored
+"$CARGO" test --locked -p paysaga-tests -- --ignored --show-output
 
 step "deployment artifacts: cargo lambda build --release --arm64"
 make --no-print-directory build
