@@ -106,8 +106,9 @@ impl Delivery {
 }
 
 impl Saga<'_> {
-    /// Drives the payment in `request` to COMPLETED or FAILED, then announces every step of
-    /// its log (again, for steps an earlier delivery recorded: event ids de-duplicate).
+    /// Drives the payment in `request` to COMPLETED or FAILED (or, when compensation cannot
+    /// finish on the message's last delivery, hands it to a fresh one), then announces every
+    /// step of its log (again, for steps an earlier delivery recorded: event ids de-duplicate).
     #[instrument(skip_all, fields(payment_id = %request.payment_id(), receive_count = delivery.receive_count))]
     pub async fn run(
         &self,
