@@ -1,0 +1,105 @@
+"""paysaga's own cfn-lint rules: the messaging contracts every template change must keep.
+
+Run by `make lint-infra` (cfn-lint --append-rules infra/lint_rules). The rules see the template
+as written (SAM resources untransformed), so SQS triggers are read both from SAM functions'
+`Events` and from plain `AWS::Lambda::EventSourceMapping`s.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cfnlint.rules import CloudFormationLintRule, RuleMatch
+
+
+def _arn_target(value: Any) -> str | None:
+    """The logical id in `!GetAtt X.Arn` / `{"Fn::GetAtt": ["X", "Arn"]}`, if that is what value is."""
+    if isinstance(value, dict) and "Fn::GetAtt" in value:
+        target = value["Fn::GetAtt"]
+        if isinstance(target, str):
+            target = target.split(".", 1)
+        if isinstance(target, list) and len(target) == 2 and target[1] == "Arn":
+            return str(target[0])
+    return None
+
+
+def _dead_letter_queues(cfn) -> set[str]:
+    """Queues some queue's redrive policy or some rule target sends dead letters to."""
+    dlqs = set()
+    for resource in cfn.get_resources(["AWS::SQS::Queue"]).values():
+        policy = resource.get("Properties", {}).get("RedrivePolicy", {})
+        if isinstance(policy, dict) and (target := _arn_target(policy.get("deadLetterTargetArn"))):
+            dlqs.add(target)
+    for resource in cfn.get_resources(["AWS::Events::Rule"]).values():
+        for target in resource.get("Properties", {}).get("Targets", []):
+            if target := _arn_target(target.get("DeadLetterConfig", {}).get("Arn")):
+                dlqs.add(target)
+    return dlqs
+
+
+class QueuesHaveDeadLetterQueues(CloudFormationLintRule):
+    """Nothing a queue gives up on is lost: every queue that is not itself a DLQ has one."""
+
+    id = "E9101"
+    shortdesc = "SQS queue without a dead-letter queue"
+    description = "Every SQS queue that is not a dead-letter queue needs a RedrivePolicy to one"
+    source_url = "https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-dead-letter-queues.html"
+    tags = ["paysaga", "sqs"]
+
+    def match(self, cfn):
+        dlqs = _dead_letter_queues(cfn)
+        matches = []
+        for name, resource in cfn.get_resources(["AWS::SQS::Queue"]).items():
+            redrive = resource.get("Properties", {}).get("RedrivePolicy")
+            if name not in dlqs and not redrive:
+                matches.append(RuleMatch(["Resources", name], f"queue {name} has no RedrivePolicy to a dead-letter queue"))
+        return matches
+
+
+class RuleTargetsHaveDeadLettersAndRetries(CloudFormationLintRule):
+    """An event EventBridge cannot deliver is kept: every target has a DLQ and a retry policy."""
+
+    id = "E9102"
+    shortdesc = "EventBridge rule target without a DLQ or retry policy"
+    description = "Every EventBridge rule target needs DeadLetterConfig and RetryPolicy"
+    source_url = "https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-rule-dlq.html"
+    tags = ["paysaga", "events"]
+
+    def match(self, cfn):
+        matches = []
+        for name, resource in cfn.get_resources(["AWS::Events::Rule"]).items():
+            for index, target in enumerate(resource.get("Properties", {}).get("Targets", [])):
+                for needed in ("DeadLetterConfig", "RetryPolicy"):
+                    if needed not in target:
+                        path = ["Resources", name, "Properties", "Targets", index]
+                        matches.append(RuleMatch(path, f"rule {name} target {target.get('Id', index)} has no {needed}"))
+        return matches
+
+
+class SqsTriggersReportBatchItemFailures(CloudFormationLintRule):
+    """One bad message never fails its batch-mates: SQS triggers report partial batch failures."""
+
+    id = "E9103"
+    shortdesc = "SQS trigger without ReportBatchItemFailures"
+    description = "Every SQS event source mapping must set FunctionResponseTypes: [ReportBatchItemFailures]"
+    source_url = "https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-errorhandling.html"
+    tags = ["paysaga", "lambda", "sqs"]
+
+    def match(self, cfn):
+        queues = set(cfn.get_resources(["AWS::SQS::Queue"]))
+        triggers = []  # (path, queue, response types)
+        for name, resource in cfn.get_resources(["AWS::Serverless::Function"]).items():
+            for event_name, event in (resource.get("Properties", {}).get("Events") or {}).items():
+                if event.get("Type") == "SQS":
+                    properties = event.get("Properties", {})
+                    path = ["Resources", name, "Properties", "Events", event_name]
+                    triggers.append((path, properties.get("Queue"), properties.get("FunctionResponseTypes")))
+        for name, resource in cfn.get_resources(["AWS::Lambda::EventSourceMapping"]).items():
+            properties = resource.get("Properties", {})
+            path = ["Resources", name, "Properties"]
+            triggers.append((path, properties.get("EventSourceArn"), properties.get("FunctionResponseTypes")))
+        matches = []
+        for path, source, response_types in triggers:
+            if _arn_target(source) in queues and "ReportBatchItemFailures" not in (response_types or []):
+                matches.append(RuleMatch(path, f"{'/'.join(map(str, path[1:]))} does not report batch item failures"))
+        return matches
