@@ -1,14 +1,26 @@
 //! SQS batches with partial failures: each message is handled on its own, and only the ones
 //! that failed are reported back, so one bad message never fails its batch-mates.
+//!
+//! When a message fails on its last delivery (the queue's `maxReceiveCount`), the consumer sends
+//! it to the queue's dead-letter queue itself, with why it failed in a `paysaga-failure` message
+//! attribute ([`FailureRecord`]), and lets it go; the DLQ redrive reads that record instead of
+//! guessing. Should that send fail, the message is reported as failed as before, and the queue's
+//! redrive policy moves it without a record: nothing is lost either way.
 
 use std::future::Future;
 
+use async_trait::async_trait;
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use chrono::{DateTime, Utc};
 use futures::future::join_all;
-use tracing::warn;
+use serde::{Deserialize, Serialize};
+use tracing::{info, warn};
 
-/// Why a message was not handled. Both kinds go back to the queue (and, after the queue's
-/// `maxReceiveCount`, to its dead-letter queue); the kind says whether a retry can help.
+/// The message attribute that carries a [`FailureRecord`] (JSON).
+pub const FAILURE_ATTRIBUTE: &str = "paysaga-failure";
+
+/// Why a message was not handled. Both kinds go back to the queue until its last delivery; the
+/// kind says whether a retry can help.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MessageFailure {
     /// A dependency failed; the same message may succeed later.
@@ -19,14 +31,85 @@ pub enum MessageFailure {
     Permanent(String),
 }
 
+/// Why a consumer gave up on a message, as it travels to the dead-letter queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailureRecord {
+    /// `transient` or `permanent`.
+    pub kind: String,
+    /// A short text: the error, without the message body.
+    pub reason: String,
+    /// The ARN of the queue the message failed on.
+    pub source_queue: Option<String>,
+    /// How many times the source queue had delivered it.
+    pub receive_count: u32,
+    pub failed_at: DateTime<Utc>,
+}
+
+impl FailureRecord {
+    /// Reasons are cut to this many characters.
+    pub const MAX_REASON_CHARS: usize = 500;
+
+    pub fn new(
+        failure: &MessageFailure,
+        message: &SqsMessage,
+        receive_count: u32,
+        now: DateTime<Utc>,
+    ) -> Self {
+        let (kind, reason) = match failure {
+            MessageFailure::Transient(reason) => ("transient", reason),
+            MessageFailure::Permanent(reason) => ("permanent", reason),
+        };
+        Self {
+            kind: kind.to_owned(),
+            reason: reason.chars().take(Self::MAX_REASON_CHARS).collect(),
+            source_queue: message.event_source_arn.clone(),
+            receive_count,
+            failed_at: now,
+        }
+    }
+}
+
+/// A dead-letter queue the consumer can send a message to, with its failure record.
+#[async_trait]
+pub trait DeadLetterQueue: Send + Sync {
+    async fn send(
+        &self,
+        message: &SqsMessage,
+        record: &FailureRecord,
+    ) -> Result<(), DeadLetterError>;
+}
+
+/// The dead-letter queue did not take the message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("dead-letter queue refused the message: {0}")]
+pub struct DeadLetterError(pub String);
+
+/// Where failures go on a message's last delivery.
+pub struct GiveUp<'a> {
+    /// The source queue's `maxReceiveCount` (0: unknown, never give up here).
+    pub max_receive_count: u32,
+    pub dead_letters: &'a dyn DeadLetterQueue,
+}
+
 /// A record of the batch has no message id, so it could not be reported on its own.
 #[derive(Debug, thiserror::Error)]
 #[error("an SQS record has no messageId; the whole batch is returned to the queue")]
 pub struct RecordWithoutId;
 
-/// Handles every message of `event` concurrently and reports the failed ones.
+/// The `ApproximateReceiveCount` SQS gave the message (1 when absent).
+pub fn receive_count(message: &SqsMessage) -> u32 {
+    message
+        .attributes
+        .get("ApproximateReceiveCount")
+        .and_then(|count| count.parse().ok())
+        .unwrap_or(1)
+}
+
+/// Handles every message of `event` concurrently and reports the failed ones; on a message's
+/// last delivery a failure goes to the dead-letter queue with its record instead.
 pub async fn process_batch<F, Fut>(
     event: SqsEvent,
+    give_up: Option<&GiveUp<'_>>,
     handle: F,
 ) -> Result<SqsBatchResponse, RecordWithoutId>
 where
@@ -34,62 +117,180 @@ where
     Fut: Future<Output = Result<(), MessageFailure>>,
 {
     let handled = event.records.into_iter().map(|message| {
-        let message_id = message.message_id.clone();
-        let receive_count = message.attributes.get("ApproximateReceiveCount").cloned();
-        let outcome = handle(message);
-        async move { (message_id, receive_count, outcome.await) }
+        let outcome = handle(message.clone());
+        async move {
+            let Err(failure) = outcome.await else { return Ok(None) };
+            let message_id = message.message_id.clone().ok_or(RecordWithoutId)?;
+            let count = receive_count(&message);
+            if let Some(give_up) = give_up.filter(|give_up| give_up.max_receive_count > 0 && count >= give_up.max_receive_count) {
+                let record = FailureRecord::new(&failure, &message, count, Utc::now());
+                match give_up.dead_letters.send(&message, &record).await {
+                    Ok(()) => {
+                        info!(%message_id, receive_count = count, kind = %record.kind, error = %failure, "message sent to the dead-letter queue");
+                        return Ok(None);
+                    }
+                    Err(error) => warn!(%message_id, %error, "dead-letter queue unavailable; the redrive policy will move the message"),
+                }
+            }
+            warn!(%message_id, receive_count = count, error = %failure, "message returned to the queue");
+            Ok(Some(message_id))
+        }
     });
     let mut response = SqsBatchResponse::default();
-    for (message_id, receive_count, outcome) in join_all(handled).await {
-        let Err(failure) = outcome else { continue };
-        let message_id = message_id.ok_or(RecordWithoutId)?;
-        warn!(%message_id, receive_count, error = %failure, "message returned to the queue");
-        let mut item = BatchItemFailure::default();
-        item.item_identifier = message_id;
-        response.batch_item_failures.push(item);
+    for outcome in join_all(handled).await {
+        if let Some(message_id) = outcome? {
+            let mut item = BatchItemFailure::default();
+            item.item_identifier = message_id;
+            response.batch_item_failures.push(item);
+        }
     }
     Ok(response)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
+
     use super::*;
 
-    fn message(id: &str, body: &str) -> SqsMessage {
+    fn message(id: &str, body: &str, receive_count: u32) -> SqsMessage {
         let mut message = SqsMessage::default();
         message.message_id = Some(id.to_owned());
         message.body = Some(body.to_owned());
         message
+            .attributes
+            .insert("ApproximateReceiveCount".into(), receive_count.to_string());
+        message.event_source_arn = Some("arn:aws:sqs:us-east-1:000000000000:payments".into());
+        message
+    }
+
+    fn batch(messages: Vec<SqsMessage>) -> SqsEvent {
+        let mut event = SqsEvent::default();
+        event.records = messages;
+        event
+    }
+
+    async fn ok_unless_bad(message: SqsMessage) -> Result<(), MessageFailure> {
+        match message.body.as_deref() {
+            Some("ok") => Ok(()),
+            Some("flaky") => Err(MessageFailure::Transient("dependency down".into())),
+            _ => Err(MessageFailure::Permanent("not ok".into())),
+        }
+    }
+
+    fn reported(response: &SqsBatchResponse) -> Vec<&str> {
+        response
+            .batch_item_failures
+            .iter()
+            .map(|item| item.item_identifier.as_str())
+            .collect()
+    }
+
+    /// A dead-letter queue that keeps what it is sent, or refuses everything.
+    #[derive(Default)]
+    struct KeptDeadLetters {
+        sent: Mutex<Vec<(String, FailureRecord)>>,
+        refuse: bool,
+    }
+
+    #[async_trait]
+    impl DeadLetterQueue for KeptDeadLetters {
+        async fn send(
+            &self,
+            message: &SqsMessage,
+            record: &FailureRecord,
+        ) -> Result<(), DeadLetterError> {
+            if self.refuse {
+                return Err(DeadLetterError("down".into()));
+            }
+            let body = message.body.clone().unwrap_or_default();
+            self.sent.lock().unwrap().push((body, record.clone()));
+            Ok(())
+        }
     }
 
     #[tokio::test]
     async fn only_failed_messages_are_reported() {
-        let mut event = SqsEvent::default();
-        event.records = vec![message("a", "ok"), message("b", "bad"), message("c", "ok")];
-        let response = process_batch(event, |message| async move {
-            match message.body.as_deref() {
-                Some("ok") => Ok(()),
-                _ => Err(MessageFailure::Permanent("not ok".into())),
-            }
-        })
-        .await
-        .unwrap();
-        let failed: Vec<&str> = response
-            .batch_item_failures
-            .iter()
-            .map(|item| item.item_identifier.as_str())
-            .collect();
-        assert_eq!(failed, ["b"]);
+        let event = batch(vec![
+            message("a", "ok", 1),
+            message("b", "bad", 1),
+            message("c", "ok", 1),
+        ]);
+        let response = process_batch(event, None, ok_unless_bad).await.unwrap();
+        assert_eq!(reported(&response), ["b"]);
     }
 
     #[tokio::test]
     async fn a_failed_record_without_id_fails_the_batch() {
-        let mut event = SqsEvent::default();
-        event.records = vec![SqsMessage::default()];
-        let result = process_batch(event, |_| async {
+        let event = batch(vec![SqsMessage::default()]);
+        let result = process_batch(event, None, |_| async {
             Err(MessageFailure::Transient("x".into()))
         })
         .await;
         assert!(result.is_err());
+    }
+
+    #[tokio::test]
+    async fn on_the_last_delivery_a_failure_goes_to_the_dlq_with_its_record() {
+        let dead_letters = KeptDeadLetters::default();
+        let give_up = GiveUp {
+            max_receive_count: 3,
+            dead_letters: &dead_letters,
+        };
+        let event = batch(vec![
+            message("a", "bad", 2),
+            message("b", "bad", 3),
+            message("c", "flaky", 4),
+            message("d", "ok", 3),
+        ]);
+        let response = process_batch(event, Some(&give_up), ok_unless_bad)
+            .await
+            .unwrap();
+        assert_eq!(
+            reported(&response),
+            ["a"],
+            "before the last delivery it goes back to the queue"
+        );
+        let sent = dead_letters.sent.lock().unwrap();
+        let kinds: Vec<(&str, &str, u32)> = sent
+            .iter()
+            .map(|(body, record)| (body.as_str(), record.kind.as_str(), record.receive_count))
+            .collect();
+        assert_eq!(kinds, [("bad", "permanent", 3), ("flaky", "transient", 4)]);
+        assert_eq!(sent[0].1.reason, "not ok");
+        assert_eq!(
+            sent[0].1.source_queue.as_deref(),
+            Some("arn:aws:sqs:us-east-1:000000000000:payments")
+        );
+    }
+
+    #[tokio::test]
+    async fn when_the_dlq_refuses_the_message_goes_back_to_the_queue() {
+        let dead_letters = KeptDeadLetters {
+            refuse: true,
+            ..Default::default()
+        };
+        let give_up = GiveUp {
+            max_receive_count: 3,
+            dead_letters: &dead_letters,
+        };
+        let response = process_batch(
+            batch(vec![message("a", "bad", 3)]),
+            Some(&give_up),
+            ok_unless_bad,
+        )
+        .await
+        .unwrap();
+        assert_eq!(reported(&response), ["a"]);
+    }
+
+    #[test]
+    fn records_cut_long_reasons() {
+        let failure = MessageFailure::Permanent("x".repeat(2_000));
+        let record = FailureRecord::new(&failure, &message("a", "b", 1), 1, Utc::now());
+        assert_eq!(
+            record.reason.chars().count(),
+            FailureRecord::MAX_REASON_CHARS
+        );
     }
 }

@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, ensure};
-use aws_sdk_sqs::types::{MessageSystemAttributeName, SendMessageBatchRequestEntry};
+use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use paysaga_tests::{Stack, eventually, repo_root, unique};
 use serde_json::{Value, json};
 
@@ -117,7 +117,8 @@ async fn an_unparseable_message_ends_in_the_dlq_without_failing_its_batch_mates(
         .max_receive_count
         .context("PaymentsQueue has a redrive policy")?;
     let dlq = stack.wiring.queue("PaymentsDeadLetterQueue")?;
-    let receive_count = eventually(
+    // The consumer gave up on its last delivery and sent it to the DLQ with why.
+    let failure: Value = eventually(
         Duration::from_secs(120),
         "the poison message in the DLQ",
         || async {
@@ -128,37 +129,45 @@ async fn an_unparseable_message_ends_in_the_dlq_without_failing_its_batch_mates(
                 .max_number_of_messages(10)
                 .wait_time_seconds(1)
                 .visibility_timeout(1)
-                .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+                .message_attribute_names("All")
                 .send()
                 .await?;
             for message in output.messages() {
-                if message.body() == Some(poison.as_str()) {
-                    let count = message.attributes().and_then(|attributes| {
-                        attributes.get(&MessageSystemAttributeName::ApproximateReceiveCount)
-                    });
-                    if let Some(handle) = message.receipt_handle() {
-                        stack
-                            .sqs
-                            .delete_message()
-                            .queue_url(&dlq.url)
-                            .receipt_handle(handle)
-                            .send()
-                            .await?;
-                    }
-                    return Ok(Some(
-                        count
-                            .and_then(|count| count.parse::<u32>().ok())
-                            .unwrap_or(0),
-                    ));
+                if message.body() != Some(poison.as_str()) {
+                    continue;
                 }
+                if let Some(handle) = message.receipt_handle() {
+                    stack
+                        .sqs
+                        .delete_message()
+                        .queue_url(&dlq.url)
+                        .receipt_handle(handle)
+                        .send()
+                        .await?;
+                }
+                let record = message
+                    .message_attributes()
+                    .and_then(|attributes| attributes.get("paysaga-failure"))
+                    .and_then(|attribute| attribute.string_value())
+                    .context("the DLQ message carries its paysaga-failure record")?;
+                return Ok(Some(serde_json::from_str(record)?));
             }
             Ok(None)
         },
     )
     .await?;
+    assert_eq!(failure["kind"], "permanent", "{failure}");
     assert!(
-        receive_count >= max_receive_count,
-        "moved after {receive_count} receives, maxReceiveCount is {max_receive_count}"
+        failure["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not a PaymentRequested event"),
+        "{failure}"
+    );
+    let receive_count = failure["receive_count"].as_u64().unwrap_or(0);
+    assert!(
+        receive_count >= u64::from(max_receive_count),
+        "given up after {receive_count} receives, maxReceiveCount is {max_receive_count}"
     );
     Ok(())
 }

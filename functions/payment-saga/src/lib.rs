@@ -12,7 +12,9 @@ use paysaga::domain::{PaymentId, PaymentRequest};
 use paysaga::faults::Faults;
 use paysaga::ports::{EventPublisher, PaymentLog, PaymentProcessor};
 use paysaga::service::saga::{Delivery, Saga, SagaError, SagaSettings};
-use paysaga::sqs_batch::{MessageFailure, RecordWithoutId, process_batch};
+use paysaga::sqs_batch::{
+    DeadLetterQueue, GiveUp, MessageFailure, RecordWithoutId, process_batch, receive_count,
+};
 use serde::{Deserialize, Serialize};
 use tracing::{info, instrument};
 
@@ -24,6 +26,9 @@ pub struct SagaFunction {
     pub settings: SagaSettings,
     /// The payments queue's `maxReceiveCount`: its last delivery compensates instead of failing.
     pub max_receive_count: u32,
+    /// The payments queue's dead-letter queue: a message that fails on its last delivery goes
+    /// there with why (without it, the queue's redrive policy moves it, without a record).
+    pub dead_letters: Option<Arc<dyn DeadLetterQueue>>,
 }
 
 /// The invocation failed as a whole: every message of the batch goes back to the queue.
@@ -44,7 +49,14 @@ pub async fn handle(
     function: &SagaFunction,
     event: LambdaEvent<SqsEvent>,
 ) -> Result<SqsBatchResponse, BatchFailed> {
-    Ok(process_batch(event.payload, |message| handle_message(function, message)).await?)
+    let give_up = function.dead_letters.as_deref().map(|dead_letters| GiveUp {
+        max_receive_count: function.max_receive_count,
+        dead_letters,
+    });
+    let handled = process_batch(event.payload, give_up.as_ref(), |message| {
+        handle_message(function, message)
+    });
+    Ok(handled.await?)
 }
 
 #[instrument(skip_all, fields(message_id = message.message_id.as_deref().unwrap_or("-")))]
@@ -53,12 +65,8 @@ async fn handle_message(
     message: SqsMessage,
 ) -> Result<(), MessageFailure> {
     let requested = payment_request(message.body.as_deref().unwrap_or_default())?;
-    let receive_count = message
-        .attributes
-        .get("ApproximateReceiveCount")
-        .and_then(|count| count.parse().ok());
     let delivery = Delivery {
-        receive_count: receive_count.unwrap_or(1),
+        receive_count: receive_count(&message),
         max_receive_count: function.max_receive_count,
         faults: requested.faults(),
     };

@@ -5,9 +5,10 @@ use std::sync::Arc;
 use anyhow::Context;
 use lambda_runtime::{LambdaEvent, service_fn};
 use payment_saga::{SagaFunction, handle};
-use paysaga::aws::{DynamoDbLedger, EventBridgePublisher, sdk_config};
+use paysaga::aws::{DynamoDbLedger, EventBridgePublisher, SqsDeadLetterQueue, sdk_config};
 use paysaga::config::{Resources, number_or, saga_settings_from_env};
 use paysaga::processor::ProcessorConfig;
+use paysaga::sqs_batch::DeadLetterQueue;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -26,6 +27,9 @@ async fn main() -> anyhow::Result<()> {
         processor: Arc::new(processor),
         settings: saga_settings_from_env()?,
         max_receive_count: u32::try_from(number_or("MAX_RECEIVE_COUNT", 0)?).unwrap_or(u32::MAX),
+        dead_letters: std::env::var("DEAD_LETTER_QUEUE_URL").ok().map(|url| {
+            Arc::new(SqsDeadLetterQueue::from_config(&config, url)) as Arc<dyn DeadLetterQueue>
+        }),
     };
     lambda_runtime::run(service_fn(|event: LambdaEvent<_>| handle(&function, event)))
         .await

@@ -39,6 +39,7 @@ async fn saga_with_alice_holding(minor_units: u64) -> TestSaga {
         processor: Arc::new(InMemoryProcessor::default()),
         settings: SagaSettings::default(),
         max_receive_count: 3,
+        dead_letters: None,
     };
     TestSaga {
         saga,

@@ -2,9 +2,11 @@
 
 pub mod dynamodb;
 pub mod eventbridge;
+pub mod sqs;
 
 pub use dynamodb::{DynamoDbLedger, TableNames};
 pub use eventbridge::EventBridgePublisher;
+pub use sqs::SqsDeadLetterQueue;
 
 /// The SDK configuration of the environment: credentials, region, and endpoints (including
 /// `AWS_ENDPOINT_URL` and `AWS_ENDPOINT_URL_DYNAMODB`, which point it at the local stack).

@@ -1,0 +1,80 @@
+//! A queue's dead-letter queue, written to by the consumer that gives up on a message.
+
+use async_trait::async_trait;
+use aws_lambda_events::sqs::SqsMessage;
+use aws_sdk_sqs::Client;
+use aws_sdk_sqs::primitives::Blob;
+use aws_sdk_sqs::types::MessageAttributeValue;
+
+use crate::sqs_batch::{DeadLetterError, DeadLetterQueue, FAILURE_ATTRIBUTE, FailureRecord};
+
+/// SQS allows this many message attributes on one message.
+const MAX_ATTRIBUTES: usize = 10;
+
+/// The SQS adapter of [`DeadLetterQueue`].
+#[derive(Debug, Clone)]
+pub struct SqsDeadLetterQueue {
+    client: Client,
+    queue_url: String,
+}
+
+impl SqsDeadLetterQueue {
+    pub fn from_config(config: &aws_config::SdkConfig, queue_url: String) -> Self {
+        Self {
+            client: Client::new(config),
+            queue_url,
+        }
+    }
+}
+
+#[async_trait]
+impl DeadLetterQueue for SqsDeadLetterQueue {
+    /// Sends the body as it came, its own message attributes (as many as fit) and the failure
+    /// record in the `paysaga-failure` attribute.
+    async fn send(
+        &self,
+        message: &SqsMessage,
+        record: &FailureRecord,
+    ) -> Result<(), DeadLetterError> {
+        let record_json =
+            serde_json::to_string(record).map_err(|error| DeadLetterError(error.to_string()))?;
+        let failure = MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value(record_json)
+            .build()
+            .map_err(|error| DeadLetterError(error.to_string()))?;
+        let mut request = self
+            .client
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(message.body.clone().unwrap_or_default())
+            .message_attributes(FAILURE_ATTRIBUTE, failure);
+        let kept = message
+            .message_attributes
+            .iter()
+            .filter(|(name, _)| name.as_str() != FAILURE_ATTRIBUTE);
+        for (name, attribute) in kept.take(MAX_ATTRIBUTES - 1) {
+            let value = MessageAttributeValue::builder()
+                .data_type(
+                    attribute
+                        .data_type
+                        .clone()
+                        .unwrap_or_else(|| "String".to_owned()),
+                )
+                .set_string_value(attribute.string_value.clone())
+                .set_binary_value(
+                    attribute
+                        .binary_value
+                        .as_ref()
+                        .map(|data| Blob::new(data.0.clone())),
+                )
+                .build()
+                .map_err(|error| DeadLetterError(error.to_string()))?;
+            request = request.message_attributes(name, value);
+        }
+        request.send().await.map_err(|error| {
+            DeadLetterError(aws_sdk_sqs::error::DisplayErrorContext(&error).to_string())
+        })?;
+        Ok(())
+    }
+}
