@@ -6,7 +6,14 @@ LocalStack 4.9.2's default gateway server (twisted) ignores the host part of GAT
 (localstack/runtime/server/twisted.py: "TODO: interface = host?") and so listens on every
 interface. Its alternative server, hypercorn, honours the host but served SQS and EventBridge
 calls at about half the rate here (SendMessage ~200/s against ~380/s). This launcher hands the
-host to twisted, then runs LocalStack's own entry point unchanged.
+host to twisted, then runs LocalStack's own entry point.
+
+It also gives LocalStack what AWS EventBridge does and LocalStack 4.9.2 community does not: a
+rule target's dead-letter queue. LocalStack logs a failed target delivery and drops the event
+(localstack/services/events/provider.py, _process_rules); AWS sends it to the target's
+DeadLetterConfig queue with the attributes RULE_ARN, TARGET_ARN, ERROR_CODE, ERROR_MESSAGE,
+EXHAUSTED_RETRY_CONDITION and RETRY_ATTEMPTS, where paysaga's dlq-redrive function finds it.
+Only errors AWS does not retry are emulated (a missing target, say): nothing retries here.
 """
 
 import runpy
@@ -33,4 +40,61 @@ class _BoundEndpoints:
 
 
 twisted_server.endpoints = _BoundEndpoints
+
+
+def _dead_letter_failed_deliveries() -> None:
+    import json
+    import logging
+
+    from localstack.aws.connect import connect_to
+    from localstack.services.events import target as event_targets
+    from localstack.utils.aws import arns
+
+    log = logging.getLogger("paysaga.localstack")
+    sender = getattr(event_targets, "TargetSender", None)
+    if sender is None or not hasattr(sender, "process_event"):
+        sys.exit("localstack_main.py: LocalStack's EventBridge target sender changed; revisit this launcher")
+    process_event = sender.process_event
+
+    def error_code(error: Exception) -> str:
+        text = f"{type(error).__name__} {error}"
+        if "NonExistentQueue" in text or "does not exist" in text or "NotFound" in text:
+            return "NO_RESOURCE"
+        if "AccessDenied" in text:
+            return "NO_PERMISSIONS"
+        return "SDK_CLIENT_ERROR"
+
+    def process_event_or_dead_letter(self, event, trace_header):
+        try:
+            return process_event(self, event, trace_header)
+        except Exception as error:
+            dlq_arn = (self.target.get("DeadLetterConfig") or {}).get("Arn")
+            if not dlq_arn:
+                raise
+            attributes = {
+                "RULE_ARN": self.rule_arn,
+                "TARGET_ARN": self.target["Arn"],
+                "ERROR_CODE": error_code(error),
+                "ERROR_MESSAGE": str(error)[:1000] or type(error).__name__,
+                "EXHAUSTED_RETRY_CONDITION": "MaximumRetryAttempts",
+                "RETRY_ATTEMPTS": "0",
+            }
+            sqs = connect_to(region_name=arns.extract_region_from_arn(dlq_arn)).sqs.request_metadata(
+                source_arn=self.rule_arn, service_principal="events"
+            )
+            sqs.send_message(
+                QueueUrl=arns.sqs_queue_url_for_arn(dlq_arn),
+                MessageBody=json.dumps({k: v for k, v in event.items() if k != "event-bus-name"}),
+                MessageAttributes={
+                    name: {"DataType": "String", "StringValue": value} for name, value in attributes.items()
+                },
+            )
+            log.info("event %s not delivered to %s (%s): sent to its dead-letter queue %s",
+                     event.get("id"), self.target["Arn"], attributes["ERROR_CODE"], dlq_arn)
+            raise
+
+    sender.process_event = process_event_or_dead_letter
+
+
+_dead_letter_failed_deliveries()
 runpy.run_module("localstack.runtime.main", run_name="__main__", alter_sys=True)

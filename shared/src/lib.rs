@@ -6,6 +6,8 @@
 //!   publisher).
 //! - [`service`]: what the functions do, written once against the ports.
 //! - [`aws`]: the AWS adapters of the ports; [`memory`]: in-memory ones, for tests.
+//! - [`redrive`]: the DLQ redrive — what goes back, what is parked, and the replay of parked
+//!   messages.
 //! - [`sqs_batch`]: SQS batch handling with partial batch failures; [`config`]: the
 //!   environment a function is given.
 
@@ -16,5 +18,6 @@ pub mod faults;
 pub mod memory;
 pub mod ports;
 pub mod processor;
+pub mod redrive;
 pub mod service;
 pub mod sqs_batch;

@@ -300,3 +300,348 @@ impl PaymentProcessor for InMemoryProcessor {
         Ok(())
     }
 }
+
+/// Locks a fake's state; a panic while holding the lock can only come from a bug in this
+/// module, and the state it guards stays consistent, so poisoning is ignored.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+pub use redrive_fakes::{InMemoryJournal, InMemoryParking, InMemoryQueues, StaticRules};
+
+/// In-memory queues, rules, journal and parking table for the DLQ redrive.
+mod redrive_fakes {
+    use std::collections::{BTreeMap, HashMap, HashSet};
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use async_trait::async_trait;
+    use chrono::{DateTime, Utc};
+
+    use super::lock;
+    use crate::ports::StoreError;
+    use crate::redrive::parking::{ParkedPage, ParkedStatus, Parking};
+    use crate::redrive::{
+        DeadLetter, DeadLetterRoutes, JournalEntry, ParkedMessage, ParkingLot, QueueAdmin,
+        QueueDepth, QueueError, QueueRef, RedriveJournal, RedriveQueues, RuleDirectory,
+        RuleTargets,
+    };
+
+    #[derive(Default)]
+    struct Queue {
+        reference: Option<QueueRef>,
+        /// Messages and whether each is in flight.
+        messages: Vec<(DeadLetter, bool)>,
+        refuse_sends: bool,
+    }
+
+    /// Queues in memory. A received message stays in flight until deleted or made visible.
+    #[derive(Default)]
+    pub struct InMemoryQueues {
+        queues: Mutex<HashMap<String, Queue>>,
+        fail_deletes: Mutex<bool>,
+        next_id: Mutex<u64>,
+    }
+
+    impl InMemoryQueues {
+        pub fn create(&self, queue: QueueRef) {
+            let arn = queue.arn.clone();
+            lock(&self.queues).entry(arn).or_default().reference = Some(queue);
+        }
+
+        /// Puts a message in the queue with this ARN.
+        pub fn put(&self, arn: &str, letter: DeadLetter) {
+            lock(&self.queues)
+                .entry(arn.to_owned())
+                .or_default()
+                .messages
+                .push((letter, false));
+        }
+
+        /// Every message of the queue, in flight or not.
+        pub fn messages(&self, arn: &str) -> Vec<DeadLetter> {
+            lock(&self.queues)
+                .get(arn)
+                .map(|queue| {
+                    queue
+                        .messages
+                        .iter()
+                        .map(|(letter, _)| letter.clone())
+                        .collect()
+                })
+                .unwrap_or_default()
+        }
+
+        pub fn len(&self, arn: &str) -> usize {
+            self.messages(arn).len()
+        }
+
+        /// Ends every message's visibility timeout.
+        pub fn make_visible(&self, arn: &str) {
+            if let Some(queue) = lock(&self.queues).get_mut(arn) {
+                for (_, in_flight) in &mut queue.messages {
+                    *in_flight = false;
+                }
+            }
+        }
+
+        pub fn fail_deletes(&self, fail: bool) {
+            *lock(&self.fail_deletes) = fail;
+        }
+
+        pub fn refuse_sends(&self, arn: &str, refuse: bool) {
+            lock(&self.queues)
+                .entry(arn.to_owned())
+                .or_default()
+                .refuse_sends = refuse;
+        }
+    }
+
+    #[async_trait]
+    impl RedriveQueues for InMemoryQueues {
+        async fn receive(
+            &self,
+            queue: &QueueRef,
+            max: u32,
+            _visibility: Duration,
+        ) -> Result<Vec<DeadLetter>, QueueError> {
+            let mut queues = lock(&self.queues);
+            let queue = queues
+                .get_mut(&queue.arn)
+                .ok_or_else(|| QueueError::NotFound(queue.arn.clone()))?;
+            let mut received = Vec::new();
+            for (letter, in_flight) in &mut queue.messages {
+                if received.len() >= max as usize {
+                    break;
+                }
+                if !*in_flight {
+                    *in_flight = true;
+                    letter.receive_count += 1;
+                    received.push(letter.clone());
+                }
+            }
+            Ok(received)
+        }
+
+        async fn send(
+            &self,
+            queue: &QueueRef,
+            messages: &[crate::redrive::OutgoingMessage],
+        ) -> Result<HashSet<String>, QueueError> {
+            let mut queues = lock(&self.queues);
+            let stored = queues
+                .get_mut(&queue.arn)
+                .ok_or_else(|| QueueError::NotFound(queue.arn.clone()))?;
+            if stored.refuse_sends {
+                return Err(QueueError::Unavailable("refused".into()));
+            }
+            let mut next_id = lock(&self.next_id);
+            let mut taken = HashSet::new();
+            for message in messages {
+                *next_id += 1;
+                let id = format!("sent-{next_id}");
+                stored.messages.push((
+                    DeadLetter {
+                        message_id: id.clone(),
+                        receipt_handle: format!("receipt-{id}"),
+                        body: message.body.clone(),
+                        attributes: message.attributes.clone(),
+                        source_arn: None,
+                        receive_count: 0,
+                        sent_at: Some(Utc::now()),
+                    },
+                    false,
+                ));
+                taken.insert(message.entry_id.clone());
+            }
+            Ok(taken)
+        }
+
+        async fn delete(
+            &self,
+            queue: &QueueRef,
+            receipt_handles: &[String],
+        ) -> Result<usize, QueueError> {
+            if *lock(&self.fail_deletes) {
+                return Ok(0);
+            }
+            let mut queues = lock(&self.queues);
+            let Some(stored) = queues.get_mut(&queue.arn) else {
+                return Err(QueueError::NotFound(queue.arn.clone()));
+            };
+            let before = stored.messages.len();
+            stored
+                .messages
+                .retain(|(letter, _)| !receipt_handles.contains(&letter.receipt_handle));
+            Ok(before - stored.messages.len())
+        }
+
+        async fn queue(&self, arn: &str) -> Result<QueueRef, QueueError> {
+            lock(&self.queues)
+                .get(arn)
+                .and_then(|queue| queue.reference.clone())
+                .ok_or_else(|| QueueError::NotFound(arn.to_owned()))
+        }
+
+        async fn routes(&self, url: &str) -> Result<DeadLetterRoutes, QueueError> {
+            let queue = lock(&self.queues)
+                .values()
+                .filter_map(|queue| queue.reference.clone())
+                .find(|queue| queue.url == url)
+                .ok_or_else(|| QueueError::NotFound(url.to_owned()))?;
+            Ok(DeadLetterRoutes {
+                queue,
+                sources: Vec::new(),
+            })
+        }
+    }
+
+    #[async_trait]
+    impl QueueAdmin for InMemoryQueues {
+        async fn depth(&self, queue: &QueueRef) -> Result<QueueDepth, QueueError> {
+            let queues = lock(&self.queues);
+            let messages = queues
+                .get(&queue.arn)
+                .map(|queue| &queue.messages[..])
+                .unwrap_or(&[]);
+            let in_flight = messages.iter().filter(|(_, in_flight)| *in_flight).count() as u64;
+            Ok(QueueDepth {
+                visible: messages.len() as u64 - in_flight,
+                in_flight,
+                delayed: 0,
+            })
+        }
+
+        async fn start_move_task(
+            &self,
+            from: &QueueRef,
+            to: &QueueRef,
+            _max_per_second: u32,
+        ) -> Result<String, QueueError> {
+            let mut queues = lock(&self.queues);
+            let moved = queues
+                .get_mut(&from.arn)
+                .map(|queue| std::mem::take(&mut queue.messages))
+                .unwrap_or_default();
+            queues
+                .entry(to.arn.clone())
+                .or_default()
+                .messages
+                .extend(moved);
+            Ok(format!("move-{}", from.name()))
+        }
+    }
+
+    /// Rules and their targets, as given.
+    #[derive(Default)]
+    pub struct StaticRules {
+        pub rules: HashMap<String, RuleTargets>,
+    }
+
+    #[async_trait]
+    impl RuleDirectory for StaticRules {
+        async fn targets(&self, rule_arn: &str) -> RuleTargets {
+            self.rules
+                .get(rule_arn)
+                .cloned()
+                .unwrap_or(RuleTargets::NoSuchRule)
+        }
+    }
+
+    #[derive(Default)]
+    pub struct InMemoryJournal {
+        entries: Mutex<BTreeMap<String, JournalEntry>>,
+    }
+
+    #[async_trait]
+    impl RedriveJournal for InMemoryJournal {
+        async fn sent_back(&self, keys: &[String]) -> Result<HashSet<String>, StoreError> {
+            let entries = lock(&self.entries);
+            Ok(keys
+                .iter()
+                .filter(|key| entries.contains_key(*key))
+                .cloned()
+                .collect())
+        }
+
+        async fn record(&self, entries: &[JournalEntry]) -> Result<(), StoreError> {
+            let mut stored = lock(&self.entries);
+            for entry in entries {
+                stored.insert(entry.key.clone(), entry.clone());
+            }
+            Ok(())
+        }
+    }
+
+    #[derive(Default)]
+    pub struct InMemoryParking {
+        messages: Mutex<BTreeMap<String, ParkedMessage>>,
+    }
+
+    impl InMemoryParking {
+        pub fn all(&self) -> Vec<ParkedMessage> {
+            lock(&self.messages).values().cloned().collect()
+        }
+    }
+
+    #[async_trait]
+    impl ParkingLot for InMemoryParking {
+        async fn park(&self, message: &ParkedMessage) -> Result<Parking, StoreError> {
+            let mut messages = lock(&self.messages);
+            if messages.contains_key(&message.parked_id) {
+                return Ok(Parking::AlreadyParked);
+            }
+            messages.insert(message.parked_id.clone(), message.clone());
+            Ok(Parking::Parked)
+        }
+
+        async fn parked(&self, parked_id: &str) -> Result<Option<ParkedMessage>, StoreError> {
+            Ok(lock(&self.messages).get(parked_id).cloned())
+        }
+
+        async fn list(&self, limit: u32, after: Option<&str>) -> Result<ParkedPage, StoreError> {
+            let messages = lock(&self.messages);
+            let mut page: Vec<ParkedMessage> = messages
+                .values()
+                .filter(|message| after.is_none_or(|after| message.parked_id.as_str() > after))
+                .take(limit as usize + 1)
+                .cloned()
+                .collect();
+            let next = if page.len() > limit as usize {
+                page.truncate(limit as usize);
+                page.last().map(|message| message.parked_id.clone())
+            } else {
+                None
+            };
+            Ok(ParkedPage {
+                messages: page,
+                next,
+            })
+        }
+
+        async fn waiting(&self) -> Result<u64, StoreError> {
+            Ok(lock(&self.messages)
+                .values()
+                .filter(|message| message.status == ParkedStatus::Parked)
+                .count() as u64)
+        }
+
+        async fn mark_replayed(
+            &self,
+            parked_id: &str,
+            at: DateTime<Utc>,
+        ) -> Result<bool, StoreError> {
+            let mut messages = lock(&self.messages);
+            match messages.get_mut(parked_id) {
+                Some(message) if message.status == ParkedStatus::Parked => {
+                    message.status = ParkedStatus::Replayed;
+                    message.replayed_at = Some(at);
+                    Ok(true)
+                }
+                _ => Ok(false),
+            }
+        }
+    }
+}

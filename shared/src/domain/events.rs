@@ -74,6 +74,21 @@ pub enum PaymentEventType {
 }
 
 impl PaymentEventType {
+    pub const ALL: [Self; 8] = [
+        Self::FundsReserved,
+        Self::PaymentCharged,
+        Self::FundsSettled,
+        Self::PaymentCompleted,
+        Self::CompensationStarted,
+        Self::ChargeRefunded,
+        Self::ReservationReleased,
+        Self::PaymentFailed,
+    ];
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|event| event.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::FundsReserved => "FundsReserved",
@@ -86,6 +101,22 @@ impl PaymentEventType {
             Self::PaymentFailed => "PaymentFailed",
         }
     }
+}
+
+/// Why an event does not honour paysaga's contracts: a consumer can never handle it as it is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ContractViolation {
+    #[error("no paysaga event is {detail_type:?} from {event_source:?}")]
+    UnknownEvent {
+        event_source: String,
+        detail_type: String,
+    },
+    #[error(
+        "{detail_type} version {version} is not supported (this code reads version {CONTRACT_VERSION})"
+    )]
+    UnsupportedVersion { detail_type: String, version: u64 },
+    #[error("{detail_type} breaks its contract: {error}")]
+    InvalidDetail { detail_type: String, error: String },
 }
 
 /// The `detail-type` of [`DomainEvent::PaymentRequested`].
@@ -149,6 +180,56 @@ impl DomainEvent {
         })
     }
 
+    /// Reads an event from its EventBridge `source`, `detail-type` and `detail` (JSON text),
+    /// checking it against the contract of that type and version.
+    pub fn parse(source: &str, detail_type: &str, detail: &str) -> Result<Self, ContractViolation> {
+        #[derive(Deserialize)]
+        struct Versioned {
+            version: u64,
+        }
+        let invalid = |error: serde_json::Error| ContractViolation::InvalidDetail {
+            detail_type: detail_type.to_owned(),
+            error: error.to_string(),
+        };
+        let version = serde_json::from_str::<Versioned>(detail)
+            .map_err(invalid)?
+            .version;
+        let known = match source {
+            PAYMENTS_SOURCE => {
+                detail_type == PAYMENT_REQUESTED
+                    || PaymentEventType::from_name(detail_type).is_some()
+            }
+            WALLETS_SOURCE => detail_type == FUNDS_DEPOSITED,
+            _ => false,
+        };
+        if !known {
+            return Err(ContractViolation::UnknownEvent {
+                event_source: source.to_owned(),
+                detail_type: detail_type.to_owned(),
+            });
+        }
+        if version != u64::from(CONTRACT_VERSION) {
+            return Err(ContractViolation::UnsupportedVersion {
+                detail_type: detail_type.to_owned(),
+                version,
+            });
+        }
+        let event = match (detail_type, PaymentEventType::from_name(detail_type)) {
+            (PAYMENT_REQUESTED, _) => {
+                Self::PaymentRequested(serde_json::from_str(detail).map_err(invalid)?)
+            }
+            (FUNDS_DEPOSITED, _) => {
+                Self::FundsDeposited(serde_json::from_str(detail).map_err(invalid)?)
+            }
+            (_, Some(detail_type)) => Self::PaymentStepRecorded {
+                detail_type,
+                detail: serde_json::from_str(detail).map_err(invalid)?,
+            },
+            (_, None) => unreachable!("unknown detail-types were refused above"),
+        };
+        Ok(event)
+    }
+
     /// The EventBridge `source`.
     pub fn source(&self) -> &'static str {
         match self {
@@ -206,6 +287,59 @@ mod tests {
         );
         let parsed: EventDetail<PaymentRequest> = serde_json::from_value(json).unwrap();
         assert_eq!(parsed.data, request(1_250));
+    }
+
+    #[test]
+    fn events_parse_back_from_what_the_bus_carries() {
+        let requested = DomainEvent::payment_requested(&request(1_250), Utc::now());
+        let parsed = DomainEvent::parse(
+            requested.source(),
+            requested.detail_type(),
+            &requested.detail_json(),
+        );
+        assert_eq!(parsed, Ok(requested));
+
+        let payment =
+            Payment::from_log(&[PaymentLogEntry::requested(request(5), Utc::now())]).unwrap();
+        let reserved = payment.next_entry(PaymentStep::FundsReserved, Utc::now());
+        let step = DomainEvent::for_log_entry(&payment, &reserved).unwrap();
+        let parsed = DomainEvent::parse(step.source(), step.detail_type(), &step.detail_json());
+        assert_eq!(parsed, Ok(step));
+    }
+
+    #[test]
+    fn contract_violations_say_what_is_wrong() {
+        let detail = DomainEvent::payment_requested(&request(1_250), Utc::now()).detail_json();
+        let parse = |source: &str, detail_type: &str, detail: &str| {
+            DomainEvent::parse(source, detail_type, detail).unwrap_err()
+        };
+        assert!(matches!(
+            parse("paysaga.payments", "PaymentExploded", &detail),
+            ContractViolation::UnknownEvent { .. }
+        ));
+        assert!(matches!(
+            parse("someone.else", "PaymentRequested", &detail),
+            ContractViolation::UnknownEvent { .. }
+        ));
+        let newer = detail.replace(r#""version":1"#, r#""version":2"#);
+        assert_eq!(
+            parse("paysaga.payments", "PaymentRequested", &newer),
+            ContractViolation::UnsupportedVersion {
+                detail_type: "PaymentRequested".into(),
+                version: 2
+            }
+        );
+        let float_money = detail.replace(r#""minor_units":1250"#, r#""minor_units":12.5"#);
+        let violation = parse("paysaga.payments", "PaymentRequested", &float_money);
+        assert!(
+            matches!(violation, ContractViolation::InvalidDetail { .. }),
+            "{violation}"
+        );
+        let unversioned = parse("paysaga.payments", "PaymentRequested", "{}");
+        assert!(
+            matches!(unversioned, ContractViolation::InvalidDetail { .. }),
+            "{unversioned}"
+        );
     }
 
     #[test]
