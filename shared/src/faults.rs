@@ -1,9 +1,12 @@
-//! Fault injection for test runs: fail a chosen saga step, or crash the function right after a
-//! step is recorded (before the message is acknowledged). Directives travel in the payment
+//! Fault injection for test runs: fail a chosen saga step, make it unavailable for a while (as
+//! a store outage would), or crash the function right after a step is recorded (before the
+//! message is acknowledged). Directives travel in the payment
 //! request's event (`data.test_faults`), so one test run can aim faults at chosen payments.
 //!
 //! Without the `fault-injection` cargo feature (every production build), [`Faults`] is empty,
 //! directives in events are ignored, and every check below is a constant `false`.
+
+use chrono::{DateTime, Utc};
 
 use crate::domain::SagaStep;
 
@@ -19,6 +22,18 @@ pub struct Faults {
     #[cfg(feature = "fault-injection")]
     #[serde(default)]
     pub crash_after: Option<String>,
+    /// Make a step fail as an unavailable store would, until a time.
+    #[cfg(feature = "fault-injection")]
+    #[serde(default)]
+    pub outage: Option<InjectedOutage>,
+}
+
+/// A step that fails transiently until `until`.
+#[cfg(feature = "fault-injection")]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct InjectedOutage {
+    pub step: String,
+    pub until: DateTime<Utc>,
 }
 
 impl Faults {
@@ -29,6 +44,20 @@ impl Faults {
         #[cfg(not(feature = "fault-injection"))]
         {
             let _ = step;
+            false
+        }
+    }
+
+    /// Whether `step` is in an injected outage at `now`.
+    pub fn unavailable(&self, step: SagaStep, now: DateTime<Utc>) -> bool {
+        #[cfg(feature = "fault-injection")]
+        return self
+            .outage
+            .as_ref()
+            .is_some_and(|outage| outage.step == step.name() && now < outage.until);
+        #[cfg(not(feature = "fault-injection"))]
+        {
+            let _ = (step, now);
             false
         }
     }
@@ -58,5 +87,17 @@ mod tests {
         assert!(!faults.fails(SagaStep::SettleFunds));
         assert!(faults.crashes_after(SagaStep::ReserveFunds, 1));
         assert!(!faults.crashes_after(SagaStep::ReserveFunds, 2));
+    }
+
+    #[test]
+    fn an_outage_fails_its_step_until_it_ends() {
+        let faults: Faults = serde_json::from_str(
+            r#"{"outage":{"step":"reserve_funds","until":"2026-11-26T12:00:00Z"}}"#,
+        )
+        .unwrap();
+        let at = |time: &str| time.parse::<DateTime<Utc>>().unwrap();
+        assert!(faults.unavailable(SagaStep::ReserveFunds, at("2026-11-26T11:59:59Z")));
+        assert!(!faults.unavailable(SagaStep::ReserveFunds, at("2026-11-26T12:00:00Z")));
+        assert!(!faults.unavailable(SagaStep::SettleFunds, at("2026-11-26T11:00:00Z")));
     }
 }

@@ -28,7 +28,7 @@ use crate::ports::{
     WalletStore,
 };
 
-type Item = HashMap<String, AttributeValue>;
+pub(super) type Item = HashMap<String, AttributeValue>;
 
 /// How long a client's idempotency key is remembered (the table's TTL removes it afterwards).
 pub const IDEMPOTENCY_KEY_LIFETIME: chrono::Duration = chrono::Duration::hours(24);
@@ -428,25 +428,25 @@ fn wallet_key(id: &WalletId) -> Item {
     HashMap::from([("wallet_id".to_owned(), s(id.as_str()))])
 }
 
-fn s(value: &str) -> AttributeValue {
+pub(super) fn s(value: &str) -> AttributeValue {
     AttributeValue::S(value.to_owned())
 }
 
-fn n(value: u64) -> AttributeValue {
+pub(super) fn n(value: u64) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
-fn to_item<T: Serialize>(value: &T) -> Result<Item, StoreError> {
+pub(super) fn to_item<T: Serialize>(value: &T) -> Result<Item, StoreError> {
     serde_dynamo::to_item(value)
         .map_err(|error| StoreError::Permanent(format!("cannot encode item: {error}")))
 }
 
-fn from_item<T: for<'de> Deserialize<'de>>(item: Item) -> Result<T, StoreError> {
+pub(super) fn from_item<T: for<'de> Deserialize<'de>>(item: Item) -> Result<T, StoreError> {
     serde_dynamo::from_item(item)
         .map_err(|error| StoreError::Permanent(format!("cannot decode item: {error}")))
 }
 
-fn build_error(error: aws_sdk_dynamodb::error::BuildError) -> StoreError {
+pub(super) fn build_error(error: aws_sdk_dynamodb::error::BuildError) -> StoreError {
     StoreError::Permanent(format!("invalid DynamoDB request: {error}"))
 }
 
@@ -462,7 +462,7 @@ fn describe(reasons: &[CancellationReason]) -> String {
     codes.join(",")
 }
 
-fn is_conditional_check_failure<E: ProvideErrorMetadata>(error: &SdkError<E>) -> bool {
+pub(super) fn is_conditional_check_failure<E: ProvideErrorMetadata>(error: &SdkError<E>) -> bool {
     error
         .as_service_error()
         .and_then(ProvideErrorMetadata::code)
@@ -470,7 +470,7 @@ fn is_conditional_check_failure<E: ProvideErrorMetadata>(error: &SdkError<E>) ->
 }
 
 /// Sorts SDK failures by what the caller does next: retry later, or give up.
-fn sdk_error<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>(
+pub(super) fn sdk_error<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>(
     operation: &str,
     error: SdkError<E>,
 ) -> StoreError {

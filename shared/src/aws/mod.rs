@@ -2,10 +2,14 @@
 
 pub mod dynamodb;
 pub mod eventbridge;
+pub mod parking;
+pub mod redrive;
 pub mod sqs;
 
 pub use dynamodb::{DynamoDbLedger, TableNames};
 pub use eventbridge::EventBridgePublisher;
+pub use parking::{DynamoDbJournal, DynamoDbParking};
+pub use redrive::{EventBridgeRules, SqsRedriveQueues};
 pub use sqs::SqsDeadLetterQueue;
 
 /// The SDK configuration of the environment: credentials, region, and endpoints (including

@@ -185,6 +185,10 @@ impl Saga<'_> {
         delivery: &Delivery,
     ) -> Result<StepPlan, SagaError> {
         let now = Utc::now();
+        if delivery.faults.unavailable(step, now) {
+            let outage = format!("injected outage of {}", step.name());
+            return Err(crate::ports::StoreError::Transient(outage).into());
+        }
         if delivery.faults.fails(step) {
             let reason = FailureReason::InjectedFault {
                 step: step.name().to_owned(),
@@ -747,6 +751,27 @@ mod tests {
             assert_eq!(
                 (world.wallet("wal_alice"), world.wallet("wal_bob")),
                 ((700, 0), (300, 0))
+            );
+        }
+
+        #[tokio::test]
+        async fn an_injected_outage_fails_transiently_even_on_the_last_delivery() {
+            let world = World::alice_pays_bob().await;
+            let until = Utc::now() + chrono::Duration::hours(1);
+            let outage = Delivery {
+                receive_count: 5,
+                max_receive_count: 5,
+                ..with_faults(&format!(
+                    r#"{{"outage":{{"step":"reserve_funds","until":"{}"}}}}"#,
+                    until.to_rfc3339()
+                ))
+            };
+            let error = world.run(300, &outage).await.unwrap_err();
+            assert!(error.is_transient(), "{error}");
+            assert_eq!(
+                (world.wallet("wal_alice"), world.wallet("wal_bob")),
+                ((1_000, 0), (0, 0)),
+                "nothing moved"
             );
         }
     }
