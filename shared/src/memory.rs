@@ -335,6 +335,8 @@ mod redrive_fakes {
         /// Messages and whether each is in flight.
         messages: Vec<(DeadLetter, bool)>,
         refuse_sends: bool,
+        /// The ARN of its dead-letter queue (its redrive policy's target).
+        dead_letter_queue: Option<String>,
     }
 
     /// Queues in memory. A received message stays in flight until deleted or made visible.
@@ -349,6 +351,14 @@ mod redrive_fakes {
         pub fn create(&self, queue: QueueRef) {
             let arn = queue.arn.clone();
             lock(&self.queues).entry(arn).or_default().reference = Some(queue);
+        }
+
+        /// Gives the queue `source` a redrive policy towards `dead_letter_queue` (ARNs).
+        pub fn redrive_policy(&self, source: &str, dead_letter_queue: &str) {
+            lock(&self.queues)
+                .entry(source.to_owned())
+                .or_default()
+                .dead_letter_queue = Some(dead_letter_queue.to_owned());
         }
 
         /// Puts a message in the queue with this ARN.
@@ -486,15 +496,18 @@ mod redrive_fakes {
         }
 
         async fn routes(&self, url: &str) -> Result<DeadLetterRoutes, QueueError> {
-            let queue = lock(&self.queues)
+            let queues = lock(&self.queues);
+            let queue = queues
                 .values()
                 .filter_map(|queue| queue.reference.clone())
                 .find(|queue| queue.url == url)
                 .ok_or_else(|| QueueError::NotFound(url.to_owned()))?;
-            Ok(DeadLetterRoutes {
-                queue,
-                sources: Vec::new(),
-            })
+            let sources = queues
+                .values()
+                .filter(|source| source.dead_letter_queue.as_deref() == Some(queue.arn.as_str()))
+                .filter_map(|source| source.reference.clone())
+                .collect();
+            Ok(DeadLetterRoutes { queue, sources })
         }
     }
 

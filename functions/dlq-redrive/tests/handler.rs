@@ -1,0 +1,272 @@
+//! The redrive handler fed with the requests in `events/lambda/dlq-redrive-*.json`, against
+//! in-memory queues, journal and parking table.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::Utc;
+use dlq_redrive::{DlqRedriveFunction, Request, handle};
+use lambda_runtime::{Context, Diagnostic, LambdaEvent};
+use paysaga::memory::{InMemoryJournal, InMemoryParking, InMemoryQueues, StaticRules};
+use paysaga::redrive::{DeadLetter, MessageAttribute, QueueRef, RedriveSettings};
+use paysaga::sqs_batch::{FAILURE_ATTRIBUTE, FailureRecord};
+
+const PAYMENTS: &str = "arn:aws:sqs:us-east-1:000000000000:paysaga-local-PaymentsQueue";
+const PAYMENTS_DLQ: &str =
+    "arn:aws:sqs:us-east-1:000000000000:paysaga-local-PaymentsDeadLetterQueue";
+
+fn queue(arn: &str) -> QueueRef {
+    let name = arn.rsplit(':').next().expect("an ARN");
+    QueueRef {
+        arn: arn.to_owned(),
+        url: format!("http://127.0.0.1:4566/000000000000/{name}"),
+    }
+}
+
+fn fixture(name: &str) -> String {
+    let path = format!("{}/../../events/lambda/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{path}: {error}"))
+}
+
+fn request(name: &str) -> Request {
+    serde_json::from_str(&fixture(name)).unwrap_or_else(|error| panic!("{name}: {error}"))
+}
+
+/// A payment request the saga gave up on, with the saga's failure record.
+fn dead_letter(id: &str, kind: &str, body: &str) -> DeadLetter {
+    let record = FailureRecord {
+        kind: kind.to_owned(),
+        reason: "wallets table throttled".to_owned(),
+        source_queue: Some(PAYMENTS.to_owned()),
+        receive_count: 5,
+        failed_at: Utc::now(),
+    };
+    let attributes = BTreeMap::from([(
+        FAILURE_ATTRIBUTE.to_owned(),
+        MessageAttribute::string(serde_json::to_string(&record).expect("a record")),
+    )]);
+    DeadLetter {
+        message_id: id.to_owned(),
+        receipt_handle: format!("receipt-{id}"),
+        body: body.to_owned(),
+        attributes,
+        source_arn: None,
+        receive_count: 0,
+        sent_at: Some(Utc::now()),
+    }
+}
+
+struct World {
+    function: DlqRedriveFunction,
+    queues: Arc<InMemoryQueues>,
+    parking: Arc<InMemoryParking>,
+}
+
+impl World {
+    fn new() -> Self {
+        let queues = Arc::new(InMemoryQueues::default());
+        queues.create(queue(PAYMENTS));
+        queues.create(queue(PAYMENTS_DLQ));
+        queues.redrive_policy(PAYMENTS, PAYMENTS_DLQ);
+        let parking = Arc::new(InMemoryParking::default());
+        let function = DlqRedriveFunction {
+            queues: queues.clone(),
+            admin: queues.clone(),
+            rules: Arc::new(StaticRules::default()),
+            journal: Arc::new(InMemoryJournal::default()),
+            parking: parking.clone(),
+            dead_letter_queues: vec![queue(PAYMENTS_DLQ).url],
+            settings: RedriveSettings {
+                max_per_second: 1_000,
+                ..RedriveSettings::default()
+            },
+        };
+        Self {
+            function,
+            queues,
+            parking,
+        }
+    }
+
+    async fn invoke(&self, request: Request) -> Result<serde_json::Value, Diagnostic> {
+        let response = handle(
+            &self.function,
+            LambdaEvent::new(request, Context::default()),
+        )
+        .await
+        .map_err(Diagnostic::from)?;
+        Ok(serde_json::to_value(response).expect("responses serialise"))
+    }
+}
+
+#[test]
+fn every_request_fixture_parses_and_strangers_are_refused() {
+    for name in [
+        "dlq-redrive-redrive-all.json",
+        "dlq-redrive-redrive-one-queue.json",
+        "dlq-redrive-move-whole-queue.json",
+        "dlq-redrive-status.json",
+        "dlq-redrive-parked.json",
+        "dlq-redrive-replay.json",
+    ] {
+        request(name);
+    }
+    for wrong in [
+        r#"{"action":"purge"}"#,
+        r#"{"action":"redrive","queue_name":"typo"}"#,
+        r#"{"action":"replay"}"#,
+        r#"{"queue":"no action"}"#,
+    ] {
+        assert!(serde_json::from_str::<Request>(wrong).is_err(), "{wrong}");
+    }
+}
+
+#[tokio::test]
+async fn a_redrive_sends_back_the_transient_and_parks_the_rest() {
+    let world = World::new();
+    let body = fixture("eventbridge-payment-requested.json");
+    world
+        .queues
+        .put(PAYMENTS_DLQ, dead_letter("t1", "transient", &body));
+    world
+        .queues
+        .put(PAYMENTS_DLQ, dead_letter("p1", "permanent", &body));
+    world
+        .queues
+        .put(PAYMENTS_DLQ, dead_letter("junk", "transient", "{oops"));
+
+    let response = world
+        .invoke(request("dlq-redrive-redrive-all.json"))
+        .await
+        .expect("redriven");
+    let report = &response["queues"][0];
+    assert_eq!(report["queue"], "paysaga-local-PaymentsDeadLetterQueue");
+    assert_eq!(
+        (
+            report["examined"].as_u64(),
+            report["sent_back"].as_u64(),
+            report["parked"].as_u64()
+        ),
+        (Some(3), Some(1), Some(2))
+    );
+    assert_eq!(world.queues.len(PAYMENTS_DLQ), 0);
+    assert_eq!(world.queues.len(PAYMENTS), 1);
+
+    let status = world
+        .invoke(request("dlq-redrive-status.json"))
+        .await
+        .expect("status");
+    assert_eq!(status["parked_waiting"], 2);
+    assert_eq!(status["queues"][0]["queue"], "paysaga-local-PaymentsQueue");
+    assert_eq!(
+        status["queues"][0]["dead_letter_queue"],
+        "paysaga-local-PaymentsDeadLetterQueue"
+    );
+    assert_eq!(status["queues"][0]["visible"], 1);
+    assert_eq!(status["queues"][1]["visible"], 0);
+
+    let parked = world
+        .invoke(request("dlq-redrive-parked.json"))
+        .await
+        .expect("parked");
+    let reasons: Vec<&str> = parked["messages"]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .filter_map(|message| message["reason"].as_str())
+        .collect();
+    assert_eq!(reasons.len(), 2);
+    assert!(
+        reasons
+            .iter()
+            .any(|reason| reason.starts_with("contract: ")),
+        "{reasons:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_queue_or_parked_id_is_a_typed_error() {
+    let world = World::new();
+    let unknown = world
+        .invoke(Request::Redrive {
+            queue: Some("nope".to_owned()),
+            mode: Default::default(),
+            max_per_second: None,
+            max_messages: None,
+            visibility_timeout_seconds: None,
+        })
+        .await
+        .expect_err("no such queue");
+    assert_eq!(unknown.error_type, "UnknownQueue");
+    assert!(
+        unknown
+            .error_message
+            .contains("paysaga-local-PaymentsDeadLetterQueue")
+    );
+
+    let missing = world
+        .invoke(request("dlq-redrive-replay.json"))
+        .await
+        .expect_err("nothing parked");
+    assert_eq!(missing.error_type, "ParkedMessageNotFound");
+}
+
+#[tokio::test]
+async fn a_parked_message_is_replayed_with_its_fixed_body() {
+    let world = World::new();
+    let body = fixture("eventbridge-payment-requested.json");
+    let broken = body.replace(r#""version": 1"#, r#""version": 2"#);
+    assert_ne!(broken, body);
+    world
+        .queues
+        .put(PAYMENTS_DLQ, dead_letter("v2", "permanent", &broken));
+    world
+        .invoke(request("dlq-redrive-redrive-all.json"))
+        .await
+        .expect("redriven");
+    let parked_id = world.parking.all()[0].parked_id.clone();
+
+    let replay = |body: Option<String>| Request::Replay {
+        parked_id: parked_id.clone(),
+        body,
+        destination: None,
+        force: false,
+    };
+    let refused = world.invoke(replay(None)).await.expect_err("still broken");
+    assert_eq!(refused.error_type, "ContractViolation");
+    let replayed = world
+        .invoke(replay(Some(body.clone())))
+        .await
+        .expect("replayed");
+    assert_eq!(replayed["sent_to"], "paysaga-local-PaymentsQueue");
+    assert_eq!(replayed["body_edited"], true);
+    assert_eq!(world.queues.messages(PAYMENTS)[0].body, body);
+    let twice = world
+        .invoke(replay(Some(body)))
+        .await
+        .expect_err("once only");
+    assert_eq!(twice.error_type, "AlreadyReplayed");
+    assert_eq!(world.queues.len(PAYMENTS), 1);
+}
+
+#[tokio::test]
+async fn a_whole_queue_move_hands_the_queue_to_sqs() {
+    let world = World::new();
+    let body = fixture("eventbridge-payment-requested.json");
+    for id in ["a", "b"] {
+        world
+            .queues
+            .put(PAYMENTS_DLQ, dead_letter(id, "transient", &body));
+    }
+    let response = world
+        .invoke(request("dlq-redrive-move-whole-queue.json"))
+        .await
+        .expect("moved");
+    assert_eq!(
+        response["queues"][0]["destination"],
+        "paysaga-local-PaymentsQueue"
+    );
+    assert!(response["queues"][0]["move_task"].is_string());
+    assert_eq!(world.queues.len(PAYMENTS), 2);
+    assert_eq!(world.queues.len(PAYMENTS_DLQ), 0);
+}
