@@ -138,7 +138,7 @@ pub struct QueueStatus {
 /// Why an invocation failed; the `error_type` says what the caller does about it.
 #[derive(Debug, thiserror::Error)]
 pub enum RedriveFailed {
-    #[error("no dead-letter queue {asked:?}; this function serves: {known}")]
+    #[error("no one dead-letter queue is {asked:?}; this function serves: {known}")]
     UnknownQueue { asked: String, known: String },
     #[error("{0}")]
     InvalidRequest(String),
@@ -253,7 +253,8 @@ fn deadline_of(context: &lambda_runtime::Context) -> Instant {
 }
 
 impl DlqRedriveFunction {
-    /// The dead-letter queues a request names (all when it names none), with their sources.
+    /// The dead-letter queue a request names (by name, name without the stack's prefix, URL or
+    /// ARN), or all of them when it names none, with their sources.
     async fn selected(&self, asked: Option<&str>) -> Result<Vec<DeadLetterRoutes>, RedriveFailed> {
         let mut all = Vec::with_capacity(self.dead_letter_queues.len());
         for url in &self.dead_letter_queues {
@@ -264,14 +265,17 @@ impl DlqRedriveFunction {
             .iter()
             .map(|routes| routes.queue.name().to_owned())
             .collect();
-        let chosen: Vec<DeadLetterRoutes> = all
-            .into_iter()
-            .filter(|routes| {
-                let queue = &routes.queue;
-                queue.name() == asked || queue.url == asked || queue.arn == asked
-            })
-            .collect();
-        if chosen.is_empty() {
+        let exact = |routes: &DeadLetterRoutes| {
+            let queue = &routes.queue;
+            queue.name() == asked || queue.url == asked || queue.arn == asked
+        };
+        // Without the stack's prefix: `payments-dlq` for `paysaga-dev-payments-dlq`.
+        let short = |routes: &DeadLetterRoutes| routes.queue.name().ends_with(&format!("-{asked}"));
+        let chosen: Vec<DeadLetterRoutes> = match all.iter().position(exact) {
+            Some(index) => vec![all.swap_remove(index)],
+            None => all.into_iter().filter(short).collect(),
+        };
+        if chosen.len() != 1 {
             return Err(RedriveFailed::UnknownQueue {
                 asked: asked.to_owned(),
                 known: known.join(", "),

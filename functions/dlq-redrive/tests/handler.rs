@@ -11,9 +11,8 @@ use paysaga::memory::{InMemoryJournal, InMemoryParking, InMemoryQueues, StaticRu
 use paysaga::redrive::{DeadLetter, MessageAttribute, QueueRef, RedriveSettings};
 use paysaga::sqs_batch::{FAILURE_ATTRIBUTE, FailureRecord};
 
-const PAYMENTS: &str = "arn:aws:sqs:us-east-1:000000000000:paysaga-local-PaymentsQueue";
-const PAYMENTS_DLQ: &str =
-    "arn:aws:sqs:us-east-1:000000000000:paysaga-local-PaymentsDeadLetterQueue";
+const PAYMENTS: &str = "arn:aws:sqs:us-east-1:000000000000:paysaga-local-payments";
+const PAYMENTS_DLQ: &str = "arn:aws:sqs:us-east-1:000000000000:paysaga-local-payments-dlq";
 
 fn queue(arn: &str) -> QueueRef {
     let name = arn.rsplit(':').next().expect("an ARN");
@@ -140,7 +139,7 @@ async fn a_redrive_sends_back_the_transient_and_parks_the_rest() {
         .await
         .expect("redriven");
     let report = &response["queues"][0];
-    assert_eq!(report["queue"], "paysaga-local-PaymentsDeadLetterQueue");
+    assert_eq!(report["queue"], "paysaga-local-payments-dlq");
     assert_eq!(
         (
             report["examined"].as_u64(),
@@ -157,10 +156,10 @@ async fn a_redrive_sends_back_the_transient_and_parks_the_rest() {
         .await
         .expect("status");
     assert_eq!(status["parked_waiting"], 2);
-    assert_eq!(status["queues"][0]["queue"], "paysaga-local-PaymentsQueue");
+    assert_eq!(status["queues"][0]["queue"], "paysaga-local-payments");
     assert_eq!(
         status["queues"][0]["dead_letter_queue"],
-        "paysaga-local-PaymentsDeadLetterQueue"
+        "paysaga-local-payments-dlq"
     );
     assert_eq!(status["queues"][0]["visible"], 1);
     assert_eq!(status["queues"][1]["visible"], 0);
@@ -198,11 +197,19 @@ async fn an_unknown_queue_or_parked_id_is_a_typed_error() {
         .await
         .expect_err("no such queue");
     assert_eq!(unknown.error_type, "UnknownQueue");
-    assert!(
-        unknown
-            .error_message
-            .contains("paysaga-local-PaymentsDeadLetterQueue")
-    );
+    // The stack's prefix may be left out.
+    let short = world
+        .invoke(Request::Redrive {
+            queue: Some("payments-dlq".to_owned()),
+            mode: Default::default(),
+            max_per_second: None,
+            max_messages: None,
+            visibility_timeout_seconds: None,
+        })
+        .await
+        .expect("found by its short name");
+    assert_eq!(short["queues"][0]["queue"], "paysaga-local-payments-dlq");
+    assert!(unknown.error_message.contains("paysaga-local-payments-dlq"));
 
     let missing = world
         .invoke(request("dlq-redrive-replay.json"))
@@ -238,7 +245,7 @@ async fn a_parked_message_is_replayed_with_its_fixed_body() {
         .invoke(replay(Some(body.clone())))
         .await
         .expect("replayed");
-    assert_eq!(replayed["sent_to"], "paysaga-local-PaymentsQueue");
+    assert_eq!(replayed["sent_to"], "paysaga-local-payments");
     assert_eq!(replayed["body_edited"], true);
     assert_eq!(world.queues.messages(PAYMENTS)[0].body, body);
     let twice = world
@@ -264,7 +271,7 @@ async fn a_whole_queue_move_hands_the_queue_to_sqs() {
         .expect("moved");
     assert_eq!(
         response["queues"][0]["destination"],
-        "paysaga-local-PaymentsQueue"
+        "paysaga-local-payments"
     );
     assert!(response["queues"][0]["move_task"].is_string());
     assert_eq!(world.queues.len(PAYMENTS), 2);

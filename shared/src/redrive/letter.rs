@@ -257,6 +257,7 @@ pub struct Surroundings<'a> {
 }
 
 /// Decides what becomes of a dead letter, in this order:
+/// 0. an event EventBridge could not deliver to something other than a queue is parked;
 /// 1. a body that breaks paysaga's event contracts (not an event, an unknown type or version,
 ///    a detail that does not validate) is parked: no retry can fix it;
 /// 2. a consumer's failure record of kind `permanent` parks it, with the consumer's reason;
@@ -266,12 +267,21 @@ pub struct Surroundings<'a> {
 ///    of its rule, a queue, receiving events unchanged); what cannot go back is parked;
 /// 5. when a lookup failed it stays in the DLQ, unless it is `park_after` old.
 pub fn classify(letter: &DeadLetter, around: &Surroundings<'_>) -> Verdict {
+    let origin = letter.origin();
+    // What EventBridge failed to deliver to a function (the redrive's own schedule, say) is
+    // not a queue message at all.
+    if let Origin::EventDelivery { target_arn, .. } = &origin
+        && !target_arn.starts_with("arn:aws:sqs:")
+    {
+        return Verdict::Park {
+            reason: format!("only queue targets are redriven; deliver it to {target_arn} by hand"),
+        };
+    }
     if let Err(violation) = check_contract(&letter.body) {
         return Verdict::Park {
             reason: format!("contract: {violation}"),
         };
     }
-    let origin = letter.origin();
     if let Origin::Consumer(record) = &origin
         && record.kind != "transient"
     {
@@ -362,11 +372,6 @@ fn back_to_target(rule_arn: &str, target_arn: &str, around: &Surroundings<'_>) -
             reason: format!("{target_arn} is no longer a target of rule {rule_arn}"),
         };
     };
-    if !target_arn.starts_with("arn:aws:sqs:") {
-        return Verdict::Park {
-            reason: format!("only queue targets are redriven; deliver it to {target_arn} by hand"),
-        };
-    }
     if target.reshapes_events {
         return Verdict::Park {
             reason: format!("rule target {target_arn} reshapes events; deliver it by hand"),
