@@ -9,7 +9,7 @@ FUNCTIONS := $(notdir $(wildcard functions/*))
 
 include infra/local/stack.mk
 
-.PHONY: help run stop test check unit integration build-local build system-up system-down
+.PHONY: help run stop test check unit integration build-local build system-up system-down dlq dlq-redrive dlq-replay
 
 help: ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -45,3 +45,15 @@ system-up: build-local ## Start the functions on the running local stack
 
 system-down: ## Stop the functions
 	@infra/local/system.sh down
+
+dlq: ## Dead-letter queues: depths and parked messages (more: infra/dlq.py --help)
+	@infra/dlq.py status
+	@echo
+	@infra/dlq.py parked
+
+dlq-redrive: ## Redrive the dead-letter queues now (QUEUE=payments-dlq for one; RATE=messages/s)
+	@infra/dlq.py redrive $(QUEUE) $(if $(RATE),--rate $(RATE))
+
+dlq-replay: ## Replay a parked message: ID=<parked id> [BODY=<file with the fixed body>]
+	@test -n "$(ID)" || { echo "usage: make dlq-replay ID=<parked id> [BODY=file]" >&2; exit 2; }
+	@infra/dlq.py replay "$(ID)" $(if $(BODY),--body-file "$(BODY)")

@@ -53,6 +53,7 @@ pub struct Function {
 #[derive(Debug, Deserialize)]
 pub struct Queue {
     pub url: String,
+    pub arn: String,
     pub max_receive_count: Option<u32>,
 }
 
@@ -97,6 +98,8 @@ impl Wiring {
 pub struct Stack {
     pub wiring: Wiring,
     pub api_url: String,
+    /// local-lambda's Lambda Invoke API.
+    pub invoke_url: String,
     pub http: reqwest::Client,
     pub sqs: aws_sdk_sqs::Client,
     pub eventbridge: aws_sdk_eventbridge::Client,
@@ -136,12 +139,15 @@ impl Stack {
             .build();
         let api_url =
             std::env::var("PAYSAGA_API_URL").unwrap_or_else(|_| "http://127.0.0.1:3000".to_owned());
+        let invoke_url = std::env::var("PAYSAGA_INVOKE_URL")
+            .unwrap_or_else(|_| "http://127.0.0.1:9001".to_owned());
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()?;
         Ok(Self {
             wiring,
             api_url,
+            invoke_url,
             http,
             sqs: aws_sdk_sqs::Client::new(&config),
             eventbridge: aws_sdk_eventbridge::Client::new(&config),
@@ -179,6 +185,69 @@ impl Stack {
                 .with_context(|| format!("{method} {path} answered {text}"))?
         };
         Ok((status, body))
+    }
+
+    /// Invokes a function as `aws lambda invoke` does (local-lambda's Invoke API), waiting up to
+    /// `timeout`: its response, or the function's error as `errorType: errorMessage`.
+    pub async fn invoke(
+        &self,
+        function: &str,
+        payload: &Value,
+        timeout: Duration,
+    ) -> anyhow::Result<Result<Value, String>> {
+        let url = format!(
+            "{}/2015-03-31/functions/{function}/invocations",
+            self.invoke_url
+        );
+        let response = self
+            .http
+            .post(&url)
+            .timeout(timeout)
+            .json(payload)
+            .send()
+            .await
+            .with_context(|| format!("invoking {function} at {url}"))?;
+        let status = response.status().as_u16();
+        let function_error = response.headers().contains_key("x-amz-function-error");
+        let text = response.text().await?;
+        if status != 200 {
+            bail!("invoking {function} answered {status}: {text}");
+        }
+        let body: Value =
+            serde_json::from_str(&text).with_context(|| format!("{function} answered {text}"))?;
+        if function_error {
+            return Ok(Err(format!(
+                "{}: {}",
+                body["errorType"].as_str().unwrap_or("?"),
+                body["errorMessage"].as_str().unwrap_or("?")
+            )));
+        }
+        Ok(Ok(body))
+    }
+
+    /// Messages waiting in and in flight from a queue of the wiring.
+    pub async fn depth(&self, queue: &str) -> anyhow::Result<(u64, u64)> {
+        use aws_sdk_sqs::types::QueueAttributeName;
+        let url = &self.wiring.queue(queue)?.url;
+        let answer = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await?;
+        let count = |name: QueueAttributeName| {
+            answer
+                .attributes()
+                .and_then(|attributes| attributes.get(&name))
+                .and_then(|value| value.parse().ok())
+                .unwrap_or(0)
+        };
+        Ok((
+            count(QueueAttributeName::ApproximateNumberOfMessages),
+            count(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+        ))
     }
 
     pub async fn get(&self, path: &str) -> anyhow::Result<(u16, Value)> {

@@ -7,7 +7,8 @@
 //!   queue back to its one source (`StartMessageMoveTask`), unread.
 //! - `{"action":"status"}`: depths of every dead-letter queue and its sources, and how many
 //!   parked messages wait.
-//! - `{"action":"parked"}`: a page of the parking table (`limit`, `after`).
+//! - `{"action":"parked"}`: a page of the parking table (`limit`, `after`);
+//!   `{"action":"show","parked_id":"..."}`: one parked message.
 //! - `{"action":"replay","parked_id":"..."}`: sends a parked message again, or its fixed
 //!   `body`.
 
@@ -64,6 +65,9 @@ pub enum Request {
         #[serde(default)]
         after: Option<String>,
     },
+    Show {
+        parked_id: String,
+    },
     Replay {
         parked_id: String,
         #[serde(default)]
@@ -99,6 +103,7 @@ pub enum Response {
         #[serde(skip_serializing_if = "Option::is_none")]
         next: Option<String>,
     },
+    Shown(Box<ParkedMessage>),
     Replayed(Replayed),
 }
 
@@ -219,6 +224,10 @@ pub async fn handle(
                 .await?;
             Ok(Response::Parked { messages, next })
         }
+        Request::Show { parked_id } => match function.parking.parked(&parked_id).await? {
+            Some(message) => Ok(Response::Shown(Box::new(message))),
+            None => Err(RedriveFailed::Replay(ReplayError::NotFound(parked_id))),
+        },
         Request::Replay {
             parked_id,
             body,

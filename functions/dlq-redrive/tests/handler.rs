@@ -232,6 +232,14 @@ async fn a_parked_message_is_replayed_with_its_fixed_body() {
         .await
         .expect("redriven");
     let parked_id = world.parking.all()[0].parked_id.clone();
+    let shown = world
+        .invoke(Request::Show {
+            parked_id: parked_id.clone(),
+        })
+        .await
+        .expect("shown");
+    assert_eq!(shown["body"], broken);
+    assert_eq!(shown["status"], "parked");
 
     let replay = |body: Option<String>| Request::Replay {
         parked_id: parked_id.clone(),

@@ -1,0 +1,675 @@
+//! The DLQ redrive against the local stack: nothing a queue gives up on is lost.
+//!
+//! The tests share the dead-letter queues, so they take turns ([`SERIAL`]).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+use aws_sdk_eventbridge::types::{DeadLetterConfig, PutEventsRequestEntry, RetryPolicy, Target};
+use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
+use chrono::Utc;
+use futures::{StreamExt, TryStreamExt, stream};
+use paysaga_tests::{Stack, eventually, unique};
+use serde_json::{Value, json};
+
+/// The redrive tests take turns: each drains the dead-letter queues the others fill.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+const FUNCTION: &str = "dlq-redrive";
+/// Long enough for maxReceiveCount deliveries at the local visibility timeout (5 × 5 s).
+const TO_THE_DLQ: Duration = Duration::from_secs(120);
+const SETTLE: Duration = Duration::from_secs(60);
+const INVOCATION: Duration = Duration::from_secs(300);
+
+/// A `PaymentRequested` event as its rule's SQS target receives it (the whole envelope).
+fn payment_requested(
+    payment_id: &str,
+    from: &str,
+    to: &str,
+    amount: u64,
+    data_extra: Value,
+) -> Value {
+    let mut data = json!({"payment_id": payment_id, "from_wallet": from, "to_wallet": to,
+        "amount": {"minor_units": amount, "currency": "EUR"}});
+    if let (Some(data), Some(extra)) = (data.as_object_mut(), data_extra.as_object()) {
+        data.extend(extra.clone());
+    }
+    json!({"version": "0", "id": unique(), "detail-type": "PaymentRequested", "source": "paysaga.payments",
+        "account": "000000000000", "time": Utc::now().to_rfc3339(), "region": "us-east-1", "resources": [],
+        "detail": {"version": 1, "event_id": format!("{payment_id}/1"), "occurred_at": Utc::now().to_rfc3339(), "data": data}})
+}
+
+async fn put_event(stack: &Stack, event: &Value) -> anyhow::Result<()> {
+    let entry = PutEventsRequestEntry::builder()
+        .event_bus_name(&stack.wiring.event_bus_name)
+        .source(event["source"].as_str().context("source")?)
+        .detail_type(event["detail-type"].as_str().context("detail-type")?)
+        .detail(event["detail"].to_string())
+        .build();
+    let put = stack.eventbridge.put_events().entries(entry).send().await?;
+    ensure!(
+        put.failed_entry_count() == 0,
+        "PutEvents failed: {:?}",
+        put.entries()
+    );
+    Ok(())
+}
+
+/// Looks at a queue's messages without taking them (visibility 0) until one whose body
+/// contains `needle` shows up; answers its string attributes.
+async fn wait_in_queue(
+    stack: &Stack,
+    queue: &str,
+    needle: &str,
+) -> anyhow::Result<HashMap<String, String>> {
+    let url = stack.wiring.queue(queue)?.url.clone();
+    eventually(
+        TO_THE_DLQ,
+        &format!("a message with {needle} in {queue}"),
+        || async {
+            let received = stack
+                .sqs
+                .receive_message()
+                .queue_url(&url)
+                .max_number_of_messages(10)
+                .visibility_timeout(0)
+                .wait_time_seconds(1)
+                .message_attribute_names("All")
+                .send()
+                .await?;
+            let found = received
+                .messages()
+                .iter()
+                .find(|message| message.body().is_some_and(|body| body.contains(needle)));
+            Ok(found.map(|message| {
+                message
+                    .message_attributes()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|(name, value)| {
+                        Some((name.clone(), value.string_value()?.to_owned()))
+                    })
+                    .collect()
+            }))
+        },
+    )
+    .await
+}
+
+async fn redrive(stack: &Stack, request: Value) -> anyhow::Result<Value> {
+    let mut request = request;
+    request["action"] = json!("redrive");
+    match stack.invoke(FUNCTION, &request, INVOCATION).await? {
+        Ok(response) => Ok(response),
+        Err(error) => bail!("redrive {request} failed: {error}"),
+    }
+}
+
+/// How many log entries of each step a payment has, read from the payments table.
+async fn steps_of(stack: &Stack, payment_id: &str) -> anyhow::Result<HashMap<String, u32>> {
+    let table = stack.wiring.table("PaymentsTable")?;
+    let items = stack
+        .dynamodb
+        .query()
+        .table_name(table)
+        .key_condition_expression("payment_id = :id")
+        .expression_attribute_values(":id", AttributeValue::S(payment_id.to_owned()))
+        .consistent_read(true)
+        .send()
+        .await?
+        .items
+        .unwrap_or_default();
+    let mut steps = HashMap::new();
+    for item in items {
+        let step = item
+            .get("step")
+            .and_then(|step| step.as_s().ok())
+            .with_context(|| format!("a log entry of {payment_id} without its step: {item:?}"))?;
+        *steps.entry(step.clone()).or_default() += 1;
+    }
+    Ok(steps)
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: run `make test`"]
+async fn a_transient_failure_is_redriven_once_its_cause_is_gone() -> anyhow::Result<()> {
+    let _turn = SERIAL.lock().await;
+    let stack = Stack::connect().await?;
+    let (alice, bob) = (
+        format!("wal_alice_{}", unique()),
+        format!("wal_bob_{}", unique()),
+    );
+    stack.funded_wallet(&alice, "EUR", 1_000, &unique()).await?;
+    stack.funded_wallet(&bob, "EUR", 0, &unique()).await?;
+
+    // The wallets "store" is down for this payment long enough for every delivery to fail.
+    let payment_id = format!("pay_{}", unique());
+    let outage_ends = Utc::now() + chrono::Duration::seconds(45);
+    let faults = json!({"test_faults": {"outage": {"step": "reserve_funds", "until": outage_ends.to_rfc3339()}}});
+    put_event(
+        &stack,
+        &payment_requested(&payment_id, &alice, &bob, 300, faults),
+    )
+    .await?;
+
+    let attributes = wait_in_queue(&stack, "PaymentsDeadLetterQueue", &payment_id).await?;
+    ensure!(
+        Utc::now() < outage_ends,
+        "the message reached the DLQ only after the outage; the test needs a longer one"
+    );
+    let record: Value = serde_json::from_str(
+        attributes
+            .get("paysaga-failure")
+            .context("a failure record")?,
+    )?;
+    assert_eq!(record["kind"], "transient", "{record}");
+    assert!(
+        record["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("injected outage"),
+        "{record}"
+    );
+    assert_eq!(
+        stack.balances(&alice).await?,
+        (1_000, 0),
+        "nothing moved yet"
+    );
+
+    // The cause goes away; then the redrive sends the message back.
+    eventually(Duration::from_secs(60), "the outage to end", || async {
+        Ok((Utc::now() > outage_ends).then_some(()))
+    })
+    .await?;
+    let report = redrive(&stack, json!({"queue": "payments-dlq"})).await?;
+    let queue = &report["queues"][0];
+    assert!(queue["sent_back"].as_u64().unwrap_or(0) >= 1, "{report}");
+
+    let settled = stack.settled_payment(&payment_id, SETTLE).await?;
+    assert_eq!(settled["status"], "COMPLETED", "{settled}");
+    assert_eq!(
+        (stack.balances(&alice).await?, stack.balances(&bob).await?),
+        ((700, 0), (300, 0))
+    );
+    let steps = steps_of(&stack, &payment_id).await?;
+    assert_eq!(
+        steps.get("COMPLETED"),
+        Some(&1),
+        "processed exactly once: {steps:?}"
+    );
+    assert_eq!(
+        steps.values().sum::<u32>(),
+        5,
+        "requested, reserved, charged, settled, completed: {steps:?}"
+    );
+    assert_eq!(
+        stack.depth("PaymentsDeadLetterQueue").await?,
+        (0, 0),
+        "the DLQ ends empty"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: run `make test`"]
+async fn a_poison_message_is_parked_and_replayed_after_a_fix() -> anyhow::Result<()> {
+    let _turn = SERIAL.lock().await;
+    let stack = Stack::connect().await?;
+    let (alice, bob) = (
+        format!("wal_alice_{}", unique()),
+        format!("wal_bob_{}", unique()),
+    );
+    stack.funded_wallet(&alice, "EUR", 1_000, &unique()).await?;
+    stack.funded_wallet(&bob, "EUR", 0, &unique()).await?;
+
+    // A producer sends a version of the contract no consumer reads yet.
+    let payment_id = format!("pay_{}", unique());
+    let mut event = payment_requested(&payment_id, &alice, &bob, 250, json!({}));
+    event["detail"]["version"] = json!(2);
+    put_event(&stack, &event).await?;
+    wait_in_queue(&stack, "PaymentsDeadLetterQueue", &payment_id).await?;
+
+    let report = redrive(&stack, json!({"queue": "payments-dlq"})).await?;
+    assert!(
+        report["queues"][0]["parked"].as_u64().unwrap_or(0) >= 1,
+        "{report}"
+    );
+    let parked = match stack
+        .invoke(
+            FUNCTION,
+            &json!({"action": "parked", "limit": 1000}),
+            INVOCATION,
+        )
+        .await?
+    {
+        Ok(page) => page,
+        Err(error) => bail!("listing parked messages failed: {error}"),
+    };
+    let ours = parked["messages"]
+        .as_array()
+        .context("a list of parked messages")?
+        .iter()
+        .find(|message| {
+            message["body"]
+                .as_str()
+                .is_some_and(|body| body.contains(&payment_id))
+        })
+        .cloned()
+        .with_context(|| format!("{payment_id} among the parked messages: {parked}"))?;
+    let reason = ours["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("PaymentRequested version 2 is not supported"),
+        "{reason}"
+    );
+    assert_eq!(ours["status"], "parked");
+    assert_eq!(ours["origin"], "consumer");
+    assert_eq!(
+        ours["source_receive_count"].as_u64(),
+        stack
+            .wiring
+            .queue("PaymentsQueue")?
+            .max_receive_count
+            .map(u64::from)
+    );
+    assert!(ours["attributes"]["paysaga-failure"].is_object(), "{ours}");
+    assert_eq!(
+        stack.depth("PaymentsDeadLetterQueue").await?,
+        (0, 0),
+        "parked, then removed from the DLQ"
+    );
+    assert_eq!(stack.balances(&alice).await?, (1_000, 0));
+
+    // The operator fixes the message (the producer's version was wrong) and replays it.
+    let parked_id = ours["parked_id"].as_str().context("a parked id")?;
+    let fixed = ours["body"]
+        .as_str()
+        .context("a body")?
+        .replace(r#""version":2"#, r#""version":1"#);
+    let replay = json!({"action": "replay", "parked_id": parked_id, "body": fixed});
+    let replayed = stack.invoke(FUNCTION, &replay, INVOCATION).await?;
+    let replayed = replayed.map_err(|error| anyhow::anyhow!("replay failed: {error}"))?;
+    assert_eq!(replayed["body_edited"], true, "{replayed}");
+    let settled = stack.settled_payment(&payment_id, SETTLE).await?;
+    assert_eq!(settled["status"], "COMPLETED", "{settled}");
+    assert_eq!(
+        (stack.balances(&alice).await?, stack.balances(&bob).await?),
+        ((750, 0), (250, 0))
+    );
+
+    let again = stack.invoke(FUNCTION, &replay, INVOCATION).await?;
+    let error = again.expect_err("a replayed message is not replayed twice");
+    assert!(error.starts_with("AlreadyReplayed"), "{error}");
+    Ok(())
+}
+
+/// The keys the redrive journals the copies in a DLQ by, for the message ids SQS gave them.
+fn journal_keys(stack: &Stack, queue: &str, message_ids: &[String]) -> anyhow::Result<Vec<String>> {
+    let name = stack
+        .wiring
+        .queue(queue)?
+        .arn
+        .rsplit(':')
+        .next()
+        .context("a queue ARN")?
+        .to_owned();
+    Ok(message_ids
+        .iter()
+        .map(|id| format!("{name}/{id}"))
+        .collect())
+}
+
+/// How many of `keys` the redrive's journal holds.
+async fn journalled(stack: &Stack, keys: &[String]) -> anyhow::Result<usize> {
+    let table = stack.wiring.table("RedriveJournalTable")?.to_owned();
+    let counts: Vec<usize> = stream::iter(keys.chunks(100))
+        .then(|chunk| {
+            let table = table.clone();
+            async move {
+                let mut wanted: Vec<HashMap<String, AttributeValue>> = chunk
+                    .iter()
+                    .map(|key| {
+                        HashMap::from([("entry_key".to_owned(), AttributeValue::S(key.clone()))])
+                    })
+                    .collect();
+                let mut found = 0;
+                while !wanted.is_empty() {
+                    let request = KeysAndAttributes::builder()
+                        .set_keys(Some(wanted))
+                        .consistent_read(true)
+                        .build()?;
+                    let got = stack
+                        .dynamodb
+                        .batch_get_item()
+                        .request_items(&table, request)
+                        .send()
+                        .await?;
+                    found += got
+                        .responses
+                        .unwrap_or_default()
+                        .get(&table)
+                        .map_or(0, Vec::len);
+                    wanted = got
+                        .unprocessed_keys
+                        .unwrap_or_default()
+                        .remove(&table)
+                        .map(|keys| keys.keys)
+                        .unwrap_or_default();
+                }
+                anyhow::Ok(found)
+            }
+        })
+        .try_collect()
+        .await?;
+    Ok(counts.into_iter().sum())
+}
+
+/// The pids of the dlq-redrive processes local-lambda runs.
+fn redrive_processes() -> anyhow::Result<Vec<String>> {
+    let binary = paysaga_tests::repo_root().join("target/debug/dlq-redrive");
+    let found = std::process::Command::new("pgrep")
+        .arg("-f")
+        .arg(binary)
+        .output()
+        .context("pgrep")?;
+    Ok(String::from_utf8_lossy(&found.stdout)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect())
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: run `make test`"]
+async fn a_thousand_message_redrive_killed_half_way_loses_and_duplicates_nothing()
+-> anyhow::Result<()> {
+    const MESSAGES: usize = 1_000;
+    const WALLETS: usize = 50;
+    const AMOUNT: u64 = 100;
+    let _turn = SERIAL.lock().await;
+    let stack = Arc::new(Stack::connect().await?);
+    let run = unique();
+
+    // 50 payers and 50 payees; each payer pays 20 payments of 1.00 EUR and ends at zero.
+    let per_payer = (MESSAGES / WALLETS) as u64 * AMOUNT;
+    let payers: Vec<String> = (0..WALLETS).map(|n| format!("wal_rd_{run}_p{n}")).collect();
+    let payees: Vec<String> = (0..WALLETS).map(|n| format!("wal_rd_{run}_q{n}")).collect();
+    stream::iter(
+        payers
+            .iter()
+            .map(|id| (id, per_payer))
+            .chain(payees.iter().map(|id| (id, 0))),
+    )
+    .map(|(id, funds)| {
+        let stack = &stack;
+        async move {
+            stack
+                .funded_wallet(id, "EUR", funds, &format!("{id}-funds"))
+                .await
+        }
+    })
+    .buffer_unordered(8)
+    .try_collect::<Vec<()>>()
+    .await?;
+
+    // 1,000 payment requests the saga gave up on during an outage, as it leaves them in its DLQ.
+    let payments = stack.wiring.queue("PaymentsQueue")?;
+    let dlq = stack.wiring.queue("PaymentsDeadLetterQueue")?;
+    let record = json!({"kind": "transient", "reason": "wallets table unavailable", "source_queue": payments.arn,
+        "receive_count": payments.max_receive_count.unwrap_or(5), "failed_at": Utc::now()}).to_string();
+    let payment_ids: Vec<String> = (0..MESSAGES).map(|n| format!("pay_rd_{run}_{n}")).collect();
+    let mut message_ids = Vec::with_capacity(MESSAGES);
+    for (batch, ids) in payment_ids.chunks(10).enumerate() {
+        let entries = ids
+            .iter()
+            .enumerate()
+            .map(|(offset, payment_id)| {
+                let n = batch * 10 + offset;
+                let event = payment_requested(
+                    payment_id,
+                    &payers[n % WALLETS],
+                    &payees[n % WALLETS],
+                    AMOUNT,
+                    json!({}),
+                );
+                let failure = MessageAttributeValue::builder()
+                    .data_type("String")
+                    .string_value(&record)
+                    .build()?;
+                Ok(SendMessageBatchRequestEntry::builder()
+                    .id(format!("m{offset}"))
+                    .message_body(event.to_string())
+                    .message_attributes("paysaga-failure", failure)
+                    .build()?)
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let sent = stack
+            .sqs
+            .send_message_batch()
+            .queue_url(&dlq.url)
+            .set_entries(Some(entries))
+            .send()
+            .await?;
+        ensure!(
+            sent.failed().is_empty(),
+            "SendMessageBatch failed: {:?}",
+            sent.failed()
+        );
+        message_ids.extend(
+            sent.successful()
+                .iter()
+                .map(|entry| entry.message_id().to_owned()),
+        );
+    }
+    let keys = journal_keys(&stack, "PaymentsDeadLetterQueue", &message_ids)?;
+    assert_eq!(
+        stack.depth("PaymentsDeadLetterQueue").await?.0,
+        MESSAGES as u64
+    );
+
+    // A redrive at 100 messages/s, killed (SIGKILL) once about half the queue has gone.
+    let request = json!({"action": "redrive", "queue": "payments-dlq", "max_per_second": 100, "visibility_timeout_seconds": 5});
+    let started = Instant::now();
+    let first = tokio::spawn({
+        let stack = Arc::clone(&stack);
+        let request = request.clone();
+        async move { stack.invoke(FUNCTION, &request, INVOCATION).await }
+    });
+    let left_at_kill = eventually(
+        Duration::from_secs(60),
+        "half the DLQ to be redriven",
+        || async {
+            let (visible, _) = stack.depth("PaymentsDeadLetterQueue").await?;
+            Ok((visible <= (MESSAGES / 2) as u64).then_some(visible))
+        },
+    )
+    .await?;
+    let pids = redrive_processes()?;
+    ensure!(!pids.is_empty(), "no dlq-redrive process to kill");
+    let killed = std::process::Command::new("kill")
+        .arg("-KILL")
+        .args(&pids)
+        .status()?;
+    ensure!(killed.success(), "kill -KILL {pids:?} failed");
+    let killed_after = started.elapsed();
+    let outcome = first.await??;
+    let error = outcome.expect_err("the killed invocation cannot have finished");
+    assert!(error.contains("Runtime.ExitError"), "{error}");
+    let journalled_by_first = journalled(&stack, &keys).await?;
+
+    // Run again until the DLQ is empty.
+    let (mut sent_back, mut handled_before, mut runs) = (0, 0, 1);
+    let rerun_deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let report = redrive(&stack, request.clone()).await?;
+        runs += 1;
+        let queue = &report["queues"][0];
+        sent_back += queue["sent_back"].as_u64().unwrap_or(0);
+        handled_before += queue["handled_before"].as_u64().unwrap_or(0);
+        let (visible, in_flight) = stack.depth("PaymentsDeadLetterQueue").await?;
+        if visible + in_flight == 0 {
+            break;
+        }
+        ensure!(
+            Instant::now() < rerun_deadline,
+            "the DLQ still holds {visible} + {in_flight} in flight after {runs} runs"
+        );
+        // The killed run's in-flight messages come back once their visibility timeout ends.
+        if visible == 0 {
+            eventually(
+                Duration::from_secs(30),
+                "the killed run's messages to come back",
+                || async {
+                    Ok((stack.depth("PaymentsDeadLetterQueue").await?.0 > 0).then_some(()))
+                },
+            )
+            .await?;
+        }
+    }
+    let journalled_in_all = journalled(&stack, &keys).await?;
+
+    // Every payment completes once: the payees hold exactly what the payers had.
+    let expected = (MESSAGES / WALLETS) as u64 * AMOUNT;
+    eventually(
+        Duration::from_secs(180),
+        "every payment to complete",
+        || async {
+            let mut total = 0;
+            for payee in &payees {
+                total += stack.balances(payee).await?.0;
+            }
+            Ok((total == expected * WALLETS as u64).then_some(()))
+        },
+    )
+    .await?;
+    let completions: Vec<HashMap<String, u32>> = stream::iter(&payment_ids)
+        .map(|payment_id| steps_of(&stack, payment_id))
+        .buffer_unordered(16)
+        .try_collect()
+        .await?;
+    let completed_once = completions
+        .iter()
+        .filter(|steps| steps.get("COMPLETED") == Some(&1))
+        .count();
+    for (payer, payee) in payers.iter().zip(&payees) {
+        assert_eq!(stack.balances(payer).await?, (0, 0), "{payer}");
+        assert_eq!(stack.balances(payee).await?, (expected, 0), "{payee}");
+    }
+
+    println!(
+        "redrive of {MESSAGES} dead letters at 100 msg/s: killed after {killed_after:.1?} with {left_at_kill} still visible, \
+         {journalled_by_first} sent back and journalled by the killed run; {} more runs sent back {sent_back} and found \
+         {handled_before} already sent back (journalled, not yet deleted); journal: {journalled_in_all}/{MESSAGES}; \
+         payments completed exactly once: {completed_once}/{MESSAGES}; DLQ: empty",
+        runs - 1
+    );
+    assert_eq!(
+        journalled_in_all, MESSAGES,
+        "every dead letter sent back and journalled"
+    );
+    assert_eq!(
+        journalled_by_first + sent_back as usize,
+        MESSAGES,
+        "no dead letter sent back by two runs"
+    );
+    assert_eq!(
+        completed_once, MESSAGES,
+        "every payment completed, none twice"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: run `make test`"]
+async fn an_event_eventbridge_could_not_deliver_is_redriven_to_its_target() -> anyhow::Result<()> {
+    let _turn = SERIAL.lock().await;
+    let stack = Stack::connect().await?;
+    let run = unique();
+    let region = &stack.wiring.region;
+    let probe_queue = format!("paysaga-local-probe-{}", &run[..12]);
+    let probe_arn = format!("arn:aws:sqs:{region}:000000000000:{probe_queue}");
+    let dlq_arn = stack
+        .wiring
+        .queue("EventDeliveryDeadLetterQueue")?
+        .arn
+        .clone();
+
+    // A rule on the bus whose queue target does not exist (yet): EventBridge cannot deliver.
+    let rule = format!("redrive-probe-{}", &run[..12]);
+    let deposit_id = format!("dep_{run}");
+    let pattern = json!({"source": ["paysaga.wallets"], "detail-type": ["FundsDeposited"],
+        "detail": {"data": {"deposit_id": [deposit_id]}}});
+    stack
+        .eventbridge
+        .put_rule()
+        .name(&rule)
+        .event_bus_name(&stack.wiring.event_bus_name)
+        .event_pattern(pattern.to_string())
+        .send()
+        .await?;
+    let target = Target::builder()
+        .id("probe")
+        .arn(&probe_arn)
+        .dead_letter_config(DeadLetterConfig::builder().arn(&dlq_arn).build())
+        .retry_policy(RetryPolicy::builder().maximum_retry_attempts(0).build())
+        .build()?;
+    stack
+        .eventbridge
+        .put_targets()
+        .rule(&rule)
+        .event_bus_name(&stack.wiring.event_bus_name)
+        .targets(target)
+        .send()
+        .await?;
+    let outcome = async {
+        let event = json!({"source": "paysaga.wallets", "detail-type": "FundsDeposited",
+            "detail": {"version": 1, "event_id": deposit_id, "occurred_at": Utc::now(),
+                "data": {"deposit_id": deposit_id, "wallet_id": format!("wal_{run}"), "amount": {"minor_units": 500, "currency": "EUR"}}}});
+        put_event(&stack, &event).await?;
+        let attributes = wait_in_queue(&stack, "EventDeliveryDeadLetterQueue", &deposit_id).await?;
+        assert_eq!(attributes.get("TARGET_ARN"), Some(&probe_arn), "{attributes:?}");
+        assert!(attributes.get("RULE_ARN").is_some_and(|arn| arn.ends_with(&rule)), "{attributes:?}");
+        assert!(attributes.contains_key("ERROR_CODE"), "{attributes:?}");
+
+        // The cause goes away: the target queue is created; the redrive delivers the event.
+        let probe_url = stack.sqs.create_queue().queue_name(&probe_queue).send().await?.queue_url().context("a queue URL")?.to_owned();
+        let report = redrive(&stack, json!({"queue": "event-delivery-dlq"})).await?;
+        assert!(report["queues"][0]["sent_back"].as_u64().unwrap_or(0) >= 1, "{report}");
+        let delivered = stack
+            .sqs
+            .receive_message()
+            .queue_url(&probe_url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(5)
+            .message_attribute_names("All")
+            .send()
+            .await?;
+        let bodies: Vec<Value> = delivered.messages().iter().filter_map(|message| serde_json::from_str(message.body()?).ok()).collect();
+        let ids: HashSet<&str> = bodies.iter().filter_map(|body| body["detail"]["data"]["deposit_id"].as_str()).collect();
+        assert_eq!(ids, HashSet::from([deposit_id.as_str()]), "the event reached its target: {bodies:?}");
+        let stamped = delivered.messages().iter().all(|message| {
+            message.message_attributes().is_some_and(|attributes| attributes.contains_key("paysaga-redrive"))
+        });
+        assert!(stamped, "the copy says it was redriven");
+        stack.sqs.delete_queue().queue_url(&probe_url).send().await?;
+        anyhow::Ok(())
+    }
+    .await;
+    stack
+        .eventbridge
+        .remove_targets()
+        .rule(&rule)
+        .event_bus_name(&stack.wiring.event_bus_name)
+        .ids("probe")
+        .send()
+        .await?;
+    stack
+        .eventbridge
+        .delete_rule()
+        .name(&rule)
+        .event_bus_name(&stack.wiring.event_bus_name)
+        .send()
+        .await?;
+    outcome
+}
