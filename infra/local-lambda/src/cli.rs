@@ -3,11 +3,16 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-/// Plays AWS Lambda and the SQS event source mapping locally, wired by .local/wiring.json.
+/// Plays AWS Lambda locally (the Runtime API, the SQS event source mapping, schedules and the
+/// Invoke API), wired by .local/wiring.json.
 #[derive(Debug, Clone, PartialEq, Eq, clap::Parser)]
 #[command(
     name = "local-lambda",
-    after_help = "Prints `local-lambda: ready` once every function is up; \
+    after_help = "Functions with HTTP routes are served as HTTP servers on --http-addr; the \
+                  others are invoked by their SQS triggers, their schedules and the Lambda \
+                  Invoke API on --invoke-addr (aws lambda invoke --endpoint-url \
+                  http://127.0.0.1:9001 ..., cargo lambda invoke --invoke-port 9001 ...).\n\
+                  Prints `local-lambda: ready` once every function is up; \
                   stops cleanly on SIGINT/SIGTERM."
 )]
 pub struct Options {
@@ -28,9 +33,35 @@ pub struct Options {
     /// Write each function's output to DIR/<function>.log instead of the terminal
     #[arg(long, value_name = "DIR")]
     pub log_dir: Option<PathBuf>,
+    /// Address of the Lambda Invoke API (loopback only; with 127.0.0.1 or ::1 and a fixed
+    /// port, the other loopback is served too)
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "127.0.0.1:9001",
+        value_parser = loopback_address
+    )]
+    pub invoke_addr: SocketAddr,
+    /// Do not run the functions' schedules (rate expressions of EventBridge rules)
+    #[arg(long)]
+    pub no_schedules: bool,
     /// Run only these functions (names or logical ids; repeat or comma-separate)
     #[arg(long, value_name = "NAME", num_args = 1.., value_delimiter = ',')]
     pub only: Vec<String>,
+}
+
+/// The Invoke API runs any function for whoever asks, with no authentication: loopback only.
+fn loopback_address(text: &str) -> Result<SocketAddr, String> {
+    let address: SocketAddr = text
+        .parse()
+        .map_err(|error| format!("{error} (expected IP:PORT, e.g. 127.0.0.1:9001)"))?;
+    if address.ip().is_loopback() {
+        Ok(address)
+    } else {
+        Err(format!(
+            "{address} is not a loopback address: the Invoke API has no authentication"
+        ))
+    }
 }
 
 #[cfg(test)]
@@ -56,6 +87,8 @@ mod tests {
         assert_eq!(options.bin_dir, PathBuf::from("target/debug"));
         assert_eq!(options.http_addr.to_string(), "127.0.0.1:3000");
         assert_eq!(options.log_dir, None);
+        assert_eq!(options.invoke_addr.to_string(), "127.0.0.1:9001");
+        assert!(!options.no_schedules);
         assert!(options.only.is_empty());
         // Whether PAYSAGA_WIRING is set depends on the caller's shell (.local/stack.env sets it).
         let wiring = Options::command()
@@ -79,6 +112,9 @@ mod tests {
             "--http-addr",
             "127.0.0.1:3100",
             "--log-dir=.local/logs",
+            "--invoke-addr",
+            "[::1]:9101",
+            "--no-schedules",
             "--only",
             "api",
             "payment-saga",
@@ -89,6 +125,8 @@ mod tests {
         assert_eq!(options.bin_dir, PathBuf::from("target/release"));
         assert_eq!(options.http_addr.to_string(), "127.0.0.1:3100");
         assert_eq!(options.log_dir, Some(PathBuf::from(".local/logs")));
+        assert_eq!(options.invoke_addr.to_string(), "[::1]:9101");
+        assert!(options.no_schedules);
         assert_eq!(options.only, ["api", "payment-saga", "audit", "ledger"]);
     }
 
@@ -102,6 +140,23 @@ mod tests {
         assert_eq!(
             parse(&["--http-addr", "localhost"]),
             Err(ErrorKind::ValueValidation)
+        );
+        assert_eq!(
+            parse(&["--invoke-addr", "0.0.0.0:9001"]),
+            Err(ErrorKind::ValueValidation)
+        );
+        assert_eq!(
+            parse(&["--invoke-addr", "192.168.1.10:9001"]),
+            Err(ErrorKind::ValueValidation)
+        );
+        assert_eq!(
+            parse(&["--invoke-addr", "9001"]),
+            Err(ErrorKind::ValueValidation)
+        );
+        assert!(parse(&["--invoke-addr", "127.0.0.2:9001"]).is_ok());
+        assert_eq!(
+            parse(&["--no-schedules=yes"]),
+            Err(ErrorKind::TooManyValues)
         );
         assert_eq!(parse(&["--verbose"]), Err(ErrorKind::UnknownArgument));
         assert_eq!(parse(&["-h"]), Err(ErrorKind::DisplayHelp));

@@ -15,7 +15,9 @@ use tokio_util::sync::CancellationToken;
 use crate::backoff::Backoff;
 use crate::local_function::LocalFunction;
 use crate::process::{FunctionProcess, InstanceOutput, ProcessError, ProcessExit};
-use crate::runtime_api::{FunctionErrorReport, InvokeError, RuntimeApi, RuntimeApiError};
+use crate::runtime_api::{
+    FunctionErrorReport, InvokeError, RuntimeApi, RuntimeApiError, new_request_id,
+};
 
 const FIRST_RESTART_DELAY: Duration = Duration::from_millis(200);
 const MAX_RESTART_DELAY: Duration = Duration::from_secs(30);
@@ -27,6 +29,15 @@ pub const STOP_GRACE: Duration = Duration::from_secs(2);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("shutdown requested")]
 pub struct ShutdownRequested;
+
+/// Why [`FunctionInstance::start_if_needed`] has no environment to offer.
+#[derive(Debug, thiserror::Error)]
+pub enum StartAttemptError {
+    #[error("shutdown requested")]
+    ShutdownRequested,
+    #[error(transparent)]
+    Start(StartError),
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -116,9 +127,33 @@ impl FunctionInstance {
         &mut self,
         shutdown: &CancellationToken,
     ) -> Result<(), ShutdownRequested> {
+        loop {
+            match self.start_if_needed(shutdown).await {
+                Ok(_) => return Ok(()),
+                Err(StartAttemptError::ShutdownRequested) => return Err(ShutdownRequested),
+                Err(StartAttemptError::Start(error)) => {
+                    tracing::warn!(
+                        instance = %self.label,
+                        %error,
+                        "function instance failed to start; will retry"
+                    );
+                }
+            }
+        }
+    }
+
+    /// One attempt of [`FunctionInstance::ensure_started`], for a caller that reports a
+    /// failed start instead of retrying (an on-demand invocation answers with the init
+    /// error, as Lambda does). Keeps the current environment if its process is alive
+    /// (`Ok(None)`); otherwise waits the restart backoff if the last environment was lost,
+    /// starts one and returns its init duration (`Ok(Some(init))`: a cold start).
+    pub async fn start_if_needed(
+        &mut self,
+        shutdown: &CancellationToken,
+    ) -> Result<Option<Duration>, StartAttemptError> {
         if let Some(environment) = &mut self.environment {
             match environment.process.exit_if_exited() {
-                None => return Ok(()),
+                None => return Ok(None),
                 Some(exit) => {
                     tracing::warn!(
                         instance = %self.label,
@@ -129,43 +164,55 @@ impl FunctionInstance {
                 }
             }
         }
-        loop {
-            if let Some(backoff) = &mut self.restart_backoff {
-                let delay = tokio::time::sleep(backoff.next_delay());
-                shutdown
-                    .run_until_cancelled(delay)
-                    .await
-                    .ok_or(ShutdownRequested)?;
-            }
-            // Not started at all when shutdown was already requested.
-            let started = shutdown
-                .run_until_cancelled(self.start())
+        if let Some(backoff) = &mut self.restart_backoff {
+            let delay = tokio::time::sleep(backoff.next_delay());
+            shutdown
+                .run_until_cancelled(delay)
                 .await
-                .ok_or(ShutdownRequested)?;
-            match started {
-                Ok(_) => return Ok(()),
-                Err(error) => {
-                    tracing::warn!(
-                        instance = %self.label,
-                        %error,
-                        "function instance failed to start; will retry"
-                    );
-                    self.environment_lost();
-                }
+                .ok_or(StartAttemptError::ShutdownRequested)?;
+        }
+        // Not started at all when shutdown was already requested.
+        let started = shutdown
+            .run_until_cancelled(self.start())
+            .await
+            .ok_or(StartAttemptError::ShutdownRequested)?;
+        match started {
+            Ok(init) => Ok(Some(init)),
+            Err(error) => {
+                self.environment_lost();
+                Err(StartAttemptError::Start(error))
             }
         }
+    }
+
+    /// Whether an environment was started and not lost since (its process may still have
+    /// exited on its own: [`FunctionInstance::start_if_needed`] checks).
+    pub fn is_warm(&self) -> bool {
+        self.environment.is_some()
     }
 
     /// Invokes the function with `payload`, within its timeout. A timeout or crash kills the
     /// environment; call [`FunctionInstance::ensure_started`] before the next invocation.
     pub async fn invoke(&mut self, payload: Bytes) -> Result<Bytes, InvokeError> {
+        self.invoke_with_request_id(new_request_id(), payload).await
+    }
+
+    /// [`FunctionInstance::invoke`] under a request id the caller chose.
+    pub async fn invoke_with_request_id(
+        &mut self,
+        request_id: String,
+        payload: Bytes,
+    ) -> Result<Bytes, InvokeError> {
         let Some(environment) = &mut self.environment else {
             return Err(InvokeError::NotRunning);
         };
+        let invocation = environment
+            .runtime_api
+            .invoke_with_request_id(request_id, payload);
         let outcome = tokio::select! {
             // A runtime that answers and then exits has still answered.
             biased;
-            outcome = environment.runtime_api.invoke(payload) => outcome,
+            outcome = invocation => outcome,
             exit = environment.process.exited() => {
                 Err(InvokeError::RuntimeExited(exit.to_string()))
             }
@@ -207,8 +254,6 @@ impl FunctionInstance {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
-
     use super::*;
     use crate::test_support::ScriptFunction;
 
@@ -250,9 +295,7 @@ mod tests {
     /// (`tests/fixtures/fake-runtime.sh`, plain bash).
     #[tokio::test]
     async fn invocations_crashes_and_timeouts_replace_the_environment_as_lambda_does() {
-        let fake_runtime =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fake-runtime.sh");
-        let mut script = ScriptFunction::new("echo", &format!("exec '{}'", fake_runtime.display()));
+        let mut script = ScriptFunction::fake_runtime("echo");
         script.function.timeout = Duration::from_secs(2);
         let shutdown = CancellationToken::new();
         let mut instance = instance(&script);

@@ -1,18 +1,32 @@
-//! local-lambda plays AWS Lambda on a developer's machine: it runs each function binary
-//! behind its own Lambda Runtime API, polls SQS for the functions' SQS triggers as the event
-//! source mapping does, and starts functions with HTTP routes as local HTTP servers, all
-//! wired by `.local/wiring.json` (generated from `infra/template.yaml`).
+//! local-lambda plays AWS Lambda on a developer's machine, wired by `.local/wiring.json`
+//! (generated from `infra/template.yaml`):
 //!
-//! [`runtime_api`] is usable on its own, e.g. to time cold starts (spawn to first `/next`).
+//! - functions with HTTP routes run as local HTTP servers ([`http_function`]);
+//! - every other function runs as its real binary behind a Lambda Runtime API per execution
+//!   environment ([`runtime_api`], [`instance`]), invoked by
+//!   - its SQS triggers, polled as the event source mapping does ([`sqs_event_source`]), each
+//!     poller with an instance of its own;
+//!   - the Lambda Invoke API on loopback ([`invoke_api`]: `aws lambda invoke`,
+//!     `cargo lambda invoke`, an SDK with `AWS_ENDPOINT_URL_LAMBDA`), and
+//!   - its EventBridge schedules' `rate(...)` expressions ([`schedule`]),
+//!
+//!   both through the function's on-demand pool ([`on_demand`]): up to four environments,
+//!   started on first use, reused when idle.
+//!
+//! [`supervisor`] starts all of it and drains it on shutdown. [`runtime_api`] is usable on
+//! its own, e.g. to time cold starts (spawn to first `/next`).
 
 pub mod aws;
 pub mod backoff;
 pub mod cli;
 pub mod http_function;
 pub mod instance;
+pub mod invoke_api;
 pub mod local_function;
+pub mod on_demand;
 pub mod process;
 pub mod runtime_api;
+pub mod schedule;
 pub mod sqs_event_source;
 pub mod supervisor;
 #[cfg(test)]

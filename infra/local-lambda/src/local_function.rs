@@ -9,8 +9,8 @@ use std::time::Duration;
 use crate::runtime_api::FunctionIdentity;
 use crate::wiring::{self, LocalAws};
 
-/// Account id LocalStack uses; only appears in the function ARN a runtime is told.
-const LOCAL_ACCOUNT_ID: &str = "000000000000";
+/// Account id LocalStack uses; only appears in ARNs (the function's, a schedule's rule).
+pub const LOCAL_ACCOUNT_ID: &str = "000000000000";
 /// Lambda's limit on the init phase of an on-demand environment.
 const INIT_TIMEOUT: Duration = Duration::from_secs(10);
 

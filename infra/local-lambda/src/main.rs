@@ -43,6 +43,8 @@ async fn run(options: cli::Options) -> anyhow::Result<()> {
         aws,
         bin_dir: options.bin_dir,
         http_addr: options.http_addr,
+        invoke_addr: options.invoke_addr,
+        schedules: !options.no_schedules,
         logs: options
             .log_dir
             .map_or(LogSink::Terminal, LogSink::Directory),

@@ -237,8 +237,17 @@ impl RuntimeApi {
     /// Sends `payload` to the function and waits, at most the function's timeout, for its
     /// response body.
     pub async fn invoke(&self, payload: Bytes) -> Result<Bytes, InvokeError> {
+        self.invoke_with_request_id(new_request_id(), payload).await
+    }
+
+    /// [`RuntimeApi::invoke`] under a request id the caller chose (the Invoke API answers
+    /// with it in `x-amzn-RequestId`); it must be unique among this environment's invocations.
+    pub async fn invoke_with_request_id(
+        &self,
+        request_id: String,
+        payload: Bytes,
+    ) -> Result<Bytes, InvokeError> {
         let timeout = self.function.timeout;
-        let request_id = Uuid::now_v7().to_string();
         let deadline = tokio::time::Instant::now() + timeout;
         let deadline_ms = (SystemTime::now() + timeout)
             .duration_since(UNIX_EPOCH)
@@ -281,6 +290,11 @@ impl RuntimeApi {
             }
         }
     }
+}
+
+/// A new invocation request id (a UUID, as Lambda's are).
+pub fn new_request_id() -> String {
+    Uuid::now_v7().to_string()
 }
 
 /// An X-Ray style trace header, so runtimes that set `_X_AMZN_TRACE_ID` see a well-formed one.

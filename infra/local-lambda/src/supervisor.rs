@@ -1,5 +1,6 @@
-//! Starts every selected function's event sources, says when all are up, and on shutdown
-//! lets in-flight invocations finish before stopping the function processes.
+//! Starts every selected function's event sources (SQS pollers, HTTP server, on-demand pool
+//! behind the Invoke API, schedules), says when all are up, and on shutdown lets in-flight
+//! invocations finish before stopping the function processes.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -7,14 +8,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_sqs::types::QueueAttributeName;
+use axum::body::Bytes;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::aws::describe_error;
 use crate::http_function::{HttpFunction, HttpFunctionError};
 use crate::instance::{FunctionInstance, STOP_GRACE, StartError};
-use crate::local_function::LocalFunction;
+use crate::invoke_api::{InvokeApi, InvokeApiError, InvokeTarget, InvokeTargets};
+use crate::local_function::{LOCAL_ACCOUNT_ID, LocalFunction};
+use crate::on_demand::OnDemandPool;
 use crate::process::{LogSink, ProcessError};
+use crate::schedule::{EmulatedSchedule, ScheduleExpression, TickPayload};
 use crate::sqs_event_source::SqsPoller;
 use crate::wiring::{self, LocalAws, SqsTrigger, Wiring};
 
@@ -26,6 +31,10 @@ pub struct LocalLambdaConfig {
     pub aws: LocalAws,
     pub bin_dir: PathBuf,
     pub http_addr: SocketAddr,
+    /// Where the Lambda Invoke API listens (loopback).
+    pub invoke_addr: SocketAddr,
+    /// Whether to run the functions' `rate(...)` schedules.
+    pub schedules: bool,
     pub logs: LogSink,
     /// Function names or logical ids to run; empty runs every function.
     pub only: Vec<String>,
@@ -60,6 +69,8 @@ pub enum LocalLambdaError {
     #[error(transparent)]
     HttpFunction(#[from] HttpFunctionError),
     #[error(transparent)]
+    InvokeApi(#[from] InvokeApiError),
+    #[error(transparent)]
     Output(#[from] ProcessError),
     #[error("a function task stopped unexpectedly: {0}")]
     TaskEnded(String),
@@ -84,12 +95,24 @@ pub async fn run(
         }
     }
 
+    // Bound first: a taken address stops local-lambda before any function starts.
+    let invoke_api = InvokeApi::bind(config.invoke_addr).await?;
+
     let mut tasks = JoinSet::new();
-    tokio::select! {
-        started = start_functions(&config, &functions, &sqs, &shutdown, &mut tasks) => started?,
+    let started = start_functions(
+        &config,
+        &functions,
+        &sqs,
+        &invoke_api,
+        &shutdown,
+        &mut tasks,
+    );
+    let targets = tokio::select! {
+        targets = started => targets?,
         // Dropping the tasks kills whatever had started.
         () = shutdown.cancelled() => return Ok(()),
-    }
+    };
+    tasks.spawn(invoke_api.serve(Arc::new(targets), shutdown.clone()));
     println!("{READY_LINE}");
 
     let drain_limit = functions
@@ -100,6 +123,8 @@ pub async fn run(
         + STOP_GRACE
         + Duration::from_secs(1);
     tokio::select! {
+        // Every task ends soon after shutdown is requested: that is not a task failing.
+        biased;
         () = shutdown.cancelled() => {}
         ended = tasks.join_next() => {
             let reason = match ended {
@@ -153,13 +178,29 @@ fn select_functions<'wiring>(
         .collect())
 }
 
+/// Starts the selected functions and returns what the Invoke API can reach: every function
+/// of the wiring, the ones left out as not started.
 async fn start_functions(
     config: &LocalLambdaConfig,
     functions: &[&wiring::Function],
     sqs: &aws_sdk_sqs::Client,
+    invoke_api: &InvokeApi,
     shutdown: &CancellationToken,
     tasks: &mut JoinSet<()>,
-) -> Result<(), LocalLambdaError> {
+) -> Result<InvokeTargets, LocalLambdaError> {
+    let mut targets = InvokeTargets::new(config.wiring.region.clone());
+    for function in &config.wiring.functions {
+        if !functions
+            .iter()
+            .any(|selected| selected.name == function.name)
+        {
+            targets.add(
+                &function.name,
+                &function.logical_id,
+                InvokeTarget::NotStarted,
+            );
+        }
+    }
     for function in functions {
         let local = Arc::new(LocalFunction::new(
             function,
@@ -168,48 +209,146 @@ async fn start_functions(
             &config.inherited_environment,
         ));
         for trigger in &function.sqs_triggers {
-            check_queue(sqs, function, trigger).await?;
-            let pollers = trigger.pollers();
-            for number in 1..=pollers {
-                let label = if pollers == 1 {
-                    function.name.clone()
-                } else {
-                    format!("{}#{number}", function.name)
-                };
-                let output = config.logs.for_instance(&function.name, &label)?;
-                let mut instance = FunctionInstance::new(Arc::clone(&local), label, output);
-                instance.start().await?;
-                let poller = SqsPoller::new(
-                    sqs.clone(),
-                    trigger.clone(),
-                    config.wiring.region.clone(),
-                    instance,
-                );
-                tasks.spawn(poller.run(shutdown.clone()));
-            }
-            println!(
-                "{}: {pollers} poller{} on {} (batch {}, window {} s)",
-                function.name,
-                if pollers == 1 { "" } else { "s" },
-                trigger.queue,
-                trigger.batch_size,
-                trigger.maximum_batching_window_seconds
-            );
+            start_pollers(config, function, trigger, &local, sqs, shutdown, tasks).await?;
         }
-        if !function.http_routes.is_empty() {
+        let target = if function.serves_http() {
             let output = config.logs.for_instance(&function.name, &function.name)?;
             let server = HttpFunction::start(Arc::clone(&local), config.http_addr, output).await?;
             println!("{}: http://{}", function.name, server.address());
+            let address = server.address();
             tasks.spawn(server.supervise(shutdown.clone()));
-        }
-        if function.sqs_triggers.is_empty() && function.http_routes.is_empty() {
+            InvokeTarget::HttpServer(address)
+        } else {
+            // Separate from the pollers' instances, and started only when first invoked.
+            let pool = Arc::new(OnDemandPool::new(
+                Arc::clone(&local),
+                &config.logs,
+                shutdown.clone(),
+            )?);
             println!(
-                "{}: no HTTP routes or SQS triggers; not started",
-                function.name
+                "{}: invoke on {}",
+                function.name,
+                invoke_api.invocations_url(&function.name)
             );
-        }
+            tasks.spawn({
+                let pool = Arc::clone(&pool);
+                let shutdown = shutdown.clone();
+                async move {
+                    shutdown.cancelled().await;
+                    pool.drain().await;
+                }
+            });
+            InvokeTarget::OnDemand(pool)
+        };
+        start_schedules(config, function, &target, shutdown, tasks);
+        targets.add(&function.name, &function.logical_id, target);
     }
+    Ok(targets)
+}
+
+/// The pollers of one SQS trigger, each with its own instance, started now so a failing
+/// function shows at start-up.
+async fn start_pollers(
+    config: &LocalLambdaConfig,
+    function: &wiring::Function,
+    trigger: &SqsTrigger,
+    local: &Arc<LocalFunction>,
+    sqs: &aws_sdk_sqs::Client,
+    shutdown: &CancellationToken,
+    tasks: &mut JoinSet<()>,
+) -> Result<(), LocalLambdaError> {
+    check_queue(sqs, function, trigger).await?;
+    let pollers = trigger.pollers();
+    for number in 1..=pollers {
+        let label = if pollers == 1 {
+            function.name.clone()
+        } else {
+            format!("{}#{number}", function.name)
+        };
+        let output = config.logs.for_instance(&function.name, &label)?;
+        let mut instance = FunctionInstance::new(Arc::clone(local), label, output);
+        instance.start().await?;
+        let poller = SqsPoller::new(
+            sqs.clone(),
+            trigger.clone(),
+            config.wiring.region.clone(),
+            instance,
+        );
+        tasks.spawn(poller.run(shutdown.clone()));
+    }
+    println!(
+        "{}: {pollers} poller{} on {} (batch {}, window {} s)",
+        function.name,
+        if pollers == 1 { "" } else { "s" },
+        trigger.queue,
+        trigger.batch_size,
+        trigger.maximum_batching_window_seconds
+    );
     Ok(())
+}
+
+/// One line per schedule of the function; a task per schedule that is emulated: an enabled
+/// `rate(...)` rule of an invocable function, unless `--no-schedules`.
+fn start_schedules(
+    config: &LocalLambdaConfig,
+    function: &wiring::Function,
+    target: &InvokeTarget,
+    shutdown: &CancellationToken,
+    tasks: &mut JoinSet<()>,
+) {
+    for schedule in &function.schedules {
+        let heading = format!(
+            "{}: schedule {}, {}",
+            function.name, schedule.rule, schedule.expression
+        );
+        let rate = match schedule.expression() {
+            Ok(ScheduleExpression::Rate(rate)) => rate,
+            Ok(ScheduleExpression::Cron(_)) => {
+                println!("{heading}: not emulated (cron expressions are not)");
+                continue;
+            }
+            // The wiring was checked when loaded.
+            Err(error) => {
+                println!("{heading}: not emulated ({error})");
+                continue;
+            }
+        };
+        if !schedule.enabled {
+            println!("{heading}: not emulated (the rule is disabled)");
+            continue;
+        }
+        if !config.schedules {
+            println!("{heading}: not emulated (--no-schedules)");
+            continue;
+        }
+        let InvokeTarget::OnDemand(pool) = target else {
+            println!("{heading}: not emulated (the function is served as an HTTP server)");
+            continue;
+        };
+        let payload = match &schedule.input {
+            Some(input) => TickPayload::Input(Bytes::from(input.clone())),
+            None => TickPayload::ScheduledEvent {
+                // CloudFormation names a rule `<stack>-<logical id>-<random suffix>`; locally
+                // there is no deployed rule, so no suffix.
+                rule_arn: format!(
+                    "arn:aws:events:{}:{LOCAL_ACCOUNT_ID}:rule/{}-{}",
+                    config.wiring.region, config.wiring.stack_name, schedule.rule
+                ),
+                region: config.wiring.region.clone(),
+                account: LOCAL_ACCOUNT_ID.to_owned(),
+            },
+        };
+        println!(
+            "{heading}: first invocation in {} s",
+            rate.period().as_secs()
+        );
+        let emulated = EmulatedSchedule {
+            rule: schedule.rule.clone(),
+            rate,
+            payload,
+        };
+        tasks.spawn(emulated.run(Arc::clone(pool), shutdown.clone()));
+    }
 }
 
 /// Fails fast when the queue is missing, and warns about a visibility timeout shorter than
@@ -257,6 +396,7 @@ mod tests {
     use std::path::Path;
 
     use super::*;
+    use crate::test_support::scratch_directory;
 
     fn wiring() -> Wiring {
         Wiring::parse(
@@ -276,10 +416,90 @@ mod tests {
                 .map(|function| function.name.clone())
                 .collect())
         };
-        assert_eq!(names(&[]).expect("all"), ["api", "payment-saga"]);
+        assert_eq!(
+            names(&[]).expect("all"),
+            ["api", "payment-saga", "dlq-redrive"]
+        );
         assert_eq!(names(&["payment-saga"]).expect("by name"), ["payment-saga"]);
         assert_eq!(names(&["ApiFunction"]).expect("by logical id"), ["api"]);
         let error = names(&["ledger"]).expect_err("unknown");
-        assert!(error.to_string().contains("api, payment-saga"), "{error}");
+        assert!(
+            error.to_string().contains("api, payment-saga, dlq-redrive"),
+            "{error}"
+        );
+    }
+
+    /// A free loopback port (free a moment ago: the test binds it again at once).
+    fn free_port() -> SocketAddr {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        probe.local_addr().expect("address")
+    }
+
+    #[tokio::test]
+    async fn a_function_without_routes_or_triggers_is_invoked_through_the_invoke_api() {
+        let scratch = scratch_directory();
+        let bin_dir = scratch.path().join("bin");
+        std::fs::create_dir_all(&bin_dir).expect("bin dir");
+        let fake_runtime =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fake-runtime.sh");
+        std::os::unix::fs::symlink(fake_runtime, bin_dir.join("dlq-redrive"))
+            .expect("the fake runtime plays dlq-redrive");
+        let wiring = wiring();
+        let aws = LocalAws::resolve(&wiring, |_| None);
+        let sqs = crate::aws::sqs_client(&aws).await;
+        let invoke_addr = free_port();
+        let config = LocalLambdaConfig {
+            wiring,
+            aws,
+            bin_dir,
+            http_addr: free_port(),
+            invoke_addr,
+            schedules: true,
+            logs: LogSink::Directory(scratch.path().join("logs")),
+            // No SQS trigger, no HTTP server: nothing else to reach.
+            only: vec!["DlqRedriveFunction".to_owned()],
+            inherited_environment: vec![("PATH".to_owned(), "/usr/bin:/bin".to_owned())],
+        };
+        let shutdown = CancellationToken::new();
+        let local_lambda = tokio::spawn(run(config, sqs, shutdown.clone()));
+
+        let http = reqwest::Client::new();
+        let invoke = |function: &str| {
+            http.post(format!(
+                "http://{invoke_addr}/2015-03-31/functions/{function}/invocations"
+            ))
+            .body(r#"{"redrive":"all"}"#)
+            .send()
+        };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let reply = loop {
+            match invoke("DlqRedriveFunction").await {
+                Ok(reply) => break reply,
+                Err(error) => {
+                    assert!(
+                        tokio::time::Instant::now() < deadline,
+                        "never ready: {error}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        };
+        assert_eq!(reply.status(), 200);
+        assert_eq!(
+            reply.text().await.expect("body"),
+            r#"echo:{"redrive":"all"}"#
+        );
+        let not_started = invoke("payment-saga").await.expect("answers");
+        assert_eq!(not_started.status(), 404);
+
+        shutdown.cancel();
+        let stopped = local_lambda.await.expect("the supervisor task ends");
+        assert!(stopped.is_ok(), "{stopped:?}");
+        let log = std::fs::read_to_string(scratch.path().join("logs/dlq-redrive.log"))
+            .expect("the function's log");
+        assert!(
+            log.contains(r#"dlq-redrive#invoke-1 | event: {"redrive":"all"}"#),
+            "{log}"
+        );
     }
 }

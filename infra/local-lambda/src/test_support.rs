@@ -34,7 +34,9 @@ pub(crate) struct ScriptFunction {
     /// Inherits only `PATH`; its AWS endpoint answers nothing; 5 s init limit.
     pub(crate) function: LocalFunction,
     pub(crate) output: InstanceOutput,
-    _scratch: TempDir,
+    /// Where `output` and the outputs of further instances go: [`ScriptFunction::log`].
+    pub(crate) logs: LogSink,
+    scratch: TempDir,
 }
 
 impl ScriptFunction {
@@ -56,13 +58,30 @@ impl ScriptFunction {
         let mut function = LocalFunction::new(&definition, scratch.path(), &aws, &path);
         function.init_timeout = Duration::from_secs(5);
         // Into a file, so the function's lines do not interleave with the test report.
-        let output = LogSink::Directory(scratch.path().join("logs"))
-            .for_instance(name, name)
-            .expect("log file opens");
+        let logs = LogSink::Directory(scratch.path().join("logs"));
+        let output = logs.for_instance(name, name).expect("log file opens");
         ScriptFunction {
             function,
             output,
-            _scratch: scratch,
+            logs,
+            scratch,
         }
+    }
+
+    /// A function running `tests/fixtures/fake-runtime.sh`, a Runtime API client in bash.
+    pub(crate) fn fake_runtime(name: &str) -> Self {
+        let fake_runtime =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fake-runtime.sh");
+        Self::new(name, &format!("exec '{}'", fake_runtime.display()))
+    }
+
+    /// What the function's instances have written so far.
+    pub(crate) fn log(&self) -> String {
+        let path = self
+            .scratch
+            .path()
+            .join("logs")
+            .join(format!("{}.log", self.function.name));
+        std::fs::read_to_string(path).unwrap_or_default()
     }
 }

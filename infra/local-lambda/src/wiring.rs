@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::schedule::{ScheduleExpression, ScheduleExpressionError};
+
 /// Default `MaximumConcurrency` of an SQS trigger when the template sets no `ScalingConfig`.
 /// (AWS starts with five pollers; one keeps a developer's machine quiet and the logs readable.)
 const DEFAULT_MAXIMUM_CONCURRENCY: u32 = 1;
@@ -85,11 +87,20 @@ pub struct Function {
     pub http_routes: Vec<HttpRoute>,
     #[serde(default)]
     pub sqs_triggers: Vec<SqsTrigger>,
+    /// EventBridge rules that invoke the function on a schedule.
+    #[serde(default)]
+    pub schedules: Vec<Schedule>,
 }
 
 impl Function {
     pub fn timeout(&self) -> Duration {
         Duration::from_secs(self.timeout_seconds)
+    }
+
+    /// Whether the function runs as a local HTTP server (it has HTTP routes) rather than
+    /// behind a Runtime API; such a function cannot be invoked through the Invoke API.
+    pub fn serves_http(&self) -> bool {
+        !self.http_routes.is_empty()
     }
 }
 
@@ -116,6 +127,27 @@ pub struct SqsTrigger {
     pub maximum_concurrency: Option<u32>,
 }
 
+/// One `AWS::Events::Rule` with a `ScheduleExpression` that targets the function.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Schedule {
+    /// Logical id of the rule.
+    pub rule: String,
+    /// `rate(...)` or `cron(...)`, as in the template.
+    pub expression: String,
+    /// The target's `Input`: JSON text sent instead of the scheduled event.
+    #[serde(default)]
+    pub input: Option<String>,
+    /// The rule's `State` is `ENABLED` (the default).
+    #[serde(default = "default_enabled")]
+    pub enabled: bool,
+}
+
+impl Schedule {
+    pub fn expression(&self) -> Result<ScheduleExpression, ScheduleExpressionError> {
+        self.expression.parse()
+    }
+}
+
 impl SqsTrigger {
     /// Number of pollers, each owning one function instance.
     pub fn pollers(&self) -> u32 {
@@ -127,6 +159,10 @@ impl SqsTrigger {
     pub fn batching_window(&self) -> Duration {
         Duration::from_secs(u64::from(self.maximum_batching_window_seconds))
     }
+}
+
+fn default_enabled() -> bool {
+    true
 }
 
 fn default_timeout_seconds() -> u64 {
@@ -189,6 +225,21 @@ impl Wiring {
                     return Err(format!(
                         "function {}: maximum_batching_window_seconds {} on {} is over 300",
                         function.name, trigger.maximum_batching_window_seconds, trigger.queue
+                    ));
+                }
+            }
+            for schedule in &function.schedules {
+                if let Err(error) = schedule.expression() {
+                    return Err(format!(
+                        "function {}: schedule {}: {error}",
+                        function.name, schedule.rule
+                    ));
+                }
+                let input = schedule.input.as_deref().unwrap_or("null");
+                if let Err(error) = serde_json::from_str::<serde::de::IgnoredAny>(input) {
+                    return Err(format!(
+                        "function {}: schedule {}: input is not JSON text: {error}",
+                        function.name, schedule.rule
                     ));
                 }
             }
@@ -275,7 +326,61 @@ mod tests {
             .find(|function| function.name == "api")
             .expect("fixture has api");
         assert_eq!(api.http_routes.len(), 5);
+        assert!(api.serves_http());
         assert!(api.sqs_triggers.is_empty());
+        assert!(api.schedules.is_empty());
+        let redrive = wiring
+            .functions
+            .iter()
+            .find(|function| function.name == "dlq-redrive")
+            .expect("fixture has dlq-redrive");
+        assert!(!redrive.serves_http());
+        let [schedule] = redrive.schedules.as_slice() else {
+            panic!("one schedule: {:?}", redrive.schedules);
+        };
+        assert_eq!(schedule.rule, "RedriveScheduleRule");
+        assert_eq!(schedule.input.as_deref(), Some(r#"{"action":"redrive"}"#));
+        assert!(schedule.enabled);
+        let Ok(ScheduleExpression::Rate(rate)) = schedule.expression() else {
+            panic!("a rate: {}", schedule.expression);
+        };
+        assert_eq!(rate.period(), Duration::from_secs(15 * 60));
+    }
+
+    fn with_schedule(schedule: serde_json::Value) -> Result<Wiring, WiringError> {
+        let mut value: serde_json::Value = serde_json::from_str(SAMPLE).expect("fixture is JSON");
+        value["functions"][2]["schedules"] = serde_json::json!([schedule]);
+        Wiring::parse(&value.to_string(), Path::new("w.json"))
+    }
+
+    #[test]
+    fn schedules_default_to_enabled_and_bad_expressions_or_inputs_are_rejected() {
+        let wiring = with_schedule(serde_json::json!({
+            "rule": "Nightly", "expression": "cron(0 3 * * ? *)"
+        }))
+        .expect("valid");
+        let schedule = &wiring.functions[2].schedules[0];
+        assert!(schedule.enabled);
+        assert_eq!(schedule.input, None);
+        // Functions written before schedules existed have none.
+        assert!(sample().functions[0].schedules.is_empty());
+
+        for (expression, input) in [
+            ("rate(0 minutes)", None),
+            ("rate(5 minute)", None),
+            ("every 5 minutes", None),
+            ("rate(5 minutes)", Some("not json")),
+        ] {
+            let error = with_schedule(serde_json::json!({
+                "rule": "Broken", "expression": expression, "input": input
+            }))
+            .expect_err("invalid");
+            let message = error.to_string();
+            assert!(
+                message.contains("function dlq-redrive: schedule Broken"),
+                "{message}"
+            );
+        }
     }
 
     #[test]
