@@ -12,8 +12,9 @@ Run by `infra/local/stack.sh up|provision` with the Python of .local/venv (boto3
 3. Creates the DynamoDB tables in DynamoDB Local from their template Properties, named
    `<stack>-<logical id without "Table", lower case>` (WalletsTable -> paysaga-local-wallets).
 4. Writes .local/wiring.json (what infra/local-lambda and the tests read: queues, tables,
-   functions with their environment resolved to local ids, HTTP routes and SQS triggers) and
-   .local/stack.env (export lines for the AWS SDKs and CLI).
+   functions with their environment resolved to local ids, HTTP routes, SQS triggers and
+   schedules) and .local/stack.env (export lines for the AWS SDKs and CLI, the Lambda endpoint
+   being local-lambda's Invoke API).
 
 No resource name is written in this file: every name, queue and trigger comes from the template.
 """
@@ -130,6 +131,57 @@ def functions_of(template: dict) -> dict[str, dict]:
         for lid, res in template["Resources"].items()
         if res["Type"] == SERVERLESS_FUNCTION
     }
+
+
+def target_function(target: dict, functions: set[str]) -> str | None:
+    """The function a rule target invokes: its Arn is `Fn::GetAtt [<function>, Arn]`."""
+    arn = target.get("Arn")
+    if not (isinstance(arn, dict) and len(arn) == 1 and "Fn::GetAtt" in arn):
+        return None
+    arg = arn["Fn::GetAtt"]
+    lid, attr = arg if isinstance(arg, list) else str(arg).split(".", 1)
+    return lid if attr == "Arn" and lid in functions else None
+
+
+def schedule_entry(rule: str, expression: str, input_text: Any, enabled: bool) -> dict:
+    if input_text is not None and not isinstance(input_text, str):
+        input_text = json.dumps(input_text)  # a mapping written in YAML: its JSON text
+    return {"rule": rule, "expression": expression, "input": input_text, "enabled": enabled}
+
+
+def schedules_of(template: dict, resolve: Callable[[Any], Any]) -> dict[str, list[dict]]:
+    """Function logical id -> its schedules: the AWS::Events::Rule resources with a
+    ScheduleExpression and a target whose Arn is the function's (local-lambda plays them), and
+    the functions' own SAM `Schedule` events (SAM names their rule <function><event>)."""
+    functions = functions_of(template)
+    found: dict[str, list[dict]] = {lid: [] for lid in functions}
+    for lid, res in template["Resources"].items():
+        props = res.get("Properties", {})
+        if res["Type"] != RULE or "ScheduleExpression" not in props:
+            continue
+        enabled = str(resolve(props.get("State", "ENABLED"))) != "DISABLED"
+        for target in props.get("Targets", []):
+            function = target_function(target, set(functions))
+            if function is None:
+                continue
+            for unplayed in ("InputPath", "InputTransformer"):
+                if unplayed in target:
+                    log(f"{lid}: target {function} {unplayed} is not played locally; "
+                        "the scheduled event is sent as it is")
+            found[function].append(schedule_entry(
+                lid, str(resolve(props["ScheduleExpression"])),
+                resolve(target["Input"]) if "Input" in target else None, enabled))
+    for lid, props in functions.items():
+        for ev_name, ev in props.get("Events", {}).items():
+            if ev["Type"] != "Schedule":
+                continue
+            ev_props = ev.get("Properties", {})
+            enabled = (resolve(ev_props.get("Enabled", True)) not in (False, "false", "False")
+                       and str(resolve(ev_props.get("State", "ENABLED"))) != "DISABLED")
+            found[lid].append(schedule_entry(
+                f"{lid}{ev_name}", str(resolve(ev_props["Schedule"])),
+                resolve(ev_props["Input"]) if "Input" in ev_props else None, enabled))
+    return found
 
 
 def derive_localstack_template(template: dict) -> tuple[dict, list[str]]:
@@ -403,6 +455,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--region", default="us-east-1")
     p.add_argument("--aws-endpoint", default="http://127.0.0.1:4566")
     p.add_argument("--dynamodb-endpoint", default="http://127.0.0.1:8000")
+    p.add_argument("--invoke-addr", default=os.environ.get("PAYSAGA_INVOKE_ADDR") or "127.0.0.1:9001",
+                   help="where local-lambda serves the Lambda Invoke API (its --invoke-addr);"
+                   " written to stack.env as AWS_ENDPOINT_URL_LAMBDA")
     p.add_argument("--local-dir", type=Path, default=ROOT / ".local")
     p.add_argument("--parameter", action="append", default=[], metavar="KEY=VALUE",
                    help="template parameter override (defaults QueueVisibilityTimeout=5,"
@@ -515,6 +570,7 @@ def main() -> int:
         }
     arn_to_queue = {q["arn"]: lid for lid, q in queues.items()}
 
+    schedules = schedules_of(template, resolver)
     functions = []
     for lid, props in functions_of(template).items():
         code_uri = props.get("CodeUri")
@@ -545,7 +601,7 @@ def main() -> int:
                         "ReportBatchItemFailures" in ev_props.get("FunctionResponseTypes", []),
                     "maximum_concurrency": ev_props.get("ScalingConfig", {}).get("MaximumConcurrency"),
                 })
-            else:
+            elif ev["Type"] != "Schedule":  # schedules_of has the Schedule events
                 log(f"{lid}.{ev_name}: event type {ev['Type']} is not played locally")
         functions.append({
             "logical_id": lid,
@@ -557,6 +613,7 @@ def main() -> int:
                             for k, v in props.get("Environment", {}).get("Variables", {}).items()},
             "http_routes": routes,
             "sqs_triggers": triggers,
+            "schedules": schedules[lid],
         })
 
     buses = [lid for lid, r in resources.items() if r["Type"] == BUS]
@@ -576,6 +633,8 @@ def main() -> int:
     env = {
         "AWS_ENDPOINT_URL": args.aws_endpoint,
         "AWS_ENDPOINT_URL_DYNAMODB": args.dynamodb_endpoint,
+        # SDKs honour service-specific endpoints: Lambda calls go to local-lambda's Invoke API.
+        "AWS_ENDPOINT_URL_LAMBDA": f"http://{args.invoke_addr}",
         "AWS_REGION": args.region,
         "AWS_DEFAULT_REGION": args.region,
         "AWS_ACCESS_KEY_ID": "test",
@@ -604,8 +663,10 @@ def main() -> int:
     for lid, name in tables.items():
         print(f"  table {lid:30} {name} ({table_notes[lid]})")
     for f in functions:
+        timers = "".join(f", schedule {t['rule']} {t['expression']}{'' if t['enabled'] else ' (disabled)'}"
+                         for t in f["schedules"])
         print(f"  function {f['logical_id']:27} binary {f['binary']}, {len(f['http_routes'])} routes, "
-              f"triggers: {', '.join(t['queue'] for t in f['sqs_triggers']) or 'none'}")
+              f"triggers: {', '.join(t['queue'] for t in f['sqs_triggers']) or 'none'}{timers}")
     print(f"  wrote {wiring_path} and {(args.local_dir / 'stack.env').resolve()}"
           f" in {time.monotonic() - started:.1f} s\n", flush=True)
     return 0

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # The paysaga system on the local stack: `local-lambda` runs every function of
-# infra/template.yaml (via .local/wiring.json): the API as an HTTP server on 127.0.0.1, and the
-# SQS-triggered functions behind a local Runtime API fed by the SQS event source mapping.
+# infra/template.yaml (via .local/wiring.json): the API as an HTTP server on 127.0.0.1, the
+# others behind a local Runtime API, fed by the SQS event source mapping, their schedules and
+# the Lambda Invoke API (aws lambda invoke, cargo lambda invoke) on 127.0.0.1:9001.
 # Before it, `payment-processor` (infra/payment-processor), the fake external payment processor,
 # starts on the address the payment saga is wired to (its PAYMENT_PROCESSOR_URL).
 #
 # Usage: infra/local/system.sh up|down|status
-# Environment: PAYSAGA_API_ADDR (127.0.0.1:3000), PAYSAGA_BIN_DIR (target/debug).
+# Environment: PAYSAGA_API_ADDR (127.0.0.1:3000), PAYSAGA_INVOKE_ADDR (127.0.0.1:9001),
+# PAYSAGA_BIN_DIR (target/debug), PAYSAGA_NO_SCHEDULES=1 (functions run only when invoked:
+# local-lambda --no-schedules, for tests).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -14,6 +17,7 @@ LOCAL="$ROOT/.local"
 RUN="$LOCAL/run"
 LOGS="$LOCAL/logs"
 API_ADDR="${PAYSAGA_API_ADDR:-127.0.0.1:3000}"
+INVOKE_ADDR="${PAYSAGA_INVOKE_ADDR:-127.0.0.1:9001}"
 BIN_DIR="${PAYSAGA_BIN_DIR:-$ROOT/target/debug}"
 READY_DEADLINE=60 # s, from spawn to the ready line
 STOP_DEADLINE=20  # s, between TERM and KILL
@@ -98,10 +102,13 @@ up() {
     # shellcheck disable=SC1091
     source "$LOCAL/stack.env"
     # local-lambda itself refuses to start when a function's binary is missing, and says which.
+    local schedules=()
+    [[ ${PAYSAGA_NO_SCHEDULES:-} == 1 ]] && schedules=(--no-schedules)
     start local-lambda 'local-lambda: ready' --wiring "$LOCAL/wiring.json" --bin-dir "$BIN_DIR" \
-      --http-addr "$API_ADDR"
+      --http-addr "$API_ADDR" --invoke-addr "$INVOKE_ADDR" "${schedules[@]}"
   fi
-  say "functions running (log $(logfile local-lambda)); API on http://$API_ADDR"
+  say "functions running (log $(logfile local-lambda)); API on http://$API_ADDR;" \
+    "Lambda Invoke API on http://$INVOKE_ADDR"
 }
 
 down() {
