@@ -34,10 +34,12 @@ class OperatorError(Exception):
 
 def invoke(request: dict) -> dict | list:
     with tempfile.TemporaryDirectory() as scratch:
-        out = Path(scratch) / "response.json"
+        out, payload = Path(scratch) / "response.json", Path(scratch) / "request.json"
+        payload.write_text(json.dumps(request))
+        # fileb:// reads the payload as it is in both AWS CLI v1 and v2 (v2 would take a
+        # plain --payload for base64); no read timeout: a redrive may take minutes.
         command = [*AWS.split(), "lambda", "invoke", "--function-name", FUNCTION,
-                   "--cli-binary-format", "raw-in-base64-out", "--cli-read-timeout", "0",
-                   "--payload", json.dumps(request), str(out)]
+                   "--cli-read-timeout", "0", "--payload", f"fileb://{payload}", str(out)]
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode != 0:
             raise OperatorError(f"aws lambda invoke failed ({done.returncode}): {done.stderr.strip()}")
