@@ -7,6 +7,7 @@ as written (SAM resources untransformed), so SQS triggers are read both from SAM
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from cfnlint.rules import CloudFormationLintRule, RuleMatch
@@ -21,6 +22,29 @@ def _arn_target(value: Any) -> str | None:
         if isinstance(target, list) and len(target) == 2 and target[1] == "Arn":
             return str(target[0])
     return None
+
+
+def _referenced(value: Any) -> set[str]:
+    """Logical ids a value names through Ref, Fn::GetAtt or Fn::Sub's ${...}."""
+    found: set[str] = set()
+    if isinstance(value, dict):
+        for key, argument in value.items():
+            if key == "Ref" and isinstance(argument, str):
+                found.add(argument)
+            elif key == "Fn::GetAtt":
+                target = argument.split(".", 1) if isinstance(argument, str) else argument
+                found.add(str(target[0]))
+            elif key == "Fn::Sub":
+                text = argument[0] if isinstance(argument, list) else argument
+                found |= {name.split(".", 1)[0] for name in re.findall(r"\$\{([^!}][^}]*)\}", str(text))}
+                if isinstance(argument, list) and len(argument) > 1:
+                    found |= _referenced(argument[1])
+            else:
+                found |= _referenced(argument)
+    elif isinstance(value, list):
+        for item in value:
+            found |= _referenced(item)
+    return found
 
 
 def _dead_letter_queues(cfn) -> set[str]:
@@ -103,3 +127,28 @@ class SqsTriggersReportBatchItemFailures(CloudFormationLintRule):
             if _arn_target(source) in queues and "ReportBatchItemFailures" not in (response_types or []):
                 matches.append(RuleMatch(path, f"{'/'.join(map(str, path[1:]))} does not report batch item failures"))
         return matches
+
+
+class DeadLetterQueuesAreRedriven(CloudFormationLintRule):
+    """What lands in a dead-letter queue is looked at: the redrive function serves every DLQ."""
+
+    id = "E9104"
+    shortdesc = "Dead-letter queue the redrive does not serve"
+    description = (
+        "Every dead-letter queue (of a redrive policy or a rule target) must be listed in the "
+        "DEAD_LETTER_QUEUES environment variable of the redrive function"
+    )
+    source_url = "https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-configure-dead-letter-queue-redrive.html"
+    tags = ["paysaga", "sqs"]
+
+    def match(self, cfn):
+        served: set[str] = set()
+        for kind in ("AWS::Serverless::Function", "AWS::Lambda::Function"):
+            for resource in cfn.get_resources([kind]).values():
+                variables = resource.get("Properties", {}).get("Environment", {}).get("Variables", {})
+                if isinstance(variables, dict) and "DEAD_LETTER_QUEUES" in variables:
+                    served |= _referenced(variables["DEAD_LETTER_QUEUES"])
+        return [
+            RuleMatch(["Resources", dlq], f"dead-letter queue {dlq} is not in any function's DEAD_LETTER_QUEUES: nothing redrives it")
+            for dlq in sorted(_dead_letter_queues(cfn) - served)
+        ]
