@@ -11,6 +11,8 @@ paysaga is running on the local stack:
   LocalStack      ${AWS_ENDPOINT_URL:-http://127.0.0.1:4566} (SQS, EventBridge)   logs: .local/logs/
   DynamoDB Local  ${AWS_ENDPOINT_URL_DYNAMODB:-http://127.0.0.1:8000}
   functions       .local/logs/local-lambda.log   (stop everything: make stop)
+  Lambda Invoke   http://${PAYSAGA_INVOKE_ADDR:-127.0.0.1:9001}  (infra/local/aws lambda invoke --function-name dlq-redrive ...)
+  dead letters    make dlq   (README: "Dead letters")
 
 Try it (from README.md):
 TXT
