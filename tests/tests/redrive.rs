@@ -485,6 +485,7 @@ async fn a_thousand_message_redrive_killed_half_way_loses_and_duplicates_nothing
         },
     )
     .await?;
+    let in_flight_at_kill = stack.depth("PaymentsDeadLetterQueue").await?.1;
     let pids = redrive_processes()?;
     ensure!(!pids.is_empty(), "no dlq-redrive process to kill");
     let killed = std::process::Command::new("kill")
@@ -558,7 +559,8 @@ async fn a_thousand_message_redrive_killed_half_way_loses_and_duplicates_nothing
     }
 
     println!(
-        "redrive of {MESSAGES} dead letters at 100 msg/s: killed after {killed_after:.1?} with {left_at_kill} still visible, \
+        "redrive of {MESSAGES} dead letters at 100 msg/s: killed after {killed_after:.1?} with {left_at_kill} still visible \
+         and {in_flight_at_kill} in flight, \
          {journalled_by_first} sent back and journalled by the killed run; {} more runs sent back {sent_back} and found \
          {handled_before} already sent back (journalled, not yet deleted); journal: {journalled_in_all}/{MESSAGES}; \
          payments completed exactly once: {completed_once}/{MESSAGES}; DLQ: empty",
@@ -672,4 +674,67 @@ async fn an_event_eventbridge_could_not_deliver_is_redriven_to_its_target() -> a
         .send()
         .await?;
     outcome
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: run `make test`"]
+async fn a_whole_queue_move_hands_the_dlq_to_sqs() -> anyhow::Result<()> {
+    const MESSAGES: usize = 20;
+    let _turn = SERIAL.lock().await;
+    let stack = Stack::connect().await?;
+    // Lifecycle events the audit queue gave up on; its DLQ has one source queue.
+    let dlq = stack
+        .wiring
+        .queue("PaymentEventsDeadLetterQueue")?
+        .url
+        .clone();
+    let (before, _) = stack.depth("PaymentEventsQueue").await?;
+    for batch in 0..MESSAGES / 10 {
+        let entries = (0..10)
+            .map(|n| {
+                let body = json!({"source": "paysaga.payments", "detail-type": "PaymentCompleted",
+                    "detail": {"event_id": format!("pay_move_{batch}_{n}/5")}});
+                SendMessageBatchRequestEntry::builder()
+                    .id(format!("m{n}"))
+                    .message_body(body.to_string())
+                    .build()
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let sent = stack
+            .sqs
+            .send_message_batch()
+            .queue_url(&dlq)
+            .set_entries(Some(entries))
+            .send()
+            .await?;
+        ensure!(
+            sent.failed().is_empty(),
+            "SendMessageBatch failed: {:?}",
+            sent.failed()
+        );
+    }
+    let report = redrive(
+        &stack,
+        json!({"queue": "payment-events-dlq", "mode": "whole-queue", "max_per_second": 10}),
+    )
+    .await?;
+    let queue = &report["queues"][0];
+    assert!(queue["move_task"].is_string(), "{report}");
+    assert!(
+        queue["destination"]
+            .as_str()
+            .is_some_and(|name| name.ends_with("-payment-events")),
+        "{report}"
+    );
+    eventually(
+        Duration::from_secs(60),
+        "SQS to move the DLQ back",
+        || async {
+            let (visible, in_flight) = stack.depth("PaymentEventsDeadLetterQueue").await?;
+            let (now, _) = stack.depth("PaymentEventsQueue").await?;
+            Ok((visible + in_flight == 0 && now >= before + MESSAGES as u64).then_some(()))
+        },
+    )
+    .await?;
+    Ok(())
 }
