@@ -90,7 +90,7 @@ impl DynamoDbLedger {
     }
 
     pub fn from_config(config: &aws_config::SdkConfig, tables: TableNames) -> Self {
-        Self::new(Client::new(config), tables)
+        Self::new(super::calls::dynamodb(config), tables)
     }
 
     fn payment_key(key: &IdempotencyKey) -> String {

@@ -23,7 +23,7 @@ impl EventBridgePublisher {
     }
 
     pub fn from_config(config: &aws_config::SdkConfig, bus_name: String) -> Self {
-        Self::new(Client::new(config), bus_name)
+        Self::new(super::calls::eventbridge(config), bus_name)
     }
 }
 

@@ -1,5 +1,6 @@
 //! The only place that knows the AWS SDKs: adapters of the ports, and their set-up.
 
+pub mod calls;
 pub mod dynamodb;
 pub mod eventbridge;
 pub mod parking;

@@ -30,7 +30,7 @@ pub struct DynamoDbParking {
 impl DynamoDbParking {
     pub fn from_config(config: &aws_config::SdkConfig, table: String) -> Self {
         Self {
-            client: Client::new(config),
+            client: super::calls::dynamodb(config),
             table,
         }
     }
@@ -148,7 +148,7 @@ pub struct DynamoDbJournal {
 impl DynamoDbJournal {
     pub fn from_config(config: &aws_config::SdkConfig, table: String) -> Self {
         Self {
-            client: Client::new(config),
+            client: super::calls::dynamodb(config),
             table,
         }
     }

@@ -31,7 +31,7 @@ pub struct SqsRedriveQueues {
 impl SqsRedriveQueues {
     pub fn from_config(config: &aws_config::SdkConfig) -> Self {
         Self {
-            client: aws_sdk_sqs::Client::new(config),
+            client: super::calls::sqs(config),
         }
     }
 
@@ -326,7 +326,7 @@ pub struct EventBridgeRules {
 impl EventBridgeRules {
     pub fn from_config(config: &aws_config::SdkConfig) -> Self {
         Self {
-            client: aws_sdk_eventbridge::Client::new(config),
+            client: super::calls::eventbridge(config),
         }
     }
 }

@@ -21,7 +21,7 @@ pub struct SqsDeadLetterQueue {
 impl SqsDeadLetterQueue {
     pub fn from_config(config: &aws_config::SdkConfig, queue_url: String) -> Self {
         Self {
-            client: Client::new(config),
+            client: super::calls::sqs(config),
             queue_url,
         }
     }
