@@ -1,19 +1,22 @@
 //! Every AWS API request the functions make, logged at `debug` under the target
-//! `paysaga::aws_call` with its service and operation: what `make bench` counts (with
+//! `paysaga::aws_call` with its service, operation and, for batches and transactions, the number
+//! of items (what DynamoDB and EventBridge bill by): what `make bench` counts (with
 //! `RUST_LOG=info,paysaga::aws_call=debug`). At the default level the lines are filtered out
-//! before they are formatted, so production pays nothing for them.
+//! before they are formatted, so production pays nothing for them. One line per request as the
+//! code makes it; the SDK's own retries of a request are not counted apart.
 
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
-use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeSerializationInterceptorContextRef, Input,
+};
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
-use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 
 /// The `tracing` target of the lines.
 pub const AWS_CALL_TARGET: &str = "paysaga::aws_call";
 
-/// Logs each attempt of each request (a retry is a request AWS bills too).
+/// Logs each request the code makes.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct AwsCallLog;
 
@@ -22,10 +25,9 @@ impl Intercept for AwsCallLog {
         "AwsCallLog"
     }
 
-    fn read_before_transmit(
+    fn read_before_execution(
         &self,
-        _context: &BeforeTransmitInterceptorContextRef<'_>,
-        _runtime_components: &RuntimeComponents,
+        context: &BeforeSerializationInterceptorContextRef<'_>,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         if let Some(metadata) = cfg.load::<Metadata>() {
@@ -33,11 +35,48 @@ impl Intercept for AwsCallLog {
                 target: AWS_CALL_TARGET,
                 service = metadata.service(),
                 operation = metadata.name(),
+                items = items(context.input()),
                 "aws call"
             );
         }
         Ok(())
     }
+}
+
+/// How many items a batch or transaction carries (1 for any other request).
+fn items(input: &Input) -> usize {
+    use aws_sdk_dynamodb::operation as dynamodb;
+    if let Some(input) =
+        input.downcast_ref::<dynamodb::transact_write_items::TransactWriteItemsInput>()
+    {
+        return input.transact_items().len();
+    }
+    if let Some(input) = input.downcast_ref::<dynamodb::batch_write_item::BatchWriteItemInput>() {
+        return input
+            .request_items()
+            .map_or(0, |tables| tables.values().map(Vec::len).sum());
+    }
+    if let Some(input) = input.downcast_ref::<dynamodb::batch_get_item::BatchGetItemInput>() {
+        return input.request_items().map_or(0, |tables| {
+            tables.values().map(|keys| keys.keys().len()).sum()
+        });
+    }
+    if let Some(input) =
+        input.downcast_ref::<aws_sdk_eventbridge::operation::put_events::PutEventsInput>()
+    {
+        return input.entries().len();
+    }
+    if let Some(input) =
+        input.downcast_ref::<aws_sdk_sqs::operation::send_message_batch::SendMessageBatchInput>()
+    {
+        return input.entries().len();
+    }
+    if let Some(input) = input
+        .downcast_ref::<aws_sdk_sqs::operation::delete_message_batch::DeleteMessageBatchInput>()
+    {
+        return input.entries().len();
+    }
+    1
 }
 
 /// A DynamoDB client of `config` that logs its calls.
@@ -62,4 +101,44 @@ pub fn eventbridge(config: &aws_config::SdkConfig) -> aws_sdk_eventbridge::Clien
         .interceptor(AwsCallLog)
         .build();
     aws_sdk_eventbridge::Client::from_conf(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_dynamodb::operation::query::QueryInput;
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsInput;
+    use aws_sdk_dynamodb::types::{ConditionCheck, TransactWriteItem};
+    use aws_sdk_eventbridge::operation::put_events::PutEventsInput;
+    use aws_sdk_eventbridge::types::PutEventsRequestEntry;
+
+    use super::*;
+
+    #[test]
+    fn batches_and_transactions_count_their_items() {
+        let check = TransactWriteItem::builder()
+            .condition_check(
+                ConditionCheck::builder()
+                    .table_name("t")
+                    .key("k", aws_sdk_dynamodb::types::AttributeValue::S("v".into()))
+                    .condition_expression("attribute_exists(k)")
+                    .build()
+                    .unwrap(),
+            )
+            .build();
+        let transaction = TransactWriteItemsInput::builder()
+            .transact_items(check.clone())
+            .transact_items(check)
+            .build()
+            .unwrap();
+        assert_eq!(items(&Input::erase(transaction)), 2);
+        let events = PutEventsInput::builder()
+            .entries(PutEventsRequestEntry::builder().build())
+            .entries(PutEventsRequestEntry::builder().build())
+            .entries(PutEventsRequestEntry::builder().build())
+            .build()
+            .unwrap();
+        assert_eq!(items(&Input::erase(events)), 3);
+        let query = QueryInput::builder().table_name("t").build().unwrap();
+        assert_eq!(items(&Input::erase(query)), 1);
+    }
 }
