@@ -9,7 +9,7 @@ FUNCTIONS := $(notdir $(wildcard functions/*))
 
 include infra/local/stack.mk
 
-.PHONY: help run stop test check unit integration build-local build system-up system-down dlq dlq-redrive dlq-replay
+.PHONY: help run stop test check unit integration build-local build system-up system-down dlq dlq-redrive dlq-replay bench
 
 help: ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -45,6 +45,9 @@ system-up: build-local ## Start the functions on the running local stack
 
 system-down: ## Stop the functions
 	@infra/local/system.sh down
+
+bench: ## Measure cold starts, footprint, AWS calls and cost per payment, throughput (BENCH_ARGS=--help)
+	@infra/bench/run.sh $(BENCH_ARGS)
 
 dlq: ## Dead-letter queues: depths and parked messages (more: infra/dlq.py --help)
 	@infra/dlq.py status

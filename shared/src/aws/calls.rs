@@ -11,6 +11,7 @@ use aws_smithy_runtime_api::client::interceptors::context::{
     BeforeSerializationInterceptorContextRef, Input,
 };
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 
 /// The `tracing` target of the lines.
@@ -25,9 +26,12 @@ impl Intercept for AwsCallLog {
         "AwsCallLog"
     }
 
-    fn read_before_execution(
+    // Not `read_before_execution`: a client's interceptors see that hook before the operation's
+    // configuration (its `Metadata`) is in the bag.
+    fn read_before_serialization(
         &self,
         context: &BeforeSerializationInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         if let Some(metadata) = cfg.load::<Metadata>() {

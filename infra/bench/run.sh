@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# `make bench`: builds what the bench measures (release binaries for this machine, arm64 zips
+# with cargo lambda), starts the local stack and the functions (release builds) when they are
+# not up, runs the bench, and stops what it started. Results: stdout and target/bench/.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$ROOT"
+CARGO="${CARGO:-cargo}"
+started=$SECONDS
+step() { printf '\n==> [%4d s] %s\n' "$((SECONDS - started))" "$*" >&2; }
+
+step "local stack: install what is missing"
+infra/local/stack.sh install
+
+step "release builds for this machine (the functions, local-lambda, the fake processor, the bench and its reference binaries)"
+"$CARGO" build --release --locked -p api -p payment-saga -p dlq-redrive -p local-lambda -p payment-processor -p paysaga-bench
+
+step "arm64 deployment zips (cargo lambda build --release --arm64 --output-format zip)"
+rustup target add aarch64-unknown-linux-gnu >/dev/null
+PATH="$ROOT/.local/venv/bin:$PATH" cargo lambda build --release --arm64 --locked --output-format zip \
+  -p api -p payment-saga -p dlq-redrive
+PATH="$ROOT/.local/venv/bin:$PATH" cargo lambda build --release --arm64 --locked --output-format zip \
+  -p paysaga-bench --bin hello-runtime --bin hello-sdk
+
+stack_was_up=false system_was_up=false
+if infra/local/stack.sh status >/dev/null 2>&1; then
+  stack_was_up=true
+fi
+if infra/local/system.sh status 2>/dev/null | grep -q 'local-lambda runs'; then
+  system_was_up=true
+fi
+teardown() {
+  local status=$?
+  infra/local/system.sh down >/dev/null || status=1
+  if [[ $stack_was_up == false ]]; then
+    infra/local/stack.sh down || status=1
+  elif [[ $system_was_up == true ]]; then
+    infra/local/system.sh up >/dev/null || status=1 # as `make run` had left it
+  fi
+  exit "$status"
+}
+trap teardown EXIT
+
+step "local stack and the functions (release builds, no schedules)"
+infra/local/stack.sh up
+infra/local/system.sh down >/dev/null
+PAYSAGA_BIN_DIR="$ROOT/target/release" PAYSAGA_NO_SCHEDULES=1 infra/local/system.sh up
+
+step "bench"
+# shellcheck disable=SC1091
+source .local/stack.env
+target/release/bench "$@"

@@ -1,0 +1,19 @@
+//! `make bench`: what paysaga costs to run, measured on this machine against the local stack.
+//!
+//! - [`cold_start`]: each function's release binary started against a Runtime API served here:
+//!   spawn to first `/next` (init), spawn to the first response of a representative event (with
+//!   its real calls to the local stack), peak RSS; beside a bare `lambda_runtime` binary.
+//! - [`calls`]: the AWS API calls the functions make per payment, counted from the lines the
+//!   SDK interceptor (`paysaga::aws::calls`) logs.
+//! - [`cost`]: cost per million payments at AWS list prices, beside Step Functions.
+//! - [`throughput`]: payments through the API to completion on the local stack, and the
+//!   emulator's own call ceiling measured in the same run.
+//! - [`report`]: the Markdown table on stdout and the JSON under `target/bench/`.
+
+pub mod calls;
+pub mod cold_start;
+pub mod cost;
+pub mod instance;
+pub mod report;
+pub mod subjects;
+pub mod throughput;

@@ -1,0 +1,361 @@
+//! `bench` (run by `make bench`): see the library's documentation and `bench --help`.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, ensure};
+use clap::Parser;
+use paysaga_bench::calls::Calls;
+use paysaga_bench::cold_start::{self, ColdStart};
+use paysaga_bench::cost::{self, FunctionWork, PaymentWork};
+use paysaga_bench::instance::{Binary, Instance};
+use paysaga_bench::report::{self, Bench, PaymentCalls};
+use paysaga_bench::subjects::{self, Fixtures, api_response, no_batch_failures};
+use paysaga_bench::throughput::{self, ThroughputConfig};
+use serde_json::json;
+
+/// Cold start and footprint per function, AWS calls and cost per payment, end-to-end
+/// throughput, on the running local stack (make bench starts it).
+#[derive(Debug, Parser)]
+#[command(name = "bench")]
+struct Options {
+    #[arg(long, env = "PAYSAGA_WIRING", default_value = ".local/wiring.json")]
+    wiring: PathBuf,
+    /// Release binaries of the functions and of hello-runtime / hello-sdk
+    #[arg(long, default_value = "target/release")]
+    bin_dir: PathBuf,
+    /// Where `cargo lambda build --release --arm64 --output-format zip` put the zips
+    #[arg(long, default_value = "target/lambda")]
+    lambda_dir: PathBuf,
+    /// Cold starts per binary
+    #[arg(long, default_value_t = 10)]
+    runs: usize,
+    /// Payments of the end-to-end run, and how many are submitted at once
+    #[arg(long, default_value_t = 300)]
+    payments: usize,
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+    #[arg(long, default_value = "http://127.0.0.1:3000")]
+    api_url: String,
+    /// Skip the end-to-end run
+    #[arg(long)]
+    no_throughput: bool,
+    #[arg(long, default_value = "target/bench")]
+    out: PathBuf,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let options = Options::parse();
+    let root = std::env::current_dir()?;
+    let fixtures = Fixtures::new(&root);
+    let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await;
+    let events = aws_sdk_eventbridge::Client::new(&aws);
+    // The bench's own payments publish on a bus no rule listens to.
+    let bus = format!(
+        "paysaga-bench-{}",
+        &uuid::Uuid::now_v7().simple().to_string()[..12]
+    );
+    events
+        .create_event_bus()
+        .name(&bus)
+        .send()
+        .await
+        .context("creating the bench's event bus (is the local stack up?)")?;
+    let outcome = run(&options, &fixtures, &bus).await;
+    let _ = events.delete_event_bus().name(&bus).send().await;
+    let bench = outcome?;
+    let markdown = report::markdown(&bench);
+    println!("{markdown}");
+    std::fs::create_dir_all(&options.out)?;
+    let json = serde_json::to_string_pretty(&bench)?;
+    let stamp = bench.measured_at.format("%Y%m%dT%H%M%SZ");
+    std::fs::write(options.out.join(format!("bench-{stamp}.json")), &json)?;
+    std::fs::write(options.out.join("latest.json"), &json)?;
+    std::fs::write(options.out.join("latest.md"), &markdown)?;
+    eprintln!(
+        "bench: written {}/latest.json and latest.md",
+        options.out.display()
+    );
+    Ok(())
+}
+
+async fn run(options: &Options, fixtures: &Fixtures, bus: &str) -> anyhow::Result<Bench> {
+    let binaries = subjects::binaries(&options.wiring, &options.bin_dir, bus)?;
+    let binary = |name: &str| {
+        binaries
+            .iter()
+            .find(|binary| binary.name == name)
+            .with_context(|| format!("no binary {name}"))
+    };
+    let api = binary("api")?;
+    let saga = binary("payment-saga")?;
+    let run_id = uuid::Uuid::now_v7().simple().to_string()[..12].to_owned();
+    let (payer, payee) = (
+        format!("wal_bench_{run_id}_payer"),
+        format!("wal_bench_{run_id}_payee"),
+    );
+
+    eprintln!("bench: opening the bench's wallets");
+    let setup = Instance::start(api).await?;
+    for (wallet, deposit) in [
+        (&payer, 100_000_000u64),
+        (&payee, 0),
+        (&"wal_demo_alice".to_owned(), 0),
+    ] {
+        let open = fixtures.api(
+            "apigw-open-wallet.json",
+            "/wallets",
+            None,
+            Some(json!({"currency": "EUR", "wallet_id": wallet})),
+            None,
+        )?;
+        let (status, body) = api_response(&setup.invoke(&open).await?.response)?;
+        ensure!(
+            status == 201 || status == 200,
+            "opening {wallet}: {status} {body}"
+        );
+        if deposit > 0 {
+            let path = format!("/wallets/{wallet}/deposits");
+            let event = fixtures.api(
+                "apigw-deposit.json",
+                &path,
+                Some(("wallet_id", wallet)),
+                Some(json!({"amount": {"minor_units": deposit, "currency": "EUR"}})),
+                Some(&format!("{wallet}-funds")),
+            )?;
+            let (status, body) = api_response(&setup.invoke(&event).await?.response)?;
+            ensure!(
+                status == 201 || status == 200,
+                "funding {wallet}: {status} {body}"
+            );
+        }
+    }
+    setup.stop().await;
+
+    // Cold starts: a fresh process per run, its first invocation a representative event.
+    let mut cold_starts = Vec::new();
+    for binary in &binaries {
+        eprintln!("bench: {} cold starts of {}", options.runs, binary.name);
+        let mut samples = Vec::new();
+        for run in 0..options.runs {
+            let event = match binary.name.as_str() {
+                "api" => fixtures.api(
+                    "apigw-read-wallet.json",
+                    "/wallets/wal_demo_alice",
+                    Some(("wallet_id", "wal_demo_alice")),
+                    None,
+                    None,
+                )?,
+                "payment-saga" => fixtures.payment_requested(
+                    &format!("pay_bench_{run_id}_cold_{run}"),
+                    &payer,
+                    &payee,
+                    100,
+                )?,
+                "dlq-redrive" => json!({"action": "status"}),
+                _ => json!({}),
+            };
+            let sample = cold_start::sample(binary, &event)
+                .await
+                .with_context(|| format!("cold start of {}", binary.name))?;
+            match binary.name.as_str() {
+                "api" => ensure!(
+                    api_response(&sample.response)?.0 == 200,
+                    "reading a wallet: {}",
+                    sample.response
+                ),
+                "payment-saga" => no_batch_failures(&sample.response)?,
+                _ => {}
+            }
+            samples.push(sample);
+        }
+        cold_starts.push(ColdStart::of(
+            &binary.name,
+            &samples,
+            zip_size(&options.lambda_dir, binary),
+        ));
+    }
+
+    eprintln!("bench: AWS calls of a completed and of a compensated payment");
+    let processor = processor_url(&options.wiring)?;
+    let completed = payment_calls(
+        api,
+        saga,
+        fixtures,
+        &payer,
+        &payee,
+        100,
+        &run_id,
+        "completed",
+    )
+    .await?;
+    let http = reqwest::Client::new();
+    http.put(format!("{processor}/_control"))
+        .json(&json!({"decline_over_minor_units": 1_000}))
+        .send()
+        .await?
+        .error_for_status()?;
+    let compensated = payment_calls(
+        api,
+        saga,
+        fixtures,
+        &payer,
+        &payee,
+        5_000,
+        &run_id,
+        "compensated",
+    )
+    .await;
+    http.put(format!("{processor}/_control"))
+        .json(&json!({"decline_over_minor_units": null}))
+        .send()
+        .await?
+        .error_for_status()?;
+    let compensated = compensated?;
+
+    let batch_size = 10.0; // the template's BatchSize: at volume, batches fill
+    let cost_of = |payment: &PaymentCalls| {
+        let work = PaymentWork {
+            functions: vec![
+                FunctionWork {
+                    function: "api".into(),
+                    invocations: 1.0,
+                    duration_ms: payment.api_warm_ms,
+                    memory_mb: 128.0,
+                },
+                FunctionWork {
+                    function: "payment-saga".into(),
+                    invocations: 1.0 / batch_size,
+                    duration_ms: payment.saga_warm_ms * batch_size,
+                    memory_mb: 128.0,
+                },
+            ],
+            calls: payment.api.plus(&payment.saga),
+            events_delivered_to_queues: 1.0
+                + f64::from(payment.saga.count("EventBridge.PutEvents").items),
+            messages_consumed: 1.0,
+            batch_size,
+            saga_steps: f64::from(payment.saga_steps),
+            saga_ms: payment.saga_warm_ms,
+        };
+        (cost::per_million(&work, &cost::PRICES), work)
+    };
+    let (completed_cost, completed_work) = cost_of(&completed);
+    let (compensated_cost, _) = cost_of(&compensated);
+
+    let throughput = if options.no_throughput {
+        None
+    } else {
+        eprintln!(
+            "bench: {} payments at concurrency {} through the API",
+            options.payments, options.concurrency
+        );
+        let config = ThroughputConfig {
+            payments: options.payments,
+            concurrency: options.concurrency,
+            api_url: options.api_url.clone(),
+            wiring: options.wiring.clone(),
+        };
+        Some(throughput::measure(&config).await?)
+    };
+
+    Ok(Bench {
+        measured_at: chrono::Utc::now(),
+        machine: report::machine(),
+        runs: options.runs,
+        cold_starts,
+        completed,
+        compensated,
+        completed_work,
+        completed_cost,
+        compensated_cost,
+        prices: cost::PRICES,
+        throughput,
+    })
+}
+
+/// The calls, durations and steps of one payment: submitted through a warm `api`, run by a
+/// warm `payment-saga` (each process first warmed by a payment of its own).
+#[allow(clippy::too_many_arguments)]
+async fn payment_calls(
+    api: &Binary,
+    saga: &Binary,
+    fixtures: &Fixtures,
+    payer: &str,
+    payee: &str,
+    minor_units: u64,
+    run_id: &str,
+    kind: &str,
+) -> anyhow::Result<PaymentCalls> {
+    let api_instance = Instance::start(api).await?;
+    let saga_instance = Instance::start(saga).await?;
+    let mut measured = Vec::new();
+    for round in ["warm-up", "measured"] {
+        let key = format!("bench-{run_id}-{kind}-{round}");
+        let submit = fixtures.api("apigw-submit-payment.json", "/payments", None, Some(json!({"from_wallet": payer, "to_wallet": payee, "amount": {"minor_units": minor_units, "currency": "EUR"}})), Some(&key))?;
+        let submitted = api_instance.invoke(&submit).await?;
+        let (status, body) = api_response(&submitted.response)?;
+        ensure!(status == 202, "submitting a payment: {status} {body}");
+        let payment_id = body["payment_id"]
+            .as_str()
+            .context("a payment id")?
+            .to_owned();
+        let run = saga_instance
+            .invoke(&fixtures.payment_requested(&payment_id, payer, payee, minor_units)?)
+            .await?;
+        no_batch_failures(&run.response)?;
+        measured.push((payment_id, submitted, run));
+    }
+    let (payment_id, submitted, run) = measured.pop().context("a measured payment")?;
+    let read = fixtures.api(
+        "apigw-read-payment.json",
+        &format!("/payments/{payment_id}"),
+        Some(("payment_id", &payment_id)),
+        None,
+        None,
+    )?;
+    let (status, payment) = api_response(&api_instance.invoke(&read).await?.response)?;
+    ensure!(status == 200, "reading {payment_id}: {status} {payment}");
+    let api_lines = api_instance.stop().await;
+    let saga_lines = saga_instance.stop().await;
+    let expected = if kind == "completed" {
+        "COMPLETED"
+    } else {
+        "FAILED"
+    };
+    ensure!(
+        payment["status"] == expected,
+        "the {kind} payment ended {payment}"
+    );
+    Ok(PaymentCalls {
+        kind: kind.to_owned(),
+        status: expected.to_owned(),
+        api: Calls::of_invocation(&api_lines, &submitted.request_id),
+        saga: Calls::of_invocation(&saga_lines, &run.request_id),
+        api_warm_ms: submitted.duration.as_secs_f64() * 1000.0,
+        saga_warm_ms: run.duration.as_secs_f64() * 1000.0,
+        saga_steps: u32::try_from(payment["version"].as_u64().unwrap_or(1).saturating_sub(1))
+            .unwrap_or(0),
+    })
+}
+
+/// The fake payment processor's URL, as the saga is wired to it.
+fn processor_url(wiring: &std::path::Path) -> anyhow::Result<String> {
+    let wiring: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(wiring)?)?;
+    wiring["functions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find_map(|function| function["environment"]["PAYMENT_PROCESSOR_URL"].as_str())
+        .map(|url| url.trim_end_matches('/').to_owned())
+        .context("no PAYMENT_PROCESSOR_URL in the wiring")
+}
+
+fn zip_size(lambda_dir: &std::path::Path, binary: &Binary) -> Option<u64> {
+    let name = binary.program.file_name()?;
+    std::fs::metadata(lambda_dir.join(name).join("bootstrap.zip"))
+        .ok()
+        .map(|metadata| metadata.len())
+}

@@ -1,0 +1,337 @@
+//! The bench's results: the JSON document and the Markdown tables, with each target's
+//! pass or miss.
+
+use std::fmt::Write;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::calls::Calls;
+use crate::cold_start::ColdStart;
+use crate::cost::{CostReport, PaymentWork, Prices};
+use crate::subjects::{BARE_RUNTIME, RUNTIME_WITH_SDK};
+use crate::throughput::ThroughputReport;
+
+/// What one payment of a kind made the functions do.
+#[derive(Debug, Clone, Serialize)]
+pub struct PaymentCalls {
+    pub kind: String,
+    pub status: String,
+    pub api: Calls,
+    pub saga: Calls,
+    pub api_warm_ms: f64,
+    pub saga_warm_ms: f64,
+    pub saga_steps: u32,
+}
+
+impl PaymentCalls {
+    pub fn total(&self) -> u32 {
+        self.api.requests() + self.saga.requests()
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Bench {
+    pub measured_at: DateTime<Utc>,
+    pub machine: String,
+    pub runs: usize,
+    pub cold_starts: Vec<ColdStart>,
+    pub completed: PaymentCalls,
+    pub compensated: PaymentCalls,
+    pub completed_work: PaymentWork,
+    pub completed_cost: CostReport,
+    pub compensated_cost: CostReport,
+    pub prices: Prices,
+    pub throughput: Option<ThroughputReport>,
+}
+
+/// The functions measured against the bare runtime.
+const FUNCTIONS: [&str; 3] = ["api", "payment-saga", "dlq-redrive"];
+
+/// Targets of the issue that asked for the bench.
+pub const INIT_RATIO: f64 = 2.0;
+pub const PEAK_RSS_MIB: f64 = 16.0;
+pub const ZIP_MB: f64 = 2.5;
+pub const CALLS_PER_PAYMENT: u32 = 10;
+pub const DOLLARS_PER_MILLION: f64 = 12.0;
+pub const THROUGHPUT_RATIO: f64 = 0.7;
+
+/// CPU model and count, for the reader comparing runs.
+pub fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|line| line.strip_prefix("model name"))
+        .map(|rest| rest.trim_start_matches([' ', '\t', ':']).trim().to_owned())
+        .unwrap_or_else(|| "unknown CPU".to_owned());
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    format!("{model}, {cores} cores")
+}
+
+struct Target {
+    what: String,
+    measured: String,
+    met: bool,
+}
+
+fn targets(bench: &Bench) -> Vec<Target> {
+    let mut targets = Vec::new();
+    let bare = bench
+        .cold_starts
+        .iter()
+        .find(|cold| cold.binary == BARE_RUNTIME);
+    for cold in bench
+        .cold_starts
+        .iter()
+        .filter(|cold| FUNCTIONS.contains(&cold.binary.as_str()))
+    {
+        if let Some(bare) = bare {
+            let ratio = cold.init_ms.median / bare.init_ms.median;
+            targets.push(Target {
+                what: format!("{}: init ≤ {INIT_RATIO}× the bare runtime's", cold.binary),
+                measured: format!(
+                    "{ratio:.1}× ({:.1} ms against {:.1} ms)",
+                    cold.init_ms.median, bare.init_ms.median
+                ),
+                met: ratio <= INIT_RATIO,
+            });
+        }
+        targets.push(Target {
+            what: format!("{}: peak RSS < {PEAK_RSS_MIB} MiB", cold.binary),
+            measured: format!("{:.1} MiB", cold.peak_rss_mib.max),
+            met: cold.peak_rss_mib.max < PEAK_RSS_MIB,
+        });
+        targets.push(match cold.zip_bytes {
+            Some(bytes) => Target {
+                what: format!("{}: arm64 zip < {ZIP_MB} MB", cold.binary),
+                measured: format!("{:.2} MB", bytes as f64 / 1e6),
+                met: (bytes as f64 / 1e6) < ZIP_MB,
+            },
+            None => Target {
+                what: format!("{}: arm64 zip < {ZIP_MB} MB", cold.binary),
+                measured: "not built (make bench builds it)".to_owned(),
+                met: false,
+            },
+        });
+    }
+    targets.push(Target {
+        what: format!("≤ {CALLS_PER_PAYMENT} AWS API calls per completed payment"),
+        measured: bench.completed.total().to_string(),
+        met: bench.completed.total() <= CALLS_PER_PAYMENT,
+    });
+    let cost = &bench.completed_cost;
+    targets.push(Target {
+        what: format!("< ${DOLLARS_PER_MILLION} per 1M completed payments"),
+        measured: format!("${:.2}", cost.per_million_payments),
+        met: cost.per_million_payments < DOLLARS_PER_MILLION,
+    });
+    targets.push(Target {
+        what: "≤ 1/10 of Step Functions Standard".to_owned(),
+        measured: format!(
+            "{:.1} % (${:.2})",
+            100.0 * cost.per_million_payments / cost.step_functions_standard,
+            cost.step_functions_standard
+        ),
+        met: cost.per_million_payments * 10.0 <= cost.step_functions_standard,
+    });
+    targets.push(Target {
+        what: "≤ Step Functions Express".to_owned(),
+        measured: format!(
+            "${:.2} against ${:.2}",
+            cost.per_million_payments, cost.step_functions_express
+        ),
+        met: cost.per_million_payments <= cost.step_functions_express,
+    });
+    if let Some(throughput) = &bench.throughput {
+        let ratio = throughput_ratio(throughput, bench.completed.total());
+        targets.push(Target {
+            what: format!(
+                "end to end ≥ {:.0} % of the emulator's ceiling",
+                THROUGHPUT_RATIO * 100.0
+            ),
+            measured: format!("{:.0} %", ratio * 100.0),
+            met: ratio >= THROUGHPUT_RATIO,
+        });
+    }
+    targets
+}
+
+/// Payments/s achieved, against what the emulator's call rate allows at `calls` per payment.
+pub fn throughput_ratio(throughput: &ThroughputReport, calls: u32) -> f64 {
+    let ceiling = throughput.emulator.calls_per_second / f64::from(calls.max(1));
+    throughput.payments_per_second / ceiling
+}
+
+/// The report as Markdown.
+pub fn markdown(bench: &Bench) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "### paysaga bench, {} ({})\n",
+        bench.measured_at.format("%Y-%m-%d %H:%M UTC"),
+        bench.machine
+    );
+    let _ = writeln!(
+        out,
+        "Cold start and footprint, {} fresh processes each (min / median / max); init = spawn to the first `/next`, first response = spawn to the answer of a representative event with its real calls to the local stack:\n",
+        bench.runs
+    );
+    let _ = writeln!(
+        out,
+        "| binary | init ms | × bare | first response ms | peak RSS MiB | arm64 zip MB |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|");
+    let bare = bench
+        .cold_starts
+        .iter()
+        .find(|cold| cold.binary == BARE_RUNTIME)
+        .map(|cold| cold.init_ms.median);
+    for cold in &bench.cold_starts {
+        let spread = |spread: &crate::cold_start::Spread| {
+            format!(
+                "{:.1} / {:.1} / {:.1}",
+                spread.min, spread.median, spread.max
+            )
+        };
+        let ratio = bare.map_or("".to_owned(), |bare| {
+            format!("{:.1}×", cold.init_ms.median / bare)
+        });
+        let zip = cold.zip_bytes.map_or("—".to_owned(), |bytes| {
+            format!("{:.2}", bytes as f64 / 1e6)
+        });
+        let name = match cold.binary.as_str() {
+            BARE_RUNTIME => format!("{BARE_RUNTIME} (bare lambda_runtime)"),
+            RUNTIME_WITH_SDK => format!("{RUNTIME_WITH_SDK} (+ load_defaults, 3 clients)"),
+            other => other.to_owned(),
+        };
+        let _ = writeln!(
+            out,
+            "| {name} | {} | {ratio} | {} | {} | {zip} |",
+            spread(&cold.init_ms),
+            spread(&cold.first_response_ms),
+            spread(&cold.peak_rss_mib)
+        );
+    }
+
+    let _ = writeln!(
+        out,
+        "\nAWS API calls per payment, counted by the SDK interceptor in the functions:\n"
+    );
+    let _ = writeln!(
+        out,
+        "| payment | api | payment-saga | total | calls (items) |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|");
+    for payment in [&bench.completed, &bench.compensated] {
+        let all = payment.api.plus(&payment.saga);
+        let detail: Vec<String> = all
+            .0
+            .iter()
+            .map(|(call, count)| format!("{call} ×{} ({})", count.requests, count.items))
+            .collect();
+        let _ = writeln!(
+            out,
+            "| {} ({}, {} steps) | {} | {} | {} | {} |",
+            payment.kind,
+            payment.status,
+            payment.saga_steps,
+            payment.api.requests(),
+            payment.saga.requests(),
+            payment.total(),
+            detail.join(", ")
+        );
+    }
+
+    let _ = writeln!(
+        out,
+        "\nCost per 1M payments at list prices ({}):\n",
+        bench.prices.http_api_request.as_of
+    );
+    let _ = writeln!(
+        out,
+        "| item | per completed payment | $ per 1M completed | $ per 1M compensated |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|");
+    for (line, compensated) in bench
+        .completed_cost
+        .lines
+        .iter()
+        .zip(&bench.compensated_cost.lines)
+    {
+        let _ = writeln!(
+            out,
+            "| {} | {:.4} {} | {:.2} | {:.2} |",
+            line.item,
+            line.quantity,
+            line.unit,
+            line.per_million_payments,
+            compensated.per_million_payments
+        );
+    }
+    let (completed, compensated) = (&bench.completed_cost, &bench.compensated_cost);
+    let _ = writeln!(
+        out,
+        "| **paysaga** | | **{:.2}** | **{:.2}** |",
+        completed.per_million_payments, compensated.per_million_payments
+    );
+    let _ = writeln!(
+        out,
+        "| the same saga on Step Functions Standard | | {:.2} | {:.2} |",
+        completed.step_functions_standard, compensated.step_functions_standard
+    );
+    let _ = writeln!(
+        out,
+        "| the same saga on Step Functions Express | | {:.2} | {:.2} |",
+        completed.step_functions_express, compensated.step_functions_express
+    );
+    let _ = writeln!(out, "\nAssumptions: {}.", completed.assumptions.join("; "));
+
+    if let Some(throughput) = &bench.throughput {
+        let calls = bench.completed.total();
+        let ceiling = throughput.emulator.calls_per_second / f64::from(calls.max(1));
+        let latency = &throughput.completion_latency_ms;
+        let _ = writeln!(
+            out,
+            "\nEnd to end on the local stack: {} payments, {} at a time, through the API to completion:\n",
+            throughput.payments, throughput.concurrency
+        );
+        let _ = writeln!(
+            out,
+            "| completed | failed | payments/s | latency p50 / p95 / p99 / max ms | emulator calls/s | ceiling payments/s ({calls} calls each) | ratio |"
+        );
+        let _ = writeln!(out, "|---|---|---|---|---|---|---|");
+        let _ = writeln!(
+            out,
+            "| {} | {} | {:.1} | {:.0} / {:.0} / {:.0} / {:.0} | {:.0} | {:.1} | {:.0} % |",
+            throughput.completed,
+            throughput.failed,
+            throughput.payments_per_second,
+            latency.p50,
+            latency.p95,
+            latency.p99,
+            latency.max,
+            throughput.emulator.calls_per_second,
+            ceiling,
+            100.0 * throughput_ratio(throughput, calls)
+        );
+        let _ = writeln!(
+            out,
+            "\nEmulator ceiling: {} ({:.1} s).",
+            throughput.emulator.mix, throughput.emulator.seconds
+        );
+    }
+
+    let _ = writeln!(out, "\nTargets:\n");
+    let _ = writeln!(out, "| target | measured | |");
+    let _ = writeln!(out, "|---|---|---|");
+    for target in targets(bench) {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} |",
+            target.what,
+            target.measured,
+            if target.met { "pass" } else { "**miss**" }
+        );
+    }
+    out
+}

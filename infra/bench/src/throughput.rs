@@ -1,0 +1,1209 @@
+//! End-to-end throughput on the local stack, and the emulators' own call ceiling measured in
+//! the same run, so that the result reads as a ratio rather than a machine-dependent number.
+//!
+//! **Payments.** Fresh wallets are opened through the API (payers funded with one deposit each,
+//! enough for every payment they make, so none is refused), then `N` payments of 1.00 EUR are
+//! submitted with `POST /payments` (each with its own `Idempotency-Key`, as a careful client
+//! sends it, so a submission retried after a transport error cannot pay twice), `C` requests in
+//! flight at a time. Each payer is used by at most every `P`-th payment, `P` being twice the
+//! larger of `C` and the number of messages the saga's event source mapping handles at once
+//! (batch size × pollers, from the wiring), so wallet contention does not set the pace.
+//!
+//! **Completion.** One observer reads `GET /payments/{id}` for the oldest payments not yet seen
+//! final, `POLL_IN_FLIGHT` (4) at a time in acceptance order; when one of them is not final
+//! yet, it waits `POLL_INTERVAL` (250 ms) before the next round. Each read is one consistent
+//! Query on the Payments table, so polling adds one read per payment plus at most
+//! `POLL_IN_FLIGHT / POLL_INTERVAL` (16) wasted reads a second: small beside the saga's own
+//! DynamoDB calls. How late a payment is *seen* final does not matter, because every figure is
+//! taken from the timestamps the server recorded:
+//!
+//! - completion latency of a payment: `updated_at - created_at` of the final payment, i.e. from
+//!   the API recording the payment (a few milliseconds before the client gets its 202) to the
+//!   saga recording `COMPLETED`; computed over the `COMPLETED` payments only;
+//! - elapsed: from the client's clock just before the first `POST /payments` to the latest
+//!   `updated_at` of any final payment. The client, the API and the saga share this machine's
+//!   clock (the local stack), which is what makes mixing them sound.
+//!
+//! **Emulator ceiling.** After the payments, `C` workers run a closed loop of one payment's
+//! worth of AWS calls against the same endpoints the functions use (see [`CEILING_MIX`]): a 1 s
+//! warm-up, then `CEILING_MEASURED` (5 s) counted. Scratch data never meets real data: log
+//! entries go to the Payments table under `pay_bench_ceiling_<run>_...` and counters to the
+//! Wallets table under `wal_bench_ceiling_<run>_...` (both deleted afterwards), events carry
+//! the source `paysaga.bench` that no rule matches, and the SQS round uses a queue of its own,
+//! `paysaga-bench-ceiling-<run>`, deleted afterwards. The payments' own wallets and logs stay,
+//! as any client's would.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail, ensure};
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, DeleteRequest, Put, TransactWriteItem, Update, WriteRequest,
+};
+use aws_sdk_eventbridge::types::PutEventsRequestEntry;
+use aws_sdk_sqs::config::Credentials;
+use chrono::{DateTime, Utc};
+use futures::future::join_all;
+use futures::stream::{self, StreamExt, TryStreamExt};
+use local_lambda::wiring::{LocalAws, Wiring};
+use reqwest::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio::sync::mpsc;
+
+/// What to measure, and where.
+#[derive(Debug, Clone)]
+pub struct ThroughputConfig {
+    /// N: how many payments go through.
+    pub payments: usize,
+    /// C: how many payments are submitted at once; also the ceiling loop's concurrency.
+    pub concurrency: usize,
+    /// The API, e.g. `http://127.0.0.1:3000`.
+    pub api_url: String,
+    /// `.local/wiring.json`: endpoints, queue URLs, table names, bus name.
+    pub wiring: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ThroughputReport {
+    pub payments: usize,
+    pub concurrency: usize,
+    /// Payments that ended `COMPLETED` (all of them, on a healthy stack).
+    pub completed: usize,
+    /// Payments that ended `FAILED`.
+    pub failed: usize,
+    /// From the first submission (client clock) to the last final payment (server's
+    /// `updated_at`); see the module documentation.
+    pub elapsed_seconds: f64,
+    /// `completed / elapsed_seconds`.
+    pub payments_per_second: f64,
+    /// Per `COMPLETED` payment, the server's `updated_at - created_at`.
+    pub completion_latency_ms: Percentiles,
+    pub emulator: EmulatorCeiling,
+}
+
+/// Nearest-rank percentiles (the smallest value with at least p % of the values at or below
+/// it). Of no values at all, every field is NaN, which `serde_json` writes as `null`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Percentiles {
+    pub p50: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EmulatorCeiling {
+    /// AWS API calls a second the local emulators sustained for the payment's call mix, at the
+    /// same concurrency as the payments.
+    pub calls_per_second: f64,
+    /// The mix measured, in words.
+    pub mix: String,
+    /// How long the calls were counted (after a warm-up).
+    pub seconds: f64,
+}
+
+/// Every payment moves this much (1.00 EUR): far below every limit.
+const PAYMENT_MINOR_UNITS: u64 = 100;
+const CURRENCY: &str = "EUR";
+/// Timeout of one HTTP request to the API.
+const HTTP_TIMEOUT: Duration = Duration::from_secs(15);
+/// Attempts of an API request that fails in transport or with a 5xx (same idempotency key).
+const HTTP_ATTEMPTS: u32 = 3;
+/// Status reads in flight at once, oldest pending payments first.
+const POLL_IN_FLIGHT: usize = 4;
+/// Pause before the next round of status reads when the last round found one not final.
+const POLL_INTERVAL: Duration = Duration::from_millis(250);
+/// Longest time without any payment turning final before the run is given up. Longer than the
+/// saga's charge deadline (120 s locally), after which a stuck payment is compensated.
+const COMPLETION_STALL_LIMIT: Duration = Duration::from_secs(150);
+/// How often a progress line is printed during the payments.
+const PROGRESS_EVERY: Duration = Duration::from_secs(3);
+/// The ceiling loop runs this long before its calls are counted (connections, JIT).
+const CEILING_WARM_UP: Duration = Duration::from_secs(1);
+/// How long the ceiling loop's calls are counted.
+const CEILING_MEASURED: Duration = Duration::from_secs(5);
+/// Source of the ceiling loop's events; no rule of the bus matches it.
+const BENCH_EVENT_SOURCE: &str = "paysaga.bench";
+/// Saga steps after the first log entry: reserve, charge, settle, complete.
+const SAGA_STEPS: u32 = 4;
+/// Lifecycle events the saga publishes for a completed payment, in one PutEvents.
+const SAGA_EVENTS: usize = 4;
+
+/// One iteration of the ceiling loop, in the order a payment makes the calls.
+pub const CEILING_MIX: &str = "one iteration per payment: DynamoDB TransactWriteItems x5 \
+(each a conditional Put of a scratch log entry in the Payments table + an Update of a scratch \
+item in the Wallets table), DynamoDB Query x1 (the scratch log, consistent), EventBridge \
+PutEvents x2 (1 and 4 entries, source paysaga.bench, matched by no rule), SQS SendMessage + \
+ReceiveMessage + DeleteMessage x1 (a scratch queue) = 11 calls; the first 8 are the calls \
+the functions make per completed payment, the SQS round stands in for the EventBridge-to-SQS \
+delivery and the event source mapping's receive and delete";
+
+/// Calls one iteration of the ceiling loop makes.
+const CEILING_CALLS_PER_ITERATION: u64 = 11;
+
+/// Opens and funds the wallets, runs the payments to completion, then measures the emulators'
+/// ceiling (see the module documentation). Prints a progress line to stderr every few seconds.
+/// Fails when an API request fails for good, when payments stop ending for
+/// `COMPLETION_STALL_LIMIT` (150 s), or when a ceiling call fails.
+pub async fn measure(config: &ThroughputConfig) -> anyhow::Result<ThroughputReport> {
+    ensure!(
+        config.payments > 0,
+        "throughput: payments must be at least 1"
+    );
+    ensure!(
+        config.concurrency > 0,
+        "throughput: concurrency must be at least 1"
+    );
+    let wiring = Wiring::load(&config.wiring)?;
+    let api = Api::new(&config.api_url)?;
+    warn_if_processor_is_tuned(&api.http, &wiring).await;
+
+    let run = run_id();
+    let wallets = WalletPlan::new(
+        &run,
+        config.payments,
+        config.concurrency,
+        saga_messages_in_flight(&wiring),
+    );
+    eprintln!(
+        "throughput: opening {} wallets ({} payers funded)",
+        2 * wallets.payers,
+        wallets.payers
+    );
+    open_wallets(&api, &wallets, config.concurrency).await?;
+
+    eprintln!(
+        "throughput: {} payments at concurrency {}",
+        config.payments, config.concurrency
+    );
+    let (first_submit, finals) = run_payments(&api, &wallets, config).await?;
+    let outcome = PaymentsOutcome::of(first_submit, &finals);
+    if outcome.failed > 0 {
+        let reasons: Vec<&str> = finals
+            .iter()
+            .filter_map(|payment| payment.failure.as_deref())
+            .take(3)
+            .collect();
+        eprintln!(
+            "throughput: warning: {} payments FAILED, e.g. {}",
+            outcome.failed,
+            reasons.join("; ")
+        );
+    }
+
+    eprintln!(
+        "throughput: emulator ceiling, {} s at concurrency {}",
+        CEILING_MEASURED.as_secs(),
+        config.concurrency
+    );
+    let emulator = measure_ceiling(&wiring, &run, config.concurrency).await?;
+
+    Ok(ThroughputReport {
+        payments: config.payments,
+        concurrency: config.concurrency,
+        completed: outcome.completed,
+        failed: outcome.failed,
+        elapsed_seconds: outcome.elapsed_seconds,
+        payments_per_second: outcome.payments_per_second,
+        completion_latency_ms: outcome.latency_ms,
+        emulator,
+    })
+}
+
+/// A short id that keeps this run's wallets, keys and scratch data apart from any other's.
+fn run_id() -> String {
+    // The last 12 hex digits of a v7 UUID are random (the first ones are the time).
+    let uuid = uuid::Uuid::now_v7().simple().to_string();
+    uuid[uuid.len() - 12..].to_owned()
+}
+
+impl Percentiles {
+    pub fn of(values: &[f64]) -> Self {
+        let mut sorted = values.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        let at = |percent: usize| match sorted.len() {
+            0 => f64::NAN,
+            // Nearest rank: ceil(p/100 * n), counted from 1.
+            n => sorted[(percent * n).div_ceil(100).clamp(1, n) - 1],
+        };
+        Self {
+            p50: at(50),
+            p95: at(95),
+            p99: at(99),
+            max: at(100),
+        }
+    }
+}
+
+/// Milliseconds from `from` to `to` (negative if `to` is earlier).
+fn millis_between(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
+    let duration = to.signed_duration_since(from);
+    match duration.num_microseconds() {
+        Some(micros) => micros as f64 / 1_000.0,
+        None => duration.num_milliseconds() as f64,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The API, as a client sees it.
+
+struct Api {
+    http: reqwest::Client,
+    base: String,
+}
+
+/// What `GET /payments/{id}` (and the 202 of `POST /payments`) answers, as far as needed here.
+#[derive(Debug, Deserialize)]
+struct PaymentView {
+    payment_id: String,
+    status: String,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    #[serde(default)]
+    failure: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FinalStatus {
+    Completed,
+    Failed,
+}
+
+/// A payment seen in its final state.
+#[derive(Debug, Clone)]
+struct FinalPayment {
+    status: FinalStatus,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    failure: Option<String>,
+}
+
+impl PaymentView {
+    /// The payment's final state, or `None` while the saga is still at it.
+    fn final_state(self) -> Option<FinalPayment> {
+        let status = match self.status.as_str() {
+            "COMPLETED" => FinalStatus::Completed,
+            "FAILED" => FinalStatus::Failed,
+            _ => return None,
+        };
+        Some(FinalPayment {
+            status,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            failure: self.failure.map(|failure| failure.to_string()),
+        })
+    }
+}
+
+impl Api {
+    fn new(base: &str) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(HTTP_TIMEOUT)
+            .build()
+            .context("cannot build the HTTP client")?;
+        Ok(Self {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+        })
+    }
+
+    /// Sends a request built by `request`, again after a transport failure or a 5xx, and
+    /// returns the response if its status is `expected`.
+    async fn send(
+        &self,
+        what: &str,
+        expected: &[StatusCode],
+        request: impl Fn() -> reqwest::RequestBuilder,
+    ) -> anyhow::Result<reqwest::Response> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let problem = match request().send().await {
+                Ok(response) if expected.contains(&response.status()) => return Ok(response),
+                Ok(response) if !response.status().is_server_error() => {
+                    let status = response.status();
+                    let body = response.text().await.unwrap_or_default();
+                    bail!("{what}: answered {status}: {body}");
+                }
+                Ok(response) => format!("answered {}", response.status()),
+                Err(error) => format!("{error:#}"),
+            };
+            if attempt >= HTTP_ATTEMPTS {
+                bail!("{what}: {problem} ({attempt} attempts)");
+            }
+            tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+        }
+    }
+
+    async fn open_wallet(&self, wallet_id: &str) -> anyhow::Result<()> {
+        let body = json!({ "currency": CURRENCY, "wallet_id": wallet_id });
+        let url = format!("{}/wallets", self.base);
+        // 200 when a retry finds the wallet its first attempt opened.
+        let expected = [StatusCode::CREATED, StatusCode::OK];
+        self.send(&format!("POST /wallets {wallet_id}"), &expected, || {
+            self.http.post(&url).json(&body)
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn deposit(&self, wallet_id: &str, minor_units: u64, key: &str) -> anyhow::Result<()> {
+        let body = json!({ "amount": { "minor_units": minor_units, "currency": CURRENCY } });
+        let url = format!("{}/wallets/{wallet_id}/deposits", self.base);
+        let expected = [StatusCode::CREATED, StatusCode::OK];
+        self.send(&format!("POST {url}"), &expected, || {
+            self.http
+                .post(&url)
+                .header("Idempotency-Key", key)
+                .json(&body)
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// Submits a payment; returns its id once accepted.
+    async fn submit_payment(&self, from: &str, to: &str, key: &str) -> anyhow::Result<String> {
+        let body = json!({
+            "from_wallet": from,
+            "to_wallet": to,
+            "amount": { "minor_units": PAYMENT_MINOR_UNITS, "currency": CURRENCY },
+        });
+        let url = format!("{}/payments", self.base);
+        let response = self
+            .send("POST /payments", &[StatusCode::ACCEPTED], || {
+                self.http
+                    .post(&url)
+                    .header("Idempotency-Key", key)
+                    .json(&body)
+            })
+            .await?;
+        let view: PaymentView = response
+            .json()
+            .await
+            .context("POST /payments: unexpected body")?;
+        Ok(view.payment_id)
+    }
+
+    /// One status read, no retry (the observer reads again on its next round).
+    async fn payment(&self, payment_id: &str) -> anyhow::Result<PaymentView> {
+        let url = format!("{}/payments/{payment_id}", self.base);
+        let response = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .with_context(|| format!("GET {url}"))?;
+        let status = response.status();
+        if status != StatusCode::OK {
+            let body = response.text().await.unwrap_or_default();
+            bail!("GET {url}: answered {status}: {body}");
+        }
+        response
+            .json()
+            .await
+            .with_context(|| format!("GET {url}: unexpected body"))
+    }
+}
+
+/// The fake processor's settings (`GET /_control`) can be left tuned by a test (latency, error
+/// rate, an outage); a bench run on top of that would measure the fault, so say so.
+async fn warn_if_processor_is_tuned(http: &reqwest::Client, wiring: &Wiring) {
+    let Some(url) = wiring
+        .functions
+        .iter()
+        .find_map(|function| function.environment.get("PAYMENT_PROCESSOR_URL"))
+    else {
+        return;
+    };
+    let control = async {
+        http.get(format!("{}/_control", url.trim_end_matches('/')))
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await?
+            .json::<serde_json::Value>()
+            .await
+    };
+    let Ok(control) = control.await else {
+        return;
+    };
+    let settings = &control["settings"];
+    let tuned = settings["latency_ms"].as_u64().unwrap_or(0) != 0
+        || settings["error_rate"].as_f64().unwrap_or(0.0) != 0.0
+        || !settings["decline_over_minor_units"].is_null()
+        || control["outage"]["active"].as_bool().unwrap_or(false);
+    if tuned {
+        eprintln!(
+            "throughput: warning: the payment processor is not at its defaults \
+             (settings {settings}, outage {}): figures will show it",
+            control["outage"]
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Wallets and payments.
+
+/// Which wallets pay which, and how much each payer is funded with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct WalletPlan {
+    run: String,
+    payments: usize,
+    /// Payers, and as many payees.
+    payers: usize,
+}
+
+impl WalletPlan {
+    /// `saga_in_flight`: messages the saga handles at once (a batch is handled concurrently).
+    fn new(run: &str, payments: usize, concurrency: usize, saga_in_flight: usize) -> Self {
+        let payers = (2 * concurrency.max(saga_in_flight)).clamp(1, payments.max(1));
+        Self {
+            run: run.to_owned(),
+            payments,
+            payers,
+        }
+    }
+
+    fn payer(&self, index: usize) -> String {
+        format!("wal_bench_{}_payer_{index}", self.run)
+    }
+
+    fn payee(&self, index: usize) -> String {
+        format!("wal_bench_{}_payee_{index}", self.run)
+    }
+
+    /// Payer and payee of payment `payment`: consecutive payments use different payers.
+    fn parties(&self, payment: usize) -> (String, String) {
+        let payer = payment % self.payers;
+        (self.payer(payer), self.payee(payer))
+    }
+
+    /// How many payments payer `index` makes.
+    fn payments_of(&self, index: usize) -> usize {
+        self.payments / self.payers + usize::from(index < self.payments % self.payers)
+    }
+
+    /// What payer `index` is funded with: exactly what its payments take.
+    fn funding(&self, index: usize) -> u64 {
+        self.payments_of(index) as u64 * PAYMENT_MINOR_UNITS
+    }
+}
+
+/// Messages of the PaymentsQueue the saga works on at once: batch size × pollers.
+fn saga_messages_in_flight(wiring: &Wiring) -> usize {
+    wiring
+        .functions
+        .iter()
+        .flat_map(|function| &function.sqs_triggers)
+        .find(|trigger| trigger.queue == "PaymentsQueue")
+        .map_or(10, |trigger| {
+            trigger.batch_size as usize * trigger.pollers() as usize
+        })
+}
+
+async fn open_wallets(api: &Api, plan: &WalletPlan, concurrency: usize) -> anyhow::Result<()> {
+    let ids: Vec<String> = (0..plan.payers)
+        .flat_map(|index| [plan.payer(index), plan.payee(index)])
+        .collect();
+    stream::iter(ids.iter().map(|id| api.open_wallet(id)))
+        .buffer_unordered(concurrency)
+        .try_collect::<Vec<()>>()
+        .await?;
+    stream::iter((0..plan.payers).map(|index| {
+        let key = format!("bench-{}-deposit-{index}", plan.run);
+        async move {
+            api.deposit(&plan.payer(index), plan.funding(index), &key)
+                .await
+        }
+    }))
+    .buffer_unordered(concurrency)
+    .try_collect::<Vec<()>>()
+    .await?;
+    Ok(())
+}
+
+/// Submits the payments, `concurrency` at a time, while one observer waits for them to end.
+/// Returns the client's clock just before the first submission, and every final payment.
+async fn run_payments(
+    api: &Api,
+    plan: &WalletPlan,
+    config: &ThroughputConfig,
+) -> anyhow::Result<(DateTime<Utc>, Vec<FinalPayment>)> {
+    let (accepted, to_observe) = mpsc::unbounded_channel();
+    let first_submit = Utc::now();
+    let submit = async move {
+        let mut submissions = stream::iter(0..config.payments)
+            .map(|index| {
+                let (from, to) = plan.parties(index);
+                let key = format!("bench-{}-payment-{index}", plan.run);
+                async move { api.submit_payment(&from, &to, &key).await }
+            })
+            .buffer_unordered(config.concurrency);
+        while let Some(payment_id) = submissions.next().await {
+            // The observer only goes away with an error, which `try_join` reports.
+            let _ = accepted.send(payment_id?);
+        }
+        anyhow::Ok(())
+        // `accepted` is dropped here: the observer stops once it has seen every payment end.
+    };
+    let ((), finals) = tokio::try_join!(submit, observe(api, to_observe, config.payments))?;
+    Ok((first_submit, finals))
+}
+
+/// Reads the status of accepted payments until each is final (see the module documentation for
+/// the pacing), oldest first.
+async fn observe(
+    api: &Api,
+    mut accepted: mpsc::UnboundedReceiver<String>,
+    total: usize,
+) -> anyhow::Result<Vec<FinalPayment>> {
+    let mut pending: VecDeque<String> = VecDeque::new();
+    let mut finals = Vec::with_capacity(total);
+    let mut submitting = true;
+    let mut reads = 0usize;
+    let mut last_final = Instant::now();
+    let mut last_print = Instant::now();
+    let mut last_error: Option<String> = None;
+    loop {
+        while submitting {
+            match accepted.try_recv() {
+                Ok(payment_id) => pending.push_back(payment_id),
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => submitting = false,
+            }
+        }
+        if pending.is_empty() {
+            if !submitting {
+                break;
+            }
+            match accepted.recv().await {
+                Some(payment_id) => pending.push_back(payment_id),
+                None => submitting = false,
+            }
+            // Waiting for submissions is not waiting for the saga.
+            last_final = Instant::now();
+            continue;
+        }
+
+        let round: Vec<&String> = pending.iter().take(POLL_IN_FLIGHT).collect();
+        let round_size = round.len();
+        let answers = join_all(round.iter().map(|payment_id| api.payment(payment_id))).await;
+        reads += round_size;
+        let mut ended = HashSet::new();
+        for (payment_id, answer) in round.into_iter().zip(answers) {
+            match answer.map(PaymentView::final_state) {
+                Ok(Some(payment)) => {
+                    finals.push(payment);
+                    ended.insert(payment_id.clone());
+                }
+                Ok(None) => {}
+                Err(error) => last_error = Some(format!("{error:#}")),
+            }
+        }
+        let all_ended = ended.len() == round_size;
+        if !ended.is_empty() {
+            pending.retain(|payment_id| !ended.contains(payment_id));
+            last_final = Instant::now();
+        }
+
+        if last_print.elapsed() >= PROGRESS_EVERY {
+            eprintln!("throughput: {}/{total} completed", finals.len());
+            last_print = Instant::now();
+        }
+        if last_final.elapsed() >= COMPLETION_STALL_LIMIT {
+            let oldest: Vec<&String> = pending.iter().take(3).collect();
+            bail!(
+                "throughput: no payment ended for {} s; {} still pending (oldest: {oldest:?}); \
+                 last read error: {}",
+                COMPLETION_STALL_LIMIT.as_secs(),
+                pending.len(),
+                last_error.as_deref().unwrap_or("none")
+            );
+        }
+        if !all_ended {
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
+    }
+    eprintln!(
+        "throughput: {}/{total} completed, {reads} status reads (one Query each)",
+        finals.len()
+    );
+    Ok(finals)
+}
+
+/// The figures of the payments phase.
+#[derive(Debug, Clone, PartialEq)]
+struct PaymentsOutcome {
+    completed: usize,
+    failed: usize,
+    elapsed_seconds: f64,
+    payments_per_second: f64,
+    latency_ms: Percentiles,
+}
+
+impl PaymentsOutcome {
+    fn of(first_submit: DateTime<Utc>, finals: &[FinalPayment]) -> Self {
+        let latencies: Vec<f64> = finals
+            .iter()
+            .filter(|payment| payment.status == FinalStatus::Completed)
+            .map(|payment| millis_between(payment.created_at, payment.updated_at))
+            .collect();
+        let completed = latencies.len();
+        let elapsed_seconds = finals
+            .iter()
+            .map(|payment| payment.updated_at)
+            .max()
+            .map_or(0.0, |last| millis_between(first_submit, last) / 1_000.0);
+        Self {
+            completed,
+            failed: finals.len() - completed,
+            elapsed_seconds,
+            payments_per_second: if elapsed_seconds > 0.0 {
+                completed as f64 / elapsed_seconds
+            } else {
+                f64::NAN
+            },
+            latency_ms: Percentiles::of(&latencies),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The emulators' call ceiling.
+
+/// The clients and names the ceiling loop uses.
+struct Ceiling {
+    dynamodb: aws_sdk_dynamodb::Client,
+    eventbridge: aws_sdk_eventbridge::Client,
+    sqs: aws_sdk_sqs::Client,
+    payments_table: String,
+    wallets_table: String,
+    bus_name: String,
+    queue_url: String,
+    run: String,
+}
+
+/// Counts the calls that end inside the measured window.
+struct CallMeter {
+    counted_from: Instant,
+    counted_until: Instant,
+    calls: AtomicU64,
+}
+
+impl CallMeter {
+    fn start(warm_up: Duration, measured: Duration) -> Self {
+        let counted_from = Instant::now() + warm_up;
+        Self {
+            counted_from,
+            counted_until: counted_from + measured,
+            calls: AtomicU64::new(0),
+        }
+    }
+
+    fn record(&self) {
+        let now = Instant::now();
+        if (self.counted_from..self.counted_until).contains(&now) {
+            self.calls.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn running(&self) -> bool {
+        Instant::now() < self.counted_until
+    }
+}
+
+async fn measure_ceiling(
+    wiring: &Wiring,
+    run: &str,
+    concurrency: usize,
+) -> anyhow::Result<EmulatorCeiling> {
+    let aws = LocalAws::resolve(wiring, |name| std::env::var(name).ok());
+    let local_stack = sdk_config(&aws, &aws.endpoint_url).await;
+    let dynamodb_endpoint = aws.dynamodb_endpoint_url.as_deref();
+    let dynamodb = sdk_config(&aws, dynamodb_endpoint.unwrap_or(&aws.endpoint_url)).await;
+    let table = |logical_id: &str| {
+        wiring
+            .tables
+            .get(logical_id)
+            .cloned()
+            .with_context(|| format!("the wiring names no {logical_id}"))
+    };
+    let sqs = aws_sdk_sqs::Client::new(&local_stack);
+    let queue_name = format!("paysaga-bench-ceiling-{run}");
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(&queue_name)
+        .send()
+        .await
+        .with_context(|| format!("cannot create the scratch queue {queue_name}"))?
+        .queue_url
+        .with_context(|| format!("CreateQueue {queue_name} answered no URL"))?;
+    let ceiling = Ceiling {
+        dynamodb: aws_sdk_dynamodb::Client::new(&dynamodb),
+        eventbridge: aws_sdk_eventbridge::Client::new(&local_stack),
+        sqs,
+        payments_table: table("PaymentsTable")?,
+        wallets_table: table("WalletsTable")?,
+        bus_name: wiring
+            .event_bus_name
+            .clone()
+            .context("the wiring names no event bus")?,
+        queue_url,
+        run: run.to_owned(),
+    };
+
+    let meter = CallMeter::start(CEILING_WARM_UP, CEILING_MEASURED);
+    let workers = join_all((0..concurrency).map(|worker| ceiling.worker(worker, &meter))).await;
+    let started: Vec<usize> = workers.iter().map(|(started, _)| *started).collect();
+    let cleanup = ceiling.clean_up(&started, concurrency).await;
+    for (_, result) in workers {
+        result?;
+    }
+    if let Err(error) = cleanup {
+        eprintln!("throughput: warning: scratch data of the ceiling left behind: {error:#}");
+    }
+
+    let seconds = (meter.counted_until - meter.counted_from).as_secs_f64();
+    let calls = meter.calls.load(Ordering::Relaxed);
+    eprintln!(
+        "throughput: emulator ceiling: {calls} calls in {seconds:.1} s \
+         (~{} iterations of {CEILING_CALLS_PER_ITERATION})",
+        calls / CEILING_CALLS_PER_ITERATION
+    );
+    Ok(EmulatorCeiling {
+        calls_per_second: calls as f64 / seconds,
+        mix: format!("{CEILING_MIX}; at concurrency {concurrency}"),
+        seconds,
+    })
+}
+
+async fn sdk_config(aws: &LocalAws, endpoint: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(aws.region.clone()))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new(
+            &aws.access_key_id,
+            &aws.secret_access_key,
+            None,
+            None,
+            "paysaga-bench",
+        ))
+        .load()
+        .await
+}
+
+impl Ceiling {
+    fn scratch_payment(&self, worker: usize, iteration: usize) -> String {
+        format!("pay_bench_ceiling_{}_{worker}_{iteration}", self.run)
+    }
+
+    fn scratch_wallet(&self, worker: usize) -> String {
+        format!("wal_bench_ceiling_{}_{worker}", self.run)
+    }
+
+    /// Runs iterations until the meter stops; returns how many were started, and how it ended.
+    async fn worker(&self, worker: usize, meter: &CallMeter) -> (usize, anyhow::Result<()>) {
+        let mut started = 0;
+        let result = async {
+            while meter.running() {
+                started += 1;
+                self.iteration(worker, started - 1, meter).await?;
+            }
+            anyhow::Ok(())
+        }
+        .await;
+        (started, result)
+    }
+
+    /// One payment's worth of calls, in the order a payment makes them ([`CEILING_MIX`]).
+    async fn iteration(
+        &self,
+        worker: usize,
+        iteration: usize,
+        meter: &CallMeter,
+    ) -> anyhow::Result<()> {
+        let payment_id = self.scratch_payment(worker, iteration);
+        // The API: the log's first entry, then the event that starts the saga.
+        self.transact(worker, &payment_id, 1).await?;
+        meter.record();
+        self.put_events(&payment_id, 1).await?;
+        meter.record();
+        // EventBridge delivers it to the queue; the event source mapping receives it.
+        self.sqs
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(json!({ "payment_id": payment_id }).to_string())
+            .send()
+            .await
+            .context("ceiling: SQS SendMessage")?;
+        meter.record();
+        let received = self
+            .sqs
+            .receive_message()
+            .queue_url(&self.queue_url)
+            .max_number_of_messages(1)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .context("ceiling: SQS ReceiveMessage")?;
+        meter.record();
+        // The saga: read the log, record four steps, publish their events.
+        self.dynamodb
+            .query()
+            .table_name(&self.payments_table)
+            .key_condition_expression("payment_id = :payment_id")
+            .expression_attribute_values(":payment_id", AttributeValue::S(payment_id.clone()))
+            .consistent_read(true)
+            .send()
+            .await
+            .context("ceiling: DynamoDB Query")?;
+        meter.record();
+        for version in 2..=1 + SAGA_STEPS {
+            self.transact(worker, &payment_id, version).await?;
+            meter.record();
+        }
+        self.put_events(&payment_id, SAGA_EVENTS).await?;
+        meter.record();
+        // The event source mapping deletes what the saga handled.
+        let receipt = received
+            .messages()
+            .first()
+            .and_then(|message| message.receipt_handle());
+        if let Some(receipt) = receipt {
+            self.sqs
+                .delete_message()
+                .queue_url(&self.queue_url)
+                .receipt_handle(receipt)
+                .send()
+                .await
+                .context("ceiling: SQS DeleteMessage")?;
+            meter.record();
+        }
+        Ok(())
+    }
+
+    /// A saga step's shape: the log entry's conditional put and a change to a "wallet".
+    async fn transact(&self, worker: usize, payment_id: &str, version: u32) -> anyhow::Result<()> {
+        let entry = Put::builder()
+            .table_name(&self.payments_table)
+            .item("payment_id", AttributeValue::S(payment_id.to_owned()))
+            .item("version", AttributeValue::N(version.to_string()))
+            .item("step", AttributeValue::S("bench_ceiling".to_owned()))
+            .item("recorded_at", AttributeValue::S(Utc::now().to_rfc3339()))
+            .condition_expression("attribute_not_exists(payment_id)")
+            .build()?;
+        let counter = Update::builder()
+            .table_name(&self.wallets_table)
+            .key("wallet_id", AttributeValue::S(self.scratch_wallet(worker)))
+            .update_expression("ADD bench_steps :one")
+            .expression_attribute_values(":one", AttributeValue::N("1".to_owned()))
+            .build()?;
+        self.dynamodb
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(entry).build())
+            .transact_items(TransactWriteItem::builder().update(counter).build())
+            .send()
+            .await
+            .context("ceiling: DynamoDB TransactWriteItems")?;
+        Ok(())
+    }
+
+    async fn put_events(&self, payment_id: &str, entries: usize) -> anyhow::Result<()> {
+        let entries = (0..entries)
+            .map(|index| {
+                PutEventsRequestEntry::builder()
+                    .event_bus_name(&self.bus_name)
+                    .source(BENCH_EVENT_SOURCE)
+                    .detail_type("BenchCeiling")
+                    .detail(
+                        json!({ "version": 1, "payment_id": payment_id, "index": index })
+                            .to_string(),
+                    )
+                    .build()
+            })
+            .collect();
+        let output = self
+            .eventbridge
+            .put_events()
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .context("ceiling: EventBridge PutEvents")?;
+        ensure!(
+            output.failed_entry_count() == 0,
+            "ceiling: PutEvents refused {} entries",
+            output.failed_entry_count()
+        );
+        Ok(())
+    }
+
+    /// Deletes the scratch queue, log entries and counters (`started[w]`: iterations worker `w`
+    /// started; keys that were never written are deleted harmlessly).
+    async fn clean_up(&self, started: &[usize], concurrency: usize) -> anyhow::Result<()> {
+        let queue = self
+            .sqs
+            .delete_queue()
+            .queue_url(&self.queue_url)
+            .send()
+            .await
+            .with_context(|| format!("cannot delete the scratch queue {}", self.queue_url));
+
+        let key = |payment_id: String, version: u32| {
+            [
+                ("payment_id".to_owned(), AttributeValue::S(payment_id)),
+                ("version".to_owned(), AttributeValue::N(version.to_string())),
+            ]
+            .into()
+        };
+        let mut deletes = Vec::new();
+        for (worker, &iterations) in started.iter().enumerate() {
+            for iteration in 0..iterations {
+                for version in 1..=1 + SAGA_STEPS {
+                    deletes.push((
+                        self.payments_table.clone(),
+                        key(self.scratch_payment(worker, iteration), version),
+                    ));
+                }
+            }
+            deletes.push((
+                self.wallets_table.clone(),
+                [(
+                    "wallet_id".to_owned(),
+                    AttributeValue::S(self.scratch_wallet(worker)),
+                )]
+                .into(),
+            ));
+        }
+        // BatchWriteItem takes at most 25 requests.
+        stream::iter(deletes.chunks(25).map(|chunk| self.delete_items(chunk)))
+            .buffer_unordered(concurrency)
+            .try_collect::<Vec<()>>()
+            .await?;
+        queue.map(drop)
+    }
+
+    async fn delete_items(
+        &self,
+        items: &[(String, HashMap<String, AttributeValue>)],
+    ) -> anyhow::Result<()> {
+        let mut requests: HashMap<String, Vec<WriteRequest>> = HashMap::new();
+        for (table, key) in items {
+            let delete = DeleteRequest::builder()
+                .set_key(Some(key.clone()))
+                .build()?;
+            requests
+                .entry(table.clone())
+                .or_default()
+                .push(WriteRequest::builder().delete_request(delete).build());
+        }
+        for _ in 0..5 {
+            let output = self
+                .dynamodb
+                .batch_write_item()
+                .set_request_items(Some(requests))
+                .send()
+                .await
+                .context("BatchWriteItem")?;
+            requests = output.unprocessed_items.unwrap_or_default();
+            if requests.values().all(Vec::is_empty) {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bail!("BatchWriteItem kept items unprocessed")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text)
+            .expect("test timestamps are RFC 3339")
+            .with_timezone(&Utc)
+    }
+
+    fn payment(status: FinalStatus, created_at: &str, updated_at: &str) -> FinalPayment {
+        FinalPayment {
+            status,
+            created_at: at(created_at),
+            updated_at: at(updated_at),
+            failure: None,
+        }
+    }
+
+    #[test]
+    fn percentiles_of_one_to_a_hundred_are_their_ranks() {
+        // Shuffled on purpose: the input need not be sorted.
+        let values: Vec<f64> = (1..=100).rev().map(f64::from).collect();
+        let percentiles = Percentiles::of(&values);
+        assert_eq!(
+            percentiles,
+            Percentiles {
+                p50: 50.0,
+                p95: 95.0,
+                p99: 99.0,
+                max: 100.0
+            }
+        );
+    }
+
+    #[test]
+    fn percentiles_take_the_nearest_rank_above() {
+        let percentiles = Percentiles::of(&[40.0, 10.0, 30.0, 20.0]);
+        // p50 of 4 values: rank 2; p95 and p99: rank 4.
+        assert_eq!(percentiles.p50, 20.0);
+        assert_eq!(percentiles.p95, 40.0);
+        assert_eq!(percentiles.p99, 40.0);
+        assert_eq!(percentiles.max, 40.0);
+
+        let ten: Vec<f64> = (1..=10).map(f64::from).collect();
+        let percentiles = Percentiles::of(&ten);
+        assert_eq!((percentiles.p50, percentiles.p95), (5.0, 10.0));
+    }
+
+    #[test]
+    fn percentiles_of_one_value_are_that_value() {
+        let percentiles = Percentiles::of(&[12.5]);
+        assert_eq!(
+            percentiles,
+            Percentiles {
+                p50: 12.5,
+                p95: 12.5,
+                p99: 12.5,
+                max: 12.5
+            }
+        );
+    }
+
+    #[test]
+    fn percentiles_of_nothing_are_null_in_json() {
+        let percentiles = Percentiles::of(&[]);
+        assert!(percentiles.p50.is_nan() && percentiles.max.is_nan());
+        assert_eq!(
+            serde_json::to_value(percentiles).expect("percentiles serialize"),
+            json!({ "p50": null, "p95": null, "p99": null, "max": null })
+        );
+    }
+
+    #[test]
+    fn latency_is_the_server_timestamps_difference() {
+        let latency = millis_between(
+            at("2026-11-26T10:19:33.920447683Z"),
+            at("2026-11-26T10:19:35.013217143Z"),
+        );
+        assert!((latency - 1_092.769).abs() < 0.001, "{latency}");
+        // Offsets are honoured.
+        assert_eq!(
+            millis_between(at("2026-01-01T12:00:00+02:00"), at("2026-01-01T10:00:01Z")),
+            1_000.0
+        );
+    }
+
+    #[test]
+    fn outcome_counts_completed_payments_over_first_submit_to_last_end() {
+        let finals = [
+            payment(
+                FinalStatus::Completed,
+                "2026-01-01T00:00:00.010Z",
+                "2026-01-01T00:00:01.010Z",
+            ),
+            payment(
+                FinalStatus::Completed,
+                "2026-01-01T00:00:00.020Z",
+                "2026-01-01T00:00:03.020Z",
+            ),
+            // A failure ends last: it counts in the elapsed time, not in the latencies.
+            payment(
+                FinalStatus::Failed,
+                "2026-01-01T00:00:00.030Z",
+                "2026-01-01T00:00:04.000Z",
+            ),
+        ];
+        let outcome = PaymentsOutcome::of(at("2026-01-01T00:00:00Z"), &finals);
+        assert_eq!((outcome.completed, outcome.failed), (2, 1));
+        assert_eq!(outcome.elapsed_seconds, 4.0);
+        assert_eq!(outcome.payments_per_second, 0.5);
+        assert_eq!(outcome.latency_ms.p50, 1_000.0);
+        assert_eq!(outcome.latency_ms.max, 3_000.0);
+    }
+
+    #[test]
+    fn a_payment_is_final_only_when_completed_or_failed() {
+        let view = |status: &str| PaymentView {
+            payment_id: "pay_x".to_owned(),
+            status: status.to_owned(),
+            created_at: at("2026-01-01T00:00:00Z"),
+            updated_at: at("2026-01-01T00:00:01Z"),
+            failure: None,
+        };
+        for status in ["PENDING", "FUNDS_RESERVED", "CHARGED", "COMPENSATING"] {
+            assert!(view(status).final_state().is_none(), "{status}");
+        }
+        let completed = view("COMPLETED").final_state().expect("COMPLETED is final");
+        assert_eq!(completed.status, FinalStatus::Completed);
+        let failed = view("FAILED").final_state().expect("FAILED is final");
+        assert_eq!(failed.status, FinalStatus::Failed);
+    }
+
+    #[test]
+    fn payment_view_reads_the_apis_json() {
+        let body = r#"{"payment_id":"pay_01","status":"COMPLETED","from_wallet":"wal_a",
+            "to_wallet":"wal_b","amount":{"minor_units":100,"currency":"EUR"},"version":5,
+            "created_at":"2026-11-26T10:19:33.920447683Z",
+            "updated_at":"2026-11-26T10:19:35.013217143Z"}"#;
+        let view: PaymentView = serde_json::from_str(body).expect("the API's payment view");
+        assert_eq!(view.payment_id, "pay_01");
+        let payment = view.final_state().expect("COMPLETED is final");
+        assert_eq!(payment.updated_at, at("2026-11-26T10:19:35.013217143Z"));
+    }
+
+    #[test]
+    fn each_payer_is_funded_for_exactly_its_payments() {
+        let plan = WalletPlan::new("r", 300, 8, 20);
+        assert_eq!(plan.payers, 40);
+        let mut made = vec![0usize; plan.payers];
+        for payment in 0..plan.payments {
+            let (from, to) = plan.parties(payment);
+            let index = (0..plan.payers)
+                .find(|&index| plan.payer(index) == from)
+                .expect("every payer is one of the plan's");
+            assert_eq!(to, plan.payee(index));
+            made[index] += 1;
+        }
+        for (index, count) in made.into_iter().enumerate() {
+            assert_eq!(plan.funding(index), count as u64 * PAYMENT_MINOR_UNITS);
+        }
+    }
+
+    #[test]
+    fn payers_are_at_least_twice_the_concurrency_and_at_most_the_payments() {
+        assert_eq!(WalletPlan::new("r", 1000, 32, 20).payers, 64);
+        assert_eq!(WalletPlan::new("r", 1000, 4, 20).payers, 40);
+        assert_eq!(WalletPlan::new("r", 10, 8, 20).payers, 10);
+        // The ids the API accepts: wal_ + up to 64 of [A-Za-z0-9_-].
+        let id = WalletPlan::new(&run_id(), 10, 1, 1).payer(9);
+        let rest = id.strip_prefix("wal_").expect("wallet ids start with wal_");
+        assert!(rest.len() <= 64);
+        assert!(
+            rest.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        );
+    }
+
+    #[test]
+    fn the_meter_counts_only_inside_its_window() {
+        let meter = CallMeter::start(Duration::from_secs(3600), Duration::from_secs(1));
+        meter.record();
+        assert_eq!(meter.calls.load(Ordering::Relaxed), 0);
+        let meter = CallMeter::start(Duration::ZERO, Duration::from_secs(3600));
+        meter.record();
+        meter.record();
+        assert_eq!(meter.calls.load(Ordering::Relaxed), 2);
+        assert!(meter.running());
+    }
+}
