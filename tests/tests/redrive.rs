@@ -476,16 +476,17 @@ async fn a_thousand_message_redrive_killed_half_way_loses_and_duplicates_nothing
         let request = request.clone();
         async move { stack.invoke(FUNCTION, &request, INVOCATION).await }
     });
-    let left_at_kill = eventually(
+    // Killed while a batch is in flight, so the restart meets what a kill leaves behind.
+    let (left_at_kill, in_flight_at_kill) = eventually(
         Duration::from_secs(60),
-        "half the DLQ to be redriven",
+        "half the DLQ to be redriven, a batch in flight",
         || async {
-            let (visible, _) = stack.depth("PaymentsDeadLetterQueue").await?;
-            Ok((visible <= (MESSAGES / 2) as u64).then_some(visible))
+            let (visible, in_flight) = stack.depth("PaymentsDeadLetterQueue").await?;
+            let half = visible <= (MESSAGES / 2) as u64 && in_flight > 0;
+            Ok(half.then_some((visible, in_flight)))
         },
     )
     .await?;
-    let in_flight_at_kill = stack.depth("PaymentsDeadLetterQueue").await?.1;
     let pids = redrive_processes()?;
     ensure!(!pids.is_empty(), "no dlq-redrive process to kill");
     let killed = std::process::Command::new("kill")
