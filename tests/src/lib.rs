@@ -300,6 +300,18 @@ impl Stack {
         Ok(())
     }
 
+    /// Two fresh EUR wallets, Alice's holding `alice_funds` minor units and Bob's nothing.
+    pub async fn alice_and_bob(&self, alice_funds: u64) -> anyhow::Result<(String, String)> {
+        let (alice, bob) = (
+            format!("wal_alice_{}", unique()),
+            format!("wal_bob_{}", unique()),
+        );
+        self.funded_wallet(&alice, "EUR", alice_funds, &unique())
+            .await?;
+        self.funded_wallet(&bob, "EUR", 0, &unique()).await?;
+        Ok((alice, bob))
+    }
+
     /// Polls a payment until it is COMPLETED or FAILED.
     pub async fn settled_payment(
         &self,

@@ -19,14 +19,7 @@ const SETTLE: Duration = Duration::from_secs(60);
 #[ignore = "needs the local stack: run `make test`"]
 async fn a_payment_moves_money_between_two_wallets_end_to_end() -> anyhow::Result<()> {
     let stack = Stack::connect().await?;
-    let (alice, bob) = (
-        format!("wal_alice_{}", unique()),
-        format!("wal_bob_{}", unique()),
-    );
-    stack
-        .funded_wallet(&alice, "EUR", 10_000, &unique())
-        .await?;
-    stack.funded_wallet(&bob, "EUR", 0, &unique()).await?;
+    let (alice, bob) = stack.alice_and_bob(10_000).await?;
 
     let key = unique();
     let payment = json!({"from_wallet": alice, "to_wallet": bob, "amount": {"minor_units": 2_500, "currency": "EUR"}});
@@ -69,12 +62,7 @@ async fn a_payment_moves_money_between_two_wallets_end_to_end() -> anyhow::Resul
 async fn an_unparseable_message_ends_in_the_dlq_without_failing_its_batch_mates()
 -> anyhow::Result<()> {
     let stack = Stack::connect().await?;
-    let (alice, bob) = (
-        format!("wal_alice_{}", unique()),
-        format!("wal_bob_{}", unique()),
-    );
-    stack.funded_wallet(&alice, "EUR", 1_000, &unique()).await?;
-    stack.funded_wallet(&bob, "EUR", 0, &unique()).await?;
+    let (alice, bob) = stack.alice_and_bob(1_000).await?;
 
     // One good PaymentRequested event and one message that is not JSON, sent as one batch.
     let payment_id = format!("pay_{}", unique());

@@ -138,12 +138,7 @@ async fn steps_of(stack: &Stack, payment_id: &str) -> anyhow::Result<HashMap<Str
 async fn a_transient_failure_is_redriven_once_its_cause_is_gone() -> anyhow::Result<()> {
     let _turn = SERIAL.lock().await;
     let stack = Stack::connect().await?;
-    let (alice, bob) = (
-        format!("wal_alice_{}", unique()),
-        format!("wal_bob_{}", unique()),
-    );
-    stack.funded_wallet(&alice, "EUR", 1_000, &unique()).await?;
-    stack.funded_wallet(&bob, "EUR", 0, &unique()).await?;
+    let (alice, bob) = stack.alice_and_bob(1_000).await?;
 
     // The wallets "store" is down for this payment long enough for every delivery to fail.
     let payment_id = format!("pay_{}", unique());
@@ -218,12 +213,7 @@ async fn a_transient_failure_is_redriven_once_its_cause_is_gone() -> anyhow::Res
 async fn a_poison_message_is_parked_and_replayed_after_a_fix() -> anyhow::Result<()> {
     let _turn = SERIAL.lock().await;
     let stack = Stack::connect().await?;
-    let (alice, bob) = (
-        format!("wal_alice_{}", unique()),
-        format!("wal_bob_{}", unique()),
-    );
-    stack.funded_wallet(&alice, "EUR", 1_000, &unique()).await?;
-    stack.funded_wallet(&bob, "EUR", 0, &unique()).await?;
+    let (alice, bob) = stack.alice_and_bob(1_000).await?;
 
     // A producer sends a version of the contract no consumer reads yet.
     let payment_id = format!("pay_{}", unique());
