@@ -225,6 +225,30 @@ impl Stack {
         Ok(Ok(body))
     }
 
+    /// Sends one batch to the queue at `url`; fails unless SQS took every entry. Answers the
+    /// message ids SQS gave them, in order.
+    pub async fn send_batch(
+        &self,
+        url: &str,
+        entries: Vec<aws_sdk_sqs::types::SendMessageBatchRequestEntry>,
+    ) -> anyhow::Result<Vec<String>> {
+        let sent = self
+            .sqs
+            .send_message_batch()
+            .queue_url(url)
+            .set_entries(Some(entries))
+            .send()
+            .await?;
+        if !sent.failed().is_empty() {
+            bail!("SendMessageBatch failed: {:?}", sent.failed());
+        }
+        Ok(sent
+            .successful()
+            .iter()
+            .map(|entry| entry.message_id().to_owned())
+            .collect())
+    }
+
     /// Messages waiting in and in flight from a queue of the wiring.
     pub async fn depth(&self, queue: &str) -> anyhow::Result<(u64, u64)> {
         use aws_sdk_sqs::types::QueueAttributeName;

@@ -81,18 +81,7 @@ async fn an_unparseable_message_ends_in_the_dlq_without_failing_its_batch_mates(
                 .build()
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let sent = stack
-        .sqs
-        .send_message_batch()
-        .queue_url(&payments.url)
-        .set_entries(Some(entries))
-        .send()
-        .await?;
-    ensure!(
-        sent.failed().is_empty(),
-        "SendMessageBatch failed: {:?}",
-        sent.failed()
-    );
+    stack.send_batch(&payments.url, entries).await?;
 
     let settled = stack.settled_payment(&payment_id, SETTLE).await?;
     assert_eq!(

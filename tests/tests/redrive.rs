@@ -434,23 +434,7 @@ async fn a_thousand_message_redrive_killed_half_way_loses_and_duplicates_nothing
                     .build()?)
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let sent = stack
-            .sqs
-            .send_message_batch()
-            .queue_url(&dlq.url)
-            .set_entries(Some(entries))
-            .send()
-            .await?;
-        ensure!(
-            sent.failed().is_empty(),
-            "SendMessageBatch failed: {:?}",
-            sent.failed()
-        );
-        message_ids.extend(
-            sent.successful()
-                .iter()
-                .map(|entry| entry.message_id().to_owned()),
-        );
+        message_ids.extend(stack.send_batch(&dlq.url, entries).await?);
     }
     let keys = journal_keys(&stack, "PaymentsDeadLetterQueue", &message_ids)?;
     assert_eq!(
@@ -691,18 +675,7 @@ async fn a_whole_queue_move_hands_the_dlq_to_sqs() -> anyhow::Result<()> {
                     .build()
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let sent = stack
-            .sqs
-            .send_message_batch()
-            .queue_url(&dlq)
-            .set_entries(Some(entries))
-            .send()
-            .await?;
-        ensure!(
-            sent.failed().is_empty(),
-            "SendMessageBatch failed: {:?}",
-            sent.failed()
-        );
+        stack.send_batch(&dlq, entries).await?;
     }
     let report = redrive(
         &stack,
