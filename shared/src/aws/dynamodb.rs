@@ -1,9 +1,12 @@
 //! Wallets, payment logs and idempotency keys in DynamoDB.
 //!
-//! A saga step is one `TransactWriteItems`: the conditional put of the log entry's version and
-//! the conditional updates of the wallets it touches. A duplicate delivery finds the version
-//! taken; a wallet that cannot take its change cancels the whole transaction, and the wallet is
-//! then read to tell the domain which rule refused it.
+//! A saga step that touches wallets is one `TransactWriteItems`: the conditional put of the log
+//! entry's version and the conditional updates of the wallets it touches. A step that touches
+//! none (charge, refund, fail, ...) is a plain conditional `PutItem` of its log entry, with the
+//! same condition: a transactional write costs twice the write units of a plain one, and one
+//! item needs no transaction to be all or nothing. A duplicate delivery finds the version taken
+//! either way; a wallet that cannot take its change cancels the whole transaction, and the
+//! wallet is then read to tell the domain which rule refused it.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -32,6 +35,9 @@ pub(super) type Item = HashMap<String, AttributeValue>;
 
 /// How long a client's idempotency key is remembered (the table's TTL removes it afterwards).
 pub const IDEMPOTENCY_KEY_LIFETIME: chrono::Duration = chrono::Duration::hours(24);
+
+/// The condition of every log entry's write: its version (the item's key) is not taken.
+const LOG_ENTRY_IS_NEW: &str = "attribute_not_exists(payment_id)";
 
 /// Attempts of a transaction that DynamoDB cancels for a conflict with another transaction
 /// on the same item (a busy wallet), before the caller is told to retry later.
@@ -156,11 +162,29 @@ impl DynamoDbLedger {
         }
     }
 
+    /// Writes `entry` alone, with the condition [`Self::log_entry_put`] puts on it in a
+    /// transaction. `false` when the version exists already (nothing was written).
+    async fn put_log_entry(&self, entry: &PaymentLogEntry) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.tables.payments)
+            .set_item(Some(to_item(entry)?))
+            .condition_expression(LOG_ENTRY_IS_NEW)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(error) if is_conditional_check_failure(&error) => Ok(false),
+            Err(error) => Err(sdk_error("PutItem", error)),
+        }
+    }
+
     fn log_entry_put(&self, entry: &PaymentLogEntry) -> Result<TransactWriteItem, StoreError> {
         let put = Put::builder()
             .table_name(&self.tables.payments)
             .set_item(Some(to_item(entry)?))
-            .condition_expression("attribute_not_exists(payment_id)")
+            .condition_expression(LOG_ENTRY_IS_NEW)
             .build()
             .map_err(build_error)?;
         Ok(TransactWriteItem::builder().put(put).build())
@@ -386,19 +410,24 @@ impl PaymentLog for DynamoDbLedger {
         idempotency_key: Option<&IdempotencyKey>,
         now: DateTime<Utc>,
     ) -> Result<BeginPayment, StoreError> {
-        let mut items = Vec::with_capacity(2);
-        if let Some(key) = idempotency_key {
-            let record = PaymentKeyRecord {
-                idempotency_key: Self::payment_key(key),
-                request: request.clone(),
-                expires_at: (now + IDEMPOTENCY_KEY_LIFETIME).timestamp(),
-            };
-            items.push(self.idempotency_put(&record)?);
-        }
-        items.push(self.log_entry_put(&PaymentLogEntry::requested(request.clone(), now))?);
-        match (self.transact(items).await?, idempotency_key) {
-            (Transaction::Committed, _) => Ok(BeginPayment::Begun),
-            (Transaction::ConditionFailed(0), Some(key)) => {
+        let entry = PaymentLogEntry::requested(request.clone(), now);
+        let Some(key) = idempotency_key else {
+            // One item: a plain conditional write.
+            return Ok(if self.put_log_entry(&entry).await? {
+                BeginPayment::Begun
+            } else {
+                BeginPayment::AlreadyExists
+            });
+        };
+        let record = PaymentKeyRecord {
+            idempotency_key: Self::payment_key(key),
+            request: request.clone(),
+            expires_at: (now + IDEMPOTENCY_KEY_LIFETIME).timestamp(),
+        };
+        let items = vec![self.idempotency_put(&record)?, self.log_entry_put(&entry)?];
+        match self.transact(items).await? {
+            Transaction::Committed => Ok(BeginPayment::Begun),
+            Transaction::ConditionFailed(0) => {
                 let earlier: PaymentKeyRecord =
                     self.idempotency_record(&Self::payment_key(key)).await?;
                 Ok(if earlier.request.same_terms_as(request) {
@@ -407,11 +436,18 @@ impl PaymentLog for DynamoDbLedger {
                     BeginPayment::KeyReused
                 })
             }
-            (Transaction::ConditionFailed(_), _) => Ok(BeginPayment::AlreadyExists),
+            Transaction::ConditionFailed(_) => Ok(BeginPayment::AlreadyExists),
         }
     }
 
     async fn record(&self, plan: &StepPlan) -> Result<RecordStep, StoreError> {
+        if plan.effects.is_empty() {
+            return Ok(if self.put_log_entry(&plan.entry).await? {
+                RecordStep::Recorded
+            } else {
+                RecordStep::VersionTaken
+            });
+        }
         let mut items = vec![self.log_entry_put(&plan.entry)?];
         for effect in &plan.effects {
             items.push(self.wallet_write(effect)?);
