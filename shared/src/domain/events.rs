@@ -65,7 +65,6 @@ pub enum DomainEvent {
 pub enum PaymentEventType {
     FundsReserved,
     PaymentCharged,
-    FundsSettled,
     PaymentCompleted,
     CompensationStarted,
     ChargeRefunded,
@@ -74,10 +73,9 @@ pub enum PaymentEventType {
 }
 
 impl PaymentEventType {
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 7] = [
         Self::FundsReserved,
         Self::PaymentCharged,
-        Self::FundsSettled,
         Self::PaymentCompleted,
         Self::CompensationStarted,
         Self::ChargeRefunded,
@@ -93,7 +91,6 @@ impl PaymentEventType {
         match self {
             Self::FundsReserved => "FundsReserved",
             Self::PaymentCharged => "PaymentCharged",
-            Self::FundsSettled => "FundsSettled",
             Self::PaymentCompleted => "PaymentCompleted",
             Self::CompensationStarted => "CompensationStarted",
             Self::ChargeRefunded => "ChargeRefunded",
@@ -141,7 +138,6 @@ impl DomainEvent {
             PaymentStep::Requested { .. } => return None,
             PaymentStep::FundsReserved => (PaymentEventType::FundsReserved, None),
             PaymentStep::Charged { .. } => (PaymentEventType::PaymentCharged, None),
-            PaymentStep::FundsSettled => (PaymentEventType::FundsSettled, None),
             PaymentStep::Completed => (PaymentEventType::PaymentCompleted, None),
             PaymentStep::CompensationStarted { reason } => {
                 (PaymentEventType::CompensationStarted, Some(reason.clone()))

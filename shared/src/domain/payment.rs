@@ -91,7 +91,7 @@ pub enum PaymentStatus {
     Pending,
     FundsReserved,
     Charged,
-    FundsSettled,
+    /// The reservation was paid out to the receiver: the payment is done.
     Completed,
     /// A step failed for good after funds were reserved: the saga is undoing what it did.
     Compensating,
@@ -117,8 +117,8 @@ pub enum PaymentStep {
     Charged {
         charge_id: ChargeId,
     },
-    /// The reservation paid out of the sender's wallet and into the receiver's.
-    FundsSettled,
+    /// The reservation paid out of the sender's wallet and into the receiver's (written in the
+    /// same transaction as those two wallet changes): the payment is complete.
     Completed,
     /// A later step failed for good; what was done is undone in reverse order.
     CompensationStarted {
@@ -140,7 +140,6 @@ impl PaymentStep {
             Self::Requested { .. } => PaymentStatus::Pending,
             Self::FundsReserved => PaymentStatus::FundsReserved,
             Self::Charged { .. } => PaymentStatus::Charged,
-            Self::FundsSettled => PaymentStatus::FundsSettled,
             Self::Completed => PaymentStatus::Completed,
             Self::CompensationStarted { .. } | Self::ChargeRefunded | Self::ReservationReleased => {
                 PaymentStatus::Compensating
@@ -300,8 +299,7 @@ impl Payment {
             (Status::FundsReserved, Step::Charged { .. } | Step::CompensationStarted { .. }) => {
                 true
             }
-            (Status::Charged, Step::FundsSettled | Step::CompensationStarted { .. }) => true,
-            (Status::FundsSettled, Step::Completed) => true,
+            (Status::Charged, Step::Completed | Step::CompensationStarted { .. }) => true,
             (Status::Compensating, Step::ChargeRefunded) => !self.charge_refunded,
             (Status::Compensating, Step::ReservationReleased) => {
                 self.charge_refunded && !self.reservation_released
@@ -372,18 +370,14 @@ pub(crate) mod tests {
             PaymentLogEntry::requested(request(100), Utc::now()),
             entry(2, PaymentStep::FundsReserved),
             entry(3, charged()),
-            entry(4, PaymentStep::FundsSettled),
-            entry(5, PaymentStep::Completed),
+            entry(4, PaymentStep::Completed),
         ];
         use PaymentStatus::*;
-        assert_eq!(
-            statuses(&log),
-            [Pending, FundsReserved, Charged, FundsSettled, Completed]
-        );
+        assert_eq!(statuses(&log), [Pending, FundsReserved, Charged, Completed]);
         let payment = Payment::from_log(&log).unwrap();
         assert_eq!(
             (payment.version, payment.charge.map(String::from)),
-            (5, Some("ch_1".into()))
+            (4, Some("ch_1".into()))
         );
     }
 
@@ -434,7 +428,7 @@ pub(crate) mod tests {
         let wrong_steps = [
             PaymentStep::ReservationReleased,
             PaymentStep::Failed { reason },
-            PaymentStep::FundsSettled,
+            PaymentStep::Completed,
             charged(),
         ];
         for wrong in wrong_steps {
@@ -458,7 +452,7 @@ pub(crate) mod tests {
             PaymentLogEntry::requested(request(100), Utc::now()),
             entry(2, PaymentStep::FundsReserved),
             entry(3, charged()),
-            entry(4, PaymentStep::FundsSettled),
+            entry(4, PaymentStep::Completed),
         ];
         log.push(entry(
             5,
@@ -517,9 +511,8 @@ pub(crate) mod tests {
             requested,
             entry(2, PaymentStep::FundsReserved),
             entry(3, charged()),
-            entry(4, PaymentStep::FundsSettled),
-            entry(5, PaymentStep::Completed),
-            entry(6, PaymentStep::FundsReserved),
+            entry(4, PaymentStep::Completed),
+            entry(5, PaymentStep::FundsReserved),
         ];
         assert!(matches!(
             Payment::from_log(&completed),

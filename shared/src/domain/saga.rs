@@ -3,12 +3,16 @@
 //! changes together, or nothing); calling the processor is the saga service's.
 //!
 //! ```text
-//!  PENDING ──reserve──> FUNDS_RESERVED ──charge──> CHARGED ──settle──> FUNDS_SETTLED ──> COMPLETED
+//!  PENDING ──reserve──> FUNDS_RESERVED ──charge──> CHARGED ──settle──> COMPLETED
 //!     │                      │                        │
 //!     │ refused              │ declined / gave up     │ refused
 //!     ▼                      ▼                        ▼
 //!  FAILED <──fail── COMPENSATING: refund (or void) the charge, then release the reservation
 //! ```
+//!
+//! Settling is the last step: its log entry is the terminal `COMPLETED` one, written in the same
+//! transaction as the sender's debit and the receiver's credit. Nothing happens between moving
+//! the money and completing the payment, so they are one step, not two.
 
 use chrono::{DateTime, Utc};
 
@@ -28,10 +32,9 @@ pub enum SagaStep {
     ReserveFunds,
     /// Capture the amount with the payment processor. Compensated by [`SagaStep::RefundCharge`].
     ChargePayment,
-    /// Pay the reservation out of the sender's wallet into the receiver's.
+    /// Pay the reservation out of the sender's wallet into the receiver's, and complete the
+    /// payment with the same write.
     SettleFunds,
-    /// Mark the payment completed.
-    CompletePayment,
     /// Compensation: refund the charge at the processor, or void the payment there when no
     /// charge was captured (a charge whose outcome is unknown may still arrive).
     RefundCharge,
@@ -43,11 +46,10 @@ pub enum SagaStep {
 
 impl SagaStep {
     /// Every step, for tests and metrics.
-    pub const ALL: [SagaStep; 7] = [
+    pub const ALL: [SagaStep; 6] = [
         Self::ReserveFunds,
         Self::ChargePayment,
         Self::SettleFunds,
-        Self::CompletePayment,
         Self::RefundCharge,
         Self::ReleaseReservation,
         Self::FailPayment,
@@ -59,7 +61,6 @@ impl SagaStep {
             PaymentStatus::Pending => Some(Self::ReserveFunds),
             PaymentStatus::FundsReserved => Some(Self::ChargePayment),
             PaymentStatus::Charged => Some(Self::SettleFunds),
-            PaymentStatus::FundsSettled => Some(Self::CompletePayment),
             PaymentStatus::Compensating if !payment.charge_refunded => Some(Self::RefundCharge),
             PaymentStatus::Compensating if !payment.reservation_released => {
                 Some(Self::ReleaseReservation)
@@ -75,7 +76,6 @@ impl SagaStep {
             Self::ReserveFunds => "reserve_funds",
             Self::ChargePayment => "charge_payment",
             Self::SettleFunds => "settle_funds",
-            Self::CompletePayment => "complete_payment",
             Self::RefundCharge => "refund_charge",
             Self::ReleaseReservation => "release_reservation",
             Self::FailPayment => "fail_payment",
@@ -113,13 +113,12 @@ impl SagaStep {
             ),
             Self::ChargePayment => return None,
             Self::SettleFunds => (
-                PaymentStep::FundsSettled,
+                PaymentStep::Completed,
                 vec![
                     from(WalletChange::DebitReserved(amount)),
                     to(WalletChange::Credit(amount)),
                 ],
             ),
-            Self::CompletePayment => (PaymentStep::Completed, vec![]),
             Self::RefundCharge => (PaymentStep::ChargeRefunded, vec![]),
             Self::ReleaseReservation => (
                 PaymentStep::ReservationReleased,
@@ -265,14 +264,14 @@ mod tests {
     }
 
     #[test]
-    fn the_chain_reserves_charges_settles_then_completes() {
+    fn the_chain_reserves_charges_then_settles_which_completes() {
         let (payment, steps, alice, bob) = run(None);
         use SagaStep::*;
+        assert_eq!(steps, [ReserveFunds, ChargePayment, SettleFunds]);
         assert_eq!(
-            steps,
-            [ReserveFunds, ChargePayment, SettleFunds, CompletePayment]
+            (payment.status, payment.version),
+            (PaymentStatus::Completed, 4)
         );
-        assert_eq!(payment.status, PaymentStatus::Completed);
         assert_eq!(
             (
                 alice.available().minor_units(),
@@ -371,6 +370,36 @@ mod tests {
             plan.effects[1].change,
             WalletChange::AcceptsCurrency(_)
         ));
+    }
+
+    #[test]
+    fn settling_writes_the_terminal_entry_with_both_wallet_changes() {
+        let reserved = pending()
+            .after(&plan(SagaStep::ReserveFunds, &pending()).entry)
+            .unwrap();
+        let charged = reserved
+            .after(&charged(&reserved, charge_id(), Utc::now()).entry)
+            .unwrap();
+        let settle = plan(SagaStep::SettleFunds, &charged);
+        assert_eq!(
+            (&settle.entry.step, settle.entry.version),
+            (&PaymentStep::Completed, 4)
+        );
+        let amount = charged.request.amount();
+        let changes: Vec<(&str, WalletChange)> = settle
+            .effects
+            .iter()
+            .map(|effect| (effect.wallet_id.as_str(), effect.change))
+            .collect();
+        assert_eq!(
+            changes,
+            [
+                ("wal_alice", WalletChange::DebitReserved(amount)),
+                ("wal_bob", WalletChange::Credit(amount))
+            ]
+        );
+        let completed = charged.after(&settle.entry).unwrap();
+        assert_eq!(SagaStep::next_for(&completed), None);
     }
 
     #[test]
