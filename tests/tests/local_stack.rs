@@ -59,6 +59,51 @@ async fn a_payment_moves_money_between_two_wallets_end_to_end() -> anyhow::Resul
 
 #[tokio::test]
 #[ignore = "needs the local stack: run `make test`"]
+async fn a_payee_that_cannot_receive_fails_the_payment_before_any_money_moves() -> anyhow::Result<()>
+{
+    let stack = Stack::connect().await?;
+    let (alice, bob) = stack.alice_and_bob(1_000).await?;
+    let dollars = format!("wal_usd_{}", unique());
+    stack.funded_wallet(&dollars, "USD", 0, &unique()).await?;
+    let nobody = format!("wal_nobody_{}", unique());
+
+    // The payee check is a read before the reserve transaction; it refuses as the transaction
+    // did, and a payer short of funds is still the reason given first.
+    let cases = [
+        (&alice, &nobody, 500, "unknown_wallet"),
+        (&alice, &dollars, 500, "currency_mismatch"),
+        (&bob, &nobody, 500, "insufficient_funds"),
+    ];
+    for (from, to, amount, code) in cases {
+        let payment = json!({"from_wallet": from, "to_wallet": to, "amount": {"minor_units": amount, "currency": "EUR"}});
+        let (status, accepted) = stack.post("/payments", payment, Some(&unique())).await?;
+        ensure!(
+            status == 202,
+            "POST /payments answered {status}: {accepted}"
+        );
+        let payment_id = accepted["payment_id"].as_str().context("payment_id")?;
+        let settled = stack.settled_payment(payment_id, SETTLE).await?;
+        assert_eq!(
+            (
+                settled["status"].as_str(),
+                settled["failure"]["code"].as_str()
+            ),
+            (Some("FAILED"), Some(code)),
+            "{from} -> {to}: {settled}"
+        );
+    }
+    assert_eq!(
+        stack.balances(&alice).await?,
+        (1_000, 0),
+        "nothing reserved or moved"
+    );
+    assert_eq!(stack.balances(&bob).await?, (0, 0));
+    assert_eq!(stack.balances(&dollars).await?, (0, 0));
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: run `make test`"]
 async fn an_unparseable_message_ends_in_the_dlq_without_failing_its_batch_mates()
 -> anyhow::Result<()> {
     let stack = Stack::connect().await?;

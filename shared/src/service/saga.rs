@@ -476,6 +476,8 @@ mod tests {
                 "insufficient_funds",
             ),
             (vec![("wal_alice", "EUR", 1_000)], 300, "unknown_wallet"),
+            // Both wallets refuse: the payer's refusal comes first, in every store.
+            (vec![("wal_alice", "EUR", 100)], 300, "insufficient_funds"),
             (
                 vec![("wal_alice", "EUR", 1_000), ("wal_bob", "USD", 0)],
                 300,
