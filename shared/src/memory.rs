@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::{
     ChargeId, DepositId, DomainEvent, IdempotencyKey, Money, PaymentId, PaymentLogEntry,
-    PaymentRequest, StepPlan, Wallet, WalletChange, WalletId,
+    PaymentRequest, PaymentStep, StepPlan, Wallet, WalletChange, WalletId,
 };
 use crate::ports::{
     BeginPayment, Deposit, DepositOutcome, EventPublisher, OpenWallet, PaymentLog,
@@ -26,7 +26,6 @@ pub struct InMemoryLedger {
 struct LedgerState {
     wallets: HashMap<WalletId, Wallet>,
     payment_logs: HashMap<PaymentId, Vec<PaymentLogEntry>>,
-    payment_keys: HashMap<String, PaymentRequest>,
     deposit_keys: HashMap<(WalletId, String), (DepositId, Money)>,
 }
 
@@ -122,21 +121,21 @@ impl PaymentLog for InMemoryLedger {
         now: DateTime<Utc>,
     ) -> Result<BeginPayment, StoreError> {
         let mut state = self.state();
-        if let Some(earlier) = idempotency_key.and_then(|key| state.payment_keys.get(key.as_str()))
-        {
-            return Ok(if earlier.same_terms_as(request) {
-                BeginPayment::Replayed(earlier.payment_id().clone())
-            } else {
-                BeginPayment::KeyReused
+        if let Some(log) = state.payment_logs.get(request.payment_id()) {
+            let Some(PaymentStep::Requested { request: earlier }) = log.first().map(|e| &e.step)
+            else {
+                return Err(StoreError::Permanent(format!(
+                    "the log of {} does not start with its request",
+                    request.payment_id()
+                )));
+            };
+            return Ok(match idempotency_key {
+                None => BeginPayment::AlreadyExists,
+                Some(_) if earlier.same_terms_as(request) => {
+                    BeginPayment::Replayed(earlier.payment_id().clone())
+                }
+                Some(_) => BeginPayment::KeyReused,
             });
-        }
-        if state.payment_logs.contains_key(request.payment_id()) {
-            return Ok(BeginPayment::AlreadyExists);
-        }
-        if let Some(key) = idempotency_key {
-            state
-                .payment_keys
-                .insert(key.as_str().to_owned(), request.clone());
         }
         let entry = PaymentLogEntry::requested(request.clone(), now);
         state

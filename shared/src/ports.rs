@@ -100,7 +100,10 @@ pub trait WalletStore: Send + Sync {
 pub trait PaymentLog: Send + Sync {
     /// Every entry of a payment's log, by version; empty when the payment is unknown.
     async fn history(&self, id: &PaymentId) -> Result<Vec<PaymentLogEntry>, StoreError>;
-    /// Writes version 1 of a payment's log (and claims the idempotency key, if any).
+    /// Writes version 1 of a payment's log, unless the payment exists. With an idempotency
+    /// key, the request's id is the key's ([`PaymentRequest::submitted`]), so an existing
+    /// payment is the key's earlier use: `Replayed` when it asked for the same terms,
+    /// `KeyReused` otherwise. Without one, an existing payment is `AlreadyExists`.
     async fn begin(
         &self,
         request: &PaymentRequest,

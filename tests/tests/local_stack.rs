@@ -37,9 +37,27 @@ async fn a_payment_moves_money_between_two_wallets_end_to_end() -> anyhow::Resul
         status == 202 && retried["payment_id"] == accepted["payment_id"],
         "a retried POST made another payment: {retried}"
     );
+    // The key names Alice's payment: other terms are refused, Bob's equal key is his own.
+    let other_terms = json!({"from_wallet": alice, "to_wallet": bob, "amount": {"minor_units": 2_501, "currency": "EUR"}});
+    let (status, refused) = stack.post("/payments", other_terms, Some(&key)).await?;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (409, Some("idempotency_key_reused")),
+        "{refused}"
+    );
+    // (More than there is in both wallets, so it fails whenever it runs and moves nothing.)
+    let bobs = json!({"from_wallet": bob, "to_wallet": alice, "amount": {"minor_units": 50_000, "currency": "EUR"}});
+    let (status, bobs) = stack.post("/payments", bobs, Some(&key)).await?;
+    ensure!(
+        status == 202 && bobs["payment_id"] != accepted["payment_id"],
+        "Bob's payment with Alice's key answered {status}: {bobs}"
+    );
 
     let settled = stack.settled_payment(&payment_id, SETTLE).await?;
     assert_eq!(settled["status"], "COMPLETED", "{settled}");
+    let bobs_id = bobs["payment_id"].as_str().context("payment_id")?;
+    let bobs = stack.settled_payment(bobs_id, SETTLE).await?;
+    assert_eq!(bobs["failure"]["code"], "insufficient_funds", "{bobs}");
     assert_eq!(stack.balances(&alice).await?, (7_500, 0));
     assert_eq!(stack.balances(&bob).await?, (2_500, 0));
 

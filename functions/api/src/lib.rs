@@ -20,7 +20,9 @@ use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use paysaga::domain::{Currency, DepositId, Money, PaymentId, PaymentRequest, WalletId};
+use paysaga::domain::{
+    Currency, DepositId, IdempotencyKey, Money, PaymentId, PaymentRequest, WalletId,
+};
 use paysaga::ports::{Deposit, EventPublisher, OpenWallet, PaymentLog, WalletStore};
 use paysaga::service::payments::{self, Submission};
 use paysaga::service::wallets::{self, DepositResult};
@@ -138,19 +140,16 @@ struct PaymentBody {
     amount: Money,
 }
 
-impl TryFrom<PaymentBody> for PaymentRequest {
-    type Error = ApiError;
-    fn try_from(body: PaymentBody) -> Result<Self, Self::Error> {
-        PaymentRequest::new(
-            PaymentId::generate(),
-            body.from_wallet,
-            body.to_wallet,
-            body.amount,
+impl PaymentBody {
+    /// The request, named by the idempotency key when there is one (a retry names the same
+    /// payment).
+    fn submitted(self, key: Option<&IdempotencyKey>) -> Result<PaymentRequest, ApiError> {
+        PaymentRequest::submitted(self.from_wallet, self.to_wallet, self.amount, key).map_err(
+            |error| ApiError::Unprocessable {
+                code: "invalid_payment",
+                message: error.to_string(),
+            },
         )
-        .map_err(|error| ApiError::Unprocessable {
-            code: "invalid_payment",
-            message: error.to_string(),
-        })
     }
 }
 
@@ -160,7 +159,7 @@ async fn submit_payment(
     JsonBody(body): JsonBody<PaymentBody>,
 ) -> Result<Response, ApiError> {
     let key = idempotency_key(&headers)?;
-    let request = PaymentRequest::try_from(body)?;
+    let request = body.submitted(key.as_ref())?;
     match payments::submit_payment(
         api.payments.as_ref(),
         api.events.as_ref(),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use api::{Api, router};
 use axum::Router;
 use http::StatusCode;
-use paysaga::domain::DomainEvent;
+use paysaga::domain::{DomainEvent, IdempotencyKey, PaymentId, WalletId};
 use paysaga::memory::{InMemoryLedger, RecordingPublisher};
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -179,6 +179,21 @@ async fn a_payment_is_accepted_announced_and_idempotent() {
         (status, body["error"]["code"].as_str()),
         (StatusCode::CONFLICT, Some("idempotency_key_reused"))
     );
+
+    // The key names the payment, within the paying wallet: Bob's equal key is his own payment.
+    let key = IdempotencyKey::parse("payment-demo-0001").expect("the fixture's key");
+    let alice = WalletId::parse("wal_demo_alice").expect("id");
+    assert_eq!(
+        payment_id,
+        PaymentId::for_idempotency_key(&alice, &key).as_str()
+    );
+    let bobs = with_body(
+        fixture("apigw-submit-payment.json"),
+        json!({"from_wallet": "wal_demo_bob", "to_wallet": "wal_demo_alice", "amount": {"minor_units": 1250, "currency": "EUR"}}),
+    );
+    let (status, bobs) = send(&api.app, &bobs).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{bobs}");
+    assert_ne!(bobs["payment_id"].as_str(), Some(payment_id.as_str()));
 
     let mut read = fixture("apigw-read-payment.json");
     read["rawPath"] = json!(format!("/payments/{payment_id}"));

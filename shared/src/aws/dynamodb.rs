@@ -1,4 +1,5 @@
-//! Wallets, payment logs and idempotency keys in DynamoDB.
+//! Wallets, payment logs and deposits' idempotency keys in DynamoDB. (A payment's idempotency
+//! key needs no record of its own: it names the payment, see [`PaymentLog::begin`].)
 //!
 //! A saga step that touches wallets is one `TransactWriteItems`: the conditional put of the log
 //! entry's version and the conditional updates of the wallets it touches. A step that touches
@@ -26,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::domain::money::MAX_MINOR_UNITS;
 use crate::domain::{
     Currency, DepositId, IdempotencyKey, Money, PaymentId, PaymentLogEntry, PaymentRequest,
-    StepPlan, Wallet, WalletChange, WalletEffect, WalletId, WalletRejection,
+    PaymentStep, StepPlan, Wallet, WalletChange, WalletEffect, WalletId, WalletRejection,
 };
 use crate::ports::{
     BeginPayment, Deposit, DepositOutcome, OpenWallet, PaymentLog, RecordStep, StoreError,
@@ -35,7 +36,7 @@ use crate::ports::{
 
 pub(super) type Item = HashMap<String, AttributeValue>;
 
-/// How long a client's idempotency key is remembered (the table's TTL removes it afterwards).
+/// How long a deposit's idempotency key is remembered (the table's TTL removes it afterwards).
 pub const IDEMPOTENCY_KEY_LIFETIME: chrono::Duration = chrono::Duration::hours(24);
 
 /// The condition of every log entry's write: its version (the item's key) is not taken.
@@ -70,13 +71,6 @@ struct WalletRecord {
 }
 
 #[derive(Serialize, Deserialize)]
-struct PaymentKeyRecord {
-    idempotency_key: String,
-    request: PaymentRequest,
-    expires_at: i64,
-}
-
-#[derive(Serialize, Deserialize)]
 struct DepositKeyRecord {
     idempotency_key: String,
     deposit_id: DepositId,
@@ -99,10 +93,6 @@ impl DynamoDbLedger {
 
     pub fn from_config(config: &aws_config::SdkConfig, tables: TableNames) -> Self {
         Self::new(super::calls::dynamodb(config), tables)
-    }
-
-    fn payment_key(key: &IdempotencyKey) -> String {
-        format!("payment#{}", key.as_str())
     }
 
     fn deposit_key(wallet_id: &WalletId, key: &IdempotencyKey) -> String {
@@ -414,34 +404,43 @@ impl PaymentLog for DynamoDbLedger {
         idempotency_key: Option<&IdempotencyKey>,
         now: DateTime<Utc>,
     ) -> Result<BeginPayment, StoreError> {
-        let entry = PaymentLogEntry::requested(request.clone(), now);
-        let Some(key) = idempotency_key else {
-            // One item: a plain conditional write.
-            return Ok(if self.put_log_entry(&entry).await? {
-                BeginPayment::Begun
-            } else {
-                BeginPayment::AlreadyExists
-            });
-        };
-        let record = PaymentKeyRecord {
-            idempotency_key: Self::payment_key(key),
-            request: request.clone(),
-            expires_at: (now + IDEMPOTENCY_KEY_LIFETIME).timestamp(),
-        };
-        let items = vec![self.idempotency_put(&record)?, self.log_entry_put(&entry)?];
-        match self.transact(items).await? {
-            Transaction::Committed => Ok(BeginPayment::Begun),
-            Transaction::ConditionFailed(0) => {
-                let earlier: PaymentKeyRecord =
-                    self.idempotency_record(&Self::payment_key(key)).await?;
-                Ok(if earlier.request.same_terms_as(request) {
-                    BeginPayment::Replayed(earlier.request.payment_id().clone())
-                } else {
-                    BeginPayment::KeyReused
-                })
-            }
-            Transaction::ConditionFailed(_) => Ok(BeginPayment::AlreadyExists),
+        // One conditional write, key or not: with a key, the payment id is the key's
+        // (`PaymentRequest::submitted`), so the log's version 1 is the key's record too, and
+        // it is kept as long as the log.
+        if self
+            .put_log_entry(&PaymentLogEntry::requested(request.clone(), now))
+            .await?
+        {
+            return Ok(BeginPayment::Begun);
         }
+        if idempotency_key.is_none() {
+            return Ok(BeginPayment::AlreadyExists);
+        }
+        // The key was used before: what did it ask for?
+        let item = self
+            .get(
+                &self.tables.payments,
+                log_entry_key(request.payment_id(), 1),
+            )
+            .await?
+            .ok_or_else(|| {
+                StoreError::Transient(format!(
+                    "payment {} exists but its request cannot be read",
+                    request.payment_id()
+                ))
+            })?;
+        let earlier: PaymentLogEntry = from_item(item)?;
+        let PaymentStep::Requested { request: earlier } = earlier.step else {
+            return Err(StoreError::Permanent(format!(
+                "version 1 of payment {} is not its request",
+                request.payment_id()
+            )));
+        };
+        Ok(if earlier.same_terms_as(request) {
+            BeginPayment::Replayed(earlier.payment_id().clone())
+        } else {
+            BeginPayment::KeyReused
+        })
     }
 
     async fn record(&self, plan: &StepPlan) -> Result<RecordStep, StoreError> {
@@ -496,10 +495,7 @@ impl DynamoDbLedger {
         plan: &StepPlan,
         mut read: HashMap<WalletId, Option<Wallet>>,
     ) -> Result<RecordStep, StoreError> {
-        let entry_key = HashMap::from([
-            ("payment_id".to_owned(), s(plan.entry.payment_id.as_str())),
-            ("version".to_owned(), n(u64::from(plan.entry.version))),
-        ]);
+        let entry_key = log_entry_key(&plan.entry.payment_id, plan.entry.version);
         if self.get(&self.tables.payments, entry_key).await?.is_some() {
             return Ok(RecordStep::VersionTaken);
         }
@@ -522,6 +518,13 @@ impl DynamoDbLedger {
 
 fn wallet_key(id: &WalletId) -> Item {
     HashMap::from([("wallet_id".to_owned(), s(id.as_str()))])
+}
+
+fn log_entry_key(id: &PaymentId, version: u32) -> Item {
+    HashMap::from([
+        ("payment_id".to_owned(), s(id.as_str())),
+        ("version".to_owned(), n(u64::from(version))),
+    ])
 }
 
 pub(super) fn s(value: &str) -> AttributeValue {

@@ -87,6 +87,25 @@ prefixed_id!(
     "pay_",
     "a payment id"
 );
+
+/// The namespace of payment ids derived from idempotency keys (a fixed, random UUID). Changing
+/// it would give a retried request another id than its first attempt's: never change it.
+const PAYMENT_KEY_NAMESPACE: uuid::Uuid =
+    uuid::Uuid::from_u128(0xfd5a7048_38e0_4c99_8fa2_ab32a81af4f2);
+
+impl PaymentId {
+    /// The id of the payment that `payer` asks for with `key`: a name-based UUID (v5) of
+    /// `<payer>/<key>` in paysaga's namespace. The same payer and key always give the same id,
+    /// so a retried request names the payment its first attempt made; keys are scoped to the
+    /// paying wallet, so another payer's equal key is another payment. (Wallet ids hold no
+    /// `/`, so each name has one reading.)
+    pub fn for_idempotency_key(payer: &WalletId, key: &IdempotencyKey) -> Self {
+        let name = format!("{payer}/{}", key.as_str());
+        let id = uuid::Uuid::new_v5(&PAYMENT_KEY_NAMESPACE, name.as_bytes());
+        Self(format!("{}{}", Self::PREFIX, id.simple()))
+    }
+}
+
 prefixed_id!(
     /// A deposit into a wallet: `dep_…`.
     DepositId,
@@ -190,6 +209,23 @@ mod tests {
         let id: WalletId = serde_json::from_str("\"wal_abc\"").unwrap();
         assert_eq!(serde_json::to_string(&id).unwrap(), "\"wal_abc\"");
         assert!(serde_json::from_str::<WalletId>("\"abc\"").is_err());
+    }
+
+    #[test]
+    fn payment_ids_from_idempotency_keys_are_deterministic_and_scoped_to_the_payer() {
+        let alice = WalletId::parse("wal_demo_alice").unwrap();
+        let bob = WalletId::parse("wal_demo_bob").unwrap();
+        let key = IdempotencyKey::parse("payment-demo-0001").unwrap();
+        let id = PaymentId::for_idempotency_key(&alice, &key);
+        assert_eq!(id, PaymentId::for_idempotency_key(&alice, &key));
+        // Pinned (computed apart, with Python's uuid.uuid5): a changed derivation would give
+        // the retries of stored payments new ids.
+        assert_eq!(id.as_str(), "pay_c1e817f1549d5574bb82ff9570e61207");
+        assert_eq!(PaymentId::parse(id.as_str()), Ok(id.clone()));
+
+        assert_ne!(id, PaymentId::for_idempotency_key(&bob, &key));
+        let other_key = IdempotencyKey::parse("payment-demo-0002").unwrap();
+        assert_ne!(id, PaymentId::for_idempotency_key(&alice, &other_key));
     }
 
     #[test]

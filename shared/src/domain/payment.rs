@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::failure::FailureReason;
-use super::ids::{ChargeId, PaymentId, WalletId};
+use super::ids::{ChargeId, IdempotencyKey, PaymentId, WalletId};
 use super::money::Money;
 
 /// Why a payment request was refused before anything happened.
@@ -61,6 +61,22 @@ impl PaymentRequest {
             to_wallet,
             amount,
         })
+    }
+
+    /// A payment a client submits: its id is derived from the payer and the client's
+    /// idempotency key when there is one ([`PaymentId::for_idempotency_key`]), so a retry of
+    /// the request names the same payment; a new, time-ordered id otherwise.
+    pub fn submitted(
+        from_wallet: WalletId,
+        to_wallet: WalletId,
+        amount: Money,
+        idempotency_key: Option<&IdempotencyKey>,
+    ) -> Result<Self, PaymentRequestError> {
+        let payment_id = match idempotency_key {
+            Some(key) => PaymentId::for_idempotency_key(&from_wallet, key),
+            None => PaymentId::generate(),
+        };
+        Self::new(payment_id, from_wallet, to_wallet, amount)
     }
 
     pub fn payment_id(&self) -> &PaymentId {
@@ -518,6 +534,30 @@ pub(crate) mod tests {
             Payment::from_log(&completed),
             Err(PaymentLogError::IllegalTransition { .. })
         ));
+    }
+
+    #[test]
+    fn a_submitted_payment_is_named_by_its_key_or_gets_a_new_id() {
+        let eur = Money::new(100, "EUR".parse().unwrap()).unwrap();
+        let (alice, bob) = (
+            WalletId::parse("wal_alice").unwrap(),
+            WalletId::parse("wal_bob").unwrap(),
+        );
+        let submit = |key: Option<&IdempotencyKey>| {
+            PaymentRequest::submitted(alice.clone(), bob.clone(), eur, key).unwrap()
+        };
+        let key = IdempotencyKey::parse("order-42").unwrap();
+        let keyed = submit(Some(&key));
+        assert_eq!(
+            keyed.payment_id(),
+            &PaymentId::for_idempotency_key(&alice, &key)
+        );
+        assert_eq!(submit(Some(&key)).payment_id(), keyed.payment_id());
+        assert_ne!(submit(None).payment_id(), submit(None).payment_id());
+        assert_eq!(
+            PaymentRequest::submitted(alice.clone(), alice.clone(), eur, Some(&key)),
+            Err(PaymentRequestError::SameWallet)
+        );
     }
 
     #[test]
