@@ -8,7 +8,7 @@
 //! printed, and `PAYSAGA_BANK_SEED=<seed>` plans the same run again (timing aside).
 //!
 //! It resets the fake processor's ledger and sets its faults while it runs, then gives it its
-//! default settings back, and takes its own lifecycle events off `PaymentEventsQueue` (which
+//! default settings back, and takes its own outcome events off `PaymentEventsQueue` (which
 //! has no consumer locally) so the tests that look for theirs there are not swamped.
 //!
 //! Needs the stack with the payment saga built with its `fault-injection` feature
@@ -55,7 +55,7 @@ const SETTLE_DEADLINE: Duration = Duration::from_secs(8 * 60);
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 /// Attempts of a request the stack may answer with a transient error.
 const ATTEMPTS: u32 = 5;
-/// Clearing this test's lifecycle events off their queue afterwards: receivers, time limit.
+/// Clearing this test's outcome events off their queue afterwards: receivers, time limit.
 const DRAINERS: usize = 8;
 const DRAIN_DEADLINE: Duration = Duration::from_secs(90);
 
@@ -602,7 +602,7 @@ async fn the_bank_balances_under_faults() -> anyhow::Result<()> {
     println!(
         "money                   balances {total} = available {total_available} + reserved {total_reserved}; deposits {deposited}; {overdrawn} overdrafts refused"
     );
-    println!("lifecycle events        {drained} of bank payments taken off PaymentEventsQueue");
+    println!("outcome events          {drained} of bank payments taken off PaymentEventsQueue");
     println!(
         "saga log entries        {log_entries} ({:.2} per payment)",
         log_entries as f64 / PAYMENTS as f64
@@ -1081,9 +1081,9 @@ fn function_log() -> Option<String> {
     std::fs::read_to_string(repo_root().join(".local/logs/local-lambda.log")).ok()
 }
 
-/// Takes the lifecycle events of bank payments (this run's and any earlier run's) off the
+/// Takes the outcome events of bank payments (this run's and any earlier run's) off the
 /// lifecycle queue, which has no consumer locally: other tests look for their own events there,
-/// ten at a time, and must not wade through the thousand or so each bank run leaves.
+/// ten at a time, and must not wade through the 500 or so each bank run leaves.
 async fn drain_bank_events(stack: &Stack) -> anyhow::Result<usize> {
     let url = stack.wiring.queue("PaymentEventsQueue")?.url.as_str();
     let deadline = Instant::now() + DRAIN_DEADLINE;
@@ -1134,7 +1134,7 @@ async fn drain_bank_events(stack: &Stack) -> anyhow::Result<usize> {
     drained.into_iter().sum()
 }
 
-/// Whether an SQS message is a lifecycle event of a payment between bank wallets.
+/// Whether an SQS message is an outcome event of a payment between bank wallets.
 fn is_bank_event(body: Option<&str>) -> bool {
     body.and_then(|body| serde_json::from_str::<Value>(body).ok())
         .and_then(|event| {

@@ -4,7 +4,7 @@
 //! These need the stack running, so `cargo test` alone skips them; `make test` starts the
 //! stack and runs them with `--ignored`.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::Duration;
 
@@ -61,16 +61,20 @@ async fn a_payment_moves_money_between_two_wallets_end_to_end() -> anyhow::Resul
     assert_eq!(stack.balances(&alice).await?, (7_500, 0));
     assert_eq!(stack.balances(&bob).await?, (2_500, 0));
 
-    // The saga's events went onto the bus, and the lifecycle rule routed them to their queue.
-    let lifecycle = received_events_of(&stack, "PaymentEventsQueue", &payment_id, 4).await?;
+    // The saga announced the outcome on the bus (its steps stay in the log), and the lifecycle
+    // rule routed it to its queue.
+    let outcomes = received_events_of(&stack, "PaymentEventsQueue", &payment_id, 1).await?;
+    let completed = outcomes
+        .get("PaymentCompleted")
+        .with_context(|| format!("PaymentCompleted among {outcomes:?}"))?;
     assert_eq!(
-        lifecycle,
-        BTreeSet::from([
-            "FundsReserved".into(),
-            "PaymentCharged".into(),
-            "FundsSettled".into(),
-            "PaymentCompleted".into()
-        ])
+        completed["detail"]["event_id"],
+        format!("{payment_id}/4"),
+        "{completed}"
+    );
+    assert_eq!(
+        completed["detail"]["data"]["status"], "COMPLETED",
+        "{completed}"
     );
     Ok(())
 }
@@ -299,16 +303,16 @@ fn readme_walkthrough(readme: &str) -> anyhow::Result<String> {
     Ok(commands.join("\n"))
 }
 
-/// The `detail-type`s of the events about `payment_id` that arrive on a rule's target queue,
-/// once `expected` distinct ones have; those messages are deleted, others left alone.
+/// The events about `payment_id` that arrive on a rule's target queue, by `detail-type`, once
+/// `expected` distinct types have; those messages are deleted, others left alone.
 async fn received_events_of(
     stack: &Stack,
     queue: &str,
     payment_id: &str,
     expected: usize,
-) -> anyhow::Result<BTreeSet<String>> {
+) -> anyhow::Result<BTreeMap<String, Value>> {
     let url = stack.wiring.queue(queue)?.url.clone();
-    let seen = std::sync::Mutex::new(BTreeSet::new());
+    let seen = std::sync::Mutex::new(BTreeMap::new());
     eventually(
         SETTLE,
         &format!("{expected} events of {payment_id} on {queue}"),
@@ -326,9 +330,10 @@ async fn received_events_of(
                 for message in output.messages() {
                     let event: Value = serde_json::from_str(message.body().unwrap_or_default())?;
                     if event["detail"]["data"]["payment_id"] == payment_id {
+                        let detail_type = event["detail-type"].as_str().unwrap_or_default();
                         seen.lock()
                             .expect("not poisoned")
-                            .insert(event["detail-type"].as_str().unwrap_or_default().to_owned());
+                            .insert(detail_type.to_owned(), event.clone());
                         if let Some(handle) = message.receipt_handle() {
                             stack
                                 .sqs

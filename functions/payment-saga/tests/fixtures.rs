@@ -105,15 +105,16 @@ async fn a_payment_request_completes_and_moves_the_money_exactly() {
         ),
         (8_750, 1_250)
     );
-    let announced: Vec<&str> = test
+    let announced: Vec<(&str, String)> = test
         .events
         .published()
         .iter()
-        .map(|event| event.detail_type())
+        .map(|event| (event.detail_type(), event.event_id().to_owned()))
         .collect();
     assert_eq!(
         announced,
-        ["FundsReserved", "PaymentCharged", "PaymentCompleted"]
+        [("PaymentCompleted", "pay_demo_cli_0001/4".to_owned())],
+        "the outcome only"
     );
 }
 
@@ -146,7 +147,7 @@ async fn a_duplicate_delivery_moves_no_more_money() {
         .iter()
         .map(|event| event.event_id().to_owned())
         .collect();
-    assert_eq!(ids.len(), 3, "re-announcements carry the same event ids");
+    assert_eq!(ids.len(), 1, "re-announcements carry the same event id");
 }
 
 #[tokio::test]

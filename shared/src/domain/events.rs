@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::failure::FailureReason;
 use super::ids::{DepositId, PaymentId, WalletId};
 use super::money::Money;
-use super::payment::{Payment, PaymentLogEntry, PaymentRequest, PaymentStatus, PaymentStep};
+use super::payment::{Payment, PaymentRequest, PaymentStatus};
 
 /// The EventBridge `source` of payment events.
 pub const PAYMENTS_SOURCE: &str = "paysaga.payments";
@@ -27,7 +27,7 @@ pub struct EventDetail<T> {
     pub data: T,
 }
 
-/// What a payment event after the request carries.
+/// What a payment's outcome event carries.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PaymentEventData {
     pub payment_id: PaymentId,
@@ -47,57 +47,17 @@ pub struct FundsDeposited {
     pub amount: Money,
 }
 
-/// Every event paysaga publishes.
+/// Every event paysaga publishes. A payment is announced twice: when it is requested, and
+/// when it has its outcome. The steps in between stay in the payment's log.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DomainEvent {
     /// A payment was asked for; the saga picks it up from the bus.
     PaymentRequested(EventDetail<PaymentRequest>),
-    /// The saga recorded a step of a payment.
-    PaymentStepRecorded {
-        detail_type: PaymentEventType,
-        detail: EventDetail<PaymentEventData>,
-    },
+    /// The money moved: the payment is COMPLETED.
+    PaymentCompleted(EventDetail<PaymentEventData>),
+    /// The payment is FAILED (its `failure` says why); whatever it had done is undone.
+    PaymentFailed(EventDetail<PaymentEventData>),
     FundsDeposited(EventDetail<FundsDeposited>),
-}
-
-/// The `detail-type`s of payment events after the request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PaymentEventType {
-    FundsReserved,
-    PaymentCharged,
-    PaymentCompleted,
-    CompensationStarted,
-    ChargeRefunded,
-    ReservationReleased,
-    PaymentFailed,
-}
-
-impl PaymentEventType {
-    pub const ALL: [Self; 7] = [
-        Self::FundsReserved,
-        Self::PaymentCharged,
-        Self::PaymentCompleted,
-        Self::CompensationStarted,
-        Self::ChargeRefunded,
-        Self::ReservationReleased,
-        Self::PaymentFailed,
-    ];
-
-    pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|event| event.as_str() == name)
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::FundsReserved => "FundsReserved",
-            Self::PaymentCharged => "PaymentCharged",
-            Self::PaymentCompleted => "PaymentCompleted",
-            Self::CompensationStarted => "CompensationStarted",
-            Self::ChargeRefunded => "ChargeRefunded",
-            Self::ReservationReleased => "ReservationReleased",
-            Self::PaymentFailed => "PaymentFailed",
-        }
-    }
 }
 
 /// Why an event does not honour paysaga's contracts: a consumer can never handle it as it is.
@@ -118,6 +78,10 @@ pub enum ContractViolation {
 
 /// The `detail-type` of [`DomainEvent::PaymentRequested`].
 pub const PAYMENT_REQUESTED: &str = "PaymentRequested";
+/// The `detail-type` of [`DomainEvent::PaymentCompleted`].
+pub const PAYMENT_COMPLETED: &str = "PaymentCompleted";
+/// The `detail-type` of [`DomainEvent::PaymentFailed`].
+pub const PAYMENT_FAILED: &str = "PaymentFailed";
 /// The `detail-type` of [`DomainEvent::FundsDeposited`].
 pub const FUNDS_DEPOSITED: &str = "FundsDeposited";
 
@@ -131,40 +95,35 @@ impl DomainEvent {
         })
     }
 
-    /// The event announcing a log entry after the request, or `None` for the request itself
-    /// (announced by whoever made it, as [`DomainEvent::PaymentRequested`]).
-    pub fn for_log_entry(payment: &Payment, entry: &PaymentLogEntry) -> Option<Self> {
-        let (detail_type, failure) = match &entry.step {
-            PaymentStep::Requested { .. } => return None,
-            PaymentStep::FundsReserved => (PaymentEventType::FundsReserved, None),
-            PaymentStep::Charged { .. } => (PaymentEventType::PaymentCharged, None),
-            PaymentStep::Completed => (PaymentEventType::PaymentCompleted, None),
-            PaymentStep::CompensationStarted { reason } => {
-                (PaymentEventType::CompensationStarted, Some(reason.clone()))
-            }
-            PaymentStep::ChargeRefunded => (PaymentEventType::ChargeRefunded, None),
-            PaymentStep::ReservationReleased => (PaymentEventType::ReservationReleased, None),
-            PaymentStep::Failed { reason } => {
-                (PaymentEventType::PaymentFailed, Some(reason.clone()))
-            }
-        };
+    /// The event announcing a payment's outcome, once it has one: `PaymentCompleted` or
+    /// `PaymentFailed` (with the reason). Its id is the terminal log entry's
+    /// (`<payment_id>/<version>`), the same however often it is published.
+    pub fn payment_outcome(payment: &Payment) -> Option<Self> {
         let request = &payment.request;
-        Some(Self::PaymentStepRecorded {
-            detail_type,
-            detail: EventDetail {
-                version: CONTRACT_VERSION,
-                event_id: format!("{}/{}", entry.payment_id, entry.version),
-                occurred_at: entry.recorded_at,
-                data: PaymentEventData {
-                    payment_id: entry.payment_id.clone(),
-                    from_wallet: request.from_wallet().clone(),
-                    to_wallet: request.to_wallet().clone(),
-                    amount: request.amount(),
-                    status: entry.step.resulting_status(),
-                    failure,
-                },
+        let detail = EventDetail {
+            version: CONTRACT_VERSION,
+            event_id: format!("{}/{}", request.payment_id(), payment.version),
+            occurred_at: payment.updated_at,
+            data: PaymentEventData {
+                payment_id: request.payment_id().clone(),
+                from_wallet: request.from_wallet().clone(),
+                to_wallet: request.to_wallet().clone(),
+                amount: request.amount(),
+                status: payment.status,
+                failure: None,
             },
-        })
+        };
+        match payment.status {
+            PaymentStatus::Completed => Some(Self::PaymentCompleted(detail)),
+            PaymentStatus::Failed => Some(Self::PaymentFailed(EventDetail {
+                data: PaymentEventData {
+                    failure: payment.failure.clone(),
+                    ..detail.data
+                },
+                ..detail
+            })),
+            _ => None,
+        }
     }
 
     pub fn funds_deposited(deposit: FundsDeposited, occurred_at: DateTime<Utc>) -> Self {
@@ -192,8 +151,7 @@ impl DomainEvent {
             .version;
         let known = match source {
             PAYMENTS_SOURCE => {
-                detail_type == PAYMENT_REQUESTED
-                    || PaymentEventType::from_name(detail_type).is_some()
+                [PAYMENT_REQUESTED, PAYMENT_COMPLETED, PAYMENT_FAILED].contains(&detail_type)
             }
             WALLETS_SOURCE => detail_type == FUNDS_DEPOSITED,
             _ => false,
@@ -210,18 +168,16 @@ impl DomainEvent {
                 version,
             });
         }
-        let event = match (detail_type, PaymentEventType::from_name(detail_type)) {
-            (PAYMENT_REQUESTED, _) => {
+        let event = match detail_type {
+            PAYMENT_REQUESTED => {
                 Self::PaymentRequested(serde_json::from_str(detail).map_err(invalid)?)
             }
-            (FUNDS_DEPOSITED, _) => {
-                Self::FundsDeposited(serde_json::from_str(detail).map_err(invalid)?)
+            PAYMENT_COMPLETED => {
+                Self::PaymentCompleted(serde_json::from_str(detail).map_err(invalid)?)
             }
-            (_, Some(detail_type)) => Self::PaymentStepRecorded {
-                detail_type,
-                detail: serde_json::from_str(detail).map_err(invalid)?,
-            },
-            (_, None) => unreachable!("unknown detail-types were refused above"),
+            PAYMENT_FAILED => Self::PaymentFailed(serde_json::from_str(detail).map_err(invalid)?),
+            FUNDS_DEPOSITED => Self::FundsDeposited(serde_json::from_str(detail).map_err(invalid)?),
+            _ => unreachable!("unknown detail-types were refused above"),
         };
         Ok(event)
     }
@@ -229,7 +185,9 @@ impl DomainEvent {
     /// The EventBridge `source`.
     pub fn source(&self) -> &'static str {
         match self {
-            Self::PaymentRequested(_) | Self::PaymentStepRecorded { .. } => PAYMENTS_SOURCE,
+            Self::PaymentRequested(_) | Self::PaymentCompleted(_) | Self::PaymentFailed(_) => {
+                PAYMENTS_SOURCE
+            }
             Self::FundsDeposited(_) => WALLETS_SOURCE,
         }
     }
@@ -238,7 +196,8 @@ impl DomainEvent {
     pub fn detail_type(&self) -> &'static str {
         match self {
             Self::PaymentRequested(_) => PAYMENT_REQUESTED,
-            Self::PaymentStepRecorded { detail_type, .. } => detail_type.as_str(),
+            Self::PaymentCompleted(_) => PAYMENT_COMPLETED,
+            Self::PaymentFailed(_) => PAYMENT_FAILED,
             Self::FundsDeposited(_) => FUNDS_DEPOSITED,
         }
     }
@@ -246,7 +205,7 @@ impl DomainEvent {
     pub fn event_id(&self) -> &str {
         match self {
             Self::PaymentRequested(detail) => &detail.event_id,
-            Self::PaymentStepRecorded { detail, .. } => &detail.event_id,
+            Self::PaymentCompleted(detail) | Self::PaymentFailed(detail) => &detail.event_id,
             Self::FundsDeposited(detail) => &detail.event_id,
         }
     }
@@ -255,7 +214,9 @@ impl DomainEvent {
     pub fn detail_json(&self) -> String {
         let json = match self {
             Self::PaymentRequested(detail) => serde_json::to_string(detail),
-            Self::PaymentStepRecorded { detail, .. } => serde_json::to_string(detail),
+            Self::PaymentCompleted(detail) | Self::PaymentFailed(detail) => {
+                serde_json::to_string(detail)
+            }
             Self::FundsDeposited(detail) => serde_json::to_string(detail),
         };
         json.expect("event details are plain data that always serialise")
@@ -265,7 +226,9 @@ impl DomainEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::ChargeId;
     use crate::domain::payment::tests::request;
+    use crate::domain::payment::{PaymentLogEntry, PaymentStep};
 
     #[test]
     fn payment_requested_round_trips_through_its_json_contract() {
@@ -288,19 +251,42 @@ mod tests {
     #[test]
     fn events_parse_back_from_what_the_bus_carries() {
         let requested = DomainEvent::payment_requested(&request(1_250), Utc::now());
-        let parsed = DomainEvent::parse(
-            requested.source(),
-            requested.detail_type(),
-            &requested.detail_json(),
-        );
-        assert_eq!(parsed, Ok(requested));
+        let completed = DomainEvent::payment_outcome(&completed()).unwrap();
+        let failed = DomainEvent::payment_outcome(&failed()).unwrap();
+        for event in [requested, completed, failed] {
+            let parsed =
+                DomainEvent::parse(event.source(), event.detail_type(), &event.detail_json());
+            assert_eq!(parsed, Ok(event));
+        }
+    }
 
-        let payment =
-            Payment::from_log(&[PaymentLogEntry::requested(request(5), Utc::now())]).unwrap();
-        let reserved = payment.next_entry(PaymentStep::FundsReserved, Utc::now());
-        let step = DomainEvent::for_log_entry(&payment, &reserved).unwrap();
-        let parsed = DomainEvent::parse(step.source(), step.detail_type(), &step.detail_json());
-        assert_eq!(parsed, Ok(step));
+    /// A payment's log after `steps`, folded.
+    fn payment_after(steps: Vec<PaymentStep>) -> Payment {
+        let mut log = vec![PaymentLogEntry::requested(request(10), Utc::now())];
+        for step in steps {
+            let payment = Payment::from_log(&log).unwrap();
+            log.push(payment.next_entry(step, Utc::now()));
+        }
+        Payment::from_log(&log).unwrap()
+    }
+
+    fn completed() -> Payment {
+        let charged = PaymentStep::Charged {
+            charge_id: ChargeId::parse("ch_1").unwrap(),
+        };
+        payment_after(vec![
+            PaymentStep::FundsReserved,
+            charged,
+            PaymentStep::Completed,
+        ])
+    }
+
+    fn failed() -> Payment {
+        payment_after(vec![PaymentStep::Failed {
+            reason: FailureReason::InsufficientFunds {
+                wallet_id: request(10).from_wallet().clone(),
+            },
+        }])
     }
 
     #[test]
@@ -339,27 +325,68 @@ mod tests {
     }
 
     #[test]
-    fn step_events_are_named_for_the_step_and_identified_by_version() {
-        let requested = PaymentLogEntry::requested(request(10), Utc::now());
-        let payment = Payment::from_log(std::slice::from_ref(&requested)).unwrap();
-        assert!(DomainEvent::for_log_entry(&payment, &requested).is_none());
-        let reserved = payment.next_entry(PaymentStep::FundsReserved, Utc::now());
-        let event = DomainEvent::for_log_entry(&payment, &reserved).unwrap();
+    fn only_outcomes_are_announced_identified_by_the_terminal_version() {
+        let pending = payment_after(vec![]);
+        let reserved = payment_after(vec![PaymentStep::FundsReserved]);
+        let compensating = payment_after(vec![
+            PaymentStep::FundsReserved,
+            PaymentStep::CompensationStarted {
+                reason: FailureReason::ProcessorUnavailable,
+            },
+        ]);
+        for unfinished in [pending, reserved, compensating] {
+            assert_eq!(
+                DomainEvent::payment_outcome(&unfinished),
+                None,
+                "{:?}",
+                unfinished.status
+            );
+        }
+
+        let completed = completed();
+        let event = DomainEvent::payment_outcome(&completed).unwrap();
+        assert_eq!(
+            (event.source(), event.detail_type(), event.event_id()),
+            ("paysaga.payments", "PaymentCompleted", "pay_test/4")
+        );
+        let json: serde_json::Value = serde_json::from_str(&event.detail_json()).unwrap();
+        assert_eq!(json["data"]["status"], "COMPLETED");
+        assert!(json["data"].get("failure").is_none(), "{json}");
+        assert_eq!(
+            json["occurred_at"],
+            serde_json::to_value(completed.updated_at).unwrap()
+        );
+
+        let event = DomainEvent::payment_outcome(&failed()).unwrap();
         assert_eq!(
             (event.detail_type(), event.event_id()),
-            ("FundsReserved", "pay_test/2")
+            ("PaymentFailed", "pay_test/2")
         );
-        let failed = payment.next_entry(
-            PaymentStep::Failed {
-                reason: FailureReason::InsufficientFunds {
-                    wallet_id: request(10).from_wallet().clone(),
-                },
-            },
-            Utc::now(),
-        );
-        let event = DomainEvent::for_log_entry(&payment, &failed).unwrap();
         let json: serde_json::Value = serde_json::from_str(&event.detail_json()).unwrap();
         assert_eq!(json["data"]["status"], "FAILED");
         assert_eq!(json["data"]["failure"]["code"], "insufficient_funds");
+    }
+
+    #[test]
+    fn step_events_are_no_longer_part_of_the_contract() {
+        let detail = DomainEvent::payment_outcome(&completed())
+            .unwrap()
+            .detail_json();
+        for retired in [
+            "FundsReserved",
+            "PaymentCharged",
+            "FundsSettled",
+            "CompensationStarted",
+            "ChargeRefunded",
+            "ReservationReleased",
+        ] {
+            assert!(
+                matches!(
+                    DomainEvent::parse("paysaga.payments", retired, &detail),
+                    Err(ContractViolation::UnknownEvent { .. })
+                ),
+                "{retired}"
+            );
+        }
     }
 }

@@ -107,8 +107,10 @@ impl Delivery {
 
 impl Saga<'_> {
     /// Drives the payment in `request` to COMPLETED or FAILED (or, when compensation cannot
-    /// finish on the message's last delivery, hands it to a fresh one), then announces every
-    /// step of its log (again, for steps an earlier delivery recorded: event ids de-duplicate).
+    /// finish on the message's last delivery, hands it to a fresh one), then announces its
+    /// outcome: one `PaymentCompleted` or `PaymentFailed` event (again when an earlier delivery
+    /// got there first: its id is the terminal entry's, so consumers de-duplicate). The steps
+    /// in between are not announced; they stay in the payment's log.
     #[instrument(skip_all, fields(payment_id = %request.payment_id(), receive_count = delivery.receive_count))]
     pub async fn run(
         &self,
@@ -141,14 +143,12 @@ impl Saga<'_> {
             Err(error) => return Err(error),
         }
 
-        let announcements: Vec<DomainEvent> = history
-            .iter()
-            .filter_map(|entry| DomainEvent::for_log_entry(&payment, entry))
-            .collect();
-        self.events
-            .publish(&announcements)
-            .await
-            .map_err(ServiceError::from)?;
+        if let Some(outcome) = DomainEvent::payment_outcome(&payment) {
+            self.events
+                .publish(&[outcome])
+                .await
+                .map_err(ServiceError::from)?;
+        }
         Ok(payment)
     }
 
@@ -417,14 +417,6 @@ mod tests {
         }
     }
 
-    const COMPENSATED: [&str; 5] = [
-        "FundsReserved",
-        "CompensationStarted",
-        "ChargeRefunded",
-        "ReservationReleased",
-        "PaymentFailed",
-    ];
-
     #[tokio::test]
     async fn a_payment_reserves_charges_and_settles_which_completes_it() {
         let world = World::alice_pays_bob().await;
@@ -440,9 +432,14 @@ mod tests {
                 Money::new(300, "EUR".parse().unwrap()).unwrap()
             ))
         );
+        let published = world.events.published();
         assert_eq!(
-            world.announced(),
-            ["FundsReserved", "PaymentCharged", "PaymentCompleted"]
+            published
+                .iter()
+                .map(|event| (event.detail_type(), event.event_id()))
+                .collect::<Vec<_>>(),
+            [("PaymentCompleted", "pay_saga/4")],
+            "the outcome only, not the steps"
         );
     }
 
@@ -464,6 +461,17 @@ mod tests {
             versions,
             [1, 2, 3, 4],
             "requested, reserved, charged, completed"
+        );
+        let outcomes: std::collections::HashSet<(&str, String)> = world
+            .events
+            .published()
+            .iter()
+            .map(|event| (event.detail_type(), event.event_id().to_owned()))
+            .collect();
+        assert_eq!(
+            outcomes,
+            std::collections::HashSet::from([("PaymentCompleted", "pay_saga/4".to_owned())]),
+            "every delivery announces the one outcome, under one event id"
         );
     }
 
@@ -529,7 +537,15 @@ mod tests {
             Some(ChargeState::Voided),
             "a late charge would be refused"
         );
-        assert_eq!(world.announced(), COMPENSATED);
+        let published = world.events.published();
+        assert_eq!(world.announced(), ["PaymentFailed"]);
+        assert!(
+            published[0]
+                .detail_json()
+                .contains(r#""code":"payment_declined""#),
+            "{}",
+            published[0].detail_json()
+        );
     }
 
     #[tokio::test]
@@ -550,7 +566,8 @@ mod tests {
         assert_eq!(payment.status, PaymentStatus::Compensating);
         assert_eq!(
             world.announced(),
-            ["PaymentRequested", "FundsReserved", "CompensationStarted"]
+            ["PaymentRequested"],
+            "no outcome yet: only the request, re-announced"
         );
 
         // Compensation never gives up: once the processor answers, it completes.
@@ -566,7 +583,7 @@ mod tests {
             Some(ChargeState::Voided),
             "a charge arriving late is refused"
         );
-        assert!(world.announced().ends_with(&COMPENSATED));
+        assert_eq!(world.announced(), ["PaymentRequested", "PaymentFailed"]);
     }
 
     #[tokio::test]
@@ -617,17 +634,7 @@ mod tests {
             ((1_000, 0), (MAX_MINOR_UNITS, 0))
         );
         assert!(matches!(world.charge(), Some(ChargeState::Refunded(_))));
-        assert_eq!(
-            world.announced(),
-            [
-                "FundsReserved",
-                "PaymentCharged",
-                "CompensationStarted",
-                "ChargeRefunded",
-                "ReservationReleased",
-                "PaymentFailed"
-            ]
-        );
+        assert_eq!(world.announced(), ["PaymentFailed"]);
     }
 
     #[tokio::test]
@@ -676,11 +683,11 @@ mod tests {
         bus.up.store(true, Ordering::SeqCst);
         saga.run(&request(300), &first()).await.unwrap();
         let published = bus.delivered.published();
-        let announced: Vec<&str> = published.iter().map(DomainEvent::detail_type).collect();
-        assert_eq!(
-            announced,
-            ["FundsReserved", "PaymentCharged", "PaymentCompleted"]
-        );
+        let announced: Vec<(&str, &str)> = published
+            .iter()
+            .map(|event| (event.detail_type(), event.event_id()))
+            .collect();
+        assert_eq!(announced, [("PaymentCompleted", "pay_saga/4")]);
         assert_eq!(world.wallet("wal_bob"), (300, 0));
     }
 
