@@ -139,8 +139,9 @@ pub const CEILING_MIX: &str = "one iteration per payment: DynamoDB TransactWrite
 item in the Wallets table), DynamoDB Query x1 (the scratch log, consistent), EventBridge \
 PutEvents x2 (1 and 4 entries, source paysaga.bench, matched by no rule), SQS SendMessage + \
 ReceiveMessage + DeleteMessage x1 (a scratch queue) = 11 calls; the first 8 are the calls \
-the functions make per completed payment, the SQS round stands in for the EventBridge-to-SQS \
-delivery and the event source mapping's receive and delete";
+a completed payment made before issue 6 (it now makes as many, lighter ones: see the AWS calls \
+per payment), the SQS round stands in for the EventBridge-to-SQS delivery and the event \
+source mapping's receive and delete";
 
 /// Calls one iteration of the ceiling loop makes.
 const CEILING_CALLS_PER_ITERATION: u64 = 11;
