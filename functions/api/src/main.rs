@@ -14,7 +14,7 @@ use paysaga::config::Resources;
 async fn main() -> anyhow::Result<()> {
     lambda_http::tracing::init_default_subscriber();
     let resources = Resources::from_env()?;
-    let config = sdk_config().await;
+    let config = sdk_config().await.context("cannot set up the AWS SDK")?;
     let ledger = Arc::new(DynamoDbLedger::from_config(&config, resources.tables));
     let app = router(Arc::new(Api {
         wallets: ledger.clone(),

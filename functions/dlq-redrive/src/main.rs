@@ -49,7 +49,7 @@ async fn main() -> anyhow::Result<()> {
         )?),
         ..defaults
     };
-    let config = sdk_config().await;
+    let config = sdk_config().await.context("cannot set up the AWS SDK")?;
     let queues = Arc::new(SqsRedriveQueues::from_config(&config));
     let function = DlqRedriveFunction {
         queues: queues.clone(),

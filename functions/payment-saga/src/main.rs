@@ -17,7 +17,7 @@ async fn main() -> anyhow::Result<()> {
     let processor = ProcessorConfig::from_env()?
         .processor()
         .context("cannot build the payment processor's HTTP client")?;
-    let config = sdk_config().await;
+    let config = sdk_config().await.context("cannot set up the AWS SDK")?;
     let function = SagaFunction {
         payments: Arc::new(DynamoDbLedger::from_config(&config, resources.tables)),
         events: Arc::new(EventBridgePublisher::from_config(

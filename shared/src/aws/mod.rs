@@ -5,16 +5,12 @@ pub mod dynamodb;
 pub mod eventbridge;
 pub mod parking;
 pub mod redrive;
+pub mod setup;
 pub mod sqs;
 
 pub use dynamodb::{DynamoDbLedger, TableNames};
 pub use eventbridge::EventBridgePublisher;
 pub use parking::{DynamoDbJournal, DynamoDbParking};
 pub use redrive::{EventBridgeRules, SqsRedriveQueues};
+pub use setup::{SetupError, sdk_config};
 pub use sqs::SqsDeadLetterQueue;
-
-/// The SDK configuration of the environment: credentials, region, and endpoints (including
-/// `AWS_ENDPOINT_URL` and `AWS_ENDPOINT_URL_DYNAMODB`, which point it at the local stack).
-pub async fn sdk_config() -> aws_config::SdkConfig {
-    aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
-}
