@@ -13,15 +13,19 @@ step() { printf '\n==> [%4d s] %s\n' "$((SECONDS - started))" "$*" >&2; }
 step "local stack: install what is missing"
 infra/local/stack.sh install
 
-step "release builds for this machine (the functions, local-lambda, the fake processor, the bench and its reference binaries)"
-"$CARGO" build --release --locked -p api -p payment-saga -p dlq-redrive -p local-lambda -p payment-processor -p paysaga-bench
+step "release builds for this machine: the functions, the reference binaries, the tools"
+# Three builds, so that the features the tools enable (the SDK's default HTTPS client) are not
+# unified into the functions' binaries: each is measured as it ships.
+"$CARGO" build --release --locked -p api -p payment-saga -p dlq-redrive
+"$CARGO" build --release --locked -p paysaga-bench-hello
+"$CARGO" build --release --locked -p local-lambda -p payment-processor -p paysaga-bench
 
 step "arm64 deployment zips (cargo lambda build --release --arm64 --output-format zip)"
 rustup target add aarch64-unknown-linux-gnu >/dev/null
 PATH="$ROOT/.local/venv/bin:$PATH" cargo lambda build --release --arm64 --locked --output-format zip \
   -p api -p payment-saga -p dlq-redrive
 PATH="$ROOT/.local/venv/bin:$PATH" cargo lambda build --release --arm64 --locked --output-format zip \
-  -p paysaga-bench --bin hello-runtime --bin hello-sdk
+  -p paysaga-bench-hello
 
 stack_was_up=false system_was_up=false
 if infra/local/stack.sh status >/dev/null 2>&1; then

@@ -20,7 +20,7 @@ use serde_json::json;
 struct Options {
     #[arg(long, env = "PAYSAGA_WIRING", default_value = ".local/wiring.json")]
     wiring: PathBuf,
-    /// Release binaries of the functions and of hello-runtime / hello-sdk
+    /// Release binaries of the functions and of hello-runtime / hello-sdk (crate paysaga-bench-hello)
     #[arg(long, default_value = "target/release")]
     bin_dir: PathBuf,
     /// Where `cargo lambda build --release --arm64 --output-format zip` put the zips
