@@ -24,8 +24,10 @@
 //!   `updated_at` of any final payment. The client, the API and the saga share this machine's
 //!   clock (the local stack), which is what makes mixing them sound.
 //!
-//! **Emulator ceiling.** After the payments, `C` workers run a closed loop of one payment's
-//! worth of AWS calls against the same endpoints the functions use (see [`CEILING_MIX`]): a 1 s
+//! **Emulator ceiling.** After the payments, as many workers as the system can have call chains
+//! in flight (`C` client requests plus the messages the saga's pollers hold) run a closed loop
+//! of one payment's worth of AWS calls against the same endpoints the functions use (see
+//! [`CEILING_MIX`]): a 1 s
 //! warm-up, then `CEILING_MEASURED` (5 s) counted. Scratch data never meets real data: log
 //! entries go to the Payments table under `pay_bench_ceiling_<run>_...` and counters to the
 //! Wallets table under `wal_bench_ceiling_<run>_...` (both deleted afterwards), events carry
@@ -59,7 +61,7 @@ use tokio::sync::mpsc;
 pub struct ThroughputConfig {
     /// N: how many payments go through.
     pub payments: usize,
-    /// C: how many payments are submitted at once; also the ceiling loop's concurrency.
+    /// C: how many payments are submitted at once.
     pub concurrency: usize,
     /// The API, e.g. `http://127.0.0.1:3000`.
     pub api_url: String,
@@ -128,20 +130,18 @@ const CEILING_WARM_UP: Duration = Duration::from_secs(1);
 const CEILING_MEASURED: Duration = Duration::from_secs(5);
 /// Source of the ceiling loop's events; no rule of the bus matches it.
 const BENCH_EVENT_SOURCE: &str = "paysaga.bench";
-/// Saga steps after the first log entry: reserve, charge, settle, complete.
-const SAGA_STEPS: u32 = 4;
-/// Lifecycle events the saga publishes for a completed payment, in one PutEvents.
-const SAGA_EVENTS: usize = 4;
+/// Log entries of a completed payment: requested, funds reserved, charged, completed.
+const LOG_ENTRIES: u32 = 4;
 
 /// One iteration of the ceiling loop, in the order a payment makes the calls.
-pub const CEILING_MIX: &str = "one iteration per payment: DynamoDB TransactWriteItems x5 \
-(each a conditional Put of a scratch log entry in the Payments table + an Update of a scratch \
-item in the Wallets table), DynamoDB Query x1 (the scratch log, consistent), EventBridge \
-PutEvents x2 (1 and 4 entries, source paysaga.bench, matched by no rule), SQS SendMessage + \
-ReceiveMessage + DeleteMessage x1 (a scratch queue) = 11 calls; the first 8 are the calls \
-a completed payment made before issue 6 (it now makes as many, lighter ones: see the AWS calls \
-per payment), the SQS round stands in for the EventBridge-to-SQS delivery and the event \
-source mapping's receive and delete";
+pub const CEILING_MIX: &str = "one iteration per payment, the calls of a completed payment in \
+its order: DynamoDB PutItem (conditional, log entry 1), EventBridge PutEvents (1 entry, source \
+paysaga.bench, matched by no rule), SQS SendMessage + ReceiveMessage (a scratch queue), \
+DynamoDB Query (the log, consistent), GetItem (a wallet, consistent), TransactWriteItems (log \
+entry 2 + a wallet update), PutItem (conditional, log entry 3), TransactWriteItems (log entry \
+4 + two wallet updates), PutEvents (1 entry), SQS DeleteMessage = 11 calls; the SQS round \
+stands in for the EventBridge-to-SQS delivery and the event source mapping's receive and \
+delete, the other 8 are the functions' calls";
 
 /// Calls one iteration of the ceiling loop makes.
 const CEILING_CALLS_PER_ITERATION: u64 = 11;
@@ -196,12 +196,14 @@ pub async fn measure(config: &ThroughputConfig) -> anyhow::Result<ThroughputRepo
         );
     }
 
+    // As many call chains at once as the system can have in flight: the clients' requests and
+    // the messages the saga's pollers hold.
+    let ceiling_concurrency = config.concurrency + saga_messages_in_flight(&wiring);
     eprintln!(
-        "throughput: emulator ceiling, {} s at concurrency {}",
+        "throughput: emulator ceiling, {} s at concurrency {ceiling_concurrency}",
         CEILING_MEASURED.as_secs(),
-        config.concurrency
     );
-    let emulator = measure_ceiling(&wiring, &run, config.concurrency).await?;
+    let emulator = measure_ceiling(&wiring, &run, ceiling_concurrency).await?;
 
     Ok(ThroughputReport {
         payments: config.payments,
@@ -801,8 +803,9 @@ impl Ceiling {
         format!("pay_bench_ceiling_{}_{worker}_{iteration}", self.run)
     }
 
-    fn scratch_wallet(&self, worker: usize) -> String {
-        format!("wal_bench_ceiling_{}_{worker}", self.run)
+    /// Worker `worker`'s scratch wallets: 0 the payer, 1 the payee.
+    fn scratch_wallet(&self, worker: usize, wallet: usize) -> String {
+        format!("wal_bench_ceiling_{}_{worker}_{wallet}", self.run)
     }
 
     /// Runs iterations until the meter stops; returns how many were started, and how it ended.
@@ -828,7 +831,7 @@ impl Ceiling {
     ) -> anyhow::Result<()> {
         let payment_id = self.scratch_payment(worker, iteration);
         // The API: the log's first entry, then the event that starts the saga.
-        self.transact(worker, &payment_id, 1).await?;
+        self.put_entry(&payment_id, 1).await?;
         meter.record();
         self.put_events(&payment_id, 1).await?;
         meter.record();
@@ -851,7 +854,8 @@ impl Ceiling {
             .await
             .context("ceiling: SQS ReceiveMessage")?;
         meter.record();
-        // The saga: read the log, record four steps, publish their events.
+        // The saga: read the log and the payee's wallet, reserve, charge, settle (completing
+        // the payment), publish the outcome.
         self.dynamodb
             .query()
             .table_name(&self.payments_table)
@@ -862,11 +866,25 @@ impl Ceiling {
             .await
             .context("ceiling: DynamoDB Query")?;
         meter.record();
-        for version in 2..=1 + SAGA_STEPS {
-            self.transact(worker, &payment_id, version).await?;
-            meter.record();
-        }
-        self.put_events(&payment_id, SAGA_EVENTS).await?;
+        self.dynamodb
+            .get_item()
+            .table_name(&self.wallets_table)
+            .key(
+                "wallet_id",
+                AttributeValue::S(self.scratch_wallet(worker, 1)),
+            )
+            .consistent_read(true)
+            .send()
+            .await
+            .context("ceiling: DynamoDB GetItem")?;
+        meter.record();
+        self.transact(worker, &payment_id, 2, 1).await?;
+        meter.record();
+        self.put_entry(&payment_id, 3).await?;
+        meter.record();
+        self.transact(worker, &payment_id, 4, 2).await?;
+        meter.record();
+        self.put_events(&payment_id, 1).await?;
         meter.record();
         // The event source mapping deletes what the saga handled.
         let receipt = received
@@ -886,26 +904,63 @@ impl Ceiling {
         Ok(())
     }
 
-    /// A saga step's shape: the log entry's conditional put and a change to a "wallet".
-    async fn transact(&self, worker: usize, payment_id: &str, version: u32) -> anyhow::Result<()> {
+    /// A scratch log entry, written as a step with no wallet change is: one conditional put.
+    fn entry(&self, payment_id: &str, version: u32) -> HashMap<String, AttributeValue> {
+        [
+            ("payment_id", AttributeValue::S(payment_id.to_owned())),
+            ("version", AttributeValue::N(version.to_string())),
+            ("step", AttributeValue::S("bench_ceiling".to_owned())),
+            ("recorded_at", AttributeValue::S(Utc::now().to_rfc3339())),
+        ]
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value))
+        .collect()
+    }
+
+    async fn put_entry(&self, payment_id: &str, version: u32) -> anyhow::Result<()> {
+        self.dynamodb
+            .put_item()
+            .table_name(&self.payments_table)
+            .set_item(Some(self.entry(payment_id, version)))
+            .condition_expression("attribute_not_exists(payment_id)")
+            .send()
+            .await
+            .context("ceiling: DynamoDB PutItem")?;
+        Ok(())
+    }
+
+    /// A saga step with wallet changes: the log entry's conditional put and `wallets` changes
+    /// to scratch "wallets", in one transaction.
+    async fn transact(
+        &self,
+        worker: usize,
+        payment_id: &str,
+        version: u32,
+        wallets: usize,
+    ) -> anyhow::Result<()> {
         let entry = Put::builder()
             .table_name(&self.payments_table)
-            .item("payment_id", AttributeValue::S(payment_id.to_owned()))
-            .item("version", AttributeValue::N(version.to_string()))
-            .item("step", AttributeValue::S("bench_ceiling".to_owned()))
-            .item("recorded_at", AttributeValue::S(Utc::now().to_rfc3339()))
+            .set_item(Some(self.entry(payment_id, version)))
             .condition_expression("attribute_not_exists(payment_id)")
             .build()?;
-        let counter = Update::builder()
-            .table_name(&self.wallets_table)
-            .key("wallet_id", AttributeValue::S(self.scratch_wallet(worker)))
-            .update_expression("ADD bench_steps :one")
-            .expression_attribute_values(":one", AttributeValue::N("1".to_owned()))
-            .build()?;
-        self.dynamodb
+        let mut transaction = self
+            .dynamodb
             .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(entry).build())
-            .transact_items(TransactWriteItem::builder().update(counter).build())
+            .transact_items(TransactWriteItem::builder().put(entry).build());
+        for wallet in 0..wallets {
+            let counter = Update::builder()
+                .table_name(&self.wallets_table)
+                .key(
+                    "wallet_id",
+                    AttributeValue::S(self.scratch_wallet(worker, wallet)),
+                )
+                .update_expression("ADD bench_steps :one")
+                .expression_attribute_values(":one", AttributeValue::N("1".to_owned()))
+                .build()?;
+            transaction =
+                transaction.transact_items(TransactWriteItem::builder().update(counter).build());
+        }
+        transaction
             .send()
             .await
             .context("ceiling: DynamoDB TransactWriteItems")?;
@@ -962,21 +1017,23 @@ impl Ceiling {
         let mut deletes = Vec::new();
         for (worker, &iterations) in started.iter().enumerate() {
             for iteration in 0..iterations {
-                for version in 1..=1 + SAGA_STEPS {
+                for version in 1..=LOG_ENTRIES {
                     deletes.push((
                         self.payments_table.clone(),
                         key(self.scratch_payment(worker, iteration), version),
                     ));
                 }
             }
-            deletes.push((
-                self.wallets_table.clone(),
-                [(
-                    "wallet_id".to_owned(),
-                    AttributeValue::S(self.scratch_wallet(worker)),
-                )]
-                .into(),
-            ));
+            for wallet in 0..2 {
+                deletes.push((
+                    self.wallets_table.clone(),
+                    [(
+                        "wallet_id".to_owned(),
+                        AttributeValue::S(self.scratch_wallet(worker, wallet)),
+                    )]
+                    .into(),
+                ));
+            }
         }
         // BatchWriteItem takes at most 25 requests.
         stream::iter(deletes.chunks(25).map(|chunk| self.delete_items(chunk)))
