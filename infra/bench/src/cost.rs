@@ -40,7 +40,10 @@ pub struct Prices {
     pub express_gb_second: Price,
 }
 
-const READ: &str = "2026-11-26, AWS pricing page (us-east-1)";
+/// This machine has no web access: prices were taken from the AWS pricing pages as last read,
+/// then checked where the search index held a recent quote of them.
+const READ: &str = "2026-11-26, AWS pricing page (us-east-1), not re-checked here";
+const CHECKED: &str = "2026-11-26, AWS pricing page (us-east-1), matching quotes of it dated 2025-2026";
 
 pub const PRICES: Prices = Prices {
     http_api_request: Price {
@@ -56,7 +59,7 @@ pub const PRICES: Prices = Prices {
         dollars: 0.20,
         per: 1e6,
         unit: "request",
-        as_of: READ,
+        as_of: CHECKED,
         source: "https://aws.amazon.com/lambda/pricing/",
     },
     lambda_arm_gb_second: Price {
@@ -64,7 +67,7 @@ pub const PRICES: Prices = Prices {
         dollars: 0.000_013_333_4,
         per: 1.0,
         unit: "GB-second",
-        as_of: READ,
+        as_of: CHECKED,
         source: "https://aws.amazon.com/lambda/pricing/",
     },
     sqs_request: Price {
@@ -88,7 +91,7 @@ pub const PRICES: Prices = Prices {
         dollars: 0.625,
         per: 1e6,
         unit: "WRU",
-        as_of: READ,
+        as_of: CHECKED,
         source: "https://aws.amazon.com/dynamodb/pricing/on-demand/",
     },
     dynamodb_read_unit: Price {
@@ -96,7 +99,7 @@ pub const PRICES: Prices = Prices {
         dollars: 0.125,
         per: 1e6,
         unit: "RRU",
-        as_of: READ,
+        as_of: CHECKED,
         source: "https://aws.amazon.com/dynamodb/pricing/on-demand/",
     },
     step_functions_transition: Price {
@@ -104,7 +107,7 @@ pub const PRICES: Prices = Prices {
         dollars: 0.025,
         per: 1e3,
         unit: "transition",
-        as_of: READ,
+        as_of: CHECKED,
         source: "https://aws.amazon.com/step-functions/pricing/",
     },
     express_request: Price {
@@ -112,7 +115,7 @@ pub const PRICES: Prices = Prices {
         dollars: 1.00,
         per: 1e6,
         unit: "request",
-        as_of: READ,
+        as_of: CHECKED,
         source: "https://aws.amazon.com/step-functions/pricing/",
     },
     express_gb_second: Price {
@@ -120,7 +123,7 @@ pub const PRICES: Prices = Prices {
         dollars: 0.000_016_67,
         per: 1.0,
         unit: "GB-second",
-        as_of: READ,
+        as_of: CHECKED,
         source: "https://aws.amazon.com/step-functions/pricing/",
     },
 };
