@@ -9,12 +9,13 @@
 //! - [`redrive`]: the DLQ redrive — what goes back, what is parked, and the replay of parked
 //!   messages.
 //! - [`sqs_batch`]: SQS batch handling with partial batch failures; [`config`]: the
-//!   environment a function is given.
+//!   environment a function is given; [`logging`]: the functions' log set-up.
 
 pub mod aws;
 pub mod config;
 pub mod domain;
 pub mod faults;
+pub mod logging;
 pub mod memory;
 pub mod ports;
 pub mod processor;

@@ -12,7 +12,7 @@ use paysaga::config::Resources;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    lambda_http::tracing::init_default_subscriber();
+    paysaga::logging::init();
     let resources = Resources::from_env()?;
     let config = sdk_config().await.context("cannot set up the AWS SDK")?;
     let ledger = Arc::new(DynamoDbLedger::from_config(&config, resources.tables));

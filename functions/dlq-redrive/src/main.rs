@@ -14,7 +14,7 @@ use paysaga::redrive::RedriveSettings;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    lambda_runtime::tracing::init_default_subscriber();
+    paysaga::logging::init();
     let required = |name: &str| {
         std::env::var(name)
             .ok()

@@ -12,7 +12,7 @@ use paysaga::sqs_batch::DeadLetterQueue;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    lambda_runtime::tracing::init_default_subscriber();
+    paysaga::logging::init();
     let resources = Resources::from_env()?;
     let processor = ProcessorConfig::from_env()?
         .processor()
