@@ -43,7 +43,8 @@ pub struct Prices {
 /// This machine has no web access: prices were taken from the AWS pricing pages as last read,
 /// then checked where the search index held a recent quote of them.
 const READ: &str = "2026-11-26, AWS pricing page (us-east-1), not re-checked here";
-const CHECKED: &str = "2026-11-26, AWS pricing page (us-east-1), matching quotes of it dated 2025-2026";
+const CHECKED: &str =
+    "2026-11-26, AWS pricing page (us-east-1), matching quotes of it dated 2025-2026";
 
 pub const PRICES: Prices = Prices {
     http_api_request: Price {
@@ -178,7 +179,7 @@ pub const ASSUMPTIONS: [&str; 6] = [
     "items of at most 1 KB: a transactional write costs 2 WRU per item, a plain one 1; reads under 4 KB: 1 RRU per strongly consistent read, 2 per transactional read",
     "one API Gateway request per payment (POST /payments); status reads are the client's choice",
     "the event source mapping's ReceiveMessage and DeleteMessageBatch are shared by a batch; idle polling is a fixed cost, not per payment",
-    "durations are the measured warm durations of this machine's x86-64 release build, billed at the arm64 price (1 ms granularity)",
+    "durations are measured warm invocations of this machine's x86-64 release build, billed at the arm64 price (1 ms granularity): the api's for one payment, the saga's for a batch of 10 payments between wallets of their own (the template's BatchSize), a tenth of it per payment",
     "Step Functions Standard: one transition per saga step plus the start and the end, the same Lambda, DynamoDB, EventBridge and API Gateway work, and the rule starting the execution instead of the payments queue",
     "Step Functions Express: one request, the saga's wall time at 64 MB, plus the same work as Standard",
 ];

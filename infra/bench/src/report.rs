@@ -21,6 +21,8 @@ pub struct PaymentCalls {
     pub saga: Calls,
     pub api_warm_ms: f64,
     pub saga_warm_ms: f64,
+    /// A warm invocation with a batch of 10 such payments, between wallets of their own.
+    pub saga_batch_ms: f64,
     pub saga_steps: u32,
 }
 
@@ -283,6 +285,16 @@ pub fn markdown(bench: &Bench) -> String {
         out,
         "| the same saga on Step Functions Express | | {:.2} | {:.2} |",
         completed.step_functions_express, compensated.step_functions_express
+    );
+    let _ = writeln!(
+        out,
+        "\nWarm durations measured: api {:.1} ms per payment; payment-saga {:.1} ms for one \
+         payment, {:.1} ms for a batch of 10 (compensated: {:.1} / {:.1} ms).",
+        bench.completed.api_warm_ms,
+        bench.completed.saga_warm_ms,
+        bench.completed.saga_batch_ms,
+        bench.compensated.saga_warm_ms,
+        bench.compensated.saga_batch_ms,
     );
     let _ = writeln!(out, "\nAssumptions: {}.", completed.assumptions.join("; "));
 
