@@ -9,7 +9,8 @@
 //! - [`redrive`]: the DLQ redrive — what goes back, what is parked, and the replay of parked
 //!   messages.
 //! - [`sqs_batch`]: SQS batch handling with partial batch failures; [`config`]: the
-//!   environment a function is given; [`logging`]: the functions' log set-up.
+//!   environment a function is given; [`logging`]: the functions' log set-up; [`metrics`]:
+//!   CloudWatch metrics in the Embedded Metric Format.
 
 pub mod aws;
 pub mod config;
@@ -17,6 +18,7 @@ pub mod domain;
 pub mod faults;
 pub mod logging;
 pub mod memory;
+pub mod metrics;
 pub mod ports;
 pub mod processor;
 pub mod redrive;

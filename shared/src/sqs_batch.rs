@@ -6,8 +6,54 @@
 //! attribute ([`FailureRecord`]), and lets it go; the DLQ redrive reads that record instead of
 //! guessing. Should that send fail, the message is reported as failed as before, and the queue's
 //! redrive policy moves it without a record: nothing is lost either way.
+//!
+//! Every batch is counted on the invocation's [`Metrics`], per queue (its name, from the
+//! message's `eventSourceARN`): `MessagesReceived`, `MessagesFailed` (the handler failed, whether
+//! the message went back to the queue or to the DLQ) and `MessagesDeadLettered` (sent to the DLQ
+//! by the consumer on its last delivery).
+//!
+//! ```
+//! use std::sync::Mutex;
+//! use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
+//! use paysaga::metrics::{MetricsBuffer, MetricsSink};
+//! use paysaga::sqs_batch::{MessageFailure, process_batch};
+//!
+//! # tokio_test_block_on(async {
+//! let mut event = SqsEvent::default();
+//! for (id, body) in [("m1", "ok"), ("m2", "bad")] {
+//!     let mut message = SqsMessage::default();
+//!     message.message_id = Some(id.to_owned());
+//!     message.body = Some(body.to_owned());
+//!     message.event_source_arn = Some("arn:aws:sqs:us-east-1:000000000000:payments".to_owned());
+//!     event.records.push(message);
+//! }
+//! let buffer = MetricsBuffer::default();
+//! let sink = MetricsSink::new("paysaga", "example", buffer.clone());
+//! let metrics = Mutex::new(sink.collector());
+//! let response = process_batch(event, None, &metrics, |message| async move {
+//!     match message.body.as_deref() {
+//!         Some("ok") => Ok(()),
+//!         _ => Err(MessageFailure::Permanent("not ok".into())),
+//!     }
+//! })
+//! .await
+//! .expect("every record has an id");
+//! assert_eq!(response.batch_item_failures.len(), 1);
+//! assert_eq!(response.batch_item_failures[0].item_identifier, "m2");
+//!
+//! sink.flush(metrics.into_inner().expect("not poisoned"));
+//! let documents = buffer.documents().expect("JSON lines");
+//! assert_eq!(documents[0]["queue"], "payments");
+//! assert_eq!(documents[0]["MessagesReceived"], 2.0);
+//! assert_eq!(documents[0]["MessagesFailed"], 1.0);
+//! # });
+//! # fn tokio_test_block_on<F: std::future::Future>(future: F) -> F::Output {
+//! #     tokio::runtime::Builder::new_current_thread().build().expect("a runtime").block_on(future)
+//! # }
+//! ```
 
 use std::future::Future;
+use std::sync::Mutex;
 
 use async_trait::async_trait;
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
@@ -15,6 +61,8 @@ use chrono::{DateTime, Utc};
 use futures::future::join_all;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
+
+use crate::metrics::Metrics;
 
 /// The message attribute that carries a [`FailureRecord`] (JSON).
 pub const FAILURE_ATTRIBUTE: &str = "paysaga-failure";
@@ -105,11 +153,32 @@ pub fn receive_count(message: &SqsMessage) -> u32 {
         .unwrap_or(1)
 }
 
+/// The name of the queue a message came from (the last part of its `eventSourceARN`).
+pub fn queue_name(message: &SqsMessage) -> &str {
+    message
+        .event_source_arn
+        .as_deref()
+        .and_then(|arn| arn.rsplit(':').next())
+        .filter(|name| !name.is_empty())
+        .unwrap_or("unknown")
+}
+
+/// Adds `n` to the count `name` of `queue`.
+fn add_to(metrics: &Mutex<Metrics>, name: &str, queue: &str, n: u64) {
+    let mut metrics = match metrics.lock() {
+        Ok(metrics) => metrics,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    metrics.count(name, &[("queue", queue)], n);
+}
+
 /// Handles every message of `event` concurrently and reports the failed ones; on a message's
-/// last delivery a failure goes to the dead-letter queue with its record instead.
+/// last delivery a failure goes to the dead-letter queue with its record instead. Counts the
+/// messages received, failed and dead-lettered per queue on `metrics`.
 pub async fn process_batch<F, Fut>(
     event: SqsEvent,
     give_up: Option<&GiveUp<'_>>,
+    metrics: &Mutex<Metrics>,
     handle: F,
 ) -> Result<SqsBatchResponse, RecordWithoutId>
 where
@@ -117,15 +186,18 @@ where
     Fut: Future<Output = Result<(), MessageFailure>>,
 {
     let handled = event.records.into_iter().map(|message| {
+        add_to(metrics, "MessagesReceived", queue_name(&message), 1);
         let outcome = handle(message.clone());
         async move {
             let Err(failure) = outcome.await else { return Ok(None) };
+            add_to(metrics, "MessagesFailed", queue_name(&message), 1);
             let message_id = message.message_id.clone().ok_or(RecordWithoutId)?;
             let count = receive_count(&message);
             if let Some(give_up) = give_up.filter(|give_up| give_up.max_receive_count > 0 && count >= give_up.max_receive_count) {
                 let record = FailureRecord::new(&failure, &message, count, Utc::now());
                 match give_up.dead_letters.send(&message, &record).await {
                     Ok(()) => {
+                        add_to(metrics, "MessagesDeadLettered", queue_name(&message), 1);
                         info!(%message_id, receive_count = count, kind = %record.kind, error = %failure, "message sent to the dead-letter queue");
                         return Ok(None);
                     }
@@ -149,8 +221,6 @@ where
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
-
     use super::*;
 
     fn message(id: &str, body: &str, receive_count: u32) -> SqsMessage {
@@ -176,6 +246,16 @@ mod tests {
             Some("flaky") => Err(MessageFailure::Transient("dependency down".into())),
             _ => Err(MessageFailure::Permanent("not ok".into())),
         }
+    }
+
+    fn collector() -> Mutex<Metrics> {
+        Mutex::new(crate::metrics::MetricsSink::new("paysaga", "test", Vec::new()).collector())
+    }
+
+    #[test]
+    fn the_queue_is_named_by_the_end_of_its_arn() {
+        assert_eq!(queue_name(&message("a", "ok", 1)), "payments");
+        assert_eq!(queue_name(&SqsMessage::default()), "unknown");
     }
 
     fn reported(response: &SqsBatchResponse) -> Vec<&str> {
@@ -216,14 +296,16 @@ mod tests {
             message("b", "bad", 1),
             message("c", "ok", 1),
         ]);
-        let response = process_batch(event, None, ok_unless_bad).await.unwrap();
+        let response = process_batch(event, None, &collector(), ok_unless_bad)
+            .await
+            .unwrap();
         assert_eq!(reported(&response), ["b"]);
     }
 
     #[tokio::test]
     async fn a_failed_record_without_id_fails_the_batch() {
         let event = batch(vec![SqsMessage::default()]);
-        let result = process_batch(event, None, |_| async {
+        let result = process_batch(event, None, &collector(), |_| async {
             Err(MessageFailure::Transient("x".into()))
         })
         .await;
@@ -243,9 +325,19 @@ mod tests {
             message("c", "flaky", 4),
             message("d", "ok", 3),
         ]);
-        let response = process_batch(event, Some(&give_up), ok_unless_bad)
+        let metrics = collector();
+        let response = process_batch(event, Some(&give_up), &metrics, ok_unless_bad)
             .await
             .unwrap();
+        let documents = metrics
+            .into_inner()
+            .unwrap()
+            .documents("paysaga", Utc::now());
+        assert_eq!(documents.len(), 1);
+        assert_eq!(documents[0]["queue"], "payments");
+        assert_eq!(documents[0]["MessagesReceived"], 4.0);
+        assert_eq!(documents[0]["MessagesFailed"], 3.0);
+        assert_eq!(documents[0]["MessagesDeadLettered"], 2.0);
         assert_eq!(
             reported(&response),
             ["a"],
@@ -277,6 +369,7 @@ mod tests {
         let response = process_batch(
             batch(vec![message("a", "bad", 3)]),
             Some(&give_up),
+            &collector(),
             ok_unless_bad,
         )
         .await

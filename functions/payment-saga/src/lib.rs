@@ -1,16 +1,23 @@
 //! The payment saga consumer: each SQS message is a `PaymentRequested` event (delivered by the
 //! EventBridge rule that targets the payments queue); each is driven to COMPLETED or FAILED.
 //! Messages are handled on their own: one that fails goes back to the queue alone.
+//!
+//! Each invocation flushes its metrics once ([`paysaga::metrics`]): the batch's messages per
+//! queue ([`paysaga::sqs_batch`]), `PaymentsCompleted` and `PaymentsFailed` (runs that left the
+//! payment COMPLETED or FAILED) and `CircuitBreakerState` of the payment processor client
+//! (0 closed, 1 half open, 2 open).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use lambda_runtime::{Diagnostic, LambdaEvent};
 use paysaga::domain::events::{CONTRACT_VERSION, EventDetail, PAYMENT_REQUESTED, PAYMENTS_SOURCE};
-use paysaga::domain::{PaymentId, PaymentRequest};
+use paysaga::domain::{PaymentId, PaymentRequest, PaymentStatus};
 use paysaga::faults::Faults;
+use paysaga::metrics::{Metrics, MetricsSink, Unit};
 use paysaga::ports::{EventPublisher, PaymentLog, PaymentProcessor};
+use paysaga::processor::CircuitState;
 use paysaga::service::saga::{Delivery, Saga, SagaError, SagaSettings};
 use paysaga::sqs_batch::{
     DeadLetterQueue, GiveUp, MessageFailure, RecordWithoutId, process_batch, receive_count,
@@ -29,6 +36,10 @@ pub struct SagaFunction {
     /// The payments queue's dead-letter queue: a message that fails on its last delivery goes
     /// there with why (without it, the queue's redrive policy moves it, without a record).
     pub dead_letters: Option<Arc<dyn DeadLetterQueue>>,
+    /// Where each invocation's metrics go (stdout in Lambda).
+    pub metrics: MetricsSink,
+    /// The processor client's circuit state, when the processor has a circuit breaker.
+    pub circuit: Option<Arc<dyn Fn() -> CircuitState + Send + Sync>>,
 }
 
 /// The invocation failed as a whole: every message of the batch goes back to the queue.
@@ -53,15 +64,39 @@ pub async fn handle(
         max_receive_count: function.max_receive_count,
         dead_letters,
     });
-    let handled = process_batch(event.payload, give_up.as_ref(), |message| {
-        handle_message(function, message)
-    });
-    Ok(handled.await?)
+    let metrics = Mutex::new(function.metrics.collector());
+    let handled = process_batch(event.payload, give_up.as_ref(), &metrics, |message| {
+        handle_message(function, &metrics, message)
+    })
+    .await;
+    let mut metrics = metrics
+        .into_inner()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(circuit) = &function.circuit {
+        metrics.gauge(
+            "CircuitBreakerState",
+            &[],
+            circuit_level(circuit()),
+            Unit::None,
+        );
+    }
+    function.metrics.flush(metrics);
+    Ok(handled?)
+}
+
+/// The `CircuitBreakerState` gauge: 0 closed, 1 half open, 2 open.
+fn circuit_level(state: CircuitState) -> f64 {
+    match state {
+        CircuitState::Closed => 0.0,
+        CircuitState::HalfOpen => 1.0,
+        CircuitState::Open => 2.0,
+    }
 }
 
 #[instrument(skip_all, fields(message_id = message.message_id.as_deref().unwrap_or("-")))]
 async fn handle_message(
     function: &SagaFunction,
+    metrics: &Mutex<Metrics>,
     message: SqsMessage,
 ) -> Result<(), MessageFailure> {
     let requested = payment_request(message.body.as_deref().unwrap_or_default())?;
@@ -79,6 +114,15 @@ async fn handle_message(
     match saga.run(&requested.request, &delivery).await {
         Ok(payment) => {
             info!(payment_id = %requested.request.payment_id(), status = ?payment.status, "payment saga ran");
+            let outcome = match payment.status {
+                PaymentStatus::Completed => "PaymentsCompleted",
+                PaymentStatus::Failed => "PaymentsFailed",
+                _ => return Ok(()),
+            };
+            let mut metrics = metrics
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            metrics.count(outcome, &[], 1);
             Ok(())
         }
         Err(SagaError::InjectedCrash(step)) => crash(step, requested.request.payment_id()),

@@ -7,6 +7,7 @@ use lambda_runtime::{LambdaEvent, service_fn};
 use payment_saga::{SagaFunction, handle};
 use paysaga::aws::{DynamoDbLedger, EventBridgePublisher, SqsDeadLetterQueue, sdk_config};
 use paysaga::config::{Resources, number_or, saga_settings_from_env};
+use paysaga::metrics::MetricsSink;
 use paysaga::processor::ProcessorConfig;
 use paysaga::sqs_batch::DeadLetterQueue;
 
@@ -14,9 +15,12 @@ use paysaga::sqs_batch::DeadLetterQueue;
 async fn main() -> anyhow::Result<()> {
     paysaga::logging::init();
     let resources = Resources::from_env()?;
-    let processor = ProcessorConfig::from_env()?
-        .processor()
-        .context("cannot build the payment processor's HTTP client")?;
+    let processor = Arc::new(
+        ProcessorConfig::from_env()?
+            .processor()
+            .context("cannot build the payment processor's HTTP client")?,
+    );
+    let guarded = processor.clone();
     let config = sdk_config().await.context("cannot set up the AWS SDK")?;
     let function = SagaFunction {
         payments: Arc::new(DynamoDbLedger::from_config(&config, resources.tables)),
@@ -24,12 +28,14 @@ async fn main() -> anyhow::Result<()> {
             &config,
             resources.event_bus_name,
         )),
-        processor: Arc::new(processor),
+        processor,
         settings: saga_settings_from_env()?,
         max_receive_count: u32::try_from(number_or("MAX_RECEIVE_COUNT", 0)?).unwrap_or(u32::MAX),
         dead_letters: std::env::var("DEAD_LETTER_QUEUE_URL").ok().map(|url| {
             Arc::new(SqsDeadLetterQueue::from_config(&config, url)) as Arc<dyn DeadLetterQueue>
         }),
+        metrics: MetricsSink::stdout("payment-saga"),
+        circuit: Some(Arc::new(move || guarded.state())),
     };
     lambda_runtime::run(service_fn(|event: LambdaEvent<_>| handle(&function, event)))
         .await

@@ -8,12 +8,15 @@ use lambda_runtime::{Context, LambdaEvent};
 use payment_saga::{SagaFunction, handle};
 use paysaga::domain::{Money, PaymentId, PaymentStatus, Wallet, WalletId};
 use paysaga::memory::{InMemoryLedger, InMemoryProcessor, RecordingPublisher};
+use paysaga::metrics::{MetricsBuffer, MetricsSink, check_document};
 use paysaga::ports::{Deposit, PaymentLog, WalletStore};
+use paysaga::processor::CircuitState;
 use paysaga::service::payments::payment;
 use paysaga::service::saga::SagaSettings;
 
 struct TestSaga {
     saga: SagaFunction,
+    metrics: MetricsBuffer,
     ledger: Arc<InMemoryLedger>,
     events: Arc<RecordingPublisher>,
 }
@@ -33,6 +36,7 @@ async fn saga_with_alice_holding(minor_units: u64) -> TestSaga {
         idempotency_key: None,
     };
     ledger.deposit(&deposit, Utc::now()).await.expect("deposit");
+    let metrics = MetricsBuffer::default();
     let saga = SagaFunction {
         payments: ledger.clone(),
         events: events.clone(),
@@ -40,9 +44,12 @@ async fn saga_with_alice_holding(minor_units: u64) -> TestSaga {
         settings: SagaSettings::default(),
         max_receive_count: 3,
         dead_letters: None,
+        metrics: MetricsSink::new("paysaga", "payment-saga", metrics.clone()),
+        circuit: Some(Arc::new(|| CircuitState::Open)),
     };
     TestSaga {
         saga,
+        metrics,
         ledger,
         events,
     }
@@ -182,4 +189,62 @@ async fn insufficient_funds_fail_the_payment_with_a_reason_and_move_nothing() {
             .detail_json()
             .contains("\"code\":\"insufficient_funds\"")
     );
+}
+
+/// The value of `name` in the documents the invocations wrote, checking every one is valid EMF.
+fn metric(test: &TestSaga, name: &str) -> Vec<(String, f64)> {
+    let documents = test
+        .metrics
+        .documents()
+        .expect("every metrics line is JSON");
+    assert!(!documents.is_empty(), "each invocation flushes its metrics");
+    documents
+        .iter()
+        .inspect(|document| {
+            if let Err(error) = check_document(document) {
+                panic!("{error}: {document}");
+            }
+        })
+        .filter_map(|document| {
+            let value = document[name].as_f64()?;
+            let queue = document["queue"].as_str().unwrap_or("-").to_owned();
+            Some((queue, value))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_batch_writes_valid_emf_metrics_per_queue_and_outcome() {
+    let test = saga_with_alice_holding(10_000).await;
+    deliver(&test, fixture("sqs-batch-with-unparseable-message.json")).await;
+    assert_eq!(
+        metric(&test, "MessagesReceived"),
+        [("paysaga-PaymentsQueue".to_owned(), 2.0)]
+    );
+    assert_eq!(
+        metric(&test, "MessagesFailed"),
+        [("paysaga-PaymentsQueue".to_owned(), 1.0)]
+    );
+    assert_eq!(metric(&test, "PaymentsCompleted"), [("-".to_owned(), 1.0)]);
+    assert_eq!(metric(&test, "PaymentsFailed"), []);
+    assert_eq!(
+        metric(&test, "CircuitBreakerState"),
+        [("-".to_owned(), 2.0)]
+    );
+    let documents = test.metrics.documents().expect("JSON");
+    assert!(
+        documents
+            .iter()
+            .all(|document| document["service"] == "payment-saga"
+                && document["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "paysaga"),
+        "{documents:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_payment_is_counted() {
+    let test = saga_with_alice_holding(1_000).await;
+    deliver(&test, fixture("sqs-payment-requested.json")).await;
+    assert_eq!(metric(&test, "PaymentsFailed"), [("-".to_owned(), 1.0)]);
+    assert_eq!(metric(&test, "PaymentsCompleted"), []);
 }
