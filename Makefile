@@ -9,7 +9,7 @@ FUNCTIONS := $(notdir $(wildcard functions/*))
 
 include infra/local/stack.mk
 
-.PHONY: help run stop test check unit integration build-local build system-up system-down dlq dlq-redrive dlq-replay bench
+.PHONY: help run stop test check unit integration schemas build-local build system-up system-down dlq dlq-redrive dlq-replay bench
 
 help: ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -29,6 +29,9 @@ check: ## Format check and clippy
 
 unit: ## Unit and handler tests (no network)
 	$(CARGO) test --workspace --locked
+
+schemas: ## Regenerate the event contracts' JSON Schemas (events/schemas/) from the Rust types
+	$(CARGO) test -p paysaga --test event_contracts --locked -- --ignored write_schemas
 
 integration: build-local ## Integration tests against an already running stack (make run)
 	$(CARGO) test -p paysaga-tests --locked -- --ignored --test-threads 4

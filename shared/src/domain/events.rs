@@ -1,8 +1,12 @@
 //! Event contracts: what paysaga publishes on its event bus. Every event is a versioned
-//! envelope (`version`, `event_id` for de-duplication, `occurred_at`, `data`); the EventBridge
-//! `source` and `detail-type` say what it is. These types are the one definition.
+//! envelope (`version`, `event_id` for de-duplication, the `payment_id` and `wallet_ids` it is
+//! about, `occurred_at`, `data`); the EventBridge `source` and `detail-type` say what it is.
+//! These types are the one definition: the JSON Schemas in `events/schemas/` are generated from
+//! them ([`contract_schemas`]), and a test fails when the checked-in files drift.
 
 use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::failure::FailureReason;
@@ -17,18 +21,101 @@ pub const WALLETS_SOURCE: &str = "paysaga.wallets";
 /// The contract version this code writes and reads.
 pub const CONTRACT_VERSION: u32 = 1;
 
-/// The `detail` of every paysaga event.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The `detail` of every paysaga event. Build it with [`EventDetail::new`], which takes the
+/// ids from the data, so the envelope and the data cannot disagree.
+///
+/// `payment_id` and `wallet_ids` repeat, at the envelope level, the ids the event is about, so
+/// rules and consumers can route and filter (`"detail": {"wallet_ids": ["wal_x"]}`) without
+/// knowing each `data` shape. They are always written; on reading they may be missing (version 1
+/// events written before they were added), but when present they must match the data.
+/// Unknown fields are ignored anywhere in the envelope and its data (additive changes keep the
+/// version), except inside an amount, which is exactly `minor_units` and `currency`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct EventDetail<T> {
+    /// The contract version; a consumer refuses a version it does not read.
+    #[schemars(extend("const" = CONTRACT_VERSION))]
     pub version: u32,
     /// Stable across re-publication: consumers de-duplicate on it.
     pub event_id: String,
+    /// The payment the event is about, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_id: Option<PaymentId>,
+    /// The wallets the event is about (a payment's payer then payee; a deposit's wallet).
+    #[serde(default)]
+    pub wallet_ids: Vec<WalletId>,
     pub occurred_at: DateTime<Utc>,
     pub data: T,
 }
 
+/// The ids an event's data is about, which its envelope repeats.
+pub trait EventSubject {
+    fn payment_id(&self) -> Option<&PaymentId>;
+    fn wallet_ids(&self) -> Vec<WalletId>;
+}
+
+impl EventSubject for PaymentRequest {
+    fn payment_id(&self) -> Option<&PaymentId> {
+        Some(PaymentRequest::payment_id(self))
+    }
+    fn wallet_ids(&self) -> Vec<WalletId> {
+        vec![self.from_wallet().clone(), self.to_wallet().clone()]
+    }
+}
+
+impl EventSubject for PaymentEventData {
+    fn payment_id(&self) -> Option<&PaymentId> {
+        Some(&self.payment_id)
+    }
+    fn wallet_ids(&self) -> Vec<WalletId> {
+        vec![self.from_wallet.clone(), self.to_wallet.clone()]
+    }
+}
+
+impl EventSubject for FundsDeposited {
+    fn payment_id(&self) -> Option<&PaymentId> {
+        None
+    }
+    fn wallet_ids(&self) -> Vec<WalletId> {
+        vec![self.wallet_id.clone()]
+    }
+}
+
+impl<T: EventSubject> EventDetail<T> {
+    /// The current version's envelope around `data`, with the ids it is about.
+    pub fn new(event_id: String, occurred_at: DateTime<Utc>, data: T) -> Self {
+        Self {
+            version: CONTRACT_VERSION,
+            event_id,
+            payment_id: data.payment_id().cloned(),
+            wallet_ids: data.wallet_ids(),
+            occurred_at,
+            data,
+        }
+    }
+
+    /// Why the envelope's ids are not the data's, if they are not.
+    fn mismatched_ids(&self) -> Option<String> {
+        if let Some(payment_id) = &self.payment_id
+            && Some(payment_id) != self.data.payment_id()
+        {
+            return Some(format!(
+                "payment_id {payment_id} is not the data's ({:?})",
+                self.data.payment_id()
+            ));
+        }
+        let wallet_ids = self.data.wallet_ids();
+        if !self.wallet_ids.is_empty() && self.wallet_ids != wallet_ids {
+            return Some(format!(
+                "wallet_ids {:?} are not the data's {wallet_ids:?}",
+                self.wallet_ids
+            ));
+        }
+        None
+    }
+}
+
 /// What a payment's outcome event carries.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct PaymentEventData {
     pub payment_id: PaymentId,
     pub from_wallet: WalletId,
@@ -40,7 +127,7 @@ pub struct PaymentEventData {
 }
 
 /// Money added to a wallet from outside.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct FundsDeposited {
     pub deposit_id: DepositId,
     pub wallet_id: WalletId,
@@ -85,14 +172,75 @@ pub const PAYMENT_FAILED: &str = "PaymentFailed";
 /// The `detail-type` of [`DomainEvent::FundsDeposited`].
 pub const FUNDS_DEPOSITED: &str = "FundsDeposited";
 
+/// Every event type paysaga defines: (`source`, `detail-type`).
+pub const EVENT_TYPES: [(&str, &str); 4] = [
+    (PAYMENTS_SOURCE, PAYMENT_REQUESTED),
+    (PAYMENTS_SOURCE, PAYMENT_COMPLETED),
+    (PAYMENTS_SOURCE, PAYMENT_FAILED),
+    (WALLETS_SOURCE, FUNDS_DEPOSITED),
+];
+
+/// One event type's contract as a JSON Schema (draft 2020-12) of its `detail`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContractSchema {
+    pub source: &'static str,
+    pub detail_type: &'static str,
+    pub schema: serde_json::Value,
+}
+
+impl ContractSchema {
+    /// Where the schema is checked in, relative to the repository root.
+    pub fn path(&self) -> String {
+        format!("events/schemas/{}.json", self.detail_type)
+    }
+
+    /// The file's text: pretty JSON and a final newline.
+    pub fn file_text(&self) -> String {
+        let json = serde_json::to_string_pretty(&self.schema)
+            .expect("a generated schema is plain JSON that always serialises");
+        format!("{json}\n")
+    }
+}
+
+/// The schemas of every event type in [`EVENT_TYPES`], generated from the Rust types.
+pub fn contract_schemas() -> Vec<ContractSchema> {
+    EVENT_TYPES
+        .iter()
+        .map(|&(source, detail_type)| {
+            let mut schema = match detail_type {
+                PAYMENT_REQUESTED => schemars::schema_for!(EventDetail<PaymentRequest>),
+                PAYMENT_COMPLETED | PAYMENT_FAILED => {
+                    schemars::schema_for!(EventDetail<PaymentEventData>)
+                }
+                FUNDS_DEPOSITED => schemars::schema_for!(EventDetail<FundsDeposited>),
+                _ => unreachable!("EVENT_TYPES lists only the detail-types matched here"),
+            };
+            schema.insert("title".into(), detail_type.into());
+            schema.insert(
+                "description".into(),
+                format!(
+                    "The detail of a {detail_type} event from {source}, contract version \
+                     {CONTRACT_VERSION}. Generated from paysaga's Rust types \
+                     (shared/src/domain/events.rs): do not edit, run `make schemas`."
+                )
+                .into(),
+            );
+            ContractSchema {
+                source,
+                detail_type,
+                schema: schema.to_value(),
+            }
+        })
+        .collect()
+}
+
 impl DomainEvent {
     pub fn payment_requested(request: &PaymentRequest, occurred_at: DateTime<Utc>) -> Self {
-        Self::PaymentRequested(EventDetail {
-            version: CONTRACT_VERSION,
-            event_id: format!("{}/1", request.payment_id()),
+        Self::PaymentRequested(EventDetail::new(
+            format!("{}/1", request.payment_id()),
             occurred_at,
-            data: request.clone(),
-        })
+            request.clone(),
+        ))
     }
 
     /// The event announcing a payment's outcome, once it has one: `PaymentCompleted` or
@@ -100,39 +248,35 @@ impl DomainEvent {
     /// (`<payment_id>/<version>`), the same however often it is published.
     pub fn payment_outcome(payment: &Payment) -> Option<Self> {
         let request = &payment.request;
-        let detail = EventDetail {
-            version: CONTRACT_VERSION,
-            event_id: format!("{}/{}", request.payment_id(), payment.version),
-            occurred_at: payment.updated_at,
-            data: PaymentEventData {
+        let failure = match payment.status {
+            PaymentStatus::Completed => None,
+            PaymentStatus::Failed => payment.failure.clone(),
+            _ => return None,
+        };
+        let detail = EventDetail::new(
+            format!("{}/{}", request.payment_id(), payment.version),
+            payment.updated_at,
+            PaymentEventData {
                 payment_id: request.payment_id().clone(),
                 from_wallet: request.from_wallet().clone(),
                 to_wallet: request.to_wallet().clone(),
                 amount: request.amount(),
                 status: payment.status,
-                failure: None,
+                failure,
             },
-        };
+        );
         match payment.status {
             PaymentStatus::Completed => Some(Self::PaymentCompleted(detail)),
-            PaymentStatus::Failed => Some(Self::PaymentFailed(EventDetail {
-                data: PaymentEventData {
-                    failure: payment.failure.clone(),
-                    ..detail.data
-                },
-                ..detail
-            })),
-            _ => None,
+            _ => Some(Self::PaymentFailed(detail)),
         }
     }
 
     pub fn funds_deposited(deposit: FundsDeposited, occurred_at: DateTime<Utc>) -> Self {
-        Self::FundsDeposited(EventDetail {
-            version: CONTRACT_VERSION,
-            event_id: deposit.deposit_id.to_string(),
+        Self::FundsDeposited(EventDetail::new(
+            deposit.deposit_id.to_string(),
             occurred_at,
-            data: deposit,
-        })
+            deposit,
+        ))
     }
 
     /// Reads an event from its EventBridge `source`, `detail-type` and `detail` (JSON text),
@@ -142,20 +286,14 @@ impl DomainEvent {
         struct Versioned {
             version: u64,
         }
-        let invalid = |error: serde_json::Error| ContractViolation::InvalidDetail {
+        let invalid = |error: String| ContractViolation::InvalidDetail {
             detail_type: detail_type.to_owned(),
-            error: error.to_string(),
+            error,
         };
         let version = serde_json::from_str::<Versioned>(detail)
-            .map_err(invalid)?
+            .map_err(|error| invalid(error.to_string()))?
             .version;
-        let known = match source {
-            PAYMENTS_SOURCE => {
-                [PAYMENT_REQUESTED, PAYMENT_COMPLETED, PAYMENT_FAILED].contains(&detail_type)
-            }
-            WALLETS_SOURCE => detail_type == FUNDS_DEPOSITED,
-            _ => false,
-        };
+        let known = EVENT_TYPES.contains(&(source, detail_type));
         if !known {
             return Err(ContractViolation::UnknownEvent {
                 event_source: source.to_owned(),
@@ -168,15 +306,21 @@ impl DomainEvent {
                 version,
             });
         }
+        fn read<T: DeserializeOwned + EventSubject>(
+            detail: &str,
+        ) -> Result<EventDetail<T>, String> {
+            let detail: EventDetail<T> =
+                serde_json::from_str(detail).map_err(|error| error.to_string())?;
+            match detail.mismatched_ids() {
+                Some(mismatch) => Err(mismatch),
+                None => Ok(detail),
+            }
+        }
         let event = match detail_type {
-            PAYMENT_REQUESTED => {
-                Self::PaymentRequested(serde_json::from_str(detail).map_err(invalid)?)
-            }
-            PAYMENT_COMPLETED => {
-                Self::PaymentCompleted(serde_json::from_str(detail).map_err(invalid)?)
-            }
-            PAYMENT_FAILED => Self::PaymentFailed(serde_json::from_str(detail).map_err(invalid)?),
-            FUNDS_DEPOSITED => Self::FundsDeposited(serde_json::from_str(detail).map_err(invalid)?),
+            PAYMENT_REQUESTED => Self::PaymentRequested(read(detail).map_err(invalid)?),
+            PAYMENT_COMPLETED => Self::PaymentCompleted(read(detail).map_err(invalid)?),
+            PAYMENT_FAILED => Self::PaymentFailed(read(detail).map_err(invalid)?),
+            FUNDS_DEPOSITED => Self::FundsDeposited(read(detail).map_err(invalid)?),
             _ => unreachable!("unknown detail-types were refused above"),
         };
         Ok(event)

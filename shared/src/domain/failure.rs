@@ -8,7 +8,7 @@ use super::ids::WalletId;
 use super::money::{Currency, Money};
 
 /// A business reason for a payment (or deposit) to fail. Serialised with a stable `code`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "code", rename_all = "snake_case")]
 pub enum FailureReason {
     InsufficientFunds {

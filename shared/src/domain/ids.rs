@@ -55,6 +55,21 @@ macro_rules! prefixed_id {
             }
         }
 
+        /// What [`Self::parse`] accepts, as a JSON Schema.
+        impl schemars::JsonSchema for $name {
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                stringify!($name).into()
+            }
+
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                schemars::json_schema!({
+                    "description": concat!("The text of ", $kind, ": '", $prefix, "' then 1 to 64 letters, digits, '_' or '-'."),
+                    "type": "string",
+                    "pattern": concat!("^", $prefix, "[A-Za-z0-9_-]{1,64}$"),
+                })
+            }
+        }
+
         impl From<$name> for String {
             fn from(id: $name) -> Self {
                 id.0

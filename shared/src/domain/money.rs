@@ -68,6 +68,22 @@ impl From<Currency> for String {
     }
 }
 
+/// A three-letter ISO 4217 code, as a JSON Schema (the code must also name a currency with
+/// minor units, which a pattern cannot say).
+impl schemars::JsonSchema for Currency {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Currency".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "An ISO 4217 currency code with minor units, e.g. EUR (funds, precious metals and test codes are refused).",
+            "type": "string",
+            "pattern": "^[A-Z]{3}$",
+        })
+    }
+}
+
 impl Serialize for Currency {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(self.code())
@@ -108,6 +124,27 @@ pub struct Money {
 struct RawMoney {
     minor_units: u64,
     currency: Currency,
+}
+
+/// Integer minor units up to [`MAX_MINOR_UNITS`] and a currency; nothing else.
+impl schemars::JsonSchema for Money {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Money".into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let currency = generator.subschema_for::<Currency>();
+        schemars::json_schema!({
+            "description": "An amount: a whole number of minor units (cents for EUR) of one currency. Never a float.",
+            "type": "object",
+            "properties": {
+                "minor_units": { "type": "integer", "minimum": 0, "maximum": MAX_MINOR_UNITS },
+                "currency": currency,
+            },
+            "required": ["minor_units", "currency"],
+            "additionalProperties": false,
+        })
+    }
 }
 
 impl TryFrom<RawMoney> for Money {

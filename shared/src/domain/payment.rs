@@ -27,12 +27,24 @@ pub struct PaymentRequest {
     amount: Money,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
+#[schemars(rename = "PaymentRequest")]
 struct RawPaymentRequest {
     payment_id: PaymentId,
     from_wallet: WalletId,
     to_wallet: WalletId,
     amount: Money,
+}
+
+/// The wire shape (the wallets must also differ, which the schema does not say).
+impl schemars::JsonSchema for PaymentRequest {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        RawPaymentRequest::schema_name()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        RawPaymentRequest::json_schema(generator)
+    }
 }
 
 impl TryFrom<RawPaymentRequest> for PaymentRequest {
@@ -101,7 +113,7 @@ impl PaymentRequest {
 }
 
 /// Where a payment stands. `Completed` and `Failed` are terminal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum PaymentStatus {
     Pending,
