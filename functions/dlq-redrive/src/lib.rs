@@ -11,12 +11,18 @@
 //!   `{"action":"show","parked_id":"..."}`: one parked message.
 //! - `{"action":"replay","parked_id":"..."}`: sends a parked message again, or its fixed
 //!   `body`.
+//!
+//! Each invocation flushes its metrics once ([`paysaga::metrics`]), per dead-letter queue:
+//! `DlqDepth` (messages in it: visible, in flight and delayed) on `status` and after a
+//! `redrive`, `MessagesRedriven` and `MessagesParked` on a `redrive`; and `ParkedWaiting` on
+//! `status`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
 use lambda_runtime::{Diagnostic, LambdaEvent};
+use paysaga::metrics::{Metrics, MetricsSink, Unit};
 use paysaga::ports::StoreError;
 use paysaga::redrive::parking::{ParkedPage, ReplayError, ReplayRequest, Replayed, replay};
 use paysaga::redrive::run::RedriveError;
@@ -26,7 +32,7 @@ use paysaga::redrive::{
 };
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 /// What the function may touch, and how it behaves.
 pub struct DlqRedriveFunction {
@@ -39,6 +45,8 @@ pub struct DlqRedriveFunction {
     pub dead_letter_queues: Vec<String>,
     /// The defaults; a request may lower or raise the rate and the number of messages.
     pub settings: RedriveSettings,
+    /// Where each invocation's metrics go (stdout in Lambda).
+    pub metrics: MetricsSink,
 }
 
 /// What an invocation asks for.
@@ -182,6 +190,20 @@ pub async fn handle(
     function: &DlqRedriveFunction,
     event: LambdaEvent<Request>,
 ) -> Result<Response, RedriveFailed> {
+    let mut metrics = function.metrics.collector();
+    let answer = answer(function, event, &mut metrics).await;
+    if let Ok(response) = &answer {
+        count_outcomes(&mut metrics, response);
+    }
+    function.metrics.flush(metrics);
+    answer
+}
+
+async fn answer(
+    function: &DlqRedriveFunction,
+    event: LambdaEvent<Request>,
+    metrics: &mut Metrics,
+) -> Result<Response, RedriveFailed> {
     let deadline = deadline_of(&event.context);
     match event.payload {
         Request::Redrive {
@@ -207,12 +229,20 @@ pub async fn handle(
             }
             let queues = function.selected(queue.as_deref()).await?;
             let mut outcomes = Vec::new();
-            for routes in queues {
+            for routes in &queues {
                 let outcome = match mode {
-                    Mode::Selective => function.redrive(&routes, &settings, deadline).await,
-                    Mode::WholeQueue => function.move_whole_queue(&routes, &settings).await,
+                    Mode::Selective => function.redrive(routes, &settings, deadline).await,
+                    Mode::WholeQueue => function.move_whole_queue(routes, &settings).await,
                 };
                 outcomes.push(outcome);
+            }
+            for routes in &queues {
+                match function.admin.depth(&routes.queue).await {
+                    Ok(depth) => dlq_depth(metrics, routes.queue.name(), &depth),
+                    Err(error) => {
+                        warn!(queue = routes.queue.name(), %error, "no depth for the metrics")
+                    }
+                }
             }
             Ok(Response::Redrive { queues: outcomes })
         }
@@ -249,6 +279,45 @@ pub async fn handle(
             .await?;
             Ok(Response::Replayed(replayed))
         }
+    }
+}
+
+/// `DlqDepth` of one dead-letter queue: every message in it.
+fn dlq_depth(metrics: &mut Metrics, queue: &str, depth: &QueueDepth) {
+    let total = depth.visible + depth.in_flight + depth.delayed;
+    // Queue depths stay far below 2^53, where f64 stops being exact.
+    metrics.gauge("DlqDepth", &[("queue", queue)], total as f64, Unit::Count);
+}
+
+/// The metrics a response carries: depths and parked messages waiting (`status`), messages
+/// redriven and parked per queue (`redrive`).
+fn count_outcomes(metrics: &mut Metrics, response: &Response) {
+    match response {
+        Response::Status(status) => {
+            for queue in status
+                .queues
+                .iter()
+                .filter(|queue| queue.dead_letter_queue.is_none())
+            {
+                dlq_depth(metrics, &queue.queue, &queue.depth);
+            }
+            metrics.gauge(
+                "ParkedWaiting",
+                &[],
+                status.parked_waiting as f64,
+                Unit::Count,
+            );
+        }
+        Response::Redrive { queues } => {
+            for outcome in queues {
+                if let QueueOutcome::Redriven(report) = outcome {
+                    let queue = [("queue", report.queue.as_str())];
+                    metrics.count("MessagesRedriven", &queue, report.sent_back.into());
+                    metrics.count("MessagesParked", &queue, report.parked.into());
+                }
+            }
+        }
+        Response::Parked { .. } | Response::Shown(_) | Response::Replayed(_) => {}
     }
 }
 

@@ -10,6 +10,7 @@ use paysaga::aws::{
     DynamoDbJournal, DynamoDbParking, EventBridgeRules, SqsRedriveQueues, sdk_config,
 };
 use paysaga::config::number_or;
+use paysaga::metrics::MetricsSink;
 use paysaga::redrive::RedriveSettings;
 
 #[tokio::main]
@@ -65,6 +66,7 @@ async fn main() -> anyhow::Result<()> {
         )),
         dead_letter_queues,
         settings,
+        metrics: MetricsSink::stdout("dlq-redrive"),
     };
     lambda_runtime::run(service_fn(|event: LambdaEvent<_>| handle(&function, event)))
         .await

@@ -8,6 +8,7 @@ use chrono::Utc;
 use dlq_redrive::{DlqRedriveFunction, Request, handle};
 use lambda_runtime::{Context, Diagnostic, LambdaEvent};
 use paysaga::memory::{InMemoryJournal, InMemoryParking, InMemoryQueues, StaticRules};
+use paysaga::metrics::{MetricsBuffer, MetricsSink, check_document};
 use paysaga::redrive::{DeadLetter, MessageAttribute, QueueRef, RedriveSettings};
 use paysaga::sqs_batch::{FAILURE_ATTRIBUTE, FailureRecord};
 
@@ -57,6 +58,7 @@ fn dead_letter(id: &str, kind: &str, body: &str) -> DeadLetter {
 
 struct World {
     function: DlqRedriveFunction,
+    metrics: MetricsBuffer,
     queues: Arc<InMemoryQueues>,
     parking: Arc<InMemoryParking>,
 }
@@ -68,6 +70,7 @@ impl World {
         queues.create(queue(PAYMENTS_DLQ));
         queues.redrive_policy(PAYMENTS, PAYMENTS_DLQ);
         let parking = Arc::new(InMemoryParking::default());
+        let metrics = MetricsBuffer::default();
         let function = DlqRedriveFunction {
             queues: queues.clone(),
             admin: queues.clone(),
@@ -79,9 +82,11 @@ impl World {
                 max_per_second: 1_000,
                 ..RedriveSettings::default()
             },
+            metrics: MetricsSink::new("paysaga", "dlq-redrive", metrics.clone()),
         };
         Self {
             function,
+            metrics,
             queues,
             parking,
         }
@@ -284,4 +289,57 @@ async fn a_whole_queue_move_hands_the_queue_to_sqs() {
     assert!(response["queues"][0]["move_task"].is_string());
     assert_eq!(world.queues.len(PAYMENTS), 2);
     assert_eq!(world.queues.len(PAYMENTS_DLQ), 0);
+}
+
+#[tokio::test]
+async fn redrive_and_status_write_valid_emf_metrics_per_dead_letter_queue() {
+    let world = World::new();
+    let body = fixture("eventbridge-payment-requested.json");
+    for (id, kind) in [
+        ("t1", "transient"),
+        ("t2", "transient"),
+        ("p1", "permanent"),
+    ] {
+        world.queues.put(PAYMENTS_DLQ, dead_letter(id, kind, &body));
+    }
+    world
+        .invoke(request("dlq-redrive-redrive-all.json"))
+        .await
+        .expect("redriven");
+    world
+        .queues
+        .put(PAYMENTS_DLQ, dead_letter("t3", "transient", &body));
+    world
+        .invoke(request("dlq-redrive-status.json"))
+        .await
+        .expect("status");
+
+    let documents = world
+        .metrics
+        .documents()
+        .expect("every metrics line is JSON");
+    for document in &documents {
+        if let Err(error) = check_document(document) {
+            panic!("{error}: {document}");
+        }
+        assert_eq!(document["service"], "dlq-redrive");
+    }
+    let values = |name: &str| -> Vec<(String, f64)> {
+        documents
+            .iter()
+            .filter_map(|document| {
+                let value = document[name].as_f64()?;
+                Some((document["queue"].as_str().unwrap_or("-").to_owned(), value))
+            })
+            .collect()
+    };
+    let dlq = "paysaga-local-payments-dlq".to_owned();
+    assert_eq!(values("MessagesRedriven"), [(dlq.clone(), 2.0)]);
+    assert_eq!(values("MessagesParked"), [(dlq.clone(), 1.0)]);
+    assert_eq!(
+        values("DlqDepth"),
+        [(dlq.clone(), 0.0), (dlq, 1.0)],
+        "emptied by the redrive, then one more dead letter"
+    );
+    assert_eq!(values("ParkedWaiting"), [("-".to_owned(), 1.0)]);
 }
