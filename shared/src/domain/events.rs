@@ -507,6 +507,11 @@ mod tests {
             ("PaymentFailed", "pay_test/2")
         );
         let json: serde_json::Value = serde_json::from_str(&event.detail_json()).unwrap();
+        assert_eq!(json["payment_id"], "pay_test");
+        assert_eq!(
+            json["wallet_ids"],
+            serde_json::json!(["wal_alice", "wal_bob"])
+        );
         assert_eq!(json["data"]["status"], "FAILED");
         assert_eq!(json["data"]["failure"]["code"], "insufficient_funds");
     }
