@@ -4,8 +4,9 @@
 //!
 //! Each invocation flushes its metrics once ([`paysaga::metrics`]): the batch's messages per
 //! queue ([`paysaga::sqs_batch`]), `PaymentsCompleted` and `PaymentsFailed` (runs that left the
-//! payment COMPLETED or FAILED) and `CircuitBreakerState` of the payment processor client
-//! (0 closed, 1 half open, 2 open).
+//! payment COMPLETED or FAILED), `PaymentsCompensated` (those FAILED after the saga undid a
+//! reservation or a charge: a refusal before anything was reserved is only `PaymentsFailed`) and
+//! `CircuitBreakerState` of the payment processor client (0 closed, 1 half open, 2 open).
 
 use std::sync::{Arc, Mutex};
 
@@ -123,6 +124,10 @@ async fn handle_message(
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
             metrics.count(outcome, &[], 1);
+            // Failed after something was done: the saga undid it (refusals undo nothing).
+            if payment.charge_refunded || payment.reservation_released {
+                metrics.count("PaymentsCompensated", &[], 1);
+            }
             Ok(())
         }
         Err(SagaError::InjectedCrash(step)) => crash(step, requested.request.payment_id()),

@@ -19,6 +19,7 @@ struct TestSaga {
     metrics: MetricsBuffer,
     ledger: Arc<InMemoryLedger>,
     events: Arc<RecordingPublisher>,
+    processor: Arc<InMemoryProcessor>,
 }
 
 async fn saga_with_alice_holding(minor_units: u64) -> TestSaga {
@@ -37,10 +38,11 @@ async fn saga_with_alice_holding(minor_units: u64) -> TestSaga {
     };
     ledger.deposit(&deposit, Utc::now()).await.expect("deposit");
     let metrics = MetricsBuffer::default();
+    let processor = Arc::new(InMemoryProcessor::default());
     let saga = SagaFunction {
         payments: ledger.clone(),
         events: events.clone(),
-        processor: Arc::new(InMemoryProcessor::default()),
+        processor: processor.clone(),
         settings: SagaSettings::default(),
         max_receive_count: 3,
         dead_letters: None,
@@ -52,6 +54,7 @@ async fn saga_with_alice_holding(minor_units: u64) -> TestSaga {
         metrics,
         ledger,
         events,
+        processor,
     }
 }
 
@@ -247,4 +250,20 @@ async fn a_failed_payment_is_counted() {
     deliver(&test, fixture("sqs-payment-requested.json")).await;
     assert_eq!(metric(&test, "PaymentsFailed"), [("-".to_owned(), 1.0)]);
     assert_eq!(metric(&test, "PaymentsCompleted"), []);
+    // Refused before anything was reserved: nothing to compensate.
+    assert_eq!(metric(&test, "PaymentsCompensated"), []);
+}
+
+#[tokio::test]
+async fn a_compensated_payment_is_counted_as_failed_and_compensated() {
+    let test = saga_with_alice_holding(10_000).await;
+    test.processor.set_declining(true);
+    deliver(&test, fixture("sqs-payment-requested.json")).await;
+    assert_eq!(demo_payment_status(&test).await, PaymentStatus::Failed);
+    assert_eq!(metric(&test, "PaymentsFailed"), [("-".to_owned(), 1.0)]);
+    assert_eq!(
+        metric(&test, "PaymentsCompensated"),
+        [("-".to_owned(), 1.0)]
+    );
+    assert_eq!(available(&test, "wal_demo_alice").await, 10_000);
 }
