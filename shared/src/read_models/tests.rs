@@ -1,0 +1,233 @@
+use chrono::{Duration, TimeZone, Utc};
+
+use super::*;
+use crate::domain::events::FundsDeposited;
+use crate::domain::{DepositId, PaymentId, PaymentRequest};
+use crate::ports::ReadModelReader;
+
+fn wallet(id: &str) -> WalletId {
+    WalletId::parse(id).unwrap()
+}
+
+fn eur(minor_units: u64) -> Money {
+    Money::new(minor_units, "EUR".parse().unwrap()).unwrap()
+}
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 26, 12, 0, 0).unwrap()
+}
+
+fn request(id: &str, amount: u64) -> PaymentRequest {
+    PaymentRequest::new(
+        PaymentId::parse(id).unwrap(),
+        wallet("wal_alice"),
+        wallet("wal_bob"),
+        eur(amount),
+    )
+    .unwrap()
+}
+
+fn requested(id: &str, amount: u64, at: DateTime<Utc>) -> DomainEvent {
+    DomainEvent::payment_requested(&request(id, amount), at)
+}
+
+fn outcome(
+    id: &str,
+    amount: u64,
+    requested_at: DateTime<Utc>,
+    failure: Option<FailureReason>,
+) -> DomainEvent {
+    let request = request(id, amount);
+    let data = PaymentEventData {
+        payment_id: request.payment_id().clone(),
+        from_wallet: request.from_wallet().clone(),
+        to_wallet: request.to_wallet().clone(),
+        amount: request.amount(),
+        status: if failure.is_some() {
+            PaymentStatus::Failed
+        } else {
+            PaymentStatus::Completed
+        },
+        failure: failure.clone(),
+        requested_at: Some(requested_at),
+    };
+    let detail = EventDetail::new(format!("{id}/4"), requested_at + Duration::seconds(1), data);
+    match failure {
+        None => DomainEvent::PaymentCompleted(detail),
+        Some(_) => DomainEvent::PaymentFailed(detail),
+    }
+}
+
+fn deposited(id: &str, amount: u64, at: DateTime<Utc>) -> DomainEvent {
+    DomainEvent::funds_deposited(
+        FundsDeposited {
+            deposit_id: DepositId::parse(id).unwrap(),
+            wallet_id: wallet("wal_alice"),
+            amount: eur(amount),
+        },
+        at,
+    )
+}
+
+async fn all_transactions(models: &InMemoryReadModels, id: &str) -> Vec<Revised<TransactionEntry>> {
+    models
+        .transactions(&wallet(id), &PageRequest::new(Some(100), None).unwrap())
+        .await
+        .unwrap()
+        .items
+}
+
+async fn all_payments(models: &InMemoryReadModels, id: &str) -> Vec<Revised<WalletPayment>> {
+    models
+        .payments(&wallet(id), &PageRequest::new(Some(100), None).unwrap())
+        .await
+        .unwrap()
+        .items
+}
+
+#[test]
+fn a_payment_event_projects_both_wallets_into_both_read_models() {
+    let changes = project(&outcome("pay_1", 2_500, t0(), None));
+    assert_eq!(changes.len(), 4);
+    let ReadModelItem::Transaction(sent) = &changes[0].item else {
+        panic!("the payer's transaction first")
+    };
+    assert_eq!(sent.kind, TransactionKind::PaymentSent);
+    assert_eq!(sent.amount.minor_units, -2_500);
+    assert_eq!(sent.counterparty, Some(wallet("wal_bob")));
+    assert_eq!(sent.at, t0());
+    let ReadModelItem::Transaction(received) = &changes[1].item else {
+        panic!("the payee's transaction second")
+    };
+    assert_eq!(
+        (received.kind, received.amount.minor_units),
+        (TransactionKind::PaymentReceived, 2_500)
+    );
+    let positions: Vec<Position> = changes.iter().map(ReadModelChange::position).collect();
+    assert_eq!(positions[0].list, "wallet#wal_alice#transactions");
+    assert_eq!(positions[3].list, "wallet#wal_bob#payments");
+    assert_eq!(positions[0].order, "2026-11-26T12:00:00.000000000Z#pay_1");
+}
+
+#[test]
+fn every_event_of_a_payment_lands_on_the_same_items() {
+    let request_positions: Vec<Position> = project(&requested("pay_1", 10, t0()))
+        .iter()
+        .map(ReadModelChange::position)
+        .collect();
+    let outcome_positions: Vec<Position> = project(&outcome("pay_1", 10, t0(), None))
+        .iter()
+        .map(ReadModelChange::position)
+        .collect();
+    assert_eq!(request_positions, outcome_positions);
+}
+
+#[tokio::test]
+async fn a_duplicate_event_changes_nothing() {
+    let models = InMemoryReadModels::default();
+    let event = outcome("pay_1", 10, t0(), None);
+    let first = apply_event(&event, &models).await.unwrap();
+    let again = apply_event(&event, &models).await.unwrap();
+    assert_eq!((first.changed, first.unchanged), (4, 0));
+    assert_eq!((again.changed, again.unchanged), (0, 4));
+    let history = all_transactions(&models, "wal_alice").await;
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].revision, 1);
+}
+
+#[tokio::test]
+async fn an_outcome_before_its_request_is_not_undone_by_the_request() {
+    let failure = FailureReason::InsufficientFunds {
+        wallet_id: wallet("wal_alice"),
+    };
+    let in_order = InMemoryReadModels::default();
+    replay(
+        &[
+            requested("pay_1", 10, t0()),
+            outcome("pay_1", 10, t0(), Some(failure.clone())),
+        ],
+        &in_order,
+    )
+    .await
+    .unwrap();
+    let reversed = InMemoryReadModels::default();
+    let counts = replay(
+        &[
+            outcome("pay_1", 10, t0(), Some(failure.clone())),
+            requested("pay_1", 10, t0()),
+        ],
+        &reversed,
+    )
+    .await
+    .unwrap();
+    assert_eq!((counts.changed, counts.unchanged), (4, 4));
+
+    for wallet_id in ["wal_alice", "wal_bob"] {
+        let reversed_payments = all_payments(&reversed, wallet_id).await;
+        assert_eq!(reversed_payments.len(), 1);
+        assert_eq!(reversed_payments[0].entry.status, PaymentStatus::Failed);
+        assert_eq!(reversed_payments[0].entry.failure, Some(failure.clone()));
+        assert_eq!(reversed_payments[0].revision, 1);
+        let in_order_payments = all_payments(&in_order, wallet_id).await;
+        assert_eq!(in_order_payments[0].revision, 2, "PENDING, then FAILED");
+        assert_eq!(in_order_payments[0].entry, reversed_payments[0].entry);
+    }
+}
+
+#[tokio::test]
+async fn lists_are_newest_first_and_paged_with_a_cursor() {
+    let models = InMemoryReadModels::default();
+    let mut events = Vec::new();
+    for i in 0..5 {
+        events.push(deposited(
+            &format!("dep_{i}"),
+            100,
+            t0() + Duration::minutes(i),
+        ));
+    }
+    replay(&events, &models).await.unwrap();
+
+    let first = models
+        .transactions(
+            &wallet("wal_alice"),
+            &PageRequest::new(Some(2), None).unwrap(),
+        )
+        .await
+        .unwrap();
+    let ids: Vec<&str> = first
+        .items
+        .iter()
+        .map(|item| item.entry.transaction_id.as_str())
+        .collect();
+    assert_eq!(ids, ["dep_4", "dep_3"]);
+    let cursor = Cursor::decode(&first.next.clone().unwrap().encode()).unwrap();
+    let second = models
+        .transactions(
+            &wallet("wal_alice"),
+            &PageRequest::new(Some(3), Some(cursor)).unwrap(),
+        )
+        .await
+        .unwrap();
+    let ids: Vec<&str> = second
+        .items
+        .iter()
+        .map(|item| item.entry.transaction_id.as_str())
+        .collect();
+    assert_eq!(ids, ["dep_2", "dep_1", "dep_0"]);
+    assert_eq!(second.next, None, "the last page");
+}
+
+#[test]
+fn page_requests_refuse_bad_limits_and_foreign_cursors() {
+    assert_eq!(PageRequest::new(None, None).unwrap().limit, 20);
+    assert_eq!(PageRequest::new(Some(0), None), Err(PageError::Limit(0)));
+    assert_eq!(
+        PageRequest::new(Some(101), None),
+        Err(PageError::Limit(101))
+    );
+    for bad in ["", "zz", "abc", "6869", "ff"] {
+        assert_eq!(Cursor::decode(bad), Err(PageError::Cursor), "{bad:?}");
+    }
+    let cursor = Cursor::after(&order_key(t0(), "pay_1"));
+    assert_eq!(Cursor::decode(&cursor.encode()), Ok(cursor));
+}
