@@ -126,7 +126,7 @@ pub fn streams_of(event: &DomainEvent) -> Vec<StreamId> {
 /// Whether the entry at `version` of a stream comes with a snapshot of the aggregate folded up
 /// to it: every `every` versions (never when `every` is 0).
 pub fn snapshot_due(version: u64, every: u64) -> bool {
-    every > 0 && version > 0 && version % every == 0
+    every > 0 && version > 0 && version.is_multiple_of(every)
 }
 
 /// A stream does not fold into an aggregate.
