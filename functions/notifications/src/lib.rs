@@ -1,0 +1,191 @@
+//! The notifications consumer: each SQS message is a payment's outcome (`PaymentCompleted` or
+//! `PaymentFailed`, copied to the payment-events queue by the lifecycle rule); its payer and
+//! payee are told ([`notifications_for`]) through the [`Notifier`] (the in-app inbox).
+//!
+//! Each notification is delivered once per event and recipient, however often the event
+//! arrives: the delivery runs through [`paysaga::idempotency`], keyed by the event's `event_id`
+//! and the recipient, so even a notifier that is not idempotent itself (e-mail) sends once.
+//! An event that breaks its contract (an unknown version, a detail that does not parse) fails
+//! as permanent, and goes to the DLQ with its reason on its last delivery.
+//!
+//! Each invocation flushes its metrics once ([`paysaga::metrics`]): the batch's messages per
+//! queue ([`paysaga::sqs_batch`]), `NotificationsSent` and `NotificationsRepeated` (notifications
+//! an earlier delivery of the same event had sent already), by `kind`.
+
+use std::sync::{Arc, Mutex};
+
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use chrono::{Duration, Utc};
+use lambda_runtime::{Diagnostic, LambdaEvent};
+use paysaga::domain::notification::{Notification, notifications_for};
+use paysaga::domain::{DomainEvent, PaymentId};
+use paysaga::idempotency::{
+    IdempotencyConfig, IdempotencyError, IdempotencyStore, Idempotent, Outcome,
+};
+use paysaga::metrics::{Metrics, MetricsSink};
+use paysaga::ports::{Notifier, NotifyError};
+use paysaga::sqs_batch::{DeadLetterQueue, GiveUp, MessageFailure, RecordWithoutId, process_batch};
+use serde::Deserialize;
+use tracing::{field, info, instrument, warn};
+
+/// What the notifications function may touch.
+pub struct NotificationsFunction {
+    pub notifier: Arc<dyn Notifier>,
+    /// Where the deliveries' idempotency records are kept.
+    pub idempotency: Arc<dyn IdempotencyStore>,
+    pub idempotency_config: IdempotencyConfig,
+    /// The queue's `maxReceiveCount`: on the last delivery a failure goes to the DLQ with why.
+    pub max_receive_count: u32,
+    pub dead_letters: Option<Arc<dyn DeadLetterQueue>>,
+    /// Where each invocation's metrics go (stdout in Lambda).
+    pub metrics: MetricsSink,
+}
+
+/// How the deliveries are remembered: under `notifications#<event_id>#<wallet>`, for 15 days
+/// (a message can come back that late: a DLQ keeps it 14 days, and the redrive sends it back),
+/// a claim blocking others for 2 minutes (the function's timeout is 30 s); no result is kept.
+pub fn idempotency_config() -> IdempotencyConfig {
+    IdempotencyConfig {
+        expires_after: Duration::days(15),
+        in_progress_timeout: Duration::minutes(2),
+        store_results: false,
+        ..IdempotencyConfig::new("notifications")
+    }
+}
+
+/// The invocation failed as a whole: every message of the batch goes back to the queue.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct BatchFailed(#[from] RecordWithoutId);
+
+impl From<BatchFailed> for Diagnostic {
+    fn from(error: BatchFailed) -> Self {
+        Diagnostic {
+            error_type: "BatchFailed".into(),
+            error_message: error.to_string(),
+        }
+    }
+}
+
+pub async fn handle(
+    function: &NotificationsFunction,
+    event: LambdaEvent<SqsEvent>,
+) -> Result<SqsBatchResponse, BatchFailed> {
+    let give_up = function.dead_letters.as_deref().map(|dead_letters| GiveUp {
+        max_receive_count: function.max_receive_count,
+        dead_letters,
+    });
+    let metrics = Mutex::new(function.metrics.collector());
+    let handled = process_batch(event.payload, give_up.as_ref(), &metrics, |message| {
+        notify_message(function, &metrics, message)
+    })
+    .await;
+    let metrics = metrics
+        .into_inner()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    function.metrics.flush(metrics);
+    Ok(handled?)
+}
+
+#[instrument(skip_all, fields(
+    message_id = message.message_id.as_deref().unwrap_or("-"),
+    event_id = field::Empty,
+    payment_id = field::Empty,
+))]
+async fn notify_message(
+    function: &NotificationsFunction,
+    metrics: &Mutex<Metrics>,
+    message: SqsMessage,
+) -> Result<(), MessageFailure> {
+    let event = domain_event(message.body.as_deref().unwrap_or_default())?;
+    let span = tracing::Span::current();
+    span.record("event_id", event.event_id());
+    if let Some(payment_id) = payment_id(&event) {
+        span.record("payment_id", payment_id.as_str());
+    }
+    let idempotent = Idempotent::new(
+        function.idempotency.as_ref(),
+        &function.idempotency_config,
+        |notification: &Notification| {
+            format!("{}#{}", notification.event_id, notification.recipient)
+        },
+    );
+    let now = Utc::now();
+    // Each recipient on its own: one that fails does not hold the others back; the message is
+    // retried for it alone (the others' records answer the retry).
+    let mut failure = None;
+    for notification in notifications_for(&event) {
+        let kind = notification.kind.as_str();
+        let delivered = idempotent
+            .run(&notification, now, || {
+                function.notifier.notify(&notification)
+            })
+            .await;
+        let (metric, outcome) = match delivered {
+            Ok(Outcome::Ran(())) => ("NotificationsSent", "sent"),
+            Ok(Outcome::AlreadyCompleted(_)) => ("NotificationsRepeated", "sent before"),
+            Err(error) => {
+                warn!(kind, %error, "notification not delivered");
+                failure = worse(failure, message_failure(error));
+                continue;
+            }
+        };
+        info!(kind, outcome, "notification");
+        let mut metrics = metrics
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        metrics.count(metric, &[("kind", kind)], 1);
+    }
+    failure.map_or(Ok(()), Err)
+}
+
+/// The failure to report for a message: transient when any delivery may succeed later.
+fn worse(first: Option<MessageFailure>, next: MessageFailure) -> Option<MessageFailure> {
+    match (first, next) {
+        (Some(transient @ MessageFailure::Transient(_)), _) => Some(transient),
+        (_, next) => Some(next),
+    }
+}
+
+/// Whether a failed delivery may succeed later.
+fn message_failure(error: IdempotencyError<NotifyError>) -> MessageFailure {
+    let transient = match &error {
+        IdempotencyError::Operation(NotifyError::Permanent(_)) => false,
+        other => other.is_transient(),
+    };
+    if transient {
+        MessageFailure::Transient(error.to_string())
+    } else {
+        MessageFailure::Permanent(error.to_string())
+    }
+}
+
+fn payment_id(event: &DomainEvent) -> Option<&PaymentId> {
+    match event {
+        DomainEvent::PaymentRequested(detail) => Some(detail.data.payment_id()),
+        DomainEvent::PaymentCompleted(detail) | DomainEvent::PaymentFailed(detail) => {
+            Some(&detail.data.payment_id)
+        }
+        DomainEvent::FundsDeposited(_) => None,
+    }
+}
+
+/// The EventBridge event an SQS body holds, read against its contract: anything else can never
+/// be notified (a permanent failure).
+pub fn domain_event(body: &str) -> Result<DomainEvent, MessageFailure> {
+    #[derive(Deserialize)]
+    struct Envelope {
+        source: String,
+        #[serde(rename = "detail-type")]
+        detail_type: String,
+        detail: serde_json::Value,
+    }
+    let envelope: Envelope = serde_json::from_str(body)
+        .map_err(|error| MessageFailure::Permanent(format!("not an EventBridge event: {error}")))?;
+    DomainEvent::parse(
+        &envelope.source,
+        &envelope.detail_type,
+        &envelope.detail.to_string(),
+    )
+    .map_err(|violation| MessageFailure::Permanent(violation.to_string()))
+}

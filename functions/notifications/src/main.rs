@@ -1,0 +1,35 @@
+//! Start-up of the `notifications` function: configuration, clients, tracing; then run.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use lambda_runtime::{LambdaEvent, service_fn};
+use notifications::{NotificationsFunction, handle, idempotency_config};
+use paysaga::aws::{DynamoDbIdempotencyStore, DynamoDbInbox, SqsDeadLetterQueue, sdk_config};
+use paysaga::config::number_or;
+use paysaga::metrics::MetricsSink;
+use paysaga::sqs_batch::DeadLetterQueue;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    paysaga::logging::init();
+    let required = |name: &str| {
+        std::env::var(name).with_context(|| format!("{name} must be set (the template sets it)"))
+    };
+    let inbox = required("NOTIFICATIONS_TABLE")?;
+    let idempotency = required("IDEMPOTENCY_TABLE")?;
+    let config = sdk_config().await.context("cannot set up the AWS SDK")?;
+    let function = NotificationsFunction {
+        notifier: Arc::new(DynamoDbInbox::from_config(&config, inbox)),
+        idempotency: Arc::new(DynamoDbIdempotencyStore::from_config(&config, idempotency)),
+        idempotency_config: idempotency_config(),
+        max_receive_count: u32::try_from(number_or("MAX_RECEIVE_COUNT", 0)?).unwrap_or(u32::MAX),
+        dead_letters: std::env::var("DEAD_LETTER_QUEUE_URL").ok().map(|url| {
+            Arc::new(SqsDeadLetterQueue::from_config(&config, url)) as Arc<dyn DeadLetterQueue>
+        }),
+        metrics: MetricsSink::stdout("notifications"),
+    };
+    lambda_runtime::run(service_fn(|event: LambdaEvent<_>| handle(&function, event)))
+        .await
+        .map_err(|error| anyhow::anyhow!(error))
+}

@@ -1,0 +1,212 @@
+//! The notifications handler fed with the SQS events in `events/lambda/`, against in-memory
+//! fakes: a notifier that keeps every delivery (duplicates included, as e-mail would) and the
+//! in-memory idempotency store.
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
+use chrono::Utc;
+use lambda_runtime::{Context, LambdaEvent};
+use notifications::{NotificationsFunction, domain_event, handle, idempotency_config};
+use paysaga::domain::notification::{NotificationKind, notifications_for};
+use paysaga::idempotency::{
+    IdempotencyRecord, IdempotencyStore, InMemoryIdempotencyStore, RecordStatus, payload_hash,
+};
+use paysaga::memory::RecordingNotifier;
+use paysaga::metrics::{MetricsBuffer, MetricsSink, check_document};
+use paysaga::ports::NotifyError;
+use paysaga::sqs_batch::{DeadLetterError, DeadLetterQueue, FailureRecord};
+
+/// A dead-letter queue that keeps what it is sent.
+#[derive(Default)]
+struct KeptDeadLetters(Mutex<Vec<(String, FailureRecord)>>);
+
+#[async_trait]
+impl DeadLetterQueue for KeptDeadLetters {
+    async fn send(
+        &self,
+        message: &SqsMessage,
+        record: &FailureRecord,
+    ) -> Result<(), DeadLetterError> {
+        let id = message.message_id.clone().unwrap_or_default();
+        self.0.lock().unwrap().push((id, record.clone()));
+        Ok(())
+    }
+}
+
+struct TestFunction {
+    function: NotificationsFunction,
+    notifier: Arc<RecordingNotifier>,
+    idempotency: Arc<InMemoryIdempotencyStore>,
+    dead_letters: Arc<KeptDeadLetters>,
+    metrics: MetricsBuffer,
+}
+
+fn notifications() -> TestFunction {
+    let notifier = Arc::new(RecordingNotifier::default());
+    let idempotency = Arc::new(InMemoryIdempotencyStore::default());
+    let dead_letters = Arc::new(KeptDeadLetters::default());
+    let metrics = MetricsBuffer::default();
+    let function = NotificationsFunction {
+        notifier: notifier.clone(),
+        idempotency: idempotency.clone(),
+        idempotency_config: idempotency_config(),
+        max_receive_count: 5,
+        dead_letters: Some(dead_letters.clone()),
+        metrics: MetricsSink::new("paysaga", "notifications", metrics.clone()),
+    };
+    TestFunction {
+        function,
+        notifier,
+        idempotency,
+        dead_letters,
+        metrics,
+    }
+}
+
+fn fixture(name: &str) -> SqsEvent {
+    let path = format!("{}/../../events/lambda/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{path}: {error}"));
+    serde_json::from_str(&text).expect("an SqsEvent")
+}
+
+/// Delivers the batch; answers the ids of the messages reported failed.
+async fn deliver(test: &TestFunction, event: SqsEvent) -> Vec<String> {
+    let response = handle(&test.function, LambdaEvent::new(event, Context::default()))
+        .await
+        .expect("a batch response");
+    response
+        .batch_item_failures
+        .into_iter()
+        .map(|failure| failure.item_identifier)
+        .collect()
+}
+
+/// The sum of a metric over every flushed document.
+fn metric(test: &TestFunction, name: &str) -> f64 {
+    let documents = test.metrics.documents().expect("JSON lines");
+    assert!(documents.iter().all(|doc| check_document(doc).is_ok()));
+    documents.iter().filter_map(|doc| doc[name].as_f64()).sum()
+}
+
+#[tokio::test]
+async fn a_completed_payment_notifies_payer_and_payee_once_however_often_it_arrives() {
+    let test = notifications();
+    assert!(
+        deliver(&test, fixture("sqs-payment-completed.json"))
+            .await
+            .is_empty()
+    );
+    assert!(
+        deliver(&test, fixture("sqs-payment-completed.json"))
+            .await
+            .is_empty()
+    );
+
+    let sent = test.notifier.sent();
+    let who: Vec<(&str, NotificationKind)> = sent
+        .iter()
+        .map(|n| (n.recipient.as_str(), n.kind))
+        .collect();
+    assert_eq!(
+        who,
+        [
+            ("wal_demo_alice", NotificationKind::PaymentSent),
+            ("wal_demo_bob", NotificationKind::PaymentReceived),
+        ],
+        "the second delivery sent nothing"
+    );
+    assert_eq!(sent[0].text(), "You paid 12.50 EUR to wal_demo_bob.");
+    for wallet in ["wal_demo_alice", "wal_demo_bob"] {
+        let record = test
+            .idempotency
+            .record(&format!("notifications#pay_demo_cli_0001/4#{wallet}"))
+            .expect("a record per recipient");
+        assert_eq!(record.status, RecordStatus::Completed);
+    }
+    assert_eq!(metric(&test, "NotificationsSent"), 2.0);
+    assert_eq!(metric(&test, "NotificationsRepeated"), 2.0);
+    assert_eq!(metric(&test, "MessagesReceived"), 2.0);
+}
+
+#[tokio::test]
+async fn a_failed_payment_tells_the_payer_why() {
+    let test = notifications();
+    assert!(
+        deliver(&test, fixture("sqs-payment-failed.json"))
+            .await
+            .is_empty()
+    );
+    let sent = test.notifier.sent();
+    assert_eq!(sent.len(), 1, "the payee is not told: {sent:?}");
+    assert_eq!(sent[0].kind, NotificationKind::PaymentFailed);
+    assert_eq!(sent[0].recipient.as_str(), "wal_demo_alice");
+    assert_eq!(
+        sent[0].failure.as_ref().map(|reason| reason.code()),
+        Some("insufficient_funds")
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_version_goes_to_the_dlq_with_its_reason_on_its_last_delivery() {
+    let test = notifications();
+    let failed = deliver(&test, fixture("sqs-payment-completed-unknown-version.json")).await;
+    assert!(failed.is_empty(), "given up on, not returned: {failed:?}");
+    assert!(test.notifier.sent().is_empty());
+    let dead = test.dead_letters.0.lock().unwrap();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].1.kind, "permanent");
+    assert!(
+        dead[0].1.reason.contains("version 2 is not supported"),
+        "{}",
+        dead[0].1.reason
+    );
+    assert_eq!(metric(&test, "MessagesDeadLettered"), 1.0);
+}
+
+#[tokio::test]
+async fn a_failed_delivery_goes_back_to_the_queue_and_is_sent_on_the_retry() {
+    let test = notifications();
+    test.notifier
+        .fail_with(Some(NotifyError::Transient("inbox throttled".into())));
+    let failed = deliver(&test, fixture("sqs-payment-completed.json")).await;
+    assert_eq!(failed, ["3f2a9c1e-5b7d-4e8f-a1b2-c3d4e5f60001"]);
+    assert_eq!(
+        test.idempotency
+            .record("notifications#pay_demo_cli_0001/4#wal_demo_alice"),
+        None,
+        "the failed attempt released its claim"
+    );
+    test.notifier.fail_with(None);
+    assert!(
+        deliver(&test, fixture("sqs-payment-completed.json"))
+            .await
+            .is_empty()
+    );
+    assert_eq!(test.notifier.sent().len(), 2);
+}
+
+#[tokio::test]
+async fn a_delivery_in_progress_elsewhere_is_retried_later() {
+    let test = notifications();
+    let now = Utc::now();
+    let event = fixture("sqs-payment-completed.json");
+    let body = event.records[0].body.as_deref().expect("a body");
+    let payer = notifications_for(&domain_event(body).expect("an event"))[0].clone();
+    // Another invocation holds the payer's notification (claimed, not finished).
+    let claim = IdempotencyRecord {
+        key: "notifications#pay_demo_cli_0001/4#wal_demo_alice".into(),
+        status: RecordStatus::InProgress,
+        payload_hash: payload_hash(&payer).expect("a hash"),
+        expires_at: now + chrono::Duration::days(1),
+        in_progress_until: now + chrono::Duration::minutes(2),
+        result: None,
+    };
+    test.idempotency.claim(&claim, now).await.expect("claimed");
+    let failed = deliver(&test, event).await;
+    assert_eq!(failed.len(), 1, "returned to the queue, to be retried");
+    let sent = test.notifier.sent();
+    assert_eq!(sent.len(), 1, "the payee's went: {sent:?}");
+    assert_eq!(sent[0].kind, NotificationKind::PaymentReceived);
+}
