@@ -313,8 +313,8 @@ impl<'a, K> Idempotent<'a, K> {
     }
 }
 
-/// SHA-256 of the payload's JSON, in hex.
-fn payload_hash<P: Serialize + ?Sized>(payload: &P) -> Result<String, String> {
+/// SHA-256 of the payload's JSON, in hex: what a record keeps to tell payloads apart.
+pub fn payload_hash<P: Serialize + ?Sized>(payload: &P) -> Result<String, String> {
     let json = serde_json::to_vec(payload).map_err(|error| error.to_string())?;
     let digest = Sha256::digest(&json);
     Ok(digest.iter().map(|byte| format!("{byte:02x}")).collect())
