@@ -21,8 +21,8 @@
 //! time (`requested_at` of its outcome, the `occurred_at` of its `PaymentRequested`) or the
 //! deposit's time, written with nanoseconds so that the keys sort as the times do.
 //!
-//! [`replay`] applies a sequence of events (the audit store's, to rebuild the read models into
-//! a fresh table).
+//! [`replay`] applies a sequence of events; [`rebuild`] applies every event of the audit trail
+//! (the event store), to rebuild the read models into a fresh table.
 //!
 //! ```
 //! use chrono::Utc;
@@ -64,7 +64,7 @@ use crate::domain::events::PaymentEventData;
 use crate::domain::{
     Currency, DomainEvent, FailureReason, Money, PaymentId, PaymentRequest, PaymentStatus, WalletId,
 };
-use crate::ports::{ReadModelWriter, StoreError};
+use crate::ports::{EventStore, ReadModelWriter, StoreError};
 
 pub use memory::InMemoryReadModels;
 
@@ -505,6 +505,30 @@ pub async fn replay(
         counts.add(apply_event(event, into).await?);
     }
     Ok(counts)
+}
+
+/// Rebuilds read models from the audit trail: every event of `store`, a page at a time, applied
+/// to `into` (a fresh table, or live read models, which it leaves unchanged). The store's order
+/// is not time order; [`project`] does not need it to be.
+pub async fn rebuild(
+    store: &dyn EventStore,
+    into: &dyn ReadModelWriter,
+) -> Result<ReplayCounts, StoreError> {
+    let mut counts = ReplayCounts::default();
+    let mut token = None;
+    loop {
+        let page = store.all_events(token.as_ref()).await?;
+        let events: Vec<DomainEvent> = page
+            .events
+            .into_iter()
+            .map(|recorded| recorded.event)
+            .collect();
+        counts.add(replay(&events, into).await?);
+        match page.next {
+            Some(next) => token = Some(next),
+            None => return Ok(counts),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -231,3 +231,53 @@ fn page_requests_refuse_bad_limits_and_foreign_cursors() {
     let cursor = Cursor::after(&order_key(t0(), "pay_1"));
     assert_eq!(Cursor::decode(&cursor.encode()), Ok(cursor));
 }
+
+#[tokio::test]
+async fn read_models_rebuilt_from_the_audit_trail_equal_the_live_ones_whatever_the_order() {
+    use crate::memory::InMemoryEventStore;
+    let failure = FailureReason::InsufficientFunds {
+        wallet_id: wallet("wal_alice"),
+    };
+    let mut events = vec![deposited("dep_1", 500, t0())];
+    for i in 0..12 {
+        let id = format!("pay_{i}");
+        let at = t0() + Duration::seconds(i);
+        events.push(requested(&id, 10, at));
+        let failed = (i % 3 == 0).then(|| failure.clone());
+        events.push(outcome(&id, 10, at, failed));
+    }
+    // Live: every event, outcomes before requests for half of them, and duplicates.
+    let live = InMemoryReadModels::default();
+    let mut delivered = events.clone();
+    delivered.swap(1, 2);
+    delivered.swap(5, 6);
+    delivered.extend(events.iter().take(7).cloned());
+    replay(&delivered, &live).await.unwrap();
+
+    let store = InMemoryEventStore::new(5);
+    for event in &events {
+        store.append(event, Utc::now()).await.unwrap();
+    }
+    let rebuilt = InMemoryReadModels::default();
+    let counts = rebuild(&store, &rebuilt).await.unwrap();
+    assert_eq!(counts.events, events.len() as u64);
+
+    for wallet_id in ["wal_alice", "wal_bob"] {
+        let content = |items: Vec<Revised<TransactionEntry>>| {
+            items.into_iter().map(|item| item.entry).collect::<Vec<_>>()
+        };
+        let live_history = content(all_transactions(&live, wallet_id).await);
+        assert_eq!(
+            live_history,
+            content(all_transactions(&rebuilt, wallet_id).await)
+        );
+        assert!(live_history.len() >= 12, "{wallet_id}");
+        let payments = |items: Vec<Revised<WalletPayment>>| {
+            items.into_iter().map(|item| item.entry).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            payments(all_payments(&live, wallet_id).await),
+            payments(all_payments(&rebuilt, wallet_id).await)
+        );
+    }
+}
