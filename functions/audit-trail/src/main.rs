@@ -1,0 +1,36 @@
+//! Start-up of the `audit-trail` function: configuration, clients, tracing; then run.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use audit_trail::{AuditTrailFunction, handle};
+use lambda_runtime::{LambdaEvent, service_fn};
+use paysaga::aws::{DynamoDbEventStore, SqsDeadLetterQueue, sdk_config};
+use paysaga::config::number_or;
+use paysaga::domain::history::DEFAULT_SNAPSHOT_EVERY;
+use paysaga::metrics::MetricsSink;
+use paysaga::sqs_batch::DeadLetterQueue;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    paysaga::logging::init();
+    let table = std::env::var("EVENT_STORE_TABLE")
+        .context("EVENT_STORE_TABLE must be set (the template sets it)")?;
+    let snapshot_every = number_or("SNAPSHOT_EVERY", DEFAULT_SNAPSHOT_EVERY)?;
+    let config = sdk_config().await.context("cannot set up the AWS SDK")?;
+    let function = AuditTrailFunction {
+        store: Arc::new(DynamoDbEventStore::from_config(
+            &config,
+            table,
+            snapshot_every,
+        )),
+        max_receive_count: u32::try_from(number_or("MAX_RECEIVE_COUNT", 0)?).unwrap_or(u32::MAX),
+        dead_letters: std::env::var("DEAD_LETTER_QUEUE_URL").ok().map(|url| {
+            Arc::new(SqsDeadLetterQueue::from_config(&config, url)) as Arc<dyn DeadLetterQueue>
+        }),
+        metrics: MetricsSink::stdout("audit-trail"),
+    };
+    lambda_runtime::run(service_fn(|event: LambdaEvent<_>| handle(&function, event)))
+        .await
+        .map_err(|error| anyhow::anyhow!(error))
+}

@@ -1,0 +1,233 @@
+//! The audit-trail handler fed with the SQS events in `events/lambda/`, against the in-memory
+//! event store.
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use audit_trail::{AuditTrailFunction, handle};
+use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
+use lambda_runtime::{Context, LambdaEvent};
+use paysaga::domain::history::{StreamId, snapshot_due};
+use paysaga::domain::{PaymentId, PaymentStatus, WalletId};
+use paysaga::memory::InMemoryEventStore;
+use paysaga::metrics::{MetricsBuffer, MetricsSink, check_document};
+use paysaga::ports::EventStore;
+use paysaga::service::audit::{rebuild_payment, rebuild_wallet};
+use paysaga::sqs_batch::{DeadLetterError, DeadLetterQueue, FailureRecord};
+
+/// The batch: a payment's outcome before its request, a deposit delivered twice, a failed
+/// payment, and (on its last delivery) an event of a version this code does not read.
+const BATCH: &str = "sqs-audit-trail-events.json";
+
+fn fixture(name: &str) -> SqsEvent {
+    let path = format!("{}/../../events/lambda/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{path}: {error}"));
+    serde_json::from_str(&text).expect("an SqsEvent")
+}
+
+/// A dead-letter queue that keeps what it is sent.
+#[derive(Default)]
+struct KeptDeadLetters(Mutex<Vec<(String, FailureRecord)>>);
+
+#[async_trait]
+impl DeadLetterQueue for KeptDeadLetters {
+    async fn send(
+        &self,
+        message: &SqsMessage,
+        record: &FailureRecord,
+    ) -> Result<(), DeadLetterError> {
+        let id = message.message_id.clone().unwrap_or_default();
+        self.0
+            .lock()
+            .expect("not poisoned")
+            .push((id, record.clone()));
+        Ok(())
+    }
+}
+
+struct TestFunction {
+    function: AuditTrailFunction,
+    store: Arc<InMemoryEventStore>,
+    dead_letters: Arc<KeptDeadLetters>,
+    metrics: MetricsBuffer,
+}
+
+fn test_function(snapshot_every: u64) -> TestFunction {
+    let store = Arc::new(InMemoryEventStore::new(snapshot_every));
+    let dead_letters = Arc::new(KeptDeadLetters::default());
+    let metrics = MetricsBuffer::default();
+    let function = AuditTrailFunction {
+        store: store.clone(),
+        max_receive_count: 3,
+        dead_letters: Some(dead_letters.clone()),
+        metrics: MetricsSink::new("paysaga", "audit-trail", metrics.clone()),
+    };
+    TestFunction {
+        function,
+        store,
+        dead_letters,
+        metrics,
+    }
+}
+
+async fn deliver(function: &AuditTrailFunction, event: SqsEvent) -> Vec<String> {
+    handle(function, LambdaEvent::new(event, Context::default()))
+        .await
+        .expect("a batch response")
+        .batch_item_failures
+        .into_iter()
+        .map(|failure| failure.item_identifier)
+        .collect()
+}
+
+fn wallet(id: &str) -> WalletId {
+    WalletId::parse(id).expect("a wallet id")
+}
+
+/// The sum of a metric over every document the function wrote, each checked against the EMF
+/// specification.
+fn metric(buffer: &MetricsBuffer, name: &str) -> f64 {
+    let documents = buffer.documents().expect("JSON lines");
+    for document in &documents {
+        check_document(document).expect("a valid EMF document");
+    }
+    documents
+        .iter()
+        .filter_map(|document| document[name].as_f64())
+        .sum()
+}
+
+#[tokio::test]
+async fn every_event_lands_once_in_its_streams_and_the_wallets_rebuild() {
+    let test = test_function(10);
+    let failed = deliver(&test.function, fixture(BATCH)).await;
+    assert!(failed.is_empty(), "{failed:?}");
+    // Delivered again, whole: nothing more is appended.
+    assert!(deliver(&test.function, fixture(BATCH)).await.is_empty());
+
+    let alice = rebuild_wallet(test.store.as_ref(), &wallet("wal_demo_alice"))
+        .await
+        .expect("alice rebuilds");
+    let bob = rebuild_wallet(test.store.as_ref(), &wallet("wal_demo_bob"))
+        .await
+        .expect("bob rebuilds");
+    // 100.00 deposited, 12.50 paid to Bob; Bob's failed payment moved nothing.
+    assert_eq!(
+        alice.balance().expect("a balance").map(|m| m.minor_units()),
+        Some(8_750)
+    );
+    assert_eq!(
+        bob.balance().expect("a balance").map(|m| m.minor_units()),
+        Some(1_250)
+    );
+    // The outcome arrived first: alice's stream is the payment (1), then the deposit (2).
+    assert_eq!((alice.version, bob.version), (2, 1));
+
+    let completed = rebuild_payment(
+        test.store.as_ref(),
+        &PaymentId::parse("pay_demo_audit_0001").expect("id"),
+    )
+    .await
+    .expect("the payment rebuilds");
+    assert_eq!(completed.status, Some(PaymentStatus::Completed));
+    assert_eq!(completed.version, 2, "its request and its outcome");
+    let failed = rebuild_payment(
+        test.store.as_ref(),
+        &PaymentId::parse("pay_demo_audit_0002").expect("id"),
+    )
+    .await
+    .expect("the payment rebuilds");
+    assert_eq!(failed.status, Some(PaymentStatus::Failed));
+    assert_eq!(
+        failed.failure.map(|reason| reason.code()),
+        Some("insufficient_funds")
+    );
+
+    let stream = test
+        .store
+        .stream(&StreamId::Wallet(wallet("wal_demo_alice")), 0)
+        .await
+        .expect("alice's stream");
+    let versions: Vec<u64> = stream.iter().map(|entry| entry.version).collect();
+    assert_eq!(versions, [1, 2], "no gaps, no duplicates");
+
+    // 4 distinct valid events, appended once; the deposit's second copy and the whole second
+    // delivery are duplicates (1 + 5).
+    assert_eq!(metric(&test.metrics, "EventsAppended"), 4.0);
+    assert_eq!(metric(&test.metrics, "DuplicateEvents"), 6.0);
+    assert_eq!(metric(&test.metrics, "MessagesReceived"), 12.0);
+}
+
+#[tokio::test]
+async fn an_unknown_version_goes_to_the_dlq_with_its_reason_on_its_last_delivery() {
+    let test = test_function(10);
+    let mut event = fixture(BATCH);
+    let unknown = event.records[5].message_id.clone().expect("an id");
+
+    assert!(deliver(&test.function, event.clone()).await.is_empty());
+    let dead = test.dead_letters.0.lock().expect("not poisoned").clone();
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].0, unknown);
+    assert_eq!(dead[0].1.kind, "permanent");
+    assert!(
+        dead[0].1.reason.contains("version 2"),
+        "{}",
+        dead[0].1.reason
+    );
+
+    // Before its last delivery it only fails, alone, back to the queue.
+    event.records[5]
+        .attributes
+        .insert("ApproximateReceiveCount".into(), "1".into());
+    assert_eq!(deliver(&test.function, event).await, [unknown]);
+    assert_eq!(test.dead_letters.0.lock().expect("not poisoned").len(), 1);
+    assert_eq!(metric(&test.metrics, "MessagesDeadLettered"), 1.0);
+}
+
+#[tokio::test]
+async fn a_store_outage_fails_every_message_as_transient_back_to_the_queue() {
+    let test = test_function(10);
+    let mut event = fixture(BATCH);
+    event.records.truncate(5);
+    test.store.set_unavailable(true);
+    assert_eq!(deliver(&test.function, event.clone()).await.len(), 5);
+    assert!(test.dead_letters.0.lock().expect("not poisoned").is_empty());
+
+    test.store.set_unavailable(false);
+    assert!(deliver(&test.function, event).await.is_empty());
+    assert_eq!(metric(&test.metrics, "EventsAppended"), 4.0);
+}
+
+#[tokio::test]
+async fn snapshots_are_taken_every_n_versions_and_loading_through_them_is_exact() {
+    let test = test_function(3);
+    let template = fixture(BATCH).records[1].clone(); // a deposit into alice's wallet
+    let mut event = SqsEvent::default();
+    for n in 0..8 {
+        let mut message = template.clone();
+        message.message_id = Some(format!("deposit-{n}"));
+        message.body = message
+            .body
+            .map(|body| body.replace("dep_demo_audit_0001", &format!("dep_demo_audit_1{n:03}")));
+        event.records.push(message);
+    }
+    assert!(deliver(&test.function, event).await.is_empty());
+    let stream = StreamId::Wallet(wallet("wal_demo_alice"));
+    let expected: Vec<u64> = (1..=8).filter(|v| snapshot_due(*v, 3)).collect();
+    assert_eq!(test.store.snapshot_versions(&stream), expected);
+    let snapshot = test
+        .store
+        .latest_snapshot(&stream)
+        .await
+        .expect("readable")
+        .expect("a snapshot");
+    assert_eq!(snapshot.version(), 6);
+    let alice = rebuild_wallet(test.store.as_ref(), &wallet("wal_demo_alice"))
+        .await
+        .expect("alice rebuilds");
+    assert_eq!(alice.version, 8);
+    assert_eq!(
+        alice.balance().expect("a balance").map(|m| m.minor_units()),
+        Some(8 * 10_000)
+    );
+}
