@@ -1,0 +1,179 @@
+//! `POST /payments` with a `priority`: the API Gateway fixture of `events/lambda/` with its body
+//! replaced, against the in-memory adapters.
+
+use std::sync::Arc;
+
+use api::{Api, router};
+use axum::Router;
+use http::StatusCode;
+use paysaga::domain::DomainEvent;
+use paysaga::memory::{InMemoryLedger, RecordingPublisher};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+struct TestApi {
+    app: Router,
+    events: Arc<RecordingPublisher>,
+}
+
+fn test_api() -> TestApi {
+    let ledger = Arc::new(InMemoryLedger::default());
+    let events = Arc::new(RecordingPublisher::default());
+    let app = router(Arc::new(Api {
+        wallets: ledger.clone(),
+        payments: ledger,
+        events: events.clone(),
+    }));
+    TestApi { app, events }
+}
+
+/// `POST /payments` with `body` and the fixture's Idempotency-Key (`payment-demo-0001`), or
+/// without a key.
+fn submit(body: Value, with_key: bool) -> Value {
+    let path = format!(
+        "{}/../../events/lambda/apigw-submit-payment.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{path}: {error}"));
+    let mut event: Value = serde_json::from_str(&text).expect("fixtures are JSON");
+    event["body"] = Value::String(body.to_string());
+    if !with_key {
+        event["headers"]
+            .as_object_mut()
+            .expect("the fixture has headers")
+            .remove("idempotency-key");
+    }
+    event
+}
+
+fn read(payment_id: &str) -> Value {
+    let mut event = submit(json!({}), false);
+    event["routeKey"] = json!("GET /payments/{payment_id}");
+    event["rawPath"] = json!(format!("/payments/{payment_id}"));
+    event["body"] = Value::Null;
+    event["requestContext"]["http"]["method"] = json!("GET");
+    event["requestContext"]["http"]["path"] = event["rawPath"].clone();
+    event
+}
+
+async fn send(app: &Router, event: &Value) -> (StatusCode, Value) {
+    let request =
+        lambda_http::request::from_str(&event.to_string()).expect("a valid API Gateway event");
+    let response = app
+        .clone()
+        .oneshot(request)
+        .await
+        .expect("the router is infallible");
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .expect("a body");
+    let body = if bytes.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&bytes).expect("JSON body")
+    };
+    (status, body)
+}
+
+fn payment(priority: Option<&str>) -> Value {
+    let mut body = json!({
+        "from_wallet": "wal_demo_alice",
+        "to_wallet": "wal_demo_bob",
+        "amount": {"minor_units": 1250, "currency": "EUR"},
+    });
+    if let Some(priority) = priority {
+        body["priority"] = json!(priority);
+    }
+    body
+}
+
+/// The `data.priority` of the PaymentRequested events published so far.
+fn announced_priorities(api: &TestApi) -> Vec<Value> {
+    api.events
+        .published()
+        .iter()
+        .map(|event: &DomainEvent| {
+            let detail: Value = serde_json::from_str(&event.detail_json()).expect("JSON");
+            detail["data"]["priority"].clone()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn an_urgent_payment_is_announced_and_shown_as_urgent() {
+    let api = test_api();
+    let (status, accepted) = send(&api.app, &submit(payment(Some("urgent")), false)).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+    assert_eq!(accepted["priority"], "urgent");
+    assert_eq!(announced_priorities(&api), [json!("urgent")]);
+
+    let payment_id = accepted["payment_id"].as_str().expect("a payment id");
+    let (status, shown) = send(&api.app, &read(payment_id)).await;
+    assert_eq!(
+        (status, shown["priority"].as_str()),
+        (StatusCode::OK, Some("urgent"))
+    );
+}
+
+#[tokio::test]
+async fn a_payment_without_a_priority_is_ordinary_and_says_so() {
+    let api = test_api();
+    for priority in [None, Some("ordinary")] {
+        let (status, accepted) = send(&api.app, &submit(payment(priority), false)).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
+        assert_eq!(accepted["priority"], "ordinary", "{priority:?}");
+    }
+    // Written on the bus too, so rules can route on it.
+    assert_eq!(
+        announced_priorities(&api),
+        [json!("ordinary"), json!("ordinary")]
+    );
+}
+
+#[tokio::test]
+async fn an_unknown_priority_is_a_bad_request_and_nothing_happens() {
+    let api = test_api();
+    for priority in [json!("asap"), json!("URGENT"), json!(1), Value::Null] {
+        let mut body = payment(None);
+        body["priority"] = priority.clone();
+        let (status, answer) = send(&api.app, &submit(body, false)).await;
+        assert_eq!(
+            (status, answer["error"]["code"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("invalid_request")),
+            "{priority} -> {answer}"
+        );
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .is_some_and(|message| message.contains("priority")),
+            "{answer}"
+        );
+    }
+    assert!(api.events.published().is_empty());
+}
+
+#[tokio::test]
+async fn the_priority_is_part_of_an_idempotency_keys_terms() {
+    let api = test_api();
+    let (status, first) = send(&api.app, &submit(payment(Some("urgent")), true)).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{first}");
+
+    let (status, retried) = send(&api.app, &submit(payment(Some("urgent")), true)).await;
+    assert_eq!(
+        (status, retried["payment_id"].as_str()),
+        (StatusCode::ACCEPTED, first["payment_id"].as_str())
+    );
+
+    // The same key asking for another priority is another request: refused, as other terms are.
+    for other in [None, Some("ordinary")] {
+        let (status, refused) = send(&api.app, &submit(payment(other), true)).await;
+        assert_eq!(
+            (status, refused["error"]["code"].as_str()),
+            (StatusCode::CONFLICT, Some("idempotency_key_reused")),
+            "{other:?} -> {refused}"
+        );
+    }
+    let (_, shown) = send(&api.app, &read(first["payment_id"].as_str().expect("id"))).await;
+    assert_eq!(shown["priority"], "urgent");
+}
