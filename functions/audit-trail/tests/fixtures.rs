@@ -16,7 +16,7 @@ use paysaga::service::audit::{rebuild_payment, rebuild_wallet};
 use paysaga::sqs_batch::{DeadLetterError, DeadLetterQueue, FailureRecord};
 
 /// The batch: a payment's outcome before its request, a deposit delivered twice, a failed
-/// payment, and (on its last delivery) an event of a version this code does not read.
+/// payment.
 const BATCH: &str = "sqs-audit-trail-events.json";
 
 fn fixture(name: &str) -> SqsEvent {
@@ -151,20 +151,41 @@ async fn every_event_lands_once_in_its_streams_and_the_wallets_rebuild() {
     let versions: Vec<u64> = stream.iter().map(|entry| entry.version).collect();
     assert_eq!(versions, [1, 2], "no gaps, no duplicates");
 
-    // 4 distinct valid events, appended once; the deposit's second copy and the whole second
+    // 4 distinct events, appended once; the deposit's second copy and the whole second
     // delivery are duplicates (1 + 5).
     assert_eq!(metric(&test.metrics, "EventsAppended"), 4.0);
     assert_eq!(metric(&test.metrics, "DuplicateEvents"), 6.0);
-    assert_eq!(metric(&test.metrics, "MessagesReceived"), 12.0);
+    assert_eq!(metric(&test.metrics, "MessagesReceived"), 10.0);
+}
+
+/// The batch, and a sixth message: an outcome of a version this code does not read, delivered
+/// for the `receive_count`th time.
+fn batch_with_unknown_version(receive_count: u32) -> (SqsEvent, String) {
+    let mut event = fixture(BATCH);
+    let mut newer = event.records[0].clone();
+    newer.message_id = Some("a0d17000-0000-4000-8000-000000000006".to_owned());
+    newer.body = newer.body.map(|body| {
+        body.replace(r#""version": 1"#, r#""version": 2"#)
+            .replace("pay_demo_audit_0001", "pay_demo_audit_0003")
+    });
+    newer
+        .attributes
+        .insert("ApproximateReceiveCount".into(), receive_count.to_string());
+    let id = newer.message_id.clone().expect("an id");
+    event.records.push(newer);
+    (event, id)
 }
 
 #[tokio::test]
 async fn an_unknown_version_goes_to_the_dlq_with_its_reason_on_its_last_delivery() {
     let test = test_function(10);
-    let mut event = fixture(BATCH);
-    let unknown = event.records[5].message_id.clone().expect("an id");
+    // Before its last delivery it only fails, alone, back to the queue.
+    let (event, unknown) = batch_with_unknown_version(1);
+    assert_eq!(deliver(&test.function, event).await, [unknown.clone()]);
+    assert!(test.dead_letters.0.lock().expect("not poisoned").is_empty());
 
-    assert!(deliver(&test.function, event.clone()).await.is_empty());
+    let (event, _) = batch_with_unknown_version(3);
+    assert!(deliver(&test.function, event).await.is_empty());
     let dead = test.dead_letters.0.lock().expect("not poisoned").clone();
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].0, unknown);
@@ -174,21 +195,20 @@ async fn an_unknown_version_goes_to_the_dlq_with_its_reason_on_its_last_delivery
         "{}",
         dead[0].1.reason
     );
-
-    // Before its last delivery it only fails, alone, back to the queue.
-    event.records[5]
-        .attributes
-        .insert("ApproximateReceiveCount".into(), "1".into());
-    assert_eq!(deliver(&test.function, event).await, [unknown]);
-    assert_eq!(test.dead_letters.0.lock().expect("not poisoned").len(), 1);
     assert_eq!(metric(&test.metrics, "MessagesDeadLettered"), 1.0);
+    // Its batch-mates were appended, once.
+    assert_eq!(metric(&test.metrics, "EventsAppended"), 4.0);
+    let unknown_payment = PaymentId::parse("pay_demo_audit_0003").expect("id");
+    let never = rebuild_payment(test.store.as_ref(), &unknown_payment)
+        .await
+        .expect("rebuilds");
+    assert_eq!(never.version, 0, "nothing of it was appended");
 }
 
 #[tokio::test]
 async fn a_store_outage_fails_every_message_as_transient_back_to_the_queue() {
     let test = test_function(10);
-    let mut event = fixture(BATCH);
-    event.records.truncate(5);
+    let event = fixture(BATCH);
     test.store.set_unavailable(true);
     assert_eq!(deliver(&test.function, event.clone()).await.len(), 5);
     assert!(test.dead_letters.0.lock().expect("not poisoned").is_empty());
