@@ -1,0 +1,114 @@
+//! The audit trail as the integration tests read it: the event store of the local stack, and
+//! checks that a wallet or a payment rebuilt from its events equals what the ledger holds.
+
+use anyhow::{Context, bail, ensure};
+use paysaga::aws::DynamoDbEventStore;
+use paysaga::domain::history::{DEFAULT_SNAPSHOT_EVERY, PaymentAggregate, WalletAggregate};
+use paysaga::domain::{PaymentId, WalletId};
+use paysaga::service::audit::{rebuild_payment, rebuild_wallet};
+
+use crate::Stack;
+
+/// The local stack's event store (`EventStoreTable`), with the audit-trail function's
+/// `SNAPSHOT_EVERY`.
+pub fn event_store(stack: &Stack) -> anyhow::Result<DynamoDbEventStore> {
+    Ok(DynamoDbEventStore::new(
+        stack.dynamodb.clone(),
+        stack.wiring.table("EventStoreTable")?,
+        snapshot_every(stack)?,
+    ))
+}
+
+/// How often the audit-trail function snapshots a stream, as the wiring configures it.
+pub fn snapshot_every(stack: &Stack) -> anyhow::Result<u64> {
+    match stack.wiring.function_env("audit-trail", "SNAPSHOT_EVERY") {
+        Ok(value) => value
+            .parse()
+            .with_context(|| format!("SNAPSHOT_EVERY is {value:?}")),
+        Err(_) => Ok(DEFAULT_SNAPSHOT_EVERY),
+    }
+}
+
+/// Rebuilds a wallet from its events and checks it against the wallet the API serves: the
+/// same currency, and a balance equal to its available plus reserved funds. Answers the
+/// rebuilt wallet.
+pub async fn wallet_matches_its_events(
+    stack: &Stack,
+    store: &DynamoDbEventStore,
+    wallet_id: &str,
+) -> anyhow::Result<WalletAggregate> {
+    let id = WalletId::parse(wallet_id)?;
+    let rebuilt = rebuild_wallet(store, &id)
+        .await
+        .with_context(|| format!("rebuilding {wallet_id}"))?;
+    let (status, live) = stack.get(&format!("/wallets/{wallet_id}")).await?;
+    ensure!(
+        status == 200,
+        "GET /wallets/{wallet_id} answered {status}: {live}"
+    );
+    let minor_units = |field: &str| {
+        live[field]["minor_units"]
+            .as_u64()
+            .with_context(|| format!("{field} in {live}"))
+    };
+    let stored = minor_units("available")? + minor_units("reserved")?;
+    let rebuilt_balance = rebuilt
+        .balance()
+        .with_context(|| format!("{wallet_id}'s events"))?
+        .map(|money| money.minor_units())
+        .unwrap_or(0);
+    if rebuilt_balance != stored {
+        bail!(
+            "{wallet_id}: rebuilt from {} events {rebuilt_balance}, stored {stored} ({live})",
+            rebuilt.version
+        );
+    }
+    if let Some(currency) = rebuilt.currency() {
+        ensure!(
+            live["currency"].as_str() == Some(currency.code()),
+            "{wallet_id}: rebuilt in {currency}, stored {live}"
+        );
+    }
+    Ok(rebuilt)
+}
+
+/// Rebuilds a payment from its events and checks it against the payment the API serves:
+/// status, failure code, amount and wallets. Answers the rebuilt payment.
+pub async fn payment_matches_its_events(
+    stack: &Stack,
+    store: &DynamoDbEventStore,
+    payment_id: &str,
+) -> anyhow::Result<PaymentAggregate> {
+    let id = PaymentId::parse(payment_id)?;
+    let rebuilt = rebuild_payment(store, &id)
+        .await
+        .with_context(|| format!("rebuilding {payment_id}"))?;
+    let (status, live) = stack.get(&format!("/payments/{payment_id}")).await?;
+    ensure!(
+        status == 200,
+        "GET /payments/{payment_id} answered {status}: {live}"
+    );
+    let rebuilt_status = rebuilt
+        .status
+        .map(|status| serde_json::to_value(status).unwrap_or_default());
+    ensure!(
+        rebuilt_status.as_ref() == Some(&live["status"]),
+        "{payment_id}: rebuilt {rebuilt_status:?}, live {live}"
+    );
+    let rebuilt_failure = rebuilt.failure.as_ref().map(|reason| reason.code());
+    ensure!(
+        rebuilt_failure == live["failure"]["code"].as_str(),
+        "{payment_id}: rebuilt failure {rebuilt_failure:?}, live {live}"
+    );
+    let terms = rebuilt
+        .terms
+        .as_ref()
+        .with_context(|| format!("{payment_id} has no events"))?;
+    ensure!(
+        live["amount"]["minor_units"].as_u64() == Some(terms.amount.minor_units())
+            && live["from_wallet"].as_str() == Some(terms.from_wallet.as_str())
+            && live["to_wallet"].as_str() == Some(terms.to_wallet.as_str()),
+        "{payment_id}: rebuilt terms {terms:?}, live {live}"
+    );
+    Ok(rebuilt)
+}

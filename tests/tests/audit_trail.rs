@@ -1,0 +1,238 @@
+//! The audit trail on the local stack: every event on the bus lands once in the event store
+//! (`audit-trail` function, `EventStoreTable`), and wallets and payments rebuilt from their
+//! events, through snapshots, equal what the ledger holds.
+//!
+//! These need the stack running, so `cargo test` alone skips them; `make test` starts the
+//! stack and runs them with `--ignored`.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, ensure};
+use aws_sdk_eventbridge::types::PutEventsRequestEntry;
+use chrono::Utc;
+use paysaga::domain::events::FundsDeposited;
+use paysaga::domain::history::{StreamId, snapshot_due};
+use paysaga::domain::{DepositId, DomainEvent, Money, PaymentStatus, WalletId};
+use paysaga::ports::EventStore;
+use paysaga_tests::audit::{
+    event_store, payment_matches_its_events, snapshot_every, wallet_matches_its_events,
+};
+use paysaga_tests::{Stack, eventually, unique};
+use serde_json::json;
+
+const SETTLE: Duration = Duration::from_secs(180);
+
+fn put_entry(stack: &Stack, event: &DomainEvent) -> PutEventsRequestEntry {
+    PutEventsRequestEntry::builder()
+        .event_bus_name(&stack.wiring.event_bus_name)
+        .source(event.source())
+        .detail_type(event.detail_type())
+        .detail(event.detail_json())
+        .build()
+}
+
+async fn put_events(stack: &Stack, events: &[&DomainEvent]) -> anyhow::Result<()> {
+    let entries = events.iter().map(|event| put_entry(stack, event)).collect();
+    let answer = stack
+        .eventbridge
+        .put_events()
+        .set_entries(Some(entries))
+        .send()
+        .await?;
+    ensure!(
+        answer.failed_entry_count() == 0,
+        "PutEvents failed: {answer:?}"
+    );
+    Ok(())
+}
+
+/// Waits until the audit trail's queue is empty, nothing in flight either.
+async fn audit_queue_drained(stack: &Stack) -> anyhow::Result<()> {
+    eventually(SETTLE, "the audit trail's queue to drain", || async {
+        Ok((stack.depth("AuditTrailQueue").await? == (0, 0)).then_some(()))
+    })
+    .await
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: run `make test`"]
+async fn an_event_on_the_bus_twice_is_one_audit_entry() -> anyhow::Result<()> {
+    let stack = Stack::connect().await?;
+    let store = event_store(&stack)?;
+    let wallet = WalletId::parse(&format!("wal_audit_{}", unique()))?;
+    let deposit = DomainEvent::funds_deposited(
+        FundsDeposited {
+            deposit_id: DepositId::parse(&format!("dep_audit_{}", unique()))?,
+            wallet_id: wallet.clone(),
+            amount: Money::new(4_200, "EUR".parse()?)?,
+        },
+        Utc::now(),
+    );
+    let stream = StreamId::Wallet(wallet.clone());
+    // Twice in one PutEvents (the two copies race each other in one batch), then a third time
+    // once the first is recorded (the duplicate a redelivery or a re-publication makes).
+    put_events(&stack, &[&deposit, &deposit]).await?;
+    let started = Instant::now();
+    eventually(SETTLE, "the deposit in the audit trail", || async {
+        Ok((!store.stream(&stream, 0).await?.is_empty()).then_some(()))
+    })
+    .await?;
+    let recorded_after = started.elapsed();
+    put_events(&stack, &[&deposit]).await?;
+    audit_queue_drained(&stack).await?;
+
+    let entries = store.stream(&stream, 0).await?;
+    let versions: Vec<u64> = entries.iter().map(|entry| entry.version).collect();
+    assert_eq!(versions, [1], "one entry, version 1: {entries:?}");
+    assert_eq!(entries[0].event, deposit);
+    let rebuilt = wallet_balance(&store, &wallet).await?;
+    assert_eq!(rebuilt, 4_200);
+    let (waiting, in_flight) = stack.depth("AuditTrailDeadLetterQueue").await?;
+    assert_eq!((waiting, in_flight), (0, 0), "nothing went to the DLQ");
+    println!(
+        "audit trail: event recorded {:.0} ms after PutEvents; 3 deliveries, 1 entry",
+        recorded_after.as_secs_f64() * 1_000.0
+    );
+    Ok(())
+}
+
+async fn wallet_balance(
+    store: &paysaga::aws::DynamoDbEventStore,
+    wallet: &WalletId,
+) -> anyhow::Result<u64> {
+    let rebuilt = paysaga::service::audit::rebuild_wallet(store, wallet).await?;
+    Ok(rebuilt
+        .balance()?
+        .map(|money| money.minor_units())
+        .unwrap_or(0))
+}
+
+/// Submits a payment through the API; answers its id.
+async fn pay(stack: &Stack, from: &str, to: &str, minor_units: u64) -> anyhow::Result<String> {
+    let body = json!({"from_wallet": from, "to_wallet": to, "amount": {"minor_units": minor_units, "currency": "EUR"}});
+    let (status, accepted) = stack.post("/payments", body, Some(&unique())).await?;
+    ensure!(
+        status == 202,
+        "POST /payments answered {status}: {accepted}"
+    );
+    accepted["payment_id"]
+        .as_str()
+        .map(str::to_owned)
+        .context("the answer names the payment")
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: run `make test`"]
+async fn wallets_and_payments_rebuilt_from_their_events_equal_the_ledger() -> anyhow::Result<()> {
+    let stack = Stack::connect().await?;
+    let store = event_store(&stack)?;
+    let every = snapshot_every(&stack)?;
+    let started = Instant::now();
+    let (alice, bob, carol) = (
+        format!("wal_audit_alice_{}", unique()),
+        format!("wal_audit_bob_{}", unique()),
+        format!("wal_audit_carol_{}", unique()),
+    );
+    // Alice: 3 deposits; Bob and Carol: one each.
+    for (n, amount) in [50_000, 30_000, 20_000].into_iter().enumerate() {
+        stack
+            .funded_wallet(&alice, "EUR", amount, &format!("audit-{alice}-{n}"))
+            .await?;
+    }
+    stack
+        .funded_wallet(&bob, "EUR", 1_000, &format!("audit-{bob}"))
+        .await?;
+    stack
+        .funded_wallet(&carol, "EUR", 500, &format!("audit-{carol}"))
+        .await?;
+
+    // 12 payments Alice -> Bob and 4 Bob -> Carol (Alice's and Bob's streams pass a snapshot),
+    // 1 Carol -> Alice, and 2 that fail for want of funds.
+    let mut payments = Vec::new();
+    let mut submitted = Vec::new();
+    for n in 0..12 {
+        submitted.push((alice.clone(), bob.clone(), 1_000 + n * 10));
+    }
+    for _ in 0..4 {
+        submitted.push((bob.clone(), carol.clone(), 700));
+    }
+    submitted.push((carol.clone(), alice.clone(), 250));
+    submitted.push((carol.clone(), bob.clone(), 10_000_000));
+    submitted.push((bob.clone(), alice.clone(), 99_000_000));
+    let payment_ids = futures::future::try_join_all(
+        submitted
+            .iter()
+            .map(|(from, to, amount)| pay(&stack, from, to, *amount)),
+    )
+    .await?;
+    for payment_id in &payment_ids {
+        let settled = stack.settled_payment(payment_id, SETTLE).await?;
+        payments.push((payment_id.clone(), settled));
+    }
+    let failed = payments
+        .iter()
+        .filter(|(_, settled)| settled["status"] == "FAILED")
+        .count();
+    ensure!(
+        failed >= 2,
+        "the over-large payments must fail: {payments:?}"
+    );
+    // Every outcome reached the audit trail, then nothing is left in its queue.
+    for (payment_id, _) in &payments {
+        let id = paysaga::domain::PaymentId::parse(payment_id)?;
+        eventually(
+            SETTLE,
+            &format!("{payment_id}'s outcome in the audit trail"),
+            || async {
+                let rebuilt = paysaga::service::audit::rebuild_payment(&store, &id).await?;
+                Ok(rebuilt
+                    .status
+                    .is_some_and(PaymentStatus::is_terminal)
+                    .then_some(()))
+            },
+        )
+        .await?;
+    }
+    audit_queue_drained(&stack).await?;
+
+    for (payment_id, _) in &payments {
+        let rebuilt = payment_matches_its_events(&stack, &store, payment_id).await?;
+        assert_eq!(
+            rebuilt.version, 2,
+            "{payment_id}: its request and its outcome"
+        );
+    }
+    let mut snapshotted = 0;
+    for wallet in [&alice, &bob, &carol] {
+        let rebuilt = wallet_matches_its_events(&stack, &store, wallet).await?;
+        let stream = StreamId::Wallet(WalletId::parse(wallet)?);
+        let entries = store.stream(&stream, 0).await?;
+        let versions: Vec<u64> = entries.iter().map(|entry| entry.version).collect();
+        let expected: Vec<u64> = (1..=entries.len() as u64).collect();
+        assert_eq!(versions, expected, "{wallet}: no gaps, no duplicates");
+        assert_eq!(rebuilt.version, entries.len() as u64);
+        let snapshot = store.latest_snapshot(&stream).await?;
+        let due = (1..=rebuilt.version)
+            .filter(|v| snapshot_due(*v, every))
+            .max();
+        assert_eq!(
+            snapshot.as_ref().map(|state| state.version()),
+            due,
+            "{wallet}: the latest snapshot"
+        );
+        if snapshot.is_some() {
+            snapshotted += 1;
+        }
+    }
+    ensure!(
+        snapshotted >= 2,
+        "Alice's and Bob's streams must pass a snapshot (every {every})"
+    );
+    println!(
+        "audit trail: {} payments ({failed} failed) and 5 deposits rebuilt from the event store, \
+         {snapshotted} wallets through a snapshot (every {every}), in {:.1} s",
+        payments.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
