@@ -316,7 +316,7 @@ impl Cursor {
 
     /// Reads what [`Cursor::encode`] wrote; anything else is a [`PageError::Cursor`].
     pub fn decode(text: &str) -> Result<Self, PageError> {
-        if text.is_empty() || text.len() % 2 != 0 || text.len() > 512 {
+        if text.is_empty() || !text.len().is_multiple_of(2) || text.len() > 512 {
             return Err(PageError::Cursor);
         }
         let bytes = (0..text.len())
