@@ -280,6 +280,17 @@ cmd_install() {
 
 # ------------------------------------------------------------------------- up
 
+# close_inherited_fds: closes every descriptor above stderr. Daemons call it before exec so they
+# keep none of their starter's open files: a lock held with flock(1) around `make test` would
+# otherwise stay locked for as long as the daemon runs.
+close_inherited_fds() {
+  local fd
+  for fd in /proc/"$BASHPID"/fd/*; do
+    fd="${fd##*/}"
+    if ((fd > 2)); then eval "exec $fd>&-" 2>/dev/null || true; fi
+  done
+}
+
 start_localstack() {
   local dir="$STATE/localstack"
   port_busy "$LS_PORT" && die "port $LS_PORT is taken by another process (ss -ltnp); set PAYSAGA_LOCALSTACK_PORT"
@@ -293,6 +304,7 @@ start_localstack() {
   # DNS_ADDRESS=0: no DNS server on port 53. DISABLE_EVENTS=1: no analytics.
   # SQS_ENDPOINT_STRATEGY=path: queue URLs on 127.0.0.1, no *.localstack.cloud name to resolve.
   (
+    close_inherited_fds
     cd "$dir"
     exec env GATEWAY_LISTEN="127.0.0.1:$LS_PORT" LOCALSTACK_HOST="127.0.0.1:$LS_PORT" \
       SERVICES="$LS_SERVICES" OVERRIDE_IN_DOCKER=0 XDG_CACHE_HOME="$LOCAL/cache" \
@@ -313,6 +325,7 @@ start_dynamodb() {
   # DynamoDB Local has no bind-address option; LoopbackDynamoDB.java binds it to 127.0.0.1.
   say "starting DynamoDB Local on 127.0.0.1:$DDB_PORT (in memory)"
   (
+    close_inherited_fds
     cd "$dir"
     exec setsid java -Xms32m -Xmx512m -XX:+UseSerialGC -XX:-UsePerfData -Djava.library.path="$lib" \
       -cp "$jar:$lib/*" "$HERE/LoopbackDynamoDB.java" -inMemory -port "$DDB_PORT" -disableTelemetry

@@ -29,6 +29,17 @@ pidfile() { echo "$RUN/$1.pid"; }
 logfile() { echo "$LOGS/$1.log"; }
 running() { [[ -f "$(pidfile "$1")" ]] && kill -0 "$(cat "$(pidfile "$1")")" 2>/dev/null; }
 
+# close_inherited_fds: closes every descriptor above stderr. Daemons call it before exec so they
+# keep none of their starter's open files: a lock held with flock(1) around `make test` would
+# otherwise stay locked for as long as the daemon runs.
+close_inherited_fds() {
+  local fd
+  for fd in /proc/"$BASHPID"/fd/*; do
+    fd="${fd##*/}"
+    if ((fd > 2)); then eval "exec $fd>&-" 2>/dev/null || true; fi
+  done
+}
+
 # start NAME READY_LINE ARGS...: runs $BIN_DIR/NAME in its own session, logging to
 # .local/logs/NAME.log, and waits (with a deadline) for the line it prints once ready.
 start() {
@@ -40,7 +51,10 @@ start() {
   mkdir -p "$RUN" "$LOGS"
   : >"$log"
   # The log is a file: no colour escapes in it (tracing-subscriber honours NO_COLOR).
-  NO_COLOR=1 setsid "$BIN_DIR/$name" "$@" >>"$log" 2>&1 </dev/null &
+  (
+    close_inherited_fds
+    NO_COLOR=1 exec setsid "$BIN_DIR/$name" "$@"
+  ) >>"$log" 2>&1 </dev/null &
   pid=$!
   echo "$pid" >"$(pidfile "$name")"
   local deadline=$((SECONDS + READY_DEADLINE))
