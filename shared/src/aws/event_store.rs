@@ -53,6 +53,15 @@ pub struct DynamoDbEventStore {
     snapshot_every: u64,
 }
 
+/// The snapshot an append is due to write with an entry.
+enum Snapshot {
+    Folded(AggregateState),
+    /// The stream does not fold (a broken invariant, logged): the entry goes without one.
+    Unfoldable,
+    /// Another append took the entry's version meanwhile.
+    VersionTaken,
+}
+
 /// What became of one attempt at an append.
 enum Attempt {
     Committed(Vec<(StreamId, u64)>),
@@ -146,26 +155,24 @@ impl DynamoDbEventStore {
         }
     }
 
-    /// The aggregate of `stream` folded up to its head and then `entry`, for a snapshot; `None`
-    /// (and a warning) when the stream does not fold, which leaves the append without it.
-    async fn snapshot_with(
-        &self,
-        entry: &StreamEvent,
-    ) -> Result<Option<AggregateState>, StoreError> {
+    /// The aggregate of `entry`'s stream folded up to `entry`, for a snapshot; `None` (and a
+    /// warning) when the stream does not fold, which leaves the append without it.
+    async fn snapshot_with(&self, entry: &StreamEvent) -> Result<Snapshot, StoreError> {
         let start = self
             .latest_snapshot(&entry.stream)
             .await?
             .unwrap_or_else(|| AggregateState::empty(&entry.stream));
         let tail = self.stream(&entry.stream, start.version()).await?;
-        // A concurrent append may have gone past the head read: its transaction fails then.
-        let before = tail
-            .iter()
-            .filter(|earlier| earlier.version < entry.version);
-        match start.replay(before.chain([entry])) {
-            Ok(state) => Ok(Some(state)),
+        let head = tail.last().map_or(start.version(), |last| last.version);
+        if head >= entry.version {
+            // A concurrent append went past the head read: its version is taken.
+            return Ok(Snapshot::VersionTaken);
+        }
+        match start.replay(tail.iter().chain([entry])) {
+            Ok(state) => Ok(Snapshot::Folded(state)),
             Err(error) => {
                 warn!(stream = %entry.stream, %error, "no snapshot: the stream does not fold");
-                Ok(None)
+                Ok(Snapshot::Unfoldable)
             }
         }
     }
@@ -194,11 +201,19 @@ impl DynamoDbEventStore {
         for entry in &entries {
             items.push(self.put(entry_item(entry))?);
         }
-        for entry in &entries {
-            if snapshot_due(entry.version, self.snapshot_every)
-                && let Some(state) = self.snapshot_with(entry).await?
-            {
-                items.push(self.put(snapshot_item(&state, now)?)?);
+        for entry in entries
+            .iter()
+            .filter(|entry| snapshot_due(entry.version, self.snapshot_every))
+        {
+            match self.snapshot_with(entry).await? {
+                Snapshot::Folded(state) => items.push(self.put(snapshot_item(&state, now)?)?),
+                Snapshot::Unfoldable => {}
+                Snapshot::VersionTaken => {
+                    return Ok(Attempt::Conflict(format!(
+                        "{} version {} taken",
+                        entry.stream, entry.version
+                    )));
+                }
             }
         }
         let result = self
