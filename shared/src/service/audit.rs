@@ -1,5 +1,37 @@
 //! The audit trail: recording each domain event in the event store, and rebuilding wallets and
 //! payments from it (the latest snapshot, then the events after it).
+//!
+//! ```
+//! use chrono::Utc;
+//! use paysaga::domain::events::FundsDeposited;
+//! use paysaga::domain::{DepositId, DomainEvent, Money, WalletId};
+//! use paysaga::memory::InMemoryEventStore;
+//! use paysaga::ports::AppendOutcome;
+//! use paysaga::service::audit::{rebuild_wallet, record};
+//!
+//! # tokio_test_block_on(async {
+//! let store = InMemoryEventStore::new(10); // a snapshot every 10 versions
+//! let wallet = WalletId::parse("wal_doc").unwrap();
+//! let deposit = DomainEvent::funds_deposited(
+//!     FundsDeposited {
+//!         deposit_id: DepositId::parse("dep_doc").unwrap(),
+//!         wallet_id: wallet.clone(),
+//!         amount: Money::new(1_250, "EUR".parse().unwrap()).unwrap(),
+//!     },
+//!     Utc::now(),
+//! );
+//! assert!(matches!(record(&store, &deposit, Utc::now()).await, Ok(AppendOutcome::Appended(_))));
+//! // The same event again (a redelivery) appends nothing.
+//! assert_eq!(record(&store, &deposit, Utc::now()).await, Ok(AppendOutcome::Duplicate));
+//!
+//! let rebuilt = rebuild_wallet(&store, &wallet).await.unwrap();
+//! assert_eq!(rebuilt.version, 1);
+//! assert_eq!(rebuilt.balance().unwrap().map(Money::minor_units), Some(1_250));
+//! # });
+//! # fn tokio_test_block_on<F: std::future::Future>(future: F) -> F::Output {
+//! #     tokio::runtime::Builder::new_current_thread().build().expect("a runtime").block_on(future)
+//! # }
+//! ```
 
 use chrono::{DateTime, Utc};
 
