@@ -181,7 +181,10 @@ async fn an_unknown_version_goes_to_the_dlq_with_its_reason_on_its_last_delivery
     let test = test_function(10);
     // Before its last delivery it only fails, alone, back to the queue.
     let (event, unknown) = batch_with_unknown_version(1);
-    assert_eq!(deliver(&test.function, event).await, [unknown.clone()]);
+    assert_eq!(
+        deliver(&test.function, event).await,
+        std::slice::from_ref(&unknown)
+    );
     assert!(test.dead_letters.0.lock().expect("not poisoned").is_empty());
 
     let (event, _) = batch_with_unknown_version(3);
