@@ -9,7 +9,7 @@ FUNCTIONS := $(notdir $(wildcard functions/*))
 
 include infra/local/stack.mk
 
-.PHONY: help run stop test check unit integration schemas build-local build system-up system-down dlq dlq-redrive dlq-replay bench
+.PHONY: help run stop test check unit integration schemas build-local build system-up system-down dlq dlq-redrive dlq-replay rebuild-read-models bench
 
 help: ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -63,3 +63,9 @@ dlq-redrive: ## Redrive the dead-letter queues now (QUEUE=payments-dlq for one; 
 dlq-replay: ## Replay a parked message: ID=<parked id> [BODY=<file with the fixed body>]
 	@test -n "$(ID)" || { echo "usage: make dlq-replay ID=<parked id> [BODY=file]" >&2; exit 2; }
 	@infra/dlq.py replay "$(ID)" $(if $(BODY),--body-file "$(BODY)")
+
+rebuild-read-models: ## Rebuild the read models from the audit trail into a new table: INTO=<table name> (local stack)
+	@test -n "$(INTO)" || { echo "usage: make rebuild-read-models INTO=<new table name>" >&2; exit 2; }
+	@test -f .local/stack.env || { echo "no local stack: make run first" >&2; exit 2; }
+	@. .local/stack.env && $(CARGO) run --quiet --locked -p paysaga-admin -- rebuild-read-models --create --into "$(INTO)" \
+	  --from "$$(python3 -c 'import json; print(json.load(open(".local/wiring.json"))["tables"]["EventStoreTable"])')"

@@ -8,9 +8,35 @@
 //! - the level comes from `AWS_LAMBDA_LOG_LEVEL` (Lambda's advanced logging controls), else
 //!   `RUST_LOG`, else `INFO`;
 //! - `AWS_LAMBDA_LOG_FORMAT=JSON` writes one JSON object per line, else plain text;
-//! - no timestamps (CloudWatch stamps each line), no targets, no colours.
+//! - no timestamps (CloudWatch stamps each line), no targets, no colours;
+//! - in JSON, every line carries the fields of the spans it was written in, outermost first
+//!   (`"spans": [{"name": "handle_message", "message_id": "…", "payment_id": "…"}, …]`): a
+//!   handler that opens a span with the message's and the payment's ids gets them on every line
+//!   its work logs, down to the adapters'. The current span is the list's last element, so it is
+//!   not written a second time.
+//!
+//! ```
+//! use paysaga::logging::LogBuffer;
+//! use tracing::{field, info, info_span};
+//! use tracing_subscriber::prelude::*;
+//!
+//! let buffer = LogBuffer::default();
+//! let subscriber = tracing_subscriber::registry().with(paysaga::logging::json_layer(buffer.clone()));
+//! tracing::subscriber::with_default(subscriber, || {
+//!     let span = info_span!("handle_message", message_id = "m-1", payment_id = field::Empty);
+//!     let _entered = span.enter();
+//!     span.record("payment_id", "pay_1"); // known once the message is parsed
+//!     info!(status = "COMPLETED", "payment saga ran");
+//! });
+//! let line: serde_json::Value = serde_json::from_str(buffer.lines()[0].as_str()).unwrap();
+//! assert_eq!(line["fields"]["message"], "payment saga ran");
+//! assert_eq!(line["spans"][0]["message_id"], "m-1");
+//! assert_eq!(line["spans"][0]["payment_id"], "pay_1");
+//! ```
 
+use std::io::Write;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::fmt;
@@ -29,18 +55,76 @@ pub fn init() {
     );
     let json =
         variable("AWS_LAMBDA_LOG_FORMAT").is_some_and(|format| format.eq_ignore_ascii_case("json"));
-    let layer = fmt::layer()
-        .with_target(false)
-        .without_time()
-        .with_ansi(false);
     let registry = tracing_subscriber::registry().with(filter);
     if json {
-        registry.with(layer.json()).init();
+        registry.with(json_layer(std::io::stdout)).init();
     } else {
+        let layer = fmt::layer()
+            .with_target(false)
+            .without_time()
+            .with_ansi(false);
         registry.with(layer).init();
     }
     if let Some(setting) = unreadable {
         tracing::warn!(%setting, "unreadable log level setting; logging at INFO");
+    }
+}
+
+/// The JSON lines layer of [`init`], writing to `writer`: one object per event, with the
+/// fields of every span it is in (`spans`).
+pub fn json_layer<S, W>(writer: W) -> impl tracing_subscriber::Layer<S> + Send + Sync
+where
+    S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
+    W: for<'writer> fmt::MakeWriter<'writer> + Send + Sync + 'static,
+{
+    fmt::layer()
+        .json()
+        .with_current_span(false)
+        .with_span_list(true)
+        .with_target(false)
+        .without_time()
+        .with_ansi(false)
+        .with_writer(writer)
+}
+
+/// Log lines kept in memory, for tests that read what was logged.
+#[derive(Debug, Clone, Default)]
+pub struct LogBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl LogBuffer {
+    /// Every line written so far.
+    pub fn lines(&self) -> Vec<String> {
+        let bytes = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        String::from_utf8_lossy(&bytes)
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+impl Write for LogBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let mut buffer = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        buffer.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'writer> fmt::MakeWriter<'writer> for LogBuffer {
+    type Writer = Self;
+
+    fn make_writer(&'writer self) -> Self::Writer {
+        self.clone()
     }
 }
 
@@ -91,6 +175,30 @@ mod tests {
         assert_eq!(unreadable.as_deref(), Some("AWS_LAMBDA_LOG_LEVEL=LOUD"));
         let (_, unreadable) = filter(None, Some("info,paysaga=loud"));
         assert_eq!(unreadable.as_deref(), Some("RUST_LOG=info,paysaga=loud"));
+    }
+
+    #[test]
+    fn json_lines_carry_the_ids_of_every_enclosing_span() {
+        let buffer = LogBuffer::default();
+        let subscriber = tracing_subscriber::registry().with(json_layer(buffer.clone()));
+        tracing::subscriber::with_default(subscriber, || {
+            let message = tracing::info_span!("handle_message", message_id = "m-1");
+            let _message = message.enter();
+            let run = tracing::info_span!("run", payment_id = "pay_1");
+            let _run = run.enter();
+            tracing::warn!(attempt = 2, "charge retried");
+        });
+        let lines = buffer.lines();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        let line: serde_json::Value = serde_json::from_str(&lines[0]).expect("a JSON line");
+        assert_eq!(line["level"], "WARN");
+        assert_eq!(line["fields"]["attempt"], 2);
+        assert_eq!(line["spans"][0]["message_id"], "m-1");
+        assert_eq!(line["spans"][1]["payment_id"], "pay_1");
+        assert!(
+            line.get("span").is_none(),
+            "the current span is not repeated: {line}"
+        );
     }
 
     #[test]

@@ -209,6 +209,54 @@ impl EventPublisher for RecordingPublisher {
     }
 }
 
+/// A notifier that keeps every notification it is given, duplicates included (as e-mail would
+/// send them twice), or fails the ones it is told to.
+#[derive(Default)]
+pub struct RecordingNotifier {
+    sent: Mutex<Vec<crate::domain::notification::Notification>>,
+    failing: Mutex<Option<crate::ports::NotifyError>>,
+}
+
+impl RecordingNotifier {
+    /// Everything delivered so far, in order.
+    pub fn sent(&self) -> Vec<crate::domain::notification::Notification> {
+        self.sent
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Fails every delivery with `error` from now on (`None`: delivers again).
+    pub fn fail_with(&self, error: Option<crate::ports::NotifyError>) {
+        *self
+            .failing
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = error;
+    }
+}
+
+#[async_trait]
+impl crate::ports::Notifier for RecordingNotifier {
+    async fn notify(
+        &self,
+        notification: &crate::domain::notification::Notification,
+    ) -> Result<(), crate::ports::NotifyError> {
+        let failing = self
+            .failing
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
+        if let Some(error) = failing {
+            return Err(error);
+        }
+        self.sent
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(notification.clone());
+        Ok(())
+    }
+}
+
 /// A payment processor in memory, with the contract of the real one: idempotent charges per
 /// payment id, refunds that void a payment id never charged (a late charge is then declined).
 /// Tests switch it to declining or unavailable.
@@ -308,6 +356,8 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+mod event_store;
+pub use event_store::InMemoryEventStore;
 pub use redrive_fakes::{InMemoryJournal, InMemoryParking, InMemoryQueues, StaticRules};
 
 /// In-memory queues, rules, journal and parking table for the DLQ redrive.

@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use crate::domain::history::{AggregateState, RecordedEvent, StreamEvent, StreamId};
 use crate::domain::{
     ChargeId, DepositId, DomainEvent, FailureReason, IdempotencyKey, Money, PaymentId,
     PaymentLogEntry, PaymentRequest, StepPlan, Wallet, WalletId, WalletRejection,
@@ -141,4 +142,106 @@ pub trait PaymentProcessor: Send + Sync {
     /// Refunds the payment's charge or, when none was captured, voids the payment id so that a
     /// charge arriving late is refused. Idempotent.
     async fn refund(&self, payment_id: &PaymentId) -> Result<(), ProcessorError>;
+}
+
+/// A notification was not delivered. Grouped by what the caller does next.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotifyError {
+    /// The channel is unavailable or throttling: deliver again later.
+    #[error("notification channel temporarily unavailable: {0}")]
+    Transient(String),
+    /// The channel refuses this notification for good (a closed inbox, a bad address).
+    #[error("notification refused: {0}")]
+    Permanent(String),
+}
+
+/// Tells a wallet's holder what happened (an in-app inbox, e-mail, push). Need not be
+/// idempotent itself: the notifications function delivers each notification once per event
+/// through [`crate::idempotency`].
+#[async_trait]
+pub trait Notifier: Send + Sync {
+    async fn notify(
+        &self,
+        notification: &crate::domain::notification::Notification,
+    ) -> Result<(), NotifyError>;
+}
+
+/// How appending an event to the audit trail went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppendOutcome {
+    /// Appended to every stream it is about, at these versions.
+    Appended(Vec<(StreamId, u64)>),
+    /// An event with this `event_id` is in the store already: nothing was appended.
+    Duplicate,
+}
+
+/// A page of [`EventStore::all_events`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventPage {
+    pub events: Vec<RecordedEvent>,
+    /// Where the next page starts; `None` on the last page.
+    pub next: Option<EventPageToken>,
+}
+
+/// Where a page of [`EventStore::all_events`] starts: opaque, only good for the store that
+/// gave it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventPageToken(pub String);
+
+/// The audit trail: an append-only store of every domain event, in one stream per aggregate
+/// (`payment#<id>`, `wallet#<id>`, see [`crate::domain::history`]), each numbered 1, 2, 3, ...
+/// in arrival order, with snapshots of the aggregates.
+#[async_trait]
+pub trait EventStore: Send + Sync {
+    /// Appends `event` to every stream it is about, all or nothing, at each stream's next
+    /// version (with a snapshot where one is due), once per `event_id`. A concurrent append to
+    /// the same stream is retried a few times, then [`StoreError::Transient`].
+    async fn append(
+        &self,
+        event: &DomainEvent,
+        now: DateTime<Utc>,
+    ) -> Result<AppendOutcome, StoreError>;
+    /// The events of `stream` after version `after`, by version.
+    async fn stream(&self, stream: &StreamId, after: u64) -> Result<Vec<StreamEvent>, StoreError>;
+    /// The latest snapshot of `stream`, if it has one.
+    async fn latest_snapshot(
+        &self,
+        stream: &StreamId,
+    ) -> Result<Option<AggregateState>, StoreError>;
+    /// Every event in the store, each once (not once per stream), a page at a time: start with
+    /// `None`, then pass each page's `next` until it is `None`. The order is the store's own
+    /// (DynamoDB's scan order: no time order), so a consumer must not rely on it; a page may
+    /// be short, or even empty, with a `next`.
+    async fn all_events(&self, page: Option<&EventPageToken>) -> Result<EventPage, StoreError>;
+}
+
+/// Writes the read models (CQRS): one conditional write per item, so a duplicate or an older
+/// event changes nothing ([`crate::read_models`]).
+#[async_trait]
+pub trait ReadModelWriter: Send + Sync {
+    async fn apply(
+        &self,
+        change: &crate::read_models::ReadModelChange,
+    ) -> Result<crate::read_models::Applied, StoreError>;
+}
+
+/// Reads the read models: a wallet's lists, a page at a time, newest first.
+#[async_trait]
+pub trait ReadModelReader: Send + Sync {
+    async fn transactions(
+        &self,
+        wallet: &WalletId,
+        page: &crate::read_models::PageRequest,
+    ) -> Result<
+        crate::read_models::Page<crate::read_models::Revised<crate::read_models::TransactionEntry>>,
+        StoreError,
+    >;
+    async fn payments(
+        &self,
+        wallet: &WalletId,
+        page: &crate::read_models::PageRequest,
+    ) -> Result<
+        crate::read_models::Page<crate::read_models::Revised<crate::read_models::WalletPayment>>,
+        StoreError,
+    >;
 }

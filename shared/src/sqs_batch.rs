@@ -62,6 +62,7 @@ use futures::future::join_all;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
+use crate::domain::events::ContractViolation;
 use crate::metrics::Metrics;
 
 /// The message attribute that carries a [`FailureRecord`] (JSON).
@@ -77,6 +78,14 @@ pub enum MessageFailure {
     /// The message itself is unusable (it does not parse, or contradicts what is stored).
     #[error("permanent: {0}")]
     Permanent(String),
+}
+
+/// An event that breaks its contract can never be handled as it is: a permanent failure, with
+/// the violation as its reason.
+impl From<ContractViolation> for MessageFailure {
+    fn from(violation: ContractViolation) -> Self {
+        Self::Permanent(violation.to_string())
+    }
 }
 
 /// Why a consumer gave up on a message, as it travels to the dead-letter queue.

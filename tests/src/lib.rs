@@ -2,6 +2,8 @@
 //! `infra/template.yaml` by `make local-up`), an HTTP client for the API, SQS, EventBridge and
 //! DynamoDB clients, and polling with a deadline.
 
+pub mod audit;
+
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};

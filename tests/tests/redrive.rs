@@ -663,7 +663,11 @@ async fn a_whole_queue_move_hands_the_dlq_to_sqs() -> anyhow::Result<()> {
         .queue("PaymentEventsDeadLetterQueue")?
         .url
         .clone();
-    let (before, _) = stack.depth("PaymentEventsQueue").await?;
+    // The queue's consumer (the notifications function) takes the messages in flight as they
+    // arrive, so both counts tell they arrived. They break the event contracts: after
+    // maxReceiveCount deliveries (25 s locally) it sends them back to the DLQ with the reason.
+    let (waiting, in_flight) = stack.depth("PaymentEventsQueue").await?;
+    let before = waiting + in_flight;
     for batch in 0..MESSAGES / 10 {
         let entries = (0..10)
             .map(|n| {
@@ -695,7 +699,8 @@ async fn a_whole_queue_move_hands_the_dlq_to_sqs() -> anyhow::Result<()> {
         "SQS to move the DLQ back",
         || async {
             let (visible, in_flight) = stack.depth("PaymentEventsDeadLetterQueue").await?;
-            let (now, _) = stack.depth("PaymentEventsQueue").await?;
+            let (waiting, taken) = stack.depth("PaymentEventsQueue").await?;
+            let now = waiting + taken;
             Ok((visible + in_flight == 0 && now >= before + MESSAGES as u64).then_some(()))
         },
     )

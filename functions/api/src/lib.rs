@@ -8,8 +8,11 @@
 //! | `POST /wallets/{wallet_id}/deposits`| credits a deposit (`Idempotency-Key` honoured) |
 //! | `POST /payments`                    | submits a payment (`202`; `Idempotency-Key`)   |
 //! | `GET /payments/{payment_id}`        | reads a payment's status                       |
+//! | `GET /wallets/{wallet_id}/transactions` | a wallet's transactions, newest first, paged ([`read_router`]) |
+//! | `GET /payments?wallet={wallet_id}`  | a wallet's payments, newest first, paged ([`read_router`]) |
 
 mod error;
+mod reads;
 mod request;
 mod views;
 
@@ -21,7 +24,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use paysaga::domain::{
-    Currency, DepositId, IdempotencyKey, Money, PaymentId, PaymentRequest, WalletId,
+    Currency, DepositId, IdempotencyKey, Money, PaymentId, PaymentRequest, Priority, WalletId,
 };
 use paysaga::ports::{Deposit, EventPublisher, OpenWallet, PaymentLog, WalletStore};
 use paysaga::service::payments::{self, Submission};
@@ -29,6 +32,7 @@ use paysaga::service::wallets::{self, DepositResult};
 use serde::Deserialize;
 
 pub use error::ApiError;
+pub use reads::{ReadApi, read_router};
 use request::{JsonBody, idempotency_key, parse_id};
 use views::{DepositView, PaymentView, WalletView};
 
@@ -138,18 +142,21 @@ struct PaymentBody {
     from_wallet: WalletId,
     to_wallet: WalletId,
     amount: Money,
+    /// `"urgent"` or `"ordinary"` (the default); any other value is a 400, like any bad body.
+    #[serde(default)]
+    priority: Priority,
 }
 
 impl PaymentBody {
     /// The request, named by the idempotency key when there is one (a retry names the same
     /// payment).
     fn submitted(self, key: Option<&IdempotencyKey>) -> Result<PaymentRequest, ApiError> {
-        PaymentRequest::submitted(self.from_wallet, self.to_wallet, self.amount, key).map_err(
-            |error| ApiError::Unprocessable {
+        PaymentRequest::submitted(self.from_wallet, self.to_wallet, self.amount, key)
+            .map(|request| request.with_priority(self.priority))
+            .map_err(|error| ApiError::Unprocessable {
                 code: "invalid_payment",
                 message: error.to_string(),
-            },
-        )
+            })
     }
 }
 

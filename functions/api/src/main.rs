@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use api::{Api, router};
-use paysaga::aws::{DynamoDbLedger, EventBridgePublisher, sdk_config};
+use api::{Api, ReadApi, read_router, router};
+use paysaga::aws::{DynamoDbLedger, DynamoDbReadModels, EventBridgePublisher, sdk_config};
 use paysaga::config::Resources;
 
 #[tokio::main]
@@ -16,6 +16,8 @@ async fn main() -> anyhow::Result<()> {
     let resources = Resources::from_env()?;
     let config = sdk_config().await.context("cannot set up the AWS SDK")?;
     let ledger = Arc::new(DynamoDbLedger::from_config(&config, resources.tables));
+    let read_models_table = std::env::var("READ_MODELS_TABLE")
+        .context("READ_MODELS_TABLE must be set (the template sets it)")?;
     let app = router(Arc::new(Api {
         wallets: ledger.clone(),
         payments: ledger,
@@ -23,7 +25,10 @@ async fn main() -> anyhow::Result<()> {
             &config,
             resources.event_bus_name,
         )),
-    }));
+    }))
+    .merge(read_router(Arc::new(ReadApi {
+        read_models: Arc::new(DynamoDbReadModels::from_config(&config, read_models_table)),
+    })));
 
     match std::env::var("PAYSAGA_LOCAL_HTTP_ADDR") {
         Ok(address) => {

@@ -4,7 +4,7 @@ use axum::Json;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use paysaga::domain::{
-    DepositId, FailureReason, Money, Payment, PaymentId, PaymentStatus, Wallet, WalletId,
+    DepositId, FailureReason, Money, Payment, PaymentId, PaymentStatus, Priority, Wallet, WalletId,
 };
 use paysaga::ports::Deposit;
 use serde::Serialize;
@@ -54,6 +54,7 @@ pub struct PaymentView {
     from_wallet: WalletId,
     to_wallet: WalletId,
     amount: Money,
+    priority: Priority,
     #[serde(skip_serializing_if = "Option::is_none")]
     failure: Option<FailureView>,
     /// The version of the payment's log: how many steps are recorded.
@@ -79,6 +80,7 @@ impl From<&Payment> for PaymentView {
             from_wallet: request.from_wallet().clone(),
             to_wallet: request.to_wallet().clone(),
             amount: request.amount(),
+            priority: request.priority(),
             failure: payment.failure.as_ref().map(|reason| FailureView {
                 reason: reason.clone(),
                 message: reason.to_string(),

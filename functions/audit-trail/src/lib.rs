@@ -13,9 +13,9 @@ use std::sync::{Arc, Mutex};
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use lambda_runtime::{Diagnostic, LambdaEvent};
+use paysaga::domain::DomainEvent;
 use paysaga::metrics::{Metrics, MetricsSink};
 use paysaga::ports::{AppendOutcome, EventStore, StoreError};
-use paysaga::redrive::letter::check_contract;
 use paysaga::service::audit;
 use paysaga::sqs_batch::{DeadLetterQueue, GiveUp, MessageFailure, RecordWithoutId, process_batch};
 use tracing::instrument;
@@ -70,8 +70,7 @@ async fn append_message(
     metrics: &Mutex<Metrics>,
     message: SqsMessage,
 ) -> Result<(), MessageFailure> {
-    let event = check_contract(message.body.as_deref().unwrap_or_default())
-        .map_err(|violation| MessageFailure::Permanent(violation.to_string()))?;
+    let event = DomainEvent::from_eventbridge(message.body.as_deref().unwrap_or_default())?;
     let outcome = audit::record(function.store.as_ref(), &event, chrono::Utc::now())
         .await
         .map_err(|error| match error {

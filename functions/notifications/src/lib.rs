@@ -17,15 +17,14 @@ use std::sync::{Arc, Mutex};
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use chrono::{Duration, Utc};
 use lambda_runtime::{Diagnostic, LambdaEvent};
+use paysaga::domain::DomainEvent;
 use paysaga::domain::notification::{Notification, notifications_for};
-use paysaga::domain::{DomainEvent, PaymentId};
 use paysaga::idempotency::{
     IdempotencyConfig, IdempotencyError, IdempotencyStore, Idempotent, Outcome,
 };
 use paysaga::metrics::{Metrics, MetricsSink};
 use paysaga::ports::{Notifier, NotifyError};
 use paysaga::sqs_batch::{DeadLetterQueue, GiveUp, MessageFailure, RecordWithoutId, process_batch};
-use serde::Deserialize;
 use tracing::{field, info, instrument, warn};
 
 /// What the notifications function may touch.
@@ -97,10 +96,10 @@ async fn notify_message(
     metrics: &Mutex<Metrics>,
     message: SqsMessage,
 ) -> Result<(), MessageFailure> {
-    let event = domain_event(message.body.as_deref().unwrap_or_default())?;
+    let event = DomainEvent::from_eventbridge(message.body.as_deref().unwrap_or_default())?;
     let span = tracing::Span::current();
     span.record("event_id", event.event_id());
-    if let Some(payment_id) = payment_id(&event) {
+    if let Some(payment_id) = event.payment_id() {
         span.record("payment_id", payment_id.as_str());
     }
     let idempotent = Idempotent::new(
@@ -158,34 +157,4 @@ fn message_failure(error: IdempotencyError<NotifyError>) -> MessageFailure {
     } else {
         MessageFailure::Permanent(error.to_string())
     }
-}
-
-fn payment_id(event: &DomainEvent) -> Option<&PaymentId> {
-    match event {
-        DomainEvent::PaymentRequested(detail) => Some(detail.data.payment_id()),
-        DomainEvent::PaymentCompleted(detail) | DomainEvent::PaymentFailed(detail) => {
-            Some(&detail.data.payment_id)
-        }
-        DomainEvent::FundsDeposited(_) => None,
-    }
-}
-
-/// The EventBridge event an SQS body holds, read against its contract: anything else can never
-/// be notified (a permanent failure).
-pub fn domain_event(body: &str) -> Result<DomainEvent, MessageFailure> {
-    #[derive(Deserialize)]
-    struct Envelope {
-        source: String,
-        #[serde(rename = "detail-type")]
-        detail_type: String,
-        detail: serde_json::Value,
-    }
-    let envelope: Envelope = serde_json::from_str(body)
-        .map_err(|error| MessageFailure::Permanent(format!("not an EventBridge event: {error}")))?;
-    DomainEvent::parse(
-        &envelope.source,
-        &envelope.detail_type,
-        &envelope.detail.to_string(),
-    )
-    .map_err(|violation| MessageFailure::Permanent(violation.to_string()))
 }

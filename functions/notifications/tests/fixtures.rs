@@ -8,7 +8,8 @@ use async_trait::async_trait;
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use chrono::Utc;
 use lambda_runtime::{Context, LambdaEvent};
-use notifications::{NotificationsFunction, domain_event, handle, idempotency_config};
+use notifications::{NotificationsFunction, handle, idempotency_config};
+use paysaga::domain::DomainEvent;
 use paysaga::domain::notification::{NotificationKind, notifications_for};
 use paysaga::idempotency::{
     IdempotencyRecord, IdempotencyStore, InMemoryIdempotencyStore, RecordStatus, payload_hash,
@@ -204,7 +205,8 @@ async fn a_delivery_in_progress_elsewhere_is_retried_later() {
     let now = Utc::now();
     let event = fixture("sqs-payment-completed.json");
     let body = event.records[0].body.as_deref().expect("a body");
-    let payer = notifications_for(&domain_event(body).expect("an event"))[0].clone();
+    let payer =
+        notifications_for(&DomainEvent::from_eventbridge(body).expect("an event"))[0].clone();
     // Another invocation holds the payer's notification (claimed, not finished).
     let claim = IdempotencyRecord {
         key: "notifications#pay_demo_cli_0001/4#wal_demo_alice".into(),

@@ -1,5 +1,7 @@
 //! The payment saga consumer: each SQS message is a `PaymentRequested` event (delivered by the
-//! EventBridge rule that targets the payments queue); each is driven to COMPLETED or FAILED.
+//! EventBridge rules that target the payments queue and, for urgent payments, the urgent
+//! payments queue: two triggers, each with its own concurrency); each is driven to COMPLETED or
+//! FAILED.
 //! Messages are handled on their own: one that fails goes back to the queue alone.
 //!
 //! Each invocation flushes its metrics once ([`paysaga::metrics`]): the batch's messages per
@@ -10,11 +12,11 @@
 
 use std::sync::{Arc, Mutex};
 
-use aws_lambda_events::eventbridge::EventBridgeEvent;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use chrono::{DateTime, Utc};
 use lambda_runtime::{Diagnostic, LambdaEvent};
-use paysaga::domain::events::{CONTRACT_VERSION, EventDetail, PAYMENT_REQUESTED, PAYMENTS_SOURCE};
-use paysaga::domain::{PaymentId, PaymentRequest, PaymentStatus};
+use paysaga::domain::events::PAYMENT_REQUESTED;
+use paysaga::domain::{DomainEvent, PaymentId, PaymentRequest, PaymentStatus};
 use paysaga::faults::Faults;
 use paysaga::metrics::{Metrics, MetricsSink, Unit};
 use paysaga::ports::{EventPublisher, PaymentLog, PaymentProcessor};
@@ -23,7 +25,8 @@ use paysaga::service::saga::{Delivery, Saga, SagaError, SagaSettings};
 use paysaga::sqs_batch::{
     DeadLetterQueue, GiveUp, MessageFailure, RecordWithoutId, process_batch, receive_count,
 };
-use serde::{Deserialize, Serialize};
+#[cfg(feature = "fault-injection")]
+use serde::Deserialize;
 use tracing::{info, instrument};
 
 /// What the saga function may touch, and how it behaves.
@@ -32,10 +35,12 @@ pub struct SagaFunction {
     pub events: Arc<dyn EventPublisher>,
     pub processor: Arc<dyn PaymentProcessor>,
     pub settings: SagaSettings,
-    /// The payments queue's `maxReceiveCount`: its last delivery compensates instead of failing.
+    /// The `maxReceiveCount` of the queues it reads (the template gives both payments queues the
+    /// same): a message's last delivery compensates instead of failing.
     pub max_receive_count: u32,
-    /// The payments queue's dead-letter queue: a message that fails on its last delivery goes
-    /// there with why (without it, the queue's redrive policy moves it, without a record).
+    /// The dead-letter queues of the queues the function reads (by source queue: see
+    /// [`paysaga::sqs_dead_letters`]): a message that fails on its last delivery goes to its own
+    /// queue's with why (without it, the queue's redrive policy moves it, without a record).
     pub dead_letters: Option<Arc<dyn DeadLetterQueue>>,
     /// Where each invocation's metrics go (stdout in Lambda).
     pub metrics: MetricsSink,
@@ -94,17 +99,23 @@ fn circuit_level(state: CircuitState) -> f64 {
     }
 }
 
-#[instrument(skip_all, fields(message_id = message.message_id.as_deref().unwrap_or("-")))]
+#[instrument(skip_all, fields(
+    message_id = message.message_id.as_deref().unwrap_or("-"),
+    payment_id = tracing::field::Empty,
+))]
 async fn handle_message(
     function: &SagaFunction,
     metrics: &Mutex<Metrics>,
     message: SqsMessage,
 ) -> Result<(), MessageFailure> {
     let requested = payment_request(message.body.as_deref().unwrap_or_default())?;
+    // Known once the message parses: every line logged from here on carries both ids.
+    tracing::Span::current().record("payment_id", requested.request.payment_id().as_str());
     let delivery = Delivery {
         receive_count: receive_count(&message),
         max_receive_count: function.max_receive_count,
-        faults: requested.faults(),
+        faults: requested.faults,
+        requested_at: Some(requested.requested_at),
     };
     let saga = Saga {
         log: function.payments.as_ref(),
@@ -150,43 +161,56 @@ fn crash(step: &str, payment_id: &PaymentId) -> Result<(), MessageFailure> {
     )))
 }
 
-/// The data of a `PaymentRequested` event: the request, and (in fault-injection builds only)
-/// the faults a test run aims at it.
-#[derive(Serialize, Deserialize)]
+/// A `PaymentRequested` event, as the saga reads it from a message.
 pub struct RequestedPayment {
-    #[serde(flatten)]
     pub request: PaymentRequest,
-    #[cfg(feature = "fault-injection")]
-    #[serde(default, skip_serializing)]
-    test_faults: Faults,
+    /// The event's `occurred_at`: a payment published straight onto the bus is dated by it.
+    pub requested_at: DateTime<Utc>,
+    /// The faults a test run aims at the payment (`data.test_faults`; fault-injection builds
+    /// only, always empty otherwise).
+    pub faults: Faults,
 }
 
-impl RequestedPayment {
-    fn faults(&self) -> Faults {
-        #[cfg(feature = "fault-injection")]
-        return self.test_faults.clone();
-        #[cfg(not(feature = "fault-injection"))]
-        Faults::default()
-    }
-}
-
-/// The payment request in an SQS message body holding a `PaymentRequested` event.
+/// The payment request in an SQS message body holding a `PaymentRequested` event, read against
+/// its contract: anything else can never be a payment (a permanent failure, with why).
 pub fn payment_request(body: &str) -> Result<RequestedPayment, MessageFailure> {
-    let event: EventBridgeEvent<EventDetail<RequestedPayment>> = serde_json::from_str(body)
-        .map_err(|error| {
-            MessageFailure::Permanent(format!("not a PaymentRequested event: {error}"))
-        })?;
-    if event.source != PAYMENTS_SOURCE || event.detail_type != PAYMENT_REQUESTED {
+    let event = DomainEvent::from_eventbridge(body)?;
+    let DomainEvent::PaymentRequested(detail) = event else {
         return Err(MessageFailure::Permanent(format!(
-            "unexpected event {} from {}",
-            event.detail_type, event.source
+            "expected {PAYMENT_REQUESTED}, got {} from {}",
+            event.detail_type(),
+            event.source()
         )));
+    };
+    Ok(RequestedPayment {
+        request: detail.data,
+        requested_at: detail.occurred_at,
+        faults: test_faults(body)?,
+    })
+}
+
+/// The faults aimed at a payment, in fault-injection builds.
+#[cfg(feature = "fault-injection")]
+fn test_faults(body: &str) -> Result<Faults, MessageFailure> {
+    #[derive(Deserialize)]
+    struct Event {
+        detail: Detail,
     }
-    if event.detail.version != CONTRACT_VERSION {
-        return Err(MessageFailure::Permanent(format!(
-            "unsupported PaymentRequested version {}",
-            event.detail.version
-        )));
+    #[derive(Deserialize)]
+    struct Detail {
+        data: Data,
     }
-    Ok(event.detail.data)
+    #[derive(Deserialize)]
+    struct Data {
+        #[serde(default)]
+        test_faults: Faults,
+    }
+    serde_json::from_str::<Event>(body)
+        .map(|event| event.detail.data.test_faults)
+        .map_err(|error| MessageFailure::Permanent(format!("unreadable test_faults: {error}")))
+}
+
+#[cfg(not(feature = "fault-injection"))]
+fn test_faults(_body: &str) -> Result<Faults, MessageFailure> {
+    Ok(Faults::default())
 }

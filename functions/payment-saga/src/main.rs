@@ -10,6 +10,7 @@ use paysaga::config::{Resources, number_or, saga_settings_from_env};
 use paysaga::metrics::MetricsSink;
 use paysaga::processor::ProcessorConfig;
 use paysaga::sqs_batch::DeadLetterQueue;
+use paysaga::sqs_dead_letters::{DeadLettersBySource, parse_routes};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -31,13 +32,27 @@ async fn main() -> anyhow::Result<()> {
         processor,
         settings: saga_settings_from_env()?,
         max_receive_count: u32::try_from(number_or("MAX_RECEIVE_COUNT", 0)?).unwrap_or(u32::MAX),
-        dead_letters: std::env::var("DEAD_LETTER_QUEUE_URL").ok().map(|url| {
+        dead_letters: dead_letters(|url| {
             Arc::new(SqsDeadLetterQueue::from_config(&config, url)) as Arc<dyn DeadLetterQueue>
-        }),
+        })?,
         metrics: MetricsSink::stdout("payment-saga"),
         circuit: Some(Arc::new(move || guarded.state())),
     };
     lambda_runtime::run(service_fn(|event: LambdaEvent<_>| handle(&function, event)))
         .await
         .map_err(|error| anyhow::anyhow!(error))
+}
+
+/// Where a message given up on goes: the dead-letter queue of the queue it came from
+/// (`DEAD_LETTER_QUEUES`: `<queue ARN>=<DLQ URL>` pairs, one per trigger), or the one
+/// `DEAD_LETTER_QUEUE_URL`; without either, the queues' redrive policies move it, unrecorded.
+fn dead_letters(
+    queue: impl Fn(String) -> Arc<dyn DeadLetterQueue>,
+) -> anyhow::Result<Option<Arc<dyn DeadLetterQueue>>> {
+    if let Ok(routes) = std::env::var("DEAD_LETTER_QUEUES") {
+        let routes = parse_routes("DEAD_LETTER_QUEUES", &routes)?;
+        let by_source = routes.into_iter().map(|(arn, url)| (arn, queue(url)));
+        return Ok(Some(Arc::new(DeadLettersBySource::new(by_source))));
+    }
+    Ok(std::env::var("DEAD_LETTER_QUEUE_URL").ok().map(queue))
 }

@@ -18,7 +18,6 @@ use paysaga::metrics::{Metrics, MetricsSink};
 use paysaga::ports::{ReadModelWriter, StoreError};
 use paysaga::read_models::apply_event;
 use paysaga::sqs_batch::{DeadLetterQueue, GiveUp, MessageFailure, RecordWithoutId, process_batch};
-use serde::Deserialize;
 use tracing::{info, instrument};
 
 /// What the read-models function may touch.
@@ -71,7 +70,7 @@ async fn project_message(
     metrics: &Mutex<Metrics>,
     message: SqsMessage,
 ) -> Result<(), MessageFailure> {
-    let event = domain_event(message.body.as_deref().unwrap_or_default())?;
+    let event = DomainEvent::from_eventbridge(message.body.as_deref().unwrap_or_default())?;
     let counts = apply_event(&event, function.read_models.as_ref())
         .await
         .map_err(|error| match error {
@@ -91,24 +90,4 @@ async fn project_message(
     metrics.count("ReadModelItemsChanged", &[], counts.changed);
     metrics.count("ReadModelItemsUnchanged", &[], counts.unchanged);
     Ok(())
-}
-
-/// The EventBridge event an SQS body holds, read against its contract: anything else can never
-/// be projected (a permanent failure).
-pub fn domain_event(body: &str) -> Result<DomainEvent, MessageFailure> {
-    #[derive(Deserialize)]
-    struct Envelope {
-        source: String,
-        #[serde(rename = "detail-type")]
-        detail_type: String,
-        detail: serde_json::Value,
-    }
-    let envelope: Envelope = serde_json::from_str(body)
-        .map_err(|error| MessageFailure::Permanent(format!("not an EventBridge event: {error}")))?;
-    DomainEvent::parse(
-        &envelope.source,
-        &envelope.detail_type,
-        &envelope.detail.to_string(),
-    )
-    .map_err(|violation| MessageFailure::Permanent(violation.to_string()))
 }

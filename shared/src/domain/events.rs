@@ -124,6 +124,11 @@ pub struct PaymentEventData {
     pub status: PaymentStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure: Option<FailureReason>,
+    /// When the payment was requested (its log's version 1): what read models order a
+    /// payment by, whichever of its events they see first. Always written; may be missing on
+    /// reading (events published before it was added).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_at: Option<DateTime<Utc>>,
 }
 
 /// Money added to a wallet from outside.
@@ -263,6 +268,7 @@ impl DomainEvent {
                 amount: request.amount(),
                 status: payment.status,
                 failure,
+                requested_at: Some(payment.created_at),
             },
         );
         match payment.status {
@@ -277,6 +283,28 @@ impl DomainEvent {
             occurred_at,
             deposit,
         ))
+    }
+
+    /// Reads a whole EventBridge event (JSON text: the envelope with `source`, `detail-type` and
+    /// `detail`, as a rule's SQS target receives it), checking it against its contract.
+    pub fn from_eventbridge(event: &str) -> Result<Self, ContractViolation> {
+        #[derive(Deserialize)]
+        struct Envelope {
+            source: String,
+            #[serde(rename = "detail-type")]
+            detail_type: String,
+            detail: serde_json::Value,
+        }
+        let envelope: Envelope =
+            serde_json::from_str(event).map_err(|error| ContractViolation::InvalidDetail {
+                detail_type: "EventBridge event".to_owned(),
+                error: error.to_string(),
+            })?;
+        Self::parse(
+            &envelope.source,
+            &envelope.detail_type,
+            &envelope.detail.to_string(),
+        )
     }
 
     /// Reads an event from its EventBridge `source`, `detail-type` and `detail` (JSON text),
@@ -351,6 +379,18 @@ impl DomainEvent {
             Self::PaymentRequested(detail) => &detail.event_id,
             Self::PaymentCompleted(detail) | Self::PaymentFailed(detail) => &detail.event_id,
             Self::FundsDeposited(detail) => &detail.event_id,
+        }
+    }
+
+    /// The payment the event is about, if any (taken from its data, which the envelope's
+    /// `payment_id` repeats when present).
+    pub fn payment_id(&self) -> Option<&PaymentId> {
+        match self {
+            Self::PaymentRequested(detail) => EventSubject::payment_id(&detail.data),
+            Self::PaymentCompleted(detail) | Self::PaymentFailed(detail) => {
+                EventSubject::payment_id(&detail.data)
+            }
+            Self::FundsDeposited(detail) => EventSubject::payment_id(&detail.data),
         }
     }
 
@@ -499,6 +539,21 @@ mod tests {
         assert_eq!(
             json["occurred_at"],
             serde_json::to_value(completed.updated_at).unwrap()
+        );
+        // The request's time, which read models order the payment by; optional on reading.
+        assert_eq!(
+            json["data"]["requested_at"],
+            serde_json::to_value(completed.created_at).unwrap()
+        );
+        let mut older = json.clone();
+        older["data"]
+            .as_object_mut()
+            .unwrap()
+            .remove("requested_at");
+        let parsed = DomainEvent::parse(PAYMENTS_SOURCE, PAYMENT_COMPLETED, &older.to_string());
+        assert!(
+            matches!(&parsed, Ok(DomainEvent::PaymentCompleted(detail)) if detail.data.requested_at.is_none()),
+            "{parsed:?}"
         );
 
         let event = DomainEvent::payment_outcome(&failed()).unwrap();

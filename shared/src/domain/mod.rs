@@ -2,8 +2,10 @@
 
 pub mod events;
 pub mod failure;
+pub mod history;
 pub mod ids;
 pub mod money;
+pub mod notification;
 pub mod payment;
 pub mod saga;
 pub mod wallet;
@@ -12,6 +14,6 @@ pub use events::DomainEvent;
 pub use failure::FailureReason;
 pub use ids::{ChargeId, DepositId, IdError, IdempotencyKey, PaymentId, WalletId};
 pub use money::{Currency, Money, MoneyError};
-pub use payment::{Payment, PaymentLogEntry, PaymentRequest, PaymentStatus, PaymentStep};
+pub use payment::{Payment, PaymentLogEntry, PaymentRequest, PaymentStatus, PaymentStep, Priority};
 pub use saga::{PaymentLimits, SagaStep, StepPlan};
 pub use wallet::{Wallet, WalletChange, WalletEffect, WalletRejection};

@@ -17,6 +17,41 @@ pub enum PaymentRequestError {
     ZeroAmount,
 }
 
+/// How urgently a payment should be worked on. An urgent payment travels on its own queue,
+/// with its own concurrency, so a backlog of ordinary payments does not delay it.
+///
+/// An additive field of the contract: always written, and a request without it is ordinary
+/// (what every payment was before priorities existed).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Priority {
+    #[default]
+    Ordinary,
+    Urgent,
+}
+
+/// Read by hand only for the error, which names what a priority may be whatever was sent
+/// (`invalid value: string "asap", expected a payment priority, "ordinary" or "urgent"`).
+impl<'de> Deserialize<'de> for Priority {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct PriorityVisitor;
+        impl serde::de::Visitor<'_> for PriorityVisitor {
+            type Value = Priority;
+            fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+                formatter.write_str(r#"a payment priority, "ordinary" or "urgent""#)
+            }
+            fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<Priority, E> {
+                match value {
+                    "ordinary" => Ok(Priority::Ordinary),
+                    "urgent" => Ok(Priority::Urgent),
+                    other => Err(E::invalid_value(serde::de::Unexpected::Str(other), &self)),
+                }
+            }
+        }
+        deserializer.deserialize_str(PriorityVisitor)
+    }
+}
+
 /// What a client asked for: move `amount` from one wallet to another.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "RawPaymentRequest")]
@@ -25,6 +60,7 @@ pub struct PaymentRequest {
     from_wallet: WalletId,
     to_wallet: WalletId,
     amount: Money,
+    priority: Priority,
 }
 
 #[derive(Deserialize, schemars::JsonSchema)]
@@ -34,6 +70,9 @@ struct RawPaymentRequest {
     from_wallet: WalletId,
     to_wallet: WalletId,
     amount: Money,
+    /// `urgent` payments have a queue of their own; missing means `ordinary`.
+    #[serde(default)]
+    priority: Priority,
 }
 
 /// The wire shape (the wallets must also differ, which the schema does not say).
@@ -51,10 +90,12 @@ impl TryFrom<RawPaymentRequest> for PaymentRequest {
     type Error = PaymentRequestError;
     fn try_from(raw: RawPaymentRequest) -> Result<Self, Self::Error> {
         Self::new(raw.payment_id, raw.from_wallet, raw.to_wallet, raw.amount)
+            .map(|request| request.with_priority(raw.priority))
     }
 }
 
 impl PaymentRequest {
+    /// An ordinary payment request ([`PaymentRequest::with_priority`] makes it urgent).
     pub fn new(
         payment_id: PaymentId,
         from_wallet: WalletId,
@@ -72,7 +113,13 @@ impl PaymentRequest {
             from_wallet,
             to_wallet,
             amount,
+            priority: Priority::Ordinary,
         })
+    }
+
+    /// The same request with `priority`.
+    pub fn with_priority(self, priority: Priority) -> Self {
+        Self { priority, ..self }
     }
 
     /// A payment a client submits: its id is derived from the payer and the client's
@@ -103,12 +150,25 @@ impl PaymentRequest {
     pub fn amount(&self) -> Money {
         self.amount
     }
+    pub fn priority(&self) -> Priority {
+        self.priority
+    }
 
-    /// Whether `other` asks for the same movement of money (ids of the payment aside):
-    /// what a retried request with the same idempotency key must match.
+    /// Whether `other` asks for the same movement of money with the same priority (ids of the
+    /// payment aside): what a retried request with the same idempotency key must match. The
+    /// priority is a term: a retry that asks for another one is another request.
     pub fn same_terms_as(&self, other: &PaymentRequest) -> bool {
-        (&self.from_wallet, &self.to_wallet, self.amount)
-            == (&other.from_wallet, &other.to_wallet, other.amount)
+        (
+            &self.from_wallet,
+            &self.to_wallet,
+            self.amount,
+            self.priority,
+        ) == (
+            &other.from_wallet,
+            &other.to_wallet,
+            other.amount,
+            other.priority,
+        )
     }
 }
 
@@ -584,5 +644,38 @@ pub(crate) mod tests {
         .unwrap();
         assert!(a.same_terms_as(&b));
         assert!(!a.same_terms_as(&request(101)));
+        assert!(!a.same_terms_as(&b.clone().with_priority(Priority::Urgent)));
+        assert!(
+            b.clone()
+                .with_priority(Priority::Urgent)
+                .same_terms_as(&a.with_priority(Priority::Urgent))
+        );
+    }
+
+    #[test]
+    fn priority_is_always_written_and_ordinary_when_missing() {
+        let ordinary = request(100);
+        assert_eq!(ordinary.priority(), Priority::Ordinary);
+        let json = serde_json::to_value(&ordinary).unwrap();
+        assert_eq!(json["priority"], "ordinary");
+
+        let urgent = ordinary.clone().with_priority(Priority::Urgent);
+        let json = serde_json::to_value(&urgent).unwrap();
+        assert_eq!(json["priority"], "urgent");
+        assert_eq!(
+            serde_json::from_value::<PaymentRequest>(json).unwrap(),
+            urgent
+        );
+
+        let mut without = serde_json::to_value(&ordinary).unwrap();
+        without.as_object_mut().unwrap().remove("priority");
+        assert_eq!(
+            serde_json::from_value::<PaymentRequest>(without).unwrap(),
+            ordinary
+        );
+
+        let mut unknown = serde_json::to_value(&ordinary).unwrap();
+        unknown["priority"] = "asap".into();
+        assert!(serde_json::from_value::<PaymentRequest>(unknown).is_err());
     }
 }

@@ -7,7 +7,6 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::DomainEvent;
-use crate::domain::events::ContractViolation;
 use crate::sqs_batch::{FAILURE_ATTRIBUTE, FailureRecord};
 
 /// The message attribute the redrive stamps on every message it sends back ([`RedriveStamp`]).
@@ -190,28 +189,6 @@ impl DeadLetter {
     }
 }
 
-/// Checks a message body against paysaga's event contracts: every paysaga queue carries
-/// EventBridge events (the whole envelope, as a rule's SQS target receives it).
-pub fn check_contract(body: &str) -> Result<DomainEvent, ContractViolation> {
-    #[derive(Deserialize)]
-    struct Envelope {
-        source: String,
-        #[serde(rename = "detail-type")]
-        detail_type: String,
-        detail: serde_json::Value,
-    }
-    let envelope: Envelope =
-        serde_json::from_str(body).map_err(|error| ContractViolation::InvalidDetail {
-            detail_type: "EventBridge event".to_owned(),
-            error: error.to_string(),
-        })?;
-    DomainEvent::parse(
-        &envelope.source,
-        &envelope.detail_type,
-        &envelope.detail.to_string(),
-    )
-}
-
 /// A target of an EventBridge rule, as the redrive needs to know it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuleTarget {
@@ -277,7 +254,7 @@ pub fn classify(letter: &DeadLetter, around: &Surroundings<'_>) -> Verdict {
             reason: format!("only queue targets are redriven; deliver it to {target_arn} by hand"),
         };
     }
-    if let Err(violation) = check_contract(&letter.body) {
+    if let Err(violation) = DomainEvent::from_eventbridge(&letter.body) {
         return Verdict::Park {
             reason: format!("contract: {violation}"),
         };

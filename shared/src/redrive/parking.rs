@@ -9,8 +9,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
-use super::letter::{DeadLetter, MessageAttribute, Origin, QueueRef, RedriveStamp, check_contract};
+use super::letter::{DeadLetter, MessageAttribute, Origin, QueueRef, RedriveStamp};
 use super::{OutgoingMessage, QueueError, RedriveQueues};
+use crate::domain::DomainEvent;
 use crate::domain::events::ContractViolation;
 use crate::ports::StoreError;
 
@@ -185,7 +186,7 @@ pub async fn replay(
     }
     let body = request.body.clone().unwrap_or_else(|| parked.body.clone());
     if !request.force {
-        check_contract(&body).map_err(ReplayError::Contract)?;
+        DomainEvent::from_eventbridge(&body).map_err(ReplayError::Contract)?;
     }
     let destination = request
         .destination

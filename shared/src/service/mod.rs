@@ -1,6 +1,7 @@
 //! What the functions do, written once against the ports: open and fund wallets, submit a
 //! payment, run the payment saga. Handlers translate events into these calls and back.
 
+pub mod audit;
 pub mod payments;
 pub mod saga;
 pub mod wallets;

@@ -56,7 +56,12 @@ pub async fn submit_payment(
     };
     if !payment.status.is_terminal() && payment.version == 1 {
         events
-            .publish(&[DomainEvent::payment_requested(&payment.request, now)])
+            // The request's time, not the retry's: the same event (same id) as the first
+            // announcement, which read models place by it.
+            .publish(&[DomainEvent::payment_requested(
+                &payment.request,
+                payment.created_at,
+            )])
             .await?;
     }
     Ok(Submission::Accepted(payment))

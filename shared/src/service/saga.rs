@@ -96,6 +96,10 @@ pub struct Delivery {
     /// The queue's `maxReceiveCount` (0 when unknown): the last delivery before the DLQ.
     pub max_receive_count: u32,
     pub faults: Faults,
+    /// When the payment was requested (the `PaymentRequested` event's `occurred_at`): a payment
+    /// the saga begins itself (published straight onto the bus) is dated by it, so its log and
+    /// every event about it agree on when it was requested. `None`: now.
+    pub requested_at: Option<DateTime<Utc>>,
 }
 
 impl Delivery {
@@ -117,7 +121,7 @@ impl Saga<'_> {
         request: &PaymentRequest,
         delivery: &Delivery,
     ) -> Result<Payment, SagaError> {
-        let mut history = self.load_or_begin(request).await?;
+        let mut history = self.load_or_begin(request, delivery).await?;
         let mut payment = Payment::from_log(&history)?;
         if !payment.request.same_terms_as(request) {
             return Err(SagaError::ConflictingRequest(request.payment_id().clone()));
@@ -134,7 +138,9 @@ impl Saga<'_> {
                     && payment.status == PaymentStatus::Compensating =>
             {
                 warn!(%error, "compensation cannot finish on this delivery; handing it to a new one");
-                let again = DomainEvent::payment_requested(&payment.request, Utc::now());
+                // The same event as the first announcement (same id, same request time), so
+                // read models keep the payment where they placed it.
+                let again = DomainEvent::payment_requested(&payment.request, payment.created_at);
                 self.events
                     .publish(&[again])
                     .await
@@ -279,14 +285,18 @@ impl Saga<'_> {
     async fn load_or_begin(
         &self,
         request: &PaymentRequest,
+        delivery: &Delivery,
     ) -> Result<Vec<PaymentLogEntry>, SagaError> {
         let history = self.log.history(request.payment_id()).await?;
         if !history.is_empty() {
             return Ok(history);
         }
-        let now = Utc::now();
-        match self.log.begin(request, None, now).await? {
-            BeginPayment::Begun => Ok(vec![PaymentLogEntry::requested(request.clone(), now)]),
+        let requested_at = delivery.requested_at.unwrap_or_else(Utc::now);
+        match self.log.begin(request, None, requested_at).await? {
+            BeginPayment::Begun => Ok(vec![PaymentLogEntry::requested(
+                request.clone(),
+                requested_at,
+            )]),
             BeginPayment::AlreadyExists => Ok(self.log.history(request.payment_id()).await?),
             other => Err(ServiceError::Inconsistent(format!(
                 "begin without a key answered {other:?}"
@@ -406,7 +416,7 @@ mod tests {
         Delivery {
             receive_count: 1,
             max_receive_count: 3,
-            faults: Faults::default(),
+            ..Delivery::default()
         }
     }
 
@@ -415,6 +425,19 @@ mod tests {
             receive_count: 3,
             ..first()
         }
+    }
+
+    #[tokio::test]
+    async fn a_payment_the_saga_begins_is_dated_by_its_request_event() {
+        let world = World::alice_pays_bob().await;
+        let requested_at = Utc::now() - chrono::Duration::minutes(5);
+        let delivery = Delivery {
+            requested_at: Some(requested_at),
+            ..first()
+        };
+        let payment = world.run(300, &delivery).await.unwrap();
+        assert_eq!(payment.status, PaymentStatus::Completed);
+        assert_eq!(payment.created_at, requested_at);
     }
 
     #[tokio::test]
