@@ -6,7 +6,7 @@
 //! ```
 //!
 //! `rebuild-read-models` replays every event of the audit trail (the event store) into the
-//! read models of `--into` ([`paysaga::read_models::rebuild`]). With `--create` it creates that
+//! read models of `--into` ([`paysaga::read_models::rebuild`]), printing its progress after each page. With `--create` it creates that
 //! table first (the template's key schema) and refuses one that exists, so live read models are
 //! never written over by mistake; without it the table must exist, and replaying into live read
 //! models changes nothing they already hold (every write is conditional). Point the API at the
@@ -17,7 +17,7 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use paysaga::aws::{DynamoDbEventStore, DynamoDbReadModels, sdk_config};
-use paysaga::read_models::rebuild;
+use paysaga::read_models::rebuild_with_progress;
 
 #[derive(Parser)]
 #[command(name = "paysaga-admin", about = "Operator commands for paysaga")]
@@ -57,9 +57,21 @@ async fn main() -> anyhow::Result<()> {
                     .with_context(|| format!("cannot create table {into}"))?;
             }
             let started = Instant::now();
-            let counts = rebuild(&store, &read_models)
-                .await
-                .with_context(|| format!("rebuilding {into} from {from} failed"))?;
+            let counts = rebuild_with_progress(&store, &read_models, |so_far| {
+                eprintln!(
+                    "  {} events replayed, {} items written, {:.1} s",
+                    so_far.events,
+                    so_far.changed,
+                    started.elapsed().as_secs_f64()
+                );
+            })
+            .await
+            .with_context(|| {
+                format!(
+                    "rebuilding {into} from {from} failed; run it again without --create to go on \
+                     (replaying is idempotent)"
+                )
+            })?;
             println!(
                 "rebuilt read models in {into} from {from}: {} events, {} items written, {} unchanged, {:.1} s",
                 counts.events,

@@ -514,6 +514,16 @@ pub async fn rebuild(
     store: &dyn EventStore,
     into: &dyn ReadModelWriter,
 ) -> Result<ReplayCounts, StoreError> {
+    rebuild_with_progress(store, into, |_| {}).await
+}
+
+/// [`rebuild`], telling `progress` the counts so far after each page: a rebuild of a large
+/// store takes a while. Stopped half-way, it can simply be run again.
+pub async fn rebuild_with_progress(
+    store: &dyn EventStore,
+    into: &dyn ReadModelWriter,
+    mut progress: impl FnMut(&ReplayCounts),
+) -> Result<ReplayCounts, StoreError> {
     let mut counts = ReplayCounts::default();
     let mut token = None;
     loop {
@@ -524,6 +534,7 @@ pub async fn rebuild(
             .map(|recorded| recorded.event)
             .collect();
         counts.add(replay(&events, into).await?);
+        progress(&counts);
         match page.next {
             Some(next) => token = Some(next),
             None => return Ok(counts),
