@@ -174,7 +174,9 @@ pub struct RequestedPayment {
 /// The payment request in an SQS message body holding a `PaymentRequested` event, read against
 /// its contract: anything else can never be a payment (a permanent failure, with why).
 pub fn payment_request(body: &str) -> Result<RequestedPayment, MessageFailure> {
-    let event = DomainEvent::from_eventbridge(body)?;
+    let event = DomainEvent::from_eventbridge(body).map_err(|violation| {
+        MessageFailure::Permanent(format!("not a PaymentRequested event: {violation}"))
+    })?;
     let DomainEvent::PaymentRequested(detail) = event else {
         return Err(MessageFailure::Permanent(format!(
             "expected {PAYMENT_REQUESTED}, got {} from {}",

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use aws_lambda_events::sqs::SqsEvent;
 use chrono::Utc;
 use lambda_runtime::{Context, LambdaEvent};
-use payment_saga::{SagaFunction, handle};
+use payment_saga::{SagaFunction, handle, payment_request};
 use paysaga::domain::{Money, PaymentId, PaymentStatus, Wallet, WalletId};
 use paysaga::memory::{InMemoryLedger, InMemoryProcessor, RecordingPublisher};
 use paysaga::metrics::{MetricsBuffer, MetricsSink, check_document};
@@ -13,6 +13,7 @@ use paysaga::ports::{Deposit, PaymentLog, WalletStore};
 use paysaga::processor::CircuitState;
 use paysaga::service::payments::payment;
 use paysaga::service::saga::SagaSettings;
+use paysaga::sqs_batch::MessageFailure;
 
 struct TestSaga {
     saga: SagaFunction,
@@ -166,6 +167,17 @@ async fn an_unparseable_message_fails_alone() {
     let failed = deliver(&test, fixture("sqs-batch-with-unparseable-message.json")).await;
     assert_eq!(failed, ["2e1424d4-f796-459a-8184-9c92662be6da"]);
     assert_eq!(demo_payment_status(&test).await, PaymentStatus::Completed);
+}
+
+#[test]
+fn a_body_that_is_not_a_payment_request_fails_for_good_saying_why() {
+    let Err(MessageFailure::Permanent(reason)) = payment_request("{not json") else {
+        panic!("a body that is not JSON is a permanent failure");
+    };
+    assert!(
+        reason.starts_with("not a PaymentRequested event: not an EventBridge event"),
+        "{reason}"
+    );
 }
 
 #[tokio::test]

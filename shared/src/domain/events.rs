@@ -155,6 +155,9 @@ pub enum DomainEvent {
 /// Why an event does not honour paysaga's contracts: a consumer can never handle it as it is.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ContractViolation {
+    /// Not an EventBridge event at all (not JSON, or no `source` / `detail-type` / `detail`).
+    #[error("not an EventBridge event: {0}")]
+    NotAnEvent(String),
     #[error("no paysaga event is {detail_type:?} from {event_source:?}")]
     UnknownEvent {
         event_source: String,
@@ -295,11 +298,8 @@ impl DomainEvent {
             detail_type: String,
             detail: serde_json::Value,
         }
-        let envelope: Envelope =
-            serde_json::from_str(event).map_err(|error| ContractViolation::InvalidDetail {
-                detail_type: "EventBridge event".to_owned(),
-                error: error.to_string(),
-            })?;
+        let envelope: Envelope = serde_json::from_str(event)
+            .map_err(|error| ContractViolation::NotAnEvent(error.to_string()))?;
         Self::parse(
             &envelope.source,
             &envelope.detail_type,
