@@ -13,17 +13,23 @@ step() { printf '\n==> [%4d s] %s\n' "$((SECONDS - started))" "$*" >&2; }
 step "local stack: install what is missing"
 infra/local/stack.sh install
 
+# Every function: one crate per directory under functions/, named like it (as in the Makefile).
+functions=()
+for dir in functions/*/; do
+  functions+=(-p "$(basename "$dir")")
+done
+
 step "release builds for this machine: the functions, the reference binaries, the tools"
 # Three builds, so that the features the tools enable (the SDK's default HTTPS client) are not
 # unified into the functions' binaries: each is measured as it ships.
-"$CARGO" build --release --locked -p api -p payment-saga -p dlq-redrive
+"$CARGO" build --release --locked "${functions[@]}"
 "$CARGO" build --release --locked -p paysaga-bench-hello
 "$CARGO" build --release --locked -p local-lambda -p payment-processor -p paysaga-bench
 
 step "arm64 deployment zips (cargo lambda build --release --arm64 --output-format zip)"
 rustup target add aarch64-unknown-linux-gnu >/dev/null
 PATH="$ROOT/.local/venv/bin:$PATH" cargo lambda build --release --arm64 --locked --output-format zip \
-  -p api -p payment-saga -p dlq-redrive
+  "${functions[@]}"
 PATH="$ROOT/.local/venv/bin:$PATH" cargo lambda build --release --arm64 --locked --output-format zip \
   -p paysaga-bench-hello
 

@@ -151,10 +151,22 @@ pub struct PaymentWork {
     /// (a `ReceiveMessage` and a `DeleteMessageBatch` per batch).
     pub messages_consumed: f64,
     pub batch_size: f64,
+    /// Messages the other queues' event source mappings take off for the payment (empty for
+    /// the payment path alone).
+    pub downstream_consumed: Vec<Consumption>,
     /// Saga steps recorded after the request: each a state of the Step Functions equivalent.
     pub saga_steps: f64,
     /// Wall time of the saga for this payment, ms (what Express bills).
     pub saga_ms: f64,
+}
+
+/// A queue's messages for one payment, taken off by its event source mapping in batches.
+#[derive(Debug, Clone, Serialize)]
+pub struct Consumption {
+    /// The queue's logical id.
+    pub queue: String,
+    pub messages: f64,
+    pub batch_size: f64,
 }
 
 /// One line of the bill.
@@ -182,6 +194,12 @@ pub const ASSUMPTIONS: [&str; 6] = [
     "durations are measured warm invocations of this machine's x86-64 release build, billed at the arm64 price (1 ms granularity): the api's for one payment, the saga's for a batch of 10 payments between wallets of their own (the template's BatchSize), a tenth of it per payment",
     "Step Functions Standard: one transition per saga step plus the start and the end, the same Lambda, DynamoDB, EventBridge and API Gateway work, and the rule starting the execution instead of the payments queue",
     "Step Functions Express: one request, the saga's wall time at 64 MB, plus the same work as Standard",
+];
+
+/// What the whole-system figures add to [`ASSUMPTIONS`].
+pub const WHOLE_SYSTEM_ASSUMPTIONS: [&str; 2] = [
+    "whole system: the payment path plus everything its two events reach; each delivery of the stack's rules (copied onto a bus of the bench's, each target a capture queue) is an SQS SendMessage, and each consumer's event source mapping shares a ReceiveMessage and a DeleteMessageBatch per batch",
+    "each consumer's calls are counted for the payment's own messages, fed to a warm instance one at a time; it is billed a warm batch of 10 messages of the batch payments (the template's BatchSize), a tenth of it per message",
 ];
 
 fn million(dollars_per_payment: f64) -> f64 {
@@ -245,13 +263,21 @@ pub fn per_million(work: &PaymentWork, prices: &Prices) -> CostReport {
     let events = f64::from(work.calls.count("EventBridge.PutEvents").items);
     let (write_units, read_units) = dynamodb_units(&work.calls);
     let mapping_requests = 2.0 * work.messages_consumed / work.batch_size.max(1.0);
+    let downstream_mapping_requests: f64 = work
+        .downstream_consumed
+        .iter()
+        .map(|queue| 2.0 * queue.messages / queue.batch_size.max(1.0))
+        .sum();
 
     let api = line(&prices.http_api_request, 1.0);
     let lambda =
         line(&prices.lambda_request, invocations) + line(&prices.lambda_arm_gb_second, gb_seconds);
     let queues = line(
         &prices.sqs_request,
-        work.events_delivered_to_queues + mapping_requests + sqs_calls,
+        work.events_delivered_to_queues
+            + mapping_requests
+            + downstream_mapping_requests
+            + sqs_calls,
     );
     let bus = line(&prices.eventbridge_event, events);
     let table = line(&prices.dynamodb_write_unit, write_units)
@@ -329,6 +355,7 @@ mod tests {
             events_delivered_to_queues: 5.0,
             messages_consumed: 1.0,
             batch_size: 1.0,
+            downstream_consumed: Vec::new(),
             saga_steps: 4.0,
             saga_ms: 180.0,
         }
@@ -372,6 +399,27 @@ mod tests {
         // 20 WRU, 1 RRU.
         assert!((line("DynamoDB on-demand write") - 20.0 * 0.625).abs() < 1e-9);
         assert!((line("DynamoDB on-demand read") - 0.125).abs() < 1e-9);
+    }
+
+    #[test]
+    fn downstream_queues_add_their_mappings_requests() {
+        let mut downstream = work();
+        downstream.downstream_consumed.push(Consumption {
+            queue: "AuditTrailQueue".into(),
+            messages: 2.0,
+            batch_size: 10.0,
+        });
+        let sqs = |report: &CostReport| {
+            report
+                .lines
+                .iter()
+                .find(|line| line.item.starts_with("SQS"))
+                .unwrap()
+                .quantity
+        };
+        // Two messages in batches of 10: a fifth of a receive and a fifth of a delete.
+        let added = sqs(&per_million(&downstream, &PRICES)) - sqs(&per_million(&work(), &PRICES));
+        assert!((added - 0.4).abs() < 1e-9);
     }
 
     #[test]

@@ -25,6 +25,19 @@ pub struct Binary {
     pub timeout: Duration,
 }
 
+impl Binary {
+    /// The same binary publishing on the event bus `bus`.
+    pub fn on_bus(&self, bus: &str) -> Binary {
+        let mut binary = self.clone();
+        for (name, value) in &mut binary.environment {
+            if name == "EVENT_BUS_NAME" {
+                *value = bus.to_owned();
+            }
+        }
+        binary
+    }
+}
+
 /// A started function process.
 pub struct Instance {
     runtime_api: RuntimeApi,

@@ -6,6 +6,8 @@
 //! - [`calls`]: the AWS API calls the functions make per payment, counted from the lines the
 //!   SDK interceptor (`paysaga::aws::calls`) logs.
 //! - [`cost`]: cost per million payments at AWS list prices, beside Step Functions.
+//! - [`downstream`]: what a payment's events cost past the payment path (the consumers the
+//!   stack's rules deliver them to), for the whole system's figures.
 //! - [`throughput`]: payments through the API to completion on the local stack, and the
 //!   emulator's own call ceiling measured in the same run.
 //! - [`report`]: the Markdown table on stdout and the JSON under `target/bench/`.
@@ -13,6 +15,7 @@
 pub mod calls;
 pub mod cold_start;
 pub mod cost;
+pub mod downstream;
 pub mod instance;
 pub mod report;
 pub mod subjects;

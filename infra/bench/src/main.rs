@@ -2,14 +2,17 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, ensure};
+use anyhow::{Context, bail, ensure};
 use clap::Parser;
 use paysaga_bench::calls::Calls;
 use paysaga_bench::cold_start::{self, ColdStart};
 use paysaga_bench::cost::{self, FunctionWork, PaymentWork};
+use paysaga_bench::downstream::{self, Capture, Downstream, PaymentIds};
 use paysaga_bench::instance::{Binary, Instance};
 use paysaga_bench::report::{self, Bench, PaymentCalls};
-use paysaga_bench::subjects::{self, Fixtures, api_response, no_batch_failures};
+use paysaga_bench::subjects::{
+    self, BARE_RUNTIME, Fixtures, RUNTIME_WITH_SDK, api_response, no_batch_failures,
+};
 use paysaga_bench::throughput::{self, ThroughputConfig};
 use serde_json::json;
 
@@ -63,7 +66,7 @@ async fn main() -> anyhow::Result<()> {
         .send()
         .await
         .context("creating the bench's event bus (is the local stack up?)")?;
-    let outcome = run(&options, &fixtures, &bus).await;
+    let outcome = run(&options, &fixtures, &aws, &bus).await;
     let _ = events.delete_event_bus().name(&bus).send().await;
     let bench = outcome?;
     let markdown = report::markdown(&bench);
@@ -81,7 +84,13 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run(options: &Options, fixtures: &Fixtures, bus: &str) -> anyhow::Result<Bench> {
+async fn run(
+    options: &Options,
+    fixtures: &Fixtures,
+    aws: &aws_config::SdkConfig,
+    bus: &str,
+) -> anyhow::Result<Bench> {
+    let wiring = local_lambda::wiring::Wiring::load(&options.wiring)?;
     let binaries = subjects::binaries(&options.wiring, &options.bin_dir, bus)?;
     let binary = |name: &str| {
         binaries
@@ -90,7 +99,6 @@ async fn run(options: &Options, fixtures: &Fixtures, bus: &str) -> anyhow::Resul
             .with_context(|| format!("no binary {name}"))
     };
     let api = binary("api")?;
-    let saga = binary("payment-saga")?;
     let run_id = uuid::Uuid::now_v7().simple().to_string()[..12].to_owned();
     let (payer, payee) = (
         format!("wal_bench_{run_id}_payer"),
@@ -151,7 +159,18 @@ async fn run(options: &Options, fixtures: &Fixtures, bus: &str) -> anyhow::Resul
     }
     setup.stop().await;
 
-    // Cold starts: a fresh process per run, its first invocation a representative event.
+    // Cold starts: a fresh process per run, its first invocation a representative event; each
+    // SQS consumer's built from its fixture with fresh ids, so every run does real work.
+    // Wallets of their own, so that no cold start's events grow the streams the measured
+    // payment appends to.
+    let fresh = |fixture: &str, run: usize| {
+        let tag = format!("{run_id}_cold_{run}");
+        let (alice, bob) = (
+            format!("wal_bench_{tag}_alice"),
+            format!("wal_bench_{tag}_bob"),
+        );
+        fixtures.sqs_with_fresh_ids(fixture, &tag, (&alice, &bob))
+    };
     let mut cold_starts = Vec::new();
     for binary in &binaries {
         eprintln!("bench: {} cold starts of {}", options.runs, binary.name);
@@ -172,7 +191,14 @@ async fn run(options: &Options, fixtures: &Fixtures, bus: &str) -> anyhow::Resul
                     100,
                 )?,
                 "dlq-redrive" => json!({"action": "status"}),
-                _ => json!({}),
+                "notifications" => fresh("sqs-payment-completed.json", run)?,
+                "audit-trail" => fresh("sqs-audit-trail-events.json", run)?,
+                "read-models" => fresh("sqs-read-models-events.json", run)?,
+                BARE_RUNTIME | RUNTIME_WITH_SDK => json!({}),
+                other => bail!(
+                    "no representative event for the function {other}: give it one in \
+                     infra/bench/src/main.rs"
+                ),
             };
             let sample = cold_start::sample(binary, &event)
                 .await
@@ -183,7 +209,8 @@ async fn run(options: &Options, fixtures: &Fixtures, bus: &str) -> anyhow::Resul
                     "reading a wallet: {}",
                     sample.response
                 ),
-                "payment-saga" => no_batch_failures(&sample.response)?,
+                _ if event.get("Records").is_some() => no_batch_failures(&sample.response)
+                    .with_context(|| format!("the cold start of {}", binary.name))?,
                 _ => {}
             }
             samples.push(sample);
@@ -195,42 +222,22 @@ async fn run(options: &Options, fixtures: &Fixtures, bus: &str) -> anyhow::Resul
         ));
     }
 
-    eprintln!("bench: AWS calls of a completed and of a compensated payment");
-    let processor = processor_url(&options.wiring)?;
-    let completed = payment_calls(
-        api,
-        saga,
+    eprintln!("bench: AWS calls of a completed and of a compensated payment, downstream included");
+    let capture = Capture::mirror(aws, &wiring, &run_id).await?;
+    let measured = measure_payments(
+        options,
+        &wiring,
+        &binaries,
         fixtures,
+        &capture,
         (&payer, &payee),
         &batch_pairs,
-        100,
         &run_id,
-        "completed",
-    )
-    .await?;
-    let http = reqwest::Client::new();
-    http.put(format!("{processor}/_control"))
-        .json(&json!({"decline_over_minor_units": 1_000}))
-        .send()
-        .await?
-        .error_for_status()?;
-    let compensated = payment_calls(
-        api,
-        saga,
-        fixtures,
-        (&payer, &payee),
-        &batch_pairs,
-        5_000,
-        &run_id,
-        "compensated",
     )
     .await;
-    http.put(format!("{processor}/_control"))
-        .json(&json!({"decline_over_minor_units": null}))
-        .send()
-        .await?
-        .error_for_status()?;
-    let compensated = compensated?;
+    let removed = capture.remove().await;
+    let (completed, compensated, completed_downstream, compensated_downstream) = measured?;
+    removed.context("removing the bench's copies of the rules")?;
 
     let batch_size = SAGA_BATCH_SIZE as f64; // at volume, batches fill
     let cost_of = |payment: &PaymentCalls| {
@@ -254,13 +261,25 @@ async fn run(options: &Options, fixtures: &Fixtures, bus: &str) -> anyhow::Resul
                 + f64::from(payment.saga.count("EventBridge.PutEvents").items),
             messages_consumed: 1.0,
             batch_size,
+            downstream_consumed: Vec::new(),
             saga_steps: f64::from(payment.saga_steps),
             saga_ms: payment.saga_warm_ms,
         };
         (cost::per_million(&work, &cost::PRICES), work)
     };
     let (completed_cost, completed_work) = cost_of(&completed);
-    let (compensated_cost, _) = cost_of(&compensated);
+    let (compensated_cost, compensated_work) = cost_of(&compensated);
+    let system_cost_of = |path: &PaymentWork, downstream: &Downstream| {
+        let work = downstream.whole_system(path);
+        let mut report = cost::per_million(&work, &cost::PRICES);
+        report
+            .assumptions
+            .extend(cost::WHOLE_SYSTEM_ASSUMPTIONS.iter().copied());
+        (report, work)
+    };
+    let (completed_system_cost, completed_system_work) =
+        system_cost_of(&completed_work, &completed_downstream);
+    let (compensated_system_cost, _) = system_cost_of(&compensated_work, &compensated_downstream);
 
     let throughput = if options.no_throughput {
         None
@@ -288,29 +307,156 @@ async fn run(options: &Options, fixtures: &Fixtures, bus: &str) -> anyhow::Resul
         completed_work,
         completed_cost,
         compensated_cost,
+        completed_downstream,
+        compensated_downstream,
+        completed_system_work,
+        completed_system_cost,
+        compensated_system_cost,
         prices: cost::PRICES,
         throughput,
     })
 }
 
+/// A completed and a compensated payment through the payment path, then through the
+/// consumers their events reach.
+#[allow(clippy::too_many_arguments)]
+async fn measure_payments(
+    options: &Options,
+    wiring: &local_lambda::wiring::Wiring,
+    binaries: &[Binary],
+    fixtures: &Fixtures,
+    capture: &Capture,
+    parties: (&str, &str),
+    batch_pairs: &[(String, String)],
+    run_id: &str,
+) -> anyhow::Result<(PaymentCalls, PaymentCalls, Downstream, Downstream)> {
+    let binary = |name: &str| {
+        binaries
+            .iter()
+            .find(|binary| binary.name == name)
+            .with_context(|| format!("no binary {name}"))
+    };
+    let (api, saga) = (binary("api")?, binary("payment-saga")?);
+    // The payment path's functions, whose calls `PaymentCalls` counts.
+    let path = [api.name.as_str(), saga.name.as_str()];
+    // The same, publishing where the stack's rules are copied. LocalStack delivers to a rule's
+    // targets inside PutEvents, which AWS does not: the payment path's figures come from the
+    // bench's bus without rules, the consumers' events from the same payments run again here.
+    let routed = (api.on_bus(capture.bus()), saga.on_bus(capture.bus()));
+    let processor = processor_url(&options.wiring)?;
+    let (completed, _) = payment_calls(
+        (api, saga),
+        fixtures,
+        None,
+        parties,
+        batch_pairs,
+        100,
+        run_id,
+        "completed",
+    )
+    .await?;
+    let (_, completed_ids) = payment_calls(
+        (&routed.0, &routed.1),
+        fixtures,
+        Some(capture),
+        parties,
+        batch_pairs,
+        100,
+        run_id,
+        "completed",
+    )
+    .await?;
+    let delivered = capture.drain(&completed_ids).await?;
+    let completed_downstream = downstream::measure(
+        &delivered,
+        &completed_ids,
+        wiring,
+        binaries,
+        fixtures,
+        &path,
+    )
+    .await?;
+    let http = reqwest::Client::new();
+    http.put(format!("{processor}/_control"))
+        .json(&json!({"decline_over_minor_units": 1_000}))
+        .send()
+        .await?
+        .error_for_status()?;
+    let compensated = async {
+        let (compensated, _) = payment_calls(
+            (api, saga),
+            fixtures,
+            None,
+            parties,
+            batch_pairs,
+            5_000,
+            run_id,
+            "compensated",
+        )
+        .await?;
+        let (_, ids) = payment_calls(
+            (&routed.0, &routed.1),
+            fixtures,
+            Some(capture),
+            parties,
+            batch_pairs,
+            5_000,
+            run_id,
+            "compensated",
+        )
+        .await?;
+        anyhow::Ok((compensated, ids))
+    }
+    .await;
+    http.put(format!("{processor}/_control"))
+        .json(&json!({"decline_over_minor_units": null}))
+        .send()
+        .await?
+        .error_for_status()?;
+    let (compensated, compensated_ids) = compensated?;
+    let delivered = capture.drain(&compensated_ids).await?;
+    let compensated_downstream = downstream::measure(
+        &delivered,
+        &compensated_ids,
+        wiring,
+        binaries,
+        fixtures,
+        &path,
+    )
+    .await?;
+    Ok((
+        completed,
+        compensated,
+        completed_downstream,
+        compensated_downstream,
+    ))
+}
+
 /// The calls, durations and steps of one payment: submitted through a warm `api`, run by a
-/// warm `payment-saga` (each process first warmed by a payment of its own).
+/// warm `payment-saga` (each process first warmed by a payment of its own); and the payments
+/// whose events the consumers downstream are fed, when run with the `capture` of their events.
 #[allow(clippy::too_many_arguments)]
 async fn payment_calls(
-    api: &Binary,
-    saga: &Binary,
+    (api, saga): (&Binary, &Binary),
     fixtures: &Fixtures,
+    capture: Option<&Capture>,
     (payer, payee): (&str, &str),
     batch_pairs: &[(String, String)],
     minor_units: u64,
     run_id: &str,
     kind: &str,
-) -> anyhow::Result<PaymentCalls> {
+) -> anyhow::Result<(PaymentCalls, PaymentIds)> {
     let api_instance = Instance::start(api).await?;
     let saga_instance = Instance::start(saga).await?;
     let mut measured = Vec::new();
+    // Payments of their own in each run of a kind.
+    let tag = if capture.is_some() {
+        format!("{kind}_routed")
+    } else {
+        kind.to_owned()
+    };
     for round in ["warm-up", "measured"] {
-        let key = format!("bench-{run_id}-{kind}-{round}");
+        let key = format!("bench-{run_id}-{tag}-{round}");
         let submit = fixtures.api("apigw-submit-payment.json", "/payments", None, Some(json!({"from_wallet": payer, "to_wallet": payee, "amount": {"minor_units": minor_units, "currency": "EUR"}})), Some(&key))?;
         let submitted = api_instance.invoke(&submit).await?;
         let (status, body) = api_response(&submitted.response)?;
@@ -326,21 +472,33 @@ async fn payment_calls(
         measured.push((payment_id, submitted, run));
     }
     let (payment_id, submitted, run) = measured.pop().context("a measured payment")?;
+    let warm_up_id = measured.pop().context("a warm-up payment")?.0;
     // A warm batch: what the saga is billed per invocation at volume.
     let mut batch_event = json!({ "Records": [] });
+    let mut batch_ids = Vec::new();
+    let mut batch_requests = Vec::new();
     for (index, (batch_payer, batch_payee)) in batch_pairs.iter().enumerate() {
-        let single = fixtures.payment_requested(
-            &format!("pay_bench_{run_id}_{kind}_batch_{index}"),
-            batch_payer,
-            batch_payee,
-            minor_units,
-        )?;
+        let batch_id = format!("pay_bench_{run_id}_{tag}_batch_{index}");
+        let single =
+            fixtures.payment_requested(&batch_id, batch_payer, batch_payee, minor_units)?;
+        batch_requests.push(
+            single["Records"][0]["body"]
+                .as_str()
+                .context("a body")?
+                .to_owned(),
+        );
+        batch_ids.push(batch_id);
         if let (Some(records), Some(record)) = (
             batch_event["Records"].as_array_mut(),
             single["Records"].get(0),
         ) {
             records.push(record.clone());
         }
+    }
+    // The api publishes a request before the saga runs it: the bench publishes the batch's,
+    // which it hands the saga itself, so the consumers downstream get them as they would.
+    if let Some(capture) = capture {
+        capture.publish(&batch_requests).await?;
     }
     let batch = saga_instance.invoke(&batch_event).await?;
     no_batch_failures(&batch.response)?;
@@ -364,7 +522,7 @@ async fn payment_calls(
         payment["status"] == expected,
         "the {kind} payment ended {payment}"
     );
-    Ok(PaymentCalls {
+    let calls = PaymentCalls {
         kind: kind.to_owned(),
         status: expected.to_owned(),
         api: Calls::of_invocation(&api_lines, &submitted.request_id),
@@ -374,7 +532,13 @@ async fn payment_calls(
         saga_batch_ms: batch.duration.as_secs_f64() * 1000.0,
         saga_steps: u32::try_from(payment["version"].as_u64().unwrap_or(1).saturating_sub(1))
             .unwrap_or(0),
-    })
+    };
+    let ids = PaymentIds {
+        warm_up: warm_up_id,
+        measured: payment_id,
+        batch: batch_ids,
+    };
+    Ok((calls, ids))
 }
 
 /// The template's `BatchSize` for the saga's queue.

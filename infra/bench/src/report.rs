@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::calls::Calls;
 use crate::cold_start::ColdStart;
 use crate::cost::{CostReport, PaymentWork, Prices};
+use crate::downstream::Downstream;
 use crate::subjects::{BARE_RUNTIME, RUNTIME_WITH_SDK};
 use crate::throughput::ThroughputReport;
 
@@ -43,12 +44,15 @@ pub struct Bench {
     pub completed_work: PaymentWork,
     pub completed_cost: CostReport,
     pub compensated_cost: CostReport,
+    /// Past the payment path: what the payments' events reach, and the whole system's bill.
+    pub completed_downstream: Downstream,
+    pub compensated_downstream: Downstream,
+    pub completed_system_work: PaymentWork,
+    pub completed_system_cost: CostReport,
+    pub compensated_system_cost: CostReport,
     pub prices: Prices,
     pub throughput: Option<ThroughputReport>,
 }
-
-/// The functions measured against the bare runtime.
-const FUNCTIONS: [&str; 3] = ["api", "payment-saga", "dlq-redrive"];
 
 /// Targets of the issue that asked for the bench.
 pub const INIT_RATIO: f64 = 2.0;
@@ -82,10 +86,11 @@ fn targets(bench: &Bench) -> Vec<Target> {
         .cold_starts
         .iter()
         .find(|cold| cold.binary == BARE_RUNTIME);
+    // Every function of the wiring: every binary but the two references.
     for cold in bench
         .cold_starts
         .iter()
-        .filter(|cold| FUNCTIONS.contains(&cold.binary.as_str()))
+        .filter(|cold| ![BARE_RUNTIME, RUNTIME_WITH_SDK].contains(&cold.binary.as_str()))
     {
         if let Some(bare) = bare {
             let ratio = cold.init_ms.median / bare.init_ms.median;
@@ -298,6 +303,8 @@ pub fn markdown(bench: &Bench) -> String {
     );
     let _ = writeln!(out, "\nAssumptions: {}.", completed.assumptions.join("; "));
 
+    whole_system(&mut out, bench);
+
     if let Some(throughput) = &bench.throughput {
         let calls = bench.completed.total();
         let ceiling = throughput.emulator.calls_per_second / f64::from(calls.max(1));
@@ -346,4 +353,126 @@ pub fn markdown(bench: &Bench) -> String {
         );
     }
     out
+}
+
+/// The payment path with everything downstream of it: per completed (and compensated) payment.
+fn whole_system(out: &mut String, bench: &Bench) {
+    let _ = writeln!(
+        out,
+        "\n**Whole system per payment** (the payment path above plus every consumer its two events \
+         reach; the same payments run again with the api and the saga publishing on a bus where \
+         the stack's rules are copied, and each consumer, warm, is fed what its queue got):\n"
+    );
+    let _ = writeln!(
+        out,
+        "| payment | rule deliveries (SQS SendMessage) | consumer: messages, calls (items) | calls, payment path + downstream |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|");
+    for (payment, downstream) in [
+        (&bench.completed, &bench.completed_downstream),
+        (&bench.compensated, &bench.compensated_downstream),
+    ] {
+        let deliveries: Vec<String> = downstream
+            .deliveries
+            .iter()
+            .map(|(queue, count)| format!("{queue} ×{count}"))
+            .collect();
+        let consumers: Vec<String> = downstream
+            .consumers
+            .iter()
+            .map(|consumer| {
+                let calls: Vec<String> = consumer
+                    .calls
+                    .0
+                    .iter()
+                    .map(|(call, count)| format!("{call} ×{} ({})", count.requests, count.items))
+                    .collect();
+                format!(
+                    "{}: {} message(s) ({}): {}",
+                    consumer.function,
+                    consumer.messages.len(),
+                    consumer.messages.join(", "),
+                    calls.join(", ")
+                )
+            })
+            .collect();
+        let downstream_calls = downstream.calls().requests();
+        let _ = writeln!(
+            out,
+            "| {} ({}) | {} = {} | {} | {} + {} = **{}** |",
+            payment.kind,
+            payment.status,
+            downstream.deliveries(),
+            deliveries.join(", "),
+            consumers.join("; "),
+            payment.total(),
+            downstream_calls,
+            payment.total() + downstream_calls
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\n| item | whole system, per completed payment | $ per 1M completed, payment path | $ per 1M completed, whole system | $ per 1M compensated, whole system |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|");
+    for ((system, path), compensated) in bench
+        .completed_system_cost
+        .lines
+        .iter()
+        .zip(&bench.completed_cost.lines)
+        .zip(&bench.compensated_system_cost.lines)
+    {
+        let _ = writeln!(
+            out,
+            "| {} | {:.4} {} | {:.2} | {:.2} | {:.2} |",
+            system.item,
+            system.quantity,
+            system.unit,
+            path.per_million_payments,
+            system.per_million_payments,
+            compensated.per_million_payments
+        );
+    }
+    let _ = writeln!(
+        out,
+        "| **paysaga** | | **{:.2}** | **{:.2}** | **{:.2}** |",
+        bench.completed_cost.per_million_payments,
+        bench.completed_system_cost.per_million_payments,
+        bench.compensated_system_cost.per_million_payments
+    );
+    let durations: Vec<String> = bench
+        .completed_downstream
+        .consumers
+        .iter()
+        .map(|consumer| {
+            let compensated = bench
+                .compensated_downstream
+                .consumers
+                .iter()
+                .find(|other| other.function == consumer.function && other.queue == consumer.queue);
+            format!(
+                "{} {:.1} ms for the payment's {} message(s), {:.1} ms for a batch of {} (compensated: {})",
+                consumer.function,
+                consumer.warm_ms,
+                consumer.messages.len(),
+                consumer.batch_ms,
+                consumer.batch_size,
+                compensated.map_or("—".to_owned(), |compensated| format!(
+                    "{:.1} / {:.1} ms",
+                    compensated.warm_ms, compensated.batch_ms
+                ))
+            )
+        })
+        .collect();
+    let _ = writeln!(
+        out,
+        "\nWarm durations measured downstream: {}.",
+        durations.join("; ")
+    );
+    let _ = writeln!(
+        out,
+        "\nWhole-system assumptions, besides those above: {}. No target applies to the whole \
+         system; the targets below are the payment path's.",
+        crate::cost::WHOLE_SYSTEM_ASSUMPTIONS.join("; ")
+    );
 }

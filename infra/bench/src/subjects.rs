@@ -137,11 +137,71 @@ impl Fixtures {
         let record = &mut event["Records"][0];
         let mut body: Value = serde_json::from_str(record["body"].as_str().context("a body")?)?;
         body["detail"]["event_id"] = json!(format!("{payment_id}/1"));
+        // The envelope repeats the ids the event is about; consumers refuse a mismatch.
+        body["detail"]["payment_id"] = json!(payment_id);
+        body["detail"]["wallet_ids"] = json!([from, to]);
         body["detail"]["data"] = json!({"payment_id": payment_id, "from_wallet": from, "to_wallet": to,
             "amount": {"minor_units": minor_units, "currency": "EUR"}});
         record["body"] = json!(body.to_string());
         record["messageId"] = json!(uuid::Uuid::now_v7().to_string());
         Ok(event)
+    }
+}
+
+impl Fixtures {
+    /// The SQS event of `fixture` with fresh ids, so that each run does real work: every
+    /// `pay_demo_` and `dep_demo_` id becomes `pay_bench_<tag>_...` / `dep_bench_<tag>_...`
+    /// (event ids with them), the demo wallets become `payer` and `payee`, and every message
+    /// and envelope gets a new id.
+    pub fn sqs_with_fresh_ids(
+        &self,
+        fixture: &str,
+        tag: &str,
+        (payer, payee): (&str, &str),
+    ) -> anyhow::Result<Value> {
+        let mut event = self.load(fixture)?;
+        let records = event["Records"]
+            .as_array_mut()
+            .with_context(|| format!("{fixture} holds no Records"))?;
+        for record in records {
+            let body = record["body"].as_str().context("a body")?;
+            let body = body
+                .replace("pay_demo_", &format!("pay_bench_{tag}_"))
+                .replace("dep_demo_", &format!("dep_bench_{tag}_"))
+                .replace("wal_demo_alice", payer)
+                .replace("wal_demo_bob", payee);
+            let mut body: Value = serde_json::from_str(&body)?;
+            body["id"] = json!(uuid::Uuid::now_v7().to_string());
+            record["body"] = json!(body.to_string());
+            record["messageId"] = json!(uuid::Uuid::now_v7().to_string());
+        }
+        Ok(event)
+    }
+
+    /// An SQS event holding `messages` (message id, body) as the event source mapping of the
+    /// queue `queue_arn` delivers them, shaped like the `sqs-payment-completed.json` record.
+    pub fn sqs_messages<'a>(
+        &self,
+        queue_arn: &str,
+        messages: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> anyhow::Result<Value> {
+        let template = self.load("sqs-payment-completed.json")?["Records"][0].clone();
+        ensure!(
+            template.is_object(),
+            "sqs-payment-completed.json holds no record"
+        );
+        let records: Vec<Value> = messages
+            .into_iter()
+            .map(|(message_id, body)| {
+                let mut record = template.clone();
+                record["messageId"] = json!(message_id);
+                record["receiptHandle"] = json!(format!("bench-{message_id}"));
+                record["body"] = json!(body);
+                record["eventSourceARN"] = json!(queue_arn);
+                record
+            })
+            .collect();
+        Ok(json!({ "Records": records }))
     }
 }
 
@@ -164,5 +224,86 @@ pub fn no_batch_failures(response: &Value) -> anyhow::Result<()> {
         Some(failures) if failures.is_empty() => Ok(()),
         Some(_) => bail!("the batch failed: {response}"),
         None => bail!("not an SQS batch response: {response}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixtures() -> Fixtures {
+        Fixtures::new(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
+    }
+
+    #[test]
+    fn consumer_fixtures_get_fresh_ids_and_the_bench_wallets() {
+        for fixture in [
+            "sqs-payment-completed.json",
+            "sqs-audit-trail-events.json",
+            "sqs-read-models-events.json",
+        ] {
+            let event = fixtures()
+                .sqs_with_fresh_ids(fixture, "run1_cold_0", ("wal_bench_a", "wal_bench_b"))
+                .unwrap();
+            let again = fixtures()
+                .sqs_with_fresh_ids(fixture, "run1_cold_1", ("wal_bench_a", "wal_bench_b"))
+                .unwrap();
+            let records = event["Records"].as_array().unwrap();
+            assert!(!records.is_empty());
+            for (record, other) in records.iter().zip(again["Records"].as_array().unwrap()) {
+                let text = record["body"].as_str().unwrap();
+                assert!(!text.contains("_demo_"), "{fixture}: {text}");
+                let body: Value = serde_json::from_str(text).unwrap();
+                assert!(
+                    body["detail"]["wallet_ids"][0]
+                        .as_str()
+                        .unwrap()
+                        .starts_with("wal_bench_")
+                );
+                assert!(
+                    body["detail"]["event_id"]
+                        .as_str()
+                        .unwrap()
+                        .contains("bench_run1_cold_0_")
+                );
+                assert_ne!(record["messageId"], other["messageId"]);
+                let other: Value = serde_json::from_str(other["body"].as_str().unwrap()).unwrap();
+                assert_ne!(body["id"], other["id"]);
+                assert_ne!(body["detail"]["event_id"], other["detail"]["event_id"]);
+            }
+        }
+    }
+
+    #[test]
+    fn a_payment_request_names_its_payment_and_wallets_in_the_envelope_too() {
+        let event = fixtures()
+            .payment_requested("pay_bench_x", "wal_bench_a", "wal_bench_b", 100)
+            .unwrap();
+        let body: Value =
+            serde_json::from_str(event["Records"][0]["body"].as_str().unwrap()).unwrap();
+        let detail = &body["detail"];
+        assert_eq!(detail["payment_id"], "pay_bench_x");
+        assert_eq!(detail["data"]["payment_id"], "pay_bench_x");
+        assert_eq!(detail["wallet_ids"], json!(["wal_bench_a", "wal_bench_b"]));
+        assert_eq!(detail["event_id"], "pay_bench_x/1");
+    }
+
+    #[test]
+    fn captured_messages_become_the_queues_sqs_event() {
+        let event = fixtures()
+            .sqs_messages(
+                "arn:aws:sqs:us-east-1:000000000000:q",
+                [("m1", "{\"a\":1}"), ("m2", "{\"b\":2}")],
+            )
+            .unwrap();
+        let records = event["Records"].as_array().unwrap();
+        assert_eq!(records.len(), 2);
+        assert_eq!(records[1]["messageId"], "m2");
+        assert_eq!(records[1]["body"], "{\"b\":2}");
+        assert_eq!(
+            records[0]["eventSourceARN"],
+            "arn:aws:sqs:us-east-1:000000000000:q"
+        );
+        assert_eq!(records[0]["eventSource"], "aws:sqs");
     }
 }
