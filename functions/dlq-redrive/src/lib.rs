@@ -148,6 +148,28 @@ pub struct QueueStatus {
     pub depth: QueueDepth,
 }
 
+/// The prefix the template gives every queue's name (`${AWS::StackName}-`): the longest prefix
+/// the names share, up to and including its last `-`; `None` with fewer than two names.
+fn stack_prefix(names: &[String]) -> Option<&str> {
+    let (first, rest) = names.split_first()?;
+    if rest.is_empty() {
+        return None;
+    }
+    let shared = rest.iter().fold(first.len(), |shared, name| {
+        first
+            .bytes()
+            .zip(name.bytes())
+            .take(shared)
+            .take_while(|(a, b)| a == b)
+            .count()
+    });
+    // Bytes, not chars: `-` is ASCII, so the cut falls on a char boundary whatever the names.
+    let end = first.as_bytes()[..shared]
+        .iter()
+        .rposition(|&byte| byte == b'-')?;
+    Some(&first[..=end])
+}
+
 /// Why an invocation failed; the `error_type` says what the caller does about it.
 #[derive(Debug, thiserror::Error)]
 pub enum RedriveFailed {
@@ -347,8 +369,16 @@ impl DlqRedriveFunction {
             let queue = &routes.queue;
             queue.name() == asked || queue.url == asked || queue.arn == asked
         };
-        // Without the stack's prefix: `payments-dlq` for `paysaga-dev-payments-dlq`.
-        let short = |routes: &DeadLetterRoutes| routes.queue.name().ends_with(&format!("-{asked}"));
+        // Without the stack's prefix: `payments-dlq` for `paysaga-dev-payments-dlq` (and not
+        // for `paysaga-dev-urgent-payments-dlq`, which ends the same way).
+        let prefix = stack_prefix(&known);
+        let short = |routes: &DeadLetterRoutes| {
+            let name = routes.queue.name();
+            match prefix {
+                Some(prefix) => name.strip_prefix(prefix) == Some(asked),
+                None => name.ends_with(&format!("-{asked}")),
+            }
+        };
         let chosen: Vec<DeadLetterRoutes> = match all.iter().position(exact) {
             Some(index) => vec![all.swap_remove(index)],
             None => all.into_iter().filter(short).collect(),

@@ -14,6 +14,8 @@ use paysaga::sqs_batch::{FAILURE_ATTRIBUTE, FailureRecord};
 
 const PAYMENTS: &str = "arn:aws:sqs:us-east-1:000000000000:paysaga-local-payments";
 const PAYMENTS_DLQ: &str = "arn:aws:sqs:us-east-1:000000000000:paysaga-local-payments-dlq";
+const URGENT: &str = "arn:aws:sqs:us-east-1:000000000000:paysaga-local-urgent-payments";
+const URGENT_DLQ: &str = "arn:aws:sqs:us-east-1:000000000000:paysaga-local-urgent-payments-dlq";
 
 fn queue(arn: &str) -> QueueRef {
     let name = arn.rsplit(':').next().expect("an ARN");
@@ -342,4 +344,37 @@ async fn redrive_and_status_write_valid_emf_metrics_per_dead_letter_queue() {
         "emptied by the redrive, then one more dead letter"
     );
     assert_eq!(values("ParkedWaiting"), [("-".to_owned(), 1.0)]);
+}
+
+#[tokio::test]
+async fn a_short_name_is_one_queue_even_where_another_name_ends_the_same_way() {
+    let mut world = World::new();
+    world.queues.create(queue(URGENT));
+    world.queues.create(queue(URGENT_DLQ));
+    world.queues.redrive_policy(URGENT, URGENT_DLQ);
+    world
+        .function
+        .dead_letter_queues
+        .push(queue(URGENT_DLQ).url);
+    for (asked, found) in [
+        ("payments-dlq", "paysaga-local-payments-dlq"),
+        ("urgent-payments-dlq", "paysaga-local-urgent-payments-dlq"),
+    ] {
+        let report = world
+            .invoke(Request::Redrive {
+                queue: Some(asked.to_owned()),
+                mode: Default::default(),
+                max_per_second: None,
+                max_messages: None,
+                visibility_timeout_seconds: None,
+            })
+            .await
+            .unwrap_or_else(|error| panic!("{asked}: {error:?}"));
+        assert_eq!(
+            report["queues"].as_array().map(Vec::len),
+            Some(1),
+            "{report}"
+        );
+        assert_eq!(report["queues"][0]["queue"], found, "{asked}");
+    }
 }
