@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use paysaga::aws::{DynamoDbEventStore, DynamoDbReadModels, sdk_config};
+use paysaga::aws::{DynamoDbEventStore, DynamoDbReadModels, sdk_config_or_default_chains};
 use paysaga::read_models::rebuild_with_progress;
 
 #[derive(Parser)]
@@ -46,7 +46,9 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::RebuildReadModels { from, into, create } => {
-            let config = sdk_config().await.context("cannot set up the AWS SDK")?;
+            let config = sdk_config_or_default_chains()
+                .await
+                .context("cannot set up the AWS SDK")?;
             // Snapshots are the audit-trail function's business; reading needs no cadence.
             let store = DynamoDbEventStore::from_config(&config, &from, 0);
             let read_models = DynamoDbReadModels::from_config(&config, &into);

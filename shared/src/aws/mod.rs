@@ -20,5 +20,5 @@ pub use notifications::DynamoDbInbox;
 pub use parking::{DynamoDbJournal, DynamoDbParking};
 pub use read_models::DynamoDbReadModels;
 pub use redrive::{EventBridgeRules, SqsRedriveQueues};
-pub use setup::{SetupError, sdk_config};
+pub use setup::{SetupError, sdk_config, sdk_config_or_default_chains};
 pub use sqs::SqsDeadLetterQueue;
