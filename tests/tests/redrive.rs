@@ -657,17 +657,12 @@ async fn a_whole_queue_move_hands_the_dlq_to_sqs() -> anyhow::Result<()> {
     const MESSAGES: usize = 20;
     let _turn = SERIAL.lock().await;
     let stack = Stack::connect().await?;
-    // Lifecycle events the audit queue gave up on; its DLQ has one source queue.
+    // Payment outcomes the notifications function gave up on; its DLQ has one source queue.
     let dlq = stack
         .wiring
         .queue("PaymentEventsDeadLetterQueue")?
         .url
         .clone();
-    // The queue's consumer (the notifications function) takes the messages in flight as they
-    // arrive, so both counts tell they arrived. They break the event contracts: after
-    // maxReceiveCount deliveries (25 s locally) it sends them back to the DLQ with the reason.
-    let (waiting, in_flight) = stack.depth("PaymentEventsQueue").await?;
-    let before = waiting + in_flight;
     for batch in 0..MESSAGES / 10 {
         let entries = (0..10)
             .map(|n| {
@@ -681,6 +676,8 @@ async fn a_whole_queue_move_hands_the_dlq_to_sqs() -> anyhow::Result<()> {
             .collect::<Result<Vec<_>, _>>()?;
         stack.send_batch(&dlq, entries).await?;
     }
+    // Move tasks started from now on are this test's (the redrive tests take turns).
+    let started_ms = Utc::now().timestamp_millis() - 1_000;
     let report = redrive(
         &stack,
         json!({"queue": "payment-events-dlq", "mode": "whole-queue", "max_per_second": 10}),
@@ -694,16 +691,33 @@ async fn a_whole_queue_move_hands_the_dlq_to_sqs() -> anyhow::Result<()> {
             .is_some_and(|name| name.ends_with("-payment-events")),
         "{report}"
     );
-    eventually(
+    // SQS's own account of the move: the task completed, every message moved. (The queue's
+    // depth cannot tell: its consumer, the notifications function, takes the messages as they
+    // arrive, and sends them back to the DLQ, broken as they are, 25 s later.)
+    let dlq_arn = &stack.wiring.queue("PaymentEventsDeadLetterQueue")?.arn;
+    let moved = eventually(
         Duration::from_secs(60),
         "SQS to move the DLQ back",
         || async {
-            let (visible, in_flight) = stack.depth("PaymentEventsDeadLetterQueue").await?;
-            let (waiting, taken) = stack.depth("PaymentEventsQueue").await?;
-            let now = waiting + taken;
-            Ok((visible + in_flight == 0 && now >= before + MESSAGES as u64).then_some(()))
+            let tasks = stack
+                .sqs
+                .list_message_move_tasks()
+                .source_arn(dlq_arn)
+                .max_results(1)
+                .send()
+                .await?;
+            let latest = tasks.results().first();
+            Ok(latest
+                .filter(|task| {
+                    task.status() == Some("COMPLETED") && task.started_timestamp() >= started_ms
+                })
+                .map(|task| task.approximate_number_of_messages_moved()))
         },
     )
     .await?;
+    assert!(
+        moved >= MESSAGES as i64,
+        "the move task moved {moved} messages of at least {MESSAGES}"
+    );
     Ok(())
 }
