@@ -153,6 +153,17 @@ pub struct GiveUp<'a> {
 #[error("an SQS record has no messageId; the whole batch is returned to the queue")]
 pub struct RecordWithoutId;
 
+/// How a consumer's invocation fails as a whole (every message goes back to the queue): what
+/// every SQS consumer function returns as its error.
+impl From<RecordWithoutId> for lambda_runtime::Diagnostic {
+    fn from(error: RecordWithoutId) -> Self {
+        Self {
+            error_type: "BatchFailed".into(),
+            error_message: error.to_string(),
+        }
+    }
+}
+
 /// The `ApproximateReceiveCount` SQS gave the message (1 when absent).
 pub fn receive_count(message: &SqsMessage) -> u32 {
     message

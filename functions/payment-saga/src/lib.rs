@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use chrono::{DateTime, Utc};
-use lambda_runtime::{Diagnostic, LambdaEvent};
+use lambda_runtime::LambdaEvent;
 use paysaga::domain::events::PAYMENT_REQUESTED;
 use paysaga::domain::{DomainEvent, PaymentId, PaymentRequest, PaymentStatus};
 use paysaga::faults::Faults;
@@ -48,24 +48,10 @@ pub struct SagaFunction {
     pub circuit: Option<Arc<dyn Fn() -> CircuitState + Send + Sync>>,
 }
 
-/// The invocation failed as a whole: every message of the batch goes back to the queue.
-#[derive(Debug, thiserror::Error)]
-#[error(transparent)]
-pub struct BatchFailed(#[from] RecordWithoutId);
-
-impl From<BatchFailed> for Diagnostic {
-    fn from(error: BatchFailed) -> Self {
-        Diagnostic {
-            error_type: "BatchFailed".into(),
-            error_message: error.to_string(),
-        }
-    }
-}
-
 pub async fn handle(
     function: &SagaFunction,
     event: LambdaEvent<SqsEvent>,
-) -> Result<SqsBatchResponse, BatchFailed> {
+) -> Result<SqsBatchResponse, RecordWithoutId> {
     let give_up = function.dead_letters.as_deref().map(|dead_letters| GiveUp {
         max_receive_count: function.max_receive_count,
         dead_letters,
@@ -87,7 +73,7 @@ pub async fn handle(
         );
     }
     function.metrics.flush(metrics);
-    Ok(handled?)
+    handled
 }
 
 /// The `CircuitBreakerState` gauge: 0 closed, 1 half open, 2 open.

@@ -12,7 +12,7 @@
 use std::sync::{Arc, Mutex};
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
-use lambda_runtime::{Diagnostic, LambdaEvent};
+use lambda_runtime::LambdaEvent;
 use paysaga::domain::DomainEvent;
 use paysaga::metrics::{Metrics, MetricsSink};
 use paysaga::ports::{ReadModelWriter, StoreError};
@@ -30,24 +30,10 @@ pub struct ReadModelsFunction {
     pub metrics: MetricsSink,
 }
 
-/// The invocation failed as a whole: every message of the batch goes back to the queue.
-#[derive(Debug, thiserror::Error)]
-#[error(transparent)]
-pub struct BatchFailed(#[from] RecordWithoutId);
-
-impl From<BatchFailed> for Diagnostic {
-    fn from(error: BatchFailed) -> Self {
-        Diagnostic {
-            error_type: "BatchFailed".into(),
-            error_message: error.to_string(),
-        }
-    }
-}
-
 pub async fn handle(
     function: &ReadModelsFunction,
     event: LambdaEvent<SqsEvent>,
-) -> Result<SqsBatchResponse, BatchFailed> {
+) -> Result<SqsBatchResponse, RecordWithoutId> {
     let give_up = function.dead_letters.as_deref().map(|dead_letters| GiveUp {
         max_receive_count: function.max_receive_count,
         dead_letters,
@@ -61,7 +47,7 @@ pub async fn handle(
         .into_inner()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     function.metrics.flush(metrics);
-    Ok(handled?)
+    handled
 }
 
 #[instrument(skip_all, fields(message_id = message.message_id.as_deref().unwrap_or("-")))]
