@@ -1,0 +1,441 @@
+"""What a function's code does, read mechanically from its Rust source: the modules it reaches,
+the AWS API operations they call (as IAM actions) and the environment variables they read.
+
+Used by infra/checks/iam.py and infra/checks/deploy.py. Approximate by design, and only ever
+in the generous direction (a module reached that does not really run adds calls and variables;
+none is missed):
+
+- Reachability is per module. A function reaches every `.rs` file of its own crate (tests and
+  `#[cfg(test)]` modules excepted), then every module of `shared/` (the `paysaga` crate) that a
+  reached file names through a `paysaga::…` path, and from there every module named through
+  `crate::…`, `super::…`, `self::…` or a child module's name. A name re-exported by a module
+  (`pub use child::Name`) leads on to the module that defines it.
+- An AWS operation is called where a reached file that names the SDK crate (`aws_sdk_dynamodb`,
+  `aws_sdk_sqs`, `aws_sdk_eventbridge`) calls the fluent builder method of one of that SDK's
+  operations (`.put_item()`); the operations are the SDK crate's own `src/operation/*` modules
+  (found with `cargo metadata`), so no list of them is kept here. IAM authorises a few
+  operations under another action: see `IAM_ACTION_OF` below.
+- An environment variable is read where a reached file passes a string literal to
+  `std::env::var`, `env::var_os` or the helpers `required`, `number_or`, `variable`, or names it
+  in a `const …: &str` (a variable name kept as a constant). Whether it is required: `required(…)`
+  and `env::var(…)` not followed by `.ok()` (nor inside `if let Ok` / `match`) are; the rest
+  have defaults.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+SHARED_CRATE = "paysaga"
+SHARED_SRC = ROOT / "shared" / "src"
+
+# SDK crate -> IAM service prefix.
+SDK_SERVICES = {
+    "aws-sdk-dynamodb": "dynamodb",
+    "aws-sdk-sqs": "sqs",
+    "aws-sdk-eventbridge": "events",
+}
+
+# IAM authorises these operations under other actions (AWS Service Authorization Reference:
+# DynamoDB "Actions, resources, and condition keys"; SQS "batch actions").
+# TransactWriteItems / TransactGetItems have no IAM action of their own: each item is
+# authorised as the single-item operation it holds (see TRANSACT_ITEM_BUILDERS).
+IAM_ACTION_OF = {
+    "sqs:SendMessageBatch": "sqs:SendMessage",
+    "sqs:DeleteMessageBatch": "sqs:DeleteMessage",
+    "sqs:ChangeMessageVisibilityBatch": "sqs:ChangeMessageVisibility",
+    "dynamodb:TransactGetItems": "dynamodb:GetItem",
+}
+TRANSACT_OPERATIONS = {"dynamodb:TransactWriteItems"}
+# A transaction item's builder -> the action IAM checks for it.
+TRANSACT_ITEM_BUILDERS = {
+    "Put": "dynamodb:PutItem",
+    "Update": "dynamodb:UpdateItem",
+    "Delete": "dynamodb:DeleteItem",
+    "ConditionCheck": "dynamodb:ConditionCheckItem",
+}
+
+ENV_NAME = r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+"
+
+
+@dataclass
+class CodeFacts:
+    crate: str
+    files: list[Path] = field(default_factory=list)  # every reached file
+    calls: dict[str, set[Path]] = field(default_factory=dict)  # IAM action -> files calling it
+    env_required: set[str] = field(default_factory=set)
+    env_optional: set[str] = field(default_factory=set)
+
+    @property
+    def env_read(self) -> set[str]:
+        return self.env_required | self.env_optional
+
+
+# --------------------------------------------------------------------------- source text
+
+def code_of(path: Path) -> str:
+    """The file's code without comments and without its `#[cfg(test)]` modules."""
+    text = path.read_text()
+    text = re.sub(r"/\*.*?\*/", " ", text, flags=re.S)
+    text = re.sub(r"(^|[\s;{}(),])//[^\n]*", r"\1", text, flags=re.M)
+    out, i = [], 0
+    for m in re.finditer(r"#\[cfg\(test\)\]\s*(?:pub\s+)?mod\s+\w+\s*\{", text):
+        if m.start() < i:
+            continue
+        out.append(text[i:m.start()])
+        depth, j = 1, m.end()
+        while j < len(text) and depth:
+            depth += {"{": 1, "}": -1}.get(text[j], 0)
+            j += 1
+        i = j
+    out.append(text[i:])
+    return "".join(out)
+
+
+def expand_use_tree(tree: str) -> list[list[str]]:
+    """`a::{b, c::{d, self}}` -> [[a, b], [a, c, d], [a, c]] (renames and globs dropped)."""
+    tree = re.sub(r"\s+", "", tree)
+
+    def split_top(s: str) -> list[str]:
+        parts, depth, cur = [], 0, ""
+        for ch in s:
+            if ch == "{":
+                depth += 1
+            elif ch == "}":
+                depth -= 1
+            if ch == "," and depth == 0:
+                parts.append(cur)
+                cur = ""
+            else:
+                cur += ch
+        if cur:
+            parts.append(cur)
+        return parts
+
+    def expand(s: str, prefix: list[str]) -> list[list[str]]:
+        if "{" in s:
+            head, rest = s.split("{", 1)
+            head_parts = [p for p in head.split("::") if p]
+            inner = rest[: rest.rfind("}")]
+            found = []
+            for part in split_top(inner):
+                found += expand(part, prefix + head_parts)
+            return found
+        parts = [p for p in s.split("::") if p]
+        if parts and parts[-1] == "self":
+            parts = parts[:-1]
+        if parts and parts[-1] == "*":
+            parts = parts[:-1]
+        return [prefix + parts]
+
+    return expand(tree, [])
+
+
+def use_trees(code: str) -> list[list[str]]:
+    """Every path of every private `use` declaration (renames `as x` removed before expanding).
+    Re-exports (`pub use`) are followed only when a reached path names what they export."""
+    paths = []
+    for m in re.finditer(r"(?<!pub )(?<!\) )\buse\s+([^;]+);", code):
+        tree = re.sub(r"\s+as\s+\w+", "", m.group(1))
+        paths += expand_use_tree(tree)
+    return paths
+
+
+def inline_paths(code: str, roots: set[str]) -> list[list[str]]:
+    """Paths written in code (not in a `use`) that start at one of `roots`: `crate::a::B`."""
+    found = []
+    pattern = r"(?<![\w:])((?:%s)(?:::\w+)+)" % "|".join(map(re.escape, sorted(roots)))
+    for m in re.finditer(pattern, code):
+        found.append(m.group(1).split("::"))
+    return found
+
+
+# --------------------------------------------------------------------------- module tree of shared/
+
+def module_file(parts: list[str]) -> Path | None:
+    """shared/src file of module crate::parts (None when it is not a module)."""
+    if not parts:
+        return SHARED_SRC / "lib.rs"
+    base = SHARED_SRC.joinpath(*parts)
+    for candidate in (base.with_suffix(".rs"), base / "mod.rs"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def module_of_file(path: Path) -> list[str]:
+    rel = path.relative_to(SHARED_SRC).with_suffix("")
+    parts = list(rel.parts)
+    if parts in (["lib"],):
+        return []
+    if parts and parts[-1] == "mod":
+        parts = parts[:-1]
+    return parts
+
+
+def child_modules(path: Path) -> set[str]:
+    return set(re.findall(r"^\s*(?:pub(?:\([^)]*\))?\s+)?mod\s+(\w+)\s*;", code_of(path), flags=re.M))
+
+
+def resolve(parts: list[str], seen: set[tuple[str, ...]]) -> set[Path]:
+    """The shared/ module files a crate-absolute path (without `crate`) leads to."""
+    key = tuple(parts)
+    if key in seen:
+        return set()
+    seen.add(key)
+    reached: set[Path] = set()
+    module: list[str] = []
+    for i, part in enumerate(parts):
+        if module_file(module + [part]) is not None:
+            module.append(part)
+            continue
+        # `part` is an item of `module`: defined there, or where a re-export leads.
+        here = module_file(module)
+        assert here is not None
+        targets = reexports(here, module, part)
+        if not targets:
+            reached.add(here)
+        for target in targets:
+            reached |= resolve(target + parts[i + 1:], seen)
+        return reached
+    here = module_file(module)
+    if here is not None:
+        reached.add(here)
+    return reached
+
+
+def absolute(path: list[str], module: list[str], children: set[str]) -> list[str] | None:
+    """A path as written in module `module` -> crate-absolute parts, or None if not in shared/."""
+    if not path:
+        return None
+    head = path[0]
+    if head == "crate":
+        return path[1:]
+    if head == "self":
+        return module + path[1:]
+    if head == "super":
+        up = module[:]
+        rest = path
+        while rest and rest[0] == "super":
+            up = up[:-1]
+            rest = rest[1:]
+        return up + rest
+    if head in children:
+        return module + path
+    return None
+
+
+def reexports(path: Path, module: list[str], name: str) -> list[list[str]]:
+    """Crate-absolute paths that `pub use …::name` in module `module` brings in."""
+    code = code_of(path)
+    children = child_modules(path)
+    targets = []
+    for m in re.finditer(r"\bpub(?:\([^)]*\))?\s+use\s+([^;]+);", code):
+        tree = re.sub(r"\s+as\s+\w+", "", m.group(1))
+        for used in expand_use_tree(tree):
+            if used and used[-1] == name:
+                abs_path = absolute(used, module, children)
+                if abs_path is not None:
+                    targets.append(abs_path)
+    return targets
+
+
+def shared_references(code: str, module: list[str] | None, children: set[str]) -> list[list[str]]:
+    """Crate-absolute shared/ paths named by a file: from a function crate (`module` None:
+    `paysaga::…`) or from shared/ itself (`crate::…`, `super::…`, `self::…`, children)."""
+    found = []
+    if module is None:
+        for used in use_trees(code) + inline_paths(code, {SHARED_CRATE}):
+            if used and used[0] == SHARED_CRATE:
+                found.append(used[1:])
+        return found
+    roots = {"crate", "super", "self"} | children
+    for used in use_trees(code) + inline_paths(code, roots):
+        abs_path = absolute(used, module, children)
+        if abs_path is not None:
+            found.append(abs_path)
+    return found
+
+
+# --------------------------------------------------------------------------- SDK operations
+
+@lru_cache(maxsize=1)
+def sdk_operations() -> dict[str, dict[str, str]]:
+    """SDK crate name (as written in Rust, aws_sdk_x) -> {fluent method: IAM action}."""
+    meta = json.loads(subprocess.run(
+        ["cargo", "metadata", "--format-version", "1", "--locked", "--offline"],
+        cwd=ROOT, check=True, capture_output=True, text=True).stdout)
+    found: dict[str, dict[str, str]] = {}
+    for package in meta["packages"]:
+        service = SDK_SERVICES.get(package["name"])
+        if service is None:
+            continue
+        ops_dir = Path(package["manifest_path"]).parent / "src" / "operation"
+        ops = {}
+        for op in sorted(p.name for p in ops_dir.iterdir() if p.is_dir()):
+            pascal = "".join(w.capitalize() for w in op.split("_"))
+            ops[op] = f"{service}:{pascal}"
+        found[package["name"].replace("-", "_")] = ops
+    missing = {n.replace("-", "_") for n in SDK_SERVICES} - set(found)
+    if missing:
+        raise RuntimeError(f"cargo metadata does not list {', '.join(sorted(missing))}")
+    return found
+
+
+def calls_in(code: str, file_code: str) -> set[str]:
+    """IAM actions of the AWS operations `code` (an item of a file: `file_code`) calls."""
+    actions: set[str] = set()
+    for crate, ops in sdk_operations().items():
+        if crate not in file_code:
+            continue
+        for method in re.findall(r"\.(\w+)\(\s*\)", code):
+            action = ops.get(method)
+            if action is None:
+                continue
+            if action in TRANSACT_OPERATIONS:
+                for builder, item_action in TRANSACT_ITEM_BUILDERS.items():
+                    if re.search(rf"\b{builder}::builder\(\)", file_code):
+                        actions.add(item_action)
+                continue
+            actions.add(IAM_ACTION_OF.get(action, action))
+    return actions
+
+
+def env_reads(code: str) -> tuple[set[str], set[str]]:
+    """(required, optional) environment variable names a file reads."""
+    required: set[str] = set(re.findall(rf'\brequired\(\s*"({ENV_NAME})"', code))
+    optional: set[str] = set(re.findall(rf'\b(?:number_or|variable|var_os)\(\s*"({ENV_NAME})"', code))
+    optional |= set(re.findall(rf'\bconst\s+\w+\s*:\s*&(?:\'static\s+)?str\s*=\s*"({ENV_NAME})"', code))
+    for m in re.finditer(rf'\benv::var\(\s*"({ENV_NAME})"\s*\)', code):
+        before = code[max(0, m.start() - 40):m.start()]
+        after = code[m.end():m.end() + 20]
+        if re.match(r"\s*\.ok\(\)", after) or re.search(r"(if\s+let\s+Ok\(\w+\)\s*=|match)\s*(std::)?$", before):
+            optional.add(m.group(1))
+        else:
+            required.add(m.group(1))
+    return required, optional - required
+
+
+# --------------------------------------------------------------------------- per function
+
+def crate_files(crate_dir: Path) -> list[Path]:
+    return sorted(p for p in (crate_dir / "src").rglob("*.rs") if "tests" not in p.parts)
+
+
+def top_level_items(code: str) -> list[tuple[set[str], str]]:
+    """A file's top-level items: (the names that reach it, its text). An `impl` is reached by its
+    type's name (trait impls included), a `fn`, type, const or inline `mod` by its own name.
+    `use` and `mod x;` declarations are not items here (modules are resolved separately)."""
+    items, depth, start = [], 0, 0
+    for i, ch in enumerate(code):
+        if ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+            if depth == 0:
+                items.append(code[start:i + 1])
+                start = i + 1
+        elif ch == ";" and depth == 0:
+            items.append(code[start:i + 1])
+            start = i + 1
+    found = []
+    for text in items:
+        header = text.split("{", 1)[0]
+        header = re.sub(r"#!?\[[^\]]*\]", " ", header)
+        if re.match(r"\s*(pub(\([^)]*\))?\s+)?(use\b|mod\s+\w+\s*;|extern\s+crate)", header if "{" in text else text):
+            continue
+        names: set[str] = set()
+        impl = re.search(r"\bimpl\b(?:\s*<[^{]*?>)?\s+(?:[\w:<>, ]+?\s+for\s+)?([\w:]+)", header)
+        if impl:
+            names.add(impl.group(1).split("::")[-1])
+        else:
+            names |= set(re.findall(r"\b(?:fn|struct|enum|trait|const|static|type|mod|union|macro_rules!)\s+(\w+)", header))
+        if names:
+            found.append((names, text))
+    return found
+
+
+def identifiers(code: str) -> set[str]:
+    return set(re.findall(r"\b[A-Za-z_]\w*\b", code))
+
+
+def facts_of(crate_dir: Path) -> CodeFacts:
+    """Modules first (which shared/ files the crate can reach through paths), then items: the
+    crate's own code is reached whole; an item of a reachable shared/ file is reached when a
+    reached item names it (its fn, type or, for an impl, its type), until nothing new is."""
+    facts = CodeFacts(crate=crate_dir.name)
+    own = crate_files(crate_dir)
+    queue: list[tuple[Path, list[str] | None]] = [(p, None) for p in own]
+    reachable: set[Path] = set()
+    seen_paths: set[tuple[str, ...]] = set()
+    while queue:
+        path, module = queue.pop()
+        if path in reachable:
+            continue
+        reachable.add(path)
+        code = code_of(path)
+        children = child_modules(path) if module is not None else set()
+        for ref in shared_references(code, module, children):
+            for reached in resolve(ref, seen_paths):
+                if reached not in reachable:
+                    queue.append((reached, module_of_file(reached)))
+
+    reached_text: list[tuple[Path, str]] = [(p, code_of(p)) for p in own]
+    pending = [(path, names, text) for path in sorted(reachable - set(own))
+               for names, text in top_level_items(code_of(path))]
+    names_seen: set[str] = set()
+    for _, text in reached_text:
+        names_seen |= identifiers(text)
+    changed = True
+    while changed:
+        changed = False
+        still = []
+        for path, names, text in pending:
+            if names & names_seen:
+                reached_text.append((path, text))
+                names_seen |= identifiers(text)
+                changed = True
+            else:
+                still.append((path, names, text))
+        pending = still
+
+    for path, text in reached_text:
+        for action in calls_in(text, code_of(path)):
+            facts.calls.setdefault(action, set()).add(path)
+        required, optional = env_reads(text)
+        facts.env_required |= required
+        facts.env_optional |= optional
+    facts.env_optional -= facts.env_required
+    facts.files = sorted({path for path, _ in reached_text})
+    return facts
+
+
+def function_crates() -> dict[str, Path]:
+    """Binary name -> crate directory, for every crate under functions/ (each crate builds one
+    binary named like the crate: src/main.rs, or [[bin]] names in its Cargo.toml)."""
+    found = {}
+    for manifest in sorted((ROOT / "functions").glob("*/Cargo.toml")):
+        text = manifest.read_text()
+        bins = re.findall(r'\[\[bin\]\][^\[]*?name\s*=\s*"([^"]+)"', text, flags=re.S)
+        package = re.search(r'^\s*name\s*=\s*"([^"]+)"', text, flags=re.M)
+        if not bins and package and (manifest.parent / "src" / "main.rs").is_file():
+            bins = [package.group(1)]
+        for name in bins:
+            found[name] = manifest.parent
+    return found
+
+
+if __name__ == "__main__":
+    for binary, crate in function_crates().items():
+        facts = facts_of(crate)
+        print(f"{binary}:")
+        print(f"  modules: {', '.join(str(p.relative_to(ROOT)) for p in facts.files)}")
+        print(f"  calls:   {', '.join(sorted(facts.calls))}")
+        print(f"  env required: {', '.join(sorted(facts.env_required))}")
+        print(f"  env optional: {', '.join(sorted(facts.env_optional))}")
