@@ -1,0 +1,106 @@
+//! The saga publishes its outcome in the trace of the message it handled: the `AWSTraceHeader`
+//! of the record is the current trace ([`paysaga::trace`]) when the publisher is called, so the
+//! EventBridge adapter stamps it on the outcome's `PutEvents` entry.
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use aws_lambda_events::sqs::SqsEvent;
+use chrono::Utc;
+use lambda_runtime::{Context, LambdaEvent};
+use payment_saga::{SagaFunction, handle};
+use paysaga::domain::{DepositId, DomainEvent, Money, Wallet, WalletId};
+use paysaga::memory::{InMemoryLedger, InMemoryProcessor};
+use paysaga::metrics::MetricsSink;
+use paysaga::ports::{Deposit, EventPublisher, PublishError, WalletStore};
+use paysaga::service::saga::SagaSettings;
+use paysaga::trace;
+
+const TRACE: &str = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+
+/// A bus that keeps each event's detail type with the trace it was published in.
+#[derive(Default)]
+struct TracedPublisher(Mutex<Vec<(String, Option<String>)>>);
+
+#[async_trait]
+impl EventPublisher for TracedPublisher {
+    async fn publish(&self, events: &[DomainEvent]) -> Result<(), PublishError> {
+        let current = trace::current().map(|header| header.to_string());
+        let mut published = self.0.lock().unwrap();
+        for event in events {
+            published.push((event.detail_type().to_owned(), current.clone()));
+        }
+        Ok(())
+    }
+}
+
+async fn saga(events: Arc<TracedPublisher>) -> SagaFunction {
+    let ledger = Arc::new(InMemoryLedger::default());
+    let eur = "EUR".parse().expect("EUR");
+    for id in ["wal_demo_alice", "wal_demo_bob"] {
+        let wallet = Wallet::open(WalletId::parse(id).expect("id"), eur, Utc::now());
+        ledger.open_wallet(&wallet).await.expect("open");
+    }
+    let deposit = Deposit {
+        deposit_id: DepositId::generate(),
+        wallet_id: WalletId::parse("wal_demo_alice").expect("id"),
+        amount: Money::new(10_000, eur).expect("amount"),
+        idempotency_key: None,
+    };
+    ledger.deposit(&deposit, Utc::now()).await.expect("deposit");
+    SagaFunction {
+        payments: ledger,
+        events,
+        processor: Arc::new(InMemoryProcessor::default()),
+        settings: SagaSettings::default(),
+        max_receive_count: 3,
+        dead_letters: None,
+        metrics: MetricsSink::new("paysaga", "payment-saga", Vec::new()),
+        circuit: None,
+    }
+}
+
+fn payment_requested(trace_header: Option<&str>) -> SqsEvent {
+    let path = format!(
+        "{}/../../events/lambda/sqs-payment-requested.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{path}: {error}"));
+    let mut event: SqsEvent = serde_json::from_str(&text).expect("an SqsEvent");
+    for record in &mut event.records {
+        match trace_header {
+            Some(header) => record
+                .attributes
+                .insert(trace::SQS_ATTRIBUTE.into(), header.into()),
+            None => record.attributes.remove(trace::SQS_ATTRIBUTE),
+        };
+    }
+    event
+}
+
+async fn published_after(trace_header: Option<&str>) -> Vec<(String, Option<String>)> {
+    let events = Arc::new(TracedPublisher::default());
+    let function = saga(events.clone()).await;
+    let event = payment_requested(trace_header);
+    let response = handle(&function, LambdaEvent::new(event, Context::default()))
+        .await
+        .expect("a batch response");
+    assert!(response.batch_item_failures.is_empty());
+    events.0.lock().unwrap().clone()
+}
+
+#[tokio::test]
+async fn the_outcome_is_published_in_the_trace_of_the_request() {
+    assert_eq!(
+        published_after(Some(TRACE)).await,
+        [("PaymentCompleted".to_owned(), Some(TRACE.to_owned()))]
+    );
+}
+
+#[tokio::test]
+async fn without_a_trace_on_the_message_the_outcome_carries_none() {
+    assert_eq!(
+        published_after(None).await,
+        [("PaymentCompleted".to_owned(), None)]
+    );
+}
