@@ -361,6 +361,36 @@ def top_level_items(code: str) -> list[tuple[set[str], str]]:
     return found
 
 
+def default_features(crate_dir: Path) -> set[str]:
+    """The features a plain `cargo lambda build` of the crate enables (its `default`, closed)."""
+    import tomllib
+    features = tomllib.loads((crate_dir / "Cargo.toml").read_text()).get("features", {})
+    enabled, todo = set(), list(features.get("default", []))
+    while todo:
+        name = todo.pop()
+        if name in features and name not in enabled:
+            enabled.add(name)
+            todo += features[name]
+    return enabled
+
+
+GATE = re.compile(r'#\[cfg\(feature\s*=\s*"([^"]+)"\)\]')
+
+
+def gated_off(item_text: str, enabled: set[str]) -> bool:
+    """An item behind `#[cfg(feature = "x")]` that the deployed build does not enable (only that
+    plain form is read; `not`, `any`, `all` keep the item: generous, as everywhere here)."""
+    header = item_text.split("{", 1)[0]
+    return any(feature not in enabled for feature in GATE.findall(header))
+
+
+def gated_modules(code: str, enabled: set[str]) -> set[str]:
+    """Modules declared `#[cfg(feature = "x")] mod name;` with x not enabled."""
+    return {m.group(2) for m in re.finditer(
+        r'#\[cfg\(feature\s*=\s*"([^"]+)"\)\]\s*(?:pub(?:\([^)]*\))?\s+)?mod\s+(\w+)\s*;', code)
+        if m.group(1) not in enabled}
+
+
 def identifiers(code: str) -> set[str]:
     return set(re.findall(r"\b[A-Za-z_]\w*\b", code))
 
@@ -370,7 +400,13 @@ def facts_of(crate_dir: Path) -> CodeFacts:
     crate's own code is reached whole; an item of a reachable shared/ file is reached when a
     reached item names it (its fn, type or, for an impl, its type), until nothing new is."""
     facts = CodeFacts(crate=crate_dir.name)
+    own_features = default_features(crate_dir)
+    shared_features = default_features(SHARED_SRC.parent)
     own = crate_files(crate_dir)
+    off = set()
+    for path in own:
+        off |= gated_modules(code_of(path), own_features)
+    own = [p for p in own if p.stem not in off and p.parent.name not in off]
     queue: list[tuple[Path, list[str] | None]] = [(p, None) for p in own]
     reachable: set[Path] = set()
     seen_paths: set[tuple[str, ...]] = set()
@@ -386,9 +422,12 @@ def facts_of(crate_dir: Path) -> CodeFacts:
                 if reached not in reachable:
                     queue.append((reached, module_of_file(reached)))
 
-    reached_text: list[tuple[Path, str]] = [(p, code_of(p)) for p in own]
+    reached_text: list[tuple[Path, str]] = [
+        (p, text) for p in own for _, text in top_level_items(code_of(p))
+        if not gated_off(text, own_features)]
     pending = [(path, names, text) for path in sorted(reachable - set(own))
-               for names, text in top_level_items(code_of(path))]
+               for names, text in top_level_items(code_of(path))
+               if not gated_off(text, shared_features)]
     names_seen: set[str] = set()
     for _, text in reached_text:
         names_seen |= identifiers(text)
