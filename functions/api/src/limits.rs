@@ -1,0 +1,25 @@
+//! The edge's limits ([`paysaga::domain::Limits`]): an amount above the maximum, or a currency
+//! wallets may not hold, is a 422 whose message says what is allowed.
+
+use paysaga::domain::{LimitRefusal, Limits, Money};
+
+use crate::ApiError;
+
+/// A refusal as a 422: `currency_not_allowed` or `amount_over_limit`.
+pub(crate) fn refused(refusal: LimitRefusal) -> ApiError {
+    ApiError::Unprocessable {
+        code: refusal.code(),
+        message: refusal.to_string(),
+    }
+}
+
+/// The deposit's amount, when within the limits.
+pub(crate) fn deposit(limits: &Limits, amount: Money) -> Result<Money, ApiError> {
+    limits.check_deposit(amount).map_err(refused)?;
+    Ok(amount)
+}
+
+/// Ok when a payment of `amount` is within the limits.
+pub(crate) fn payment(limits: &Limits, amount: Money) -> Result<(), ApiError> {
+    limits.check_payment(amount).map_err(refused)
+}
