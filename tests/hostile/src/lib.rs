@@ -409,3 +409,190 @@ mod tests {
         assert_eq!(mutated.text(), r#"{"a":{"b":1,"b":1}}"#);
     }
 }
+
+/// The EventBridge events (JSON) of the SQS fixtures in `events/lambda/`: valid events of
+/// every type, to mutate.
+pub fn fixture_events() -> Vec<Value> {
+    let directory = concat!(env!("CARGO_MANIFEST_DIR"), "/../../events/lambda");
+    let mut events = Vec::new();
+    let mut names: Vec<_> = std::fs::read_dir(directory)
+        .unwrap_or_else(|error| panic!("{directory}: {error}"))
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .filter(|path| {
+            path.file_name()
+                .and_then(|name| name.to_str())
+                .is_some_and(|name| name.starts_with("sqs-") && name.ends_with(".json"))
+        })
+        .collect();
+    names.sort();
+    for path in names {
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|error| panic!("{}: {error}", path.display()));
+        let batch: Value = serde_json::from_str(&text).expect("fixtures are JSON");
+        for record in batch["Records"].as_array().into_iter().flatten() {
+            if let Some(Ok(event)) = record["body"].as_str().map(serde_json::from_str::<Value>)
+                && event.get("detail-type").is_some()
+            {
+                events.push(event);
+            }
+        }
+    }
+    assert!(events.len() >= 4, "the fixtures hold events of every type");
+    events
+}
+
+/// The fixture events of one `detail-type`.
+pub fn fixture_events_of(detail_type: &str) -> Vec<Value> {
+    fixture_events()
+        .into_iter()
+        .filter(|event| event["detail-type"] == detail_type)
+        .collect()
+}
+
+/// An SQS event (as Lambda delivers it) holding `bodies`, each delivered `receive_count` times.
+pub fn sqs_event(bodies: &[String], receive_count: u32) -> Value {
+    let records: Vec<Value> = bodies
+        .iter()
+        .enumerate()
+        .map(|(index, body)| {
+            json!({
+                "messageId": format!("message-{index}"),
+                "receiptHandle": format!("handle-{index}"),
+                "body": body,
+                "attributes": {"ApproximateReceiveCount": receive_count.to_string()},
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:000000000000:paysaga-local-hostile",
+                "awsRegion": "us-east-1",
+            })
+        })
+        .collect();
+    json!({ "Records": records })
+}
+
+/// Lines that hold a planted secret or anything that looks like a card number, a JWT or an
+/// e-mail address ([`paysaga::redact::findings`]), each with why.
+pub fn leaks<'a>(lines: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let mut leaks = Vec::new();
+    for line in lines {
+        for secret in SECRETS {
+            if line.contains(secret) {
+                leaks.push(format!("{secret:?} in: {line}"));
+            }
+        }
+        for finding in paysaga::redact::findings(line) {
+            leaks.push(format!("a {} in: {line}", finding.kind));
+        }
+    }
+    leaks
+}
+
+/// Running handlers in property tests: a runtime per case, the logs captured, the dead letters
+/// kept.
+pub mod harness {
+    use std::future::Future;
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+    use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+    use paysaga::logging::{LogBuffer, json_layer};
+    use paysaga::sqs_batch::{DeadLetterError, DeadLetterQueue, FailureRecord, RecordWithoutId};
+    use proptest::prelude::*;
+    use tracing_subscriber::prelude::*;
+
+    /// The `maxReceiveCount` the consumers are given in these tests: a message delivered this
+    /// often goes to the [`KeptDeadLetters`] with its failure record when it fails.
+    pub const MAX_RECEIVE_COUNT: u32 = 3;
+
+    /// A dead-letter queue that keeps what it is sent.
+    #[derive(Default)]
+    pub struct KeptDeadLetters(Mutex<Vec<(String, FailureRecord)>>);
+
+    impl KeptDeadLetters {
+        pub fn records(&self) -> Vec<(String, FailureRecord)> {
+            self.0
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .clone()
+        }
+    }
+
+    #[async_trait]
+    impl DeadLetterQueue for KeptDeadLetters {
+        async fn send(
+            &self,
+            message: &SqsMessage,
+            record: &FailureRecord,
+        ) -> Result<(), DeadLetterError> {
+            let id = message.message_id.clone().unwrap_or_default();
+            self.0
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .push((id, record.clone()));
+            Ok(())
+        }
+    }
+
+    /// Runs `future` on a fresh runtime with every log line of this thread captured (the
+    /// functions' JSON layer, [`paysaga::logging::json_layer`]): its output and the lines.
+    pub fn run_logged<F: Future>(future: F) -> (F::Output, Vec<String>) {
+        let buffer = LogBuffer::default();
+        let subscriber = tracing_subscriber::registry().with(json_layer(buffer.clone()));
+        let _default = tracing::subscriber::set_default(subscriber);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime for one test case");
+        let output = runtime.block_on(future);
+        (output, buffer.lines())
+    }
+
+    /// A batch of `bodies` (not UTF-8: replaced), each delivered `receive_count` times.
+    pub fn batch(bodies: &[Vec<u8>], receive_count: u32) -> SqsEvent {
+        let bodies: Vec<String> = bodies
+            .iter()
+            .map(|body| String::from_utf8_lossy(body).into_owned())
+            .collect();
+        serde_json::from_value(crate::sqs_event(&bodies, receive_count))
+            .expect("the SQS event shape")
+    }
+
+    /// What a consumer must do with any batch: answer (every record has an id), report only
+    /// its own messages, give every message it gives up on a reason that quotes no secret, and
+    /// log no secret.
+    pub fn check_batch(
+        answer: &Result<SqsBatchResponse, RecordWithoutId>,
+        size: usize,
+        dead_letters: &KeptDeadLetters,
+        logs: &[String],
+    ) -> Result<(), TestCaseError> {
+        let Ok(response) = answer else {
+            return Err(TestCaseError::fail("the batch failed as a whole"));
+        };
+        let ids: Vec<String> = (0..size).map(|index| format!("message-{index}")).collect();
+        for failure in &response.batch_item_failures {
+            prop_assert!(ids.contains(&failure.item_identifier));
+        }
+        for (id, record) in dead_letters.records() {
+            prop_assert!(ids.contains(&id));
+            prop_assert!(!record.reason.trim().is_empty(), "no reason for {id}");
+            let leaked = crate::leaks([record.reason.as_str()]);
+            prop_assert!(
+                leaked.is_empty(),
+                "the failure record quotes input: {leaked:?}"
+            );
+        }
+        let leaked = crate::leaks(logs.iter().map(String::as_str));
+        prop_assert!(leaked.is_empty(), "logged: {leaked:#?}");
+        Ok(())
+    }
+
+    /// Bodies for a batch: one to three hostile versions of the given events.
+    pub fn bodies(events: Vec<serde_json::Value>) -> impl Strategy<Value = Vec<Vec<u8>>> {
+        prop::collection::vec(
+            prop::sample::select(events).prop_flat_map(crate::body),
+            1..=3,
+        )
+    }
+}
