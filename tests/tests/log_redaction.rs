@@ -245,6 +245,10 @@ async fn hostile_requests(stack: &Stack, secrets: &Secrets) -> anyhow::Result<us
         .header("X-Customer-Email", email.as_str())
         .header("X-Card", card.as_str())
         .header("X-Forwarded-Authorization", format!("Bearer {fake_jwt}"))
+        .header(
+            "X-Amzn-Trace-Id",
+            format!("Root=1-{card}-{email};Parent={fake_jwt}"),
+        )
         .header("User-Agent", format!("{email} {card}"))
         .header("content-type", "application/json")
         .body(format!(
