@@ -109,6 +109,18 @@ pub fn scrub(text: &str) -> Cow<'_, str> {
     Cow::Owned(scrubbed)
 }
 
+/// `text` as it may be shown in an error or a log: [`scrub`]bed and cut to 64 characters.
+pub fn shown(text: &str) -> String {
+    const MAX_CHARS: usize = 64;
+    let scrubbed = scrub(text);
+    if scrubbed.chars().count() <= MAX_CHARS {
+        return scrubbed.into_owned();
+    }
+    let mut cut: String = scrubbed.chars().take(MAX_CHARS).collect();
+    cut.push('…');
+    cut
+}
+
 /// A `serde_json` error as a clear message that quotes no value from the input: `invalid type:
 /// a string, expected u64 at line 1 column 30`. Field and variant names stay when they look
 /// like names (`unknown field `amonut``), and short numbers stay; anything else quoted becomes
@@ -250,7 +262,7 @@ pub fn luhn(digits: &[u8]) -> bool {
         .enumerate()
         .map(|(position, &digit)| {
             let digit = u32::from(digit);
-            if position % 2 == 1 {
+            if !position.is_multiple_of(2) {
                 let doubled = digit * 2;
                 if doubled > 9 { doubled - 9 } else { doubled }
             } else {
@@ -258,7 +270,7 @@ pub fn luhn(digits: &[u8]) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 fn is_base64url(byte: u8) -> bool {
