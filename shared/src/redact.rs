@@ -109,16 +109,42 @@ pub fn scrub(text: &str) -> Cow<'_, str> {
     Cow::Owned(scrubbed)
 }
 
-/// `text` as it may be shown in an error or a log: [`scrub`]bed and cut to 64 characters.
+/// `text` as it may be shown in an error or a log: [`scrub`]bed, any other run of 13 or more
+/// digits (a card number glued to other text, say) masked, and cut to 64 characters.
 pub fn shown(text: &str) -> String {
     const MAX_CHARS: usize = 64;
     let scrubbed = scrub(text);
+    let scrubbed = long_numbers_masked(&scrubbed);
     if scrubbed.chars().count() <= MAX_CHARS {
         return scrubbed.into_owned();
     }
     let mut cut: String = scrubbed.chars().take(MAX_CHARS).collect();
     cut.push('…');
     cut
+}
+
+/// `text` with every run of 13 or more digits replaced by `[number]`.
+fn long_numbers_masked(text: &str) -> Cow<'_, str> {
+    let bytes = text.as_bytes();
+    let mut masked = String::new();
+    let (mut copied, mut at) = (0, 0);
+    while at < bytes.len() {
+        let start = at;
+        while at < bytes.len() && bytes[at].is_ascii_digit() {
+            at += 1;
+        }
+        if at - start >= 13 {
+            masked.push_str(&text[copied..start]);
+            masked.push_str("[number]");
+            copied = at;
+        }
+        at = at.max(start + 1);
+    }
+    if copied == 0 {
+        return Cow::Borrowed(text);
+    }
+    masked.push_str(&text[copied..]);
+    Cow::Owned(masked)
 }
 
 /// A `serde_json` error as a clear message that quotes no value from the input: `invalid type:
@@ -410,6 +436,14 @@ mod tests {
             "to [e-mail]: [token] paid [card number]!"
         );
         assert!(matches!(scrub("payment pay_1 COMPLETED"), Cow::Borrowed(_)));
+    }
+
+    #[test]
+    fn shown_text_is_scrubbed_masked_and_short() {
+        assert_eq!(shown("Hostile4111111111111111"), "Hostile[number]");
+        assert_eq!(shown("to bob@example.org"), "to [e-mail]");
+        assert_eq!(shown("PaymentRequested"), "PaymentRequested");
+        assert_eq!(shown(&"x".repeat(100)), format!("{}…", "x".repeat(64)));
     }
 
     #[test]
