@@ -52,9 +52,9 @@ impl Sensitive {
 impl fmt::Display for Sensitive {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Self::CardNumber => "card number",
-            Self::Jwt => "JWT",
-            Self::Email => "e-mail address",
+            Self::CardNumber => "a card number",
+            Self::Jwt => "a JWT",
+            Self::Email => "an e-mail address",
         })
     }
 }

@@ -86,7 +86,7 @@ fn leaks(logs: &Path, secrets: &[&str]) -> anyhow::Result<Vec<String>> {
             }
             for finding in paysaga::redact::findings(line) {
                 let value = &line[finding.start..finding.end];
-                leaks.push(format!("{at}: a {} ({value:?})", finding.kind));
+                leaks.push(format!("{at}: {} ({value:?})", finding.kind));
             }
         }
     }

@@ -482,7 +482,7 @@ pub fn leaks<'a>(lines: impl IntoIterator<Item = &'a str>) -> Vec<String> {
             }
         }
         for finding in paysaga::redact::findings(line) {
-            leaks.push(format!("a {} in: {line}", finding.kind));
+            leaks.push(format!("{} in: {line}", finding.kind));
         }
     }
     leaks
