@@ -9,7 +9,7 @@ FUNCTIONS := $(notdir $(wildcard functions/*))
 
 include infra/local/stack.mk
 
-.PHONY: help run stop test check unit integration schemas build-local build system-up system-down dlq dlq-redrive dlq-replay rebuild-read-models bench
+.PHONY: help run stop test check unit integration schemas build-local build system-up system-down dlq dlq-redrive dlq-replay rebuild-read-models token bench check-infra sam-install deploy deploy-function
 
 help: ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -36,12 +36,51 @@ schemas: ## Regenerate the event contracts' JSON Schemas (events/schemas/) from 
 integration: build-local ## Integration tests against an already running stack (make run)
 	$(CARGO) test -p paysaga-tests --locked -- --ignored --test-threads 4
 
-build-local: ## Build the functions (with test-only fault injection), local-lambda and the fake payment processor (debug)
-	$(CARGO) build --locked $(addprefix -p ,$(FUNCTIONS) local-lambda payment-processor) --features payment-saga/fault-injection
+build-local: ## Build the functions (with test-only fault injection and the local JWT check), local-lambda, the fake payment processor and paysaga-admin (debug)
+	$(CARGO) build --locked $(addprefix -p ,$(FUNCTIONS) local-lambda payment-processor paysaga-admin) --features payment-saga/fault-injection,api/local-authorizer
 
 build: local-install ## Build every function with cargo lambda for arm64 (what infra/template.yaml deploys)
 	rustup target add aarch64-unknown-linux-gnu >/dev/null
 	PATH="$(CURDIR)/.local/venv/bin:$$PATH" cargo lambda build --release --arm64 --locked $(addprefix -p ,$(FUNCTIONS))
+
+# ---------------------------------------------------------------- deploy (infra/deploy, infra/checks)
+STAGE ?= dev
+STACK ?= paysaga-$(STAGE)
+PAYSAGA_PY := .local/venv/bin/python
+
+sam-install: ## Install the AWS SAM CLI into .local/sam-venv (its own venv: its pins clash with LocalStack's)
+	@infra/deploy/sam.sh install
+
+check-infra: local-install sam-install ## Static deploy checks, no AWS call: IAM least privilege, CodeUri/environment/crate metadata, sam validate --lint
+	@# Each check must fire on its broken fixture, or the check itself is broken.
+	$(PAYSAGA_PY) infra/checks/iam.py --self-test >/dev/null && echo "iam: self-test passed (infra/checks/fixtures/iam-broken.yaml)"
+	$(PAYSAGA_PY) infra/checks/iam.py
+	$(PAYSAGA_PY) infra/checks/deploy.py --self-test >/dev/null && echo "deploy: self-test passed (infra/checks/fixtures/deploy-broken.yaml)"
+	$(PAYSAGA_PY) infra/checks/deploy.py
+	infra/deploy/sam.sh validate --lint --template infra/template.yaml --region us-east-1
+
+deploy: build sam-install ## Build every function (arm64) and deploy the stack with SAM: STAGE=dev [STACK=paysaga-STAGE JWT_ISSUER=https://... JWT_AUDIENCE=a,b REGION=...]; guided the first time
+	rm -f target/lambda/*/bootstrap.zip # cargo lambda deploy leaves these beside bootstrap; SAM would upload them too
+	@# sam deploy --guided saves the answers to infra/samconfig.toml (beside the template), read from then on.
+	@if [[ -f infra/samconfig.toml ]]; then set -x; \
+	  infra/deploy/sam.sh deploy --template-file infra/template.yaml $(PAYSAGA_SAM_ARGS); \
+	else set -x; \
+	  infra/deploy/sam.sh deploy --guided --template-file infra/template.yaml --stack-name $(STACK) \
+	    --capabilities CAPABILITY_IAM --resolve-s3 $(if $(REGION),--region $(REGION)) \
+	    --parameter-overrides Stage=$(STAGE) $(filter-out Stage=%,$(strip $(PAYSAGA_SAM_PARAMS))); \
+	fi
+# Overrides only for what is given here (they replace samconfig.toml's saved overrides as a whole).
+PAYSAGA_SAM_PARAMS = $(if $(filter command line environment,$(origin STAGE)),Stage=$(STAGE)) \
+	$(if $(JWT_ISSUER),JwtIssuer=$(JWT_ISSUER)) $(if $(JWT_AUDIENCE),JwtAudience=$(JWT_AUDIENCE))
+PAYSAGA_SAM_ARGS = $(if $(REGION),--region $(REGION)) \
+	$(if $(strip $(PAYSAGA_SAM_PARAMS)),--parameter-overrides $(strip $(PAYSAGA_SAM_PARAMS)))
+
+deploy-function: local-install ## Update one deployed function with cargo lambda deploy: FUNCTION=api [STACK=paysaga-dev REGION=... ENDPOINT_URL=... DRY=1]
+	@test -n "$(FUNCTION)" || { echo "usage: make deploy-function FUNCTION=<$(subst $(eval) ,|,$(FUNCTIONS))> [STACK=$(STACK)]" >&2; exit 2; }
+	rustup target add aarch64-unknown-linux-gnu >/dev/null
+	PATH="$(CURDIR)/.local/venv/bin:$$PATH" cargo lambda build --release --arm64 --locked -p $(FUNCTION)
+	$(PAYSAGA_PY) infra/deploy/deploy_function.py $(FUNCTION) --stack $(STACK) $(if $(REGION),--region $(REGION)) \
+	  $(if $(ENDPOINT_URL),--endpoint-url $(ENDPOINT_URL)) $(if $(DRY),--dry)
 
 system-up: build-local ## Start the functions on the running local stack
 	@infra/local/system.sh up
@@ -63,6 +102,11 @@ dlq-redrive: ## Redrive the dead-letter queues now (QUEUE=payments-dlq for one; 
 dlq-replay: ## Replay a parked message: ID=<parked id> [BODY=<file with the fixed body>]
 	@test -n "$(ID)" || { echo "usage: make dlq-replay ID=<parked id> [BODY=file]" >&2; exit 2; }
 	@infra/dlq.py replay "$(ID)" $(if $(BODY),--body-file "$(BODY)")
+
+token: ## A development token for the local API: SUB=<caller> [ADMIN=1] (signed by the local stack's key)
+	@test -n "$(SUB)" || { echo "usage: make token SUB=<caller, e.g. alice> [ADMIN=1]" >&2; exit 2; }
+	@test -x target/debug/paysaga-admin || { echo "no paysaga-admin yet: make run builds it" >&2; exit 2; }
+	@target/debug/paysaga-admin dev-token --sub "$(SUB)" $(if $(filter 1 yes true,$(ADMIN)),--admin)
 
 rebuild-read-models: ## Rebuild the read models from the audit trail into a new table: INTO=<table name> (local stack)
 	@test -n "$(INTO)" || { echo "usage: make rebuild-read-models INTO=<new table name>" >&2; exit 2; }

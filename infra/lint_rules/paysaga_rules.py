@@ -152,3 +152,62 @@ class DeadLetterQueuesAreRedriven(CloudFormationLintRule):
             RuleMatch(["Resources", dlq], f"dead-letter queue {dlq} is not in any function's DEAD_LETTER_QUEUES: nothing redrives it")
             for dlq in sorted(_dead_letter_queues(cfn) - served)
         ]
+
+
+def _sqs_grants(cfn, function: dict) -> set[str]:
+    """Queues a function's permissions name in some SQS action: the statements of its explicit
+    `Role` (an AWS::IAM::Role of the template), and its SAM `Policies` (SQS policy templates,
+    inline statements)."""
+    granted: set[str] = set()
+
+    def from_statements(statements: Any) -> None:
+        for statement in statements if isinstance(statements, list) else [statements]:
+            if not isinstance(statement, dict) or statement.get("Effect") != "Allow":
+                continue
+            actions = statement.get("Action", [])
+            actions = actions if isinstance(actions, list) else [actions]
+            if any(isinstance(a, str) and a.startswith("sqs:") for a in actions):
+                granted.update(_referenced(statement.get("Resource")))
+
+    properties = function.get("Properties", {})
+    role = _arn_target(properties.get("Role"))
+    if role:
+        role_resource = cfn.get_resources(["AWS::IAM::Role"]).get(role, {})
+        for policy in role_resource.get("Properties", {}).get("Policies", []) or []:
+            from_statements(policy.get("PolicyDocument", {}).get("Statement", []))
+    for policy in properties.get("Policies", []) or []:
+        if isinstance(policy, dict):
+            for name, argument in policy.items():
+                if name.startswith("SQS"):
+                    granted.update(_referenced(argument))
+                elif name == "Statement":
+                    from_statements(argument)
+    return granted
+
+
+class DeadLetterQueuesAreReachable(CloudFormationLintRule):
+    """A dead-letter queue a function is configured with is one its permissions reach."""
+
+    id = "E9105"
+    shortdesc = "Dead-letter queue a function's permissions do not name"
+    description = (
+        "Every dead-letter queue named in a function's DEAD_LETTER_QUEUES must be named in an "
+        "SQS statement of that function's role or policies (the redrive reads them, the saga "
+        "sends to them): a queue added to the list but not to the role fails only on AWS"
+    )
+    source_url = "https://docs.aws.amazon.com/lambda/latest/dg/lambda-intro-execution-role.html"
+    tags = ["paysaga", "sqs", "iam"]
+
+    def match(self, cfn):
+        dlqs = _dead_letter_queues(cfn)
+        matches = []
+        for name, function in cfn.get_resources(["AWS::Serverless::Function", "AWS::Lambda::Function"]).items():
+            variables = function.get("Properties", {}).get("Environment", {}).get("Variables", {})
+            if not isinstance(variables, dict) or "DEAD_LETTER_QUEUES" not in variables:
+                continue
+            granted = _sqs_grants(cfn, function)
+            for dlq in sorted((_referenced(variables["DEAD_LETTER_QUEUES"]) & dlqs) - granted):
+                matches.append(RuleMatch(
+                    ["Resources", name, "Properties", "Environment", "Variables", "DEAD_LETTER_QUEUES"],
+                    f"{name} is configured with dead-letter queue {dlq}, but no SQS statement of its permissions names it"))
+        return matches

@@ -14,6 +14,9 @@ rule target's dead-letter queue. LocalStack logs a failed target delivery and dr
 DeadLetterConfig queue with the attributes RULE_ARN, TARGET_ARN, ERROR_CODE, ERROR_MESSAGE,
 EXHAUSTED_RETRY_CONDITION and RETRY_ATTEMPTS, where paysaga's dlq-redrive function finds it.
 Only errors AWS does not retry are emulated (a missing target, say): nothing retries here.
+
+And it keeps a PutEvents entry's TraceHeader on the SQS message an EventBridge rule sends (the
+AWSTraceHeader system attribute), as AWS does and LocalStack 4.9.2 does not.
 """
 
 import runpy
@@ -96,5 +99,46 @@ def _dead_letter_failed_deliveries() -> None:
     sender.process_event = process_event_or_dead_letter
 
 
+def _sqs_targets_keep_the_trace_header() -> None:
+    """AWS EventBridge hands a PutEvents entry's TraceHeader to an SQS target as the message's
+    AWSTraceHeader system attribute; LocalStack 4.9.2 drops it (SqsTargetSender.send_event never
+    passes it on, and the trace it is given is the PutEvents call's, not the entry's). Target
+    delivery runs inside _process_entry, so the entry's header is kept there for the sender."""
+    import contextvars
+
+    from localstack.services.events import provider as events_provider
+    from localstack.services.events import target as event_targets
+
+    provider = getattr(events_provider, "EventsProvider", None)
+    sender = getattr(event_targets, "SqsTargetSender", None)
+    if not hasattr(provider, "_process_entry") or not hasattr(sender, "send_event"):
+        sys.exit("localstack_main.py: LocalStack's EventBridge provider changed; revisit this launcher")
+    process_entry = provider._process_entry
+    entry_trace_header = contextvars.ContextVar("paysaga_entry_trace_header", default=None)
+
+    def process_entry_keeping_its_trace(self, entry, *args, **kwargs):
+        token = entry_trace_header.set(entry.get("TraceHeader"))
+        try:
+            return process_entry(self, entry, *args, **kwargs)
+        finally:
+            entry_trace_header.reset(token)
+
+    def send_event(self, event, trace_header):
+        kwargs = {}
+        if group := self.target.get("SqsParameters", {}).get("MessageGroupId"):
+            kwargs["MessageGroupId"] = group
+        if header := entry_trace_header.get():
+            kwargs["MessageSystemAttributes"] = {"AWSTraceHeader": {"DataType": "String", "StringValue": header}}
+        self.client.send_message(
+            QueueUrl=event_targets.sqs_queue_url_for_arn(self.target["Arn"]),
+            MessageBody=event_targets.to_json_str(event),
+            **kwargs,
+        )
+
+    provider._process_entry = process_entry_keeping_its_trace
+    sender.send_event = send_event
+
+
 _dead_letter_failed_deliveries()
+_sqs_targets_keep_the_trace_header()
 runpy.run_module("localstack.runtime.main", run_name="__main__", alter_sys=True)

@@ -40,7 +40,10 @@ ROOT = Path(__file__).resolve().parents[2]
 ACCOUNT_ID = "000000000000"  # LocalStack's default account
 
 # Resource types the local stack cannot (or must not) create through LocalStack's CloudFormation.
-NOT_ON_LOCALSTACK = ("AWS::Serverless::", "AWS::Lambda::", "AWS::ApiGateway", "AWS::DynamoDB::Table")
+# The functions' roles and log groups serve Lambda, which local-lambda plays here (it enforces no
+# IAM and logs under .local/logs): not created locally.
+NOT_ON_LOCALSTACK = ("AWS::Serverless::", "AWS::Lambda::", "AWS::ApiGateway", "AWS::DynamoDB::Table",
+                     "AWS::IAM::", "AWS::Logs::")
 SERVERLESS_PREFIX = "AWS::Serverless::"
 SERVERLESS_FUNCTION = "AWS::Serverless::Function"
 TABLE = "AWS::DynamoDB::Table"
@@ -448,6 +451,38 @@ def ensure_table(ddb, name: str, props: dict, deadline_s: float) -> tuple[str, s
 
 # --------------------------------------------------------------------------- main flow
 
+# The local stand-in for API Gateway's JWT authorizer (the api's `local-authorizer` feature)
+# checks tokens against this issuer and audience and the development key below.
+DEV_JWT_ISSUER = "https://paysaga.local/dev-issuer"
+DEV_JWT_AUDIENCE = "paysaga-api"
+
+
+def ensure_dev_jwt_key(local_dir: Path) -> dict[str, str]:
+    """The local stack's development signing key (RSA 2048, made once per checkout) and the
+    settings `paysaga-admin dev-token` signs with; answers the settings."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    folder = (local_dir / "dev-jwt").resolve()
+    private_key, public_key = folder / "private.pem", folder / "public.pem"
+    if not private_key.exists() or not public_key.exists():
+        folder.mkdir(parents=True, exist_ok=True)
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        private_pem = key.private_bytes(serialization.Encoding.PEM,
+                                        serialization.PrivateFormat.PKCS8,
+                                        serialization.NoEncryption())
+        public_pem = key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                   serialization.PublicFormat.SubjectPublicKeyInfo)
+        write_atomically(public_key, public_pem.decode())
+        write_atomically(private_key, private_pem.decode())
+        private_key.chmod(0o600)
+        log(f"made a development JWT signing key in {folder}")
+    settings = {"issuer": DEV_JWT_ISSUER, "audience": DEV_JWT_AUDIENCE,
+                "private_key": str(private_key), "public_key": str(public_key)}
+    write_atomically(folder / "settings.json", json.dumps(settings, indent=2) + "\n")
+    return settings
+
+
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--template", type=Path, default=ROOT / "infra" / "template.yaml")
@@ -571,6 +606,7 @@ def main() -> int:
     arn_to_queue = {q["arn"]: lid for lid, q in queues.items()}
 
     schedules = schedules_of(template, resolver)
+    dev_jwt = ensure_dev_jwt_key(args.local_dir)
     functions = []
     for lid, props in functions_of(template).items():
         code_uri = props.get("CodeUri")
@@ -603,14 +639,19 @@ def main() -> int:
                 })
             elif ev["Type"] != "Schedule":  # schedules_of has the Schedule events
                 log(f"{lid}.{ev_name}: event type {ev['Type']} is not played locally")
+        environment = {k: str(resolver(v))
+                       for k, v in props.get("Environment", {}).get("Variables", {}).items()}
+        if routes:  # no API Gateway locally: the function checks tokens itself
+            environment.update({"PAYSAGA_LOCAL_JWT_PUBLIC_KEY": dev_jwt["public_key"],
+                                "PAYSAGA_LOCAL_JWT_ISSUER": dev_jwt["issuer"],
+                                "PAYSAGA_LOCAL_JWT_AUDIENCE": dev_jwt["audience"]})
         functions.append({
             "logical_id": lid,
             "name": binary,
             "binary": binary,
             "timeout_seconds": int(props.get("Timeout", 3)),
             "memory_mb": int(props.get("MemorySize", 128)),
-            "environment": {k: str(resolver(v))
-                            for k, v in props.get("Environment", {}).get("Variables", {}).items()},
+            "environment": environment,
             "http_routes": routes,
             "sqs_triggers": triggers,
             "schedules": schedules[lid],
@@ -667,6 +708,8 @@ def main() -> int:
                          for t in f["schedules"])
         print(f"  function {f['logical_id']:27} binary {f['binary']}, {len(f['http_routes'])} routes, "
               f"triggers: {', '.join(t['queue'] for t in f['sqs_triggers']) or 'none'}{timers}")
+    print(f"  development JWT key {dev_jwt['private_key']} (RS256, issuer {dev_jwt['issuer']},"
+          f" audience {dev_jwt['audience']}); a token: make token SUB=<you> [ADMIN=1]")
     print(f"  wrote {wiring_path} and {(args.local_dir / 'stack.env').resolve()}"
           f" in {time.monotonic() - started:.1f} s\n", flush=True)
     return 0

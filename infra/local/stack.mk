@@ -27,8 +27,8 @@ lint-infra: local-install ## cfn-lint the SAM template with paysaga's own rules 
 	$(PAYSAGA_CFN_LINT) --append-rules infra/lint_rules --include-checks I --non-zero-exit-code informational -- infra/template.yaml
 	@# Each paysaga rule must fire on the fixture that breaks it, or the rule itself is broken.
 	@found="$$($(PAYSAGA_CFN_LINT) --append-rules infra/lint_rules --format parseable -- infra/lint_rules/fixtures/broken.yaml || true)"; \
-	for rule in E9101 E9102 E9103 E9104; do \
+	for rule in E9101 E9102 E9103 E9104 E9105; do \
 	  grep -q ":$$rule:" <<<"$$found" || { echo "lint rule $$rule did not fire on infra/lint_rules/fixtures/broken.yaml" >&2; exit 1; }; \
-	done; echo "paysaga lint rules E9101-E9104: each fires on its broken fixture"
+	done; echo "paysaga lint rules E9101-E9105: each fires on its broken fixture"
 
 .DEFAULT_GOAL := $(_paysaga_saved_goal)

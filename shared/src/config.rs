@@ -1,7 +1,7 @@
 //! Configuration from the environment, read once in each function's `main`.
 
 use crate::aws::TableNames;
-use crate::domain::PaymentLimits;
+use crate::domain::{Limits, PaymentLimits};
 use crate::service::saga::SagaSettings;
 
 /// The environment does not configure a function as the template does.
@@ -76,5 +76,33 @@ pub fn saga_settings_from_env() -> Result<SagaSettings, ConfigError> {
     Ok(SagaSettings {
         limits: PaymentLimits { max_minor_units },
         charge_deadline,
+    })
+}
+
+/// The API's limits: `ALLOWED_CURRENCIES` (comma-separated ISO 4217 codes),
+/// `MAX_PAYMENT_MINOR_UNITS` (the saga's limit) and `MAX_DEPOSIT_MINOR_UNITS`, each with the
+/// default of [`Limits`] when unset.
+pub fn limits_from_env() -> Result<Limits, ConfigError> {
+    let defaults = Limits::default();
+    let currencies = match std::env::var("ALLOWED_CURRENCIES") {
+        Err(_) => defaults.currencies,
+        Ok(list) => Limits::parse_currencies(&list).map_err(|_| ConfigError::Invalid {
+            name: "ALLOWED_CURRENCIES",
+            expected: "ISO 4217 codes separated by commas",
+            value: list,
+        })?,
+    };
+    Ok(Limits {
+        currencies,
+        payment: PaymentLimits {
+            max_minor_units: number_or(
+                "MAX_PAYMENT_MINOR_UNITS",
+                defaults.payment.max_minor_units,
+            )?,
+        },
+        max_deposit_minor_units: number_or(
+            "MAX_DEPOSIT_MINOR_UNITS",
+            defaults.max_deposit_minor_units,
+        )?,
     })
 }

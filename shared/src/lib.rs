@@ -10,7 +10,8 @@
 //!   messages.
 //! - [`sqs_batch`]: SQS batch handling with partial batch failures; [`config`]: the
 //!   environment a function is given; [`logging`]: the functions' log set-up; [`metrics`]:
-//!   CloudWatch metrics in the Embedded Metric Format.
+//!   CloudWatch metrics in the Embedded Metric Format; [`trace`]: one X-Ray trace id across
+//!   every hop (HTTP, EventBridge, SQS) and on every log line.
 
 pub mod aws;
 pub mod config;
@@ -23,7 +24,9 @@ pub mod metrics;
 pub mod ports;
 pub mod processor;
 pub mod read_models;
+pub mod redact;
 pub mod redrive;
 pub mod service;
 pub mod sqs_batch;
 pub mod sqs_dead_letters;
+pub mod trace;

@@ -12,7 +12,7 @@ use crate::domain::{
     PaymentRequest, PaymentStep, StepPlan, Wallet, WalletChange, WalletId,
 };
 use crate::ports::{
-    BeginPayment, Deposit, DepositOutcome, EventPublisher, OpenWallet, PaymentLog,
+    BeginPayment, Deposit, DepositOutcome, EventPublisher, OpenWallet, Ownership, PaymentLog,
     PaymentProcessor, ProcessorError, PublishError, RecordStep, StoreError, WalletStore,
 };
 
@@ -57,6 +57,16 @@ impl WalletStore for InMemoryLedger {
 
     async fn wallet(&self, id: &WalletId) -> Result<Option<Wallet>, StoreError> {
         Ok(self.state().wallets.get(id).cloned())
+    }
+
+    async fn ownership(&self, id: &WalletId) -> Result<Ownership, StoreError> {
+        Ok(match self.state().wallets.get(id) {
+            None => Ownership::NoSuchWallet,
+            Some(wallet) => match wallet.owner() {
+                Some(owner) => Ownership::Owned(owner.clone()),
+                None => Ownership::Unowned,
+            },
+        })
     }
 
     async fn deposit(
@@ -510,6 +520,7 @@ mod redrive_fakes {
                         source_arn: None,
                         receive_count: 0,
                         sent_at: Some(Utc::now()),
+                        trace_header: message.trace_header.clone(),
                     },
                     false,
                 ));

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::history::{AggregateState, RecordedEvent, StreamEvent, StreamId};
 use crate::domain::{
-    ChargeId, DepositId, DomainEvent, FailureReason, IdempotencyKey, Money, PaymentId,
+    ChargeId, DepositId, DomainEvent, FailureReason, IdempotencyKey, Money, Owner, PaymentId,
     PaymentLogEntry, PaymentRequest, StepPlan, Wallet, WalletId, WalletRejection,
 };
 
@@ -82,12 +82,31 @@ pub enum RecordStep {
     Refused(WalletRejection),
 }
 
+/// Who a wallet belongs to, as [`WalletStore::ownership`] reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ownership {
+    NoSuchWallet,
+    /// Opened without an owner (by a tool, not through the API): no caller's.
+    Unowned,
+    Owned(Owner),
+}
+
+impl Ownership {
+    pub fn is(&self, caller: &Owner) -> bool {
+        matches!(self, Ownership::Owned(owner) if owner == caller)
+    }
+}
+
 /// Wallets and the money in them.
 #[async_trait]
 pub trait WalletStore: Send + Sync {
     /// Opens `wallet` unless a wallet with its id exists.
     async fn open_wallet(&self, wallet: &Wallet) -> Result<OpenWallet, StoreError>;
     async fn wallet(&self, id: &WalletId) -> Result<Option<Wallet>, StoreError>;
+    /// Who owns the wallet, for authorising a request. Ownership never changes once a wallet
+    /// is opened, so a store may answer from an eventually consistent read (half the price of
+    /// [`Self::wallet`]'s) as long as a wallet just opened is not reported missing.
+    async fn ownership(&self, id: &WalletId) -> Result<Ownership, StoreError>;
     /// Credits the deposit to its wallet, once per idempotency key.
     async fn deposit(
         &self,

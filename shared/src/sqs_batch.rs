@@ -7,6 +7,10 @@
 //! guessing. Should that send fail, the message is reported as failed as before, and the queue's
 //! redrive policy moves it without a record: nothing is lost either way.
 //!
+//! Each record is handled in its own trace ([`crate::trace`]): its `AWSTraceHeader` is the
+//! current trace while it is handled (the events its handler publishes carry it on) and its
+//! `trace_id` is on every line logged meanwhile.
+//!
 //! Every batch is counted on the invocation's [`Metrics`], per queue (its name, from the
 //! message's `eventSourceARN`): `MessagesReceived`, `MessagesFailed` (the handler failed, whether
 //! the message went back to the queue or to the DLQ) and `MessagesDeadLettered` (sent to the DLQ
@@ -60,10 +64,11 @@ use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMe
 use chrono::{DateTime, Utc};
 use futures::future::join_all;
 use serde::{Deserialize, Serialize};
-use tracing::{info, warn};
+use tracing::{Instrument, info, warn};
 
 use crate::domain::events::ContractViolation;
 use crate::metrics::Metrics;
+use crate::trace::{self, TraceHeader};
 
 /// The message attribute that carries a [`FailureRecord`] (JSON).
 pub const FAILURE_ATTRIBUTE: &str = "paysaga-failure";
@@ -118,7 +123,10 @@ impl FailureRecord {
         };
         Self {
             kind: kind.to_owned(),
-            reason: reason.chars().take(Self::MAX_REASON_CHARS).collect(),
+            reason: crate::redact::scrub(reason)
+                .chars()
+                .take(Self::MAX_REASON_CHARS)
+                .collect(),
             source_queue: message.event_source_arn.clone(),
             receive_count,
             failed_at: now,
@@ -207,8 +215,11 @@ where
 {
     let handled = event.records.into_iter().map(|message| {
         add_to(metrics, "MessagesReceived", queue_name(&message), 1);
-        let outcome = handle(message.clone());
-        async move {
+        // Each record in its own trace: on its log lines, and on the events its handling publishes.
+        let trace = TraceHeader::of_sqs_message(&message);
+        let span = trace::span(trace.as_ref());
+        let outcome = span.in_scope(|| handle(message.clone()));
+        let handled = async move {
             let Err(failure) = outcome.await else { return Ok(None) };
             add_to(metrics, "MessagesFailed", queue_name(&message), 1);
             let message_id = message.message_id.clone().ok_or(RecordWithoutId)?;
@@ -218,15 +229,16 @@ where
                 match give_up.dead_letters.send(&message, &record).await {
                     Ok(()) => {
                         add_to(metrics, "MessagesDeadLettered", queue_name(&message), 1);
-                        info!(%message_id, receive_count = count, kind = %record.kind, error = %failure, "message sent to the dead-letter queue");
+                        info!(%message_id, receive_count = count, kind = %record.kind, error = %crate::redact::scrub(&failure.to_string()), "message sent to the dead-letter queue");
                         return Ok(None);
                     }
                     Err(error) => warn!(%message_id, %error, "dead-letter queue unavailable; the redrive policy will move the message"),
                 }
             }
-            warn!(%message_id, receive_count = count, error = %failure, "message returned to the queue");
+            warn!(%message_id, receive_count = count, error = %crate::redact::scrub(&failure.to_string()), "message returned to the queue");
             Ok(Some(message_id))
-        }
+        };
+        trace::scope(trace, handled).instrument(span)
     });
     let mut response = SqsBatchResponse::default();
     for outcome in join_all(handled).await {

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use paysaga_admin::dev_token::DevTokenIssuer;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -96,6 +97,9 @@ impl Wiring {
     }
 }
 
+/// The caller the tests act as, unless a test says otherwise.
+pub const TEST_CALLER: &str = "paysaga-tests";
+
 /// The running local stack, as the tests reach it.
 pub struct Stack {
     pub wiring: Wiring,
@@ -103,6 +107,10 @@ pub struct Stack {
     /// local-lambda's Lambda Invoke API.
     pub invoke_url: String,
     pub http: reqwest::Client,
+    /// Signs tokens with the local stack's development key.
+    pub tokens: DevTokenIssuer,
+    /// The token [`Self::call`] sends: every test's wallets belong to [`TEST_CALLER`].
+    pub token: String,
     pub sqs: aws_sdk_sqs::Client,
     pub eventbridge: aws_sdk_eventbridge::Client,
     /// Pointed at the wiring's DynamoDB endpoint.
@@ -146,20 +154,45 @@ impl Stack {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()?;
+        let tokens = DevTokenIssuer::from_local_dir(&repo_root().join(".local"))?;
+        let token = tokens.token(TEST_CALLER, false, Duration::from_secs(3600))?;
         Ok(Self {
             wiring,
             api_url,
             invoke_url,
             http,
+            tokens,
+            token,
             sqs: aws_sdk_sqs::Client::new(&config),
             eventbridge: aws_sdk_eventbridge::Client::new(&config),
             dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamodb),
         })
     }
 
-    /// Sends a request to the API; answers its status and JSON body.
+    /// From now on, [`Self::call`] (and every helper built on it) acts as `subject`.
+    pub fn act_as(&mut self, subject: &str) -> anyhow::Result<()> {
+        self.token = self
+            .tokens
+            .token(subject, false, Duration::from_secs(3600))?;
+        Ok(())
+    }
+
+    /// Sends a request to the API as [`TEST_CALLER`]; answers its status and JSON body.
     pub async fn call(
         &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        idempotency_key: Option<&str>,
+    ) -> anyhow::Result<(u16, Value)> {
+        self.call_with_token(Some(&self.token), method, path, body, idempotency_key)
+            .await
+    }
+
+    /// [`Self::call`] with another bearer token, or none.
+    pub async fn call_with_token(
+        &self,
+        token: Option<&str>,
         method: reqwest::Method,
         path: &str,
         body: Option<Value>,
@@ -168,6 +201,9 @@ impl Stack {
         let mut request = self
             .http
             .request(method.clone(), format!("{}{path}", self.api_url));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
         if let Some(body) = body {
             request = request.json(&body);
         }

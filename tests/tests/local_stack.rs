@@ -231,13 +231,18 @@ async fn an_unparseable_message_ends_in_the_dlq_without_failing_its_batch_mates(
 #[tokio::test]
 #[ignore = "needs the local stack: run `make test`"]
 async fn the_readme_walkthrough_and_its_aws_cli_event_work_verbatim() -> anyhow::Result<()> {
-    let stack = Stack::connect().await?;
+    // The walk-through's callers: Alice pays, Bob is paid.
+    let mut stack = Stack::connect().await?;
+    stack.act_as("alice")?;
+    let mut bob = Stack::connect().await?;
+    bob.act_as("bob")?;
     let root = repo_root();
 
     // The README's curl walk-through, exactly as written there.
     let readme = std::fs::read_to_string(root.join("README.md"))?;
     let walkthrough = readme_walkthrough(&readme)?;
     let output = Command::new("bash")
+        .current_dir(&root)
         .args(["-euo", "pipefail", "-c", &walkthrough])
         .output()?;
     let printed = String::from_utf8_lossy(&output.stdout);
@@ -261,7 +266,7 @@ async fn the_readme_walkthrough_and_its_aws_cli_event_work_verbatim() -> anyhow:
     let already_processed = status == 200;
     let before = (
         stack.balances("wal_demo_alice").await?,
-        stack.balances("wal_demo_bob").await?,
+        bob.balances("wal_demo_bob").await?,
     );
     let output = Command::new(root.join("infra/local/aws"))
         .current_dir(&root)
@@ -285,7 +290,7 @@ async fn the_readme_walkthrough_and_its_aws_cli_event_work_verbatim() -> anyhow:
     assert_eq!(settled["status"], "COMPLETED", "{settled}");
     let after = (
         stack.balances("wal_demo_alice").await?,
-        stack.balances("wal_demo_bob").await?,
+        bob.balances("wal_demo_bob").await?,
     );
     if already_processed {
         // A stack that served this test before: the replayed event must change nothing.

@@ -116,6 +116,13 @@ async fn an_event_on_the_bus_twice_changes_each_read_model_once() -> anyhow::Res
     let payer = WalletId::parse(&format!("wal_rm_payer_{}", unique()))?;
     let payee = WalletId::parse(&format!("wal_rm_payee_{}", unique()))?;
     let payment_id = PaymentId::parse(&format!("pay_rm_{}", unique()))?;
+    // The wallets exist (the test's caller owns them, so the API serves their lists); the
+    // payment between them is only an event on the bus.
+    for wallet in [&payer, &payee] {
+        let body = json!({"currency": "EUR", "wallet_id": wallet});
+        let (status, answer) = stack.post("/wallets", body, None).await?;
+        ensure!(status == 201, "POST /wallets answered {status}: {answer}");
+    }
     let now = Utc::now();
     let completed = DomainEvent::PaymentCompleted(EventDetail::new(
         format!("{payment_id}/4"),

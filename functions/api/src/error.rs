@@ -16,6 +16,10 @@ pub enum ApiError {
     PayloadTooLarge,
     /// Well-formed, but the request cannot be carried out as asked (422).
     Unprocessable { code: &'static str, message: String },
+    /// No verified identity: no token, or claims the API cannot use (401).
+    Unauthenticated(&'static str),
+    /// The caller may not touch this resource or route (403).
+    Forbidden(String),
     /// No such resource (404).
     NotFound(String),
     /// It conflicts with what exists (409).
@@ -63,6 +67,12 @@ impl IntoResponse for ApiError {
             Self::Unprocessable { code, message } => {
                 (StatusCode::UNPROCESSABLE_ENTITY, code, message)
             }
+            Self::Unauthenticated(message) => (
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                message.to_owned(),
+            ),
+            Self::Forbidden(message) => (StatusCode::FORBIDDEN, "forbidden", message),
             Self::NotFound(message) => (StatusCode::NOT_FOUND, "not_found", message),
             Self::Conflict { code, message } => (StatusCode::CONFLICT, code, message),
             Self::Unavailable => (

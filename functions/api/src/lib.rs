@@ -10,10 +10,22 @@
 //! | `GET /payments/{payment_id}`        | reads a payment's status                       |
 //! | `GET /wallets/{wallet_id}/transactions` | a wallet's transactions, newest first, paged ([`read_router`]) |
 //! | `GET /payments?wallet={wallet_id}`  | a wallet's payments, newest first, paged ([`read_router`]) |
+//! | `POST /admin/parked/{parked_id}/replay` | replays a parked message (admin, [`admin_router`]) |
+//! | `POST /admin/read-models/rebuild`   | applies a page of the audit trail to the read models (admin) |
+//!
+//! Every route needs a caller ([`Caller`]: the claims API Gateway's JWT authorizer vouched
+//! for); a caller reads and moves only the wallets it owns (403 otherwise), and the admin
+//! routes need the `paysaga/admin` scope.
 
+mod admin;
+mod auth;
 mod error;
+mod limits;
+#[cfg(feature = "local-authorizer")]
+pub mod local_authorizer;
 mod reads;
 mod request;
+pub mod trace;
 mod views;
 
 use std::sync::Arc;
@@ -26,11 +38,13 @@ use axum::routing::{get, post};
 use paysaga::domain::{
     Currency, DepositId, IdempotencyKey, Money, PaymentId, PaymentRequest, Priority, WalletId,
 };
-use paysaga::ports::{Deposit, EventPublisher, OpenWallet, PaymentLog, WalletStore};
+use paysaga::ports::{Deposit, EventPublisher, OpenWallet, Ownership, PaymentLog, WalletStore};
 use paysaga::service::payments::{self, Submission};
 use paysaga::service::wallets::{self, DepositResult};
 use serde::Deserialize;
 
+pub use admin::{AdminApi, admin_router};
+pub use auth::{ADMIN_SCOPE, Caller};
 pub use error::ApiError;
 pub use reads::{ReadApi, read_router};
 use request::{JsonBody, idempotency_key, parse_id};
@@ -44,6 +58,8 @@ pub struct Api {
     pub wallets: Arc<dyn WalletStore>,
     pub payments: Arc<dyn PaymentLog>,
     pub events: Arc<dyn EventPublisher>,
+    /// The currencies wallets may hold, the largest payment and deposit.
+    pub limits: paysaga::domain::Limits,
 }
 
 pub fn router(api: Arc<Api>) -> Router {
@@ -68,28 +84,37 @@ struct OpenWalletBody {
 
 async fn open_wallet(
     State(api): State<Arc<Api>>,
+    caller: Caller,
     JsonBody(body): JsonBody<OpenWalletBody>,
 ) -> Result<Response, ApiError> {
-    match wallets::open_wallet(api.wallets.as_ref(), body.wallet_id, body.currency).await? {
+    api.limits
+        .check_currency(body.currency)
+        .map_err(limits::refused)?;
+    let owner = caller.owner().clone();
+    match wallets::open_wallet(api.wallets.as_ref(), body.wallet_id, body.currency, owner).await? {
         OpenWallet::Opened(wallet) => {
             Ok((StatusCode::CREATED, WalletView::from(&wallet)).into_response())
         }
-        OpenWallet::AlreadyOpen(wallet) if wallet.currency() == body.currency => {
-            Ok((StatusCode::OK, WalletView::from(&wallet)).into_response())
+        OpenWallet::AlreadyOpen(wallet) => {
+            caller.may_use(&wallet)?;
+            if wallet.currency() == body.currency {
+                return Ok((StatusCode::OK, WalletView::from(&wallet)).into_response());
+            }
+            Err(ApiError::Conflict {
+                code: "wallet_exists",
+                message: format!(
+                    "wallet {} exists with currency {}",
+                    wallet.id(),
+                    wallet.currency()
+                ),
+            })
         }
-        OpenWallet::AlreadyOpen(wallet) => Err(ApiError::Conflict {
-            code: "wallet_exists",
-            message: format!(
-                "wallet {} exists with currency {}",
-                wallet.id(),
-                wallet.currency()
-            ),
-        }),
     }
 }
 
 async fn read_wallet(
     State(api): State<Arc<Api>>,
+    caller: Caller,
     Path(wallet_id): Path<String>,
 ) -> Result<Response, ApiError> {
     let wallet_id: WalletId = parse_id(&wallet_id, WalletId::parse)?;
@@ -99,7 +124,10 @@ async fn read_wallet(
         .await
         .map_err(paysaga::service::ServiceError::from)?
     {
-        Some(wallet) => Ok(WalletView::from(&wallet).into_response()),
+        Some(wallet) => {
+            caller.may_use(&wallet)?;
+            Ok(WalletView::from(&wallet).into_response())
+        }
         None => Err(ApiError::NotFound(format!(
             "wallet {wallet_id} does not exist"
         ))),
@@ -114,6 +142,7 @@ struct DepositBody {
 
 async fn deposit(
     State(api): State<Arc<Api>>,
+    caller: Caller,
     Path(wallet_id): Path<String>,
     headers: HeaderMap,
     JsonBody(body): JsonBody<DepositBody>,
@@ -121,9 +150,10 @@ async fn deposit(
     let deposit = Deposit {
         deposit_id: DepositId::generate(),
         wallet_id: parse_id(&wallet_id, WalletId::parse)?,
-        amount: positive(body.amount)?,
+        amount: limits::deposit(&api.limits, positive(body.amount)?)?,
         idempotency_key: idempotency_key(&headers)?,
     };
+    must_own(api.wallets.as_ref(), &caller, &deposit.wallet_id).await?;
     match wallets::deposit(api.wallets.as_ref(), api.events.as_ref(), deposit).await? {
         DepositResult::Deposited { deposit, wallet } => {
             Ok((StatusCode::CREATED, DepositView::new(&deposit, &wallet)).into_response())
@@ -162,11 +192,14 @@ impl PaymentBody {
 
 async fn submit_payment(
     State(api): State<Arc<Api>>,
+    caller: Caller,
     headers: HeaderMap,
     JsonBody(body): JsonBody<PaymentBody>,
 ) -> Result<Response, ApiError> {
     let key = idempotency_key(&headers)?;
     let request = body.submitted(key.as_ref())?;
+    limits::payment(&api.limits, request.amount())?;
+    must_own(api.wallets.as_ref(), &caller, request.from_wallet()).await?;
     match payments::submit_payment(
         api.payments.as_ref(),
         api.events.as_ref(),
@@ -190,13 +223,60 @@ async fn submit_payment(
 
 async fn read_payment(
     State(api): State<Arc<Api>>,
+    caller: Caller,
     Path(payment_id): Path<String>,
 ) -> Result<Response, ApiError> {
     let payment_id: PaymentId = parse_id(&payment_id, PaymentId::parse)?;
     match payments::payment(api.payments.as_ref(), &payment_id).await? {
-        Some(payment) => Ok(PaymentView::from(&payment).into_response()),
+        Some(payment) => {
+            // The payer's owner and the payee's may read it.
+            let request = &payment.request;
+            if !owns(api.wallets.as_ref(), &caller, request.from_wallet()).await?
+                && !owns(api.wallets.as_ref(), &caller, request.to_wallet()).await?
+            {
+                return Err(ApiError::Forbidden(format!(
+                    "payment {payment_id} is between wallets of other callers"
+                )));
+            }
+            Ok(PaymentView::from(&payment).into_response())
+        }
         None => Err(ApiError::NotFound(format!(
             "payment {payment_id} does not exist"
+        ))),
+    }
+}
+
+/// Whether the caller owns the wallet (a wallet that does not exist is nobody's).
+pub(crate) async fn owns(
+    wallets: &dyn WalletStore,
+    caller: &Caller,
+    wallet_id: &WalletId,
+) -> Result<bool, ApiError> {
+    let ownership = wallets
+        .ownership(wallet_id)
+        .await
+        .map_err(paysaga::service::ServiceError::from)?;
+    Ok(ownership.is(caller.owner()))
+}
+
+/// Ok when the caller owns the wallet; a 404 when there is no such wallet, a 403 when it is
+/// someone else's.
+pub(crate) async fn must_own(
+    wallets: &dyn WalletStore,
+    caller: &Caller,
+    wallet_id: &WalletId,
+) -> Result<(), ApiError> {
+    let ownership = wallets
+        .ownership(wallet_id)
+        .await
+        .map_err(paysaga::service::ServiceError::from)?;
+    match ownership {
+        Ownership::NoSuchWallet => Err(ApiError::NotFound(format!(
+            "wallet {wallet_id} does not exist"
+        ))),
+        ownership if ownership.is(caller.owner()) => Ok(()),
+        _ => Err(ApiError::Forbidden(format!(
+            "wallet {wallet_id} belongs to another caller"
         ))),
     }
 }

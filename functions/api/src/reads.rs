@@ -2,7 +2,7 @@
 //! models the `read-models` function projects from the events. Newest first, a page at a time:
 //! `?limit=` (1 to 100, 20 by default) and `?cursor=` (the `next` of the previous page; `null`
 //! on the last page). The read models trail the ledger by the time an event takes to be
-//! projected; a wallet with no events has an empty list.
+//! projected; a wallet with no events has an empty list. Only the wallet's owner reads them.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,19 +14,20 @@ use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
 use paysaga::domain::{FailureReason, Money, PaymentId, PaymentStatus, WalletId};
-use paysaga::ports::ReadModelReader;
+use paysaga::ports::{ReadModelReader, WalletStore};
 use paysaga::read_models::{
     Cursor, PageRequest, PaymentRole, SignedAmount, TransactionEntry, TransactionKind,
     WalletPayment,
 };
 use serde::Serialize;
 
-use crate::ApiError;
 use crate::request::parse_id;
+use crate::{ApiError, Caller, must_own};
 
-/// What the read handlers may touch: the read models, read-only.
+/// What the read handlers may touch: the read models, read-only, and the wallets' owners.
 pub struct ReadApi {
     pub read_models: Arc<dyn ReadModelReader>,
+    pub wallets: Arc<dyn WalletStore>,
 }
 
 /// `GET /wallets/{wallet_id}/transactions` and `GET /payments?wallet=…`.
@@ -41,14 +42,16 @@ type QueryParameters = Result<Query<HashMap<String, String>>, QueryRejection>;
 
 async fn transactions(
     State(reads): State<Arc<ReadApi>>,
+    caller: Caller,
     Path(wallet_id): Path<String>,
     query: QueryParameters,
 ) -> Result<Response, ApiError> {
     let wallet_id: WalletId = parse_id(&wallet_id, WalletId::parse)?;
-    let parameters = parameters(query)?;
+    let page_request = page_request(&parameters(query)?)?;
+    must_own(reads.wallets.as_ref(), &caller, &wallet_id).await?;
     let page = reads
         .read_models
-        .transactions(&wallet_id, &page_request(&parameters)?)
+        .transactions(&wallet_id, &page_request)
         .await
         .map_err(paysaga::service::ServiceError::from)?;
     Ok(Json(TransactionsView {
@@ -65,6 +68,7 @@ async fn transactions(
 
 async fn payments(
     State(reads): State<Arc<ReadApi>>,
+    caller: Caller,
     query: QueryParameters,
 ) -> Result<Response, ApiError> {
     let parameters = parameters(query)?;
@@ -72,9 +76,11 @@ async fn payments(
         ApiError::InvalidRequest("the query parameter wallet (a wallet id) is required".into())
     })?;
     let wallet_id: WalletId = parse_id(wallet, WalletId::parse)?;
+    let page_request = page_request(&parameters)?;
+    must_own(reads.wallets.as_ref(), &caller, &wallet_id).await?;
     let page = reads
         .read_models
-        .payments(&wallet_id, &page_request(&parameters)?)
+        .payments(&wallet_id, &page_request)
         .await
         .map_err(paysaga::service::ServiceError::from)?;
     Ok(Json(PaymentsView {

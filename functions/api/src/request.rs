@@ -17,19 +17,44 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes =
-            Bytes::from_request(request, state)
-                .await
-                .map_err(|rejection: BytesRejection| {
-                    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                        ApiError::PayloadTooLarge
-                    } else {
-                        ApiError::InvalidRequest(rejection.body_text())
-                    }
-                })?;
-        serde_json::from_slice(&bytes)
-            .map(JsonBody)
-            .map_err(|error| ApiError::InvalidRequest(format!("invalid JSON body: {error}")))
+        let bytes = body_bytes(request, state).await?;
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+/// The body's bytes, or a 413 / 400.
+async fn body_bytes<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(request, state)
+        .await
+        .map_err(|rejection: BytesRejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::InvalidRequest(rejection.body_text())
+            }
+        })
+}
+
+/// The body as `T`, or a 400 saying what is wrong with it.
+fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|error| {
+        let error = paysaga::redact::json_error(&error);
+        ApiError::InvalidRequest(format!("invalid JSON body: {error}"))
+    })
+}
+
+/// A JSON body that may be left out: an empty body is `None`, anything else as [`JsonBody`].
+pub struct OptionalJsonBody<T>(pub Option<T>);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for OptionalJsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = body_bytes(request, state).await?;
+        if bytes.trim_ascii().is_empty() {
+            return Ok(Self(None));
+        }
+        parse_json(&bytes).map(|value| Self(Some(value)))
     }
 }
 

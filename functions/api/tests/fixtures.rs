@@ -23,6 +23,7 @@ fn test_api() -> TestApi {
         wallets: ledger.clone(),
         payments: ledger,
         events: events.clone(),
+        limits: Default::default(),
     }));
     TestApi { app, events }
 }

@@ -5,9 +5,11 @@ use std::sync::Arc;
 
 use api::{Api, router};
 use axum::Router;
+use chrono::Utc;
 use http::StatusCode;
-use paysaga::domain::DomainEvent;
+use paysaga::domain::{DomainEvent, Owner, Wallet, WalletId};
 use paysaga::memory::{InMemoryLedger, RecordingPublisher};
+use paysaga::ports::WalletStore;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -16,13 +18,22 @@ struct TestApi {
     events: Arc<RecordingPublisher>,
 }
 
-fn test_api() -> TestApi {
+/// The API, Alice's wallet open and belonging to the fixtures' caller (`demo-alice`).
+async fn test_api() -> TestApi {
     let ledger = Arc::new(InMemoryLedger::default());
+    let alice = Wallet::open(
+        WalletId::parse("wal_demo_alice").expect("an id"),
+        "EUR".parse().expect("EUR"),
+        Utc::now(),
+    )
+    .owned_by(Owner::parse("demo-alice").expect("an owner"));
+    ledger.open_wallet(&alice).await.expect("opened");
     let events = Arc::new(RecordingPublisher::default());
     let app = router(Arc::new(Api {
         wallets: ledger.clone(),
         payments: ledger,
         events: events.clone(),
+        limits: Default::default(),
     }));
     TestApi { app, events }
 }
@@ -102,7 +113,7 @@ fn announced_priorities(api: &TestApi) -> Vec<Value> {
 
 #[tokio::test]
 async fn an_urgent_payment_is_announced_and_shown_as_urgent() {
-    let api = test_api();
+    let api = test_api().await;
     let (status, accepted) = send(&api.app, &submit(payment(Some("urgent")), false)).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
     assert_eq!(accepted["priority"], "urgent");
@@ -118,7 +129,7 @@ async fn an_urgent_payment_is_announced_and_shown_as_urgent() {
 
 #[tokio::test]
 async fn a_payment_without_a_priority_is_ordinary_and_says_so() {
-    let api = test_api();
+    let api = test_api().await;
     for priority in [None, Some("ordinary")] {
         let (status, accepted) = send(&api.app, &submit(payment(priority), false)).await;
         assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
@@ -133,7 +144,7 @@ async fn a_payment_without_a_priority_is_ordinary_and_says_so() {
 
 #[tokio::test]
 async fn an_unknown_priority_is_a_bad_request_and_nothing_happens() {
-    let api = test_api();
+    let api = test_api().await;
     for priority in [json!("asap"), json!("URGENT"), json!(1), Value::Null] {
         let mut body = payment(None);
         body["priority"] = priority.clone();
@@ -155,7 +166,7 @@ async fn an_unknown_priority_is_a_bad_request_and_nothing_happens() {
 
 #[tokio::test]
 async fn the_priority_is_part_of_an_idempotency_keys_terms() {
-    let api = test_api();
+    let api = test_api().await;
     let (status, first) = send(&api.app, &submit(payment(Some("urgent")), true)).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{first}");
 

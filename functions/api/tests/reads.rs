@@ -8,8 +8,11 @@ use axum::Router;
 use chrono::{Duration, TimeZone, Utc};
 use http::StatusCode;
 use paysaga::domain::events::FundsDeposited;
-use paysaga::domain::{DepositId, DomainEvent, Money, PaymentId, PaymentRequest, WalletId};
+use paysaga::domain::{
+    DepositId, DomainEvent, Money, Owner, PaymentId, PaymentRequest, Wallet, WalletId,
+};
 use paysaga::memory::{InMemoryLedger, RecordingPublisher};
+use paysaga::ports::WalletStore;
 use paysaga::read_models::{InMemoryReadModels, replay};
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -47,13 +50,21 @@ async fn app_with(payments: i64) -> Router {
     }
     replay(&events, models.as_ref()).await.expect("replayed");
     let ledger = Arc::new(InMemoryLedger::default());
+    // Both wallets belong to the fixtures' caller (their authorizer claims' `sub`).
+    for id in ["wal_demo_alice", "wal_demo_bob"] {
+        let opened = Wallet::open(wallet(id), eur, t0)
+            .owned_by(Owner::parse("demo-alice").expect("an owner"));
+        ledger.open_wallet(&opened).await.expect("opened");
+    }
     router(Arc::new(Api {
         wallets: ledger.clone(),
-        payments: ledger,
+        payments: ledger.clone(),
         events: Arc::new(RecordingPublisher::default()),
+        limits: Default::default(),
     }))
     .merge(read_router(Arc::new(ReadApi {
         read_models: models,
+        wallets: ledger,
     })))
 }
 

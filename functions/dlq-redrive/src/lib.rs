@@ -87,6 +87,44 @@ pub enum Request {
     },
 }
 
+impl Request {
+    /// The request an invocation's payload holds. The function reads its payload as JSON and
+    /// parses it here, not in the runtime: the runtime logs a payload that does not parse with
+    /// serde's error, which quotes the values it refused; this refusal quotes none.
+    pub fn from_payload(payload: serde_json::Value) -> Result<Self, RedriveFailed> {
+        let request: Self = serde_json::from_value(payload).map_err(|error| {
+            let error = paysaga::redact::json_error(&error);
+            RedriveFailed::InvalidRequest(format!("not a redrive request: {error}"))
+        })?;
+        // Names and ids are echoed in refusals, which the runtime logs: none may be a secret.
+        let names = match &request {
+            Self::Redrive { queue, .. } => vec![("queue", queue.as_deref())],
+            Self::Status => Vec::new(),
+            Self::Parked { after, .. } => vec![("after", after.as_deref())],
+            Self::Show { parked_id } => vec![("parked_id", Some(parked_id.as_str()))],
+            Self::Replay {
+                parked_id,
+                destination,
+                ..
+            } => vec![
+                ("parked_id", Some(parked_id.as_str())),
+                ("destination", destination.as_deref()),
+            ],
+        };
+        for (field, value) in names {
+            if let Some(finding) =
+                value.and_then(|value| paysaga::redact::findings(value).into_iter().next())
+            {
+                return Err(RedriveFailed::InvalidRequest(format!(
+                    "{field} must not hold {}",
+                    finding.kind
+                )));
+            }
+        }
+        Ok(request)
+    }
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Mode {
@@ -385,7 +423,7 @@ impl DlqRedriveFunction {
         };
         if chosen.len() != 1 {
             return Err(RedriveFailed::UnknownQueue {
-                asked: asked.to_owned(),
+                asked: paysaga::redact::shown(asked),
                 known: known.join(", "),
             });
         }

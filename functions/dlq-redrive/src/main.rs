@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use dlq_redrive::{DlqRedriveFunction, handle};
+use dlq_redrive::{DlqRedriveFunction, Request, handle};
 use lambda_runtime::{LambdaEvent, service_fn};
 use paysaga::aws::{
     DynamoDbJournal, DynamoDbParking, EventBridgeRules, SqsRedriveQueues, sdk_config,
@@ -68,7 +68,15 @@ async fn main() -> anyhow::Result<()> {
         settings,
         metrics: MetricsSink::stdout("dlq-redrive"),
     };
-    lambda_runtime::run(service_fn(|event: LambdaEvent<_>| handle(&function, event)))
-        .await
-        .map_err(|error| anyhow::anyhow!(error))
+    // The payload is parsed by the function (`Request::from_payload`), not by the runtime.
+    lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| {
+        let function = &function;
+        async move {
+            let (payload, context) = event.into_parts();
+            let request = Request::from_payload(payload)?;
+            handle(function, LambdaEvent::new(request, context)).await
+        }
+    }))
+    .await
+    .map_err(|error| anyhow::anyhow!(error))
 }

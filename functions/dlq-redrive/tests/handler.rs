@@ -55,6 +55,7 @@ fn dead_letter(id: &str, kind: &str, body: &str) -> DeadLetter {
         source_arn: None,
         receive_count: 0,
         sent_at: Some(Utc::now()),
+        trace_header: None,
     }
 }
 

@@ -67,6 +67,7 @@ fn function() -> DlqRedriveFunction {
                 paysaga_hostile::JWT
             ),
             attributes: Default::default(),
+            trace_header: None,
             source_arn: None,
             receive_count: 0,
             sent_at: Some(Utc::now()),

@@ -3,7 +3,11 @@
 //!
 //! ```text
 //! paysaga-admin rebuild-read-models --from <event store table> --into <table> [--create]
+//! paysaga-admin dev-token --sub <subject> [--admin] [--hours <n>]
 //! ```
+//!
+//! `dev-token` prints a token for the local stack's API, signed by its development key
+//! ([`paysaga_admin::dev_token`]): `make token SUB=alice [ADMIN=1]`.
 //!
 //! `rebuild-read-models` replays every event of the audit trail (the event store) into the
 //! read models of `--into` ([`paysaga::read_models::rebuild`]), printing its progress after each page. With `--create` it creates that
@@ -12,7 +16,8 @@
 //! models changes nothing they already hold (every write is conditional). Point the API at the
 //! new table (`READ_MODELS_TABLE`) once it is built, or compare it with the live one.
 
-use std::time::Instant;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -40,11 +45,37 @@ enum Command {
         #[arg(long)]
         create: bool,
     },
+    /// Prints a development token for the local stack's API.
+    DevToken {
+        /// The caller's identity (the token's subject): the owner of the wallets it opens.
+        #[arg(long)]
+        sub: String,
+        /// Adds the paysaga/admin scope (replaying parked messages, rebuilding read models).
+        #[arg(long)]
+        admin: bool,
+        /// How long the token is valid.
+        #[arg(long, default_value_t = 12)]
+        hours: u64,
+        /// The local stack's files.
+        #[arg(long, default_value = ".local")]
+        local_dir: PathBuf,
+    },
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
+        Command::DevToken {
+            sub,
+            admin,
+            hours,
+            local_dir,
+        } => {
+            let issuer = paysaga_admin::dev_token::DevTokenIssuer::from_local_dir(&local_dir)?;
+            let lifetime = Duration::from_secs(hours.saturating_mul(3600));
+            println!("{}", issuer.token(&sub, admin, lifetime)?);
+            Ok(())
+        }
         Command::RebuildReadModels { from, into, create } => {
             let config = sdk_config_or_default_chains()
                 .await

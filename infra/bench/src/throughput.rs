@@ -168,7 +168,11 @@ pub async fn measure(config: &ThroughputConfig) -> anyhow::Result<ThroughputRepo
         "throughput: concurrency must be at least 1"
     );
     let wiring = Wiring::load(&config.wiring)?;
-    let api = Api::new(&config.api_url)?;
+    let local_dir = config
+        .wiring
+        .parent()
+        .context("the wiring file is in the local stack's folder")?;
+    let api = Api::new(&config.api_url, local_dir)?;
     warn_if_processor_is_tuned(&api.http, &wiring).await;
 
     let run = run_id();
@@ -311,9 +315,24 @@ impl PaymentView {
 }
 
 impl Api {
-    fn new(base: &str) -> anyhow::Result<Self> {
+    /// The API at `base`, called as the bench's caller with a development token of the local
+    /// stack whose files are in `local_dir`.
+    fn new(base: &str, local_dir: &std::path::Path) -> anyhow::Result<Self> {
+        let token = paysaga_admin::dev_token::DevTokenIssuer::from_local_dir(local_dir)?.token(
+            "paysaga-bench",
+            false,
+            std::time::Duration::from_secs(6 * 3600),
+        )?;
+        let mut authorization = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+            .context("a token is a header value")?;
+        authorization.set_sensitive(true);
+        let headers = reqwest::header::HeaderMap::from_iter([(
+            reqwest::header::AUTHORIZATION,
+            authorization,
+        )]);
         let http = reqwest::Client::builder()
             .timeout(HTTP_TIMEOUT)
+            .default_headers(headers)
             .build()
             .context("cannot build the HTTP client")?;
         Ok(Self {

@@ -258,7 +258,7 @@ impl RuntimeApi {
             .send(QueuedInvocation {
                 request_id: request_id.clone(),
                 deadline_ms,
-                trace_id: new_trace_id(),
+                trace_id: trace_id_of(&payload).unwrap_or_else(new_trace_id),
                 payload,
                 responder,
             })
@@ -295,6 +295,22 @@ impl RuntimeApi {
 /// A new invocation request id (a UUID, as Lambda's are).
 pub fn new_request_id() -> String {
     Uuid::now_v7().to_string()
+}
+
+/// The trace an event continues, as Lambda's SQS event source gives it: the first record's
+/// `AWSTraceHeader` (each record keeps its own in its `attributes`), when it looks like one.
+fn trace_id_of(payload: &[u8]) -> Option<String> {
+    let event: serde_json::Value = serde_json::from_slice(payload).ok()?;
+    let header = event
+        .get("Records")?
+        .get(0)?
+        .get("attributes")?
+        .get("AWSTraceHeader")?
+        .as_str()?;
+    let plausible = header.starts_with("Root=1-")
+        && header.len() <= 512
+        && header.bytes().all(|byte| byte.is_ascii_graphic());
+    plausible.then(|| header.to_owned())
 }
 
 /// An X-Ray style trace header, so runtimes that set `_X_AMZN_TRACE_ID` see a well-formed one.
@@ -517,6 +533,47 @@ mod tests {
         })
         .await
         .expect("runtime API starts")
+    }
+
+    #[tokio::test]
+    async fn an_sqs_batch_is_invoked_in_its_first_records_trace() {
+        let traced = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
+        let batch = |header: &str| {
+            Bytes::from(
+                serde_json::json!({"Records": [
+                    {"messageId": "m1", "attributes": {"AWSTraceHeader": header}},
+                    {"messageId": "m2", "attributes": {"AWSTraceHeader": "Root=1-6b08666f-248374edb729ba5d9153baa7"}},
+                ]})
+                .to_string(),
+            )
+        };
+        let api = api_with_timeout(Duration::from_secs(5)).await;
+        let runtime = FakeRuntime::new(&api);
+        for (payload, expected) in [
+            (batch(traced), Some(traced)),
+            (batch("Root=1-x\nInjected: yes"), None),
+            (Bytes::from_static(b"{\"Records\": []}"), None),
+        ] {
+            let function = async {
+                let event = runtime.next().await;
+                let trace = event.headers[TRACE_ID_HEADER]
+                    .to_str()
+                    .expect("ASCII")
+                    .to_owned();
+                let path = format!("invocation/{}/response", event.request_id);
+                runtime.post(&path, "{}").await;
+                trace
+            };
+            let (response, trace) = tokio::join!(api.invoke(payload), function);
+            response.expect("response");
+            match expected {
+                Some(expected) => assert_eq!(trace, expected),
+                None => assert!(
+                    trace.starts_with("Root=1-") && !trace.contains("Injected"),
+                    "{trace}"
+                ),
+            }
+        }
     }
 
     #[tokio::test]

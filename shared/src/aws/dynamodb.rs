@@ -26,12 +26,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::money::MAX_MINOR_UNITS;
 use crate::domain::{
-    Currency, DepositId, IdempotencyKey, Money, PaymentId, PaymentLogEntry, PaymentRequest,
+    Currency, DepositId, IdempotencyKey, Money, Owner, PaymentId, PaymentLogEntry, PaymentRequest,
     PaymentStep, StepPlan, Wallet, WalletChange, WalletEffect, WalletId, WalletRejection,
 };
 use crate::ports::{
-    BeginPayment, Deposit, DepositOutcome, OpenWallet, PaymentLog, RecordStep, StoreError,
-    WalletStore,
+    BeginPayment, Deposit, DepositOutcome, OpenWallet, Ownership, PaymentLog, RecordStep,
+    StoreError, WalletStore,
 };
 
 pub(super) type Item = HashMap<String, AttributeValue>;
@@ -68,6 +68,8 @@ struct WalletRecord {
     available: u64,
     reserved: u64,
     created_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    owner: Option<Owner>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -258,6 +260,7 @@ impl WalletStore for DynamoDbLedger {
             available: wallet.available().minor_units(),
             reserved: wallet.reserved().minor_units(),
             created_at: wallet.created_at(),
+            owner: wallet.owner().cloned(),
         };
         let result = self
             .client
@@ -294,8 +297,42 @@ impl WalletStore for DynamoDbLedger {
             record.reserved,
             record.created_at,
         )
-        .map(Some)
+        .map(|wallet| match record.owner {
+            Some(owner) => Some(wallet.owned_by(owner)),
+            None => Some(wallet),
+        })
         .map_err(|error| StoreError::Permanent(format!("wallet {id}: {error}")))
+    }
+
+    /// An eventually consistent read of the owner alone (half a read unit); only when that
+    /// finds no wallet, a consistent one, so a wallet opened a moment ago is not missed.
+    async fn ownership(&self, id: &WalletId) -> Result<Ownership, StoreError> {
+        #[derive(Deserialize)]
+        struct OwnerRecord {
+            #[serde(default)]
+            owner: Option<Owner>,
+        }
+        for consistent in [false, true] {
+            let output = self
+                .client
+                .get_item()
+                .table_name(&self.tables.wallets)
+                .set_key(Some(wallet_key(id)))
+                .projection_expression("wallet_id, #owner")
+                .expression_attribute_names("#owner", "owner")
+                .consistent_read(consistent)
+                .send()
+                .await
+                .map_err(|error| sdk_error("GetItem", error))?;
+            if let Some(item) = output.item {
+                let record: OwnerRecord = from_item(item)?;
+                return Ok(match record.owner {
+                    Some(owner) => Ownership::Owned(owner),
+                    None => Ownership::Unowned,
+                });
+            }
+        }
+        Ok(Ownership::NoSuchWallet)
     }
 
     async fn deposit(

@@ -31,6 +31,8 @@ impl EventBridgePublisher {
 impl EventPublisher for EventBridgePublisher {
     async fn publish(&self, events: &[DomainEvent]) -> Result<(), PublishError> {
         for chunk in events.chunks(ENTRIES_PER_CALL) {
+            // In the current trace ([`crate::trace`]): EventBridge hands it on to SQS targets.
+            let trace_header = crate::trace::current().map(|trace| trace.to_string());
             let entries = chunk
                 .iter()
                 .map(|event| {
@@ -39,6 +41,7 @@ impl EventPublisher for EventBridgePublisher {
                         .source(event.source())
                         .detail_type(event.detail_type())
                         .detail(event.detail_json())
+                        .set_trace_header(trace_header.clone())
                         .build()
                 })
                 .collect();

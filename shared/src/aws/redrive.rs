@@ -8,7 +8,8 @@ use aws_sdk_sqs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_sqs::primitives::Blob;
 use aws_sdk_sqs::types::{
     DeleteMessageBatchRequestEntry, MessageAttributeValue, MessageSystemAttributeName,
-    QueueAttributeName, SendMessageBatchRequestEntry,
+    MessageSystemAttributeNameForSends, MessageSystemAttributeValue, QueueAttributeName,
+    SendMessageBatchRequestEntry,
 };
 use chrono::{DateTime, Utc};
 
@@ -141,6 +142,8 @@ impl RedriveQueues for SqsRedriveQueues {
                     sent_at: system(MessageSystemAttributeName::SentTimestamp)
                         .and_then(|millis| millis.parse().ok())
                         .and_then(DateTime::<Utc>::from_timestamp_millis),
+                    trace_header: system(MessageSystemAttributeName::AwsTraceHeader)
+                        .and_then(|header| header.parse().ok()),
                 })
             })
             .collect();
@@ -162,6 +165,19 @@ impl RedriveQueues for SqsRedriveQueues {
                 .message_body(&message.body);
             for (name, attribute) in &message.attributes {
                 entry = entry.message_attributes(name, attribute_value(attribute)?);
+            }
+            if let Some(trace) = &message.trace_header {
+                let header = MessageSystemAttributeValue::builder()
+                    .data_type("String")
+                    .string_value(trace.to_string())
+                    .build()
+                    .map_err(|error| {
+                        QueueError::Unavailable(format!("invalid trace header: {error}"))
+                    })?;
+                entry = entry.message_system_attributes(
+                    MessageSystemAttributeNameForSends::AwsTraceHeader,
+                    header,
+                );
             }
             entries.push(entry.build().map_err(|error| {
                 QueueError::Unavailable(format!("invalid batch entry: {error}"))

@@ -4,7 +4,9 @@ use async_trait::async_trait;
 use aws_lambda_events::sqs::SqsMessage;
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::primitives::Blob;
-use aws_sdk_sqs::types::MessageAttributeValue;
+use aws_sdk_sqs::types::{
+    MessageAttributeValue, MessageSystemAttributeNameForSends, MessageSystemAttributeValue,
+};
 
 use crate::sqs_batch::{DeadLetterError, DeadLetterQueue, FAILURE_ATTRIBUTE, FailureRecord};
 
@@ -71,6 +73,18 @@ impl DeadLetterQueue for SqsDeadLetterQueue {
                 .build()
                 .map_err(|error| DeadLetterError(error.to_string()))?;
             request = request.message_attributes(name, value);
+        }
+        // The message stays in its trace ([`crate::trace`]) on the dead-letter queue.
+        if let Some(trace) = crate::trace::TraceHeader::of_sqs_message(message) {
+            let header = MessageSystemAttributeValue::builder()
+                .data_type("String")
+                .string_value(trace.to_string())
+                .build()
+                .map_err(|error| DeadLetterError(error.to_string()))?;
+            request = request.message_system_attributes(
+                MessageSystemAttributeNameForSends::AwsTraceHeader,
+                header,
+            );
         }
         request.send().await.map_err(|error| {
             DeadLetterError(aws_sdk_sqs::error::DisplayErrorContext(&error).to_string())

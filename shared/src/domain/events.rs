@@ -299,7 +299,7 @@ impl DomainEvent {
             detail: serde_json::Value,
         }
         let envelope: Envelope = serde_json::from_str(event)
-            .map_err(|error| ContractViolation::NotAnEvent(error.to_string()))?;
+            .map_err(|error| ContractViolation::NotAnEvent(crate::redact::json_error(&error)))?;
         Self::parse(
             &envelope.source,
             &envelope.detail_type,
@@ -314,18 +314,19 @@ impl DomainEvent {
         struct Versioned {
             version: u64,
         }
+        // Source and detail-type are echoed in refusals, which are logged: shown, not copied.
         let invalid = |error: String| ContractViolation::InvalidDetail {
-            detail_type: detail_type.to_owned(),
+            detail_type: crate::redact::shown(detail_type),
             error,
         };
         let version = serde_json::from_str::<Versioned>(detail)
-            .map_err(|error| invalid(error.to_string()))?
+            .map_err(|error| invalid(crate::redact::json_error(&error)))?
             .version;
         let known = EVENT_TYPES.contains(&(source, detail_type));
         if !known {
             return Err(ContractViolation::UnknownEvent {
-                event_source: source.to_owned(),
-                detail_type: detail_type.to_owned(),
+                event_source: crate::redact::shown(source),
+                detail_type: crate::redact::shown(detail_type),
             });
         }
         if version != u64::from(CONTRACT_VERSION) {
@@ -338,7 +339,11 @@ impl DomainEvent {
             detail: &str,
         ) -> Result<EventDetail<T>, String> {
             let detail: EventDetail<T> =
-                serde_json::from_str(detail).map_err(|error| error.to_string())?;
+                serde_json::from_str(detail).map_err(|error| crate::redact::json_error(&error))?;
+            // The event id is logged by every consumer: it may not carry personal data.
+            if let Some(finding) = crate::redact::findings(&detail.event_id).first() {
+                return Err(format!("event_id must not hold {}", finding.kind));
+            }
             match detail.mismatched_ids() {
                 Some(mismatch) => Err(mismatch),
                 None => Ok(detail),
@@ -569,6 +574,29 @@ mod tests {
         );
         assert_eq!(json["data"]["status"], "FAILED");
         assert_eq!(json["data"]["failure"]["code"], "insufficient_funds");
+    }
+
+    #[test]
+    fn event_ids_holding_personal_data_are_refused() {
+        let deposit = FundsDeposited {
+            deposit_id: DepositId::parse("dep_1").unwrap(),
+            wallet_id: WalletId::parse("wal_a").unwrap(),
+            amount: Money::new(1, "EUR".parse().unwrap()).unwrap(),
+        };
+        let event = DomainEvent::funds_deposited(deposit, Utc::now());
+        let mut detail: serde_json::Value = serde_json::from_str(&event.detail_json()).unwrap();
+        detail["event_id"] = "bob@example.com".into();
+        let refused =
+            DomainEvent::parse(WALLETS_SOURCE, FUNDS_DEPOSITED, &detail.to_string()).unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            "FundsDeposited breaks its contract: event_id must not hold an e-mail address"
+        );
+        let refused = DomainEvent::parse("4111111111111111", "x@example.com", "{\"version\":1}");
+        assert_eq!(
+            refused.unwrap_err().to_string(),
+            "no paysaga event is \"[e-mail]\" from \"[card number]\""
+        );
     }
 
     #[test]

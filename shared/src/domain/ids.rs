@@ -12,8 +12,14 @@ pub enum IdError {
         kind: &'static str,
         prefix: &'static str,
     },
+    /// Ids are logged: one that holds a card number is refused.
+    #[error("{kind} must not hold a card number")]
+    CardNumber { kind: &'static str },
     #[error("an idempotency key must be 1 to 255 visible ASCII characters")]
     MalformedIdempotencyKey,
+    /// Keys are stored beside the request: one that is a secret or personal data is refused.
+    #[error("an idempotency key must not hold {0}")]
+    SensitiveIdempotencyKey(crate::redact::Sensitive),
     #[error("a charge id must be 1 to 128 visible ASCII characters")]
     MalformedChargeId,
 }
@@ -39,6 +45,9 @@ macro_rules! prefixed_id {
                 let valid_char = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
                 if rest.is_empty() || rest.len() > 64 || !rest.chars().all(valid_char) {
                     return Err(malformed);
+                }
+                if !crate::redact::findings(rest).is_empty() {
+                    return Err(IdError::CardNumber { kind: $kind });
                 }
                 Ok(Self(value.to_owned()))
             }
@@ -176,6 +185,9 @@ impl IdempotencyKey {
         if value.is_empty() || value.len() > 255 || !value.chars().all(visible) {
             return Err(IdError::MalformedIdempotencyKey);
         }
+        if let Some(finding) = crate::redact::findings(value).first() {
+            return Err(IdError::SensitiveIdempotencyKey(finding.kind));
+        }
         Ok(Self(value.to_owned()))
     }
 
@@ -250,5 +262,32 @@ mod tests {
         assert!(IdempotencyKey::parse("has space").is_err());
         assert!(IdempotencyKey::parse(&"k".repeat(256)).is_err());
         assert!(!format!("{:?}", IdempotencyKey::parse("secret").unwrap()).contains("secret"));
+    }
+
+    #[test]
+    fn ids_and_keys_never_hold_card_numbers_tokens_or_emails() {
+        use crate::redact::Sensitive;
+        assert_eq!(
+            WalletId::parse("wal_4111111111111111"),
+            Err(IdError::CardNumber {
+                kind: "a wallet id"
+            })
+        );
+        assert!(PaymentId::parse("pay_4111-1111-1111-1111").is_err());
+        assert!(
+            WalletId::parse("wal_41111111111111112").is_ok(),
+            "not a card number"
+        );
+        assert!(WalletId::generate().as_str().len() > 4);
+        for (key, kind) in [
+            ("4111111111111111", Sensitive::CardNumber),
+            ("bob@example.com", Sensitive::Email),
+            ("eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.", Sensitive::Jwt),
+        ] {
+            assert_eq!(
+                IdempotencyKey::parse(key).map(|_| ()),
+                Err(IdError::SensitiveIdempotencyKey(kind))
+            );
+        }
     }
 }

@@ -15,7 +15,8 @@ pub const MAX_MINOR_UNITS: u64 = 1_000_000_000_000_000;
 pub enum MoneyError {
     #[error("'{0}' is not an ISO 4217 currency code of a circulating currency")]
     UnknownCurrency(String),
-    #[error("amount {0} exceeds the maximum of {MAX_MINOR_UNITS} minor units")]
+    /// The message leaves the amount out: a number that large may be a card number.
+    #[error("amount exceeds the maximum of {MAX_MINOR_UNITS} minor units")]
     TooLarge(u64),
     #[error("amount must be greater than zero")]
     NotPositive,

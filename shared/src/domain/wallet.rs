@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::failure::FailureReason;
 use super::ids::WalletId;
 use super::money::{Currency, Money, MoneyError};
+use super::owner::Owner;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Wallet {
@@ -15,6 +16,10 @@ pub struct Wallet {
     available: Money,
     reserved: Money,
     created_at: DateTime<Utc>,
+    /// Who may read it and move its money through the API; `None` for a wallet opened
+    /// without a caller (tests, tools). Not part of the wallet's serialised state.
+    #[serde(skip)]
+    owner: Option<Owner>,
 }
 
 /// A change a payment step (or a deposit) makes to one wallet.
@@ -62,6 +67,15 @@ impl Wallet {
             available: zero,
             reserved: zero,
             created_at: now,
+            owner: None,
+        }
+    }
+
+    /// The wallet, belonging to `owner`.
+    pub fn owned_by(self, owner: Owner) -> Self {
+        Self {
+            owner: Some(owner),
+            ..self
         }
     }
 
@@ -79,6 +93,7 @@ impl Wallet {
             id,
             currency,
             created_at,
+            owner: None,
         })
     }
 
@@ -103,6 +118,13 @@ impl Wallet {
     }
     pub fn created_at(&self) -> DateTime<Utc> {
         self.created_at
+    }
+    pub fn owner(&self) -> Option<&Owner> {
+        self.owner.as_ref()
+    }
+    /// Whether `caller` owns it. A wallet without an owner belongs to no caller.
+    pub fn is_owned_by(&self, caller: &Owner) -> bool {
+        self.owner.as_ref() == Some(caller)
     }
 
     /// The wallet after `change`, or why it refuses it.

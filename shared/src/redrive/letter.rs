@@ -86,6 +86,8 @@ pub struct DeadLetter {
     /// When the message was first sent (`SentTimestamp`, which SQS keeps across redrive-policy
     /// moves, so a DLQ's retention runs from it).
     pub sent_at: Option<DateTime<Utc>>,
+    /// The trace it travels in (`AWSTraceHeader`): a message sent back keeps it.
+    pub trace_header: Option<crate::trace::TraceHeader>,
 }
 
 /// How a message came to be in a dead-letter queue.
@@ -416,6 +418,7 @@ pub(crate) mod tests {
             source_arn: None,
             receive_count: 1,
             sent_at: Some(Utc::now()),
+            trace_header: None,
         }
     }
 

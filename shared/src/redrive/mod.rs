@@ -47,6 +47,8 @@ pub struct OutgoingMessage {
     pub entry_id: String,
     pub body: String,
     pub attributes: BTreeMap<String, MessageAttribute>,
+    /// Sent as its `AWSTraceHeader` ([`crate::trace`]).
+    pub trace_header: Option<crate::trace::TraceHeader>,
 }
 
 /// A dead-letter queue and the queues whose redrive policy moves messages to it.

@@ -202,6 +202,7 @@ pub async fn replay(
         source_arn: None,
         receive_count: parked.dead_letter_receive_count,
         sent_at: parked.first_sent_at,
+        trace_header: None,
     };
     let stamp = RedriveStamp {
         redrives: parked.redrives + 1,
@@ -213,6 +214,8 @@ pub async fn replay(
         entry_id: "replay".to_owned(),
         body,
         attributes: letter.attributes_sent_back(&stamp),
+        // Parking does not keep the message's trace: a replay goes out in the operator's.
+        trace_header: crate::trace::current(),
     };
     let taken = queues.send(&queue, std::slice::from_ref(&message)).await?;
     if !taken.contains(&message.entry_id) {

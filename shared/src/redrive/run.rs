@@ -224,6 +224,7 @@ impl Redrive<'_> {
                         entry_id: format!("m{index}"),
                         body: letter.body.clone(),
                         attributes: letter.attributes_sent_back(&stamp),
+                        trace_header: letter.trace_header.clone(),
                     };
                     going_back
                         .entry(destination)
@@ -399,6 +400,28 @@ mod tests {
         assert_eq!(junk.body, "{not json");
         assert!(junk.reason.starts_with("contract: "), "{}", junk.reason);
         assert_eq!(junk.destination.as_deref(), Some(SOURCE));
+    }
+
+    #[tokio::test]
+    async fn a_message_sent_back_keeps_its_trace() {
+        let world = World::new();
+        let header: crate::trace::TraceHeader =
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+                .parse()
+                .unwrap();
+        let mut traced = transient("traced");
+        traced.trace_header = Some(header.clone());
+        world.queues.put(DLQ, traced);
+        world.queues.put(DLQ, transient("untraced"));
+        assert_eq!(world.drain().await.sent_back, 2);
+        let mut traces: Vec<_> = world
+            .queues
+            .messages(SOURCE)
+            .into_iter()
+            .map(|message| message.trace_header)
+            .collect();
+        traces.sort_by_key(Option::is_none);
+        assert_eq!(traces, [Some(header), None]);
     }
 
     #[tokio::test]

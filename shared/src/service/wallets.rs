@@ -4,17 +4,20 @@ use chrono::Utc;
 
 use super::ServiceError;
 use crate::domain::events::FundsDeposited;
-use crate::domain::{Currency, DomainEvent, FailureReason, Wallet, WalletId};
+use crate::domain::{Currency, DomainEvent, FailureReason, Owner, Wallet, WalletId};
 use crate::ports::{Deposit, DepositOutcome, EventPublisher, OpenWallet, WalletStore};
 
-/// Opens a wallet. Opening an existing id again with the same currency is answered with
-/// that wallet (so a retried request is harmless); with another currency it is a conflict.
+/// Opens a wallet for `owner`. Opening an existing id again is answered with that wallet (so
+/// a retried request is harmless); the caller decides what an existing wallet of another
+/// currency or owner means.
 pub async fn open_wallet(
     store: &dyn WalletStore,
     id: Option<WalletId>,
     currency: Currency,
+    owner: Owner,
 ) -> Result<OpenWallet, ServiceError> {
-    let wallet = Wallet::open(id.unwrap_or_else(WalletId::generate), currency, Utc::now());
+    let wallet =
+        Wallet::open(id.unwrap_or_else(WalletId::generate), currency, Utc::now()).owned_by(owner);
     Ok(store.open_wallet(&wallet).await?)
 }
 

@@ -1,0 +1,163 @@
+//! Operators' routes, for callers with the `paysaga/admin` scope (the gateway checks the scope
+//! on these routes too; the handlers check it again, so a route added without it in the
+//! template still refuses other callers):
+//!
+//! - `POST /admin/parked/{parked_id}/replay`: sends a parked dead letter (or its fixed body,
+//!   `{"body": "…"}`) back to its queue, as `make dlq-replay` does through the dlq-redrive
+//!   function. Optional `destination` (a queue ARN) and `force` (replay a body that breaks
+//!   the event contracts).
+//! - `POST /admin/read-models/rebuild`: applies one page of the audit trail to the live read
+//!   models and answers the counts and the `next` page's token; call again with
+//!   `{"after": next}` until `next` is `null`. Idempotent: a page applied twice changes
+//!   nothing the second time, so an interrupted rebuild is simply resumed or restarted.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use chrono::Utc;
+use paysaga::ports::{EventPageToken, EventStore, ReadModelWriter, StoreError};
+use paysaga::read_models;
+use paysaga::redrive::parking::{ReplayError, ReplayRequest, replay};
+use paysaga::redrive::{ParkingLot, QueueError, RedriveQueues};
+use paysaga::service::ServiceError;
+use serde::{Deserialize, Serialize};
+
+use crate::request::OptionalJsonBody;
+use crate::{ApiError, Caller};
+
+/// What the admin handlers may touch.
+pub struct AdminApi {
+    pub parking: Arc<dyn ParkingLot>,
+    pub queues: Arc<dyn RedriveQueues>,
+    pub event_store: Arc<dyn EventStore>,
+    pub read_models: Arc<dyn ReadModelWriter>,
+}
+
+pub fn admin_router(admin: Arc<AdminApi>) -> Router {
+    Router::new()
+        .route("/admin/parked/{parked_id}/replay", post(replay_parked))
+        .route("/admin/read-models/rebuild", post(rebuild_read_models))
+        .with_state(admin)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ReplayBody {
+    /// The fixed body, when the operator fixed the message rather than the consumer.
+    body: Option<String>,
+    /// The queue (ARN) to send it to, when the parked message names none.
+    destination: Option<String>,
+    #[serde(default)]
+    force: bool,
+}
+
+async fn replay_parked(
+    State(admin): State<Arc<AdminApi>>,
+    caller: Caller,
+    Path(parked_id): Path<String>,
+    OptionalJsonBody(body): OptionalJsonBody<ReplayBody>,
+) -> Result<Response, ApiError> {
+    caller.must_be_admin()?;
+    let body = body.unwrap_or_default();
+    let request = ReplayRequest {
+        parked_id,
+        body: body.body,
+        destination: body.destination,
+        force: body.force,
+    };
+    let replayed = replay(
+        admin.queues.as_ref(),
+        admin.parking.as_ref(),
+        &request,
+        Utc::now(),
+    )
+    .await
+    .map_err(replay_error)?;
+    tracing::info!(parked_id = %replayed.parked_id, sent_to = %replayed.sent_to, "parked message replayed");
+    Ok(Json(replayed).into_response())
+}
+
+fn replay_error(error: ReplayError) -> ApiError {
+    match error {
+        ReplayError::NotFound(_) => ApiError::NotFound(error.to_string()),
+        ReplayError::AlreadyReplayed { .. } => ApiError::Conflict {
+            code: "already_replayed",
+            message: error.to_string(),
+        },
+        ReplayError::NoDestination(_) => ApiError::Unprocessable {
+            code: "no_destination",
+            message: error.to_string(),
+        },
+        ReplayError::Contract(_) => ApiError::Unprocessable {
+            code: "contract_violation",
+            message: error.to_string(),
+        },
+        ReplayError::Queue(QueueError::NotFound(_)) => ApiError::Unprocessable {
+            code: "no_such_queue",
+            message: error.to_string(),
+        },
+        ReplayError::Refused | ReplayError::Queue(QueueError::Unavailable(_)) => {
+            tracing::warn!(%error, "replay not sent");
+            ApiError::Unavailable
+        }
+        ReplayError::Store(error) => ServiceError::from(error).into(),
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RebuildBody {
+    /// The `next` of the previous call; none to start from the beginning.
+    after: Option<String>,
+}
+
+#[derive(Serialize)]
+struct RebuildPage {
+    events: u64,
+    changed: u64,
+    unchanged: u64,
+    /// Where the next call starts; `null` when the audit trail has been applied whole.
+    next: Option<String>,
+}
+
+async fn rebuild_read_models(
+    State(admin): State<Arc<AdminApi>>,
+    caller: Caller,
+    OptionalJsonBody(body): OptionalJsonBody<RebuildBody>,
+) -> Result<Response, ApiError> {
+    caller.must_be_admin()?;
+    let after = body.unwrap_or_default().after.map(EventPageToken);
+    let page = match admin.event_store.all_events(after.as_ref()).await {
+        Ok(page) => page,
+        // The store refuses a token it did not give: the caller's mistake, not the store's.
+        Err(StoreError::Permanent(message)) if after.is_some() => {
+            return Err(ApiError::InvalidRequest(format!(
+                "after must be the next of an earlier call ({message})"
+            )));
+        }
+        Err(error) => return Err(ServiceError::from(error).into()),
+    };
+    let events: Vec<_> = page
+        .events
+        .into_iter()
+        .map(|recorded| recorded.event)
+        .collect();
+    let counts = read_models::replay(&events, admin.read_models.as_ref())
+        .await
+        .map_err(ServiceError::from)?;
+    tracing::info!(
+        events = counts.events,
+        changed = counts.changed,
+        "read models: a page of the audit trail applied"
+    );
+    Ok(Json(RebuildPage {
+        events: counts.events,
+        changed: counts.changed,
+        unchanged: counts.unchanged,
+        next: page.next.map(|token| token.0),
+    })
+    .into_response())
+}
