@@ -1,8 +1,11 @@
 //! Who may do what: the API Gateway fixtures of `events/lambda/` sent with other callers'
 //! claims (as the JWT authorizer passes them), or none, against the in-memory adapters.
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use support::{fixture, send};
 
 use api::{AdminApi, Api, ReadApi, admin_router, read_router, router};
 use axum::Router;
@@ -18,7 +21,6 @@ use paysaga::read_models::{InMemoryReadModels, PageRequest};
 use paysaga::redrive::parking::ParkedStatus;
 use paysaga::redrive::{ParkedMessage, ParkingLot, QueueRef};
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
 const PAYMENTS_QUEUE: &str = "arn:aws:sqs:us-east-1:000000000000:paysaga-payments";
 
@@ -68,12 +70,6 @@ fn world() -> World {
     }
 }
 
-fn fixture(name: &str) -> Value {
-    let path = format!("{}/../../events/lambda/{name}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{path}: {error}"));
-    serde_json::from_str(&text).expect("fixtures are JSON")
-}
-
 /// Who sends a request, as the authorizer's claims say.
 #[derive(Clone, Copy)]
 enum As {
@@ -114,22 +110,6 @@ fn at(mut event: Value, method: &str, path: &str, route: &str) -> Value {
     event["requestContext"]["http"]["path"] = json!(path);
     event["requestContext"]["routeKey"] = event["routeKey"].clone();
     event
-}
-
-async fn send(app: &Router, event: &Value) -> (StatusCode, Value) {
-    let request =
-        lambda_http::request::from_str(&event.to_string()).expect("a valid API Gateway event");
-    let response = app.clone().oneshot(request).await.expect("infallible");
-    let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .expect("a body");
-    let body = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes).expect("a JSON body")
-    };
-    (status, body)
 }
 
 fn open(wallet_id: &str, who: As) -> Value {

@@ -1,7 +1,10 @@
 //! The API router fed with the API Gateway HTTP API events in `events/lambda/`, against the
 //! in-memory adapters.
 
+mod support;
+
 use std::sync::Arc;
+use support::{fixture, send};
 
 use api::{Api, router};
 use axum::Router;
@@ -9,7 +12,6 @@ use http::StatusCode;
 use paysaga::domain::{DomainEvent, IdempotencyKey, PaymentId, WalletId};
 use paysaga::memory::{InMemoryLedger, RecordingPublisher};
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
 struct TestApi {
     app: Router,
@@ -26,33 +28,6 @@ fn test_api() -> TestApi {
         limits: Default::default(),
     }));
     TestApi { app, events }
-}
-
-fn fixture(name: &str) -> Value {
-    let path = format!("{}/../../events/lambda/{name}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{path}: {error}"));
-    serde_json::from_str(&text).expect("fixtures are JSON")
-}
-
-/// Sends an API Gateway v2 event (as `lambda_http` turns it into a request) to the router.
-async fn send(app: &Router, event: &Value) -> (StatusCode, Value) {
-    let request =
-        lambda_http::request::from_str(&event.to_string()).expect("a valid API Gateway event");
-    let response = app
-        .clone()
-        .oneshot(request)
-        .await
-        .expect("the router is infallible");
-    let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .expect("a body");
-    let body = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes).expect("JSON body")
-    };
-    (status, body)
 }
 
 /// The fixture with its JSON body replaced.

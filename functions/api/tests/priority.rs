@@ -1,7 +1,10 @@
 //! `POST /payments` with a `priority`: the API Gateway fixture of `events/lambda/` with its body
 //! replaced, against the in-memory adapters.
 
+mod support;
+
 use std::sync::Arc;
+use support::{fixture, send};
 
 use api::{Api, router};
 use axum::Router;
@@ -11,7 +14,6 @@ use paysaga::domain::{DomainEvent, Owner, Wallet, WalletId};
 use paysaga::memory::{InMemoryLedger, RecordingPublisher};
 use paysaga::ports::WalletStore;
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
 struct TestApi {
     app: Router,
@@ -41,12 +43,7 @@ async fn test_api() -> TestApi {
 /// `POST /payments` with `body` and the fixture's Idempotency-Key (`payment-demo-0001`), or
 /// without a key.
 fn submit(body: Value, with_key: bool) -> Value {
-    let path = format!(
-        "{}/../../events/lambda/apigw-submit-payment.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{path}: {error}"));
-    let mut event: Value = serde_json::from_str(&text).expect("fixtures are JSON");
+    let mut event = fixture("apigw-submit-payment.json");
     event["body"] = Value::String(body.to_string());
     if !with_key {
         event["headers"]
@@ -65,26 +62,6 @@ fn read(payment_id: &str) -> Value {
     event["requestContext"]["http"]["method"] = json!("GET");
     event["requestContext"]["http"]["path"] = event["rawPath"].clone();
     event
-}
-
-async fn send(app: &Router, event: &Value) -> (StatusCode, Value) {
-    let request =
-        lambda_http::request::from_str(&event.to_string()).expect("a valid API Gateway event");
-    let response = app
-        .clone()
-        .oneshot(request)
-        .await
-        .expect("the router is infallible");
-    let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .expect("a body");
-    let body = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes).expect("JSON body")
-    };
-    (status, body)
 }
 
 fn payment(priority: Option<&str>) -> Value {

@@ -1,7 +1,10 @@
 //! The read endpoints fed with the API Gateway HTTP API events in `events/lambda/`, against
 //! in-memory read models filled by replaying events.
 
+mod support;
+
 use std::sync::Arc;
+use support::{fixture, send};
 
 use api::{Api, ReadApi, read_router, router};
 use axum::Router;
@@ -15,7 +18,6 @@ use paysaga::memory::{InMemoryLedger, RecordingPublisher};
 use paysaga::ports::WalletStore;
 use paysaga::read_models::{InMemoryReadModels, replay};
 use serde_json::{Value, json};
-use tower::ServiceExt;
 
 fn wallet(id: &str) -> WalletId {
     WalletId::parse(id).expect("a wallet id")
@@ -68,12 +70,6 @@ async fn app_with(payments: i64) -> Router {
     })))
 }
 
-fn fixture(name: &str) -> Value {
-    let path = format!("{}/../../events/lambda/{name}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{path}: {error}"));
-    serde_json::from_str(&text).expect("fixtures are JSON")
-}
-
 /// The fixture with another query string.
 fn with_query(mut event: Value, query: &str) -> Value {
     event["rawQueryString"] = query.into();
@@ -85,17 +81,6 @@ fn with_query(mut event: Value, query: &str) -> Value {
         .collect();
     event["queryStringParameters"] = Value::Object(parameters);
     event
-}
-
-async fn send(app: &Router, event: &Value) -> (StatusCode, Value) {
-    let request =
-        lambda_http::request::from_str(&event.to_string()).expect("a valid API Gateway event");
-    let response = app.clone().oneshot(request).await.expect("infallible");
-    let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .expect("a body");
-    (status, serde_json::from_slice(&bytes).expect("JSON body"))
 }
 
 fn ids(list: &Value) -> Vec<&str> {
