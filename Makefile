@@ -37,7 +37,7 @@ integration: build-local ## Integration tests against an already running stack (
 	$(CARGO) test -p paysaga-tests --locked -- --ignored --test-threads 4
 
 build-local: ## Build the functions (with test-only fault injection and the local JWT check), local-lambda, the fake payment processor and paysaga-admin (debug)
-	$(CARGO) build --locked $(addprefix -p ,$(FUNCTIONS) local-lambda payment-processor paysaga-admin) --features payment-saga/fault-injection,api/local-authorizer
+	$(CARGO) build --locked $(addprefix -p ,$(FUNCTIONS) local-lambda payment-processor paysaga-admin) --features payment-saga/fault-injection,api/local-authorizer,admin-api/local-authorizer
 
 build: local-install ## Build every function with cargo lambda for arm64 (what infra/template.yaml deploys)
 	rustup target add aarch64-unknown-linux-gnu >/dev/null

@@ -23,14 +23,14 @@ step "release builds for this machine: the functions, the reference binaries, th
 # Three builds, so that the features the tools enable (the SDK's default HTTPS client) are not
 # unified into the functions' binaries: each is measured as it ships.
 "$CARGO" build --release --locked "${functions[@]}"
-# Those are the binaries measured; the stack runs the api with the local stand-in for API
-# Gateway's JWT authorizer (there is no gateway locally), a build of its own.
+# Those are the binaries measured; the stack runs the functions behind the HTTP API with the
+# local stand-in for API Gateway's JWT authorizer (there is no gateway locally), a build of its own.
 shipped="$ROOT/target/bench/shipped"
 rm -rf "$shipped" && mkdir -p "$shipped"
 for dir in functions/*/; do
   cp "target/release/$(basename "$dir")" "$shipped/"
 done
-"$CARGO" build --release --locked -p api --features api/local-authorizer
+"$CARGO" build --release --locked -p api -p admin-api --features api/local-authorizer
 "$CARGO" build --release --locked -p paysaga-bench-hello
 "$CARGO" build --release --locked -p local-lambda -p payment-processor -p paysaga-bench
 

@@ -10,21 +10,20 @@
 //! | `GET /payments/{payment_id}`        | reads a payment's status                       |
 //! | `GET /wallets/{wallet_id}/transactions` | a wallet's transactions, newest first, paged ([`read_router`]) |
 //! | `GET /payments?wallet={wallet_id}`  | a wallet's payments, newest first, paged ([`read_router`]) |
-//! | `POST /admin/parked/{parked_id}/replay` | replays a parked message (admin, [`admin_router`]) |
-//! | `POST /admin/read-models/rebuild`   | applies a page of the audit trail to the read models (admin) |
 //!
 //! Every route needs a caller ([`Caller`]: the claims API Gateway's JWT authorizer vouched
-//! for); a caller reads and moves only the wallets it owns (403 otherwise), and the admin
-//! routes need the `paysaga/admin` scope.
+//! for); a caller reads and moves only the wallets it owns (403 otherwise). The operators'
+//! routes (`/admin/...`) are another function's, `admin-api`, which serves them with this
+//! crate's [`Caller`], [`ApiError`] and [`serve`].
 
-mod admin;
 mod auth;
 mod error;
 mod limits;
 #[cfg(feature = "local-authorizer")]
 pub mod local_authorizer;
 mod reads;
-mod request;
+pub mod request;
+mod serve;
 pub mod trace;
 mod views;
 
@@ -43,11 +42,11 @@ use paysaga::service::payments::{self, Submission};
 use paysaga::service::wallets::{self, DepositResult};
 use serde::Deserialize;
 
-pub use admin::{AdminApi, admin_router};
 pub use auth::{ADMIN_SCOPE, Caller};
 pub use error::ApiError;
 pub use reads::{ReadApi, read_router};
 use request::{JsonBody, idempotency_key, parse_id};
+pub use serve::serve;
 use views::{DepositView, PaymentView, WalletView};
 
 /// Request bodies larger than this are refused with a 413.

@@ -190,6 +190,14 @@ async fn run(
                     &payee,
                     100,
                 )?,
+                // One page of the audit trail applied to the read models, as an admin.
+                "admin-api" => fixtures.api(
+                    "apigw-admin-rebuild-read-models.json",
+                    "/admin/read-models/rebuild",
+                    None,
+                    None,
+                    None,
+                )?,
                 "dlq-redrive" => json!({"action": "status"}),
                 "notifications" => fresh("sqs-payment-completed.json", run)?,
                 "audit-trail" => fresh("sqs-audit-trail-events.json", run)?,
@@ -207,6 +215,11 @@ async fn run(
                 "api" => ensure!(
                     api_response(&sample.response)?.0 == 200,
                     "reading a wallet: {}",
+                    sample.response
+                ),
+                "admin-api" => ensure!(
+                    api_response(&sample.response)?.0 == 200,
+                    "a page of the read models' rebuild: {}",
                     sample.response
                 ),
                 _ if event.get("Records").is_some() => no_batch_failures(&sample.response)

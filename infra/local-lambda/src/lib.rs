@@ -1,7 +1,8 @@
 //! local-lambda plays AWS Lambda on a developer's machine, wired by `.local/wiring.json`
 //! (generated from `infra/template.yaml`):
 //!
-//! - functions with HTTP routes run as local HTTP servers ([`http_function`]);
+//! - functions with HTTP routes run as local HTTP servers ([`http_function`]), several of
+//!   them behind one address by route, as one API Gateway HTTP API ([`http_front`]);
 //! - every other function runs as its real binary behind a Lambda Runtime API per execution
 //!   environment ([`runtime_api`], [`instance`]), invoked by
 //!   - its SQS triggers, polled as the event source mapping does ([`sqs_event_source`]), each
@@ -19,6 +20,7 @@
 pub mod aws;
 pub mod backoff;
 pub mod cli;
+pub mod http_front;
 pub mod http_function;
 pub mod instance;
 pub mod invoke_api;

@@ -13,6 +13,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::aws::describe_error;
+use crate::http_front::{self, RouteTable};
 use crate::http_function::{HttpFunction, HttpFunctionError};
 use crate::instance::{FunctionInstance, STOP_GRACE, StartError};
 use crate::invoke_api::{InvokeApi, InvokeApiError, InvokeTarget, InvokeTargets};
@@ -68,6 +69,11 @@ pub enum LocalLambdaError {
     Start(#[from] StartError),
     #[error(transparent)]
     HttpFunction(#[from] HttpFunctionError),
+    #[error("cannot serve the HTTP API on {address}: {source}")]
+    HttpFront {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     InvokeApi(#[from] InvokeApiError),
     #[error(transparent)]
@@ -201,6 +207,10 @@ async fn start_functions(
             );
         }
     }
+    // One function with routes serves the HTTP address itself; several sit behind a front
+    // that routes each request to its function, as one API Gateway HTTP API does.
+    let behind_front = functions.iter().filter(|f| f.serves_http()).count() > 1;
+    let mut routes = RouteTable::default();
     for function in functions {
         let local = Arc::new(LocalFunction::new(
             function,
@@ -213,9 +223,17 @@ async fn start_functions(
         }
         let target = if function.serves_http() {
             let output = config.logs.for_instance(&function.name, &function.name)?;
-            let server = HttpFunction::start(Arc::clone(&local), config.http_addr, output).await?;
+            let address = if behind_front {
+                free_loopback_port()?
+            } else {
+                config.http_addr
+            };
+            let server = HttpFunction::start(Arc::clone(&local), address, output).await?;
             println!("{}: http://{}", function.name, server.address());
             let address = server.address();
+            for route in &function.http_routes {
+                routes.add(route, address);
+            }
             tasks.spawn(server.supervise(shutdown.clone()));
             InvokeTarget::HttpServer(address)
         } else {
@@ -243,7 +261,36 @@ async fn start_functions(
         start_schedules(config, function, &target, shutdown, tasks);
         targets.add(&function.name, &function.logical_id, target);
     }
+    if behind_front {
+        let listener = tokio::net::TcpListener::bind(config.http_addr)
+            .await
+            .map_err(|source| LocalLambdaError::HttpFront {
+                address: config.http_addr,
+                source,
+            })?;
+        println!(
+            "HTTP API: http://{} (routes to the functions above)",
+            config.http_addr
+        );
+        let shutdown = shutdown.clone();
+        tasks.spawn(async move {
+            if let Err(error) = http_front::serve(listener, routes, shutdown).await {
+                tracing::error!(%error, "the HTTP front stopped");
+            }
+        });
+    }
     Ok(targets)
+}
+
+/// A loopback address no one listens on now, for a function behind the HTTP front.
+fn free_loopback_port() -> Result<SocketAddr, LocalLambdaError> {
+    let probe = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map_err(|source| LocalLambdaError::HttpFront {
+            address: SocketAddr::from(([127, 0, 0, 1], 0)),
+            source,
+        })?;
+    Ok(probe)
 }
 
 /// The pollers of one SQS trigger, each with its own instance, started now so a failing

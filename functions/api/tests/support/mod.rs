@@ -1,9 +1,11 @@
-//! What the api's handler tests share: the API Gateway fixtures of `events/lambda/`, and
-//! sending one through the router as `lambda_http` hands it over on Lambda.
+//! What the handler tests of the functions behind the HTTP API share (`api`, and `admin-api`
+//! through `#[path]`): the API Gateway fixtures of `events/lambda/`, sent by a chosen caller,
+//! through the router as `lambda_http` hands them over on Lambda.
+#![allow(dead_code)] // each test file uses its own part
 
 use axum::Router;
 use http::StatusCode;
-use serde_json::Value;
+use serde_json::{Value, json};
 use tower::ServiceExt;
 
 /// The fixture `events/lambda/<name>`.
@@ -32,4 +34,46 @@ pub async fn send(app: &Router, event: &Value) -> (StatusCode, Value) {
         serde_json::from_slice(&bytes).expect("a JSON body")
     };
     (status, body)
+}
+
+/// Who sends a request, as the authorizer's claims say.
+#[derive(Clone, Copy)]
+pub enum As {
+    Nobody,
+    Caller(&'static str),
+    Admin(&'static str),
+}
+
+/// The fixture `name`, sent by `who`, with `body` instead of its own when given.
+pub fn request(name: &str, who: As, body: Option<Value>) -> Value {
+    let mut event = fixture(name);
+    let context = event["requestContext"]
+        .as_object_mut()
+        .expect("a request context");
+    match who {
+        As::Nobody => {
+            context.remove("authorizer");
+        }
+        As::Caller(sub) | As::Admin(sub) => {
+            let claims = &mut context["authorizer"]["jwt"]["claims"];
+            claims["sub"] = json!(sub);
+            if matches!(who, As::Admin(_)) {
+                claims["scope"] = json!("paysaga/admin");
+            }
+        }
+    }
+    if let Some(body) = body {
+        event["body"] = Value::String(body.to_string());
+    }
+    event
+}
+
+/// The fixture sent to another path (and route key) with another method.
+pub fn at(mut event: Value, method: &str, path: &str, route: &str) -> Value {
+    event["rawPath"] = json!(path);
+    event["routeKey"] = json!(format!("{method} {route}"));
+    event["requestContext"]["http"]["method"] = json!(method);
+    event["requestContext"]["http"]["path"] = json!(path);
+    event["requestContext"]["routeKey"] = event["routeKey"].clone();
+    event
 }

@@ -1,6 +1,8 @@
-//! Operators' routes, for callers with the `paysaga/admin` scope (the gateway checks the scope
-//! on these routes too; the handlers check it again, so a route added without it in the
-//! template still refuses other callers):
+//! The `admin-api` function: the operators' routes of the HTTP API, for callers with the
+//! `paysaga/admin` scope (the gateway checks the scope on these routes; the handlers check it
+//! again, so a route added without it in the template still refuses other callers). A
+//! function of its own, apart from `api`, so that the public API's role holds no access to
+//! dead letters, queues or the audit trail, and its binary stays small:
 //!
 //! - `POST /admin/parked/{parked_id}/replay`: sends a parked dead letter (or its fixed body,
 //!   `{"body": "…"}`) back to its queue, as `make dlq-replay` does through the dlq-redrive
@@ -25,8 +27,8 @@ use paysaga::redrive::{ParkingLot, QueueError, RedriveQueues};
 use paysaga::service::ServiceError;
 use serde::{Deserialize, Serialize};
 
-use crate::request::OptionalJsonBody;
-use crate::{ApiError, Caller};
+use api::request::OptionalJsonBody;
+use api::{ApiError, Caller};
 
 /// What the admin handlers may touch.
 pub struct AdminApi {

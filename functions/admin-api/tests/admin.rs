@@ -1,0 +1,173 @@
+//! The operators' routes: the API Gateway fixtures of `events/lambda/` sent with and without
+//! the `paysaga/admin` scope in the authorizer's claims, against the in-memory adapters.
+
+#[path = "../../api/tests/support/mod.rs"]
+mod support;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use admin_api::{AdminApi, admin_router};
+use axum::Router;
+use chrono::Utc;
+use http::StatusCode;
+use paysaga::domain::events::FundsDeposited;
+use paysaga::domain::{DepositId, DomainEvent, Money, WalletId};
+use paysaga::memory::{InMemoryEventStore, InMemoryParking, InMemoryQueues};
+use paysaga::ports::{EventStore, ReadModelReader};
+use paysaga::read_models::{InMemoryReadModels, PageRequest};
+use paysaga::redrive::parking::ParkedStatus;
+use paysaga::redrive::{ParkedMessage, ParkingLot, QueueRef};
+use serde_json::{Value, json};
+use support::{As, at, request, send};
+
+const PAYMENTS_QUEUE: &str = "arn:aws:sqs:us-east-1:000000000000:paysaga-payments";
+const ALICE: As = As::Caller("alice");
+
+struct World {
+    app: Router,
+    queues: Arc<InMemoryQueues>,
+    parking: Arc<InMemoryParking>,
+    event_store: Arc<InMemoryEventStore>,
+    read_models: Arc<InMemoryReadModels>,
+}
+
+/// The admin routes, as `main` assembles them.
+fn world() -> World {
+    let queues = Arc::new(InMemoryQueues::default());
+    queues.create(QueueRef {
+        arn: PAYMENTS_QUEUE.to_owned(),
+        url: "http://sqs.local/000000000000/paysaga-payments".to_owned(),
+    });
+    let parking = Arc::new(InMemoryParking::default());
+    let event_store = Arc::new(InMemoryEventStore::new(10));
+    let read_models = Arc::new(InMemoryReadModels::default());
+    let app = admin_router(Arc::new(AdminApi {
+        parking: parking.clone(),
+        queues: queues.clone(),
+        event_store: event_store.clone(),
+        read_models: read_models.clone(),
+    }));
+    World {
+        app,
+        queues,
+        parking,
+        event_store,
+        read_models,
+    }
+}
+
+fn parked(parked_id: &str, body: &str) -> ParkedMessage {
+    ParkedMessage {
+        parked_id: parked_id.to_owned(),
+        dead_letter_queue: format!("{PAYMENTS_QUEUE}-dlq"),
+        destination: Some(PAYMENTS_QUEUE.to_owned()),
+        body: body.to_owned(),
+        attributes: BTreeMap::new(),
+        reason: "permanent: a test".to_owned(),
+        origin: "consumer".to_owned(),
+        source_receive_count: Some(5),
+        dead_letter_receive_count: 1,
+        redrives: 0,
+        first_sent_at: None,
+        parked_at: Utc::now(),
+        status: ParkedStatus::Parked,
+        replayed_at: None,
+    }
+}
+
+fn admin_post(path: &str, route: &str, who: As, body: Option<Value>) -> Value {
+    let mut event = at(
+        request("apigw-open-wallet.json", who, None),
+        "POST",
+        path,
+        route,
+    );
+    event["body"] = body.map_or(Value::Null, |body| Value::String(body.to_string()));
+    event
+}
+
+#[tokio::test]
+async fn replaying_a_parked_message_needs_the_admin_scope() {
+    let world = world();
+    let body = std::fs::read_to_string(format!(
+        "{}/../../events/lambda/eventbridge-payment-requested.json",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .expect("the fixture");
+    world
+        .parking
+        .park(&parked("payments-dlq/m1", &body))
+        .await
+        .expect("parked");
+    let path = "/admin/parked/payments-dlq%2Fm1/replay";
+    let route = "/admin/parked/{parked_id}/replay";
+
+    for who in [ALICE, As::Nobody] {
+        let (status, answer) = send(&world.app, &admin_post(path, route, who, None)).await;
+        assert!(
+            status == StatusCode::FORBIDDEN || status == StatusCode::UNAUTHORIZED,
+            "{status} {answer}"
+        );
+    }
+    assert_eq!(world.queues.len(PAYMENTS_QUEUE), 0, "nothing was sent");
+
+    let (status, answer) = send(&world.app, &admin_post(path, route, As::Admin("ops"), None)).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["sent_to"], "paysaga-payments");
+    assert_eq!(world.queues.messages(PAYMENTS_QUEUE)[0].body, body);
+    let again = send(
+        &world.app,
+        &admin_post(path, route, As::Admin("ops"), Some(json!({}))),
+    )
+    .await;
+    assert_eq!(again.0, StatusCode::CONFLICT, "{}", again.1);
+    let missing = admin_post("/admin/parked/nope/replay", route, As::Admin("ops"), None);
+    assert_eq!(send(&world.app, &missing).await.0, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn rebuilding_the_read_models_needs_the_admin_scope_and_goes_page_by_page() {
+    let world = world();
+    let wallet_id = WalletId::parse("wal_alice").expect("an id");
+    let eur = "EUR".parse().expect("EUR");
+    for n in 0..3 {
+        let deposited = DomainEvent::funds_deposited(
+            FundsDeposited {
+                deposit_id: DepositId::parse(&format!("dep_{n}")).expect("an id"),
+                wallet_id: wallet_id.clone(),
+                amount: Money::new(100, eur).expect("an amount"),
+            },
+            Utc::now(),
+        );
+        world
+            .event_store
+            .append(&deposited, Utc::now())
+            .await
+            .expect("appended");
+    }
+    let path = "/admin/read-models/rebuild";
+    let (status, body) = send(&world.app, &admin_post(path, path, ALICE, None)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+
+    let mut events = 0;
+    let mut after: Option<String> = None;
+    loop {
+        let body = after.as_ref().map(|after| json!({"after": after}));
+        let (status, page) =
+            send(&world.app, &admin_post(path, path, As::Admin("ops"), body)).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        events += page["events"].as_u64().expect("a count");
+        match page["next"].as_str() {
+            Some(next) => after = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(events, 3);
+    let transactions = world
+        .read_models
+        .transactions(&wallet_id, &PageRequest::new(None, None).expect("a page"))
+        .await
+        .expect("read");
+    assert_eq!(transactions.items.len(), 3);
+}
