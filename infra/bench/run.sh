@@ -32,6 +32,7 @@ for dir in functions/*/; do
 done
 "$CARGO" build --release --locked -p api -p admin-api --features api/local-authorizer
 "$CARGO" build --release --locked -p paysaga-bench-hello
+cp target/release/hello-runtime target/release/hello-sdk "$shipped/" # the reference binaries, beside them
 "$CARGO" build --release --locked -p local-lambda -p payment-processor -p paysaga-bench
 
 step "arm64 deployment zips (cargo lambda build --release --arm64 --output-format zip)"
