@@ -269,7 +269,7 @@ def shared_references(code: str, module: list[str] | None, children: set[str]) -
 def sdk_operations() -> dict[str, dict[str, str]]:
     """SDK crate name (as written in Rust, aws_sdk_x) -> {fluent method: IAM action}."""
     meta = json.loads(subprocess.run(
-        ["cargo", "metadata", "--format-version", "1", "--locked", "--offline"],
+        ["cargo", "metadata", "--format-version", "1", "--locked"],
         cwd=ROOT, check=True, capture_output=True, text=True).stdout)
     found: dict[str, dict[str, str]] = {}
     for package in meta["packages"]:
