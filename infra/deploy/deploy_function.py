@@ -5,7 +5,8 @@ with `cargo lambda deploy`, in seconds rather than a whole `sam deploy`.
 The stack stays the owner of the function's role and environment (both name the stack's
 resources): this reads them from the deployed function (found through the stack by its logical
 id in infra/template.yaml), writes the environment to the env file the crate's
-[package.metadata.lambda.deploy] names, and runs
+[package.metadata.lambda.deploy] names (quoted for cargo-lambda's reader: infra/deploy/cargo_lambda.py,
+which `make test` proves with every function's local environment), and runs
 
     cargo lambda deploy --binary-name <bin> --iam-role <its role> <its physical name>
 
@@ -21,7 +22,6 @@ import os
 import shlex
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT / "infra" / "checks"))
 import boto3  # noqa: E402
 from botocore.exceptions import BotoCoreError, ClientError  # noqa: E402
 
+import cargo_lambda  # noqa: E402  (beside this file)
 import code_model  # noqa: E402
 import template_model as tm  # noqa: E402
 
@@ -55,9 +56,7 @@ def main() -> int:
     if lid is None:
         return fail(f"{args.function} is not a function of infra/template.yaml "
                     f"(its functions: {', '.join(sorted(b for b in by_binary if b))})")
-    crate = code_model.function_crates()[args.function]
-    meta = tomllib.loads((crate / "Cargo.toml").read_text())["package"]["metadata"]["lambda"]["deploy"]
-    env_file = ROOT / meta["env_file"]
+    env_file = cargo_lambda.env_file_of(code_model.function_crates()[args.function])
     artifact = ROOT / "target" / "lambda" / args.function / "bootstrap"
     if not artifact.is_file():
         return fail(f"{artifact.relative_to(ROOT)} is missing: run `make build` first")
@@ -73,20 +72,17 @@ def main() -> int:
                     "(deploy the stack first: make deploy)")
     role = config["Role"]
     variables = config.get("Environment", {}).get("Variables", {})
+    try:
+        text = cargo_lambda.env_file_text(variables)
+    except cargo_lambda.EnvFileError as error:
+        return fail(f"{name}'s environment cannot be handed to cargo lambda deploy: {error}")
     env_file.parent.mkdir(parents=True, exist_ok=True)
-    env_file.write_text("".join(f"{k}={v}\n" for k, v in sorted(variables.items())))
+    env_file.write_text(text)
     print(f"deploy-function: {lid} is {name} (role {role.rsplit('/', 1)[-1]}); "
           f"its {len(variables)} environment variables -> {env_file.relative_to(ROOT)}")
 
-    command = [str(ROOT / ".local" / "venv" / "bin" / "cargo-lambda"), "lambda", "deploy",
-               "--binary-name", args.function, "--iam-role", role]
-    for flag, value in (("--region", args.region), ("--profile", args.profile),
-                        ("--endpoint-url", args.endpoint_url)):
-        if value:
-            command += [flag, value]
-    if args.dry:
-        command.append("--dry")
-    command.append(name)
+    command = cargo_lambda.deploy_command(args.function, role, name, region=args.region, profile=args.profile,
+                                          endpoint_url=args.endpoint_url, dry=args.dry)
     print("deploy-function: " + shlex.join(command), flush=True)
     return subprocess.run(command, cwd=ROOT).returncode
 
