@@ -52,6 +52,7 @@ BUS = "AWS::Events::EventBus"
 RULE = "AWS::Events::Rule"
 
 STACK_OK = {"CREATE_COMPLETE", "UPDATE_COMPLETE", "IMPORT_COMPLETE"}  # anything else settled is replaced
+PARAMETER_CONSTRAINTS = ("MinValue", "MaxValue", "AllowedValues", "AllowedPattern", "MinLength", "MaxLength")
 
 
 class ProvisionError(Exception):
@@ -538,6 +539,12 @@ def main() -> int:
 
     # 1. LocalStack: what CloudFormation can create offline.
     derived, dropped = derive_localstack_template(template)
+    # A local value need not be one AWS accepts (QueueVisibilityTimeout 5, below the 30 s Lambda
+    # requires of a queue that triggers a 30 s function: local-lambda, not Lambda, plays the
+    # mappings here), so the derived template does not constrain what is overridden.
+    for key in overrides:
+        for constraint in PARAMETER_CONSTRAINTS:
+            derived["Parameters"][key].pop(constraint, None)
     log(f"deploying stack {args.stack_name} to {args.aws_endpoint} "
         f"({len(derived['Resources'])} resources; created elsewhere or not locally: {', '.join(dropped)})")
     t0 = time.monotonic()
