@@ -51,7 +51,7 @@ PAYSAGA_PY := .local/venv/bin/python
 sam-install: ## Install the AWS SAM CLI into .local/sam-venv (its own venv: its pins clash with LocalStack's)
 	@infra/deploy/sam.sh install
 
-check-infra: local-install sam-install ## Static deploy checks, no AWS call: IAM least privilege, CodeUri/environment/crate metadata, what AWS refuses (stack.py), sam validate --lint
+check-infra: local-install sam-install ## Static deploy checks, no AWS call: IAM least privilege, CodeUri/environment/crate metadata, what AWS refuses (stack.py), what make deploy runs, sam validate --lint
 	@# Each check must fire on its broken fixture, or the check itself is broken.
 	$(PAYSAGA_PY) infra/checks/iam.py --self-test >/dev/null && echo "iam: self-test passed (infra/checks/fixtures/iam-broken.yaml)"
 	$(PAYSAGA_PY) infra/checks/iam.py
@@ -59,23 +59,17 @@ check-infra: local-install sam-install ## Static deploy checks, no AWS call: IAM
 	$(PAYSAGA_PY) infra/checks/deploy.py
 	$(PAYSAGA_PY) infra/checks/stack.py --self-test >/dev/null && echo "stack: self-test passed (infra/checks/fixtures/stack-broken.yaml)"
 	$(PAYSAGA_PY) infra/checks/stack.py
+	$(PAYSAGA_PY) infra/checks/deploy_command.py --self-test >/dev/null && echo "deploy-command: self-test passed (infra/checks/fixtures/deploy-broken.mk)"
+	$(PAYSAGA_PY) infra/checks/deploy_command.py
 	infra/deploy/sam.sh validate --lint --template infra/template.yaml --region us-east-1
 
-deploy: build sam-install ## Build every function (arm64) and deploy the stack with SAM: STAGE=dev [STACK=paysaga-STAGE JWT_ISSUER=https://... JWT_AUDIENCE=a,b REGION=...]; guided the first time
+deploy: build sam-install ## Build every function (arm64) and deploy the stage's own stack with SAM: STAGE=dev [STACK=paysaga-STAGE REGION=... JWT_ISSUER=https://... JWT_AUDIENCE=a,b PAYMENT_PROCESSOR_URL=https://... PARAMETERS="Key=value ..." DRY=1]
 	rm -f target/lambda/*/bootstrap.zip # cargo lambda deploy leaves these beside bootstrap; SAM would upload them too
-	@# sam deploy --guided saves the answers to infra/samconfig.toml (beside the template), read from then on.
-	@if [[ -f infra/samconfig.toml ]]; then set -x; \
-	  infra/deploy/sam.sh deploy --template-file infra/template.yaml $(PAYSAGA_SAM_ARGS); \
-	else set -x; \
-	  infra/deploy/sam.sh deploy --guided --template-file infra/template.yaml --stack-name $(STACK) \
-	    --capabilities CAPABILITY_IAM --resolve-s3 $(if $(REGION),--region $(REGION)) \
-	    --parameter-overrides Stage=$(STAGE) $(filter-out Stage=%,$(strip $(PAYSAGA_SAM_PARAMS))); \
-	fi
-# Overrides only for what is given here (they replace samconfig.toml's saved overrides as a whole).
-PAYSAGA_SAM_PARAMS = $(if $(filter command line environment,$(origin STAGE)),Stage=$(STAGE)) \
-	$(if $(JWT_ISSUER),JwtIssuer=$(JWT_ISSUER)) $(if $(JWT_AUDIENCE),JwtAudience=$(JWT_AUDIENCE))
-PAYSAGA_SAM_ARGS = $(if $(REGION),--region $(REGION)) \
-	$(if $(strip $(PAYSAGA_SAM_PARAMS)),--parameter-overrides $(strip $(PAYSAGA_SAM_PARAMS)))
+	@# Per stage: --stack-name and --config-env on every run, nothing saved (infra/deploy/sam_deploy.py).
+	$(PAYSAGA_PY) infra/deploy/sam_deploy.py --stage '$(STAGE)' --stack '$(STACK)' $(if $(REGION),--region '$(REGION)') \
+	  $(if $(JWT_ISSUER),--parameter 'JwtIssuer=$(JWT_ISSUER)') $(if $(JWT_AUDIENCE),--parameter 'JwtAudience=$(JWT_AUDIENCE)') \
+	  $(if $(PAYMENT_PROCESSOR_URL),--parameter 'PaymentProcessorUrl=$(PAYMENT_PROCESSOR_URL)') \
+	  $(foreach parameter,$(PARAMETERS),--parameter '$(parameter)') $(if $(DRY),--dry)
 
 deploy-function: local-install ## Update one deployed function with cargo lambda deploy: FUNCTION=api [STACK=paysaga-dev REGION=... ENDPOINT_URL=... DRY=1]
 	@test -n "$(FUNCTION)" || { echo "usage: make deploy-function FUNCTION=<$(subst $(eval) ,|,$(FUNCTIONS))> [STACK=$(STACK)]" >&2; exit 2; }

@@ -10,6 +10,13 @@ their code, infra/checks/iam.py their permissions.)
   S002  a queue's redrive policy may give up after fewer than 2 receives (a parameter's
         MinValue counts): no message is ever retried, and the payment saga, which compensates
         on a message's last receive, would compensate on its first
+  S003  a name built from the stack's name (`!Sub "${AWS::StackName}-..."`) can outgrow its
+        service's limit (a function or rule name 64 characters, a queue name 80, ...) for a
+        stack name `make deploy` accepts; or the stack name limit the README states is not the
+        one the template sets (infra/deploy/sam_deploy.py refuses longer names, computed here)
+  S004  a parameter's default is a placeholder (a host under .invalid, .example, .test or
+        example.com): a stack deployed without the value works for nobody; leave the default
+        out, so a deploy must be given the value (make deploy refuses without it)
 
 `infra/checks/stack.py --self-test` runs the checks on infra/checks/fixtures/stack-broken.yaml
 and fails unless each finding fires there.
@@ -18,7 +25,9 @@ and fails unless each finding fires there.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +37,7 @@ import template_model as tm  # noqa: E402
 from iam import Finding  # noqa: E402
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "stack-broken.yaml"
+README = tm.ROOT / "README.md"
 
 # SQS's own default when a queue sets no VisibilityTimeout (CloudFormation AWS::SQS::Queue).
 SQS_DEFAULT_VISIBILITY_TIMEOUT = 30
@@ -116,19 +126,143 @@ def check_queues(template: dict) -> list[Finding]:
     return findings
 
 
-def check(template: dict) -> list[Finding]:
-    return check_queues(template)
+# ----------------------------------------------------------------------------- names
+
+# The name property of each resource type, and the most characters its service takes
+# (CloudFormation resource reference, each type's Name property: "Maximum").
+NAME_LIMITS = {
+    "AWS::Serverless::Function": ("FunctionName", 64),
+    "AWS::Lambda::Function": ("FunctionName", 64),
+    "AWS::Events::Rule": ("Name", 64),
+    "AWS::Events::EventBus": ("Name", 256),
+    "AWS::SQS::Queue": ("QueueName", 80),
+    "AWS::Logs::LogGroup": ("LogGroupName", 512),
+    "AWS::DynamoDB::Table": ("TableName", 255),
+    "AWS::IAM::Role": ("RoleName", 64),
+    "AWS::CloudWatch::Alarm": ("AlarmName", 255),
+    "AWS::CloudWatch::Dashboard": ("DashboardName", 255),
+    "AWS::SNS::Topic": ("TopicName", 256),
+    "AWS::Scheduler::Schedule": ("Name", 64),
+    "AWS::Serverless::HttpApi": ("Name", 128),
+    "AWS::ApiGatewayV2::Api": ("Name", 128),
+}
+# CloudFormation's own limit on a stack's name.
+STACK_NAME_LIMIT = 128
+# Pseudo parameters a name may hold, and their longest value.
+PSEUDO_LENGTHS = {"AWS::AccountId": 12, "AWS::Partition": len("aws-iso-b"), "AWS::Region": len("ap-southeast-5"),
+                  "AWS::URLSuffix": len("amazonaws.com.cn")}
+# The README's statement of the limit, which S003 holds to the template.
+README_LIMIT = re.compile(r"stack names of at most \*\*(\d+) characters\*\*")
+
+
+@dataclass(frozen=True)
+class NameBudget:
+    """The longest stack name every name built from it fits with, and the name that sets it."""
+    limit: int
+    resource: str
+    why: str
+
+
+def stack_name_budget(template: dict) -> tuple[NameBudget, list[Finding]]:
+    """How long the stack's name may be, from every name the template builds from it; and the
+    names whose length cannot be bounded (a parameter without MaxLength in it)."""
+    parameters = template.get("Parameters", {})
+    budget = NameBudget(STACK_NAME_LIMIT, "the stack", f"CloudFormation takes stack names of {STACK_NAME_LIMIT} characters")
+    findings = []
+    for lid, res in template.get("Resources", {}).items():
+        prop, limit = NAME_LIMITS.get(res.get("Type"), (None, 0))
+        value = res.get("Properties", {}).get(prop) if prop else None
+        if value is None:
+            continue  # CloudFormation names it, within the limit
+        text = value if isinstance(value, str) else tm.sub_text(value)
+        if text is None or (not isinstance(value, str) and isinstance(value["Fn::Sub"], list)):
+            findings.append(Finding("S003", lid, f"{prop} {tm.dumps(value)}: only a literal or a plain !Sub can be measured"))
+            continue
+        fixed, stack_names = 0, 0
+        for literal, variable in re.findall(r"([^$]*)(?:\$\{([^}]*)\})?", text):
+            fixed += len(literal)
+            if not variable:
+                continue
+            if variable == "AWS::StackName":
+                stack_names += 1
+            elif variable in PSEUDO_LENGTHS:
+                fixed += PSEUDO_LENGTHS[variable]
+            elif variable in parameters and "MaxLength" in parameters[variable]:
+                fixed += int(parameters[variable]["MaxLength"])
+            else:
+                findings.append(Finding("S003", lid, f"{prop} {text!r}: the length of ${{{variable}}} is not bounded "
+                                        "(a parameter needs a MaxLength)"))
+        if stack_names == 0:
+            if fixed > limit:
+                findings.append(Finding("S003", lid, f"{prop} {text!r} is {fixed} characters, over the {limit} it may have"))
+            continue
+        room = (limit - fixed) // stack_names
+        if room < budget.limit:
+            budget = NameBudget(room, lid, f"{prop} {text!r} may have {limit} characters")
+    return budget, findings
+
+
+def documented_limit(readme: str) -> int | None:
+    m = README_LIMIT.search(readme)
+    return int(m.group(1)) if m else None
+
+
+def check_names(template: dict, readme: str, longest_default_stack: int) -> list[Finding]:
+    """S003: every name fits for every stack name up to the budget, which the README states and
+    which the longest default stack name (`paysaga-<stage>` of the longest stage) fits."""
+    budget, findings = stack_name_budget(template)
+    stated = documented_limit(readme)
+    if stated != budget.limit:
+        says = ("states no stack name limit (a sentence with \"stack names of at most **N characters**\")"
+                if stated is None else f"states stack names of at most {stated} characters")
+        findings.append(Finding("S003", "README.md", f"{says}; the template allows {budget.limit} "
+                                f"({budget.resource}: {budget.why})"))
+    if longest_default_stack > budget.limit:
+        findings.append(Finding("S003", budget.resource, f"{budget.why}: a stack name of {budget.limit} characters at "
+                                f"most, but the longest stage's default stack name has {longest_default_stack}"))
+    return findings
+
+
+def longest_default_stack(template: dict) -> int:
+    """`paysaga-<stage>` (the Makefile's STACK) for the longest Stage the template accepts."""
+    stage = template.get("Parameters", {}).get("Stage", {})
+    return len("paysaga-") + int(stage.get("MaxLength", 0))
+
+
+# ----------------------------------------------------------------------------- parameters
+
+PLACEHOLDER = re.compile(r"(?:[\w-]+\.)*(?:[\w-]+\.(?:invalid|example|test|localhost)|example\.(?:com|net|org))\b", re.I)
+
+
+def check_parameters(template: dict) -> list[Finding]:
+    findings = []
+    for name, parameter in template.get("Parameters", {}).items():
+        default = parameter.get("Default")
+        if isinstance(default, str) and (m := PLACEHOLDER.search(default)):
+            findings.append(Finding("S004", name, f"its default {default!r} is a placeholder ({m.group(0)}): a stack "
+                                    "deployed without a value works for nobody; leave the Default out"))
+    return findings
+
+
+def check(template: dict, readme: str | None = None) -> list[Finding]:
+    readme = README.read_text() if readme is None else readme
+    return (check_queues(template) + check_names(template, readme, longest_default_stack(template))
+            + check_parameters(template))
 
 
 # (code, where it must fire) on the fixture
 EXPECTED = {
     ("S001", "ShortFunction.Messages"), ("S001", "Mapping"), ("S001", "DefaultFunction.Messages"),
     ("S002", "Queue"), ("S002", "LiteralQueue"),
+    ("S003", "LongNamedFunction"), ("S003", "README.md"), ("S003", "UnboundedRule"), ("S003", "FixedQueue"),
+    ("S004", "Issuer"), ("S004", "ProcessorUrl"),
 }
+# What the fixture's README would state: the limit the real template sets, not the fixture's.
+FIXTURE_README = "... stack names of at most **47 characters** ..."
 
 
 def self_test() -> int:
-    findings = check(tm.load(FIXTURE))
+    findings = check(tm.load(FIXTURE), FIXTURE_README)
     for f in findings:
         print(f"  {f}")
     missing = sorted((code, where) for code, where in EXPECTED
@@ -158,7 +292,10 @@ def main() -> int:
     if findings:
         print(f"stack: {len(findings)} finding(s) in {args.template}", file=sys.stderr)
         return 1
-    print("stack: queue visibility timeouts cover their functions' timeouts; every redrive policy retries")
+    budget, _ = stack_name_budget(tm.load(args.template))
+    print("stack: queue visibility timeouts cover their functions' timeouts; every redrive policy retries; "
+          f"every name fits for stack names of up to {budget.limit} characters ({budget.resource}), as the README "
+          "states; no placeholder defaults")
     return 0
 
 

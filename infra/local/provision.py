@@ -497,7 +497,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--local-dir", type=Path, default=ROOT / ".local")
     p.add_argument("--parameter", action="append", default=[], metavar="KEY=VALUE",
                    help="template parameter override (defaults QueueVisibilityTimeout=5,"
-                   " PaymentProcessorUrl=http://127.0.0.1:4010)")
+                   f" PaymentProcessorUrl=http://127.0.0.1:4010, JwtIssuer={DEV_JWT_ISSUER})")
     p.add_argument("--timeout", type=float, default=180, help="deadline in seconds for each wait")
     return p.parse_args()
 
@@ -516,8 +516,11 @@ def main() -> int:
     resources = template["Resources"]
 
     # Local values: short redelivery for fast tests; the saga charges through the fake payment
-    # processor that infra/local/system.sh starts on this address (infra/payment-processor).
-    overrides = {"QueueVisibilityTimeout": "5", "PaymentProcessorUrl": "http://127.0.0.1:4010"}
+    # processor that infra/local/system.sh starts on this address (infra/payment-processor);
+    # tokens are signed by the local stack's development key, with its issuer. (The last two
+    # have no default in the template: a deploy must be given them.)
+    overrides = {"QueueVisibilityTimeout": "5", "PaymentProcessorUrl": "http://127.0.0.1:4010",
+                 "JwtIssuer": DEV_JWT_ISSUER}
     for item in args.parameter:
         key, sep, value = item.partition("=")
         if not sep:
@@ -527,7 +530,11 @@ def main() -> int:
     unknown = set(overrides) - set(declared)
     if unknown:
         raise ProvisionError(f"parameters not in the template: {', '.join(sorted(unknown))}")
-    params = {k: str(overrides.get(k, v.get("Default", ""))) for k, v in declared.items()}
+    unset = sorted(k for k, v in declared.items() if k not in overrides and "Default" not in v)
+    if unset:
+        raise ProvisionError(f"parameters without a default and without a local value: {', '.join(unset)} "
+                             "(give them one in provision.py's overrides)")
+    params = {k: str(overrides[k] if k in overrides else v["Default"]) for k, v in declared.items()}
 
     session = boto3.session.Session(
         aws_access_key_id="test", aws_secret_access_key="test", region_name=args.region
