@@ -56,6 +56,10 @@ LOG_ACTIONS = {"logs:CreateLogStream", "logs:PutLogEvents"}
 #   Only on the function's trigger queues.
 TRIGGER_ACTIONS = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
                    "sqs:ChangeMessageVisibility"}
+# - an asynchronous invocation's destination (EventInvokeConfig DestinationConfig): Lambda sends
+#   the invocation record with the function's role, sqs:SendMessage on a queue destination.
+#   Only on the function's own destinations.
+DESTINATION_ACTIONS = {"sqs:SendMessage"}
 # - an operation AWS authorises with further actions (SQS Developer Guide, "Permissions for
 #   message move tasks": the caller needs these on the source and destination queues).
 IMPLIED_ACTIONS = {
@@ -178,6 +182,15 @@ def check(template: dict, notes: list[str] | None = None) -> list[Finding]:
             and tm.getatt(m["Properties"].get("EventSourceArn"))
         }
 
+        destinations = {
+            tm.getatt(d["Destination"])[0]
+            for c in resources.values()
+            if c["Type"] == "AWS::Lambda::EventInvokeConfig"
+            and tm.ref(c["Properties"].get("FunctionName")) == fn_lid
+            for d in c["Properties"].get("DestinationConfig", {}).values()
+            if tm.getatt(d.get("Destination"))
+        }
+
         for grant in statements_of(role_lid, resources[role_lid], resources, findings):
             where = f"{fn_lid} ({grant.sid})"
             for action in grant.actions:
@@ -212,6 +225,7 @@ def check(template: dict, notes: list[str] | None = None) -> list[Finding]:
                     justified = (
                         action in called
                         or (action in TRIGGER_ACTIONS and lid in triggers)
+                        or (action in DESTINATION_ACTIONS and lid in destinations)
                         or (action in XRAY_ACTIONS and tracing)
                     )
                     if not justified:

@@ -17,6 +17,12 @@ their code, infra/checks/iam.py their permissions.)
   S004  a parameter's default is a placeholder (a host under .invalid, .example, .test or
         example.com): a stack deployed without the value works for nobody; leave the default
         out, so a deploy must be given the value (make deploy refuses without it)
+  S005  a function invoked asynchronously (an EventBridge rule's target, a SAM Schedule or
+        EventBridgeRule event) has no EventInvokeConfig with an OnFailure destination, or its
+        role may not send to that queue: a run that fails after EventBridge delivered it falls
+        to Lambda's own retries and is dropped without a trace
+  S006  a function run on a schedule may run twice at once (its ReservedConcurrentExecutions is
+        not 1): a scheduled run overlaps a manual one
 
 `infra/checks/stack.py --self-test` runs the checks on infra/checks/fixtures/stack-broken.yaml
 and fails unless each finding fires there.
@@ -244,10 +250,98 @@ def check_parameters(template: dict) -> list[Finding]:
     return findings
 
 
+# ----------------------------------------------------------------------------- asynchronous runs
+
+# SAM events through which Lambda invokes a function asynchronously (Lambda Developer Guide,
+# "Invoking a Lambda function asynchronously": EventBridge, SNS, S3, ...).
+ASYNC_EVENTS = {"Schedule", "ScheduleV2", "EventBridgeRule", "CloudWatchEvent", "SNS", "S3"}
+SCHEDULE_EVENTS = {"Schedule", "ScheduleV2"}
+
+
+def rule_targets(template: dict) -> list[tuple[str, str, bool]]:
+    """(rule, function, whether the rule is a schedule) for each rule target that is a function
+    of the template (its Arn `!GetAtt <function>.Arn`)."""
+    resources = template.get("Resources", {})
+    found = []
+    for lid, res in resources.items():
+        if res.get("Type") != "AWS::Events::Rule":
+            continue
+        props = res.get("Properties", {})
+        for target in props.get("Targets", []):
+            arn = tm.getatt(target.get("Arn"))
+            if arn and arn[1] == "Arn" and resources.get(arn[0], {}).get("Type") in (
+                    "AWS::Serverless::Function", "AWS::Lambda::Function"):
+                found.append((lid, arn[0], "ScheduleExpression" in props))
+    return found
+
+
+def invoke_config(template: dict, function: str) -> dict | None:
+    """The function's EventInvokeConfig: SAM's property, or an AWS::Lambda::EventInvokeConfig."""
+    resources = template.get("Resources", {})
+    own = resources.get(function, {}).get("Properties", {}).get("EventInvokeConfig")
+    if own is not None:
+        return own
+    for res in resources.values():
+        props = res.get("Properties", {})
+        if res.get("Type") == "AWS::Lambda::EventInvokeConfig" and function in tm.references(props.get("FunctionName")):
+            return props
+    return None
+
+
+def role_sends_to(template: dict, function: str, queue: str) -> bool:
+    """Whether the function's role (an AWS::IAM::Role of the template) allows sqs:SendMessage on
+    `queue`'s ARN."""
+    resources = template.get("Resources", {})
+    role = tm.getatt(resources.get(function, {}).get("Properties", {}).get("Role"))
+    if role is None:
+        return False
+    for policy in resources.get(role[0], {}).get("Properties", {}).get("Policies", []):
+        for statement in tm.as_list(policy.get("PolicyDocument", {}).get("Statement", [])):
+            if (statement.get("Effect") == "Allow" and "sqs:SendMessage" in tm.as_list(statement.get("Action", []))
+                    and any(tm.getatt(r) == (queue, "Arn") for r in tm.as_list(statement.get("Resource", [])))):
+                return True
+    return False
+
+
+def check_async(template: dict) -> list[Finding]:
+    resources = template.get("Resources", {})
+    asynchronous: dict[str, str] = {}  # function -> what invokes it
+    scheduled: dict[str, str] = {}
+    for rule, function, schedule in rule_targets(template):
+        asynchronous.setdefault(function, f"rule {rule}")
+        if schedule:
+            scheduled.setdefault(function, f"rule {rule}")
+    for lid, fn in tm.functions(template).items():
+        for name, event in (fn.get("Events") or {}).items():
+            if event.get("Type") in ASYNC_EVENTS:
+                asynchronous.setdefault(lid, f"its {name} event")
+            if event.get("Type") in SCHEDULE_EVENTS:
+                scheduled.setdefault(lid, f"its {name} event")
+    findings = []
+    for function, by in sorted(asynchronous.items()):
+        config = invoke_config(template, function) or {}
+        on_failure = config.get("DestinationConfig", {}).get("OnFailure", {})
+        destination = tm.getatt(on_failure.get("Destination"))
+        if not on_failure:
+            findings.append(Finding("S005", function, f"invoked asynchronously ({by}) with no EventInvokeConfig "
+                                    "OnFailure destination: a failed run is retried by Lambda, then dropped"))
+        elif (destination and resources.get(destination[0], {}).get("Type") == "AWS::SQS::Queue"
+              and not role_sends_to(template, function, destination[0])):
+            findings.append(Finding("S005", function, f"its failed runs go to {destination[0]}, but its role may not "
+                                    "sqs:SendMessage there (Lambda sends the record with the function's role)"))
+    for function, by in sorted(scheduled.items()):
+        reserved = resources.get(function, {}).get("Properties", {}).get("ReservedConcurrentExecutions")
+        if str(reserved) != "1":
+            findings.append(Finding("S006", function, f"run on a schedule ({by}) with ReservedConcurrentExecutions "
+                                    f"{tm.dumps(reserved) if reserved is not None else 'unset'}: a scheduled run may "
+                                    "overlap a manual one (give it 1)"))
+    return findings
+
+
 def check(template: dict, readme: str | None = None) -> list[Finding]:
     readme = README.read_text() if readme is None else readme
     return (check_queues(template) + check_names(template, readme, longest_default_stack(template))
-            + check_parameters(template))
+            + check_parameters(template) + check_async(template))
 
 
 # (code, where it must fire) on the fixture
@@ -256,6 +350,8 @@ EXPECTED = {
     ("S002", "Queue"), ("S002", "LiteralQueue"),
     ("S003", "LongNamedFunction"), ("S003", "README.md"), ("S003", "UnboundedRule"), ("S003", "FixedQueue"),
     ("S004", "Issuer"), ("S004", "ProcessorUrl"),
+    ("S005", "ScheduledFunction"), ("S005", "PatternTargetFunction"), ("S006", "ScheduledFunction"),
+    ("S006", "SamScheduledFunction"),
 }
 # What the fixture's README would state: the limit the real template sets, not the fixture's.
 FIXTURE_README = "... stack names of at most **47 characters** ..."
@@ -295,7 +391,8 @@ def main() -> int:
     budget, _ = stack_name_budget(tm.load(args.template))
     print("stack: queue visibility timeouts cover their functions' timeouts; every redrive policy retries; "
           f"every name fits for stack names of up to {budget.limit} characters ({budget.resource}), as the README "
-          "states; no placeholder defaults")
+          "states; no placeholder defaults; every asynchronously invoked function keeps its failed runs, every "
+          "scheduled one runs once at a time")
     return 0
 
 

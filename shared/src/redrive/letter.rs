@@ -235,8 +235,65 @@ pub struct Surroundings<'a> {
     pub now: DateTime<Utc>,
 }
 
+/// Lambda's record of an asynchronous run that failed, as an `EventInvokeConfig` `OnFailure`
+/// destination receives it (Lambda Developer Guide, "Capturing records of asynchronous
+/// invocations"): the redrive's own scheduled runs land in the event-delivery DLQ so.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct FailedRun {
+    request_context: FailedRunContext,
+    #[serde(default)]
+    response_payload: Option<FailedRunError>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct FailedRunContext {
+    function_arn: String,
+    /// `RetriesExhausted` or `EventAgeExceeded`.
+    condition: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct FailedRunError {
+    #[serde(default)]
+    error_type: String,
+    #[serde(default)]
+    error_message: String,
+}
+
+impl FailedRun {
+    fn from_body(body: &str) -> Option<Self> {
+        serde_json::from_str(body).ok()
+    }
+
+    /// Why it is parked: which function, why Lambda gave up, and the error if there was one.
+    fn reason(&self) -> String {
+        // arn:aws:lambda:<region>:<account>:function:<name>[:<qualifier>]
+        let function = self
+            .request_context
+            .function_arn
+            .split(":function:")
+            .nth(1)
+            .and_then(|rest| rest.split(':').next())
+            .unwrap_or(&self.request_context.function_arn);
+        let error = self
+            .response_payload
+            .as_ref()
+            .map(|e| format!(": {} {}", e.error_type, e.error_message))
+            .unwrap_or_default();
+        format!(
+            "an asynchronous run of {function} failed ({}){}; Lambda's record of it, nothing to send back",
+            self.request_context.condition,
+            error.trim_end()
+        )
+    }
+}
+
 /// Decides what becomes of a dead letter, in this order:
-/// 0. an event EventBridge could not deliver to something other than a queue is parked;
+/// 0. an event EventBridge could not deliver to something other than a queue is parked, and so
+///    is Lambda's record of a function's failed asynchronous run ([`FailedRun`]);
 /// 1. a body that breaks paysaga's event contracts (not an event, an unknown type or version,
 ///    a detail that does not validate) is parked: no retry can fix it;
 /// 2. a consumer's failure record of kind `permanent` parks it, with the consumer's reason;
@@ -254,6 +311,11 @@ pub fn classify(letter: &DeadLetter, around: &Surroundings<'_>) -> Verdict {
     {
         return Verdict::Park {
             reason: format!("only queue targets are redriven; deliver it to {target_arn} by hand"),
+        };
+    }
+    if let Some(run) = FailedRun::from_body(&letter.body) {
+        return Verdict::Park {
+            reason: run.reason(),
         };
     }
     if let Err(violation) = DomainEvent::from_eventbridge(&letter.body) {
@@ -523,6 +585,35 @@ pub(crate) mod tests {
             let reason = parked_because(world.classify(&letter));
             assert!(reason.starts_with("contract: "), "{reason}");
         }
+    }
+
+    #[test]
+    fn a_record_of_a_failed_scheduled_run_is_parked_with_its_error() {
+        // What Lambda sends an OnFailure destination (the redrive's own scheduled runs).
+        let record = serde_json::json!({
+            "version": "1.0",
+            "timestamp": "2026-11-26T10:15:02.118Z",
+            "requestContext": {
+                "requestId": "c2a6f2ae-7dbb-4d22-8782-d0485c9877e2",
+                "functionArn": "arn:aws:lambda:us-east-1:000000000000:function:paysaga-prod-dlq-redrive:$LATEST",
+                "condition": "RetriesExhausted",
+                "approximateInvokeCount": 1
+            },
+            "requestPayload": {"action": "redrive"},
+            "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+            "responsePayload": {"errorType": "Redrive", "errorMessage": "parking table unavailable"}
+        });
+        let reason = parked_because(World::new().classify(&letter("m1", &record.to_string())));
+        assert!(reason.contains("paysaga-prod-dlq-redrive"), "{reason}");
+        assert!(reason.contains("RetriesExhausted"), "{reason}");
+        assert!(reason.contains("parking table unavailable"), "{reason}");
+
+        // A run that waited too long has no response.
+        let mut expired = record;
+        expired["requestContext"]["condition"] = "EventAgeExceeded".into();
+        expired.as_object_mut().unwrap().remove("responsePayload");
+        let reason = parked_because(World::new().classify(&letter("m2", &expired.to_string())));
+        assert!(reason.contains("EventAgeExceeded"), "{reason}");
     }
 
     #[test]
