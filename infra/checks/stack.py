@@ -23,6 +23,9 @@ their code, infra/checks/iam.py their permissions.)
         to Lambda's own retries and is dropped without a trace
   S006  a function run on a schedule may run twice at once (its ReservedConcurrentExecutions is
         not 1): a scheduled run overlaps a manual one
+  S007  a table the stack retains (DeletionPolicy: Retain: the ledger, the payments' log, the
+        audit trail, ...) is not DeletionProtectionEnabled: a DeleteTable call (by hand, from a
+        script) would still drop what the stack keeps
 
 `infra/checks/stack.py --self-test` runs the checks on infra/checks/fixtures/stack-broken.yaml
 and fails unless each finding fires there.
@@ -338,10 +341,22 @@ def check_async(template: dict) -> list[Finding]:
     return findings
 
 
+# ----------------------------------------------------------------------------- tables
+
+def check_tables(template: dict) -> list[Finding]:
+    return [
+        Finding("S007", lid, "retained on stack deletion, but not DeletionProtectionEnabled: a DeleteTable call "
+                "still drops it")
+        for lid, res in template.get("Resources", {}).items()
+        if res.get("Type") == "AWS::DynamoDB::Table" and res.get("DeletionPolicy") == "Retain"
+        and res.get("Properties", {}).get("DeletionProtectionEnabled") not in (True, "true", "True")
+    ]
+
+
 def check(template: dict, readme: str | None = None) -> list[Finding]:
     readme = README.read_text() if readme is None else readme
     return (check_queues(template) + check_names(template, readme, longest_default_stack(template))
-            + check_parameters(template) + check_async(template))
+            + check_parameters(template) + check_async(template) + check_tables(template))
 
 
 # (code, where it must fire) on the fixture
@@ -351,7 +366,7 @@ EXPECTED = {
     ("S003", "LongNamedFunction"), ("S003", "README.md"), ("S003", "UnboundedRule"), ("S003", "FixedQueue"),
     ("S004", "Issuer"), ("S004", "ProcessorUrl"),
     ("S005", "ScheduledFunction"), ("S005", "PatternTargetFunction"), ("S006", "ScheduledFunction"),
-    ("S006", "SamScheduledFunction"),
+    ("S006", "SamScheduledFunction"), ("S007", "LedgerTable"),
 }
 # What the fixture's README would state: the limit the real template sets, not the fixture's.
 FIXTURE_README = "... stack names of at most **47 characters** ..."
@@ -392,7 +407,7 @@ def main() -> int:
     print("stack: queue visibility timeouts cover their functions' timeouts; every redrive policy retries; "
           f"every name fits for stack names of up to {budget.limit} characters ({budget.resource}), as the README "
           "states; no placeholder defaults; every asynchronously invoked function keeps its failed runs, every "
-          "scheduled one runs once at a time")
+          "scheduled one runs once at a time; every retained table is protected from deletion")
     return 0
 
 
