@@ -26,6 +26,12 @@ their code, infra/checks/iam.py their permissions.)
   S007  a table the stack retains (DeletionPolicy: Retain: the ledger, the payments' log, the
         audit trail, ...) is not DeletionProtectionEnabled: a DeleteTable call (by hand, from a
         script) would still drop what the stack keeps
+  S008  concurrency not sized for production: an SQS trigger's MaximumConcurrency is not a
+        parameter (MinValue 2 at least, MaxValue 1000 at most) with a default above AWS's least, 2;
+        a function with triggers has no reserved concurrency from a parameter, or its default is
+        below its triggers' defaults together (Lambda would throttle what they read); or the
+        README's total of the reservations' defaults is not the template's, or leaves the default
+        account quota less than the 100 unreserved executions Lambda keeps
 
 `infra/checks/stack.py --self-test` runs the checks on infra/checks/fixtures/stack-broken.yaml
 and fails unless each finding fires there.
@@ -161,7 +167,15 @@ STACK_NAME_LIMIT = 128
 PSEUDO_LENGTHS = {"AWS::AccountId": 12, "AWS::Partition": len("aws-iso-b"), "AWS::Region": len("ap-southeast-5"),
                   "AWS::URLSuffix": len("amazonaws.com.cn")}
 # The README's statement of the limit, which S003 holds to the template.
-README_LIMIT = re.compile(r"stack names of at most \*\*(\d+) characters\*\*")
+README_LIMIT = re.compile(r"stack\s+names\s+of\s+at\s+most\s+\*\*(\d+)\s+characters\*\*")
+# The README's statement of what the reservations' defaults add up to, which S008 holds to the template.
+README_RESERVED = re.compile(r"the\s+defaults\s+reserve\s+\*\*(\d+)\*\*\s+concurrent\s+executions")
+# Lambda's default quota of concurrent executions per account and Region, and what it keeps
+# unreserved at least (Lambda Developer Guide, "Lambda quotas"; "Configuring reserved concurrency").
+ACCOUNT_QUOTA = 1000
+UNRESERVED_MINIMUM = 100
+# What AWS takes as an SQS mapping's MaximumConcurrency (ScalingConfig).
+MAXIMUM_CONCURRENCY_RANGE = (2, 1000)
 
 
 @dataclass(frozen=True)
@@ -281,7 +295,7 @@ def rule_targets(template: dict) -> list[tuple[str, str, bool]]:
 def invoke_config(template: dict, function: str) -> dict | None:
     """The function's EventInvokeConfig: SAM's property, or an AWS::Lambda::EventInvokeConfig."""
     resources = template.get("Resources", {})
-    own = resources.get(function, {}).get("Properties", {}).get("EventInvokeConfig")
+    own = tm.functions(template).get(function, {}).get("EventInvokeConfig")  # Globals merged
     if own is not None:
         return own
     for res in resources.values():
@@ -333,7 +347,8 @@ def check_async(template: dict) -> list[Finding]:
             findings.append(Finding("S005", function, f"its failed runs go to {destination[0]}, but its role may not "
                                     "sqs:SendMessage there (Lambda sends the record with the function's role)"))
     for function, by in sorted(scheduled.items()):
-        reserved = resources.get(function, {}).get("Properties", {}).get("ReservedConcurrentExecutions")
+        props = tm.functions(template).get(function) or resources.get(function, {}).get("Properties", {})
+        reserved = props.get("ReservedConcurrentExecutions")
         if str(reserved) != "1":
             findings.append(Finding("S006", function, f"run on a schedule ({by}) with ReservedConcurrentExecutions "
                                     f"{tm.dumps(reserved) if reserved is not None else 'unset'}: a scheduled run may "
@@ -353,10 +368,83 @@ def check_tables(template: dict) -> list[Finding]:
     ]
 
 
+# ----------------------------------------------------------------------------- concurrency
+
+def default_of(value: Any, parameters: dict) -> int | None:
+    """A literal number, or its parameter's default."""
+    name = tm.ref(value)
+    if name is not None:
+        value = parameters.get(name, {}).get("Default")
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def reserved_total(template: dict) -> int:
+    """What the functions' reserved concurrency adds up to with the parameters' defaults."""
+    parameters = template.get("Parameters", {})
+    return sum(default_of(fn.get("ReservedConcurrentExecutions"), parameters) or 0
+               for fn in tm.functions(template).values())
+
+
+def documented_reserved(readme: str) -> int | None:
+    m = README_RESERVED.search(readme)
+    return int(m.group(1)) if m else None
+
+
+def check_concurrency(template: dict, readme: str) -> list[Finding]:
+    findings = []
+    parameters = template.get("Parameters", {})
+    resources = template.get("Resources", {})
+    least, most = MAXIMUM_CONCURRENCY_RANGE
+    mappings: dict[str, int] = {}  # function -> its triggers' MaximumConcurrency defaults together
+    for function, where, _queue in sqs_triggers(template):
+        if where in resources:  # an AWS::Lambda::EventSourceMapping
+            scaling = resources[where].get("Properties", {}).get("ScalingConfig", {})
+        else:
+            event = where.split(".", 1)[1]
+            scaling = tm.functions(template)[function]["Events"][event].get("Properties", {}).get("ScalingConfig", {})
+        value = scaling.get("MaximumConcurrency")
+        name = tm.ref(value)
+        parameter = parameters.get(name, {}) if name else {}
+        if not parameter:
+            findings.append(Finding("S008", where, f"MaximumConcurrency {tm.dumps(value) if value is not None else 'unset'}: "
+                                    "give it a template parameter, sized for production"))
+        else:
+            default = default_of(value, parameters) or 0
+            if not (int(parameter.get("MinValue", 0)) >= least and int(parameter.get("MaxValue", most + 1)) <= most
+                    and default > least):
+                findings.append(Finding("S008", where, f"MaximumConcurrency parameter {name} (default {default}, "
+                                        f"MinValue {parameter.get('MinValue')}, MaxValue {parameter.get('MaxValue')}): "
+                                        f"AWS takes {least}-{most}; the default must be a production one, above {least}"))
+        mappings[function] = mappings.get(function, 0) + (default_of(value, parameters) or least)
+    for function, together in sorted(mappings.items()):
+        reserved = (tm.functions(template).get(function) or resources.get(function, {}).get("Properties", {})
+                    ).get("ReservedConcurrentExecutions")
+        if tm.ref(reserved) not in parameters:
+            findings.append(Finding("S008", function, f"ReservedConcurrentExecutions {tm.dumps(reserved) if reserved is not None else 'unset'}: "
+                                    "a function with SQS triggers reserves their instances, from a template parameter"))
+        elif (default_of(reserved, parameters) or 0) < together:
+            findings.append(Finding("S008", function, f"reserves {default_of(reserved, parameters)} by default, fewer "
+                                    f"than its triggers' {together} together: Lambda throttles what they read"))
+    total = reserved_total(template)
+    stated = documented_reserved(readme)
+    if stated != total:
+        says = ("states no total of the reservations (a sentence with \"the defaults reserve **N** concurrent "
+                "executions\")" if stated is None else f"states the defaults reserve {stated} concurrent executions")
+        findings.append(Finding("S008", "README.md", f"{says}; the template's add up to {total}"))
+    if total > ACCOUNT_QUOTA - UNRESERVED_MINIMUM:
+        findings.append(Finding("S008", "template", f"the defaults reserve {total} concurrent executions: more than "
+                                f"the default quota of {ACCOUNT_QUOTA} leaves with the {UNRESERVED_MINIMUM} Lambda keeps"))
+    return findings
+
+
 def check(template: dict, readme: str | None = None) -> list[Finding]:
     readme = README.read_text() if readme is None else readme
     return (check_queues(template) + check_names(template, readme, longest_default_stack(template))
-            + check_parameters(template) + check_async(template) + check_tables(template))
+            + check_parameters(template) + check_async(template) + check_tables(template)
+            + check_concurrency(template, readme))
 
 
 # (code, where it must fire) on the fixture
@@ -367,6 +455,8 @@ EXPECTED = {
     ("S004", "Issuer"), ("S004", "ProcessorUrl"),
     ("S005", "ScheduledFunction"), ("S005", "PatternTargetFunction"), ("S006", "ScheduledFunction"),
     ("S006", "SamScheduledFunction"), ("S007", "LedgerTable"),
+    ("S008", "LiteralConcurrencyFunction.Messages"), ("S008", "MinimumConcurrencyFunction.Messages"),
+    ("S008", "UnreservedFunction"), ("S008", "TwoQueuesFunction"), ("S008", "README.md"), ("S008", "template"),
 }
 # What the fixture's README would state: the limit the real template sets, not the fixture's.
 FIXTURE_README = "... stack names of at most **47 characters** ..."
@@ -407,7 +497,8 @@ def main() -> int:
     print("stack: queue visibility timeouts cover their functions' timeouts; every redrive policy retries; "
           f"every name fits for stack names of up to {budget.limit} characters ({budget.resource}), as the README "
           "states; no placeholder defaults; every asynchronously invoked function keeps its failed runs, every "
-          "scheduled one runs once at a time; every retained table is protected from deletion")
+          "scheduled one runs once at a time; every retained table is protected from deletion; concurrency from "
+          f"parameters with production defaults, reserving {reserved_total(tm.load(args.template))} as the README states")
     return 0
 
 

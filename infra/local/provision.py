@@ -188,6 +188,12 @@ def schedules_of(template: dict, resolve: Callable[[Any], Any]) -> dict[str, lis
     return found
 
 
+def maximum_concurrency(resolve: Callable[[Any], Any], event_props: dict) -> int | None:
+    """An SQS trigger's ScalingConfig.MaximumConcurrency (a parameter's value), if it has one."""
+    value = event_props.get("ScalingConfig", {}).get("MaximumConcurrency")
+    return None if value is None else int(resolve(value))
+
+
 def derive_localstack_template(template: dict) -> tuple[dict, list[str]]:
     """The template minus what LocalStack cannot create here, and minus what refers to that."""
     resources = template["Resources"]
@@ -497,7 +503,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--local-dir", type=Path, default=ROOT / ".local")
     p.add_argument("--parameter", action="append", default=[], metavar="KEY=VALUE",
                    help="template parameter override (defaults QueueVisibilityTimeout=5,"
-                   f" PaymentProcessorUrl=http://127.0.0.1:4010, JwtIssuer={DEV_JWT_ISSUER})")
+                   f" PaymentProcessorUrl=http://127.0.0.1:4010, JwtIssuer={DEV_JWT_ISSUER}, 2 for each SQS"
+                   " trigger's concurrency parameter)")
     p.add_argument("--timeout", type=float, default=180, help="deadline in seconds for each wait")
     return p.parse_args()
 
@@ -517,10 +524,15 @@ def main() -> int:
 
     # Local values: short redelivery for fast tests; the saga charges through the fake payment
     # processor that infra/local/system.sh starts on this address (infra/payment-processor);
-    # tokens are signed by the local stack's development key, with its issuer. (The last two
-    # have no default in the template: a deploy must be given them.)
+    # tokens are signed by the local stack's development key, with its issuer (these two have
+    # no default in the template: a deploy must be given them); two instances per SQS trigger
+    # (local-lambda runs one process per instance, on a developer's machine), where production
+    # defaults are sized for the HTTP API's throttle.
     overrides = {"QueueVisibilityTimeout": "5", "PaymentProcessorUrl": "http://127.0.0.1:4010",
-                 "JwtIssuer": DEV_JWT_ISSUER}
+                 "JwtIssuer": DEV_JWT_ISSUER,
+                 **{name: "2" for name in ("OrdinaryPaymentsConcurrency", "UrgentPaymentsConcurrency",
+                                           "ReadModelsConcurrency", "AuditTrailConcurrency",
+                                           "NotificationsConcurrency")}}
     for item in args.parameter:
         key, sep, value = item.partition("=")
         if not sep:
@@ -649,7 +661,7 @@ def main() -> int:
                     "maximum_batching_window_seconds": int(ev_props.get("MaximumBatchingWindowInSeconds", 0)),
                     "report_batch_item_failures":
                         "ReportBatchItemFailures" in ev_props.get("FunctionResponseTypes", []),
-                    "maximum_concurrency": ev_props.get("ScalingConfig", {}).get("MaximumConcurrency"),
+                    "maximum_concurrency": maximum_concurrency(resolver, ev_props),
                 })
             elif ev["Type"] != "Schedule":  # schedules_of has the Schedule events
                 log(f"{lid}.{ev_name}: event type {ev['Type']} is not played locally")
