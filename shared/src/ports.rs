@@ -228,10 +228,18 @@ pub trait EventStore: Send + Sync {
         stream: &StreamId,
     ) -> Result<Option<AggregateState>, StoreError>;
     /// Every event in the store, each once (not once per stream), a page at a time: start with
-    /// `None`, then pass each page's `next` until it is `None`. The order is the store's own
-    /// (DynamoDB's scan order: no time order), so a consumer must not rely on it; a page may
-    /// be short, or even empty, with a `next`.
-    async fn all_events(&self, page: Option<&EventPageToken>) -> Result<EventPage, StoreError>;
+    /// `None`, then pass each page's `next` until it is `None`. A page reads at most
+    /// `max_items` of the store's items (events among them; a store may read fewer). The order
+    /// is the store's own (DynamoDB's scan order: no time order), so a consumer must not rely
+    /// on it; a page may be short, or even empty, with a `next`.
+    async fn all_events(
+        &self,
+        page: Option<&EventPageToken>,
+        max_items: usize,
+    ) -> Result<EventPage, StoreError>;
+    /// Where paging resumes right after `event`, an event of one of this store's pages: for a
+    /// consumer that stops part-way through a page.
+    fn resume_after(&self, event: &RecordedEvent) -> EventPageToken;
 }
 
 /// Writes the read models (CQRS): one conditional write per item, so a duplicate or an older

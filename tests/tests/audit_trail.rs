@@ -303,7 +303,7 @@ async fn concurrent_appends_to_one_stream_get_gap_free_versions_and_page_once() 
     let mut pages = 0;
     let mut total = 0;
     loop {
-        let page = store.all_events(token.as_ref()).await?;
+        let page = store.all_events(token.as_ref(), 1_000).await?;
         pages += 1;
         total += page.events.len();
         for recorded in &page.events {

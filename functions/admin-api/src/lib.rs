@@ -10,10 +10,13 @@
 //!   the event contracts).
 //! - `POST /admin/read-models/rebuild`: applies one page of the audit trail to the live read
 //!   models and answers the counts and the `next` page's token; call again with
-//!   `{"after": next}` until `next` is `null`. Idempotent: a page applied twice changes
-//!   nothing the second time, so an interrupted rebuild is simply resumed or restarted.
+//!   `{"after": next}` until `next` is `null`. A page is bounded ([`REBUILD_PAGE`]: so many
+//!   items read, so much time) so that a call answers well within the HTTP API's 30 s: one out
+//!   of time answers a `next` right after its last event. Idempotent: a page applied twice
+//!   changes nothing the second time, so an interrupted rebuild is simply resumed or restarted.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
@@ -21,7 +24,7 @@ use axum::routing::post;
 use axum::{Json, Router};
 use chrono::Utc;
 use paysaga::ports::{EventPageToken, EventStore, ReadModelWriter, StoreError};
-use paysaga::read_models;
+use paysaga::read_models::{self, PageBudget, RebuildStepError};
 use paysaga::redrive::parking::{ReplayError, ReplayRequest, replay};
 use paysaga::redrive::{ParkingLot, QueueError, RedriveQueues};
 use paysaga::service::ServiceError;
@@ -30,12 +33,23 @@ use serde::{Deserialize, Serialize};
 use api::request::OptionalJsonBody;
 use api::{ApiError, Caller};
 
+/// What one `POST /admin/read-models/rebuild` takes on: 200 items of the audit trail (a few
+/// writes per event), and no event started after 20 s. API Gateway gives an HTTP API's
+/// integration 30 s (and the function's timeout is 30 s): a full DynamoDB page (1 MB, a few
+/// thousand events) could outlast it, and its caller would then retry that same page forever.
+pub const REBUILD_PAGE: PageBudget = PageBudget {
+    items: 200,
+    time: Duration::from_secs(20),
+};
+
 /// What the admin handlers may touch.
 pub struct AdminApi {
     pub parking: Arc<dyn ParkingLot>,
     pub queues: Arc<dyn RedriveQueues>,
     pub event_store: Arc<dyn EventStore>,
     pub read_models: Arc<dyn ReadModelWriter>,
+    /// How much of the audit trail one rebuild call takes on ([`REBUILD_PAGE`] in `main`).
+    pub rebuild_page: PageBudget,
 }
 
 pub fn admin_router(admin: Arc<AdminApi>) -> Router {
@@ -132,24 +146,26 @@ async fn rebuild_read_models(
 ) -> Result<Response, ApiError> {
     caller.must_be_admin()?;
     let after = body.unwrap_or_default().after.map(EventPageToken);
-    let page = match admin.event_store.all_events(after.as_ref()).await {
+    let page = match read_models::rebuild_page(
+        admin.event_store.as_ref(),
+        admin.read_models.as_ref(),
+        after.as_ref(),
+        admin.rebuild_page,
+    )
+    .await
+    {
         Ok(page) => page,
         // The store refuses a token it did not give: the caller's mistake, not the store's.
-        Err(StoreError::Permanent(message)) if after.is_some() => {
+        Err(RebuildStepError::Read(StoreError::Permanent(message))) if after.is_some() => {
             return Err(ApiError::InvalidRequest(format!(
                 "after must be the next of an earlier call ({message})"
             )));
         }
-        Err(error) => return Err(ServiceError::from(error).into()),
+        Err(RebuildStepError::Read(error) | RebuildStepError::Write(error)) => {
+            return Err(ServiceError::from(error).into());
+        }
     };
-    let events: Vec<_> = page
-        .events
-        .into_iter()
-        .map(|recorded| recorded.event)
-        .collect();
-    let counts = read_models::replay(&events, admin.read_models.as_ref())
-        .await
-        .map_err(ServiceError::from)?;
+    let counts = page.counts;
     tracing::info!(
         events = counts.events,
         changed = counts.changed,

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use admin_api::{AdminApi, admin_router};
+use admin_api::{AdminApi, REBUILD_PAGE, admin_router};
 use anyhow::Context;
 use paysaga::aws::{
     DynamoDbEventStore, DynamoDbParking, DynamoDbReadModels, SqsRedriveQueues, sdk_config,
@@ -32,6 +32,7 @@ async fn main() -> anyhow::Result<()> {
             &config,
             required("READ_MODELS_TABLE")?,
         )),
+        rebuild_page: REBUILD_PAGE,
     }));
     api::serve(app).await
 }

@@ -6,8 +6,9 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
-use admin_api::{AdminApi, admin_router};
+use admin_api::{AdminApi, REBUILD_PAGE, admin_router};
 use axum::Router;
 use chrono::Utc;
 use http::StatusCode;
@@ -15,7 +16,7 @@ use paysaga::domain::events::FundsDeposited;
 use paysaga::domain::{DepositId, DomainEvent, Money, WalletId};
 use paysaga::memory::{InMemoryEventStore, InMemoryParking, InMemoryQueues};
 use paysaga::ports::{EventStore, ReadModelReader};
-use paysaga::read_models::{InMemoryReadModels, PageRequest};
+use paysaga::read_models::{InMemoryReadModels, PageBudget, PageRequest};
 use paysaga::redrive::parking::ParkedStatus;
 use paysaga::redrive::{ParkedMessage, ParkingLot, QueueRef};
 use serde_json::{Value, json};
@@ -34,6 +35,11 @@ struct World {
 
 /// The admin routes, as `main` assembles them.
 fn world() -> World {
+    world_with(REBUILD_PAGE)
+}
+
+/// The admin routes, a rebuild call taking on `rebuild_page`.
+fn world_with(rebuild_page: PageBudget) -> World {
     let queues = Arc::new(InMemoryQueues::default());
     queues.create(QueueRef {
         arn: PAYMENTS_QUEUE.to_owned(),
@@ -47,6 +53,7 @@ fn world() -> World {
         queues: queues.clone(),
         event_store: event_store.clone(),
         read_models: read_models.clone(),
+        rebuild_page,
     }));
     World {
         app,
@@ -126,12 +133,13 @@ async fn replaying_a_parked_message_needs_the_admin_scope() {
     assert_eq!(send(&world.app, &missing).await.0, StatusCode::NOT_FOUND);
 }
 
-#[tokio::test]
-async fn rebuilding_the_read_models_needs_the_admin_scope_and_goes_page_by_page() {
-    let world = world();
+const REBUILD: &str = "/admin/read-models/rebuild";
+
+/// `n` deposits to Alice's wallet in the audit trail.
+async fn deposits_in_the_audit_trail(world: &World, n: usize) -> WalletId {
     let wallet_id = WalletId::parse("wal_alice").expect("an id");
     let eur = "EUR".parse().expect("EUR");
-    for n in 0..3 {
+    for n in 0..n {
         let deposited = DomainEvent::funds_deposited(
             FundsDeposited {
                 deposit_id: DepositId::parse(&format!("dep_{n}")).expect("an id"),
@@ -146,28 +154,70 @@ async fn rebuilding_the_read_models_needs_the_admin_scope_and_goes_page_by_page(
             .await
             .expect("appended");
     }
-    let path = "/admin/read-models/rebuild";
-    let (status, body) = send(&world.app, &admin_post(path, path, ALICE, None)).await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    wallet_id
+}
 
-    let mut events = 0;
+/// An admin's rebuild, call after call, each from the last one's `next`: the events each
+/// applied.
+async fn rebuild_call_by_call(world: &World) -> Vec<u64> {
+    let mut applied = Vec::new();
     let mut after: Option<String> = None;
     loop {
         let body = after.as_ref().map(|after| json!({"after": after}));
-        let (status, page) =
-            send(&world.app, &admin_post(path, path, As::Admin("ops"), body)).await;
+        let (status, page) = send(
+            &world.app,
+            &admin_post(REBUILD, REBUILD, As::Admin("ops"), body),
+        )
+        .await;
         assert_eq!(status, StatusCode::OK, "{page}");
-        events += page["events"].as_u64().expect("a count");
+        applied.push(page["events"].as_u64().expect("a count"));
         match page["next"].as_str() {
             Some(next) => after = Some(next.to_owned()),
-            None => break,
+            None => return applied,
         }
     }
-    assert_eq!(events, 3);
-    let transactions = world
+}
+
+async fn transactions_of(world: &World, wallet_id: &WalletId) -> usize {
+    world
         .read_models
-        .transactions(&wallet_id, &PageRequest::new(None, None).expect("a page"))
+        .transactions(wallet_id, &PageRequest::new(None, None).expect("a page"))
         .await
-        .expect("read");
-    assert_eq!(transactions.items.len(), 3);
+        .expect("read")
+        .items
+        .len()
+}
+
+#[tokio::test]
+async fn rebuilding_the_read_models_needs_the_admin_scope_and_goes_page_by_page() {
+    let world = world();
+    let wallet_id = deposits_in_the_audit_trail(&world, 3).await;
+    let (status, body) = send(&world.app, &admin_post(REBUILD, REBUILD, ALICE, None)).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+
+    let applied = rebuild_call_by_call(&world).await;
+    assert_eq!(applied.iter().sum::<u64>(), 3);
+    assert_eq!(transactions_of(&world, &wallet_id).await, 3);
+}
+
+#[tokio::test]
+async fn a_rebuild_call_takes_on_a_bounded_page_and_the_next_resumes_where_it_stopped() {
+    // So many items a call: 2, then the last 1.
+    let world = world_with(PageBudget {
+        items: 2,
+        time: Duration::from_secs(60),
+    });
+    let wallet_id = deposits_in_the_audit_trail(&world, 3).await;
+    assert_eq!(rebuild_call_by_call(&world).await, [2, 1]);
+    assert_eq!(transactions_of(&world, &wallet_id).await, 3);
+
+    // Out of time from the start: a call still applies one event, and answers a `next` right
+    // after it (a full page would have outlasted API Gateway's 30 s and failed forever).
+    let world = world_with(PageBudget {
+        items: 100,
+        time: Duration::ZERO,
+    });
+    let wallet_id = deposits_in_the_audit_trail(&world, 3).await;
+    assert_eq!(rebuild_call_by_call(&world).await, [1, 1, 1]);
+    assert_eq!(transactions_of(&world, &wallet_id).await, 3);
 }

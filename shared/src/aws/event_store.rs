@@ -340,9 +340,14 @@ impl EventStore for DynamoDbEventStore {
     }
 
     /// A consistent `Scan` of the markers: each event once, in DynamoDB's scan order (by hash
-    /// of the key, no time order). Pages are DynamoDB's (up to 1 MB read); the next-page token
-    /// is the last key read.
-    async fn all_events(&self, page: Option<&EventPageToken>) -> Result<EventPage, StoreError> {
+    /// of the key, no time order). A page reads `max_items` items (its `Limit`; entries and
+    /// snapshots count, the filter keeps the markers) or 1 MB, whichever comes first; the
+    /// next-page token is the last key read.
+    async fn all_events(
+        &self,
+        page: Option<&EventPageToken>,
+        max_items: usize,
+    ) -> Result<EventPage, StoreError> {
         let start_key = page.map(start_key).transpose()?;
         let output = self
             .client
@@ -352,6 +357,7 @@ impl EventStore for DynamoDbEventStore {
             .expression_attribute_names("#kind", "kind")
             .expression_attribute_values(":event", s(EVENT))
             .consistent_read(true)
+            .limit(i32::try_from(max_items.max(1)).unwrap_or(i32::MAX))
             .set_exclusive_start_key(start_key)
             .send()
             .await
@@ -364,6 +370,14 @@ impl EventStore for DynamoDbEventStore {
             .collect::<Result<_, _>>()?;
         let next = output.last_evaluated_key.map(page_token).transpose()?;
         Ok(EventPage { events, next })
+    }
+
+    /// The event's marker key: a scan started after it goes on with the item after it.
+    fn resume_after(&self, event: &RecordedEvent) -> EventPageToken {
+        EventPageToken(
+            serde_json::to_string(&(format!("{EVENT}#{}", event.event.event_id()), 0u64))
+                .expect("a (string, number) pair always encodes as JSON"),
+        )
     }
 }
 

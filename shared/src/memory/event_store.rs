@@ -29,7 +29,7 @@ struct State {
     snapshots: HashMap<StreamId, BTreeMap<u64, AggregateState>>,
 }
 
-/// How many events a page of [`InMemoryEventStore::all_events`] holds.
+/// How many events a page of [`InMemoryEventStore::all_events`] holds at most.
 const PAGE_SIZE: usize = 100;
 
 impl InMemoryEventStore {
@@ -145,7 +145,11 @@ impl EventStore for InMemoryEventStore {
             .and_then(|snapshots| snapshots.values().next_back().cloned()))
     }
 
-    async fn all_events(&self, page: Option<&EventPageToken>) -> Result<EventPage, StoreError> {
+    async fn all_events(
+        &self,
+        page: Option<&EventPageToken>,
+        max_items: usize,
+    ) -> Result<EventPage, StoreError> {
         self.available()?;
         let state = self.state();
         let after = page.map(|token| token.0.as_str());
@@ -153,7 +157,10 @@ impl EventStore for InMemoryEventStore {
             .events
             .iter()
             .filter(|(event_id, _)| after.is_none_or(|after| event_id.as_str() > after));
-        let page: Vec<(&String, &RecordedEvent)> = events.by_ref().take(PAGE_SIZE).collect();
+        let page: Vec<(&String, &RecordedEvent)> = events
+            .by_ref()
+            .take(PAGE_SIZE.min(max_items.max(1)))
+            .collect();
         let next = match (events.next(), page.last()) {
             (Some(_), Some((last, _))) => Some(EventPageToken((*last).clone())),
             _ => None,
@@ -162,5 +169,10 @@ impl EventStore for InMemoryEventStore {
             events: page.into_iter().map(|(_, event)| event.clone()).collect(),
             next,
         })
+    }
+
+    /// Pages are in event id order: the next one starts after this id.
+    fn resume_after(&self, event: &RecordedEvent) -> EventPageToken {
+        EventPageToken(event.event.event_id().to_owned())
     }
 }

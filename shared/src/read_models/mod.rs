@@ -64,7 +64,7 @@ use crate::domain::events::PaymentEventData;
 use crate::domain::{
     Currency, DomainEvent, FailureReason, Money, PaymentId, PaymentRequest, PaymentStatus, WalletId,
 };
-use crate::ports::{EventStore, ReadModelWriter, StoreError};
+use crate::ports::{EventPageToken, EventStore, ReadModelWriter, StoreError};
 
 pub use memory::InMemoryReadModels;
 
@@ -507,6 +507,73 @@ pub async fn replay(
     Ok(counts)
 }
 
+/// How much of the audit trail one bounded step of a rebuild takes on ([`rebuild_page`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageBudget {
+    /// Items of the store one page reads at most.
+    pub items: usize,
+    /// Once this much time has passed, no further event is started (the one under way ends).
+    pub time: std::time::Duration,
+}
+
+/// Items a page of a rebuild without a deadline reads ([`rebuild`]): DynamoDB's 1 MB bound
+/// comes first for events of a few hundred bytes.
+const REBUILD_PAGE_ITEMS: usize = 10_000;
+
+/// One page of the audit trail and where the next starts: what a bounded rebuild step did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RebuiltPage {
+    pub counts: ReplayCounts,
+    /// Where the next step starts: `None` once the whole audit trail has been applied.
+    pub next: Option<EventPageToken>,
+}
+
+/// Why a bounded rebuild step failed: reading its page (a page token the store did not give
+/// is a [`StoreError::Permanent`] there), or writing the read models.
+#[derive(Debug, thiserror::Error)]
+pub enum RebuildStepError {
+    #[error("reading the audit trail: {0}")]
+    Read(StoreError),
+    #[error("writing the read models: {0}")]
+    Write(StoreError),
+}
+
+/// One bounded step of a rebuild: a page of the audit trail after `after` (at most
+/// `budget.items` items read), its events applied in turn until `budget.time` has passed. The
+/// first event is always applied, so every step gains ground, however slow; when time runs
+/// out part-way, `next` resumes right after the last event applied. A caller with a deadline
+/// (an HTTP request's) repeats it with each `next`; a step repeated changes nothing.
+pub async fn rebuild_page(
+    store: &dyn EventStore,
+    into: &dyn ReadModelWriter,
+    after: Option<&EventPageToken>,
+    budget: PageBudget,
+) -> Result<RebuiltPage, RebuildStepError> {
+    let started = std::time::Instant::now();
+    let page = store
+        .all_events(after, budget.items)
+        .await
+        .map_err(RebuildStepError::Read)?;
+    let mut counts = ReplayCounts::default();
+    for (applied, recorded) in page.events.iter().enumerate() {
+        if applied > 0 && started.elapsed() >= budget.time {
+            let last = &page.events[applied - 1];
+            return Ok(RebuiltPage {
+                counts,
+                next: Some(store.resume_after(last)),
+            });
+        }
+        let applied = apply_event(&recorded.event, into)
+            .await
+            .map_err(RebuildStepError::Write)?;
+        counts.add(applied);
+    }
+    Ok(RebuiltPage {
+        counts,
+        next: page.next,
+    })
+}
+
 /// Rebuilds read models from the audit trail: every event of `store`, a page at a time, applied
 /// to `into` (a fresh table, or live read models, which it leaves unchanged). The store's order
 /// is not time order; [`project`] does not need it to be.
@@ -527,7 +594,7 @@ pub async fn rebuild_with_progress(
     let mut counts = ReplayCounts::default();
     let mut token = None;
     loop {
-        let page = store.all_events(token.as_ref()).await?;
+        let page = store.all_events(token.as_ref(), REBUILD_PAGE_ITEMS).await?;
         let events: Vec<DomainEvent> = page
             .events
             .into_iter()

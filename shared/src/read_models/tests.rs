@@ -281,3 +281,83 @@ async fn read_models_rebuilt_from_the_audit_trail_equal_the_live_ones_whatever_t
         );
     }
 }
+
+/// Steps of a bounded rebuild, each from the last one's `next`, until the audit trail is done:
+/// how many steps it took and what they applied together.
+async fn rebuild_in_steps(
+    store: &dyn EventStore,
+    into: &dyn ReadModelWriter,
+    budget: PageBudget,
+) -> (usize, ReplayCounts) {
+    let (mut steps, mut counts, mut after) = (0, ReplayCounts::default(), None);
+    loop {
+        let page = rebuild_page(store, into, after.as_ref(), budget)
+            .await
+            .unwrap();
+        steps += 1;
+        counts.add(page.counts);
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return (steps, counts),
+        }
+    }
+}
+
+async fn audit_trail_of(events: &[DomainEvent]) -> crate::memory::InMemoryEventStore {
+    let store = crate::memory::InMemoryEventStore::new(5);
+    for event in events {
+        store.append(event, Utc::now()).await.unwrap();
+    }
+    store
+}
+
+fn deposits(n: usize) -> Vec<DomainEvent> {
+    (0..n)
+        .map(|i| {
+            deposited(
+                &format!("dep_{i:02}"),
+                100,
+                t0() + Duration::seconds(i as i64),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_rebuild_step_reads_no_more_items_than_its_budget() {
+    let store = audit_trail_of(&deposits(7)).await;
+    let into = InMemoryReadModels::default();
+    let budget = PageBudget {
+        items: 3,
+        time: std::time::Duration::from_secs(60),
+    };
+    let first = rebuild_page(&store, &into, None, budget).await.unwrap();
+    assert_eq!(first.counts.events, 3);
+    assert!(first.next.is_some());
+    // The rest, three at a time: 3 + 3 + 1.
+    let (steps, counts) = rebuild_in_steps(&store, &into, budget).await;
+    assert_eq!((steps, counts.events), (3, 7));
+    assert_eq!(all_transactions(&into, "wal_alice").await.len(), 7);
+}
+
+#[tokio::test]
+async fn a_rebuild_step_out_of_time_stops_after_an_event_and_the_next_resumes_there() {
+    let events = deposits(5);
+    let store = audit_trail_of(&events).await;
+    let into = InMemoryReadModels::default();
+    // No time at all: each step still applies one event, so every step gains ground.
+    let budget = PageBudget {
+        items: 100,
+        time: std::time::Duration::ZERO,
+    };
+    let (steps, counts) = rebuild_in_steps(&store, &into, budget).await;
+    assert_eq!((steps, counts.events, counts.unchanged), (5, 5, 0));
+
+    // Each event applied once, as a rebuild in one go applies them.
+    let whole = InMemoryReadModels::default();
+    rebuild(&store, &whole).await.unwrap();
+    assert_eq!(
+        all_transactions(&into, "wal_alice").await,
+        all_transactions(&whole, "wal_alice").await
+    );
+}

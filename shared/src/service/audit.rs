@@ -181,7 +181,7 @@ mod tests {
         let mut seen = std::collections::HashSet::new();
         let mut token = None;
         loop {
-            let page = store.all_events(token.as_ref()).await.unwrap();
+            let page = store.all_events(token.as_ref(), 1_000).await.unwrap();
             for recorded in page.events {
                 assert!(seen.insert(recorded.event.event_id().to_owned()));
             }
