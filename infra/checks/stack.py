@@ -110,10 +110,17 @@ def sqs_triggers(template: dict) -> list[tuple[str, str, str]]:
             if resources.get(queue, {}).get("Type") == "AWS::SQS::Queue"]
 
 
-def timeout_of(template: dict, function: str) -> int:
+def timeout_of(template: dict, function: str) -> float:
+    """The longest the function may run: its Timeout, or the most its parameter accepts."""
     resources = template.get("Resources", {})
     props = tm.functions(template).get(function) or resources.get(function, {}).get("Properties", {})
-    return int(props.get("Timeout", LAMBDA_DEFAULT_TIMEOUT))
+    timeout = props.get("Timeout", LAMBDA_DEFAULT_TIMEOUT)
+    name = tm.ref(timeout)
+    if name is not None:
+        parameter = template.get("Parameters", {}).get(name, {})
+        # Unbounded: Lambda's own limit, 900 s.
+        return float(parameter.get("MaxValue", max(map(float, parameter.get("AllowedValues", [900])))))
+    return float(timeout)
 
 
 def check_queues(template: dict) -> list[Finding]:
@@ -126,8 +133,8 @@ def check_queues(template: dict) -> list[Finding]:
         timeout = timeout_of(template, function)
         if least is None or least < timeout:
             findings.append(Finding("S001", where, f"{queue}'s VisibilityTimeout {accepts(visibility, least)} s, "
-                                    f"below {function}'s timeout of {timeout} s: Lambda refuses the mapping "
-                                    f"(give it {timeout} s at least)"))
+                                    f"below {function}'s timeout of {timeout:g} s: Lambda refuses the mapping "
+                                    f"(give it {timeout:g} s at least)"))
     for lid, res in resources.items():
         if res.get("Type") != "AWS::SQS::Queue":
             continue
