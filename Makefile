@@ -51,12 +51,14 @@ PAYSAGA_PY := .local/venv/bin/python
 sam-install: ## Install the AWS SAM CLI into .local/sam-venv (its own venv: its pins clash with LocalStack's)
 	@infra/deploy/sam.sh install
 
-check-infra: local-install sam-install ## Static deploy checks, no AWS call: IAM least privilege, CodeUri/environment/crate metadata, sam validate --lint
+check-infra: local-install sam-install ## Static deploy checks, no AWS call: IAM least privilege, CodeUri/environment/crate metadata, alarms and dashboard, sam validate --lint
 	@# Each check must fire on its broken fixture, or the check itself is broken.
 	$(PAYSAGA_PY) infra/checks/iam.py --self-test >/dev/null && echo "iam: self-test passed (infra/checks/fixtures/iam-broken.yaml)"
 	$(PAYSAGA_PY) infra/checks/iam.py
 	$(PAYSAGA_PY) infra/checks/deploy.py --self-test >/dev/null && echo "deploy: self-test passed (infra/checks/fixtures/deploy-broken.yaml)"
 	$(PAYSAGA_PY) infra/checks/deploy.py
+	$(PAYSAGA_PY) infra/checks/operations.py --self-test >/dev/null && echo "operations: self-test passed (infra/checks/fixtures/operations-broken.yaml)"
+	$(PAYSAGA_PY) infra/checks/operations.py
 	infra/deploy/sam.sh validate --lint --template infra/template.yaml --region us-east-1
 
 deploy: build sam-install ## Build every function (arm64) and deploy the stack with SAM: STAGE=dev [STACK=paysaga-STAGE JWT_ISSUER=https://... JWT_AUDIENCE=a,b REGION=...]; guided the first time
