@@ -51,7 +51,7 @@ PAYSAGA_PY := .local/venv/bin/python
 sam-install: ## Install the AWS SAM CLI into .local/sam-venv (its own venv: its pins clash with LocalStack's)
 	@infra/deploy/sam.sh install
 
-check-infra: local-install sam-install ## Static deploy checks, no AWS call: IAM least privilege, CodeUri/environment/crate metadata, what AWS refuses (stack.py), what make deploy runs, sam validate --lint
+check-infra: local-install sam-install ## Static deploy checks, no AWS call: IAM least privilege, CodeUri/environment/crate metadata, what AWS refuses (stack.py), what make deploy runs, alarms and dashboard, sam validate --lint
 	@# Each check must fire on its broken fixture, or the check itself is broken.
 	$(PAYSAGA_PY) infra/checks/iam.py --self-test >/dev/null && echo "iam: self-test passed (infra/checks/fixtures/iam-broken.yaml)"
 	$(PAYSAGA_PY) infra/checks/iam.py
@@ -61,6 +61,8 @@ check-infra: local-install sam-install ## Static deploy checks, no AWS call: IAM
 	$(PAYSAGA_PY) infra/checks/stack.py
 	$(PAYSAGA_PY) infra/checks/deploy_command.py --self-test >/dev/null && echo "deploy-command: self-test passed (infra/checks/fixtures/deploy-broken.mk)"
 	$(PAYSAGA_PY) infra/checks/deploy_command.py
+	$(PAYSAGA_PY) infra/checks/operations.py --self-test >/dev/null && echo "operations: self-test passed (infra/checks/fixtures/operations-broken.yaml)"
+	$(PAYSAGA_PY) infra/checks/operations.py
 	infra/deploy/sam.sh validate --lint --template infra/template.yaml --region us-east-1
 
 deploy: build sam-install ## Build every function (arm64) and deploy the stage's own stack with SAM: STAGE=dev [STACK=paysaga-STAGE REGION=... JWT_ISSUER=https://... JWT_AUDIENCE=a,b PAYMENT_PROCESSOR_URL=https://... PARAMETERS="Key=value ..." DRY=1]

@@ -1,7 +1,8 @@
 """What a function's code does, read mechanically from its Rust source: the modules it reaches,
-the AWS API operations they call (as IAM actions) and the environment variables they read.
+the AWS API operations they call (as IAM actions), the environment variables they read and the
+CloudWatch metrics they write.
 
-Used by infra/checks/iam.py and infra/checks/deploy.py. Approximate by design, and only ever
+Used by infra/checks/iam.py, infra/checks/deploy.py and infra/checks/operations.py. Approximate by design, and only ever
 in the generous direction (a module reached that does not really run adds calls and variables;
 none is missed):
 
@@ -20,6 +21,15 @@ none is missed):
   in a `const …: &str` (a variable name kept as a constant). Whether it is required: `required(…)`
   and `env::var(…)` not followed by `.ok()` (nor inside `if let Ok` / `match`) are; the rest
   have defaults.
+- A metric is written where a reached item calls the collector of `paysaga::metrics`:
+  `.count(name, dimensions, n)` or `.gauge(name, dimensions, value, unit)`. The name is a string
+  literal, a variable bound by a `let` in the same item (every CamelCase literal of its
+  expression: `let metric = match … { … => "EventsAppended", … }`), or a parameter of the
+  enclosing `fn`, read at that function's call sites in the same file (`add_to(metrics,
+  "MessagesReceived", …)`). The dimensions are `&[("queue", …), …]` written there or bound by a
+  `let` (their names only; `service` is on every document). A call site read no such way is
+  reported (`metrics_unread`), never guessed. The `service` dimension's value is the literal the
+  crate's code gives `MetricsSink::stdout` (or `MetricsSink::new`'s second argument).
 """
 
 from __future__ import annotations
@@ -64,6 +74,13 @@ TRANSACT_ITEM_BUILDERS = {
 ENV_NAME = r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+"
 
 
+@dataclass(frozen=True)
+class MetricWrite:
+    """A metric a function writes: its name and its dimensions besides `service`."""
+    name: str
+    dimensions: frozenset[str]
+
+
 @dataclass
 class CodeFacts:
     crate: str
@@ -71,6 +88,9 @@ class CodeFacts:
     calls: dict[str, set[Path]] = field(default_factory=dict)  # IAM action -> files calling it
     env_required: set[str] = field(default_factory=set)
     env_optional: set[str] = field(default_factory=set)
+    metrics: set[MetricWrite] = field(default_factory=set)
+    metrics_unread: list[str] = field(default_factory=list)  # call sites not read: file: call
+    service: str | None = None  # the `service` dimension of its metrics, when it writes any
 
     @property
     def env_read(self) -> set[str]:
@@ -322,6 +342,141 @@ def env_reads(code: str) -> tuple[set[str], set[str]]:
     return required, optional - required
 
 
+# --------------------------------------------------------------------------- metrics written
+
+METRIC_NAME = re.compile(r"[A-Z][a-z0-9]+(?:[A-Z][a-z0-9]*)+")
+STRING = re.compile(r'"((?:[^"\\]|\\.)*)"')
+# The collector's methods and how many arguments each takes (paysaga::metrics::Metrics).
+METRIC_METHODS = {"count": 3, "gauge": 4}
+
+
+def call_arguments(code: str, open_paren: int) -> tuple[list[str], int]:
+    """The top-level arguments of the call whose `(` is at `open_paren`, and the index after its `)`."""
+    args, depth, start, i = [], 0, open_paren + 1, open_paren
+    while i < len(code):
+        ch = code[i]
+        if ch == '"':
+            i = STRING.match(code, i).end() if STRING.match(code, i) else i + 1
+            continue
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+            if depth == 0:
+                last = code[start:i].strip()
+                return (args + [last]) if last else args, i + 1  # a trailing comma ends no argument
+        elif ch == "," and depth == 1:
+            args.append(code[start:i].strip())
+            start = i + 1
+        i += 1
+    return args, len(code)
+
+
+def let_expression(code: str, name: str, before: int) -> str | None:
+    """The expression of the last `let` before `before` that binds `name` (alone or in a tuple)."""
+    found = None
+    for m in re.finditer(r"\blet\s+(?:mut\s+)?(\(([^)]*)\)|\w+)\s*(?::[^=;]+)?=", code[:before]):
+        bound = re.findall(r"\w+", m.group(1))
+        if name not in bound:
+            continue
+        depth, i = 0, m.end()
+        while i < len(code) and not (code[i] == ";" and depth == 0):
+            depth += {"(": 1, "[": 1, "{": 1, ")": -1, "]": -1, "}": -1}.get(code[i], 0)
+            i += 1
+        found = code[m.end():i]
+    return found
+
+
+def enclosing_fn(code: str, at: int) -> tuple[str, list[str]] | None:
+    """The name and parameter names of the last `fn` declared before `at`."""
+    last = None
+    for m in re.finditer(r"\bfn\s+(\w+)\s*(?:<[^>{]*>)?\s*\(", code[:at]):
+        last = m
+    if last is None:
+        return None
+    params, _ = call_arguments(code, last.end() - 1)
+    names = [re.match(r"(?:mut\s+)?(\w+)\s*:", p).group(1) for p in params if re.match(r"(?:mut\s+)?\w+\s*:", p)]
+    return last.group(1), names
+
+
+def metric_names(arg: str, code: str, at: int, file_code: str, depth: int = 0) -> set[str] | None:
+    """The metric names an argument can hold, or None when it cannot be read."""
+    arg = arg.strip()
+    if m := STRING.fullmatch(arg):
+        return {m.group(1)}
+    if not re.fullmatch(r"\w+", arg) or depth > 3:
+        return None
+    if (bound := let_expression(code, arg, at)) is not None:
+        names = {s for s in STRING.findall(bound) if METRIC_NAME.fullmatch(s)}
+        return names or None
+    enclosing = enclosing_fn(code, at)
+    if enclosing is None or arg not in enclosing[1]:
+        return None
+    fn_name, params = enclosing
+    index = params.index(arg)
+    names: set[str] = set()
+    for call in re.finditer(rf"(?<!fn )\b{re.escape(fn_name)}\(", file_code):
+        args, _ = call_arguments(file_code, call.end() - 1)
+        if len(args) != len(params):
+            continue
+        found = metric_names(args[index], file_code, call.start(), file_code, depth + 1)
+        if found is None:
+            return None
+        names |= found
+    return names or None
+
+
+def dimension_names(arg: str, code: str, at: int) -> frozenset[str] | None:
+    """The dimension names of a `&[("queue", …), …]` argument (or a `let` binding one)."""
+    arg = arg.strip().lstrip("&").strip()
+    if re.fullmatch(r"\w+", arg):
+        bound = let_expression(code, arg, at)
+        if bound is None:
+            return None
+        arg = bound.strip().lstrip("&").strip()
+    if not (arg.startswith("[") and arg.endswith("]")):
+        return None
+    names = set()
+    for element in call_arguments(arg, 0)[0]:
+        m = re.match(r'\(\s*"(\w+)"\s*,', element)
+        if m is None:
+            return None  # a dimension whose name is not a literal
+        names.add(m.group(1))
+    return frozenset(names) - {"service"}
+
+
+def metric_writes(code: str, file_code: str) -> tuple[set[MetricWrite], list[str]]:
+    """The metrics an item's code writes, and the collector calls it makes that cannot be read."""
+    written: set[MetricWrite] = set()
+    unread: list[str] = []
+    for m in re.finditer(r"\.(count|gauge)\(", code):
+        args, end = call_arguments(code, m.end() - 1)
+        if len(args) != METRIC_METHODS[m.group(1)]:
+            continue  # Iterator::count() and the like
+        names = metric_names(args[0], code, m.start(), file_code)
+        dimensions = dimension_names(args[1], code, m.start())
+        if names is None or dimensions is None:
+            unread.append(re.sub(r"\s+", " ", code[m.start():end]))
+            continue
+        written |= {MetricWrite(name, dimensions) for name in names}
+    return written, unread
+
+
+def metrics_service(code: str) -> str | None:
+    m = re.search(r'\bMetricsSink::(?:stdout\(\s*|new\(\s*[^,()]+,\s*)"([^"]+)"', code)
+    return m.group(1) if m else None
+
+
+def metrics_namespace() -> tuple[str, str]:
+    """(the default namespace, the variable that overrides it), as shared/src/metrics.rs says."""
+    code = code_of(SHARED_SRC / "metrics.rs")
+    const = lambda name: re.search(rf'\bconst\s+{name}\s*:\s*&(?:\'static\s+)?str\s*=\s*"([^"]+)"', code)  # noqa: E731
+    default, variable = const("DEFAULT_NAMESPACE"), const("NAMESPACE_VARIABLE")
+    if not default or not variable:
+        raise RuntimeError("shared/src/metrics.rs defines no DEFAULT_NAMESPACE / NAMESPACE_VARIABLE")
+    return default.group(1), variable.group(1)
+
+
 # --------------------------------------------------------------------------- per function
 
 def crate_files(crate_dir: Path) -> list[Path]:
@@ -450,6 +605,11 @@ def facts_of(crate_dir: Path) -> CodeFacts:
         required, optional = env_reads(text)
         facts.env_required |= required
         facts.env_optional |= optional
+        written, unread = metric_writes(text, code_of(path))
+        facts.metrics |= written
+        facts.metrics_unread += [f"{path.relative_to(ROOT)}: {call}" for call in unread]
+        if facts.service is None:
+            facts.service = metrics_service(text)
     facts.env_optional -= facts.env_required
     facts.files = sorted({path for path, _ in reached_text})
     return facts
@@ -478,3 +638,8 @@ if __name__ == "__main__":
         print(f"  calls:   {', '.join(sorted(facts.calls))}")
         print(f"  env required: {', '.join(sorted(facts.env_required))}")
         print(f"  env optional: {', '.join(sorted(facts.env_optional))}")
+        if facts.service:
+            shown = (f"{w.name}({', '.join(sorted(w.dimensions))})" for w in sorted(facts.metrics, key=lambda w: w.name))
+            print(f"  metrics (service={facts.service}): {', '.join(shown)}")
+        for call in facts.metrics_unread:
+            print(f"  metric call not read: {call}")

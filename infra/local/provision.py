@@ -41,9 +41,13 @@ ACCOUNT_ID = "000000000000"  # LocalStack's default account
 
 # Resource types the local stack cannot (or must not) create through LocalStack's CloudFormation.
 # The functions' roles and log groups serve Lambda, which local-lambda plays here (it enforces no
-# IAM and logs under .local/logs): not created locally.
+# IAM and logs under .local/logs): not created locally. Neither are the operators' alarms, their
+# SNS topic and the dashboard: LocalStack runs no CloudWatch or SNS here (stack.sh starts
+# sqs,events,cloudformation,sts,iam,logs), and nothing would write the AWS/SQS and AWS/Lambda
+# metrics they watch. Named here, not left to the dependants rule below: the queue alarms and
+# the topic refer to nothing else that is dropped.
 NOT_ON_LOCALSTACK = ("AWS::Serverless::", "AWS::Lambda::", "AWS::ApiGateway", "AWS::DynamoDB::Table",
-                     "AWS::IAM::", "AWS::Logs::")
+                     "AWS::IAM::", "AWS::Logs::", "AWS::CloudWatch::", "AWS::SNS::")
 SERVERLESS_PREFIX = "AWS::Serverless::"
 SERVERLESS_FUNCTION = "AWS::Serverless::Function"
 TABLE = "AWS::DynamoDB::Table"
@@ -194,6 +198,32 @@ def maximum_concurrency(resolve: Callable[[Any], Any], event_props: dict) -> int
     return None if value is None else int(resolve(value))
 
 
+def conditions_named(value: Any, conditions: dict) -> set[str]:
+    """The template conditions a value uses (a resource's or output's `Condition`, `Fn::If`'s
+    first argument), with the conditions those conditions use in turn."""
+    found: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, arg in node.items():
+                if key == "Condition" and isinstance(arg, str) and arg in conditions:
+                    found.add(arg)
+                elif key == "Fn::If" and isinstance(arg, list) and arg and isinstance(arg[0], str):
+                    found.add(arg[0])
+                walk(arg)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(value)
+    seen: set[str] = set()
+    while found - seen:
+        name = (found - seen).pop()
+        seen.add(name)
+        walk(conditions.get(name))
+    return seen
+
+
 def derive_localstack_template(template: dict) -> tuple[dict, list[str]]:
     """The template minus what LocalStack cannot create here, and minus what refers to that."""
     resources = template["Resources"]
@@ -206,7 +236,7 @@ def derive_localstack_template(template: dict) -> tuple[dict, list[str]]:
                 dropped.add(lid)
                 changed = True
     kept = {lid: r for lid, r in resources.items() if lid not in dropped}
-    derived = {k: v for k, v in template.items() if k not in ("Resources", "Outputs")}
+    derived = {k: v for k, v in template.items() if k not in ("Resources", "Outputs", "Conditions")}
     derived["Resources"] = kept
     outputs = {
         name: out for name, out in template.get("Outputs", {}).items()
@@ -214,6 +244,11 @@ def derive_localstack_template(template: dict) -> tuple[dict, list[str]]:
     }
     if outputs:
         derived["Outputs"] = outputs
+    # Only the conditions what is kept uses (HasAlarmEmail serves a dropped subscription).
+    conditions = template.get("Conditions", {})
+    used = conditions_named([kept, outputs], conditions)
+    if used:
+        derived["Conditions"] = {name: conditions[name] for name in sorted(used)}
     if not any(r["Type"].startswith(SERVERLESS_PREFIX) for r in kept.values()):
         derived.pop("Transform", None)
         derived.pop("Globals", None)
