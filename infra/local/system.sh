@@ -27,7 +27,31 @@ die() { printf '\nsystem: ERROR: %s\n\n' "$*" >&2; exit 1; }
 
 pidfile() { echo "$RUN/$1.pid"; }
 logfile() { echo "$LOGS/$1.log"; }
-running() { [[ -f "$(pidfile "$1")" ]] && kill -0 "$(cat "$(pidfile "$1")")" 2>/dev/null; }
+# running NAME: its pid file names a live process. Not `kill -0` alone: a process killed but not
+# yet reaped (a zombie) still takes signals, and `up` would take it for a running one.
+running() {
+  local file pid state
+  file="$(pidfile "$1")"
+  [[ -f $file ]] || return 1
+  pid="$(<"$file")"
+  [[ $pid =~ ^[0-9]+$ ]] || return 1
+  state="$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" || return 1
+  [[ -n $state && $state != Z && $state != X ]]
+}
+
+# forget_crashed NAME: after a crash, the pid file names no live process; what is left of its
+# process group (functions it had started) is killed, so a new start finds its ports free.
+forget_crashed() {
+  local file pid
+  file="$(pidfile "$1")"
+  [[ -f $file ]] && ! running "$1" || return 0
+  pid="$(<"$file")"
+  if [[ $pid =~ ^[0-9]+$ ]]; then
+    kill -KILL -- "-$pid" 2>/dev/null || true
+    say "$1 had stopped (pid $pid): starting it again"
+  fi
+  rm -f "$file"
+}
 
 # close_inherited_fds: closes every descriptor above stderr. Daemons call it before exec so they
 # keep none of their starter's open files: a lock held with flock(1) around `make test` would
@@ -77,7 +101,7 @@ stop() {
   if kill -0 "$pid" 2>/dev/null; then
     kill -TERM "$pid" 2>/dev/null || true
     local deadline=$((SECONDS + STOP_DEADLINE))
-    while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
+    while running "$name" && ((SECONDS < deadline)); do sleep 0.1; done
     kill -KILL -- "-$pid" 2>/dev/null || true
   fi
   rm -f "$(pidfile "$name")"
@@ -111,6 +135,8 @@ start_processor() {
 
 up() {
   [[ -f "$LOCAL/wiring.json" ]] || die "no .local/wiring.json: start the local stack first (make local-up)"
+  forget_crashed payment-processor
+  forget_crashed local-lambda
   start_processor
   if ! running local-lambda; then
     # shellcheck disable=SC1091

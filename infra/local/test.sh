@@ -62,6 +62,9 @@ infra/local/stack.sh up
 infra/local/system.sh down
 PAYSAGA_NO_SCHEDULES=1 infra/local/system.sh up
 
+step "the README's walk-through and put-events blocks, run as a reader runs them"
+infra/local/readme_blocks.sh
+
 step "integration tests on the local stack"
 "$CARGO" test --locked -p paysaga-tests -- --ignored --show-output
 
