@@ -16,11 +16,16 @@ refuse() { # refuse BLOCK OUTPUT PATTERN WHAT
   if grep -qE -- "$3" <<<"$2"; then echo "  FAILED: $1 shows $4 (/$3/)" >&2; failed=1; else echo "  ok: $1 does not show $4"; fi
 }
 
+# One shell for both, as a reader pastes one block after the other: put-events uses the
+# walk-through's $alice and `settled`. A marker line tells their outputs apart.
+walkthrough="$(block walkthrough)" put_events="$(block put-events)"
+[[ -n $walkthrough && -n $put_events ]] || { echo "README.md lacks its walkthrough or put-events block" >&2; exit 1; }
+marker="--- put-events block ---"
+all="$(bash -euo pipefail -c "$walkthrough"$'\n'"echo '$marker'"$'\n'"$put_events" 2>&1)" ||
+  { echo "$all" >&2; echo "the README's blocks failed" >&2; exit 1; }
 for name in walkthrough put-events; do
-  script="$(block "$name")"
-  [[ -n $script ]] || { echo "README.md has no $name block" >&2; exit 1; }
   echo "README block '$name':"
-  output="$(bash -euo pipefail -c "$script" 2>&1)" || { echo "$output" >&2; echo "README block '$name' failed" >&2; exit 1; }
+  if [[ $name == walkthrough ]]; then output="${all%%"$marker"*}"; else output="${all#*"$marker"}"; fi
   case $name in
     walkthrough)
       check "$name" "$output" '"payment_id":"[^"]+".*"status":"(COMPLETED|FAILED)"' "the payment finished"
@@ -35,5 +40,5 @@ for name in walkthrough put-events; do
   esac
   refuse "$name" "$output" '"status":"PENDING"' "a payment still PENDING"
 done
-((failed == 0)) || { echo "the README's blocks do not do what the README says (above)" >&2; exit 1; }
+((failed == 0)) || { echo "$all" >&2; echo "the README's blocks do not do what the README says (above)" >&2; exit 1; }
 echo "the README's walk-through and put-events blocks work as written"
