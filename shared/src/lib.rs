@@ -11,7 +11,8 @@
 //! - [`sqs_batch`]: SQS batch handling with partial batch failures; [`config`]: the
 //!   environment a function is given; [`logging`]: the functions' log set-up; [`metrics`]:
 //!   CloudWatch metrics in the Embedded Metric Format; [`trace`]: one X-Ray trace id across
-//!   every hop (HTTP, EventBridge, SQS) and on every log line.
+//!   every hop (HTTP, EventBridge, SQS) and on every log line; [`panics`]: a panic as one unit
+//!   of work's failure (one SQS message's), redacted.
 
 pub mod aws;
 pub mod config;
@@ -21,6 +22,7 @@ pub mod idempotency;
 pub mod logging;
 pub mod memory;
 pub mod metrics;
+pub mod panics;
 pub mod ports;
 pub mod processor;
 pub mod read_models;

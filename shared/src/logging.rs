@@ -9,6 +9,9 @@
 //!   `RUST_LOG`, else `INFO`;
 //! - `AWS_LAMBDA_LOG_FORMAT=JSON` writes one JSON object per line, else plain text;
 //! - no timestamps (CloudWatch stamps each line), no targets, no colours;
+//! - a panic is logged as an error line, its message only when it is a literal of the program
+//!   (a formatted one may quote the input: [`crate::panics`]), instead of the default hook's
+//!   full message on stderr;
 //! - in JSON, every line carries the fields of the spans it was written in, outermost first
 //!   (`"spans": [{"name": "handle_message", "message_id": "…", "payment_id": "…"}, …]`): a
 //!   handler that opens a span with the message's and the payment's ids gets them on every line
@@ -42,7 +45,8 @@ use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::fmt;
 use tracing_subscriber::prelude::*;
 
-/// Installs the global subscriber; call once, first thing in `main`.
+/// Installs the global subscriber, and has panics logged through it, redacted
+/// ([`crate::panics::log_uncaught`]); call once, first thing in `main`.
 pub fn init() {
     let variable = |name| {
         std::env::var(name)
@@ -65,6 +69,7 @@ pub fn init() {
             .with_ansi(false);
         registry.with(layer).init();
     }
+    crate::panics::log_uncaught();
     if let Some(setting) = unreadable {
         tracing::warn!(%setting, "unreadable log level setting; logging at INFO");
     }

@@ -7,14 +7,21 @@
 //! guessing. Should that send fail, the message is reported as failed as before, and the queue's
 //! redrive policy moves it without a record: nothing is lost either way.
 //!
+//! A handler that panics fails its own message only: each record's handling runs in
+//! [`crate::panics::catch`], and its panic becomes a [`MessageFailure::panicked`] (permanent,
+//! the reason naming where it panicked, never a formatted panic message: it may quote the
+//! input), logged as an error, while its batch-mates go on. This needs the release profile's
+//! `panic = "unwind"` (the root `Cargo.toml`).
+//!
 //! Each record is handled in its own trace ([`crate::trace`]): its `AWSTraceHeader` is the
 //! current trace while it is handled (the events its handler publishes carry it on) and its
 //! `trace_id` is on every line logged meanwhile.
 //!
 //! Every batch is counted on the invocation's [`Metrics`], per queue (its name, from the
 //! message's `eventSourceARN`): `MessagesReceived`, `MessagesFailed` (the handler failed, whether
-//! the message went back to the queue or to the DLQ) and `MessagesDeadLettered` (sent to the DLQ
-//! by the consumer on its last delivery).
+//! the message went back to the queue or to the DLQ), `MessagesDeadLettered` (sent to the DLQ
+//! by the consumer on its last delivery) and `MessagesPanicked` (failed because the handler
+//! panicked: a bug, worth an alarm).
 //!
 //! ```
 //! use std::sync::Mutex;
@@ -64,10 +71,11 @@ use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMe
 use chrono::{DateTime, Utc};
 use futures::future::join_all;
 use serde::{Deserialize, Serialize};
-use tracing::{Instrument, info, warn};
+use tracing::{Instrument, error, info, warn};
 
 use crate::domain::events::ContractViolation;
 use crate::metrics::Metrics;
+use crate::panics::{self, Panic};
 use crate::trace::{self, TraceHeader};
 
 /// The message attribute that carries a [`FailureRecord`] (JSON).
@@ -83,6 +91,17 @@ pub enum MessageFailure {
     /// The message itself is unusable (it does not parse, or contradicts what is stored).
     #[error("permanent: {0}")]
     Permanent(String),
+}
+
+impl MessageFailure {
+    /// A handler that panicked: a bug, which no retry of the same code can fix, so `Permanent`
+    /// (on the last delivery the message goes to its DLQ, where the redrive parks it with this
+    /// reason until the fix is deployed and an operator replays it). It still goes back to the
+    /// queue before its last delivery, as every failure does: a panic that depends on timing
+    /// gets its retries.
+    pub fn panicked(panic: &Panic) -> Self {
+        Self::Permanent(format!("the handler {panic}"))
+    }
 }
 
 /// An event that breaks its contract can never be handled as it is: a permanent failure, with
@@ -200,9 +219,10 @@ fn add_to(metrics: &Mutex<Metrics>, name: &str, queue: &str, n: u64) {
     metrics.count(name, &[("queue", queue)], n);
 }
 
-/// Handles every message of `event` concurrently and reports the failed ones; on a message's
-/// last delivery a failure goes to the dead-letter queue with its record instead. Counts the
-/// messages received, failed and dead-lettered per queue on `metrics`.
+/// Handles every message of `event` concurrently and reports the failed ones (a message whose
+/// handler panicked among them); on a message's last delivery a failure goes to the dead-letter
+/// queue with its record instead. Counts the messages received, failed, dead-lettered and
+/// panicked per queue on `metrics`.
 pub async fn process_batch<F, Fut>(
     event: SqsEvent,
     give_up: Option<&GiveUp<'_>>,
@@ -213,14 +233,25 @@ where
     F: Fn(SqsMessage) -> Fut,
     Fut: Future<Output = Result<(), MessageFailure>>,
 {
+    let handle = &handle;
     let handled = event.records.into_iter().map(|message| {
         add_to(metrics, "MessagesReceived", queue_name(&message), 1);
         // Each record in its own trace: on its log lines, and on the events its handling publishes.
         let trace = TraceHeader::of_sqs_message(&message);
         let span = trace::span(trace.as_ref());
-        let outcome = span.in_scope(|| handle(message.clone()));
         let handled = async move {
-            let Err(failure) = outcome.await else { return Ok(None) };
+            // The handler is called inside the catch too: a panic before its first await is as
+            // much this message's failure.
+            let failure = match panics::catch(async { handle(message.clone()).await }).await {
+                Ok(Ok(())) => return Ok(None),
+                Ok(Err(failure)) => failure,
+                Err(panic) => {
+                    add_to(metrics, "MessagesPanicked", queue_name(&message), 1);
+                    let message_id = message.message_id.as_deref().unwrap_or("-");
+                    error!(%message_id, %panic, "message handling panicked (a bug); the message fails alone");
+                    MessageFailure::panicked(&panic)
+                }
+            };
             add_to(metrics, "MessagesFailed", queue_name(&message), 1);
             let message_id = message.message_id.clone().ok_or(RecordWithoutId)?;
             let count = receive_count(&message);
@@ -407,6 +438,94 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(reported(&response), ["a"]);
+    }
+
+    /// [`ok_unless_bad`], but a body `panic` panics after an await, with a message quoting
+    /// the input, and `panic now` panics before the handler's future exists.
+    fn panicking(message: SqsMessage) -> impl Future<Output = Result<(), MessageFailure>> {
+        let body = message.body.clone().unwrap_or_default();
+        assert_ne!(body, "panic now", "a synchronous panic");
+        async move {
+            if body == "panic" {
+                tokio::task::yield_now().await;
+                let owner = "alice@example.com";
+                panic!("no wallet for {owner}");
+            }
+            ok_unless_bad(message).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_fails_its_message_alone() {
+        let event = batch(vec![
+            message("a", "ok", 1),
+            message("b", "panic", 1),
+            message("c", "panic now", 1),
+            message("d", "ok", 1),
+            message("e", "bad", 1),
+        ]);
+        let metrics = collector();
+        let handled = Mutex::new(Vec::new());
+        let response = process_batch(event, None, &metrics, |message| {
+            let id = message.message_id.clone().unwrap_or_default();
+            let outcome = panicking(message);
+            let handled = &handled;
+            async move {
+                let outcome = outcome.await;
+                handled.lock().unwrap().push(id);
+                outcome
+            }
+        })
+        .await
+        .expect("the batch is answered");
+        assert_eq!(reported(&response), ["b", "c", "e"]);
+        assert_eq!(
+            *handled.lock().unwrap(),
+            ["a", "d", "e"],
+            "the batch-mates ran to the end, once"
+        );
+        let documents = metrics
+            .into_inner()
+            .unwrap()
+            .documents("paysaga", Utc::now());
+        assert_eq!(documents[0]["MessagesReceived"], 5.0);
+        assert_eq!(documents[0]["MessagesFailed"], 3.0);
+        assert_eq!(documents[0]["MessagesPanicked"], 2.0);
+    }
+
+    #[tokio::test]
+    async fn a_panic_on_the_last_delivery_goes_to_the_dlq_as_permanent_naming_where() {
+        let dead_letters = KeptDeadLetters::default();
+        let give_up = GiveUp {
+            max_receive_count: 3,
+            dead_letters: &dead_letters,
+        };
+        let event = batch(vec![message("a", "panic", 3), message("b", "ok", 3)]);
+        let response = process_batch(event, Some(&give_up), &collector(), panicking)
+            .await
+            .expect("the batch is answered");
+        assert!(reported(&response).is_empty(), "given up on, to the DLQ");
+        let sent = dead_letters.sent.lock().unwrap();
+        assert_eq!(sent.len(), 1);
+        let (body, record) = &sent[0];
+        assert_eq!(
+            (body.as_str(), record.kind.as_str()),
+            ("panic", "permanent")
+        );
+        assert!(
+            record
+                .reason
+                .starts_with("the handler panicked at shared/src/sqs_batch.rs:"),
+            "{}",
+            record.reason
+        );
+        assert!(
+            record
+                .reason
+                .ends_with("(its message is withheld: it may quote the input)"),
+            "the formatted message, which quotes the input, is not recorded: {}",
+            record.reason
+        );
     }
 
     #[test]
