@@ -6,6 +6,16 @@ SHELL := bash
 CARGO ?= cargo
 # One crate per function under functions/, each named like its directory and its binary.
 FUNCTIONS := $(notdir $(wildcard functions/*))
+# Built for Lambda with the release-abort profile (Cargo.toml): one invocation is one unit of
+# work (an HTTP request, a redrive run), and unwinding would only add to the zip. Every other
+# function unwinds (release): an SQS consumer's panic fails its message, not its batch.
+ABORT_FUNCTIONS := api admin-api dlq-redrive
+# `cargo lambda build` for arm64 of functions $(1), with profile flag $(2); --bin too, or it
+# copies every binary it finds under that profile's directory, stale ones too, to target/lambda/.
+lambda_build = $(if $(strip $(1)),PATH="$(CURDIR)/.local/venv/bin:$$PATH" cargo lambda build $(2) --arm64 --locked \
+	$(foreach function,$(1),-p $(function) --bin $(function)))
+# The profile flag of function $(1).
+lambda_profile = $(if $(filter $(1),$(ABORT_FUNCTIONS)),--profile release-abort,--release)
 
 include infra/local/stack.mk
 
@@ -39,9 +49,10 @@ integration: build-local ## Integration tests against an already running stack (
 build-local: ## Build the functions (with test-only fault injection and the local JWT check), local-lambda, the fake payment processor and paysaga-admin (debug)
 	$(CARGO) build --locked $(addprefix -p ,$(FUNCTIONS) local-lambda payment-processor paysaga-admin) --features payment-saga/fault-injection,api/local-authorizer,admin-api/local-authorizer
 
-build: local-install ## Build every function with cargo lambda for arm64 (what infra/template.yaml deploys)
+build: local-install ## Build every function with cargo lambda for arm64 (what infra/template.yaml deploys; ABORT_FUNCTIONS with release-abort)
 	rustup target add aarch64-unknown-linux-gnu >/dev/null
-	PATH="$(CURDIR)/.local/venv/bin:$$PATH" cargo lambda build --release --arm64 --locked $(addprefix -p ,$(FUNCTIONS))
+	$(call lambda_build,$(filter-out $(ABORT_FUNCTIONS),$(FUNCTIONS)),--release)
+	$(call lambda_build,$(filter $(ABORT_FUNCTIONS),$(FUNCTIONS)),--profile release-abort)
 
 # ---------------------------------------------------------------- deploy (infra/deploy, infra/checks)
 STAGE ?= dev
@@ -76,7 +87,7 @@ deploy: build sam-install ## Build every function (arm64) and deploy the stage's
 deploy-function: local-install ## Update one deployed function with cargo lambda deploy: FUNCTION=api [STACK=paysaga-dev REGION=... ENDPOINT_URL=... DRY=1]
 	@test -n "$(FUNCTION)" || { echo "usage: make deploy-function FUNCTION=<$(subst $(eval) ,|,$(FUNCTIONS))> [STACK=$(STACK)]" >&2; exit 2; }
 	rustup target add aarch64-unknown-linux-gnu >/dev/null
-	PATH="$(CURDIR)/.local/venv/bin:$$PATH" cargo lambda build --release --arm64 --locked -p $(FUNCTION)
+	$(call lambda_build,$(FUNCTION),$(call lambda_profile,$(FUNCTION)))
 	$(PAYSAGA_PY) infra/deploy/deploy_function.py $(FUNCTION) --stack $(STACK) $(if $(REGION),--region $(REGION)) \
 	  $(if $(ENDPOINT_URL),--endpoint-url $(ENDPOINT_URL)) $(if $(DRY),--dry)
 
@@ -87,7 +98,7 @@ system-down: ## Stop the functions
 	@infra/local/system.sh down
 
 bench: ## Measure cold starts, footprint, AWS calls and cost per payment, throughput (BENCH_ARGS=--help)
-	@infra/bench/run.sh $(BENCH_ARGS)
+	@ABORT_FUNCTIONS="$(ABORT_FUNCTIONS)" infra/bench/run.sh $(BENCH_ARGS)
 
 dlq: ## Dead-letter queues: depths and parked messages (more: infra/dlq.py --help)
 	@infra/dlq.py status

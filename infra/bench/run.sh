@@ -14,33 +14,55 @@ step "local stack: install what is missing"
 infra/local/stack.sh install
 
 # Every function: one crate per directory under functions/, named like it (as in the Makefile).
-functions=()
+# Those the Makefile's ABORT_FUNCTIONS names ship built with the release-abort profile
+# (Cargo.toml), the others with release: each is measured as it ships.
+read -ra abort_functions <<<"${ABORT_FUNCTIONS?run by make bench, which names the functions built with release-abort}"
+functions=() unwinding=() aborting=()
 for dir in functions/*/; do
-  functions+=(-p "$(basename "$dir")")
+  name="$(basename "$dir")"
+  functions+=(-p "$name")
+  if [[ " ${abort_functions[*]} " == *" $name "* ]]; then
+    aborting+=(-p "$name" --bin "$name")
+  else
+    unwinding+=(-p "$name" --bin "$name")
+  fi
 done
+profile_dir() { [[ " ${abort_functions[*]} " == *" $1 "* ]] && echo release-abort || echo release; }
 
 step "release builds for this machine: the functions, the reference binaries, the tools"
 # Three builds, so that the features the tools enable (the SDK's default HTTPS client) are not
 # unified into the functions' binaries: each is measured as it ships.
 "$CARGO" build --release --locked "${functions[@]}"
+if ((${#aborting[@]})); then
+  "$CARGO" build --profile release-abort --locked "${aborting[@]}"
+fi
 # Those are the binaries measured; the stack runs the functions behind the HTTP API with the
 # local stand-in for API Gateway's JWT authorizer (there is no gateway locally), a build of its own.
 shipped="$ROOT/target/bench/shipped"
 rm -rf "$shipped" && mkdir -p "$shipped"
 for dir in functions/*/; do
-  cp "target/release/$(basename "$dir")" "$shipped/"
+  name="$(basename "$dir")"
+  cp "target/$(profile_dir "$name")/$name" "$shipped/"
 done
 "$CARGO" build --release --locked -p api -p admin-api --features api/local-authorizer
 "$CARGO" build --release --locked -p paysaga-bench-hello
 cp target/release/hello-runtime target/release/hello-sdk "$shipped/" # the reference binaries, beside them
 "$CARGO" build --release --locked -p local-lambda -p payment-processor -p paysaga-bench
 
-step "arm64 deployment zips (cargo lambda build --release --arm64 --output-format zip)"
+step "arm64 deployment zips (cargo lambda build --release|--profile release-abort --arm64 --output-format zip)"
 rustup target add aarch64-unknown-linux-gnu >/dev/null
+if ((${#unwinding[@]})); then
+  PATH="$ROOT/.local/venv/bin:$PATH" cargo lambda build --release --arm64 --locked --output-format zip \
+    "${unwinding[@]}"
+fi
+if ((${#aborting[@]})); then
+  PATH="$ROOT/.local/venv/bin:$PATH" cargo lambda build --profile release-abort --arm64 --locked \
+    --output-format zip "${aborting[@]}"
+fi
+# --bin everywhere: without it cargo lambda copies every binary under the profile's directory,
+# stale ones too (an old build of a function now built with release-abort), to target/lambda/.
 PATH="$ROOT/.local/venv/bin:$PATH" cargo lambda build --release --arm64 --locked --output-format zip \
-  "${functions[@]}"
-PATH="$ROOT/.local/venv/bin:$PATH" cargo lambda build --release --arm64 --locked --output-format zip \
-  -p paysaga-bench-hello
+  -p paysaga-bench-hello --bin hello-runtime --bin hello-sdk
 
 stack_was_up=false system_was_up=false
 if infra/local/stack.sh status >/dev/null 2>&1; then

@@ -1,5 +1,12 @@
 //! Start-up of the `payment-saga` function: configuration, clients, tracing; then run.
 
+// An SQS consumer: one message's panic fails that message alone only in a binary that unwinds
+// (`paysaga::sqs_batch`); with panic = "abort" it would fail the whole batch.
+#[cfg(panic = "abort")]
+compile_error!(
+    "SQS consumers unwind on a panic: build with the release profile, not release-abort"
+);
+
 use std::sync::Arc;
 
 use anyhow::Context;
