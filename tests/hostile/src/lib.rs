@@ -559,8 +559,10 @@ pub mod harness {
     }
 
     /// What a consumer must do with any batch: answer (every record has an id), report only
-    /// its own messages, give every message it gives up on a reason that quotes no secret, and
-    /// log no secret.
+    /// its own messages, give every message it gives up on a reason that quotes no secret, log no
+    /// secret, and never panic. (A handler that panics fails its own message only, which the
+    /// rest would let pass: its panic is found by the error line `paysaga::sqs_batch` logs,
+    /// which carries a `panic` field.)
     pub fn check_batch(
         answer: &Result<SqsBatchResponse, RecordWithoutId>,
         size: usize,
@@ -585,6 +587,13 @@ pub mod harness {
         }
         let leaked = crate::leaks(logs.iter().map(String::as_str));
         prop_assert!(leaked.is_empty(), "logged: {leaked:#?}");
+        for line in logs {
+            let logged: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
+            prop_assert!(
+                logged["fields"]["panic"].is_null(),
+                "a handler panicked: {line}"
+            );
+        }
         Ok(())
     }
 
