@@ -123,7 +123,7 @@ impl<F: Future> Future for Catch<F> {
         };
         // Unwind safety. The panicked future is dropped below, never polled again; what outlives
         // it is what it borrowed, and what a panic can leave half-changed there is state behind
-        // interior mutability. In paysaga that is: clients (AWS SDK, reqwest: built for being
+        // interior mutability. In paysaga that is: clients (AWS SDK, the processor's: built for being
         // cancelled at any await, and no lock of theirs is held while handler code runs), the
         // invocation's `Mutex<Metrics>` and the fakes' `Mutex`es (every lock in paysaga takes
         // a poisoned guard instead of panicking again, and each change under it is one map

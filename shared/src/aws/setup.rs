@@ -13,7 +13,7 @@
 //! - endpoints: `AWS_ENDPOINT_URL_<SERVICE>` (`AWS_ENDPOINT_URL_DYNAMODB`, ...), then
 //!   `AWS_ENDPOINT_URL`, as the SDK documents them; `AWS_USE_FIPS_ENDPOINT` and
 //!   `AWS_USE_DUALSTACK_ENDPOINT`;
-//! - TLS: rustls (with *ring*, the crypto reqwest already links) trusting the roots of Amazon
+//! - TLS: rustls (with *ring*, which the processor client shares) trusting the roots of Amazon
 //!   Trust Services, which every AWS endpoint's certificate chains to: 5 certificates instead of
 //!   the system's ~150. `AWS_CA_BUNDLE` names a PEM file to trust instead (a TLS-inspecting
 //!   proxy, a private CA in front of an emulator).

@@ -11,7 +11,7 @@ pub mod http;
 
 use std::time::Duration;
 
-use reqwest::Url;
+use url::Url;
 
 pub use circuit_breaker::{
     BreakerConfig, CallOutcome, CircuitBreaker, CircuitOpen, CircuitState, Clock, GuardedProcessor,
