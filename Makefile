@@ -41,7 +41,7 @@ unit: ## Unit and handler tests (no network)
 	$(CARGO) test --workspace --locked
 
 schemas: ## Regenerate the event contracts' JSON Schemas (events/schemas/) from the Rust types
-	$(CARGO) test -p paysaga --test event_contracts --locked -- --ignored write_schemas
+	$(CARGO) test -p paysaga-domain --test event_contracts --locked -- --ignored write_schemas
 
 integration: build-local ## Integration tests against an already running stack (make run)
 	$(CARGO) test -p paysaga-tests --locked -- --ignored --test-threads 4
@@ -62,8 +62,10 @@ PAYSAGA_PY := .local/venv/bin/python
 sam-install: ## Install the AWS SAM CLI into .local/sam-venv (its own venv: its pins clash with LocalStack's)
 	@infra/deploy/sam.sh install
 
-check-infra: local-install sam-install ## Static deploy checks, no AWS call: IAM least privilege, CodeUri/environment/crate metadata, what AWS refuses (stack.py), what make deploy runs, alarms and dashboard, sam validate --lint
+check-infra: local-install sam-install ## Static checks, no AWS call: the crates' boundaries, IAM least privilege, CodeUri/environment/crate metadata, what AWS refuses (stack.py), what make deploy runs, alarms and dashboard, sam validate --lint
 	@# Each check must fire on its broken fixture, or the check itself is broken.
+	$(PAYSAGA_PY) infra/checks/architecture.py --self-test
+	$(PAYSAGA_PY) infra/checks/architecture.py
 	$(PAYSAGA_PY) infra/checks/iam.py --self-test >/dev/null && echo "iam: self-test passed (infra/checks/fixtures/iam-broken.yaml)"
 	$(PAYSAGA_PY) infra/checks/iam.py
 	$(PAYSAGA_PY) infra/checks/deploy.py --self-test >/dev/null && echo "deploy: self-test passed (infra/checks/fixtures/deploy-broken.yaml)"

@@ -7,10 +7,12 @@ in the generous direction (a module reached that does not really run adds calls 
 none is missed):
 
 - Reachability is per module. A function reaches every `.rs` file of its own crate (tests and
-  `#[cfg(test)]` modules excepted), then every module of `shared/` (the `paysaga` crate) that a
-  reached file names through a `paysaga::…` path, and from there every module named through
-  `crate::…`, `super::…`, `self::…` or a child module's name. A name re-exported by a module
-  (`pub use child::Name`) leads on to the module that defines it.
+  `#[cfg(test)]` modules excepted), then every module of the library crates under `shared/`
+  that a reached file names through a path starting at one of them (`paysaga_domain::…`,
+  `lambda_toolkit::…`), and from there every module named through such a path, `crate::…`,
+  `super::…`, `self::…` or a child module's name. A name re-exported by a module
+  (`pub use child::Name`, `pub use other_crate::module::*`) leads on to the module that
+  defines it.
 - An AWS operation is called where a reached file that names the SDK crate (`aws_sdk_dynamodb`,
   `aws_sdk_sqs`, `aws_sdk_eventbridge`) calls the fluent builder method of one of that SDK's
   operations (`.put_item()`); the operations are the SDK crate's own `src/operation/*` modules
@@ -21,7 +23,7 @@ none is missed):
   in a `const …: &str` (a variable name kept as a constant). Whether it is required: `required(…)`
   and `env::var(…)` not followed by `.ok()` (nor inside `if let Ok` / `match`) are; the rest
   have defaults.
-- A metric is written where a reached item calls the collector of `paysaga::metrics`:
+- A metric is written where a reached item calls the collector of `lambda_toolkit::metrics`:
   `.count(name, dimensions, n)` or `.gauge(name, dimensions, value, unit)`. The name is a string
   literal, a variable bound by a `let` in the same item (every CamelCase literal of its
   expression: `let metric = match … { … => "EventsAppended", … }`), or a parameter of the
@@ -42,8 +44,21 @@ from functools import lru_cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-SHARED_CRATE = "paysaga"
-SHARED_SRC = ROOT / "shared" / "src"
+
+
+def _library_crates() -> dict[str, Path]:
+    """The library crates under shared/: their names as Rust writes them -> their src/."""
+    import tomllib
+    crates = {}
+    for manifest in sorted((ROOT / "shared").glob("*/Cargo.toml")):
+        name = tomllib.loads(manifest.read_text())["package"]["name"]
+        crates[name.replace("-", "_")] = manifest.parent / "src"
+    return crates
+
+
+# A module: (crate, its path inside the crate), e.g. ("paysaga_services", ["saga"]).
+SHARED_CRATES = _library_crates()
+METRICS_RS = SHARED_CRATES["lambda_toolkit"] / "metrics.rs"
 
 # SDK crate -> IAM service prefix.
 SDK_SERVICES = {
@@ -176,108 +191,124 @@ def inline_paths(code: str, roots: set[str]) -> list[list[str]]:
     return found
 
 
-# --------------------------------------------------------------------------- module tree of shared/
+# --------------------------------------------------------------------------- modules of shared/
 
-def module_file(parts: list[str]) -> Path | None:
-    """shared/src file of module crate::parts (None when it is not a module)."""
+Module = tuple[str, tuple[str, ...]]
+
+
+def module_file(crate: str, parts: list[str]) -> Path | None:
+    """The file of module `crate::parts` of a shared/ crate (None when it is not a module)."""
+    src = SHARED_CRATES[crate]
     if not parts:
-        return SHARED_SRC / "lib.rs"
-    base = SHARED_SRC.joinpath(*parts)
+        return src / "lib.rs"
+    base = src.joinpath(*parts)
     for candidate in (base.with_suffix(".rs"), base / "mod.rs"):
         if candidate.is_file():
             return candidate
     return None
 
 
-def module_of_file(path: Path) -> list[str]:
-    rel = path.relative_to(SHARED_SRC).with_suffix("")
-    parts = list(rel.parts)
-    if parts in (["lib"],):
-        return []
-    if parts and parts[-1] == "mod":
-        parts = parts[:-1]
-    return parts
+def module_of_file(path: Path) -> tuple[str, list[str]]:
+    for crate, src in SHARED_CRATES.items():
+        if path.is_relative_to(src):
+            parts = list(path.relative_to(src).with_suffix("").parts)
+            if parts == ["lib"]:
+                return crate, []
+            if parts and parts[-1] == "mod":
+                parts = parts[:-1]
+            return crate, parts
+    raise ValueError(f"{path} is in no shared/ crate")
 
 
 def child_modules(path: Path) -> set[str]:
     return set(re.findall(r"^\s*(?:pub(?:\([^)]*\))?\s+)?mod\s+(\w+)\s*;", code_of(path), flags=re.M))
 
 
-def resolve(parts: list[str], seen: set[tuple[str, ...]]) -> set[Path]:
-    """The shared/ module files a crate-absolute path (without `crate`) leads to."""
-    key = tuple(parts)
+def resolve(crate: str, parts: list[str], seen: set[tuple[str, ...]]) -> set[Path]:
+    """The shared/ module files a crate-absolute path (`crate`, then `parts`) leads to."""
+    key = (crate, *parts)
     if key in seen:
         return set()
     seen.add(key)
     reached: set[Path] = set()
     module: list[str] = []
     for i, part in enumerate(parts):
-        if module_file(module + [part]) is not None:
+        if module_file(crate, module + [part]) is not None:
             module.append(part)
             continue
         # `part` is an item of `module`: defined there, or where a re-export leads.
-        here = module_file(module)
+        here = module_file(crate, module)
         assert here is not None
-        targets = reexports(here, module, part)
+        targets = reexports(here, crate, module, part)
         if not targets:
             reached.add(here)
-        for target in targets:
-            reached |= resolve(target + parts[i + 1:], seen)
+        for target_crate, target in targets:
+            reached |= resolve(target_crate, target + parts[i + 1:], seen)
         return reached
-    here = module_file(module)
+    here = module_file(crate, module)
     if here is not None:
         reached.add(here)
     return reached
 
 
-def absolute(path: list[str], module: list[str], children: set[str]) -> list[str] | None:
-    """A path as written in module `module` -> crate-absolute parts, or None if not in shared/."""
+def absolute(path: list[str], crate: str, module: list[str],
+             children: set[str]) -> tuple[str, list[str]] | None:
+    """A path as written in module `module` of `crate` -> (crate, crate-absolute parts), or
+    None if it leads outside shared/."""
     if not path:
         return None
     head = path[0]
+    if head in SHARED_CRATES:
+        return head, path[1:]
     if head == "crate":
-        return path[1:]
+        return crate, path[1:]
     if head == "self":
-        return module + path[1:]
+        return crate, module + path[1:]
     if head == "super":
         up = module[:]
         rest = path
         while rest and rest[0] == "super":
             up = up[:-1]
             rest = rest[1:]
-        return up + rest
+        return crate, up + rest
     if head in children:
-        return module + path
+        return crate, module + path
     return None
 
 
-def reexports(path: Path, module: list[str], name: str) -> list[list[str]]:
-    """Crate-absolute paths that `pub use …::name` in module `module` brings in."""
+def reexports(path: Path, crate: str, module: list[str], name: str) -> list[tuple[str, list[str]]]:
+    """Crate-absolute paths that `pub use …::name` (or `pub use …::*`) in module `module`
+    brings in."""
     code = code_of(path)
     children = child_modules(path)
     targets = []
     for m in re.finditer(r"\bpub(?:\([^)]*\))?\s+use\s+([^;]+);", code):
         tree = re.sub(r"\s+as\s+\w+", "", m.group(1))
         for used in expand_use_tree(tree):
-            if used and used[-1] == name:
-                abs_path = absolute(used, module, children)
-                if abs_path is not None:
-                    targets.append(abs_path)
+            abs_path = absolute(used, crate, module, children)
+            if abs_path is None:
+                continue
+            if used[-1] == name:
+                targets.append(abs_path)
+            elif module_file(*abs_path) is not None:
+                # A glob (`pub use other::module::*`, expanded to the module): `name` may be
+                # one of its items.
+                targets.append((abs_path[0], abs_path[1] + [name]))
     return targets
 
 
-def shared_references(code: str, module: list[str] | None, children: set[str]) -> list[list[str]]:
-    """Crate-absolute shared/ paths named by a file: from a function crate (`module` None:
-    `paysaga::…`) or from shared/ itself (`crate::…`, `super::…`, `self::…`, children)."""
+def shared_references(code: str, crate: str | None, module: list[str] | None,
+                      children: set[str]) -> list[tuple[str, list[str]]]:
+    """Crate-absolute shared/ paths named by a file: from a function crate (`crate` None: paths
+    that start at a shared/ crate) or from a shared/ crate itself (those, `crate::…`,
+    `super::…`, `self::…`, children)."""
     found = []
-    if module is None:
-        for used in use_trees(code) + inline_paths(code, {SHARED_CRATE}):
-            if used and used[0] == SHARED_CRATE:
-                found.append(used[1:])
-        return found
-    roots = {"crate", "super", "self"} | children
+    roots = set(SHARED_CRATES)
+    if crate is not None:
+        roots |= {"crate", "super", "self"} | children
     for used in use_trees(code) + inline_paths(code, roots):
-        abs_path = absolute(used, module, children)
+        abs_path = absolute(used, crate or "", module or [], children) if crate is not None \
+            else (used[0], used[1:]) if used and used[0] in SHARED_CRATES else None
         if abs_path is not None:
             found.append(abs_path)
     return found
@@ -346,7 +377,7 @@ def env_reads(code: str) -> tuple[set[str], set[str]]:
 
 METRIC_NAME = re.compile(r"[A-Z][a-z0-9]+(?:[A-Z][a-z0-9]*)+")
 STRING = re.compile(r'"((?:[^"\\]|\\.)*)"')
-# The collector's methods and how many arguments each takes (paysaga::metrics::Metrics).
+# The collector's methods and how many arguments each takes (lambda_toolkit::metrics::Metrics).
 METRIC_METHODS = {"count": 3, "gauge": 4}
 
 
@@ -468,12 +499,12 @@ def metrics_service(code: str) -> str | None:
 
 
 def metrics_namespace() -> tuple[str, str]:
-    """(the default namespace, the variable that overrides it), as shared/src/metrics.rs says."""
-    code = code_of(SHARED_SRC / "metrics.rs")
+    """(the default namespace, the variable that overrides it), as the toolkit's metrics.rs says."""
+    code = code_of(METRICS_RS)
     const = lambda name: re.search(rf'\bconst\s+{name}\s*:\s*&(?:\'static\s+)?str\s*=\s*"([^"]+)"', code)  # noqa: E731
     default, variable = const("DEFAULT_NAMESPACE"), const("NAMESPACE_VARIABLE")
     if not default or not variable:
-        raise RuntimeError("shared/src/metrics.rs defines no DEFAULT_NAMESPACE / NAMESPACE_VARIABLE")
+        raise RuntimeError(f"{METRICS_RS} defines no DEFAULT_NAMESPACE / NAMESPACE_VARIABLE")
     return default.group(1), variable.group(1)
 
 
@@ -556,13 +587,13 @@ def facts_of(crate_dir: Path) -> CodeFacts:
     reached item names it (its fn, type or, for an impl, its type), until nothing new is."""
     facts = CodeFacts(crate=crate_dir.name)
     own_features = default_features(crate_dir)
-    shared_features = default_features(SHARED_SRC.parent)
+    shared_features = {crate: default_features(src.parent) for crate, src in SHARED_CRATES.items()}
     own = crate_files(crate_dir)
     off = set()
     for path in own:
         off |= gated_modules(code_of(path), own_features)
     own = [p for p in own if p.stem not in off and p.parent.name not in off]
-    queue: list[tuple[Path, list[str] | None]] = [(p, None) for p in own]
+    queue: list[tuple[Path, tuple[str, list[str]] | None]] = [(p, None) for p in own]
     reachable: set[Path] = set()
     seen_paths: set[tuple[str, ...]] = set()
     while queue:
@@ -572,8 +603,9 @@ def facts_of(crate_dir: Path) -> CodeFacts:
         reachable.add(path)
         code = code_of(path)
         children = child_modules(path) if module is not None else set()
-        for ref in shared_references(code, module, children):
-            for reached in resolve(ref, seen_paths):
+        crate, parts = module if module is not None else (None, None)
+        for ref_crate, ref in shared_references(code, crate, parts, children):
+            for reached in resolve(ref_crate, ref, seen_paths):
                 if reached not in reachable:
                     queue.append((reached, module_of_file(reached)))
 
@@ -582,7 +614,7 @@ def facts_of(crate_dir: Path) -> CodeFacts:
         if not gated_off(text, own_features)]
     pending = [(path, names, text) for path in sorted(reachable - set(own))
                for names, text in top_level_items(code_of(path))
-               if not gated_off(text, shared_features)]
+               if not gated_off(text, shared_features[module_of_file(path)[0]])]
     names_seen: set[str] = set()
     for _, text in reached_text:
         names_seen |= identifiers(text)

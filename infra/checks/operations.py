@@ -4,7 +4,7 @@
 
 Reads infra/template.yaml as written, and what each function's code writes as metrics
 (infra/checks/code_model.py: names, dimensions, the `service` value; the namespace is
-shared/src/metrics.rs's default unless the function's environment overrides it).
+shared/lambda-toolkit/src/metrics.rs's default unless the function's environment overrides it).
 
   OPS001  a queue (AWS::SQS::Queue) without an alarm on the age of its oldest message
   OPS002  a dead-letter queue (a redrive policy's or a rule target's) without an alarm on its
@@ -74,7 +74,7 @@ AWS_METRICS: dict[str, tuple[set[str], dict[str, tuple[set[str], str | None]]]] 
         "AsyncEventsDropped",
     }, {"FunctionName": (FUNCTION_TYPES, None)}),
 }
-SERVICE = "service"  # the dimension of every document the functions write (shared/src/metrics.rs)
+SERVICE = "service"  # the dimension of every document the functions write (shared/lambda-toolkit/src/metrics.rs)
 QUEUE_DIMENSION = "queue"  # its value: the name of the queue a message came from
 # The saga's metrics operators are paged on (README "Operate"): its compensations and its
 # payment processor circuit.

@@ -60,7 +60,7 @@ SQS_DEFAULT_VISIBILITY_TIMEOUT = 30
 LAMBDA_DEFAULT_TIMEOUT = 3
 # Receives a message needs at least: one that may fail and be retried, and the last, on which the
 # saga compensates and the consumers send the failure to the DLQ with its reason
-# (shared/src/service/saga.rs Delivery::is_last, shared/src/sqs_batch.rs process_batch).
+# (shared/services/src/saga.rs Delivery::is_last, shared/lambda-toolkit/src/sqs_batch.rs process_batch).
 MIN_RECEIVES = 2
 
 

@@ -21,8 +21,8 @@ step "unit and handler tests"
 "$CARGO" test --workspace --locked
 
 step "the local stack's build (fault injection, local JWT check): clippy and its tests"
-"$CARGO" clippy --locked -p paysaga -p payment-saga -p api --features payment-saga/fault-injection,api/local-authorizer --all-targets -- -D warnings
-"$CARGO" test --locked -p paysaga -p payment-saga -p api --features payment-saga/fault-injection,api/local-authorizer
+"$CARGO" clippy --locked -p paysaga-services -p paysaga-http -p payment-saga -p api --features payment-saga/fault-injection,api/local-authorizer --all-targets -- -D warnings
+"$CARGO" test --locked -p paysaga-services -p paysaga-http -p payment-saga -p api --features payment-saga/fault-injection,api/local-authorizer
 
 step "local stack: install what is missing"
 infra/local/stack.sh install
@@ -30,7 +30,7 @@ infra/local/stack.sh install
 step "cfn-lint on infra/template.yaml"
 make --no-print-directory lint-infra
 
-step "static deploy checks: IAM least privilege, CodeUri/environment/crate metadata, sam validate"
+step "static checks: the crates' boundaries, IAM least privilege, CodeUri/environment/crate metadata, sam validate"
 make --no-print-directory check-infra
 
 step "build the functions and local-lambda"

@@ -2,10 +2,10 @@
 //! checks that a wallet or a payment rebuilt from its events equals what the ledger holds.
 
 use anyhow::{Context, bail, ensure};
-use paysaga::aws::DynamoDbEventStore;
-use paysaga::domain::history::{DEFAULT_SNAPSHOT_EVERY, PaymentAggregate, WalletAggregate};
-use paysaga::domain::{PaymentId, WalletId};
-use paysaga::service::audit::{rebuild_payment, rebuild_wallet};
+use paysaga_aws::DynamoDbEventStore;
+use paysaga_domain::history::{DEFAULT_SNAPSHOT_EVERY, PaymentAggregate, WalletAggregate};
+use paysaga_domain::{PaymentId, WalletId};
+use paysaga_services::audit::{rebuild_payment, rebuild_wallet};
 
 use crate::Stack;
 

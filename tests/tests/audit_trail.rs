@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, ensure};
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use chrono::Utc;
-use paysaga::domain::events::FundsDeposited;
-use paysaga::domain::history::{StreamId, snapshot_due};
-use paysaga::domain::{DepositId, DomainEvent, Money, PaymentStatus, WalletId};
-use paysaga::ports::EventStore;
+use paysaga_domain::events::FundsDeposited;
+use paysaga_domain::history::{StreamId, snapshot_due};
+use paysaga_domain::ports::EventStore;
+use paysaga_domain::{DepositId, DomainEvent, Money, PaymentStatus, WalletId};
 use paysaga_tests::audit::{
     event_store, payment_matches_its_events, snapshot_every, wallet_matches_its_events,
 };
@@ -97,10 +97,10 @@ async fn an_event_on_the_bus_twice_is_one_audit_entry() -> anyhow::Result<()> {
 }
 
 async fn wallet_balance(
-    store: &paysaga::aws::DynamoDbEventStore,
+    store: &paysaga_aws::DynamoDbEventStore,
     wallet: &WalletId,
 ) -> anyhow::Result<u64> {
-    let rebuilt = paysaga::service::audit::rebuild_wallet(store, wallet).await?;
+    let rebuilt = paysaga_services::audit::rebuild_wallet(store, wallet).await?;
     Ok(rebuilt
         .balance()?
         .map(|money| money.minor_units())
@@ -179,12 +179,12 @@ async fn wallets_and_payments_rebuilt_from_their_events_equal_the_ledger() -> an
     );
     // Every outcome reached the audit trail, then nothing is left in its queue.
     for (payment_id, _) in &payments {
-        let id = paysaga::domain::PaymentId::parse(payment_id)?;
+        let id = paysaga_domain::PaymentId::parse(payment_id)?;
         eventually(
             SETTLE,
             &format!("{payment_id}'s outcome in the audit trail"),
             || async {
-                let rebuilt = paysaga::service::audit::rebuild_payment(&store, &id).await?;
+                let rebuilt = paysaga_services::audit::rebuild_payment(&store, &id).await?;
                 Ok(rebuilt
                     .status
                     .is_some_and(PaymentStatus::is_terminal)
@@ -265,7 +265,7 @@ async fn concurrent_appends_to_one_stream_get_gap_free_versions_and_page_once() 
         loop {
             match store.append(event, Utc::now()).await {
                 Ok(outcome) => return Ok(outcome),
-                Err(paysaga::ports::StoreError::Transient(_)) => {
+                Err(paysaga_domain::ports::StoreError::Transient(_)) => {
                     transient.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
                 Err(error) => return Err(error),
@@ -276,7 +276,7 @@ async fn concurrent_appends_to_one_stream_get_gap_free_versions_and_page_once() 
     let elapsed = started.elapsed();
     let appended = outcomes
         .iter()
-        .filter(|outcome| matches!(outcome, paysaga::ports::AppendOutcome::Appended(_)))
+        .filter(|outcome| matches!(outcome, paysaga_domain::ports::AppendOutcome::Appended(_)))
         .count();
     assert_eq!(appended, 24, "each event appended once");
 

@@ -3,7 +3,7 @@
 //! `Idempotency-Key`s, headers, query strings, EventBridge details, SQS bodies, the redrive
 //! function's requests); once every function has handled them, no file under `.local/logs/`
 //! holds any of those values, nor anything that looks like a card number (Luhn-valid 13 to 19
-//! digits), a JWT or an e-mail address ([`paysaga::redact::findings`]). A failure names the
+//! digits), a JWT or an e-mail address ([`redact::findings`]). A failure names the
 //! file and the line.
 //!
 //! The emulators' own logs are scanned too, but only reported: LocalStack logs, at INFO, every
@@ -29,7 +29,7 @@ fn card_number() -> String {
         .map(|check| format!("4{body}{check}"))
         .find(|candidate| {
             let digits: Vec<u8> = candidate.bytes().map(|b| b - b'0').collect();
-            paysaga::redact::luhn(&digits)
+            redact::luhn(&digits)
         })
         .expect("one check digit of ten passes Luhn")
 }
@@ -84,7 +84,7 @@ fn leaks(logs: &Path, secrets: &[&str]) -> anyhow::Result<Vec<String>> {
                     leaks.push(format!("{at}: the planted {secret:?}"));
                 }
             }
-            for finding in paysaga::redact::findings(line) {
+            for finding in redact::findings(line) {
                 let value = &line[finding.start..finding.end];
                 leaks.push(format!("{at}: {} ({value:?})", finding.kind));
             }

@@ -10,8 +10,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 use chrono::Utc;
-use paysaga::domain::events::{DomainEvent, EventDetail, PaymentEventData};
-use paysaga::sqs_batch::{FAILURE_ATTRIBUTE, FailureRecord};
+use lambda_toolkit::sqs_batch::{FAILURE_ATTRIBUTE, FailureRecord};
+use paysaga_domain::events::{DomainEvent, EventDetail, PaymentEventData};
 use paysaga_tests::{Stack, eventually, unique};
 use serde_json::{Value, json};
 

@@ -31,7 +31,7 @@ use anyhow::{Context, bail, ensure};
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt};
-use paysaga::domain::{DomainEvent, Money, PaymentId, PaymentRequest, WalletId};
+use paysaga_domain::{DomainEvent, Money, PaymentId, PaymentRequest, WalletId};
 use paysaga_tests::{Stack, eventually, unique};
 use serde_json::json;
 

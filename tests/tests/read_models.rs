@@ -12,12 +12,14 @@ use anyhow::{Context, bail, ensure};
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use chrono::Utc;
 use futures::StreamExt;
-use paysaga::aws::{DynamoDbEventStore, DynamoDbReadModels};
-use paysaga::domain::events::{EventDetail, FundsDeposited, PaymentEventData};
-use paysaga::domain::{DepositId, DomainEvent, Money, PaymentId, PaymentStatus, WalletId};
-use paysaga::ports::ReadModelReader;
-use paysaga::read_models::{PageRequest, Revised, TransactionEntry, WalletPayment, rebuild};
-use paysaga::service::audit::rebuild_wallet;
+use paysaga_aws::{DynamoDbEventStore, DynamoDbReadModels};
+use paysaga_domain::events::{EventDetail, FundsDeposited, PaymentEventData};
+use paysaga_domain::ports::ReadModelReader;
+use paysaga_domain::{DepositId, DomainEvent, Money, PaymentId, PaymentStatus, WalletId};
+use paysaga_services::audit::rebuild_wallet;
+use paysaga_services::read_models::{
+    PageRequest, Revised, TransactionEntry, WalletPayment, rebuild,
+};
 use paysaga_tests::{Stack, eventually, repo_root, unique};
 use serde_json::{Value, json};
 

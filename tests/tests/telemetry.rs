@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::{Context, ensure};
-use paysaga::metrics::check_document;
+use lambda_toolkit::metrics::check_document;
 use paysaga_tests::{Stack, eventually, repo_root, unique};
 use serde_json::{Value, json};
 

@@ -23,15 +23,15 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use chrono::Utc;
-use paysaga::ports::{EventPageToken, EventStore, ReadModelWriter, StoreError};
-use paysaga::read_models::{self, PageBudget, RebuildStepError};
-use paysaga::redrive::parking::{ReplayError, ReplayRequest, replay};
-use paysaga::redrive::{ParkingLot, QueueError, RedriveQueues};
-use paysaga::service::ServiceError;
+use paysaga_domain::ports::{EventPageToken, EventStore, ReadModelWriter, StoreError};
+use paysaga_services::ServiceError;
+use paysaga_services::read_models::{self, PageBudget, RebuildStepError};
+use paysaga_services::redrive::parking::{ReplayError, ReplayRequest, replay};
+use paysaga_services::redrive::{ParkingLot, QueueError, RedriveQueues};
 use serde::{Deserialize, Serialize};
 
-use api::request::OptionalJsonBody;
-use api::{ApiError, Caller};
+use paysaga_http::request::OptionalJsonBody;
+use paysaga_http::{ApiError, Caller};
 
 /// What one `POST /admin/read-models/rebuild` takes on: 200 items of the audit trail (a few
 /// writes per event), and no event started after 20 s. API Gateway gives an HTTP API's

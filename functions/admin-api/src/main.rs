@@ -1,17 +1,16 @@
 //! Start-up of the `admin-api` function: configuration, clients, tracing; then serve (as the
-//! `api` function does: [`api::serve`]).
+//! `api` function does: [`paysaga_http::serve`]).
 
 use std::sync::Arc;
 
 use admin_api::{AdminApi, REBUILD_PAGE, admin_router};
 use anyhow::Context;
-use paysaga::aws::{
-    DynamoDbEventStore, DynamoDbParking, DynamoDbReadModels, SqsRedriveQueues, sdk_config,
-};
+use lambda_toolkit::aws::sdk_config;
+use paysaga_aws::{DynamoDbEventStore, DynamoDbParking, DynamoDbReadModels, SqsRedriveQueues};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    paysaga::logging::init();
+    lambda_toolkit::logging::init();
     let config = sdk_config().await.context("cannot set up the AWS SDK")?;
     let required = |name: &str| {
         std::env::var(name).with_context(|| format!("{name} must be set (the template sets it)"))
@@ -34,5 +33,5 @@ async fn main() -> anyhow::Result<()> {
         )),
         rebuild_page: REBUILD_PAGE,
     }));
-    api::serve(app).await
+    paysaga_http::serve(app).await
 }

@@ -1,8 +1,7 @@
 //! The operators' routes: the API Gateway fixtures of `events/lambda/` sent with and without
 //! the `paysaga/admin` scope in the authorizer's claims, against the in-memory adapters.
 
-#[path = "../../api/tests/support/mod.rs"]
-mod support;
+use paysaga_http::test_support as support;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,13 +11,13 @@ use admin_api::{AdminApi, REBUILD_PAGE, admin_router};
 use axum::Router;
 use chrono::Utc;
 use http::StatusCode;
-use paysaga::domain::events::FundsDeposited;
-use paysaga::domain::{DepositId, DomainEvent, Money, WalletId};
-use paysaga::memory::{InMemoryEventStore, InMemoryParking, InMemoryQueues};
-use paysaga::ports::{EventStore, ReadModelReader};
-use paysaga::read_models::{InMemoryReadModels, PageBudget, PageRequest};
-use paysaga::redrive::parking::ParkedStatus;
-use paysaga::redrive::{ParkedMessage, ParkingLot, QueueRef};
+use paysaga_domain::events::FundsDeposited;
+use paysaga_domain::ports::{EventStore, ReadModelReader};
+use paysaga_domain::{DepositId, DomainEvent, Money, WalletId};
+use paysaga_services::fakes::{InMemoryEventStore, InMemoryParking, InMemoryQueues};
+use paysaga_services::read_models::{InMemoryReadModels, PageBudget, PageRequest};
+use paysaga_services::redrive::parking::ParkedStatus;
+use paysaga_services::redrive::{ParkedMessage, ParkingLot, QueueRef};
 use serde_json::{Value, json};
 use support::{As, at, request, send};
 

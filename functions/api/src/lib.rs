@@ -13,18 +13,10 @@
 //!
 //! Every route needs a caller ([`Caller`]: the claims API Gateway's JWT authorizer vouched
 //! for); a caller reads and moves only the wallets it owns (403 otherwise). The operators'
-//! routes (`/admin/...`) are another function's, `admin-api`, which serves them with this
-//! crate's [`Caller`], [`ApiError`] and [`serve`].
+//! routes (`/admin/...`) are another function's, `admin-api`; both serve with `paysaga_http`.
 
-mod auth;
-mod error;
 mod limits;
-#[cfg(feature = "local-authorizer")]
-pub mod local_authorizer;
 mod reads;
-pub mod request;
-mod serve;
-pub mod trace;
 mod views;
 
 use std::sync::Arc;
@@ -34,19 +26,19 @@ use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use paysaga::domain::{
+use paysaga_domain::ports::{
+    Deposit, EventPublisher, OpenWallet, Ownership, PaymentLog, WalletStore,
+};
+use paysaga_domain::{
     Currency, DepositId, IdempotencyKey, Money, PaymentId, PaymentRequest, Priority, WalletId,
 };
-use paysaga::ports::{Deposit, EventPublisher, OpenWallet, Ownership, PaymentLog, WalletStore};
-use paysaga::service::payments::{self, Submission};
-use paysaga::service::wallets::{self, DepositResult};
+use paysaga_services::payments::{self, Submission};
+use paysaga_services::wallets::{self, DepositResult};
 use serde::Deserialize;
 
-pub use auth::{ADMIN_SCOPE, Caller};
-pub use error::ApiError;
+use paysaga_http::request::{JsonBody, idempotency_key, parse_id};
+pub use paysaga_http::{ADMIN_SCOPE, ApiError, Caller};
 pub use reads::{ReadApi, read_router};
-use request::{JsonBody, idempotency_key, parse_id};
-pub use serve::serve;
 use views::{DepositView, PaymentView, WalletView};
 
 /// Request bodies larger than this are refused with a 413.
@@ -58,7 +50,7 @@ pub struct Api {
     pub payments: Arc<dyn PaymentLog>,
     pub events: Arc<dyn EventPublisher>,
     /// The currencies wallets may hold, the largest payment and deposit.
-    pub limits: paysaga::domain::Limits,
+    pub limits: paysaga_domain::Limits,
 }
 
 pub fn router(api: Arc<Api>) -> Router {
@@ -121,7 +113,7 @@ async fn read_wallet(
         .wallets
         .wallet(&wallet_id)
         .await
-        .map_err(paysaga::service::ServiceError::from)?
+        .map_err(paysaga_services::ServiceError::from)?
     {
         Some(wallet) => {
             caller.may_use(&wallet)?;
@@ -254,7 +246,7 @@ pub(crate) async fn owns(
     let ownership = wallets
         .ownership(wallet_id)
         .await
-        .map_err(paysaga::service::ServiceError::from)?;
+        .map_err(paysaga_services::ServiceError::from)?;
     Ok(ownership.is(caller.owner()))
 }
 
@@ -268,7 +260,7 @@ pub(crate) async fn must_own(
     let ownership = wallets
         .ownership(wallet_id)
         .await
-        .map_err(paysaga::service::ServiceError::from)?;
+        .map_err(paysaga_services::ServiceError::from)?;
     match ownership {
         Ownership::NoSuchWallet => Err(ApiError::NotFound(format!(
             "wallet {wallet_id} does not exist"

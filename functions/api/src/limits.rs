@@ -1,7 +1,7 @@
-//! The edge's limits ([`paysaga::domain::Limits`]): an amount above the maximum, or a currency
+//! The edge's limits ([`paysaga_domain::Limits`]): an amount above the maximum, or a currency
 //! wallets may not hold, is a 422 whose message says what is allowed.
 
-use paysaga::domain::{LimitRefusal, Limits, Money};
+use paysaga_domain::{LimitRefusal, Limits, Money};
 
 use crate::ApiError;
 

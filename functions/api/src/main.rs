@@ -7,12 +7,13 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use api::{Api, ReadApi, read_router, router};
-use paysaga::aws::{DynamoDbLedger, DynamoDbReadModels, EventBridgePublisher, sdk_config};
-use paysaga::config::Resources;
+use lambda_toolkit::aws::sdk_config;
+use paysaga_aws::config::Resources;
+use paysaga_aws::{DynamoDbLedger, DynamoDbReadModels, EventBridgePublisher};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    paysaga::logging::init();
+    lambda_toolkit::logging::init();
     let resources = Resources::from_env()?;
     let config = sdk_config().await.context("cannot set up the AWS SDK")?;
     let ledger = Arc::new(DynamoDbLedger::from_config(&config, resources.tables));
@@ -23,7 +24,7 @@ async fn main() -> anyhow::Result<()> {
         &config,
         required("READ_MODELS_TABLE")?,
     ));
-    let limits = paysaga::config::limits_from_env()?;
+    let limits = paysaga_aws::config::limits_from_env()?;
     let app = router(Arc::new(Api {
         limits,
         wallets: ledger.clone(),
@@ -37,5 +38,5 @@ async fn main() -> anyhow::Result<()> {
         read_models,
         wallets: ledger,
     })));
-    api::serve(app).await
+    paysaga_http::serve(app).await
 }

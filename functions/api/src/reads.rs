@@ -13,16 +13,16 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use paysaga::domain::{FailureReason, Money, PaymentId, PaymentStatus, WalletId};
-use paysaga::ports::{ReadModelReader, WalletStore};
-use paysaga::read_models::{
+use paysaga_domain::ports::{ReadModelReader, WalletStore};
+use paysaga_domain::{FailureReason, Money, PaymentId, PaymentStatus, WalletId};
+use paysaga_services::read_models::{
     Cursor, PageRequest, PaymentRole, SignedAmount, TransactionEntry, TransactionKind,
     WalletPayment,
 };
 use serde::Serialize;
 
-use crate::request::parse_id;
 use crate::{ApiError, Caller, must_own};
+use paysaga_http::request::parse_id;
 
 /// What the read handlers may touch: the read models, read-only, and the wallets' owners.
 pub struct ReadApi {
@@ -53,7 +53,7 @@ async fn transactions(
         .read_models
         .transactions(&wallet_id, &page_request)
         .await
-        .map_err(paysaga::service::ServiceError::from)?;
+        .map_err(paysaga_services::ServiceError::from)?;
     Ok(Json(TransactionsView {
         transactions: page
             .items
@@ -82,7 +82,7 @@ async fn payments(
         .read_models
         .payments(&wallet_id, &page_request)
         .await
-        .map_err(paysaga::service::ServiceError::from)?;
+        .map_err(paysaga_services::ServiceError::from)?;
     Ok(Json(PaymentsView {
         payments: page
             .items

@@ -3,10 +3,10 @@
 use axum::Json;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use paysaga::domain::{
+use paysaga_domain::ports::Deposit;
+use paysaga_domain::{
     DepositId, FailureReason, Money, Payment, PaymentId, PaymentStatus, Priority, Wallet, WalletId,
 };
-use paysaga::ports::Deposit;
 use serde::Serialize;
 
 #[derive(Serialize)]

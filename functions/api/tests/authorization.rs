@@ -1,15 +1,15 @@
 //! Who may do what: the API Gateway fixtures of `events/lambda/` sent with other callers'
 //! claims (as the JWT authorizer passes them), or none, against the in-memory adapters.
 
-mod support;
+use paysaga_http::test_support as support;
 
 use std::sync::Arc;
 
 use api::{Api, ReadApi, read_router, router};
 use axum::Router;
 use http::StatusCode;
-use paysaga::memory::{InMemoryLedger, RecordingPublisher};
-use paysaga::read_models::InMemoryReadModels;
+use paysaga_services::fakes::{InMemoryLedger, RecordingPublisher};
+use paysaga_services::read_models::InMemoryReadModels;
 use serde_json::{Value, json};
 use support::{As, at, request, send};
 

@@ -1,7 +1,7 @@
 //! The API router fed with the API Gateway HTTP API events in `events/lambda/`, against the
 //! in-memory adapters.
 
-mod support;
+use paysaga_http::test_support as support;
 
 use std::sync::Arc;
 use support::{fixture, send};
@@ -9,8 +9,8 @@ use support::{fixture, send};
 use api::{Api, router};
 use axum::Router;
 use http::StatusCode;
-use paysaga::domain::{DomainEvent, IdempotencyKey, PaymentId, WalletId};
-use paysaga::memory::{InMemoryLedger, RecordingPublisher};
+use paysaga_domain::{DomainEvent, IdempotencyKey, PaymentId, WalletId};
+use paysaga_services::fakes::{InMemoryLedger, RecordingPublisher};
 use serde_json::{Value, json};
 
 struct TestApi {

@@ -1,7 +1,7 @@
 //! `POST /payments` with a `priority`: the API Gateway fixture of `events/lambda/` with its body
 //! replaced, against the in-memory adapters.
 
-mod support;
+use paysaga_http::test_support as support;
 
 use std::sync::Arc;
 use support::{fixture, send};
@@ -10,9 +10,9 @@ use api::{Api, router};
 use axum::Router;
 use chrono::Utc;
 use http::StatusCode;
-use paysaga::domain::{DomainEvent, Owner, Wallet, WalletId};
-use paysaga::memory::{InMemoryLedger, RecordingPublisher};
-use paysaga::ports::WalletStore;
+use paysaga_domain::ports::WalletStore;
+use paysaga_domain::{DomainEvent, Owner, Wallet, WalletId};
+use paysaga_services::fakes::{InMemoryLedger, RecordingPublisher};
 use serde_json::{Value, json};
 
 struct TestApi {

@@ -1,7 +1,7 @@
 //! The read endpoints fed with the API Gateway HTTP API events in `events/lambda/`, against
 //! in-memory read models filled by replaying events.
 
-mod support;
+use paysaga_http::test_support as support;
 
 use std::sync::Arc;
 use support::{fixture, send};
@@ -10,13 +10,13 @@ use api::{Api, ReadApi, read_router, router};
 use axum::Router;
 use chrono::{Duration, TimeZone, Utc};
 use http::StatusCode;
-use paysaga::domain::events::FundsDeposited;
-use paysaga::domain::{
+use paysaga_domain::events::FundsDeposited;
+use paysaga_domain::ports::WalletStore;
+use paysaga_domain::{
     DepositId, DomainEvent, Money, Owner, PaymentId, PaymentRequest, Wallet, WalletId,
 };
-use paysaga::memory::{InMemoryLedger, RecordingPublisher};
-use paysaga::ports::WalletStore;
-use paysaga::read_models::{InMemoryReadModels, replay};
+use paysaga_services::fakes::{InMemoryLedger, RecordingPublisher};
+use paysaga_services::read_models::{InMemoryReadModels, replay};
 use serde_json::{Value, json};
 
 fn wallet(id: &str) -> WalletId {

@@ -1,23 +1,25 @@
 //! The audit trail consumer: each SQS message is a paysaga event (delivered by the EventBridge
 //! rule that copies every event to the audit-trail queue); each is appended to the event store
-//! ([`paysaga::ports::EventStore`]), once per `event_id`, in the stream of its payment and of
+//! ([`paysaga_domain::ports::EventStore`]), once per `event_id`, in the stream of its payment and of
 //! each wallet whose money it moves. Messages are handled on their own: one that fails goes
 //! back to the queue alone, and an event that breaks its contract (an unknown version, say)
 //! fails as permanent, to the DLQ with its reason on its last delivery.
 //!
-//! Each invocation flushes its metrics once ([`paysaga::metrics`]): the batch's messages per
-//! queue ([`paysaga::sqs_batch`]), `EventsAppended` (events new to the store) and
+//! Each invocation flushes its metrics once ([`lambda_toolkit::metrics`]): the batch's messages per
+//! queue ([`lambda_toolkit::sqs_batch`]), `EventsAppended` (events new to the store) and
 //! `DuplicateEvents` (events it held already: redeliveries and re-publications).
 
 use std::sync::{Arc, Mutex};
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use lambda_runtime::LambdaEvent;
-use paysaga::domain::DomainEvent;
-use paysaga::metrics::{Metrics, MetricsSink};
-use paysaga::ports::{AppendOutcome, EventStore, StoreError};
-use paysaga::service::audit;
-use paysaga::sqs_batch::{DeadLetterQueue, GiveUp, MessageFailure, RecordWithoutId, process_batch};
+use lambda_toolkit::metrics::{Metrics, MetricsSink};
+use lambda_toolkit::sqs_batch::{
+    DeadLetterQueue, GiveUp, MessageFailure, RecordWithoutId, process_batch,
+};
+use paysaga_domain::DomainEvent;
+use paysaga_domain::ports::{AppendOutcome, EventStore, StoreError};
+use paysaga_services::audit;
 use tracing::instrument;
 
 /// What the audit-trail function may touch.
@@ -56,7 +58,8 @@ async fn append_message(
     metrics: &Mutex<Metrics>,
     message: SqsMessage,
 ) -> Result<(), MessageFailure> {
-    let event = DomainEvent::from_eventbridge(message.body.as_deref().unwrap_or_default())?;
+    let event = DomainEvent::from_eventbridge(message.body.as_deref().unwrap_or_default())
+        .map_err(MessageFailure::permanent)?;
     let outcome = audit::record(function.store.as_ref(), &event, chrono::Utc::now())
         .await
         .map_err(|error| match error {

@@ -1,7 +1,7 @@
 //! Start-up of the `audit-trail` function: configuration, clients, tracing; then run.
 
 // An SQS consumer: one message's panic fails that message alone only in a binary that unwinds
-// (`paysaga::sqs_batch`); with panic = "abort" it would fail the whole batch.
+// (`lambda_toolkit::sqs_batch`); with panic = "abort" it would fail the whole batch.
 #[cfg(panic = "abort")]
 compile_error!(
     "SQS consumers unwind on a panic: build with the release profile, not release-abort"
@@ -12,15 +12,16 @@ use std::sync::Arc;
 use anyhow::Context;
 use audit_trail::{AuditTrailFunction, handle};
 use lambda_runtime::{LambdaEvent, service_fn};
-use paysaga::aws::{DynamoDbEventStore, SqsDeadLetterQueue, sdk_config};
-use paysaga::config::number_or;
-use paysaga::domain::history::DEFAULT_SNAPSHOT_EVERY;
-use paysaga::metrics::MetricsSink;
-use paysaga::sqs_batch::DeadLetterQueue;
+use lambda_toolkit::aws::{SqsDeadLetterQueue, sdk_config};
+use lambda_toolkit::metrics::MetricsSink;
+use lambda_toolkit::sqs_batch::DeadLetterQueue;
+use paysaga_aws::DynamoDbEventStore;
+use paysaga_aws::config::number_or;
+use paysaga_domain::history::DEFAULT_SNAPSHOT_EVERY;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    paysaga::logging::init();
+    lambda_toolkit::logging::init();
     let table = std::env::var("EVENT_STORE_TABLE")
         .context("EVENT_STORE_TABLE must be set (the template sets it)")?;
     let snapshot_every = number_or("SNAPSHOT_EVERY", DEFAULT_SNAPSHOT_EVERY)?;

@@ -7,13 +7,13 @@ use async_trait::async_trait;
 use audit_trail::{AuditTrailFunction, handle};
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use lambda_runtime::{Context, LambdaEvent};
-use paysaga::domain::history::{StreamId, snapshot_due};
-use paysaga::domain::{PaymentId, PaymentStatus, WalletId};
-use paysaga::memory::InMemoryEventStore;
-use paysaga::metrics::{MetricsBuffer, MetricsSink, check_document};
-use paysaga::ports::EventStore;
-use paysaga::service::audit::{rebuild_payment, rebuild_wallet};
-use paysaga::sqs_batch::{DeadLetterError, DeadLetterQueue, FailureRecord};
+use lambda_toolkit::metrics::{MetricsBuffer, MetricsSink, check_document};
+use lambda_toolkit::sqs_batch::{DeadLetterError, DeadLetterQueue, FailureRecord};
+use paysaga_domain::history::{StreamId, snapshot_due};
+use paysaga_domain::ports::EventStore;
+use paysaga_domain::{PaymentId, PaymentStatus, WalletId};
+use paysaga_services::audit::{rebuild_payment, rebuild_wallet};
+use paysaga_services::fakes::InMemoryEventStore;
 
 /// The batch: a payment's outcome before its request, a deposit delivered twice, a failed
 /// payment.

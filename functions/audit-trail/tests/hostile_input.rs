@@ -7,12 +7,12 @@ use std::sync::Arc;
 
 use audit_trail::{AuditTrailFunction, handle};
 use lambda_runtime::{Context, LambdaEvent};
-use paysaga::memory::InMemoryEventStore;
-use paysaga::metrics::MetricsSink;
+use lambda_toolkit::metrics::MetricsSink;
 use paysaga_hostile::fixture_events;
 use paysaga_hostile::harness::{
     KeptDeadLetters, MAX_RECEIVE_COUNT, batch, bodies, check_batch, run_logged,
 };
+use paysaga_services::fakes::InMemoryEventStore;
 use proptest::prelude::*;
 
 fn audit_trail(dead_letters: &Arc<KeptDeadLetters>) -> AuditTrailFunction {

@@ -3,7 +3,7 @@
 //!
 //! - `{"action":"redrive"}` redrives every dead-letter queue (or `"queue"`: one, by name, URL
 //!   or ARN): transient failures go back where they failed, at most `max_per_second`, the rest
-//!   are parked ([`paysaga::redrive`]). `"mode":"whole-queue"` instead has SQS move the whole
+//!   are parked ([`paysaga_services::redrive`]). `"mode":"whole-queue"` instead has SQS move the whole
 //!   queue back to its one source (`StartMessageMoveTask`), unread.
 //! - `{"action":"status"}`: depths of every dead-letter queue and its sources, and how many
 //!   parked messages wait.
@@ -12,7 +12,7 @@
 //! - `{"action":"replay","parked_id":"..."}`: sends a parked message again, or its fixed
 //!   `body`.
 //!
-//! Each invocation flushes its metrics once ([`paysaga::metrics`]), per dead-letter queue:
+//! Each invocation flushes its metrics once ([`lambda_toolkit::metrics`]), per dead-letter queue:
 //! `DlqDepth` (messages in it: visible, in flight and delayed) on `status` and after a
 //! `redrive`, `MessagesRedriven` and `MessagesParked` on a `redrive`; and `ParkedWaiting` on
 //! `status`.
@@ -22,11 +22,13 @@ use std::time::Duration;
 
 use chrono::Utc;
 use lambda_runtime::{Diagnostic, LambdaEvent};
-use paysaga::metrics::{Metrics, MetricsSink, Unit};
-use paysaga::ports::StoreError;
-use paysaga::redrive::parking::{ParkedPage, ReplayError, ReplayRequest, Replayed, replay};
-use paysaga::redrive::run::RedriveError;
-use paysaga::redrive::{
+use lambda_toolkit::metrics::{Metrics, MetricsSink, Unit};
+use paysaga_domain::ports::StoreError;
+use paysaga_services::redrive::parking::{
+    ParkedPage, ReplayError, ReplayRequest, Replayed, replay,
+};
+use paysaga_services::redrive::run::RedriveError;
+use paysaga_services::redrive::{
     DeadLetterRoutes, ParkedMessage, ParkingLot, QueueAdmin, QueueDepth, QueueError, QueueReport,
     Redrive, RedriveJournal, RedriveQueues, RedriveSettings, RuleDirectory,
 };
@@ -93,7 +95,7 @@ impl Request {
     /// serde's error, which quotes the values it refused; this refusal quotes none.
     pub fn from_payload(payload: serde_json::Value) -> Result<Self, RedriveFailed> {
         let request: Self = serde_json::from_value(payload).map_err(|error| {
-            let error = paysaga::redact::json_error(&error);
+            let error = redact::json_error(&error);
             RedriveFailed::InvalidRequest(format!("not a redrive request: {error}"))
         })?;
         // Names and ids are echoed in refusals, which the runtime logs: none may be a secret.
@@ -113,7 +115,7 @@ impl Request {
         };
         for (field, value) in names {
             if let Some(finding) =
-                value.and_then(|value| paysaga::redact::findings(value).into_iter().next())
+                value.and_then(|value| redact::findings(value).into_iter().next())
             {
                 return Err(RedriveFailed::InvalidRequest(format!(
                     "{field} must not hold {}",
@@ -423,7 +425,7 @@ impl DlqRedriveFunction {
         };
         if chosen.len() != 1 {
             return Err(RedriveFailed::UnknownQueue {
-                asked: paysaga::redact::shown(asked),
+                asked: redact::shown(asked),
                 known: known.join(", "),
             });
         }

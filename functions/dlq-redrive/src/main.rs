@@ -6,16 +6,15 @@ use std::time::Duration;
 use anyhow::Context;
 use dlq_redrive::{DlqRedriveFunction, Request, handle};
 use lambda_runtime::{LambdaEvent, service_fn};
-use paysaga::aws::{
-    DynamoDbJournal, DynamoDbParking, EventBridgeRules, SqsRedriveQueues, sdk_config,
-};
-use paysaga::config::number_or;
-use paysaga::metrics::MetricsSink;
-use paysaga::redrive::RedriveSettings;
+use lambda_toolkit::aws::sdk_config;
+use lambda_toolkit::metrics::MetricsSink;
+use paysaga_aws::config::number_or;
+use paysaga_aws::{DynamoDbJournal, DynamoDbParking, EventBridgeRules, SqsRedriveQueues};
+use paysaga_services::redrive::RedriveSettings;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    paysaga::logging::init();
+    lambda_toolkit::logging::init();
     let required = |name: &str| {
         std::env::var(name)
             .ok()

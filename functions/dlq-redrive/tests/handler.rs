@@ -7,10 +7,10 @@ use std::sync::Arc;
 use chrono::Utc;
 use dlq_redrive::{DlqRedriveFunction, Request, handle};
 use lambda_runtime::{Context, Diagnostic, LambdaEvent};
-use paysaga::memory::{InMemoryJournal, InMemoryParking, InMemoryQueues, StaticRules};
-use paysaga::metrics::{MetricsBuffer, MetricsSink, check_document};
-use paysaga::redrive::{DeadLetter, MessageAttribute, QueueRef, RedriveSettings};
-use paysaga::sqs_batch::{FAILURE_ATTRIBUTE, FailureRecord};
+use lambda_toolkit::metrics::{MetricsBuffer, MetricsSink, check_document};
+use lambda_toolkit::sqs_batch::{FAILURE_ATTRIBUTE, FailureRecord};
+use paysaga_services::fakes::{InMemoryJournal, InMemoryParking, InMemoryQueues, StaticRules};
+use paysaga_services::redrive::{DeadLetter, MessageAttribute, QueueRef, RedriveSettings};
 
 const PAYMENTS: &str = "arn:aws:sqs:us-east-1:000000000000:paysaga-local-payments";
 const PAYMENTS_DLQ: &str = "arn:aws:sqs:us-east-1:000000000000:paysaga-local-payments-dlq";

@@ -8,11 +8,11 @@ use std::sync::Arc;
 use chrono::Utc;
 use dlq_redrive::{DlqRedriveFunction, Request, handle};
 use lambda_runtime::{Context, Diagnostic, LambdaEvent};
-use paysaga::memory::{InMemoryJournal, InMemoryParking, InMemoryQueues, StaticRules};
-use paysaga::metrics::MetricsSink;
-use paysaga::redrive::{DeadLetter, QueueRef, RedriveSettings};
+use lambda_toolkit::metrics::MetricsSink;
 use paysaga_hostile::harness::run_logged;
 use paysaga_hostile::{body, leaks};
+use paysaga_services::fakes::{InMemoryJournal, InMemoryParking, InMemoryQueues, StaticRules};
+use paysaga_services::redrive::{DeadLetter, QueueRef, RedriveSettings};
 use proptest::prelude::*;
 use serde_json::Value;
 

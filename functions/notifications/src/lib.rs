@@ -3,13 +3,13 @@
 //! payee are told ([`notifications_for`]) through the [`Notifier`] (the in-app inbox).
 //!
 //! Each notification is delivered once per event and recipient, however often the event
-//! arrives: the delivery runs through [`paysaga::idempotency`], keyed by the event's `event_id`
+//! arrives: the delivery runs through [`lambda_toolkit::idempotency`], keyed by the event's `event_id`
 //! and the recipient, so even a notifier that is not idempotent itself (e-mail) sends once.
 //! An event that breaks its contract (an unknown version, a detail that does not parse) fails
 //! as permanent, and goes to the DLQ with its reason on its last delivery.
 //!
-//! Each invocation flushes its metrics once ([`paysaga::metrics`]): the batch's messages per
-//! queue ([`paysaga::sqs_batch`]), `NotificationsSent` and `NotificationsRepeated` (notifications
+//! Each invocation flushes its metrics once ([`lambda_toolkit::metrics`]): the batch's messages per
+//! queue ([`lambda_toolkit::sqs_batch`]), `NotificationsSent` and `NotificationsRepeated` (notifications
 //! an earlier delivery of the same event had sent already), by `kind`.
 
 use std::sync::{Arc, Mutex};
@@ -17,14 +17,16 @@ use std::sync::{Arc, Mutex};
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use chrono::{Duration, Utc};
 use lambda_runtime::LambdaEvent;
-use paysaga::domain::DomainEvent;
-use paysaga::domain::notification::{Notification, notifications_for};
-use paysaga::idempotency::{
+use lambda_toolkit::idempotency::{
     IdempotencyConfig, IdempotencyError, IdempotencyStore, Idempotent, Outcome,
 };
-use paysaga::metrics::{Metrics, MetricsSink};
-use paysaga::ports::{Notifier, NotifyError};
-use paysaga::sqs_batch::{DeadLetterQueue, GiveUp, MessageFailure, RecordWithoutId, process_batch};
+use lambda_toolkit::metrics::{Metrics, MetricsSink};
+use lambda_toolkit::sqs_batch::{
+    DeadLetterQueue, GiveUp, MessageFailure, RecordWithoutId, process_batch,
+};
+use paysaga_domain::DomainEvent;
+use paysaga_domain::notification::{Notification, notifications_for};
+use paysaga_domain::ports::{Notifier, NotifyError};
 use tracing::{field, info, instrument, warn};
 
 /// What the notifications function may touch.
@@ -82,7 +84,8 @@ async fn notify_message(
     metrics: &Mutex<Metrics>,
     message: SqsMessage,
 ) -> Result<(), MessageFailure> {
-    let event = DomainEvent::from_eventbridge(message.body.as_deref().unwrap_or_default())?;
+    let event = DomainEvent::from_eventbridge(message.body.as_deref().unwrap_or_default())
+        .map_err(MessageFailure::permanent)?;
     let span = tracing::Span::current();
     span.record("event_id", event.event_id());
     if let Some(payment_id) = event.payment_id() {

@@ -8,16 +8,16 @@ use async_trait::async_trait;
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use chrono::Utc;
 use lambda_runtime::{Context, LambdaEvent};
-use notifications::{NotificationsFunction, handle, idempotency_config};
-use paysaga::domain::DomainEvent;
-use paysaga::domain::notification::{NotificationKind, notifications_for};
-use paysaga::idempotency::{
+use lambda_toolkit::idempotency::{
     IdempotencyRecord, IdempotencyStore, InMemoryIdempotencyStore, RecordStatus, payload_hash,
 };
-use paysaga::memory::RecordingNotifier;
-use paysaga::metrics::{MetricsBuffer, MetricsSink, check_document};
-use paysaga::ports::NotifyError;
-use paysaga::sqs_batch::{DeadLetterError, DeadLetterQueue, FailureRecord};
+use lambda_toolkit::metrics::{MetricsBuffer, MetricsSink, check_document};
+use lambda_toolkit::sqs_batch::{DeadLetterError, DeadLetterQueue, FailureRecord};
+use notifications::{NotificationsFunction, handle, idempotency_config};
+use paysaga_domain::DomainEvent;
+use paysaga_domain::notification::{NotificationKind, notifications_for};
+use paysaga_domain::ports::NotifyError;
+use paysaga_services::fakes::RecordingNotifier;
 
 /// A dead-letter queue that keeps what it is sent.
 #[derive(Default)]

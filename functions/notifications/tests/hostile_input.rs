@@ -6,14 +6,14 @@
 use std::sync::Arc;
 
 use lambda_runtime::{Context, LambdaEvent};
+use lambda_toolkit::idempotency::InMemoryIdempotencyStore;
+use lambda_toolkit::metrics::MetricsSink;
 use notifications::{NotificationsFunction, handle, idempotency_config};
-use paysaga::idempotency::InMemoryIdempotencyStore;
-use paysaga::memory::RecordingNotifier;
-use paysaga::metrics::MetricsSink;
 use paysaga_hostile::fixture_events;
 use paysaga_hostile::harness::{
     KeptDeadLetters, MAX_RECEIVE_COUNT, batch, bodies, check_batch, run_logged,
 };
+use paysaga_services::fakes::RecordingNotifier;
 use proptest::prelude::*;
 
 struct TestFunction {
@@ -46,7 +46,7 @@ fn deliver(
     receive_count: u32,
 ) -> (
     TestFunction,
-    Result<aws_lambda_events::sqs::SqsBatchResponse, paysaga::sqs_batch::RecordWithoutId>,
+    Result<aws_lambda_events::sqs::SqsBatchResponse, lambda_toolkit::sqs_batch::RecordWithoutId>,
     Vec<String>,
 ) {
     let test = notifications();
@@ -79,18 +79,18 @@ fn the_fixture_outcomes_still_notify_payer_and_payee() {
     let response = answer.expect("a batch response");
     assert!(response.batch_item_failures.is_empty(), "{logs:#?}");
     // The fixtures repeat some events: each is notified once, to whom it concerns.
-    let mut events: Vec<paysaga::domain::DomainEvent> = bodies
+    let mut events: Vec<paysaga_domain::DomainEvent> = bodies
         .iter()
         .map(|body| {
             let text = std::str::from_utf8(body).expect("UTF-8");
-            paysaga::domain::DomainEvent::from_eventbridge(text).expect("a valid event")
+            paysaga_domain::DomainEvent::from_eventbridge(text).expect("a valid event")
         })
         .collect();
     events.sort_by(|a, b| a.event_id().cmp(b.event_id()));
     events.dedup_by(|a, b| a.event_id() == b.event_id());
     let expected: usize = events
         .iter()
-        .map(|event| paysaga::domain::notification::notifications_for(event).len())
+        .map(|event| paysaga_domain::notification::notifications_for(event).len())
         .sum();
     assert!(expected >= events.len());
     assert_eq!(test.notifier.sent().len(), expected);

@@ -4,8 +4,8 @@
 //! FAILED.
 //! Messages are handled on their own: one that fails goes back to the queue alone.
 //!
-//! Each invocation flushes its metrics once ([`paysaga::metrics`]): the batch's messages per
-//! queue ([`paysaga::sqs_batch`]), `PaymentsCompleted` and `PaymentsFailed` (runs that left the
+//! Each invocation flushes its metrics once ([`lambda_toolkit::metrics`]): the batch's messages per
+//! queue ([`lambda_toolkit::sqs_batch`]), `PaymentsCompleted` and `PaymentsFailed` (runs that left the
 //! payment COMPLETED or FAILED), `PaymentsCompensated` (those FAILED after the saga undid a
 //! reservation or a charge: a refusal before anything was reserved is only `PaymentsFailed`) and
 //! `CircuitBreakerState` of the payment processor client (0 closed, 1 half open, 2 open).
@@ -15,16 +15,16 @@ use std::sync::{Arc, Mutex};
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use chrono::{DateTime, Utc};
 use lambda_runtime::LambdaEvent;
-use paysaga::domain::events::PAYMENT_REQUESTED;
-use paysaga::domain::{DomainEvent, PaymentId, PaymentRequest, PaymentStatus};
-use paysaga::faults::Faults;
-use paysaga::metrics::{Metrics, MetricsSink, Unit};
-use paysaga::ports::{EventPublisher, PaymentLog, PaymentProcessor};
-use paysaga::processor::CircuitState;
-use paysaga::service::saga::{Delivery, Saga, SagaError, SagaSettings};
-use paysaga::sqs_batch::{
+use lambda_toolkit::metrics::{Metrics, MetricsSink, Unit};
+use lambda_toolkit::sqs_batch::{
     DeadLetterQueue, GiveUp, MessageFailure, RecordWithoutId, process_batch, receive_count,
 };
+use paysaga_domain::events::PAYMENT_REQUESTED;
+use paysaga_domain::ports::{EventPublisher, PaymentLog, PaymentProcessor};
+use paysaga_domain::{DomainEvent, PaymentId, PaymentRequest, PaymentStatus};
+use paysaga_processor::CircuitState;
+use paysaga_services::faults::Faults;
+use paysaga_services::saga::{Delivery, Saga, SagaError, SagaSettings};
 #[cfg(feature = "fault-injection")]
 use serde::Deserialize;
 use tracing::{info, instrument};
@@ -39,7 +39,7 @@ pub struct SagaFunction {
     /// same): a message's last delivery compensates instead of failing.
     pub max_receive_count: u32,
     /// The dead-letter queues of the queues the function reads (by source queue: see
-    /// [`paysaga::sqs_dead_letters`]): a message that fails on its last delivery goes to its own
+    /// [`lambda_toolkit::sqs_dead_letters`]): a message that fails on its last delivery goes to its own
     /// queue's with why (without it, the queue's redrive policy moves it, without a record).
     pub dead_letters: Option<Arc<dyn DeadLetterQueue>>,
     /// Where each invocation's metrics go (stdout in Lambda).

@@ -1,7 +1,7 @@
 //! Start-up of the `payment-saga` function: configuration, clients, tracing; then run.
 
 // An SQS consumer: one message's panic fails that message alone only in a binary that unwinds
-// (`paysaga::sqs_batch`); with panic = "abort" it would fail the whole batch.
+// (`lambda_toolkit::sqs_batch`); with panic = "abort" it would fail the whole batch.
 #[cfg(panic = "abort")]
 compile_error!(
     "SQS consumers unwind on a panic: build with the release profile, not release-abort"
@@ -11,17 +11,18 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use lambda_runtime::{LambdaEvent, service_fn};
+use lambda_toolkit::aws::{SqsDeadLetterQueue, sdk_config};
+use lambda_toolkit::metrics::MetricsSink;
+use lambda_toolkit::sqs_batch::DeadLetterQueue;
+use lambda_toolkit::sqs_dead_letters::{DeadLettersBySource, parse_routes};
 use payment_saga::{SagaFunction, handle};
-use paysaga::aws::{DynamoDbLedger, EventBridgePublisher, SqsDeadLetterQueue, sdk_config};
-use paysaga::config::{Resources, number_or, saga_settings_from_env};
-use paysaga::metrics::MetricsSink;
-use paysaga::processor::ProcessorConfig;
-use paysaga::sqs_batch::DeadLetterQueue;
-use paysaga::sqs_dead_letters::{DeadLettersBySource, parse_routes};
+use paysaga_aws::config::{Resources, number_or, saga_settings_from_env};
+use paysaga_aws::{DynamoDbLedger, EventBridgePublisher};
+use paysaga_processor::ProcessorConfig;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    paysaga::logging::init();
+    lambda_toolkit::logging::init();
     let resources = Resources::from_env()?;
     let processor = Arc::new(
         ProcessorConfig::from_env()?

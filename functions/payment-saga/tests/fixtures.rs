@@ -5,15 +5,15 @@ use std::sync::Arc;
 use aws_lambda_events::sqs::SqsEvent;
 use chrono::Utc;
 use lambda_runtime::{Context, LambdaEvent};
+use lambda_toolkit::metrics::{MetricsBuffer, MetricsSink, check_document};
+use lambda_toolkit::sqs_batch::MessageFailure;
 use payment_saga::{SagaFunction, handle, payment_request};
-use paysaga::domain::{Money, PaymentId, PaymentStatus, Wallet, WalletId};
-use paysaga::memory::{InMemoryLedger, InMemoryProcessor, RecordingPublisher};
-use paysaga::metrics::{MetricsBuffer, MetricsSink, check_document};
-use paysaga::ports::{Deposit, PaymentLog, WalletStore};
-use paysaga::processor::CircuitState;
-use paysaga::service::payments::payment;
-use paysaga::service::saga::SagaSettings;
-use paysaga::sqs_batch::MessageFailure;
+use paysaga_domain::ports::{Deposit, PaymentLog, WalletStore};
+use paysaga_domain::{Money, PaymentId, PaymentStatus, Wallet, WalletId};
+use paysaga_processor::CircuitState;
+use paysaga_services::fakes::{InMemoryLedger, InMemoryProcessor, RecordingPublisher};
+use paysaga_services::payments::payment;
+use paysaga_services::saga::SagaSettings;
 
 struct TestSaga {
     saga: SagaFunction,
@@ -32,7 +32,7 @@ async fn saga_with_alice_holding(minor_units: u64) -> TestSaga {
         ledger.open_wallet(&wallet).await.expect("open");
     }
     let deposit = Deposit {
-        deposit_id: paysaga::domain::DepositId::generate(),
+        deposit_id: paysaga_domain::DepositId::generate(),
         wallet_id: WalletId::parse("wal_demo_alice").expect("id"),
         amount: Money::new(minor_units, eur).expect("amount"),
         idempotency_key: None,

@@ -7,16 +7,16 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use lambda_runtime::{Context, LambdaEvent};
+use lambda_toolkit::metrics::{MetricsBuffer, MetricsSink};
 use payment_saga::{SagaFunction, handle};
-use paysaga::domain::{DepositId, Money, Wallet, WalletId};
-use paysaga::memory::{InMemoryLedger, InMemoryProcessor, RecordingPublisher};
-use paysaga::metrics::{MetricsBuffer, MetricsSink};
-use paysaga::ports::{Deposit, WalletStore};
-use paysaga::service::saga::SagaSettings;
+use paysaga_domain::ports::{Deposit, WalletStore};
+use paysaga_domain::{DepositId, Money, Wallet, WalletId};
 use paysaga_hostile::harness::{
     KeptDeadLetters, MAX_RECEIVE_COUNT, batch, bodies, check_batch, run_logged,
 };
 use paysaga_hostile::{fixture_events, leaks};
+use paysaga_services::fakes::{InMemoryLedger, InMemoryProcessor, RecordingPublisher};
+use paysaga_services::saga::SagaSettings;
 use proptest::prelude::*;
 
 struct TestSaga {

@@ -10,17 +10,17 @@ use async_trait::async_trait;
 use aws_lambda_events::sqs::SqsEvent;
 use chrono::Utc;
 use lambda_runtime::{Context, LambdaEvent};
+use lambda_toolkit::metrics::{MetricsBuffer, MetricsSink};
 use payment_saga::{SagaFunction, handle};
-use paysaga::domain::{
+use paysaga_domain::ports::{Deposit, PaymentLog, PaymentProcessor, ProcessorError, WalletStore};
+use paysaga_domain::{
     ChargeId, DepositId, Money, PaymentId, PaymentRequest, PaymentStatus, Wallet, WalletId,
 };
-use paysaga::memory::{InMemoryLedger, InMemoryProcessor, RecordingPublisher};
-use paysaga::metrics::{MetricsBuffer, MetricsSink};
-use paysaga::ports::{Deposit, PaymentLog, PaymentProcessor, ProcessorError, WalletStore};
-use paysaga::service::payments::payment;
-use paysaga::service::saga::SagaSettings;
 use paysaga_hostile::harness::{KeptDeadLetters, MAX_RECEIVE_COUNT, run_logged};
 use paysaga_hostile::{EMAIL, leaks, sqs_event};
+use paysaga_services::fakes::{InMemoryLedger, InMemoryProcessor, RecordingPublisher};
+use paysaga_services::payments::payment;
+use paysaga_services::saga::SagaSettings;
 
 /// The payment whose charge panics, and the batch it comes in: four payments of 10.00 EUR from
 /// alice to bob, messages `m-1` to `m-4`.

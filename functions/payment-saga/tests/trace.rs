@@ -1,5 +1,5 @@
 //! The saga publishes its outcome in the trace of the message it handled: the `AWSTraceHeader`
-//! of the record is the current trace ([`paysaga::trace`]) when the publisher is called, so the
+//! of the record is the current trace ([`lambda_toolkit::trace`]) when the publisher is called, so the
 //! EventBridge adapter stamps it on the outcome's `PutEvents` entry.
 
 use std::sync::{Arc, Mutex};
@@ -8,13 +8,13 @@ use async_trait::async_trait;
 use aws_lambda_events::sqs::SqsEvent;
 use chrono::Utc;
 use lambda_runtime::{Context, LambdaEvent};
+use lambda_toolkit::metrics::MetricsSink;
+use lambda_toolkit::trace;
 use payment_saga::{SagaFunction, handle};
-use paysaga::domain::{DepositId, DomainEvent, Money, Wallet, WalletId};
-use paysaga::memory::{InMemoryLedger, InMemoryProcessor};
-use paysaga::metrics::MetricsSink;
-use paysaga::ports::{Deposit, EventPublisher, PublishError, WalletStore};
-use paysaga::service::saga::SagaSettings;
-use paysaga::trace;
+use paysaga_domain::ports::{Deposit, EventPublisher, PublishError, WalletStore};
+use paysaga_domain::{DepositId, DomainEvent, Money, Wallet, WalletId};
+use paysaga_services::fakes::{InMemoryLedger, InMemoryProcessor};
+use paysaga_services::saga::SagaSettings;
 
 const TRACE: &str = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
 

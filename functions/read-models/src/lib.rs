@@ -1,23 +1,25 @@
 //! The read-models consumer: each SQS message is a paysaga event (delivered by the EventBridge
 //! rule that copies every event to the read-models queue); each is projected into the read
-//! models ([`paysaga::read_models`]): a wallet's transaction history and its payments.
+//! models ([`paysaga_services::read_models`]): a wallet's transaction history and its payments.
 //! Messages are handled on their own: one that fails goes back to the queue alone, and an
 //! event that breaks its contract (an unknown version, say) fails as permanent, to the DLQ
 //! with its reason on its last delivery.
 //!
-//! Each invocation flushes its metrics once ([`paysaga::metrics`]): the batch's messages per
-//! queue ([`paysaga::sqs_batch`]), `ReadModelItemsChanged` (items written or moved forward)
+//! Each invocation flushes its metrics once ([`lambda_toolkit::metrics`]): the batch's messages per
+//! queue ([`lambda_toolkit::sqs_batch`]), `ReadModelItemsChanged` (items written or moved forward)
 //! and `ReadModelItemsUnchanged` (duplicates and events older than what is stored).
 
 use std::sync::{Arc, Mutex};
 
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use lambda_runtime::LambdaEvent;
-use paysaga::domain::DomainEvent;
-use paysaga::metrics::{Metrics, MetricsSink};
-use paysaga::ports::{ReadModelWriter, StoreError};
-use paysaga::read_models::apply_event;
-use paysaga::sqs_batch::{DeadLetterQueue, GiveUp, MessageFailure, RecordWithoutId, process_batch};
+use lambda_toolkit::metrics::{Metrics, MetricsSink};
+use lambda_toolkit::sqs_batch::{
+    DeadLetterQueue, GiveUp, MessageFailure, RecordWithoutId, process_batch,
+};
+use paysaga_domain::DomainEvent;
+use paysaga_domain::ports::{ReadModelWriter, StoreError};
+use paysaga_services::read_models::apply_event;
 use tracing::{info, instrument};
 
 /// What the read-models function may touch.
@@ -56,7 +58,8 @@ async fn project_message(
     metrics: &Mutex<Metrics>,
     message: SqsMessage,
 ) -> Result<(), MessageFailure> {
-    let event = DomainEvent::from_eventbridge(message.body.as_deref().unwrap_or_default())?;
+    let event = DomainEvent::from_eventbridge(message.body.as_deref().unwrap_or_default())
+        .map_err(MessageFailure::permanent)?;
     let counts = apply_event(&event, function.read_models.as_ref())
         .await
         .map_err(|error| match error {

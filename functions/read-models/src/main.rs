@@ -1,7 +1,7 @@
 //! Start-up of the `read-models` function: configuration, clients, tracing; then run.
 
 // An SQS consumer: one message's panic fails that message alone only in a binary that unwinds
-// (`paysaga::sqs_batch`); with panic = "abort" it would fail the whole batch.
+// (`lambda_toolkit::sqs_batch`); with panic = "abort" it would fail the whole batch.
 #[cfg(panic = "abort")]
 compile_error!(
     "SQS consumers unwind on a panic: build with the release profile, not release-abort"
@@ -11,15 +11,16 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use lambda_runtime::{LambdaEvent, service_fn};
-use paysaga::aws::{DynamoDbReadModels, SqsDeadLetterQueue, sdk_config};
-use paysaga::config::number_or;
-use paysaga::metrics::MetricsSink;
-use paysaga::sqs_batch::DeadLetterQueue;
+use lambda_toolkit::aws::{SqsDeadLetterQueue, sdk_config};
+use lambda_toolkit::metrics::MetricsSink;
+use lambda_toolkit::sqs_batch::DeadLetterQueue;
+use paysaga_aws::DynamoDbReadModels;
+use paysaga_aws::config::number_or;
 use read_models::{ReadModelsFunction, handle};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    paysaga::logging::init();
+    lambda_toolkit::logging::init();
     let table = std::env::var("READ_MODELS_TABLE")
         .context("READ_MODELS_TABLE must be set (the template sets it)")?;
     let config = sdk_config().await.context("cannot set up the AWS SDK")?;

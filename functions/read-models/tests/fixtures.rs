@@ -6,13 +6,13 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use lambda_runtime::{Context, LambdaEvent};
-use paysaga::domain::{PaymentStatus, WalletId};
-use paysaga::metrics::{MetricsBuffer, MetricsSink, check_document};
-use paysaga::ports::{ReadModelReader, ReadModelWriter, StoreError};
-use paysaga::read_models::{
+use lambda_toolkit::metrics::{MetricsBuffer, MetricsSink, check_document};
+use lambda_toolkit::sqs_batch::{DeadLetterError, DeadLetterQueue, FailureRecord};
+use paysaga_domain::ports::{ReadModelReader, ReadModelWriter, StoreError};
+use paysaga_domain::{PaymentStatus, WalletId};
+use paysaga_services::read_models::{
     Applied, InMemoryReadModels, PageRequest, ReadModelChange, TransactionKind,
 };
-use paysaga::sqs_batch::{DeadLetterError, DeadLetterQueue, FailureRecord};
 use read_models::{ReadModelsFunction, handle};
 
 fn fixture(name: &str) -> SqsEvent {

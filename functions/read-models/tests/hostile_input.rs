@@ -6,12 +6,12 @@
 use std::sync::Arc;
 
 use lambda_runtime::{Context, LambdaEvent};
-use paysaga::metrics::MetricsSink;
-use paysaga::read_models::InMemoryReadModels;
+use lambda_toolkit::metrics::MetricsSink;
 use paysaga_hostile::fixture_events;
 use paysaga_hostile::harness::{
     KeptDeadLetters, MAX_RECEIVE_COUNT, batch, bodies, check_batch, run_logged,
 };
+use paysaga_services::read_models::InMemoryReadModels;
 use proptest::prelude::*;
 use read_models::{ReadModelsFunction, handle};
 

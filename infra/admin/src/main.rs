@@ -10,7 +10,7 @@
 //! ([`paysaga_admin::dev_token`]): `make token SUB=alice [ADMIN=1]`.
 //!
 //! `rebuild-read-models` replays every event of the audit trail (the event store) into the
-//! read models of `--into` ([`paysaga::read_models::rebuild`]), printing its progress after each page. With `--create` it creates that
+//! read models of `--into` ([`paysaga_services::read_models::rebuild`]), printing its progress after each page. With `--create` it creates that
 //! table first (the template's key schema) and refuses one that exists, so live read models are
 //! never written over by mistake; without it the table must exist, and replaying into live read
 //! models changes nothing they already hold (every write is conditional). Point the API at the
@@ -21,8 +21,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use paysaga::aws::{DynamoDbEventStore, DynamoDbReadModels, sdk_config_or_default_chains};
-use paysaga::read_models::rebuild_with_progress;
+use lambda_toolkit::aws::sdk_config_or_default_chains;
+use paysaga_aws::{DynamoDbEventStore, DynamoDbReadModels};
+use paysaga_services::read_models::rebuild_with_progress;
 
 #[derive(Parser)]
 #[command(name = "paysaga-admin", about = "Operator commands for paysaga")]

@@ -1,4 +1,4 @@
-//! The AWS API calls a function made, read from the lines `paysaga::aws::calls::AwsCallLog`
+//! The AWS API calls a function made, read from the lines `lambda_toolkit::aws::calls::AwsCallLog`
 //! logs (`AWS_LAMBDA_LOG_FORMAT=JSON`, `RUST_LOG=info,paysaga::aws_call=debug`), per
 //! invocation (the runtime's `requestId` span).
 

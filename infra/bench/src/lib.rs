@@ -4,7 +4,7 @@
 //!   spawn to first `/next` (init), spawn to the first response of a representative event (with
 //!   its real calls to the local stack), peak RSS; beside a bare `lambda_runtime` binary.
 //! - [`calls`]: the AWS API calls the functions make per payment, counted from the lines the
-//!   SDK interceptor (`paysaga::aws::calls`) logs.
+//!   SDK interceptor (`lambda_toolkit::aws::calls`) logs.
 //! - [`cost`]: cost per million payments at AWS list prices, beside Step Functions.
 //! - [`downstream`]: what a payment's events cost past the payment path (the consumers the
 //!   stack's rules deliver them to), for the whole system's figures.

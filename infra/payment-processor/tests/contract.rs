@@ -4,9 +4,9 @@
 use std::time::Duration;
 
 use payment_processor::{FakeProcessor, router};
-use paysaga::domain::{Money, PaymentId, PaymentRequest, WalletId};
-use paysaga::ports::{PaymentProcessor, ProcessorError};
-use paysaga::processor::{
+use paysaga_domain::ports::{PaymentProcessor, ProcessorError};
+use paysaga_domain::{Money, PaymentId, PaymentRequest, WalletId};
+use paysaga_processor::{
     BreakerConfig, CircuitState, GuardedProcessor, HttpPaymentProcessor, RetryPolicy,
 };
 use reqwest::Url;

@@ -472,7 +472,7 @@ pub fn sqs_event(bodies: &[String], receive_count: u32) -> Value {
 }
 
 /// Lines that hold a planted secret or anything that looks like a card number, a JWT or an
-/// e-mail address ([`paysaga::redact::findings`]), each with why.
+/// e-mail address ([`redact::findings`]), each with why.
 pub fn leaks<'a>(lines: impl IntoIterator<Item = &'a str>) -> Vec<String> {
     let mut leaks = Vec::new();
     for line in lines {
@@ -481,7 +481,7 @@ pub fn leaks<'a>(lines: impl IntoIterator<Item = &'a str>) -> Vec<String> {
                 leaks.push(format!("{secret:?} in: {line}"));
             }
         }
-        for finding in paysaga::redact::findings(line) {
+        for finding in redact::findings(line) {
             leaks.push(format!("{} in: {line}", finding.kind));
         }
     }
@@ -496,8 +496,10 @@ pub mod harness {
 
     use async_trait::async_trait;
     use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
-    use paysaga::logging::{LogBuffer, json_layer};
-    use paysaga::sqs_batch::{DeadLetterError, DeadLetterQueue, FailureRecord, RecordWithoutId};
+    use lambda_toolkit::logging::{LogBuffer, json_layer};
+    use lambda_toolkit::sqs_batch::{
+        DeadLetterError, DeadLetterQueue, FailureRecord, RecordWithoutId,
+    };
     use proptest::prelude::*;
     use tracing_subscriber::prelude::*;
 
@@ -535,7 +537,7 @@ pub mod harness {
     }
 
     /// Runs `future` on a fresh runtime with every log line of this thread captured (the
-    /// functions' JSON layer, [`paysaga::logging::json_layer`]): its output and the lines.
+    /// functions' JSON layer, [`lambda_toolkit::logging::json_layer`]): its output and the lines.
     pub fn run_logged<F: Future>(future: F) -> (F::Output, Vec<String>) {
         let buffer = LogBuffer::default();
         let subscriber = tracing_subscriber::registry().with(json_layer(buffer.clone()));
@@ -561,7 +563,7 @@ pub mod harness {
     /// What a consumer must do with any batch: answer (every record has an id), report only
     /// its own messages, give every message it gives up on a reason that quotes no secret, log no
     /// secret, and never panic. (A handler that panics fails its own message only, which the
-    /// rest would let pass: its panic is found by the error line `paysaga::sqs_batch` logs,
+    /// rest would let pass: its panic is found by the error line `lambda_toolkit::sqs_batch` logs,
     /// which carries a `panic` field.)
     pub fn check_batch(
         answer: &Result<SqsBatchResponse, RecordWithoutId>,

@@ -6,8 +6,8 @@
 use std::sync::LazyLock;
 
 use chrono::{TimeZone, Utc};
-use paysaga::domain::events::ContractViolation;
-use paysaga::domain::{DomainEvent, Money, PaymentRequest, Priority, WalletId};
+use paysaga_domain::events::ContractViolation;
+use paysaga_domain::{DomainEvent, Money, PaymentRequest, Priority, WalletId};
 use paysaga_hostile::{body, fixture_events, hostile_string, leaks, mutated};
 use proptest::prelude::*;
 use serde_json::Value;
@@ -96,7 +96,7 @@ proptest! {
     fn valid_payment_requests_are_accepted(
         from in wallet_id(),
         to in wallet_id(),
-        minor_units in 1..=paysaga::domain::money::MAX_MINOR_UNITS,
+        minor_units in 1..=paysaga_domain::money::MAX_MINOR_UNITS,
         currency in prop::sample::select(vec!["EUR", "USD", "GBP", "JPY", "KWD", "CHF"]),
         urgent in any::<bool>(),
         seconds in 0i64..4_000_000_000,

@@ -1,0 +1,79 @@
+//! Configuration from the environment, read once in each function's `main`.
+
+use lambda_toolkit::env::required;
+pub use lambda_toolkit::env::{ConfigError, number_or};
+
+use crate::TableNames;
+use paysaga_domain::{Limits, PaymentLimits};
+use paysaga_services::saga::SagaSettings;
+
+/// The resources a payments function works with.
+#[derive(Debug, Clone)]
+pub struct Resources {
+    pub tables: TableNames,
+    pub event_bus_name: String,
+}
+
+impl Resources {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            tables: TableNames {
+                wallets: required("WALLETS_TABLE")?,
+                payments: required("PAYMENTS_TABLE")?,
+                idempotency: required("IDEMPOTENCY_TABLE")?,
+            },
+            event_bus_name: required("EVENT_BUS_NAME")?,
+        })
+    }
+}
+
+/// How the saga behaves: `MAX_PAYMENT_MINOR_UNITS` and `CHARGE_DEADLINE_SECONDS`, each with
+/// the default of [`SagaSettings`] when unset.
+pub fn saga_settings_from_env() -> Result<SagaSettings, ConfigError> {
+    let defaults = SagaSettings::default();
+    let max_minor_units = number_or("MAX_PAYMENT_MINOR_UNITS", defaults.limits.max_minor_units)?;
+    let deadline = number_or(
+        "CHARGE_DEADLINE_SECONDS",
+        defaults.charge_deadline.num_seconds().unsigned_abs(),
+    )?;
+    let charge_deadline = i64::try_from(deadline)
+        .ok()
+        .and_then(chrono::Duration::try_seconds)
+        .ok_or(ConfigError::Invalid {
+            name: "CHARGE_DEADLINE_SECONDS",
+            expected: "a number of seconds",
+            value: deadline.to_string(),
+        })?;
+    Ok(SagaSettings {
+        limits: PaymentLimits { max_minor_units },
+        charge_deadline,
+    })
+}
+
+/// The API's limits: `ALLOWED_CURRENCIES` (comma-separated ISO 4217 codes),
+/// `MAX_PAYMENT_MINOR_UNITS` (the saga's limit) and `MAX_DEPOSIT_MINOR_UNITS`, each with the
+/// default of [`Limits`] when unset.
+pub fn limits_from_env() -> Result<Limits, ConfigError> {
+    let defaults = Limits::default();
+    let currencies = match std::env::var("ALLOWED_CURRENCIES") {
+        Err(_) => defaults.currencies,
+        Ok(list) => Limits::parse_currencies(&list).map_err(|_| ConfigError::Invalid {
+            name: "ALLOWED_CURRENCIES",
+            expected: "ISO 4217 codes separated by commas",
+            value: list,
+        })?,
+    };
+    Ok(Limits {
+        currencies,
+        payment: PaymentLimits {
+            max_minor_units: number_or(
+                "MAX_PAYMENT_MINOR_UNITS",
+                defaults.payment.max_minor_units,
+            )?,
+        },
+        max_deposit_minor_units: number_or(
+            "MAX_DEPOSIT_MINOR_UNITS",
+            defaults.max_deposit_minor_units,
+        )?,
+    })
+}

@@ -1,0 +1,600 @@
+//! Wallets, payment logs and deposits' idempotency keys in DynamoDB. (A payment's idempotency
+//! key needs no record of its own: it names the payment, see [`PaymentLog::begin`].)
+//!
+//! A saga step that touches wallets is one `TransactWriteItems`: the conditional put of the log
+//! entry's version and the conditional updates of the wallets it touches. A step that touches
+//! none (charge, refund, fail, ...) is a plain conditional `PutItem` of its log entry, with the
+//! same condition: a transactional write costs twice the write units of a plain one, and one
+//! item needs no transaction to be all or nothing. A duplicate delivery finds the version taken
+//! either way; a wallet that cannot take its change cancels the whole transaction, and the
+//! wallet is then read to tell the domain which rule refused it. The payee check of the reserve
+//! step is a consistent read before the transaction rather than a condition inside it (see
+//! `record`).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{CancellationReason, ConditionCheck, Put, TransactWriteItem, Update};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use lambda_toolkit::aws::dynamodb::{self, SdkFailure};
+pub(crate) use lambda_toolkit::aws::dynamodb::{Item, is_conditional_check_failure, n, s};
+use paysaga_domain::money::MAX_MINOR_UNITS;
+use paysaga_domain::ports::{
+    BeginPayment, Deposit, DepositOutcome, OpenWallet, Ownership, PaymentLog, RecordStep,
+    StoreError, WalletStore,
+};
+use paysaga_domain::{
+    Currency, DepositId, IdempotencyKey, Money, Owner, PaymentId, PaymentLogEntry, PaymentRequest,
+    PaymentStep, StepPlan, Wallet, WalletChange, WalletEffect, WalletId, WalletRejection,
+};
+
+/// How long a deposit's idempotency key is remembered (the table's TTL removes it afterwards).
+pub const IDEMPOTENCY_KEY_LIFETIME: chrono::Duration = chrono::Duration::hours(24);
+
+/// The condition of every log entry's write: its version (the item's key) is not taken.
+const LOG_ENTRY_IS_NEW: &str = "attribute_not_exists(payment_id)";
+
+/// Attempts of a transaction that DynamoDB cancels for a conflict with another transaction
+/// on the same item (a busy wallet), before the caller is told to retry later.
+const TRANSACTION_ATTEMPTS: u32 = 5;
+
+/// The names of the tables, as the template creates them.
+#[derive(Debug, Clone)]
+pub struct TableNames {
+    pub wallets: String,
+    pub payments: String,
+    pub idempotency: String,
+}
+
+/// The DynamoDB adapter of [`WalletStore`] and [`PaymentLog`].
+#[derive(Debug, Clone)]
+pub struct DynamoDbLedger {
+    client: Client,
+    tables: TableNames,
+}
+
+#[derive(Serialize, Deserialize)]
+struct WalletRecord {
+    wallet_id: WalletId,
+    currency: Currency,
+    available: u64,
+    reserved: u64,
+    created_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    owner: Option<Owner>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct DepositKeyRecord {
+    idempotency_key: String,
+    deposit_id: DepositId,
+    wallet_id: WalletId,
+    amount: Money,
+    expires_at: i64,
+}
+
+/// What became of a transaction.
+enum Transaction {
+    Committed,
+    /// Cancelled because the condition of the item at this index failed.
+    ConditionFailed(usize),
+}
+
+impl DynamoDbLedger {
+    pub fn new(client: Client, tables: TableNames) -> Self {
+        Self { client, tables }
+    }
+
+    pub fn from_config(config: &aws_config::SdkConfig, tables: TableNames) -> Self {
+        Self::new(lambda_toolkit::aws::calls::dynamodb(config), tables)
+    }
+
+    fn deposit_key(wallet_id: &WalletId, key: &IdempotencyKey) -> String {
+        format!("deposit#{wallet_id}#{}", key.as_str())
+    }
+
+    async fn get(&self, table: &str, key: Item) -> Result<Option<Item>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(table)
+            .set_key(Some(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|error| sdk_error("GetItem", error))?;
+        Ok(output.item)
+    }
+
+    /// Runs a transaction, retrying (with jittered backoff) while DynamoDB cancels it for a
+    /// conflict with a concurrent transaction.
+    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<Transaction, StoreError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .send()
+                .await;
+            let error = match result {
+                Ok(_) => return Ok(Transaction::Committed),
+                Err(error) => error,
+            };
+            let reasons = match error.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
+                    Some(cancelled.cancellation_reasons().to_vec())
+                }
+                _ => None,
+            };
+            let Some(reasons) = reasons else {
+                return Err(sdk_error("TransactWriteItems", error));
+            };
+            if let Some(index) = reasons.iter().position(is_condition_failure) {
+                return Ok(Transaction::ConditionFailed(index));
+            }
+            if attempt >= TRANSACTION_ATTEMPTS {
+                return Err(StoreError::Transient(format!(
+                    "TransactWriteItems cancelled {attempt} times: {}",
+                    describe(&reasons)
+                )));
+            }
+            let backoff_ms = 10u64 << attempt;
+            tokio::time::sleep(Duration::from_millis(
+                backoff_ms + fastrand::u64(0..backoff_ms),
+            ))
+            .await;
+        }
+    }
+
+    /// Writes `entry` alone, with the condition [`Self::log_entry_put`] puts on it in a
+    /// transaction. `false` when the version exists already (nothing was written).
+    async fn put_log_entry(&self, entry: &PaymentLogEntry) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.tables.payments)
+            .set_item(Some(to_item(entry)?))
+            .condition_expression(LOG_ENTRY_IS_NEW)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(error) if is_conditional_check_failure(&error) => Ok(false),
+            Err(error) => Err(sdk_error("PutItem", error)),
+        }
+    }
+
+    fn log_entry_put(&self, entry: &PaymentLogEntry) -> Result<TransactWriteItem, StoreError> {
+        let put = Put::builder()
+            .table_name(&self.tables.payments)
+            .set_item(Some(to_item(entry)?))
+            .condition_expression(LOG_ENTRY_IS_NEW)
+            .build()
+            .map_err(build_error)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    fn wallet_write(&self, effect: &WalletEffect) -> Result<TransactWriteItem, StoreError> {
+        let key = wallet_key(&effect.wallet_id);
+        let guard = "attribute_exists(wallet_id) AND currency = :currency";
+        let (update, condition, amount) = match effect.change {
+            // `record` reads the wallet instead (see there); this keeps every plan writable as
+            // one transaction.
+            WalletChange::AcceptsCurrency(currency) => {
+                let check = ConditionCheck::builder()
+                    .table_name(&self.tables.wallets)
+                    .set_key(Some(key))
+                    .condition_expression(guard)
+                    .expression_attribute_values(":currency", s(currency.code()))
+                    .build()
+                    .map_err(build_error)?;
+                return Ok(TransactWriteItem::builder().condition_check(check).build());
+            }
+            WalletChange::Reserve(amount) => (
+                "SET available = available - :amount, reserved = reserved + :amount",
+                "available >= :amount AND reserved <= :headroom",
+                amount,
+            ),
+            WalletChange::DebitReserved(amount) => (
+                "SET reserved = reserved - :amount",
+                "reserved >= :amount",
+                amount,
+            ),
+            WalletChange::ReleaseReserved(amount) => (
+                "SET reserved = reserved - :amount, available = available + :amount",
+                "reserved >= :amount AND available <= :headroom",
+                amount,
+            ),
+            WalletChange::Credit(amount) => (
+                "SET available = available + :amount",
+                "available <= :headroom",
+                amount,
+            ),
+        };
+        let mut update = Update::builder()
+            .table_name(&self.tables.wallets)
+            .set_key(Some(key))
+            .update_expression(update)
+            .condition_expression(format!("{guard} AND {condition}"))
+            .expression_attribute_values(":currency", s(amount.currency().code()))
+            .expression_attribute_values(":amount", n(amount.minor_units()));
+        if condition.contains(":headroom") {
+            // Room left below the cap on available and reserved funds (see `Wallet::apply`).
+            let headroom = MAX_MINOR_UNITS - amount.minor_units();
+            update = update.expression_attribute_values(":headroom", n(headroom));
+        }
+        let update = update.build().map_err(build_error)?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
+
+    /// Why `effect` was refused, from the wallet as it is now.
+    async fn refusal(&self, effect: &WalletEffect) -> Result<RecordStep, StoreError> {
+        let wallet = self.wallet(&effect.wallet_id).await?;
+        match effect.refusal(wallet.as_ref()) {
+            Some(refusal) => Ok(RecordStep::Refused(refusal)),
+            // The wallet changed between the transaction and this read: try again later.
+            None => Err(StoreError::Transient(format!(
+                "wallet {} refused a change it now accepts",
+                effect.wallet_id
+            ))),
+        }
+    }
+}
+
+#[async_trait]
+impl WalletStore for DynamoDbLedger {
+    async fn open_wallet(&self, wallet: &Wallet) -> Result<OpenWallet, StoreError> {
+        let record = WalletRecord {
+            wallet_id: wallet.id().clone(),
+            currency: wallet.currency(),
+            available: wallet.available().minor_units(),
+            reserved: wallet.reserved().minor_units(),
+            created_at: wallet.created_at(),
+            owner: wallet.owner().cloned(),
+        };
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.tables.wallets)
+            .set_item(Some(to_item(&record)?))
+            .condition_expression("attribute_not_exists(wallet_id)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(OpenWallet::Opened(wallet.clone())),
+            Err(error) if is_conditional_check_failure(&error) => {
+                let existing = self.wallet(wallet.id()).await?.ok_or_else(|| {
+                    StoreError::Transient(format!(
+                        "wallet {} exists but cannot be read",
+                        wallet.id()
+                    ))
+                })?;
+                Ok(OpenWallet::AlreadyOpen(existing))
+            }
+            Err(error) => Err(sdk_error("PutItem", error)),
+        }
+    }
+
+    async fn wallet(&self, id: &WalletId) -> Result<Option<Wallet>, StoreError> {
+        let Some(item) = self.get(&self.tables.wallets, wallet_key(id)).await? else {
+            return Ok(None);
+        };
+        let record: WalletRecord = from_item(item)?;
+        Wallet::restore(
+            record.wallet_id,
+            record.currency,
+            record.available,
+            record.reserved,
+            record.created_at,
+        )
+        .map(|wallet| match record.owner {
+            Some(owner) => Some(wallet.owned_by(owner)),
+            None => Some(wallet),
+        })
+        .map_err(|error| StoreError::Permanent(format!("wallet {id}: {error}")))
+    }
+
+    /// An eventually consistent read of the owner alone (half a read unit); only when that
+    /// finds no wallet, a consistent one, so a wallet opened a moment ago is not missed.
+    async fn ownership(&self, id: &WalletId) -> Result<Ownership, StoreError> {
+        #[derive(Deserialize)]
+        struct OwnerRecord {
+            #[serde(default)]
+            owner: Option<Owner>,
+        }
+        for consistent in [false, true] {
+            let output = self
+                .client
+                .get_item()
+                .table_name(&self.tables.wallets)
+                .set_key(Some(wallet_key(id)))
+                .projection_expression("wallet_id, #owner")
+                .expression_attribute_names("#owner", "owner")
+                .consistent_read(consistent)
+                .send()
+                .await
+                .map_err(|error| sdk_error("GetItem", error))?;
+            if let Some(item) = output.item {
+                let record: OwnerRecord = from_item(item)?;
+                return Ok(match record.owner {
+                    Some(owner) => Ownership::Owned(owner),
+                    None => Ownership::Unowned,
+                });
+            }
+        }
+        Ok(Ownership::NoSuchWallet)
+    }
+
+    async fn deposit(
+        &self,
+        deposit: &Deposit,
+        now: DateTime<Utc>,
+    ) -> Result<DepositOutcome, StoreError> {
+        let credit = WalletEffect {
+            wallet_id: deposit.wallet_id.clone(),
+            change: WalletChange::Credit(deposit.amount),
+        };
+        let mut items = Vec::with_capacity(2);
+        let idempotency_key = deposit
+            .idempotency_key
+            .as_ref()
+            .map(|key| Self::deposit_key(&deposit.wallet_id, key));
+        if let Some(key) = &idempotency_key {
+            let record = DepositKeyRecord {
+                idempotency_key: key.clone(),
+                deposit_id: deposit.deposit_id.clone(),
+                wallet_id: deposit.wallet_id.clone(),
+                amount: deposit.amount,
+                expires_at: (now + IDEMPOTENCY_KEY_LIFETIME).timestamp(),
+            };
+            items.push(self.idempotency_put(&record)?);
+        }
+        items.push(self.wallet_write(&credit)?);
+        match (self.transact(items).await?, &idempotency_key) {
+            (Transaction::Committed, _) => Ok(DepositOutcome::Deposited),
+            (Transaction::ConditionFailed(0), Some(key)) => {
+                let earlier: DepositKeyRecord = self.idempotency_record(key).await?;
+                Ok(if earlier.amount == deposit.amount {
+                    DepositOutcome::Replayed {
+                        deposit_id: earlier.deposit_id,
+                    }
+                } else {
+                    DepositOutcome::KeyReused
+                })
+            }
+            (Transaction::ConditionFailed(_), _) => match self.refusal(&credit).await? {
+                RecordStep::Refused(WalletRejection::Business(reason)) => {
+                    Ok(DepositOutcome::Refused(reason))
+                }
+                other => Err(StoreError::Permanent(format!("deposit refused: {other:?}"))),
+            },
+        }
+    }
+}
+
+impl DynamoDbLedger {
+    fn idempotency_put<T: Serialize>(&self, record: &T) -> Result<TransactWriteItem, StoreError> {
+        let put = Put::builder()
+            .table_name(&self.tables.idempotency)
+            .set_item(Some(to_item(record)?))
+            .condition_expression("attribute_not_exists(idempotency_key)")
+            .build()
+            .map_err(build_error)?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    async fn idempotency_record<T: for<'de> Deserialize<'de>>(
+        &self,
+        key: &str,
+    ) -> Result<T, StoreError> {
+        let item_key = HashMap::from([("idempotency_key".to_owned(), s(key))]);
+        let item = self
+            .get(&self.tables.idempotency, item_key)
+            .await?
+            .ok_or_else(|| {
+                StoreError::Transient("an idempotency key vanished while being checked".to_owned())
+            })?;
+        from_item(item)
+    }
+}
+
+#[async_trait]
+impl PaymentLog for DynamoDbLedger {
+    async fn history(&self, id: &PaymentId) -> Result<Vec<PaymentLogEntry>, StoreError> {
+        let mut entries = Vec::new();
+        let mut start_key = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.tables.payments)
+                .key_condition_expression("payment_id = :payment_id")
+                .expression_attribute_values(":payment_id", s(id.as_str()))
+                .consistent_read(true)
+                .set_exclusive_start_key(start_key)
+                .send()
+                .await
+                .map_err(|error| sdk_error("Query", error))?;
+            for item in output.items.unwrap_or_default() {
+                entries.push(from_item(item)?);
+            }
+            start_key = output.last_evaluated_key;
+            if start_key.is_none() {
+                return Ok(entries);
+            }
+        }
+    }
+
+    async fn begin(
+        &self,
+        request: &PaymentRequest,
+        idempotency_key: Option<&IdempotencyKey>,
+        now: DateTime<Utc>,
+    ) -> Result<BeginPayment, StoreError> {
+        // One conditional write, key or not: with a key, the payment id is the key's
+        // (`PaymentRequest::submitted`), so the log's version 1 is the key's record too, and
+        // it is kept as long as the log.
+        if self
+            .put_log_entry(&PaymentLogEntry::requested(request.clone(), now))
+            .await?
+        {
+            return Ok(BeginPayment::Begun);
+        }
+        if idempotency_key.is_none() {
+            return Ok(BeginPayment::AlreadyExists);
+        }
+        // The key was used before: what did it ask for?
+        let item = self
+            .get(
+                &self.tables.payments,
+                log_entry_key(request.payment_id(), 1),
+            )
+            .await?
+            .ok_or_else(|| {
+                StoreError::Transient(format!(
+                    "payment {} exists but its request cannot be read",
+                    request.payment_id()
+                ))
+            })?;
+        let earlier: PaymentLogEntry = from_item(item)?;
+        let PaymentStep::Requested { request: earlier } = earlier.step else {
+            return Err(StoreError::Permanent(format!(
+                "version 1 of payment {} is not its request",
+                request.payment_id()
+            )));
+        };
+        Ok(if earlier.same_terms_as(request) {
+            BeginPayment::Replayed(earlier.payment_id().clone())
+        } else {
+            BeginPayment::KeyReused
+        })
+    }
+
+    async fn record(&self, plan: &StepPlan) -> Result<RecordStep, StoreError> {
+        // A payee check (`AcceptsCurrency`: the wallet exists and holds the currency) is a
+        // strongly consistent read before the write, not a ConditionCheck inside the
+        // transaction: 1 read unit instead of 2 write units. The two are equivalent because
+        // wallets are never deleted and never change currency: what the read saw still holds
+        // when the transaction commits. A crash between the read and the transaction is
+        // harmless (the read wrote nothing; the redelivery reads again), and the transaction's
+        // own conditions (the log version, the other wallets' funds) still decide the rest.
+        let (checks, changes): (Vec<&WalletEffect>, Vec<&WalletEffect>) = plan
+            .effects
+            .iter()
+            .partition(|effect| matches!(effect.change, WalletChange::AcceptsCurrency(_)));
+        let mut read = HashMap::new();
+        for check in checks {
+            let wallet = self.wallet(&check.wallet_id).await?;
+            let refused = check.refusal(wallet.as_ref()).is_some();
+            read.insert(check.wallet_id.clone(), wallet);
+            if refused {
+                return self.refused_step(plan, read).await;
+            }
+        }
+        if changes.is_empty() {
+            return Ok(if self.put_log_entry(&plan.entry).await? {
+                RecordStep::Recorded
+            } else {
+                RecordStep::VersionTaken
+            });
+        }
+        let mut items = vec![self.log_entry_put(&plan.entry)?];
+        for effect in &changes {
+            items.push(self.wallet_write(effect)?);
+        }
+        match self.transact(items).await? {
+            Transaction::Committed => Ok(RecordStep::Recorded),
+            Transaction::ConditionFailed(0) => Ok(RecordStep::VersionTaken),
+            Transaction::ConditionFailed(index) => self.refusal(changes[index - 1]).await,
+        }
+    }
+}
+
+impl DynamoDbLedger {
+    /// What recording `plan` answers once a payee check refused it, as the transaction that
+    /// used to hold the check answered: `VersionTaken` when another delivery took the version
+    /// (the transaction's first condition), otherwise the refusal of the first effect, in the
+    /// plan's order, that its wallet refuses now (a payer short of funds before an unknown
+    /// payee, as before). Only refused steps pay for these reads. `read` holds the wallets
+    /// read already.
+    async fn refused_step(
+        &self,
+        plan: &StepPlan,
+        mut read: HashMap<WalletId, Option<Wallet>>,
+    ) -> Result<RecordStep, StoreError> {
+        let entry_key = log_entry_key(&plan.entry.payment_id, plan.entry.version);
+        if self.get(&self.tables.payments, entry_key).await?.is_some() {
+            return Ok(RecordStep::VersionTaken);
+        }
+        for effect in &plan.effects {
+            let wallet = match read.get(&effect.wallet_id) {
+                Some(wallet) => wallet.clone(),
+                None => self.wallet(&effect.wallet_id).await?,
+            };
+            if let Some(refusal) = effect.refusal(wallet.as_ref()) {
+                return Ok(RecordStep::Refused(refusal));
+            }
+            read.insert(effect.wallet_id.clone(), wallet);
+        }
+        Err(StoreError::Transient(format!(
+            "the wallets of payment {} refused a change they now accept",
+            plan.entry.payment_id
+        )))
+    }
+}
+
+fn wallet_key(id: &WalletId) -> Item {
+    HashMap::from([("wallet_id".to_owned(), s(id.as_str()))])
+}
+
+fn log_entry_key(id: &PaymentId, version: u32) -> Item {
+    HashMap::from([
+        ("payment_id".to_owned(), s(id.as_str())),
+        ("version".to_owned(), n(u64::from(version))),
+    ])
+}
+
+pub(crate) fn to_item<T: Serialize>(value: &T) -> Result<Item, StoreError> {
+    serde_dynamo::to_item(value)
+        .map_err(|error| StoreError::Permanent(format!("cannot encode item: {error}")))
+}
+
+pub(crate) fn from_item<T: for<'de> Deserialize<'de>>(item: Item) -> Result<T, StoreError> {
+    serde_dynamo::from_item(item)
+        .map_err(|error| StoreError::Permanent(format!("cannot decode item: {error}")))
+}
+
+pub(crate) fn build_error(error: aws_sdk_dynamodb::error::BuildError) -> StoreError {
+    StoreError::Permanent(format!("invalid DynamoDB request: {error}"))
+}
+
+fn is_condition_failure(reason: &CancellationReason) -> bool {
+    reason.code() == Some("ConditionalCheckFailed")
+}
+
+fn describe(reasons: &[CancellationReason]) -> String {
+    let codes: Vec<&str> = reasons
+        .iter()
+        .map(|reason| reason.code().unwrap_or("?"))
+        .collect();
+    codes.join(",")
+}
+
+/// Sorts SDK failures by what the caller does next: retry later, or give up.
+pub(crate) fn sdk_error<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>(
+    operation: &str,
+    error: SdkError<E>,
+) -> StoreError {
+    match dynamodb::classify(operation, error) {
+        SdkFailure::Transient(text) => StoreError::Transient(text),
+        SdkFailure::Permanent(text) => StoreError::Permanent(text),
+    }
+}

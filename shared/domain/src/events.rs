@@ -1,0 +1,624 @@
+//! Event contracts: what paysaga publishes on its event bus. Every event is a versioned
+//! envelope (`version`, `event_id` for de-duplication, the `payment_id` and `wallet_ids` it is
+//! about, `occurred_at`, `data`); the EventBridge `source` and `detail-type` say what it is.
+//! These types are the one definition: the JSON Schemas in `events/schemas/` are generated from
+//! them ([`contract_schemas`]), and a test fails when the checked-in files drift.
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use super::failure::FailureReason;
+use super::ids::{DepositId, PaymentId, WalletId};
+use super::money::Money;
+use super::payment::{Payment, PaymentRequest, PaymentStatus};
+
+/// The EventBridge `source` of payment events.
+pub const PAYMENTS_SOURCE: &str = "paysaga.payments";
+/// The EventBridge `source` of wallet events.
+pub const WALLETS_SOURCE: &str = "paysaga.wallets";
+/// The contract version this code writes and reads.
+pub const CONTRACT_VERSION: u32 = 1;
+
+/// The `detail` of every paysaga event. Build it with [`EventDetail::new`], which takes the
+/// ids from the data, so the envelope and the data cannot disagree.
+///
+/// `payment_id` and `wallet_ids` repeat, at the envelope level, the ids the event is about, so
+/// rules and consumers can route and filter (`"detail": {"wallet_ids": ["wal_x"]}`) without
+/// knowing each `data` shape. They are always written; on reading they may be missing (version 1
+/// events written before they were added), but when present they must match the data.
+/// Unknown fields are ignored anywhere in the envelope and its data (additive changes keep the
+/// version), except inside an amount, which is exactly `minor_units` and `currency`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct EventDetail<T> {
+    /// The contract version; a consumer refuses a version it does not read.
+    #[schemars(extend("const" = CONTRACT_VERSION))]
+    pub version: u32,
+    /// Stable across re-publication: consumers de-duplicate on it.
+    pub event_id: String,
+    /// The payment the event is about, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_id: Option<PaymentId>,
+    /// The wallets the event is about (a payment's payer then payee; a deposit's wallet).
+    #[serde(default)]
+    pub wallet_ids: Vec<WalletId>,
+    pub occurred_at: DateTime<Utc>,
+    pub data: T,
+}
+
+/// The ids an event's data is about, which its envelope repeats.
+pub trait EventSubject {
+    fn payment_id(&self) -> Option<&PaymentId>;
+    fn wallet_ids(&self) -> Vec<WalletId>;
+}
+
+impl EventSubject for PaymentRequest {
+    fn payment_id(&self) -> Option<&PaymentId> {
+        Some(PaymentRequest::payment_id(self))
+    }
+    fn wallet_ids(&self) -> Vec<WalletId> {
+        vec![self.from_wallet().clone(), self.to_wallet().clone()]
+    }
+}
+
+impl EventSubject for PaymentEventData {
+    fn payment_id(&self) -> Option<&PaymentId> {
+        Some(&self.payment_id)
+    }
+    fn wallet_ids(&self) -> Vec<WalletId> {
+        vec![self.from_wallet.clone(), self.to_wallet.clone()]
+    }
+}
+
+impl EventSubject for FundsDeposited {
+    fn payment_id(&self) -> Option<&PaymentId> {
+        None
+    }
+    fn wallet_ids(&self) -> Vec<WalletId> {
+        vec![self.wallet_id.clone()]
+    }
+}
+
+impl<T: EventSubject> EventDetail<T> {
+    /// The current version's envelope around `data`, with the ids it is about.
+    pub fn new(event_id: String, occurred_at: DateTime<Utc>, data: T) -> Self {
+        Self {
+            version: CONTRACT_VERSION,
+            event_id,
+            payment_id: data.payment_id().cloned(),
+            wallet_ids: data.wallet_ids(),
+            occurred_at,
+            data,
+        }
+    }
+
+    /// Why the envelope's ids are not the data's, if they are not.
+    fn mismatched_ids(&self) -> Option<String> {
+        if let Some(payment_id) = &self.payment_id
+            && Some(payment_id) != self.data.payment_id()
+        {
+            return Some(format!(
+                "payment_id {payment_id} is not the data's ({:?})",
+                self.data.payment_id()
+            ));
+        }
+        let wallet_ids = self.data.wallet_ids();
+        if !self.wallet_ids.is_empty() && self.wallet_ids != wallet_ids {
+            return Some(format!(
+                "wallet_ids {:?} are not the data's {wallet_ids:?}",
+                self.wallet_ids
+            ));
+        }
+        None
+    }
+}
+
+/// What a payment's outcome event carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct PaymentEventData {
+    pub payment_id: PaymentId,
+    pub from_wallet: WalletId,
+    pub to_wallet: WalletId,
+    pub amount: Money,
+    pub status: PaymentStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<FailureReason>,
+    /// When the payment was requested (its log's version 1): what read models order a
+    /// payment by, whichever of its events they see first. Always written; may be missing on
+    /// reading (events published before it was added).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_at: Option<DateTime<Utc>>,
+}
+
+/// Money added to a wallet from outside.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct FundsDeposited {
+    pub deposit_id: DepositId,
+    pub wallet_id: WalletId,
+    pub amount: Money,
+}
+
+/// Every event paysaga publishes. A payment is announced twice: when it is requested, and
+/// when it has its outcome. The steps in between stay in the payment's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DomainEvent {
+    /// A payment was asked for; the saga picks it up from the bus.
+    PaymentRequested(EventDetail<PaymentRequest>),
+    /// The money moved: the payment is COMPLETED.
+    PaymentCompleted(EventDetail<PaymentEventData>),
+    /// The payment is FAILED (its `failure` says why); whatever it had done is undone.
+    PaymentFailed(EventDetail<PaymentEventData>),
+    FundsDeposited(EventDetail<FundsDeposited>),
+}
+
+/// Why an event does not honour paysaga's contracts: a consumer can never handle it as it is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ContractViolation {
+    /// Not an EventBridge event at all (not JSON, or no `source` / `detail-type` / `detail`).
+    #[error("not an EventBridge event: {0}")]
+    NotAnEvent(String),
+    #[error("no paysaga event is {detail_type:?} from {event_source:?}")]
+    UnknownEvent {
+        event_source: String,
+        detail_type: String,
+    },
+    #[error(
+        "{detail_type} version {version} is not supported (this code reads version {CONTRACT_VERSION})"
+    )]
+    UnsupportedVersion { detail_type: String, version: u64 },
+    #[error("{detail_type} breaks its contract: {error}")]
+    InvalidDetail { detail_type: String, error: String },
+}
+
+/// The `detail-type` of [`DomainEvent::PaymentRequested`].
+pub const PAYMENT_REQUESTED: &str = "PaymentRequested";
+/// The `detail-type` of [`DomainEvent::PaymentCompleted`].
+pub const PAYMENT_COMPLETED: &str = "PaymentCompleted";
+/// The `detail-type` of [`DomainEvent::PaymentFailed`].
+pub const PAYMENT_FAILED: &str = "PaymentFailed";
+/// The `detail-type` of [`DomainEvent::FundsDeposited`].
+pub const FUNDS_DEPOSITED: &str = "FundsDeposited";
+
+/// Every event type paysaga defines: (`source`, `detail-type`).
+pub const EVENT_TYPES: [(&str, &str); 4] = [
+    (PAYMENTS_SOURCE, PAYMENT_REQUESTED),
+    (PAYMENTS_SOURCE, PAYMENT_COMPLETED),
+    (PAYMENTS_SOURCE, PAYMENT_FAILED),
+    (WALLETS_SOURCE, FUNDS_DEPOSITED),
+];
+
+/// One event type's contract as a JSON Schema (draft 2020-12) of its `detail`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContractSchema {
+    pub source: &'static str,
+    pub detail_type: &'static str,
+    pub schema: serde_json::Value,
+}
+
+impl ContractSchema {
+    /// Where the schema is checked in, relative to the repository root.
+    pub fn path(&self) -> String {
+        format!("events/schemas/{}.json", self.detail_type)
+    }
+
+    /// The file's text: pretty JSON and a final newline.
+    pub fn file_text(&self) -> String {
+        let json = serde_json::to_string_pretty(&self.schema)
+            .expect("a generated schema is plain JSON that always serialises");
+        format!("{json}\n")
+    }
+}
+
+/// The schemas of every event type in [`EVENT_TYPES`], generated from the Rust types.
+pub fn contract_schemas() -> Vec<ContractSchema> {
+    EVENT_TYPES
+        .iter()
+        .map(|&(source, detail_type)| {
+            let mut schema = match detail_type {
+                PAYMENT_REQUESTED => schemars::schema_for!(EventDetail<PaymentRequest>),
+                PAYMENT_COMPLETED | PAYMENT_FAILED => {
+                    schemars::schema_for!(EventDetail<PaymentEventData>)
+                }
+                FUNDS_DEPOSITED => schemars::schema_for!(EventDetail<FundsDeposited>),
+                _ => unreachable!("EVENT_TYPES lists only the detail-types matched here"),
+            };
+            schema.insert("title".into(), detail_type.into());
+            schema.insert(
+                "description".into(),
+                format!(
+                    "The detail of a {detail_type} event from {source}, contract version \
+                     {CONTRACT_VERSION}. Generated from paysaga's Rust types \
+                     (shared/domain/src/events.rs): do not edit, run `make schemas`."
+                )
+                .into(),
+            );
+            ContractSchema {
+                source,
+                detail_type,
+                schema: schema.to_value(),
+            }
+        })
+        .collect()
+}
+
+impl DomainEvent {
+    pub fn payment_requested(request: &PaymentRequest, occurred_at: DateTime<Utc>) -> Self {
+        Self::PaymentRequested(EventDetail::new(
+            format!("{}/1", request.payment_id()),
+            occurred_at,
+            request.clone(),
+        ))
+    }
+
+    /// The event announcing a payment's outcome, once it has one: `PaymentCompleted` or
+    /// `PaymentFailed` (with the reason). Its id is the terminal log entry's
+    /// (`<payment_id>/<version>`), the same however often it is published.
+    pub fn payment_outcome(payment: &Payment) -> Option<Self> {
+        let request = &payment.request;
+        let failure = match payment.status {
+            PaymentStatus::Completed => None,
+            PaymentStatus::Failed => payment.failure.clone(),
+            _ => return None,
+        };
+        let detail = EventDetail::new(
+            format!("{}/{}", request.payment_id(), payment.version),
+            payment.updated_at,
+            PaymentEventData {
+                payment_id: request.payment_id().clone(),
+                from_wallet: request.from_wallet().clone(),
+                to_wallet: request.to_wallet().clone(),
+                amount: request.amount(),
+                status: payment.status,
+                failure,
+                requested_at: Some(payment.created_at),
+            },
+        );
+        match payment.status {
+            PaymentStatus::Completed => Some(Self::PaymentCompleted(detail)),
+            _ => Some(Self::PaymentFailed(detail)),
+        }
+    }
+
+    pub fn funds_deposited(deposit: FundsDeposited, occurred_at: DateTime<Utc>) -> Self {
+        Self::FundsDeposited(EventDetail::new(
+            deposit.deposit_id.to_string(),
+            occurred_at,
+            deposit,
+        ))
+    }
+
+    /// Reads a whole EventBridge event (JSON text: the envelope with `source`, `detail-type` and
+    /// `detail`, as a rule's SQS target receives it), checking it against its contract.
+    pub fn from_eventbridge(event: &str) -> Result<Self, ContractViolation> {
+        #[derive(Deserialize)]
+        struct Envelope {
+            source: String,
+            #[serde(rename = "detail-type")]
+            detail_type: String,
+            detail: serde_json::Value,
+        }
+        let envelope: Envelope = serde_json::from_str(event)
+            .map_err(|error| ContractViolation::NotAnEvent(redact::json_error(&error)))?;
+        Self::parse(
+            &envelope.source,
+            &envelope.detail_type,
+            &envelope.detail.to_string(),
+        )
+    }
+
+    /// Reads an event from its EventBridge `source`, `detail-type` and `detail` (JSON text),
+    /// checking it against the contract of that type and version.
+    pub fn parse(source: &str, detail_type: &str, detail: &str) -> Result<Self, ContractViolation> {
+        #[derive(Deserialize)]
+        struct Versioned {
+            version: u64,
+        }
+        // Source and detail-type are echoed in refusals, which are logged: shown, not copied.
+        let invalid = |error: String| ContractViolation::InvalidDetail {
+            detail_type: redact::shown(detail_type),
+            error,
+        };
+        let version = serde_json::from_str::<Versioned>(detail)
+            .map_err(|error| invalid(redact::json_error(&error)))?
+            .version;
+        let known = EVENT_TYPES.contains(&(source, detail_type));
+        if !known {
+            return Err(ContractViolation::UnknownEvent {
+                event_source: redact::shown(source),
+                detail_type: redact::shown(detail_type),
+            });
+        }
+        if version != u64::from(CONTRACT_VERSION) {
+            return Err(ContractViolation::UnsupportedVersion {
+                detail_type: detail_type.to_owned(),
+                version,
+            });
+        }
+        fn read<T: DeserializeOwned + EventSubject>(
+            detail: &str,
+        ) -> Result<EventDetail<T>, String> {
+            let detail: EventDetail<T> =
+                serde_json::from_str(detail).map_err(|error| redact::json_error(&error))?;
+            // The event id is logged by every consumer: it may not carry personal data.
+            if let Some(finding) = redact::findings(&detail.event_id).first() {
+                return Err(format!("event_id must not hold {}", finding.kind));
+            }
+            match detail.mismatched_ids() {
+                Some(mismatch) => Err(mismatch),
+                None => Ok(detail),
+            }
+        }
+        let event = match detail_type {
+            PAYMENT_REQUESTED => Self::PaymentRequested(read(detail).map_err(invalid)?),
+            PAYMENT_COMPLETED => Self::PaymentCompleted(read(detail).map_err(invalid)?),
+            PAYMENT_FAILED => Self::PaymentFailed(read(detail).map_err(invalid)?),
+            FUNDS_DEPOSITED => Self::FundsDeposited(read(detail).map_err(invalid)?),
+            _ => unreachable!("unknown detail-types were refused above"),
+        };
+        Ok(event)
+    }
+
+    /// The EventBridge `source`.
+    pub fn source(&self) -> &'static str {
+        match self {
+            Self::PaymentRequested(_) | Self::PaymentCompleted(_) | Self::PaymentFailed(_) => {
+                PAYMENTS_SOURCE
+            }
+            Self::FundsDeposited(_) => WALLETS_SOURCE,
+        }
+    }
+
+    /// The EventBridge `detail-type`.
+    pub fn detail_type(&self) -> &'static str {
+        match self {
+            Self::PaymentRequested(_) => PAYMENT_REQUESTED,
+            Self::PaymentCompleted(_) => PAYMENT_COMPLETED,
+            Self::PaymentFailed(_) => PAYMENT_FAILED,
+            Self::FundsDeposited(_) => FUNDS_DEPOSITED,
+        }
+    }
+
+    pub fn event_id(&self) -> &str {
+        match self {
+            Self::PaymentRequested(detail) => &detail.event_id,
+            Self::PaymentCompleted(detail) | Self::PaymentFailed(detail) => &detail.event_id,
+            Self::FundsDeposited(detail) => &detail.event_id,
+        }
+    }
+
+    /// The payment the event is about, if any (taken from its data, which the envelope's
+    /// `payment_id` repeats when present).
+    pub fn payment_id(&self) -> Option<&PaymentId> {
+        match self {
+            Self::PaymentRequested(detail) => EventSubject::payment_id(&detail.data),
+            Self::PaymentCompleted(detail) | Self::PaymentFailed(detail) => {
+                EventSubject::payment_id(&detail.data)
+            }
+            Self::FundsDeposited(detail) => EventSubject::payment_id(&detail.data),
+        }
+    }
+
+    /// The `detail`, as the JSON text EventBridge carries.
+    pub fn detail_json(&self) -> String {
+        let json = match self {
+            Self::PaymentRequested(detail) => serde_json::to_string(detail),
+            Self::PaymentCompleted(detail) | Self::PaymentFailed(detail) => {
+                serde_json::to_string(detail)
+            }
+            Self::FundsDeposited(detail) => serde_json::to_string(detail),
+        };
+        json.expect("event details are plain data that always serialise")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ChargeId;
+    use crate::payment::{PaymentLogEntry, PaymentStep};
+    use crate::test_support::request;
+
+    #[test]
+    fn payment_requested_round_trips_through_its_json_contract() {
+        let event = DomainEvent::payment_requested(&request(1_250), Utc::now());
+        assert_eq!(
+            (event.source(), event.detail_type()),
+            ("paysaga.payments", "PaymentRequested")
+        );
+        assert_eq!(event.event_id(), "pay_test/1");
+        let json: serde_json::Value = serde_json::from_str(&event.detail_json()).unwrap();
+        assert_eq!(json["version"], 1);
+        assert_eq!(
+            json["data"]["amount"],
+            serde_json::json!({"minor_units": 1250, "currency": "EUR"})
+        );
+        let parsed: EventDetail<PaymentRequest> = serde_json::from_value(json).unwrap();
+        assert_eq!(parsed.data, request(1_250));
+    }
+
+    #[test]
+    fn events_parse_back_from_what_the_bus_carries() {
+        let requested = DomainEvent::payment_requested(&request(1_250), Utc::now());
+        let completed = DomainEvent::payment_outcome(&completed()).unwrap();
+        let failed = DomainEvent::payment_outcome(&failed()).unwrap();
+        for event in [requested, completed, failed] {
+            let parsed =
+                DomainEvent::parse(event.source(), event.detail_type(), &event.detail_json());
+            assert_eq!(parsed, Ok(event));
+        }
+    }
+
+    /// A payment's log after `steps`, folded.
+    fn payment_after(steps: Vec<PaymentStep>) -> Payment {
+        let mut log = vec![PaymentLogEntry::requested(request(10), Utc::now())];
+        for step in steps {
+            let payment = Payment::from_log(&log).unwrap();
+            log.push(payment.next_entry(step, Utc::now()));
+        }
+        Payment::from_log(&log).unwrap()
+    }
+
+    fn completed() -> Payment {
+        let charged = PaymentStep::Charged {
+            charge_id: ChargeId::parse("ch_1").unwrap(),
+        };
+        payment_after(vec![
+            PaymentStep::FundsReserved,
+            charged,
+            PaymentStep::Completed,
+        ])
+    }
+
+    fn failed() -> Payment {
+        payment_after(vec![PaymentStep::Failed {
+            reason: FailureReason::InsufficientFunds {
+                wallet_id: request(10).from_wallet().clone(),
+            },
+        }])
+    }
+
+    #[test]
+    fn contract_violations_say_what_is_wrong() {
+        let detail = DomainEvent::payment_requested(&request(1_250), Utc::now()).detail_json();
+        let parse = |source: &str, detail_type: &str, detail: &str| {
+            DomainEvent::parse(source, detail_type, detail).unwrap_err()
+        };
+        assert!(matches!(
+            parse("paysaga.payments", "PaymentExploded", &detail),
+            ContractViolation::UnknownEvent { .. }
+        ));
+        assert!(matches!(
+            parse("someone.else", "PaymentRequested", &detail),
+            ContractViolation::UnknownEvent { .. }
+        ));
+        let newer = detail.replace(r#""version":1"#, r#""version":2"#);
+        assert_eq!(
+            parse("paysaga.payments", "PaymentRequested", &newer),
+            ContractViolation::UnsupportedVersion {
+                detail_type: "PaymentRequested".into(),
+                version: 2
+            }
+        );
+        let float_money = detail.replace(r#""minor_units":1250"#, r#""minor_units":12.5"#);
+        let violation = parse("paysaga.payments", "PaymentRequested", &float_money);
+        assert!(
+            matches!(violation, ContractViolation::InvalidDetail { .. }),
+            "{violation}"
+        );
+        let unversioned = parse("paysaga.payments", "PaymentRequested", "{}");
+        assert!(
+            matches!(unversioned, ContractViolation::InvalidDetail { .. }),
+            "{unversioned}"
+        );
+    }
+
+    #[test]
+    fn only_outcomes_are_announced_identified_by_the_terminal_version() {
+        let pending = payment_after(vec![]);
+        let reserved = payment_after(vec![PaymentStep::FundsReserved]);
+        let compensating = payment_after(vec![
+            PaymentStep::FundsReserved,
+            PaymentStep::CompensationStarted {
+                reason: FailureReason::ProcessorUnavailable,
+            },
+        ]);
+        for unfinished in [pending, reserved, compensating] {
+            assert_eq!(
+                DomainEvent::payment_outcome(&unfinished),
+                None,
+                "{:?}",
+                unfinished.status
+            );
+        }
+
+        let completed = completed();
+        let event = DomainEvent::payment_outcome(&completed).unwrap();
+        assert_eq!(
+            (event.source(), event.detail_type(), event.event_id()),
+            ("paysaga.payments", "PaymentCompleted", "pay_test/4")
+        );
+        let json: serde_json::Value = serde_json::from_str(&event.detail_json()).unwrap();
+        assert_eq!(json["data"]["status"], "COMPLETED");
+        assert!(json["data"].get("failure").is_none(), "{json}");
+        assert_eq!(
+            json["occurred_at"],
+            serde_json::to_value(completed.updated_at).unwrap()
+        );
+        // The request's time, which read models order the payment by; optional on reading.
+        assert_eq!(
+            json["data"]["requested_at"],
+            serde_json::to_value(completed.created_at).unwrap()
+        );
+        let mut older = json.clone();
+        older["data"]
+            .as_object_mut()
+            .unwrap()
+            .remove("requested_at");
+        let parsed = DomainEvent::parse(PAYMENTS_SOURCE, PAYMENT_COMPLETED, &older.to_string());
+        assert!(
+            matches!(&parsed, Ok(DomainEvent::PaymentCompleted(detail)) if detail.data.requested_at.is_none()),
+            "{parsed:?}"
+        );
+
+        let event = DomainEvent::payment_outcome(&failed()).unwrap();
+        assert_eq!(
+            (event.detail_type(), event.event_id()),
+            ("PaymentFailed", "pay_test/2")
+        );
+        let json: serde_json::Value = serde_json::from_str(&event.detail_json()).unwrap();
+        assert_eq!(json["payment_id"], "pay_test");
+        assert_eq!(
+            json["wallet_ids"],
+            serde_json::json!(["wal_alice", "wal_bob"])
+        );
+        assert_eq!(json["data"]["status"], "FAILED");
+        assert_eq!(json["data"]["failure"]["code"], "insufficient_funds");
+    }
+
+    #[test]
+    fn event_ids_holding_personal_data_are_refused() {
+        let deposit = FundsDeposited {
+            deposit_id: DepositId::parse("dep_1").unwrap(),
+            wallet_id: WalletId::parse("wal_a").unwrap(),
+            amount: Money::new(1, "EUR".parse().unwrap()).unwrap(),
+        };
+        let event = DomainEvent::funds_deposited(deposit, Utc::now());
+        let mut detail: serde_json::Value = serde_json::from_str(&event.detail_json()).unwrap();
+        detail["event_id"] = "bob@example.com".into();
+        let refused =
+            DomainEvent::parse(WALLETS_SOURCE, FUNDS_DEPOSITED, &detail.to_string()).unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            "FundsDeposited breaks its contract: event_id must not hold an e-mail address"
+        );
+        let refused = DomainEvent::parse("4111111111111111", "x@example.com", "{\"version\":1}");
+        assert_eq!(
+            refused.unwrap_err().to_string(),
+            "no paysaga event is \"[e-mail]\" from \"[card number]\""
+        );
+    }
+
+    #[test]
+    fn step_events_are_no_longer_part_of_the_contract() {
+        let detail = DomainEvent::payment_outcome(&completed())
+            .unwrap()
+            .detail_json();
+        for retired in [
+            "FundsReserved",
+            "PaymentCharged",
+            "FundsSettled",
+            "CompensationStarted",
+            "ChargeRefunded",
+            "ReservationReleased",
+        ] {
+            assert!(
+                matches!(
+                    DomainEvent::parse("paysaga.payments", retired, &detail),
+                    Err(ContractViolation::UnknownEvent { .. })
+                ),
+                "{retired}"
+            );
+        }
+    }
+}

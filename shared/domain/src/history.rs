@@ -1,0 +1,644 @@
+//! The audit trail as an event store: every domain event, appended to the stream of each
+//! aggregate it is about, under a version that stream assigns in arrival order; and the
+//! aggregates folded back from their streams.
+//!
+//! Streams: a payment's (`payment#<id>`: its request, then its outcome) and each wallet's
+//! (`wallet#<id>`: its deposits, and the completed payments that debit it as payer or credit
+//! it as payee; a failed payment moves no money, so it stays out of the wallets' streams).
+//! Events reach the store in any order (SQS), so each fold is order-independent within its
+//! stream: a wallet keeps what was credited and what was debited, and its balance is the
+//! difference; a payment's outcome wins whether it came before its request or after it.
+//!
+//! A snapshot is an aggregate folded up to a version ([`snapshot_due`]); loading an aggregate is
+//! its latest snapshot and the events after it ([`AggregateState::replay`]), which equals the
+//! replay of the whole stream (a test below proves it).
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::events::{DomainEvent, PaymentEventData};
+use super::failure::FailureReason;
+use super::ids::{IdError, PaymentId, WalletId};
+use super::money::{Currency, Money, MoneyError};
+use super::payment::PaymentStatus;
+
+/// How often a stream is snapshotted unless configured otherwise (`SNAPSHOT_EVERY`): a load is
+/// then one snapshot and at most 9 events (one small query page), and snapshots add one write
+/// per 10 appends. Payment streams (2 events) never reach it; busy wallets do.
+pub const DEFAULT_SNAPSHOT_EVERY: u64 = 10;
+
+/// The aggregate a stream belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum StreamId {
+    Payment(PaymentId),
+    Wallet(WalletId),
+}
+
+impl fmt::Display for StreamId {
+    /// `payment#<id>` or `wallet#<id>`: the stream's key in the store.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Payment(id) => write!(f, "payment#{id}"),
+            Self::Wallet(id) => write!(f, "wallet#{id}"),
+        }
+    }
+}
+
+impl FromStr for StreamId {
+    type Err = IdError;
+
+    fn from_str(key: &str) -> Result<Self, Self::Err> {
+        match key.split_once('#') {
+            Some(("payment", id)) => Ok(Self::Payment(PaymentId::parse(id)?)),
+            Some(("wallet", id)) => Ok(Self::Wallet(WalletId::parse(id)?)),
+            _ => Err(IdError::Malformed {
+                kind: "a stream",
+                prefix: "payment#pay_ or wallet#wal_",
+            }),
+        }
+    }
+}
+
+impl Serialize for StreamId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for StreamId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let key = String::deserialize(deserializer)?;
+        key.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// One event as one stream holds it, at the version the stream gave it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamEvent {
+    pub stream: StreamId,
+    /// 1, 2, 3, ... in the order the events reached the store: no gaps, no duplicates.
+    pub version: u64,
+    pub event: DomainEvent,
+    pub recorded_at: DateTime<Utc>,
+}
+
+/// One event as the store recorded it, once (whatever the number of streams it is in).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedEvent {
+    pub event: DomainEvent,
+    pub recorded_at: DateTime<Utc>,
+    /// The streams it was appended to, and the version each gave it.
+    pub positions: Vec<(StreamId, u64)>,
+}
+
+/// The streams an event is appended to, each once, payment first: a payment's request and
+/// outcome go to the payment's stream; a completed payment also to its payer's and payee's;
+/// a deposit to its wallet's.
+pub fn streams_of(event: &DomainEvent) -> Vec<StreamId> {
+    let mut streams = match event {
+        DomainEvent::PaymentRequested(detail) => {
+            vec![StreamId::Payment(detail.data.payment_id().clone())]
+        }
+        DomainEvent::PaymentFailed(detail) => {
+            vec![StreamId::Payment(detail.data.payment_id.clone())]
+        }
+        DomainEvent::PaymentCompleted(detail) => vec![
+            StreamId::Payment(detail.data.payment_id.clone()),
+            StreamId::Wallet(detail.data.from_wallet.clone()),
+            StreamId::Wallet(detail.data.to_wallet.clone()),
+        ],
+        DomainEvent::FundsDeposited(detail) => {
+            vec![StreamId::Wallet(detail.data.wallet_id.clone())]
+        }
+    };
+    let mut seen = Vec::with_capacity(streams.len());
+    streams.retain(|stream| {
+        let first = !seen.contains(stream);
+        seen.push(stream.clone());
+        first
+    });
+    streams
+}
+
+/// Whether the entry at `version` of a stream comes with a snapshot of the aggregate folded up
+/// to it: every `every` versions (never when `every` is 0).
+pub fn snapshot_due(version: u64, every: u64) -> bool {
+    every > 0 && version > 0 && version.is_multiple_of(every)
+}
+
+/// A stream does not fold into an aggregate.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HistoryError {
+    #[error("{stream}: expected version {expected}, found {found}")]
+    OutOfSequence {
+        stream: StreamId,
+        expected: u64,
+        found: u64,
+    },
+    #[error("{stream}: an event of {found} was folded into it")]
+    WrongStream { stream: StreamId, found: StreamId },
+    #[error("{stream} is inconsistent: {detail}")]
+    Inconsistent { stream: StreamId, detail: String },
+    #[error("{stream}: {error}")]
+    Money { stream: StreamId, error: MoneyError },
+}
+
+/// A wallet as its stream tells it: what was credited (deposits, payments received) and what
+/// was debited (payments sent), both in its currency.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WalletAggregate {
+    pub wallet_id: WalletId,
+    /// The version of the last event folded in (0: none).
+    pub version: u64,
+    /// `None` until the first event, which says the currency.
+    pub totals: Option<WalletTotals>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WalletTotals {
+    pub credited: Money,
+    pub debited: Money,
+}
+
+impl WalletAggregate {
+    pub fn new(wallet_id: WalletId) -> Self {
+        Self {
+            wallet_id,
+            version: 0,
+            totals: None,
+        }
+    }
+
+    fn stream(&self) -> StreamId {
+        StreamId::Wallet(self.wallet_id.clone())
+    }
+
+    pub fn currency(&self) -> Option<Currency> {
+        self.totals.map(|totals| totals.credited.currency())
+    }
+
+    /// Credited minus debited; `None` for a wallet with no events. An error when more was
+    /// debited than credited, which a complete stream never shows (the ledger refuses
+    /// overdrafts) but a stream missing a deposit that is still on its way can.
+    pub fn balance(&self) -> Result<Option<Money>, HistoryError> {
+        self.totals
+            .map(|totals| totals.credited.checked_sub(totals.debited))
+            .transpose()
+            .map_err(|error| HistoryError::Money {
+                stream: self.stream(),
+                error,
+            })
+    }
+
+    /// The wallet with `entry` folded in.
+    pub fn apply(&self, entry: &StreamEvent) -> Result<Self, HistoryError> {
+        check_position(&self.stream(), self.version, entry)?;
+        let (credit, debit) = match &entry.event {
+            DomainEvent::FundsDeposited(detail) if detail.data.wallet_id == self.wallet_id => {
+                (Some(detail.data.amount), None)
+            }
+            DomainEvent::PaymentCompleted(detail) => {
+                let data = &detail.data;
+                let credit = (data.to_wallet == self.wallet_id).then_some(data.amount);
+                let debit = (data.from_wallet == self.wallet_id).then_some(data.amount);
+                (credit, debit)
+            }
+            // Nothing else moves this wallet's money (and nothing else is appended to it).
+            _ => (None, None),
+        };
+        let mut next = self.clone();
+        next.version = entry.version;
+        let Some(currency) = credit.or(debit).map(Money::currency) else {
+            return Ok(next);
+        };
+        let stream = self.stream();
+        let money = |error| HistoryError::Money {
+            stream: stream.clone(),
+            error,
+        };
+        let mut totals = self.totals.unwrap_or(WalletTotals {
+            credited: Money::zero(currency),
+            debited: Money::zero(currency),
+        });
+        if let Some(amount) = credit {
+            totals.credited = totals.credited.checked_add(amount).map_err(money)?;
+        }
+        if let Some(amount) = debit {
+            totals.debited = totals.debited.checked_add(amount).map_err(money)?;
+        }
+        next.totals = Some(totals);
+        Ok(next)
+    }
+}
+
+/// A payment as its stream tells it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentAggregate {
+    pub payment_id: PaymentId,
+    pub version: u64,
+    /// What was asked for; `None` until the first event.
+    pub terms: Option<PaymentTerms>,
+    /// `PENDING` once requested (the steps in between are not events), then `COMPLETED` or
+    /// `FAILED`; `None` until the first event.
+    pub status: Option<PaymentStatus>,
+    pub failure: Option<FailureReason>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentTerms {
+    pub from_wallet: WalletId,
+    pub to_wallet: WalletId,
+    pub amount: Money,
+}
+
+impl PaymentAggregate {
+    pub fn new(payment_id: PaymentId) -> Self {
+        Self {
+            payment_id,
+            version: 0,
+            terms: None,
+            status: None,
+            failure: None,
+        }
+    }
+
+    fn stream(&self) -> StreamId {
+        StreamId::Payment(self.payment_id.clone())
+    }
+
+    /// The payment with `entry` folded in: an outcome is final, whichever order the request
+    /// and the outcome arrived in; two different outcomes, or terms that disagree, are an error.
+    pub fn apply(&self, entry: &StreamEvent) -> Result<Self, HistoryError> {
+        check_position(&self.stream(), self.version, entry)?;
+        let (terms, status, failure) = match &entry.event {
+            DomainEvent::PaymentRequested(detail) => {
+                let request = &detail.data;
+                let terms = PaymentTerms {
+                    from_wallet: request.from_wallet().clone(),
+                    to_wallet: request.to_wallet().clone(),
+                    amount: request.amount(),
+                };
+                (terms, PaymentStatus::Pending, None)
+            }
+            DomainEvent::PaymentCompleted(detail) | DomainEvent::PaymentFailed(detail) => {
+                let PaymentEventData {
+                    from_wallet,
+                    to_wallet,
+                    amount,
+                    status,
+                    failure,
+                    ..
+                } = &detail.data;
+                let terms = PaymentTerms {
+                    from_wallet: from_wallet.clone(),
+                    to_wallet: to_wallet.clone(),
+                    amount: *amount,
+                };
+                (terms, *status, failure.clone())
+            }
+            DomainEvent::FundsDeposited(_) => {
+                return Err(HistoryError::Inconsistent {
+                    stream: self.stream(),
+                    detail: format!(
+                        "a deposit ({}) in a payment's stream",
+                        entry.event.event_id()
+                    ),
+                });
+            }
+        };
+        let inconsistent = |detail: String| HistoryError::Inconsistent {
+            stream: self.stream(),
+            detail,
+        };
+        if let Some(known) = &self.terms
+            && known != &terms
+        {
+            return Err(inconsistent(format!(
+                "event {} has other terms than the payment's",
+                entry.event.event_id()
+            )));
+        }
+        let mut next = self.clone();
+        next.version = entry.version;
+        next.terms = Some(terms);
+        match (self.status, status) {
+            // A request after the outcome changes nothing.
+            (Some(known), PaymentStatus::Pending) if known.is_terminal() => {}
+            (Some(known), new) if known.is_terminal() && known != new => {
+                return Err(inconsistent(format!("both {known:?} and {new:?}")));
+            }
+            _ => {
+                next.status = Some(status);
+                if status.is_terminal() {
+                    next.failure = failure;
+                }
+            }
+        }
+        Ok(next)
+    }
+}
+
+/// Any aggregate: what a snapshot holds, and what the store folds when one is due.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "aggregate", rename_all = "snake_case")]
+pub enum AggregateState {
+    Wallet(WalletAggregate),
+    Payment(PaymentAggregate),
+}
+
+impl AggregateState {
+    /// The aggregate of `stream` before its first event.
+    pub fn empty(stream: &StreamId) -> Self {
+        match stream {
+            StreamId::Wallet(id) => Self::Wallet(WalletAggregate::new(id.clone())),
+            StreamId::Payment(id) => Self::Payment(PaymentAggregate::new(id.clone())),
+        }
+    }
+
+    pub fn stream(&self) -> StreamId {
+        match self {
+            Self::Wallet(wallet) => wallet.stream(),
+            Self::Payment(payment) => payment.stream(),
+        }
+    }
+
+    pub fn version(&self) -> u64 {
+        match self {
+            Self::Wallet(wallet) => wallet.version,
+            Self::Payment(payment) => payment.version,
+        }
+    }
+
+    pub fn apply(&self, entry: &StreamEvent) -> Result<Self, HistoryError> {
+        match self {
+            Self::Wallet(wallet) => wallet.apply(entry).map(Self::Wallet),
+            Self::Payment(payment) => payment.apply(entry).map(Self::Payment),
+        }
+    }
+
+    /// This state with `entries` (the stream's events after its version, in order) folded in.
+    pub fn replay<'a>(
+        self,
+        entries: impl IntoIterator<Item = &'a StreamEvent>,
+    ) -> Result<Self, HistoryError> {
+        entries
+            .into_iter()
+            .try_fold(self, |state, entry| state.apply(entry))
+    }
+}
+
+/// The entry must be the next version of this stream.
+fn check_position(
+    stream: &StreamId,
+    version: u64,
+    entry: &StreamEvent,
+) -> Result<(), HistoryError> {
+    if &entry.stream != stream {
+        return Err(HistoryError::WrongStream {
+            stream: stream.clone(),
+            found: entry.stream.clone(),
+        });
+    }
+    if entry.version != version + 1 {
+        return Err(HistoryError::OutOfSequence {
+            stream: stream.clone(),
+            expected: version + 1,
+            found: entry.version,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::{deposit, eur, payment, wallet};
+
+    /// Appends events to their streams the way the store does: in arrival order, each
+    /// stream numbering its own, duplicates (same event id) dropped.
+    pub(crate) fn append_all(events: &[DomainEvent]) -> Vec<StreamEvent> {
+        let mut seen = std::collections::HashSet::new();
+        let mut heads = std::collections::HashMap::<StreamId, u64>::new();
+        let mut entries = Vec::new();
+        for event in events {
+            if !seen.insert(event.event_id().to_owned()) {
+                continue;
+            }
+            for stream in streams_of(event) {
+                let head = heads.entry(stream.clone()).or_default();
+                *head += 1;
+                entries.push(StreamEvent {
+                    stream,
+                    version: *head,
+                    event: event.clone(),
+                    recorded_at: Utc::now(),
+                });
+            }
+        }
+        entries
+    }
+
+    fn stream(entries: &[StreamEvent], id: &StreamId) -> Vec<StreamEvent> {
+        entries
+            .iter()
+            .filter(|entry| &entry.stream == id)
+            .cloned()
+            .collect()
+    }
+
+    fn rebuilt_wallet(entries: &[StreamEvent], id: &str) -> WalletAggregate {
+        let stream_id = StreamId::Wallet(wallet(id));
+        match AggregateState::empty(&stream_id).replay(&stream(entries, &stream_id)) {
+            Ok(AggregateState::Wallet(wallet)) => wallet,
+            other => panic!("not a wallet: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn stream_keys_round_trip() {
+        for key in ["payment#pay_a1", "wallet#wal_b2"] {
+            let stream: StreamId = key.parse().unwrap();
+            assert_eq!(stream.to_string(), key);
+        }
+        assert!("wallet#not a wallet".parse::<StreamId>().is_err());
+    }
+
+    #[test]
+    fn each_event_goes_to_the_streams_of_what_it_changes() {
+        let (requested, completed) =
+            payment("pay_1", "wal_a", "wal_b", 500, PaymentStatus::Completed);
+        let (_, failed) = payment("pay_2", "wal_a", "wal_b", 500, PaymentStatus::Failed);
+        let keys = |event: &DomainEvent| -> Vec<String> {
+            streams_of(event).iter().map(ToString::to_string).collect()
+        };
+        assert_eq!(keys(&requested), ["payment#pay_1"]);
+        assert_eq!(
+            keys(&completed),
+            ["payment#pay_1", "wallet#wal_a", "wallet#wal_b"]
+        );
+        assert_eq!(keys(&failed), ["payment#pay_2"]);
+        assert_eq!(keys(&deposit("dep_1", "wal_a", 10)), ["wallet#wal_a"]);
+    }
+
+    #[test]
+    fn completed_and_failed_payments_fold_into_the_right_balances() {
+        let (requested_1, completed) =
+            payment("pay_1", "wal_a", "wal_b", 3_000, PaymentStatus::Completed);
+        let (requested_2, failed) =
+            payment("pay_2", "wal_a", "wal_b", 9_000, PaymentStatus::Failed);
+        let entries = append_all(&[
+            deposit("dep_1", "wal_a", 10_000),
+            requested_1,
+            completed,
+            requested_2,
+            failed,
+        ]);
+        let a = rebuilt_wallet(&entries, "wal_a");
+        let b = rebuilt_wallet(&entries, "wal_b");
+        assert_eq!(a.balance(), Ok(Some(eur(7_000))));
+        assert_eq!(b.balance(), Ok(Some(eur(3_000))));
+        assert_eq!((a.version, b.version), (2, 1));
+
+        let payment_stream = StreamId::Payment(PaymentId::parse("pay_2").unwrap());
+        let state = AggregateState::empty(&payment_stream)
+            .replay(&stream(&entries, &payment_stream))
+            .unwrap();
+        let AggregateState::Payment(failed) = state else {
+            panic!("a payment stream folds into a payment")
+        };
+        assert_eq!(failed.status, Some(PaymentStatus::Failed));
+        assert!(matches!(
+            failed.failure,
+            Some(FailureReason::InsufficientFunds { .. })
+        ));
+        assert_eq!(failed.terms.map(|terms| terms.amount), Some(eur(9_000)));
+        assert_eq!(failed.version, 2);
+    }
+
+    #[test]
+    fn duplicates_and_out_of_order_arrivals_change_nothing() {
+        let (requested, completed) =
+            payment("pay_1", "wal_a", "wal_b", 3_000, PaymentStatus::Completed);
+        let in_order = append_all(&[
+            deposit("dep_1", "wal_a", 10_000),
+            requested.clone(),
+            completed.clone(),
+        ]);
+        // The outcome before its request and before the deposit that funded it, each twice.
+        let shuffled = append_all(&[
+            completed.clone(),
+            completed,
+            requested.clone(),
+            deposit("dep_1", "wal_a", 10_000),
+            requested,
+            deposit("dep_1", "wal_a", 10_000),
+        ]);
+        assert_eq!(in_order.len(), shuffled.len(), "duplicates are dropped");
+        for id in ["wal_a", "wal_b"] {
+            assert_eq!(
+                rebuilt_wallet(&in_order, id).balance(),
+                rebuilt_wallet(&shuffled, id).balance()
+            );
+        }
+        let payment_stream = StreamId::Payment(PaymentId::parse("pay_1").unwrap());
+        let fold = |entries: &[StreamEvent]| match AggregateState::empty(&payment_stream)
+            .replay(&stream(entries, &payment_stream))
+        {
+            Ok(AggregateState::Payment(payment)) => payment.status,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(fold(&in_order), Some(PaymentStatus::Completed));
+        assert_eq!(fold(&shuffled), Some(PaymentStatus::Completed));
+    }
+
+    #[test]
+    fn a_snapshot_and_its_tail_equal_the_full_replay() {
+        let mut events = Vec::new();
+        for n in 0..37 {
+            events.push(deposit(&format!("dep_{n}"), "wal_a", 1_000 + n));
+            let (requested, outcome) = payment(
+                &format!("pay_{n}"),
+                "wal_a",
+                "wal_b",
+                500,
+                if n % 3 == 0 {
+                    PaymentStatus::Failed
+                } else {
+                    PaymentStatus::Completed
+                },
+            );
+            events.extend([outcome, requested]);
+        }
+        let entries = append_all(&events);
+        let stream_id = StreamId::Wallet(wallet("wal_a"));
+        let wallet_entries = stream(&entries, &stream_id);
+        let full = AggregateState::empty(&stream_id)
+            .replay(&wallet_entries)
+            .unwrap();
+        let every = DEFAULT_SNAPSHOT_EVERY;
+        let mut snapshots = 0;
+        for cut in (1..=wallet_entries.len() as u64).filter(|v| snapshot_due(*v, every)) {
+            snapshots += 1;
+            let (head, tail) = wallet_entries.split_at(cut as usize);
+            let snapshot = AggregateState::empty(&stream_id).replay(head).unwrap();
+            assert_eq!(snapshot.version(), cut);
+            // What a store holds: the snapshot as JSON.
+            let stored: AggregateState =
+                serde_json::from_str(&serde_json::to_string(&snapshot).unwrap()).unwrap();
+            assert_eq!(stored.replay(tail).unwrap(), full);
+        }
+        assert!(snapshots >= 6, "{snapshots} snapshots");
+        let AggregateState::Wallet(a) = full else {
+            panic!("a wallet")
+        };
+        let credited: u64 = (0..37).map(|n| 1_000 + n).sum();
+        let paid = 500 * (0..37).filter(|n| n % 3 != 0).count() as u64;
+        assert_eq!(a.balance(), Ok(Some(eur(credited - paid))));
+    }
+
+    #[test]
+    fn a_gap_or_another_streams_event_does_not_fold() {
+        let entries = append_all(&[deposit("dep_1", "wal_a", 1), deposit("dep_2", "wal_a", 2)]);
+        let state = AggregateState::empty(&StreamId::Wallet(wallet("wal_a")));
+        assert!(matches!(
+            state.clone().replay(&entries[1..]),
+            Err(HistoryError::OutOfSequence {
+                expected: 1,
+                found: 2,
+                ..
+            })
+        ));
+        let other = AggregateState::empty(&StreamId::Wallet(wallet("wal_b")));
+        assert!(matches!(
+            other.replay(&entries),
+            Err(HistoryError::WrongStream { .. })
+        ));
+    }
+
+    #[test]
+    fn two_outcomes_of_one_payment_are_an_error() {
+        let (_, completed) = payment("pay_1", "wal_a", "wal_b", 10, PaymentStatus::Completed);
+        let (_, failed) = payment("pay_1", "wal_a", "wal_b", 10, PaymentStatus::Failed);
+        let mut failed = failed;
+        if let DomainEvent::PaymentFailed(detail) = &mut failed {
+            detail.event_id = "pay_1/5".to_owned();
+        }
+        let entries = append_all(&[completed, failed]);
+        let stream_id = StreamId::Payment(PaymentId::parse("pay_1").unwrap());
+        assert!(matches!(
+            AggregateState::empty(&stream_id).replay(&stream(&entries, &stream_id)),
+            Err(HistoryError::Inconsistent { .. })
+        ));
+    }
+
+    #[test]
+    fn more_debited_than_credited_has_no_balance() {
+        let (_, completed) = payment("pay_1", "wal_a", "wal_b", 10, PaymentStatus::Completed);
+        let a = rebuilt_wallet(&append_all(&[completed]), "wal_a");
+        assert!(matches!(a.balance(), Err(HistoryError::Money { .. })));
+        assert_eq!(a.currency().map(Currency::code), Some("EUR"));
+    }
+}

@@ -1,0 +1,274 @@
+//! The narrow capabilities the payments domain needs from the outside world. Each trait is
+//! one capability; AWS adapters live in [`paysaga_aws`], in-memory ones in [`paysaga_services::fakes`].
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::history::{AggregateState, RecordedEvent, StreamEvent, StreamId};
+use crate::{
+    ChargeId, DepositId, DomainEvent, FailureReason, IdempotencyKey, Money, Owner, PaymentId,
+    PaymentLogEntry, PaymentRequest, StepPlan, Wallet, WalletId, WalletRejection,
+};
+
+/// A store failed. Grouped by what the caller does next.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// Throttling, a conflicting concurrent transaction, the service unreachable: retry later.
+    #[error("store temporarily unavailable: {0}")]
+    Transient(String),
+    /// Data that does not parse, a broken invariant, a missing table: retrying will not help.
+    #[error("store failed: {0}")]
+    Permanent(String),
+}
+
+/// Not every event reached the bus. Publishing the same events again is safe: consumers
+/// de-duplicate on the event id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("events not published: {0}")]
+pub struct PublishError(pub String);
+
+/// How opening a wallet went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpenWallet {
+    Opened(Wallet),
+    /// A wallet with this id exists already (returned as stored).
+    AlreadyOpen(Wallet),
+}
+
+/// Money coming into a wallet from outside paysaga.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deposit {
+    pub deposit_id: DepositId,
+    pub wallet_id: WalletId,
+    pub amount: Money,
+    /// When present, a retried deposit with the same key and terms is applied once.
+    pub idempotency_key: Option<IdempotencyKey>,
+}
+
+/// How a deposit went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DepositOutcome {
+    Deposited,
+    /// The idempotency key was used before, for the same terms: nothing changed.
+    Replayed {
+        deposit_id: DepositId,
+    },
+    /// The idempotency key was used before, for different terms: nothing changed.
+    KeyReused,
+    Refused(FailureReason),
+}
+
+/// How recording the start of a payment went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BeginPayment {
+    Begun,
+    /// The idempotency key was used before, for the same terms, by this payment.
+    Replayed(PaymentId),
+    /// The idempotency key was used before, for different terms.
+    KeyReused,
+    /// A payment with this id exists already.
+    AlreadyExists,
+}
+
+/// How appending a saga step went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordStep {
+    /// The entry and its wallet changes were written together.
+    Recorded,
+    /// The entry's version exists already (a duplicate or concurrent delivery wrote it):
+    /// nothing was written; reload the log.
+    VersionTaken,
+    /// A wallet refused its change: nothing was written.
+    Refused(WalletRejection),
+}
+
+/// Who a wallet belongs to, as [`WalletStore::ownership`] reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ownership {
+    NoSuchWallet,
+    /// Opened without an owner (by a tool, not through the API): no caller's.
+    Unowned,
+    Owned(Owner),
+}
+
+impl Ownership {
+    pub fn is(&self, caller: &Owner) -> bool {
+        matches!(self, Ownership::Owned(owner) if owner == caller)
+    }
+}
+
+/// Wallets and the money in them.
+#[async_trait]
+pub trait WalletStore: Send + Sync {
+    /// Opens `wallet` unless a wallet with its id exists.
+    async fn open_wallet(&self, wallet: &Wallet) -> Result<OpenWallet, StoreError>;
+    async fn wallet(&self, id: &WalletId) -> Result<Option<Wallet>, StoreError>;
+    /// Who owns the wallet, for authorising a request. Ownership never changes once a wallet
+    /// is opened, so a store may answer from an eventually consistent read (half the price of
+    /// [`Self::wallet`]'s) as long as a wallet just opened is not reported missing.
+    async fn ownership(&self, id: &WalletId) -> Result<Ownership, StoreError>;
+    /// Credits the deposit to its wallet, once per idempotency key.
+    async fn deposit(
+        &self,
+        deposit: &Deposit,
+        now: DateTime<Utc>,
+    ) -> Result<DepositOutcome, StoreError>;
+}
+
+/// The append-only, versioned log of each payment, and the wallet changes that go with it.
+#[async_trait]
+pub trait PaymentLog: Send + Sync {
+    /// Every entry of a payment's log, by version; empty when the payment is unknown.
+    async fn history(&self, id: &PaymentId) -> Result<Vec<PaymentLogEntry>, StoreError>;
+    /// Writes version 1 of a payment's log, unless the payment exists. With an idempotency
+    /// key, the request's id is the key's ([`PaymentRequest::submitted`]), so an existing
+    /// payment is the key's earlier use: `Replayed` when it asked for the same terms,
+    /// `KeyReused` otherwise. Without one, an existing payment is `AlreadyExists`.
+    async fn begin(
+        &self,
+        request: &PaymentRequest,
+        idempotency_key: Option<&IdempotencyKey>,
+        now: DateTime<Utc>,
+    ) -> Result<BeginPayment, StoreError>;
+    /// Appends a step's entry and applies its wallet changes atomically: all or nothing.
+    async fn record(&self, plan: &StepPlan) -> Result<RecordStep, StoreError>;
+}
+
+/// The event bus.
+#[async_trait]
+pub trait EventPublisher: Send + Sync {
+    async fn publish(&self, events: &[DomainEvent]) -> Result<(), PublishError>;
+}
+
+/// The payment processor refused or could not be reached. Grouped by what the saga does next.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProcessorError {
+    /// A definite no (declined, or the charge was voided earlier): compensate.
+    #[error("the payment processor declined: {0}")]
+    Declined(String),
+    /// No answer, a 5xx, a timeout, or the circuit breaker is open: the outcome is unknown and
+    /// a later attempt may succeed.
+    #[error("the payment processor is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// The external payment processor (the seeds' "Payment Service"): it captures the amount of a
+/// payment and refunds it. Both calls are idempotent per payment id, so retries are safe.
+#[async_trait]
+pub trait PaymentProcessor: Send + Sync {
+    /// Captures the payment's amount; charging the same payment again answers the same charge.
+    async fn charge(&self, request: &PaymentRequest) -> Result<ChargeId, ProcessorError>;
+    /// Refunds the payment's charge or, when none was captured, voids the payment id so that a
+    /// charge arriving late is refused. Idempotent.
+    async fn refund(&self, payment_id: &PaymentId) -> Result<(), ProcessorError>;
+}
+
+/// A notification was not delivered. Grouped by what the caller does next.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotifyError {
+    /// The channel is unavailable or throttling: deliver again later.
+    #[error("notification channel temporarily unavailable: {0}")]
+    Transient(String),
+    /// The channel refuses this notification for good (a closed inbox, a bad address).
+    #[error("notification refused: {0}")]
+    Permanent(String),
+}
+
+/// Tells a wallet's holder what happened (an in-app inbox, e-mail, push). Need not be
+/// idempotent itself: the notifications function delivers each notification once per event
+/// through [`lambda_toolkit::idempotency`].
+#[async_trait]
+pub trait Notifier: Send + Sync {
+    async fn notify(
+        &self,
+        notification: &crate::notification::Notification,
+    ) -> Result<(), NotifyError>;
+}
+
+/// How appending an event to the audit trail went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AppendOutcome {
+    /// Appended to every stream it is about, at these versions.
+    Appended(Vec<(StreamId, u64)>),
+    /// An event with this `event_id` is in the store already: nothing was appended.
+    Duplicate,
+}
+
+/// A page of [`EventStore::all_events`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventPage {
+    pub events: Vec<RecordedEvent>,
+    /// Where the next page starts; `None` on the last page.
+    pub next: Option<EventPageToken>,
+}
+
+/// Where a page of [`EventStore::all_events`] starts: opaque, only good for the store that
+/// gave it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventPageToken(pub String);
+
+/// The audit trail: an append-only store of every domain event, in one stream per aggregate
+/// (`payment#<id>`, `wallet#<id>`, see [`crate::history`]), each numbered 1, 2, 3, ...
+/// in arrival order, with snapshots of the aggregates.
+#[async_trait]
+pub trait EventStore: Send + Sync {
+    /// Appends `event` to every stream it is about, all or nothing, at each stream's next
+    /// version (with a snapshot where one is due), once per `event_id`. A concurrent append to
+    /// the same stream is retried a few times, then [`StoreError::Transient`].
+    async fn append(
+        &self,
+        event: &DomainEvent,
+        now: DateTime<Utc>,
+    ) -> Result<AppendOutcome, StoreError>;
+    /// The events of `stream` after version `after`, by version.
+    async fn stream(&self, stream: &StreamId, after: u64) -> Result<Vec<StreamEvent>, StoreError>;
+    /// The latest snapshot of `stream`, if it has one.
+    async fn latest_snapshot(
+        &self,
+        stream: &StreamId,
+    ) -> Result<Option<AggregateState>, StoreError>;
+    /// Every event in the store, each once (not once per stream), a page at a time: start with
+    /// `None`, then pass each page's `next` until it is `None`. A page reads at most
+    /// `max_items` of the store's items (events among them; a store may read fewer). The order
+    /// is the store's own (DynamoDB's scan order: no time order), so a consumer must not rely
+    /// on it; a page may be short, or even empty, with a `next`.
+    async fn all_events(
+        &self,
+        page: Option<&EventPageToken>,
+        max_items: usize,
+    ) -> Result<EventPage, StoreError>;
+    /// Where paging resumes right after `event`, an event of one of this store's pages: for a
+    /// consumer that stops part-way through a page.
+    fn resume_after(&self, event: &RecordedEvent) -> EventPageToken;
+}
+
+/// Writes the read models (CQRS): one conditional write per item, so a duplicate or an older
+/// event changes nothing ([`crate::read_models`]).
+#[async_trait]
+pub trait ReadModelWriter: Send + Sync {
+    async fn apply(
+        &self,
+        change: &crate::read_models::ReadModelChange,
+    ) -> Result<crate::read_models::Applied, StoreError>;
+}
+
+/// Reads the read models: a wallet's lists, a page at a time, newest first.
+#[async_trait]
+pub trait ReadModelReader: Send + Sync {
+    async fn transactions(
+        &self,
+        wallet: &WalletId,
+        page: &crate::read_models::PageRequest,
+    ) -> Result<
+        crate::read_models::Page<crate::read_models::Revised<crate::read_models::TransactionEntry>>,
+        StoreError,
+    >;
+    async fn payments(
+        &self,
+        wallet: &WalletId,
+        page: &crate::read_models::PageRequest,
+    ) -> Result<
+        crate::read_models::Page<crate::read_models::Revised<crate::read_models::WalletPayment>>,
+        StoreError,
+    >;
+}

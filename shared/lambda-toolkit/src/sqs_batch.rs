@@ -1,0 +1,537 @@
+//! SQS batches with partial failures: each message is handled on its own, and only the ones
+//! that failed are reported back, so one bad message never fails its batch-mates.
+//!
+//! When a message fails on its last delivery (the queue's `maxReceiveCount`), the consumer sends
+//! it to the queue's dead-letter queue itself, with why it failed in a `paysaga-failure` message
+//! attribute ([`FailureRecord`]), and lets it go; the DLQ redrive reads that record instead of
+//! guessing. Should that send fail, the message is reported as failed as before, and the queue's
+//! redrive policy moves it without a record: nothing is lost either way.
+//!
+//! A handler that panics fails its own message only: each record's handling runs in
+//! [`crate::panics::catch`], and its panic becomes a [`MessageFailure::panicked`] (permanent,
+//! the reason naming where it panicked, never a formatted panic message: it may quote the
+//! input), logged as an error, while its batch-mates go on. This needs the release profile's
+//! `panic = "unwind"` (the root `Cargo.toml`).
+//!
+//! Each record is handled in its own trace ([`crate::trace`]): its `AWSTraceHeader` is the
+//! current trace while it is handled (the events its handler publishes carry it on) and its
+//! `trace_id` is on every line logged meanwhile.
+//!
+//! Every batch is counted on the invocation's [`Metrics`], per queue (its name, from the
+//! message's `eventSourceARN`): `MessagesReceived`, `MessagesFailed` (the handler failed, whether
+//! the message went back to the queue or to the DLQ), `MessagesDeadLettered` (sent to the DLQ
+//! by the consumer on its last delivery) and `MessagesPanicked` (failed because the handler
+//! panicked: a bug, worth an alarm).
+//!
+//! ```
+//! use std::sync::Mutex;
+//! use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
+//! use lambda_toolkit::metrics::{MetricsBuffer, MetricsSink};
+//! use lambda_toolkit::sqs_batch::{MessageFailure, process_batch};
+//!
+//! # tokio_test_block_on(async {
+//! let mut event = SqsEvent::default();
+//! for (id, body) in [("m1", "ok"), ("m2", "bad")] {
+//!     let mut message = SqsMessage::default();
+//!     message.message_id = Some(id.to_owned());
+//!     message.body = Some(body.to_owned());
+//!     message.event_source_arn = Some("arn:aws:sqs:us-east-1:000000000000:payments".to_owned());
+//!     event.records.push(message);
+//! }
+//! let buffer = MetricsBuffer::default();
+//! let sink = MetricsSink::new("paysaga", "example", buffer.clone());
+//! let metrics = Mutex::new(sink.collector());
+//! let response = process_batch(event, None, &metrics, |message| async move {
+//!     match message.body.as_deref() {
+//!         Some("ok") => Ok(()),
+//!         _ => Err(MessageFailure::Permanent("not ok".into())),
+//!     }
+//! })
+//! .await
+//! .expect("every record has an id");
+//! assert_eq!(response.batch_item_failures.len(), 1);
+//! assert_eq!(response.batch_item_failures[0].item_identifier, "m2");
+//!
+//! sink.flush(metrics.into_inner().expect("not poisoned"));
+//! let documents = buffer.documents().expect("JSON lines");
+//! assert_eq!(documents[0]["queue"], "payments");
+//! assert_eq!(documents[0]["MessagesReceived"], 2.0);
+//! assert_eq!(documents[0]["MessagesFailed"], 1.0);
+//! # });
+//! # fn tokio_test_block_on<F: std::future::Future>(future: F) -> F::Output {
+//! #     tokio::runtime::Builder::new_current_thread().build().expect("a runtime").block_on(future)
+//! # }
+//! ```
+
+use std::future::Future;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use chrono::{DateTime, Utc};
+use futures::future::join_all;
+use serde::{Deserialize, Serialize};
+use tracing::{Instrument, error, info, warn};
+
+use crate::metrics::Metrics;
+use crate::panics::{self, Panic};
+use crate::trace::{self, TraceHeader};
+
+/// The message attribute that carries a [`FailureRecord`] (JSON).
+pub const FAILURE_ATTRIBUTE: &str = "paysaga-failure";
+
+/// Why a message was not handled. Both kinds go back to the queue until its last delivery; the
+/// kind says whether a retry can help.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MessageFailure {
+    /// A dependency failed; the same message may succeed later.
+    #[error("transient: {0}")]
+    Transient(String),
+    /// The message itself is unusable (it does not parse, or contradicts what is stored).
+    #[error("permanent: {0}")]
+    Permanent(String),
+}
+
+impl MessageFailure {
+    /// A message that can never be handled as it is (an event that breaks its contract, say),
+    /// with `reason` as the reason: `.map_err(MessageFailure::permanent)?`.
+    pub fn permanent(reason: impl std::fmt::Display) -> Self {
+        Self::Permanent(reason.to_string())
+    }
+
+    /// A handler that panicked: a bug, which no retry of the same code can fix, so `Permanent`
+    /// (on the last delivery the message goes to its DLQ, where the redrive parks it with this
+    /// reason until the fix is deployed and an operator replays it). It still goes back to the
+    /// queue before its last delivery, as every failure does: a panic that depends on timing
+    /// gets its retries.
+    pub fn panicked(panic: &Panic) -> Self {
+        Self::Permanent(format!("the handler {panic}"))
+    }
+}
+
+/// Why a consumer gave up on a message, as it travels to the dead-letter queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailureRecord {
+    /// `transient` or `permanent`.
+    pub kind: String,
+    /// A short text: the error, without the message body.
+    pub reason: String,
+    /// The ARN of the queue the message failed on.
+    pub source_queue: Option<String>,
+    /// How many times the source queue had delivered it.
+    pub receive_count: u32,
+    pub failed_at: DateTime<Utc>,
+}
+
+impl FailureRecord {
+    /// Reasons are cut to this many characters.
+    pub const MAX_REASON_CHARS: usize = 500;
+
+    pub fn new(
+        failure: &MessageFailure,
+        message: &SqsMessage,
+        receive_count: u32,
+        now: DateTime<Utc>,
+    ) -> Self {
+        let (kind, reason) = match failure {
+            MessageFailure::Transient(reason) => ("transient", reason),
+            MessageFailure::Permanent(reason) => ("permanent", reason),
+        };
+        Self {
+            kind: kind.to_owned(),
+            reason: redact::scrub(reason)
+                .chars()
+                .take(Self::MAX_REASON_CHARS)
+                .collect(),
+            source_queue: message.event_source_arn.clone(),
+            receive_count,
+            failed_at: now,
+        }
+    }
+}
+
+/// A dead-letter queue the consumer can send a message to, with its failure record.
+#[async_trait]
+pub trait DeadLetterQueue: Send + Sync {
+    async fn send(
+        &self,
+        message: &SqsMessage,
+        record: &FailureRecord,
+    ) -> Result<(), DeadLetterError>;
+}
+
+/// The dead-letter queue did not take the message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("dead-letter queue refused the message: {0}")]
+pub struct DeadLetterError(pub String);
+
+/// Where failures go on a message's last delivery.
+pub struct GiveUp<'a> {
+    /// The source queue's `maxReceiveCount` (0: unknown, never give up here).
+    pub max_receive_count: u32,
+    pub dead_letters: &'a dyn DeadLetterQueue,
+}
+
+/// A record of the batch has no message id, so it could not be reported on its own.
+#[derive(Debug, thiserror::Error)]
+#[error("an SQS record has no messageId; the whole batch is returned to the queue")]
+pub struct RecordWithoutId;
+
+/// How a consumer's invocation fails as a whole (every message goes back to the queue): what
+/// every SQS consumer function returns as its error.
+impl From<RecordWithoutId> for lambda_runtime::Diagnostic {
+    fn from(error: RecordWithoutId) -> Self {
+        Self {
+            error_type: "BatchFailed".into(),
+            error_message: error.to_string(),
+        }
+    }
+}
+
+/// The `ApproximateReceiveCount` SQS gave the message (1 when absent).
+pub fn receive_count(message: &SqsMessage) -> u32 {
+    message
+        .attributes
+        .get("ApproximateReceiveCount")
+        .and_then(|count| count.parse().ok())
+        .unwrap_or(1)
+}
+
+/// The name of the queue a message came from (the last part of its `eventSourceARN`).
+pub fn queue_name(message: &SqsMessage) -> &str {
+    message
+        .event_source_arn
+        .as_deref()
+        .and_then(|arn| arn.rsplit(':').next())
+        .filter(|name| !name.is_empty())
+        .unwrap_or("unknown")
+}
+
+/// Adds `n` to the count `name` of `queue`.
+fn add_to(metrics: &Mutex<Metrics>, name: &str, queue: &str, n: u64) {
+    let mut metrics = match metrics.lock() {
+        Ok(metrics) => metrics,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    metrics.count(name, &[("queue", queue)], n);
+}
+
+/// Handles every message of `event` concurrently and reports the failed ones (a message whose
+/// handler panicked among them); on a message's last delivery a failure goes to the dead-letter
+/// queue with its record instead. Counts the messages received, failed, dead-lettered and
+/// panicked per queue on `metrics`.
+pub async fn process_batch<F, Fut>(
+    event: SqsEvent,
+    give_up: Option<&GiveUp<'_>>,
+    metrics: &Mutex<Metrics>,
+    handle: F,
+) -> Result<SqsBatchResponse, RecordWithoutId>
+where
+    F: Fn(SqsMessage) -> Fut,
+    Fut: Future<Output = Result<(), MessageFailure>>,
+{
+    let handle = &handle;
+    let handled = event.records.into_iter().map(|message| {
+        add_to(metrics, "MessagesReceived", queue_name(&message), 1);
+        // Each record in its own trace: on its log lines, and on the events its handling publishes.
+        let trace = TraceHeader::of_sqs_message(&message);
+        let span = trace::span(trace.as_ref());
+        let handled = async move {
+            // The handler is called inside the catch too: a panic before its first await is as
+            // much this message's failure.
+            let failure = match panics::catch(async { handle(message.clone()).await }).await {
+                Ok(Ok(())) => return Ok(None),
+                Ok(Err(failure)) => failure,
+                Err(panic) => {
+                    add_to(metrics, "MessagesPanicked", queue_name(&message), 1);
+                    let message_id = message.message_id.as_deref().unwrap_or("-");
+                    error!(%message_id, %panic, "message handling panicked (a bug); the message fails alone");
+                    MessageFailure::panicked(&panic)
+                }
+            };
+            add_to(metrics, "MessagesFailed", queue_name(&message), 1);
+            let message_id = message.message_id.clone().ok_or(RecordWithoutId)?;
+            let count = receive_count(&message);
+            if let Some(give_up) = give_up.filter(|give_up| give_up.max_receive_count > 0 && count >= give_up.max_receive_count) {
+                let record = FailureRecord::new(&failure, &message, count, Utc::now());
+                match give_up.dead_letters.send(&message, &record).await {
+                    Ok(()) => {
+                        add_to(metrics, "MessagesDeadLettered", queue_name(&message), 1);
+                        info!(%message_id, receive_count = count, kind = %record.kind, error = %redact::scrub(&failure.to_string()), "message sent to the dead-letter queue");
+                        return Ok(None);
+                    }
+                    Err(error) => warn!(%message_id, %error, "dead-letter queue unavailable; the redrive policy will move the message"),
+                }
+            }
+            warn!(%message_id, receive_count = count, error = %redact::scrub(&failure.to_string()), "message returned to the queue");
+            Ok(Some(message_id))
+        };
+        trace::scope(trace, handled).instrument(span)
+    });
+    let mut response = SqsBatchResponse::default();
+    for outcome in join_all(handled).await {
+        if let Some(message_id) = outcome? {
+            let mut item = BatchItemFailure::default();
+            item.item_identifier = message_id;
+            response.batch_item_failures.push(item);
+        }
+    }
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(id: &str, body: &str, receive_count: u32) -> SqsMessage {
+        let mut message = SqsMessage::default();
+        message.message_id = Some(id.to_owned());
+        message.body = Some(body.to_owned());
+        message
+            .attributes
+            .insert("ApproximateReceiveCount".into(), receive_count.to_string());
+        message.event_source_arn = Some("arn:aws:sqs:us-east-1:000000000000:payments".into());
+        message
+    }
+
+    fn batch(messages: Vec<SqsMessage>) -> SqsEvent {
+        let mut event = SqsEvent::default();
+        event.records = messages;
+        event
+    }
+
+    async fn ok_unless_bad(message: SqsMessage) -> Result<(), MessageFailure> {
+        match message.body.as_deref() {
+            Some("ok") => Ok(()),
+            Some("flaky") => Err(MessageFailure::Transient("dependency down".into())),
+            _ => Err(MessageFailure::Permanent("not ok".into())),
+        }
+    }
+
+    fn collector() -> Mutex<Metrics> {
+        Mutex::new(crate::metrics::MetricsSink::new("paysaga", "test", Vec::new()).collector())
+    }
+
+    #[test]
+    fn the_queue_is_named_by_the_end_of_its_arn() {
+        assert_eq!(queue_name(&message("a", "ok", 1)), "payments");
+        assert_eq!(queue_name(&SqsMessage::default()), "unknown");
+    }
+
+    fn reported(response: &SqsBatchResponse) -> Vec<&str> {
+        response
+            .batch_item_failures
+            .iter()
+            .map(|item| item.item_identifier.as_str())
+            .collect()
+    }
+
+    /// A dead-letter queue that keeps what it is sent, or refuses everything.
+    #[derive(Default)]
+    struct KeptDeadLetters {
+        sent: Mutex<Vec<(String, FailureRecord)>>,
+        refuse: bool,
+    }
+
+    #[async_trait]
+    impl DeadLetterQueue for KeptDeadLetters {
+        async fn send(
+            &self,
+            message: &SqsMessage,
+            record: &FailureRecord,
+        ) -> Result<(), DeadLetterError> {
+            if self.refuse {
+                return Err(DeadLetterError("down".into()));
+            }
+            let body = message.body.clone().unwrap_or_default();
+            self.sent.lock().unwrap().push((body, record.clone()));
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn only_failed_messages_are_reported() {
+        let event = batch(vec![
+            message("a", "ok", 1),
+            message("b", "bad", 1),
+            message("c", "ok", 1),
+        ]);
+        let response = process_batch(event, None, &collector(), ok_unless_bad)
+            .await
+            .unwrap();
+        assert_eq!(reported(&response), ["b"]);
+    }
+
+    #[tokio::test]
+    async fn a_failed_record_without_id_fails_the_batch() {
+        let event = batch(vec![SqsMessage::default()]);
+        let result = process_batch(event, None, &collector(), |_| async {
+            Err(MessageFailure::Transient("x".into()))
+        })
+        .await;
+        assert!(result.is_err());
+    }
+
+    #[tokio::test]
+    async fn on_the_last_delivery_a_failure_goes_to_the_dlq_with_its_record() {
+        let dead_letters = KeptDeadLetters::default();
+        let give_up = GiveUp {
+            max_receive_count: 3,
+            dead_letters: &dead_letters,
+        };
+        let event = batch(vec![
+            message("a", "bad", 2),
+            message("b", "bad", 3),
+            message("c", "flaky", 4),
+            message("d", "ok", 3),
+        ]);
+        let metrics = collector();
+        let response = process_batch(event, Some(&give_up), &metrics, ok_unless_bad)
+            .await
+            .unwrap();
+        let documents = metrics
+            .into_inner()
+            .unwrap()
+            .documents("paysaga", Utc::now());
+        assert_eq!(documents.len(), 1);
+        assert_eq!(documents[0]["queue"], "payments");
+        assert_eq!(documents[0]["MessagesReceived"], 4.0);
+        assert_eq!(documents[0]["MessagesFailed"], 3.0);
+        assert_eq!(documents[0]["MessagesDeadLettered"], 2.0);
+        assert_eq!(
+            reported(&response),
+            ["a"],
+            "before the last delivery it goes back to the queue"
+        );
+        let sent = dead_letters.sent.lock().unwrap();
+        let kinds: Vec<(&str, &str, u32)> = sent
+            .iter()
+            .map(|(body, record)| (body.as_str(), record.kind.as_str(), record.receive_count))
+            .collect();
+        assert_eq!(kinds, [("bad", "permanent", 3), ("flaky", "transient", 4)]);
+        assert_eq!(sent[0].1.reason, "not ok");
+        assert_eq!(
+            sent[0].1.source_queue.as_deref(),
+            Some("arn:aws:sqs:us-east-1:000000000000:payments")
+        );
+    }
+
+    #[tokio::test]
+    async fn when_the_dlq_refuses_the_message_goes_back_to_the_queue() {
+        let dead_letters = KeptDeadLetters {
+            refuse: true,
+            ..Default::default()
+        };
+        let give_up = GiveUp {
+            max_receive_count: 3,
+            dead_letters: &dead_letters,
+        };
+        let response = process_batch(
+            batch(vec![message("a", "bad", 3)]),
+            Some(&give_up),
+            &collector(),
+            ok_unless_bad,
+        )
+        .await
+        .unwrap();
+        assert_eq!(reported(&response), ["a"]);
+    }
+
+    /// [`ok_unless_bad`], but a body `panic` panics after an await, with a message quoting
+    /// the input, and `panic now` panics before the handler's future exists.
+    fn panicking(message: SqsMessage) -> impl Future<Output = Result<(), MessageFailure>> {
+        let body = message.body.clone().unwrap_or_default();
+        assert_ne!(body, "panic now", "a synchronous panic");
+        async move {
+            if body == "panic" {
+                tokio::task::yield_now().await;
+                let owner = "alice@example.com";
+                panic!("no wallet for {owner}");
+            }
+            ok_unless_bad(message).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_fails_its_message_alone() {
+        let event = batch(vec![
+            message("a", "ok", 1),
+            message("b", "panic", 1),
+            message("c", "panic now", 1),
+            message("d", "ok", 1),
+            message("e", "bad", 1),
+        ]);
+        let metrics = collector();
+        let handled = Mutex::new(Vec::new());
+        let response = process_batch(event, None, &metrics, |message| {
+            let id = message.message_id.clone().unwrap_or_default();
+            let outcome = panicking(message);
+            let handled = &handled;
+            async move {
+                let outcome = outcome.await;
+                handled.lock().unwrap().push(id);
+                outcome
+            }
+        })
+        .await
+        .expect("the batch is answered");
+        assert_eq!(reported(&response), ["b", "c", "e"]);
+        assert_eq!(
+            *handled.lock().unwrap(),
+            ["a", "d", "e"],
+            "the batch-mates ran to the end, once"
+        );
+        let documents = metrics
+            .into_inner()
+            .unwrap()
+            .documents("paysaga", Utc::now());
+        assert_eq!(documents[0]["MessagesReceived"], 5.0);
+        assert_eq!(documents[0]["MessagesFailed"], 3.0);
+        assert_eq!(documents[0]["MessagesPanicked"], 2.0);
+    }
+
+    #[tokio::test]
+    async fn a_panic_on_the_last_delivery_goes_to_the_dlq_as_permanent_naming_where() {
+        let dead_letters = KeptDeadLetters::default();
+        let give_up = GiveUp {
+            max_receive_count: 3,
+            dead_letters: &dead_letters,
+        };
+        let event = batch(vec![message("a", "panic", 3), message("b", "ok", 3)]);
+        let response = process_batch(event, Some(&give_up), &collector(), panicking)
+            .await
+            .expect("the batch is answered");
+        assert!(reported(&response).is_empty(), "given up on, to the DLQ");
+        let sent = dead_letters.sent.lock().unwrap();
+        assert_eq!(sent.len(), 1);
+        let (body, record) = &sent[0];
+        assert_eq!(
+            (body.as_str(), record.kind.as_str()),
+            ("panic", "permanent")
+        );
+        assert!(
+            record
+                .reason
+                .starts_with("the handler panicked at shared/lambda-toolkit/src/sqs_batch.rs:"),
+            "{}",
+            record.reason
+        );
+        assert!(
+            record
+                .reason
+                .ends_with("(its message is withheld: it may quote the input)"),
+            "the formatted message, which quotes the input, is not recorded: {}",
+            record.reason
+        );
+    }
+
+    #[test]
+    fn records_cut_long_reasons() {
+        let failure = MessageFailure::Permanent("x".repeat(2_000));
+        let record = FailureRecord::new(&failure, &message("a", "b", 1), 1, Utc::now());
+        assert_eq!(
+            record.reason.chars().count(),
+            FailureRecord::MAX_REASON_CHARS
+        );
+    }
+}

@@ -1,0 +1,722 @@
+//! In-memory adapters of the ports, with the same conditions as the DynamoDB ones: for
+//! handler tests and for running the domain without AWS.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use paysaga_domain::ports::{
+    BeginPayment, Deposit, DepositOutcome, EventPublisher, OpenWallet, Ownership, PaymentLog,
+    PaymentProcessor, ProcessorError, PublishError, RecordStep, StoreError, WalletStore,
+};
+use paysaga_domain::{
+    ChargeId, DepositId, DomainEvent, IdempotencyKey, Money, PaymentId, PaymentLogEntry,
+    PaymentRequest, PaymentStep, StepPlan, Wallet, WalletChange, WalletId,
+};
+
+/// Wallets and payment logs in one process's memory.
+#[derive(Default)]
+pub struct InMemoryLedger {
+    state: Mutex<LedgerState>,
+}
+
+#[derive(Default)]
+struct LedgerState {
+    wallets: HashMap<WalletId, Wallet>,
+    payment_logs: HashMap<PaymentId, Vec<PaymentLogEntry>>,
+    deposit_keys: HashMap<(WalletId, String), (DepositId, Money)>,
+}
+
+impl InMemoryLedger {
+    fn state(&self) -> MutexGuard<'_, LedgerState> {
+        // A panic while holding the lock can only come from a bug in this module; the state
+        // it guards is replaced whole on every write, so it is still consistent.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Every wallet, for invariant checks in tests.
+    pub fn wallets(&self) -> Vec<Wallet> {
+        self.state().wallets.values().cloned().collect()
+    }
+}
+
+#[async_trait]
+impl WalletStore for InMemoryLedger {
+    async fn open_wallet(&self, wallet: &Wallet) -> Result<OpenWallet, StoreError> {
+        let mut state = self.state();
+        if let Some(existing) = state.wallets.get(wallet.id()) {
+            return Ok(OpenWallet::AlreadyOpen(existing.clone()));
+        }
+        state.wallets.insert(wallet.id().clone(), wallet.clone());
+        Ok(OpenWallet::Opened(wallet.clone()))
+    }
+
+    async fn wallet(&self, id: &WalletId) -> Result<Option<Wallet>, StoreError> {
+        Ok(self.state().wallets.get(id).cloned())
+    }
+
+    async fn ownership(&self, id: &WalletId) -> Result<Ownership, StoreError> {
+        Ok(match self.state().wallets.get(id) {
+            None => Ownership::NoSuchWallet,
+            Some(wallet) => match wallet.owner() {
+                Some(owner) => Ownership::Owned(owner.clone()),
+                None => Ownership::Unowned,
+            },
+        })
+    }
+
+    async fn deposit(
+        &self,
+        deposit: &Deposit,
+        _now: DateTime<Utc>,
+    ) -> Result<DepositOutcome, StoreError> {
+        let mut state = self.state();
+        let key = deposit
+            .idempotency_key
+            .as_ref()
+            .map(|key| (deposit.wallet_id.clone(), key.as_str().to_owned()));
+        if let Some(earlier) = key.as_ref().and_then(|key| state.deposit_keys.get(key)) {
+            return Ok(if earlier.1 == deposit.amount {
+                DepositOutcome::Replayed {
+                    deposit_id: earlier.0.clone(),
+                }
+            } else {
+                DepositOutcome::KeyReused
+            });
+        }
+        let Some(wallet) = state.wallets.get(&deposit.wallet_id) else {
+            return Ok(DepositOutcome::Refused(
+                paysaga_domain::FailureReason::UnknownWallet {
+                    wallet_id: deposit.wallet_id.clone(),
+                },
+            ));
+        };
+        match wallet.apply(WalletChange::Credit(deposit.amount)) {
+            Ok(credited) => {
+                state.wallets.insert(deposit.wallet_id.clone(), credited);
+                if let Some(key) = key {
+                    state
+                        .deposit_keys
+                        .insert(key, (deposit.deposit_id.clone(), deposit.amount));
+                }
+                Ok(DepositOutcome::Deposited)
+            }
+            Err(paysaga_domain::WalletRejection::Business(reason)) => {
+                Ok(DepositOutcome::Refused(reason))
+            }
+            Err(other) => Err(StoreError::Permanent(other.to_string())),
+        }
+    }
+}
+
+#[async_trait]
+impl PaymentLog for InMemoryLedger {
+    async fn history(&self, id: &PaymentId) -> Result<Vec<PaymentLogEntry>, StoreError> {
+        Ok(self
+            .state()
+            .payment_logs
+            .get(id)
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    async fn begin(
+        &self,
+        request: &PaymentRequest,
+        idempotency_key: Option<&IdempotencyKey>,
+        now: DateTime<Utc>,
+    ) -> Result<BeginPayment, StoreError> {
+        let mut state = self.state();
+        if let Some(log) = state.payment_logs.get(request.payment_id()) {
+            let Some(PaymentStep::Requested { request: earlier }) = log.first().map(|e| &e.step)
+            else {
+                return Err(StoreError::Permanent(format!(
+                    "the log of {} does not start with its request",
+                    request.payment_id()
+                )));
+            };
+            return Ok(match idempotency_key {
+                None => BeginPayment::AlreadyExists,
+                Some(_) if earlier.same_terms_as(request) => {
+                    BeginPayment::Replayed(earlier.payment_id().clone())
+                }
+                Some(_) => BeginPayment::KeyReused,
+            });
+        }
+        let entry = PaymentLogEntry::requested(request.clone(), now);
+        state
+            .payment_logs
+            .insert(request.payment_id().clone(), vec![entry]);
+        Ok(BeginPayment::Begun)
+    }
+
+    async fn record(&self, plan: &StepPlan) -> Result<RecordStep, StoreError> {
+        let mut state = self.state();
+        let log_length = state
+            .payment_logs
+            .get(&plan.entry.payment_id)
+            .map_or(0, Vec::len);
+        let version = plan.entry.version as usize;
+        if version <= log_length {
+            return Ok(RecordStep::VersionTaken);
+        }
+        if version != log_length + 1 {
+            return Err(StoreError::Permanent(format!(
+                "version {version} would leave a gap after {log_length}"
+            )));
+        }
+        let mut changed: HashMap<WalletId, Wallet> = HashMap::new();
+        for effect in &plan.effects {
+            let current = changed
+                .get(&effect.wallet_id)
+                .or_else(|| state.wallets.get(&effect.wallet_id));
+            if let Some(refusal) = effect.refusal(current) {
+                return Ok(RecordStep::Refused(refusal));
+            }
+            let next = current.map(|wallet| wallet.apply(effect.change));
+            if let Some(Ok(next)) = next {
+                changed.insert(effect.wallet_id.clone(), next);
+            }
+        }
+        state.wallets.extend(changed);
+        state
+            .payment_logs
+            .entry(plan.entry.payment_id.clone())
+            .or_default()
+            .push(plan.entry.clone());
+        Ok(RecordStep::Recorded)
+    }
+}
+
+/// An event bus that keeps what it is given.
+#[derive(Default)]
+pub struct RecordingPublisher {
+    published: Mutex<Vec<DomainEvent>>,
+}
+
+impl RecordingPublisher {
+    /// Everything published so far, in order.
+    pub fn published(&self) -> Vec<DomainEvent> {
+        self.published
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+}
+
+#[async_trait]
+impl EventPublisher for RecordingPublisher {
+    async fn publish(&self, events: &[DomainEvent]) -> Result<(), PublishError> {
+        self.published
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .extend_from_slice(events);
+        Ok(())
+    }
+}
+
+/// A notifier that keeps every notification it is given, duplicates included (as e-mail would
+/// send them twice), or fails the ones it is told to.
+#[derive(Default)]
+pub struct RecordingNotifier {
+    sent: Mutex<Vec<paysaga_domain::notification::Notification>>,
+    failing: Mutex<Option<paysaga_domain::ports::NotifyError>>,
+}
+
+impl RecordingNotifier {
+    /// Everything delivered so far, in order.
+    pub fn sent(&self) -> Vec<paysaga_domain::notification::Notification> {
+        self.sent
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Fails every delivery with `error` from now on (`None`: delivers again).
+    pub fn fail_with(&self, error: Option<paysaga_domain::ports::NotifyError>) {
+        *self
+            .failing
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = error;
+    }
+}
+
+#[async_trait]
+impl paysaga_domain::ports::Notifier for RecordingNotifier {
+    async fn notify(
+        &self,
+        notification: &paysaga_domain::notification::Notification,
+    ) -> Result<(), paysaga_domain::ports::NotifyError> {
+        let failing = self
+            .failing
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone();
+        if let Some(error) = failing {
+            return Err(error);
+        }
+        self.sent
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(notification.clone());
+        Ok(())
+    }
+}
+
+/// A payment processor in memory, with the contract of the real one: idempotent charges per
+/// payment id, refunds that void a payment id never charged (a late charge is then declined).
+/// Tests switch it to declining or unavailable.
+#[derive(Default)]
+pub struct InMemoryProcessor {
+    state: Mutex<ProcessorState>,
+}
+
+#[derive(Default)]
+struct ProcessorState {
+    charges: HashMap<PaymentId, ChargeState>,
+    declining: bool,
+    unavailable: bool,
+    charge_calls: u32,
+}
+
+/// What the processor holds for one payment id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChargeState {
+    Captured(Money),
+    Refunded(Money),
+    Voided,
+}
+
+impl InMemoryProcessor {
+    fn state(&self) -> MutexGuard<'_, ProcessorState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Declines every new charge from now on.
+    pub fn set_declining(&self, declining: bool) {
+        self.state().declining = declining;
+    }
+
+    /// Answers nothing (as a timeout would) from now on.
+    pub fn set_unavailable(&self, unavailable: bool) {
+        self.state().unavailable = unavailable;
+    }
+
+    pub fn charge_state(&self, payment_id: &PaymentId) -> Option<ChargeState> {
+        self.state().charges.get(payment_id).cloned()
+    }
+
+    /// How many charge calls reached the processor.
+    pub fn charge_calls(&self) -> u32 {
+        self.state().charge_calls
+    }
+}
+
+#[async_trait]
+impl PaymentProcessor for InMemoryProcessor {
+    async fn charge(&self, request: &PaymentRequest) -> Result<ChargeId, ProcessorError> {
+        let mut state = self.state();
+        if state.unavailable {
+            return Err(ProcessorError::Unavailable("no answer".into()));
+        }
+        state.charge_calls += 1;
+        let id = request.payment_id();
+        let charge_id =
+            || ChargeId::parse(&format!("ch_{id}")).expect("a payment id is a valid charge id");
+        match state.charges.get(id) {
+            Some(ChargeState::Captured(_) | ChargeState::Refunded(_)) => Ok(charge_id()),
+            Some(ChargeState::Voided) => Err(ProcessorError::Declined("voided".into())),
+            None if state.declining => Err(ProcessorError::Declined("declined".into())),
+            None => {
+                state
+                    .charges
+                    .insert(id.clone(), ChargeState::Captured(request.amount()));
+                Ok(charge_id())
+            }
+        }
+    }
+
+    async fn refund(&self, payment_id: &PaymentId) -> Result<(), ProcessorError> {
+        let mut state = self.state();
+        if state.unavailable {
+            return Err(ProcessorError::Unavailable("no answer".into()));
+        }
+        let refunded = match state.charges.get(payment_id) {
+            Some(ChargeState::Captured(amount) | ChargeState::Refunded(amount)) => {
+                ChargeState::Refunded(*amount)
+            }
+            Some(ChargeState::Voided) | None => ChargeState::Voided,
+        };
+        state.charges.insert(payment_id.clone(), refunded);
+        Ok(())
+    }
+}
+
+/// Locks a fake's state; a panic while holding the lock can only come from a bug in this
+/// module, and the state it guards stays consistent, so poisoning is ignored.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+mod event_store;
+mod read_models;
+pub use event_store::InMemoryEventStore;
+pub use read_models::InMemoryReadModels;
+pub use redrive_fakes::{InMemoryJournal, InMemoryParking, InMemoryQueues, StaticRules};
+
+/// In-memory queues, rules, journal and parking table for the DLQ redrive.
+mod redrive_fakes {
+    use std::collections::{BTreeMap, HashMap, HashSet};
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use async_trait::async_trait;
+    use chrono::{DateTime, Utc};
+
+    use super::lock;
+    use crate::redrive::parking::{ParkedPage, ParkedStatus, Parking};
+    use crate::redrive::{
+        DeadLetter, DeadLetterRoutes, JournalEntry, ParkedMessage, ParkingLot, QueueAdmin,
+        QueueDepth, QueueError, QueueRef, RedriveJournal, RedriveQueues, RuleDirectory,
+        RuleTargets,
+    };
+    use paysaga_domain::ports::StoreError;
+
+    #[derive(Default)]
+    struct Queue {
+        reference: Option<QueueRef>,
+        /// Messages and whether each is in flight.
+        messages: Vec<(DeadLetter, bool)>,
+        refuse_sends: bool,
+        /// The ARN of its dead-letter queue (its redrive policy's target).
+        dead_letter_queue: Option<String>,
+    }
+
+    /// Queues in memory. A received message stays in flight until deleted or made visible.
+    #[derive(Default)]
+    pub struct InMemoryQueues {
+        queues: Mutex<HashMap<String, Queue>>,
+        fail_deletes: Mutex<bool>,
+        next_id: Mutex<u64>,
+    }
+
+    impl InMemoryQueues {
+        pub fn create(&self, queue: QueueRef) {
+            let arn = queue.arn.clone();
+            lock(&self.queues).entry(arn).or_default().reference = Some(queue);
+        }
+
+        /// Gives the queue `source` a redrive policy towards `dead_letter_queue` (ARNs).
+        pub fn redrive_policy(&self, source: &str, dead_letter_queue: &str) {
+            lock(&self.queues)
+                .entry(source.to_owned())
+                .or_default()
+                .dead_letter_queue = Some(dead_letter_queue.to_owned());
+        }
+
+        /// Puts a message in the queue with this ARN.
+        pub fn put(&self, arn: &str, letter: DeadLetter) {
+            lock(&self.queues)
+                .entry(arn.to_owned())
+                .or_default()
+                .messages
+                .push((letter, false));
+        }
+
+        /// Every message of the queue, in flight or not.
+        pub fn messages(&self, arn: &str) -> Vec<DeadLetter> {
+            lock(&self.queues)
+                .get(arn)
+                .map(|queue| {
+                    queue
+                        .messages
+                        .iter()
+                        .map(|(letter, _)| letter.clone())
+                        .collect()
+                })
+                .unwrap_or_default()
+        }
+
+        pub fn len(&self, arn: &str) -> usize {
+            self.messages(arn).len()
+        }
+
+        /// Ends every message's visibility timeout.
+        pub fn make_visible(&self, arn: &str) {
+            if let Some(queue) = lock(&self.queues).get_mut(arn) {
+                for (_, in_flight) in &mut queue.messages {
+                    *in_flight = false;
+                }
+            }
+        }
+
+        pub fn fail_deletes(&self, fail: bool) {
+            *lock(&self.fail_deletes) = fail;
+        }
+
+        pub fn refuse_sends(&self, arn: &str, refuse: bool) {
+            lock(&self.queues)
+                .entry(arn.to_owned())
+                .or_default()
+                .refuse_sends = refuse;
+        }
+    }
+
+    #[async_trait]
+    impl RedriveQueues for InMemoryQueues {
+        async fn receive(
+            &self,
+            queue: &QueueRef,
+            max: u32,
+            _visibility: Duration,
+        ) -> Result<Vec<DeadLetter>, QueueError> {
+            let mut queues = lock(&self.queues);
+            let queue = queues
+                .get_mut(&queue.arn)
+                .ok_or_else(|| QueueError::NotFound(queue.arn.clone()))?;
+            let mut received = Vec::new();
+            for (letter, in_flight) in &mut queue.messages {
+                if received.len() >= max as usize {
+                    break;
+                }
+                if !*in_flight {
+                    *in_flight = true;
+                    letter.receive_count += 1;
+                    received.push(letter.clone());
+                }
+            }
+            Ok(received)
+        }
+
+        async fn send(
+            &self,
+            queue: &QueueRef,
+            messages: &[crate::redrive::OutgoingMessage],
+        ) -> Result<HashSet<String>, QueueError> {
+            let mut queues = lock(&self.queues);
+            let stored = queues
+                .get_mut(&queue.arn)
+                .ok_or_else(|| QueueError::NotFound(queue.arn.clone()))?;
+            if stored.refuse_sends {
+                return Err(QueueError::Unavailable("refused".into()));
+            }
+            let mut next_id = lock(&self.next_id);
+            let mut taken = HashSet::new();
+            for message in messages {
+                *next_id += 1;
+                let id = format!("sent-{next_id}");
+                stored.messages.push((
+                    DeadLetter {
+                        message_id: id.clone(),
+                        receipt_handle: format!("receipt-{id}"),
+                        body: message.body.clone(),
+                        attributes: message.attributes.clone(),
+                        source_arn: None,
+                        receive_count: 0,
+                        sent_at: Some(Utc::now()),
+                        trace_header: message.trace_header.clone(),
+                    },
+                    false,
+                ));
+                taken.insert(message.entry_id.clone());
+            }
+            Ok(taken)
+        }
+
+        async fn delete(
+            &self,
+            queue: &QueueRef,
+            receipt_handles: &[String],
+        ) -> Result<usize, QueueError> {
+            if *lock(&self.fail_deletes) {
+                return Ok(0);
+            }
+            let mut queues = lock(&self.queues);
+            let Some(stored) = queues.get_mut(&queue.arn) else {
+                return Err(QueueError::NotFound(queue.arn.clone()));
+            };
+            let before = stored.messages.len();
+            stored
+                .messages
+                .retain(|(letter, _)| !receipt_handles.contains(&letter.receipt_handle));
+            Ok(before - stored.messages.len())
+        }
+
+        async fn queue(&self, arn: &str) -> Result<QueueRef, QueueError> {
+            lock(&self.queues)
+                .get(arn)
+                .and_then(|queue| queue.reference.clone())
+                .ok_or_else(|| QueueError::NotFound(arn.to_owned()))
+        }
+
+        async fn routes(&self, url: &str) -> Result<DeadLetterRoutes, QueueError> {
+            let queues = lock(&self.queues);
+            let queue = queues
+                .values()
+                .filter_map(|queue| queue.reference.clone())
+                .find(|queue| queue.url == url)
+                .ok_or_else(|| QueueError::NotFound(url.to_owned()))?;
+            let sources = queues
+                .values()
+                .filter(|source| source.dead_letter_queue.as_deref() == Some(queue.arn.as_str()))
+                .filter_map(|source| source.reference.clone())
+                .collect();
+            Ok(DeadLetterRoutes { queue, sources })
+        }
+    }
+
+    #[async_trait]
+    impl QueueAdmin for InMemoryQueues {
+        async fn depth(&self, queue: &QueueRef) -> Result<QueueDepth, QueueError> {
+            let queues = lock(&self.queues);
+            let messages = queues
+                .get(&queue.arn)
+                .map(|queue| &queue.messages[..])
+                .unwrap_or(&[]);
+            let in_flight = messages.iter().filter(|(_, in_flight)| *in_flight).count() as u64;
+            Ok(QueueDepth {
+                visible: messages.len() as u64 - in_flight,
+                in_flight,
+                delayed: 0,
+            })
+        }
+
+        async fn start_move_task(
+            &self,
+            from: &QueueRef,
+            to: &QueueRef,
+            _max_per_second: u32,
+        ) -> Result<String, QueueError> {
+            let mut queues = lock(&self.queues);
+            let moved = queues
+                .get_mut(&from.arn)
+                .map(|queue| std::mem::take(&mut queue.messages))
+                .unwrap_or_default();
+            queues
+                .entry(to.arn.clone())
+                .or_default()
+                .messages
+                .extend(moved);
+            Ok(format!("move-{}", from.name()))
+        }
+    }
+
+    /// Rules and their targets, as given.
+    #[derive(Default)]
+    pub struct StaticRules {
+        pub rules: HashMap<String, RuleTargets>,
+    }
+
+    #[async_trait]
+    impl RuleDirectory for StaticRules {
+        async fn targets(&self, rule_arn: &str) -> RuleTargets {
+            self.rules
+                .get(rule_arn)
+                .cloned()
+                .unwrap_or(RuleTargets::NoSuchRule)
+        }
+    }
+
+    #[derive(Default)]
+    pub struct InMemoryJournal {
+        entries: Mutex<BTreeMap<String, JournalEntry>>,
+    }
+
+    #[async_trait]
+    impl RedriveJournal for InMemoryJournal {
+        async fn sent_back(&self, keys: &[String]) -> Result<HashSet<String>, StoreError> {
+            let entries = lock(&self.entries);
+            Ok(keys
+                .iter()
+                .filter(|key| entries.contains_key(*key))
+                .cloned()
+                .collect())
+        }
+
+        async fn record(&self, entries: &[JournalEntry]) -> Result<(), StoreError> {
+            let mut stored = lock(&self.entries);
+            for entry in entries {
+                stored.insert(entry.key.clone(), entry.clone());
+            }
+            Ok(())
+        }
+    }
+
+    #[derive(Default)]
+    pub struct InMemoryParking {
+        messages: Mutex<BTreeMap<String, ParkedMessage>>,
+    }
+
+    impl InMemoryParking {
+        pub fn all(&self) -> Vec<ParkedMessage> {
+            lock(&self.messages).values().cloned().collect()
+        }
+    }
+
+    #[async_trait]
+    impl ParkingLot for InMemoryParking {
+        async fn park(&self, message: &ParkedMessage) -> Result<Parking, StoreError> {
+            let mut messages = lock(&self.messages);
+            if messages.contains_key(&message.parked_id) {
+                return Ok(Parking::AlreadyParked);
+            }
+            messages.insert(message.parked_id.clone(), message.clone());
+            Ok(Parking::Parked)
+        }
+
+        async fn parked(&self, parked_id: &str) -> Result<Option<ParkedMessage>, StoreError> {
+            Ok(lock(&self.messages).get(parked_id).cloned())
+        }
+
+        async fn list(&self, limit: u32, after: Option<&str>) -> Result<ParkedPage, StoreError> {
+            let messages = lock(&self.messages);
+            let mut page: Vec<ParkedMessage> = messages
+                .values()
+                .filter(|message| after.is_none_or(|after| message.parked_id.as_str() > after))
+                .take(limit as usize + 1)
+                .cloned()
+                .collect();
+            let next = if page.len() > limit as usize {
+                page.truncate(limit as usize);
+                page.last().map(|message| message.parked_id.clone())
+            } else {
+                None
+            };
+            Ok(ParkedPage {
+                messages: page,
+                next,
+            })
+        }
+
+        async fn waiting(&self) -> Result<u64, StoreError> {
+            Ok(lock(&self.messages)
+                .values()
+                .filter(|message| message.status == ParkedStatus::Parked)
+                .count() as u64)
+        }
+
+        async fn mark_replayed(
+            &self,
+            parked_id: &str,
+            at: DateTime<Utc>,
+        ) -> Result<bool, StoreError> {
+            let mut messages = lock(&self.messages);
+            match messages.get_mut(parked_id) {
+                Some(message) if message.status == ParkedStatus::Parked => {
+                    message.status = ParkedStatus::Replayed;
+                    message.replayed_at = Some(at);
+                    Ok(true)
+                }
+                _ => Ok(false),
+            }
+        }
+    }
+}

@@ -1,0 +1,43 @@
+//! What the functions do, written once against the ports (`paysaga_domain::ports`): open and
+//! fund wallets ([`wallets`]), submit a payment ([`payments`]), run the payment saga ([`saga`]),
+//! keep the audit trail ([`audit`]), apply and rebuild the read models ([`read_models`]), and
+//! redrive dead letters ([`redrive`]). Handlers translate events into these calls and back.
+//!
+//! [`fakes`] (feature `fakes`) holds in-memory adapters of every port, for tests; [`faults`]
+//! (feature `fault-injection`) the test-only fault injection.
+
+pub mod audit;
+#[cfg(any(test, feature = "fakes"))]
+pub mod fakes;
+pub mod faults;
+pub mod payments;
+pub mod read_models;
+pub mod redrive;
+pub mod saga;
+pub mod wallets;
+
+use paysaga_domain::payment::PaymentLogError;
+use paysaga_domain::ports::{PublishError, StoreError};
+
+/// A service call failed for a reason that is not the caller's input.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+    #[error(transparent)]
+    Log(#[from] PaymentLogError),
+    #[error("{0}")]
+    Inconsistent(String),
+}
+
+impl ServiceError {
+    /// Whether the same call may succeed later (so a 503 or a redelivery, not a 500 or a DLQ).
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Self::Store(StoreError::Transient(_)) | Self::Publish(_)
+        )
+    }
+}

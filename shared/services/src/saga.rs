@@ -1,0 +1,818 @@
+//! Runs the payment saga for one payment request, as far as it can go.
+//!
+//! Safe under at-least-once delivery: every step is a conditional append of the next log
+//! version together with its wallet changes, so a duplicate or concurrent run finds the version
+//! taken, reloads the log and carries on from there. Nothing is applied twice. Calls to the
+//! payment processor are idempotent per payment id, so repeating one after a crash is harmless.
+//!
+//! A step that fails for good after funds were reserved starts compensation; a processor that
+//! does not answer is retried by redelivery until the charge step's deadline or the message's
+//! last delivery, and then compensated too, so no payment is left in between.
+
+use chrono::{DateTime, Utc};
+use tracing::{info, instrument, warn};
+
+use super::ServiceError;
+use crate::faults::Faults;
+use paysaga_domain::ports::{
+    BeginPayment, EventPublisher, PaymentLog, PaymentProcessor, ProcessorError, RecordStep,
+};
+use paysaga_domain::saga::{charged, fail_before_reservation, start_compensation};
+use paysaga_domain::{
+    DomainEvent, FailureReason, Payment, PaymentId, PaymentLimits, PaymentLogEntry, PaymentRequest,
+    PaymentStatus, SagaStep, StepPlan, WalletRejection,
+};
+
+/// Why the saga stopped short of a terminal state.
+#[derive(Debug, thiserror::Error)]
+pub enum SagaError {
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+    #[error(transparent)]
+    Processor(#[from] ProcessorError),
+    /// The request names a payment id that exists with other terms.
+    #[error("payment {0} exists with different terms")]
+    ConflictingRequest(PaymentId),
+    /// Fault injection: the function is to crash now, before acknowledging the message.
+    #[error("injected crash after step {0}")]
+    InjectedCrash(&'static str),
+}
+
+impl SagaError {
+    /// Whether a redelivery of the same message may succeed.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Service(error) => error.is_transient(),
+            Self::Processor(error) => matches!(error, ProcessorError::Unavailable(_)),
+            Self::InjectedCrash(_) => true,
+            Self::ConflictingRequest(_) => false,
+        }
+    }
+}
+
+impl From<paysaga_domain::ports::StoreError> for SagaError {
+    fn from(error: paysaga_domain::ports::StoreError) -> Self {
+        Self::Service(error.into())
+    }
+}
+
+impl From<paysaga_domain::payment::PaymentLogError> for SagaError {
+    fn from(error: paysaga_domain::payment::PaymentLogError) -> Self {
+        Self::Service(error.into())
+    }
+}
+
+/// How the saga behaves.
+#[derive(Debug, Clone)]
+pub struct SagaSettings {
+    pub limits: PaymentLimits,
+    /// How long after the reservation the charge step keeps retrying an unavailable processor
+    /// before it gives up and compensates.
+    pub charge_deadline: chrono::Duration,
+}
+
+impl Default for SagaSettings {
+    fn default() -> Self {
+        Self {
+            limits: PaymentLimits::default(),
+            charge_deadline: chrono::Duration::seconds(120),
+        }
+    }
+}
+
+/// What a run of the saga may touch.
+pub struct Saga<'a> {
+    pub log: &'a dyn PaymentLog,
+    pub events: &'a dyn EventPublisher,
+    pub processor: &'a dyn PaymentProcessor,
+    pub settings: &'a SagaSettings,
+}
+
+/// Which delivery of the request this run handles.
+#[derive(Debug, Clone, Default)]
+pub struct Delivery {
+    /// 1 on the first delivery.
+    pub receive_count: u32,
+    /// The queue's `maxReceiveCount` (0 when unknown): the last delivery before the DLQ.
+    pub max_receive_count: u32,
+    pub faults: Faults,
+    /// When the payment was requested (the `PaymentRequested` event's `occurred_at`): a payment
+    /// the saga begins itself (published straight onto the bus) is dated by it, so its log and
+    /// every event about it agree on when it was requested. `None`: now.
+    pub requested_at: Option<DateTime<Utc>>,
+}
+
+impl Delivery {
+    /// Whether the queue gives up on the message after this delivery.
+    pub fn is_last(&self) -> bool {
+        self.max_receive_count > 0 && self.receive_count >= self.max_receive_count
+    }
+}
+
+impl Saga<'_> {
+    /// Drives the payment in `request` to COMPLETED or FAILED (or, when compensation cannot
+    /// finish on the message's last delivery, hands it to a fresh one), then announces its
+    /// outcome: one `PaymentCompleted` or `PaymentFailed` event (again when an earlier delivery
+    /// got there first: its id is the terminal entry's, so consumers de-duplicate). The steps
+    /// in between are not announced; they stay in the payment's log.
+    #[instrument(skip_all, fields(payment_id = %request.payment_id(), receive_count = delivery.receive_count))]
+    pub async fn run(
+        &self,
+        request: &PaymentRequest,
+        delivery: &Delivery,
+    ) -> Result<Payment, SagaError> {
+        let mut history = self.load_or_begin(request, delivery).await?;
+        let mut payment = Payment::from_log(&history)?;
+        if !payment.request.same_terms_as(request) {
+            return Err(SagaError::ConflictingRequest(request.payment_id().clone()));
+        }
+
+        match self.drive(&mut history, &mut payment, delivery).await {
+            Ok(()) => {}
+            // Compensation never gives up, and the queue is about to give up on this message:
+            // announce the payment again, so a fresh delivery (with its own receive count) picks
+            // it up once the processor answers, instead of the DLQ holding the reserved funds.
+            Err(error)
+                if error.is_transient()
+                    && delivery.is_last()
+                    && payment.status == PaymentStatus::Compensating =>
+            {
+                warn!(%error, "compensation cannot finish on this delivery; handing it to a new one");
+                // The same event as the first announcement (same id, same request time), so
+                // read models keep the payment where they placed it.
+                let again = DomainEvent::payment_requested(&payment.request, payment.created_at);
+                self.events
+                    .publish(&[again])
+                    .await
+                    .map_err(ServiceError::from)?;
+            }
+            Err(error) => return Err(error),
+        }
+
+        if let Some(outcome) = DomainEvent::payment_outcome(&payment) {
+            self.events
+                .publish(&[outcome])
+                .await
+                .map_err(ServiceError::from)?;
+        }
+        Ok(payment)
+    }
+
+    /// Runs steps until the payment is terminal, keeping `history` and `payment` current.
+    async fn drive(
+        &self,
+        history: &mut Vec<PaymentLogEntry>,
+        payment: &mut Payment,
+        delivery: &Delivery,
+    ) -> Result<(), SagaError> {
+        while let Some(step) = SagaStep::next_for(payment) {
+            let plan = self.plan(payment, step, delivery).await?;
+            let Some(recorded) = self.record(plan, step).await? else {
+                // A duplicate or concurrent delivery got there first: carry on from its state.
+                *history = self.log.history(payment.request.payment_id()).await?;
+                *payment = Payment::from_log(history)?;
+                continue;
+            };
+            *payment = payment.after(&recorded.entry)?;
+            info!(step = step.name(), version = recorded.entry.version, status = ?payment.status, "payment step recorded");
+            history.push(recorded.entry);
+            if delivery.faults.crashes_after(step, delivery.receive_count) {
+                return Err(SagaError::InjectedCrash(step.name()));
+            }
+        }
+        Ok(())
+    }
+
+    /// What `step` writes, once its outside work (the processor's) is done.
+    async fn plan(
+        &self,
+        payment: &Payment,
+        step: SagaStep,
+        delivery: &Delivery,
+    ) -> Result<StepPlan, SagaError> {
+        let now = Utc::now();
+        if delivery.faults.unavailable(step, now) {
+            let outage = format!("injected outage of {}", step.name());
+            return Err(paysaga_domain::ports::StoreError::Transient(outage).into());
+        }
+        if delivery.faults.fails(step) {
+            let reason = FailureReason::InjectedFault {
+                step: step.name().to_owned(),
+            };
+            match step {
+                SagaStep::ReserveFunds => return Ok(fail_before_reservation(payment, reason, now)),
+                SagaStep::ChargePayment | SagaStep::SettleFunds => {
+                    return Ok(start_compensation(payment, reason, now));
+                }
+                // Compensation cannot fail for good: nothing to inject.
+                _ => {}
+            }
+        }
+        match step {
+            SagaStep::ReserveFunds => {
+                if let Some(reason) = self.settings.limits.refusal(&payment.request) {
+                    return Ok(fail_before_reservation(payment, reason, now));
+                }
+            }
+            SagaStep::ChargePayment => return self.charge(payment, delivery, now).await,
+            SagaStep::RefundCharge => self.processor.refund(payment.request.payment_id()).await?,
+            _ => {}
+        }
+        Ok(step
+            .plan(payment, now)
+            .expect("only the charge step waits for the processor's answer"))
+    }
+
+    async fn charge(
+        &self,
+        payment: &Payment,
+        delivery: &Delivery,
+        now: DateTime<Utc>,
+    ) -> Result<StepPlan, SagaError> {
+        match self.processor.charge(&payment.request).await {
+            Ok(charge_id) => Ok(charged(payment, charge_id, now)),
+            Err(ProcessorError::Declined(message)) => Ok(start_compensation(
+                payment,
+                FailureReason::PaymentDeclined { message },
+                now,
+            )),
+            Err(error)
+                if delivery.is_last()
+                    || now - payment.updated_at >= self.settings.charge_deadline =>
+            {
+                warn!(%error, "giving up on the processor; compensating");
+                Ok(start_compensation(
+                    payment,
+                    FailureReason::ProcessorUnavailable,
+                    now,
+                ))
+            }
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Appends `plan`; when a wallet refuses it for a business reason, appends what the saga
+    /// does instead (fail before anything was reserved, or compensate a refused settlement).
+    /// `None` when the version was taken by another delivery.
+    async fn record(&self, plan: StepPlan, step: SagaStep) -> Result<Option<StepPlan>, SagaError> {
+        let reason = match self.log.record(&plan).await? {
+            RecordStep::Recorded => return Ok(Some(plan)),
+            RecordStep::VersionTaken => return Ok(None),
+            RecordStep::Refused(WalletRejection::Business(reason)) => reason,
+            RecordStep::Refused(refusal) => return Err(inconsistent(refusal)),
+        };
+        let payment_before = plan.entry.version - 1;
+        let instead = match step {
+            SagaStep::ReserveFunds => fail_before_reservation,
+            SagaStep::SettleFunds => start_compensation,
+            _ => return Err(inconsistent(WalletRejection::Business(reason))),
+        };
+        let history = self.log.history(&plan.entry.payment_id).await?;
+        let payment = Payment::from_log(&history)?;
+        if payment.version != payment_before {
+            return Ok(None);
+        }
+        let fallback = instead(&payment, reason, Utc::now());
+        match self.log.record(&fallback).await? {
+            RecordStep::Recorded => Ok(Some(fallback)),
+            RecordStep::VersionTaken => Ok(None),
+            RecordStep::Refused(refusal) => Err(inconsistent(refusal)),
+        }
+    }
+
+    /// The payment's log, writing version 1 from the request first when the payment is new
+    /// (a request published straight onto the bus, not through the API).
+    async fn load_or_begin(
+        &self,
+        request: &PaymentRequest,
+        delivery: &Delivery,
+    ) -> Result<Vec<PaymentLogEntry>, SagaError> {
+        let history = self.log.history(request.payment_id()).await?;
+        if !history.is_empty() {
+            return Ok(history);
+        }
+        let requested_at = delivery.requested_at.unwrap_or_else(Utc::now);
+        match self.log.begin(request, None, requested_at).await? {
+            BeginPayment::Begun => Ok(vec![PaymentLogEntry::requested(
+                request.clone(),
+                requested_at,
+            )]),
+            BeginPayment::AlreadyExists => Ok(self.log.history(request.payment_id()).await?),
+            other => Err(ServiceError::Inconsistent(format!(
+                "begin without a key answered {other:?}"
+            ))
+            .into()),
+        }
+    }
+}
+
+fn inconsistent(refusal: WalletRejection) -> SagaError {
+    ServiceError::Inconsistent(refusal.to_string()).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use async_trait::async_trait;
+    use futures::future::join_all;
+
+    use super::*;
+    use crate::fakes::{ChargeState, InMemoryLedger, InMemoryProcessor, RecordingPublisher};
+    use paysaga_domain::money::MAX_MINOR_UNITS;
+    use paysaga_domain::ports::{Deposit, PublishError, WalletStore};
+    use paysaga_domain::{Money, PaymentStatus, Wallet, WalletId};
+
+    struct World {
+        ledger: InMemoryLedger,
+        events: RecordingPublisher,
+        processor: InMemoryProcessor,
+        settings: SagaSettings,
+    }
+
+    impl World {
+        async fn with(wallets: &[(&str, &str, u64)]) -> World {
+            let ledger = InMemoryLedger::default();
+            for (id, currency, minor_units) in wallets {
+                let id = WalletId::parse(id).unwrap();
+                let currency = currency.parse().unwrap();
+                ledger
+                    .open_wallet(&Wallet::open(id.clone(), currency, Utc::now()))
+                    .await
+                    .unwrap();
+                let amount = Money::new(*minor_units, currency).unwrap();
+                let deposit_id = paysaga_domain::DepositId::generate();
+                let deposit = Deposit {
+                    deposit_id,
+                    wallet_id: id,
+                    amount,
+                    idempotency_key: None,
+                };
+                ledger.deposit(&deposit, Utc::now()).await.unwrap();
+            }
+            let (events, processor) = (RecordingPublisher::default(), InMemoryProcessor::default());
+            World {
+                ledger,
+                events,
+                processor,
+                settings: SagaSettings::default(),
+            }
+        }
+
+        async fn alice_pays_bob() -> World {
+            World::with(&[("wal_alice", "EUR", 1_000), ("wal_bob", "EUR", 0)]).await
+        }
+
+        fn saga(&self) -> Saga<'_> {
+            Saga {
+                log: &self.ledger,
+                events: &self.events,
+                processor: &self.processor,
+                settings: &self.settings,
+            }
+        }
+
+        async fn run(&self, amount: u64, delivery: &Delivery) -> Result<Payment, SagaError> {
+            self.saga().run(&request(amount), delivery).await
+        }
+
+        fn wallet(&self, id: &str) -> (u64, u64) {
+            let wallet = self
+                .ledger
+                .wallets()
+                .into_iter()
+                .find(|wallet| wallet.id().as_str() == id)
+                .unwrap();
+            (
+                wallet.available().minor_units(),
+                wallet.reserved().minor_units(),
+            )
+        }
+
+        fn announced(&self) -> Vec<&'static str> {
+            self.events
+                .published()
+                .iter()
+                .map(DomainEvent::detail_type)
+                .collect()
+        }
+
+        fn charge(&self) -> Option<ChargeState> {
+            self.processor.charge_state(request(1).payment_id())
+        }
+    }
+
+    fn request(amount: u64) -> PaymentRequest {
+        PaymentRequest::new(
+            PaymentId::parse("pay_saga").unwrap(),
+            WalletId::parse("wal_alice").unwrap(),
+            WalletId::parse("wal_bob").unwrap(),
+            Money::new(amount, "EUR".parse().unwrap()).unwrap(),
+        )
+        .unwrap()
+    }
+
+    fn first() -> Delivery {
+        Delivery {
+            receive_count: 1,
+            max_receive_count: 3,
+            ..Delivery::default()
+        }
+    }
+
+    fn last() -> Delivery {
+        Delivery {
+            receive_count: 3,
+            ..first()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_payment_the_saga_begins_is_dated_by_its_request_event() {
+        let world = World::alice_pays_bob().await;
+        let requested_at = Utc::now() - chrono::Duration::minutes(5);
+        let delivery = Delivery {
+            requested_at: Some(requested_at),
+            ..first()
+        };
+        let payment = world.run(300, &delivery).await.unwrap();
+        assert_eq!(payment.status, PaymentStatus::Completed);
+        assert_eq!(payment.created_at, requested_at);
+    }
+
+    #[tokio::test]
+    async fn a_payment_reserves_charges_and_settles_which_completes_it() {
+        let world = World::alice_pays_bob().await;
+        let payment = world.run(300, &first()).await.unwrap();
+        assert_eq!(payment.status, PaymentStatus::Completed);
+        assert_eq!(
+            (world.wallet("wal_alice"), world.wallet("wal_bob")),
+            ((700, 0), (300, 0))
+        );
+        assert_eq!(
+            world.charge(),
+            Some(ChargeState::Captured(
+                Money::new(300, "EUR".parse().unwrap()).unwrap()
+            ))
+        );
+        let published = world.events.published();
+        assert_eq!(
+            published
+                .iter()
+                .map(|event| (event.detail_type(), event.event_id()))
+                .collect::<Vec<_>>(),
+            [("PaymentCompleted", "pay_saga/4")],
+            "the outcome only, not the steps"
+        );
+    }
+
+    #[tokio::test]
+    async fn concurrent_duplicate_deliveries_apply_every_step_once() {
+        let world = World::alice_pays_bob().await;
+        let delivery = first();
+        let runs = (0..8).map(|_| world.run(300, &delivery));
+        for result in join_all(runs).await {
+            assert_eq!(result.unwrap().status, PaymentStatus::Completed);
+        }
+        assert_eq!(
+            (world.wallet("wal_alice"), world.wallet("wal_bob")),
+            ((700, 0), (300, 0))
+        );
+        let history = world.ledger.history(request(1).payment_id()).await.unwrap();
+        let versions: Vec<u32> = history.iter().map(|entry| entry.version).collect();
+        assert_eq!(
+            versions,
+            [1, 2, 3, 4],
+            "requested, reserved, charged, completed"
+        );
+        let outcomes: std::collections::HashSet<(&str, String)> = world
+            .events
+            .published()
+            .iter()
+            .map(|event| (event.detail_type(), event.event_id().to_owned()))
+            .collect();
+        assert_eq!(
+            outcomes,
+            std::collections::HashSet::from([("PaymentCompleted", "pay_saga/4".to_owned())]),
+            "every delivery announces the one outcome, under one event id"
+        );
+    }
+
+    #[tokio::test]
+    async fn business_refusals_fail_the_payment_before_anything_moves() {
+        let cases = [
+            (
+                vec![("wal_alice", "EUR", 100), ("wal_bob", "EUR", 0)],
+                300,
+                "insufficient_funds",
+            ),
+            (vec![("wal_alice", "EUR", 1_000)], 300, "unknown_wallet"),
+            // Both wallets refuse: the payer's refusal comes first, in every store.
+            (vec![("wal_alice", "EUR", 100)], 300, "insufficient_funds"),
+            (
+                vec![("wal_alice", "EUR", 1_000), ("wal_bob", "USD", 0)],
+                300,
+                "currency_mismatch",
+            ),
+            (vec![("wal_bob", "EUR", 0)], 300, "unknown_wallet"),
+            (
+                vec![("wal_alice", "EUR", 1_000), ("wal_bob", "EUR", 0)],
+                200_000_000,
+                "amount_over_limit",
+            ),
+        ];
+        for (wallets, amount, code) in cases {
+            let world = World::with(&wallets).await;
+            let payment = world.run(amount, &first()).await.unwrap();
+            assert_eq!(payment.status, PaymentStatus::Failed);
+            assert_eq!(
+                payment.failure.as_ref().map(FailureReason::code),
+                Some(code)
+            );
+            for (id, _, deposited) in &wallets {
+                assert_eq!(world.wallet(id), (*deposited, 0), "{code}: {id}");
+            }
+            assert_eq!(
+                world.processor.charge_calls(),
+                0,
+                "{code}: the processor was not called"
+            );
+            assert_eq!(world.announced(), ["PaymentFailed"]);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_declined_charge_is_compensated() {
+        let world = World::alice_pays_bob().await;
+        world.processor.set_declining(true);
+        let payment = world.run(300, &first()).await.unwrap();
+        assert_eq!(payment.status, PaymentStatus::Failed);
+        assert_eq!(
+            payment.failure.as_ref().map(FailureReason::code),
+            Some("payment_declined")
+        );
+        assert_eq!(
+            (world.wallet("wal_alice"), world.wallet("wal_bob")),
+            ((1_000, 0), (0, 0))
+        );
+        assert_eq!(
+            world.charge(),
+            Some(ChargeState::Voided),
+            "a late charge would be refused"
+        );
+        let published = world.events.published();
+        assert_eq!(world.announced(), ["PaymentFailed"]);
+        assert!(
+            published[0]
+                .detail_json()
+                .contains(r#""code":"payment_declined""#),
+            "{}",
+            published[0].detail_json()
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unavailable_processor_is_retried_by_redelivery_then_compensated_on_the_last() {
+        let world = World::alice_pays_bob().await;
+        world.processor.set_unavailable(true);
+        let error = world.run(300, &first()).await.unwrap_err();
+        assert!(error.is_transient(), "{error}");
+        assert_eq!(
+            world.wallet("wal_alice"),
+            (700, 300),
+            "reserved while the charge is pending"
+        );
+
+        // The last delivery gives up on the charge; the refund needs the processor too, so the
+        // payment is handed to a fresh delivery rather than left to the DLQ.
+        let payment = world.run(300, &last()).await.unwrap();
+        assert_eq!(payment.status, PaymentStatus::Compensating);
+        assert_eq!(
+            world.announced(),
+            ["PaymentRequested"],
+            "no outcome yet: only the request, re-announced"
+        );
+
+        // Compensation never gives up: once the processor answers, it completes.
+        world.processor.set_unavailable(false);
+        let payment = world.run(300, &first()).await.unwrap();
+        assert_eq!(
+            payment.failure.as_ref().map(FailureReason::code),
+            Some("processor_unavailable")
+        );
+        assert_eq!(world.wallet("wal_alice"), (1_000, 0));
+        assert_eq!(
+            world.charge(),
+            Some(ChargeState::Voided),
+            "a charge arriving late is refused"
+        );
+        assert_eq!(world.announced(), ["PaymentRequested", "PaymentFailed"]);
+    }
+
+    #[tokio::test]
+    async fn only_compensation_is_handed_on_past_the_last_delivery() {
+        let world = World::alice_pays_bob().await;
+        world.processor.set_unavailable(true);
+        world.run(300, &first()).await.unwrap_err();
+        let bus_down = FlakyBus::default();
+        let saga = Saga {
+            events: &bus_down,
+            ..world.saga()
+        };
+        // Compensating, last delivery, and the bus is down too: nothing can carry the payment
+        // on, so the error stands and the queue's DLQ keeps the message.
+        let error = saga.run(&request(300), &last()).await.unwrap_err();
+        assert!(error.is_transient());
+    }
+
+    #[tokio::test]
+    async fn a_processor_silent_past_the_charge_deadline_is_compensated_on_any_delivery() {
+        let mut world = World::alice_pays_bob().await;
+        world.settings.charge_deadline = chrono::Duration::zero();
+        world.processor.set_unavailable(true);
+        world.run(300, &first()).await.unwrap_err();
+        world.processor.set_unavailable(false);
+        let payment = world.run(300, &first()).await.unwrap();
+        assert_eq!(
+            payment.failure.as_ref().map(FailureReason::code),
+            Some("processor_unavailable")
+        );
+        assert_eq!(world.wallet("wal_alice"), (1_000, 0));
+    }
+
+    #[tokio::test]
+    async fn a_refused_settlement_refunds_the_charge_and_releases_the_reservation() {
+        let world = World::with(&[
+            ("wal_alice", "EUR", 1_000),
+            ("wal_bob", "EUR", MAX_MINOR_UNITS),
+        ])
+        .await;
+        let payment = world.run(300, &first()).await.unwrap();
+        assert_eq!(
+            payment.failure.as_ref().map(FailureReason::code),
+            Some("balance_limit_exceeded")
+        );
+        assert_eq!(
+            (world.wallet("wal_alice"), world.wallet("wal_bob")),
+            ((1_000, 0), (MAX_MINOR_UNITS, 0))
+        );
+        assert!(matches!(world.charge(), Some(ChargeState::Refunded(_))));
+        assert_eq!(world.announced(), ["PaymentFailed"]);
+    }
+
+    #[tokio::test]
+    async fn a_request_contradicting_the_stored_payment_is_refused_for_good() {
+        let world = World::alice_pays_bob().await;
+        world.run(300, &first()).await.unwrap();
+        let error = world.run(301, &first()).await.unwrap_err();
+        assert!(matches!(error, SagaError::ConflictingRequest(_)));
+        assert!(!error.is_transient());
+        assert_eq!(world.wallet("wal_alice"), (700, 0));
+    }
+
+    /// A bus that is down until told otherwise.
+    #[derive(Default)]
+    struct FlakyBus {
+        up: AtomicBool,
+        delivered: RecordingPublisher,
+    }
+
+    #[async_trait]
+    impl EventPublisher for FlakyBus {
+        async fn publish(&self, events: &[DomainEvent]) -> Result<(), PublishError> {
+            if !self.up.load(Ordering::SeqCst) {
+                return Err(PublishError("bus down".into()));
+            }
+            self.delivered.publish(events).await
+        }
+    }
+
+    #[tokio::test]
+    async fn events_lost_to_an_outage_are_announced_on_redelivery() {
+        let world = World::alice_pays_bob().await;
+        let bus = FlakyBus::default();
+        let saga = Saga {
+            events: &bus,
+            ..world.saga()
+        };
+        let error = saga.run(&request(300), &first()).await.unwrap_err();
+        assert!(error.is_transient(), "an unreachable bus is worth a retry");
+        assert_eq!(
+            world.wallet("wal_bob"),
+            (300, 0),
+            "the steps themselves were recorded"
+        );
+
+        bus.up.store(true, Ordering::SeqCst);
+        saga.run(&request(300), &first()).await.unwrap();
+        let published = bus.delivered.published();
+        let announced: Vec<(&str, &str)> = published
+            .iter()
+            .map(|event| (event.detail_type(), event.event_id()))
+            .collect();
+        assert_eq!(announced, [("PaymentCompleted", "pay_saga/4")]);
+        assert_eq!(world.wallet("wal_bob"), (300, 0));
+    }
+
+    #[cfg(feature = "fault-injection")]
+    mod injected {
+        use super::*;
+
+        fn with_faults(json: &str) -> Delivery {
+            Delivery {
+                faults: serde_json::from_str(json).unwrap(),
+                ..first()
+            }
+        }
+
+        #[tokio::test]
+        async fn an_injected_step_failure_is_compensated_like_a_real_one() {
+            for (step, code_of_charge) in [
+                ("charge_payment", Some(ChargeState::Voided)),
+                ("settle_funds", None),
+            ] {
+                let world = World::alice_pays_bob().await;
+                let payment = world
+                    .run(300, &with_faults(&format!(r#"{{"fail_step":"{step}"}}"#)))
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    payment.failure.as_ref().map(FailureReason::code),
+                    Some("injected_fault")
+                );
+                assert_eq!(
+                    (world.wallet("wal_alice"), world.wallet("wal_bob")),
+                    ((1_000, 0), (0, 0)),
+                    "{step}"
+                );
+                if let Some(state) = code_of_charge {
+                    assert_eq!(world.charge(), Some(state));
+                } else {
+                    assert!(matches!(world.charge(), Some(ChargeState::Refunded(_))));
+                }
+            }
+        }
+
+        #[tokio::test]
+        async fn a_crash_after_a_step_is_recovered_by_the_redelivery() {
+            // After the charge, and after the last step (settling, which completes the payment
+            // before the message is acknowledged).
+            for (step, version_at_crash) in [("charge_payment", 3), ("settle_funds", 4)] {
+                let world = World::alice_pays_bob().await;
+                let crash = with_faults(&format!(r#"{{"crash_after":"{step}"}}"#));
+                let error = world.run(300, &crash).await.unwrap_err();
+                assert!(
+                    matches!(error, SagaError::InjectedCrash(crashed) if crashed == step),
+                    "{error}"
+                );
+                assert!(
+                    world.announced().is_empty(),
+                    "{step}: nothing was acknowledged or announced"
+                );
+                let logged = world.ledger.history(request(1).payment_id()).await.unwrap();
+                assert_eq!(logged.len(), version_at_crash, "{step}");
+                let payment = world
+                    .run(
+                        300,
+                        &Delivery {
+                            receive_count: 2,
+                            ..crash
+                        },
+                    )
+                    .await
+                    .unwrap();
+                assert_eq!(
+                    (payment.status, payment.version),
+                    (PaymentStatus::Completed, 4),
+                    "{step}"
+                );
+                assert_eq!(
+                    (world.wallet("wal_alice"), world.wallet("wal_bob")),
+                    ((700, 0), (300, 0)),
+                    "{step}: the money moved once"
+                );
+            }
+        }
+
+        #[tokio::test]
+        async fn an_injected_outage_fails_transiently_even_on_the_last_delivery() {
+            let world = World::alice_pays_bob().await;
+            let until = Utc::now() + chrono::Duration::hours(1);
+            let outage = Delivery {
+                receive_count: 5,
+                max_receive_count: 5,
+                ..with_faults(&format!(
+                    r#"{{"outage":{{"step":"reserve_funds","until":"{}"}}}}"#,
+                    until.to_rfc3339()
+                ))
+            };
+            let error = world.run(300, &outage).await.unwrap_err();
+            assert!(error.is_transient(), "{error}");
+            assert_eq!(
+                (world.wallet("wal_alice"), world.wallet("wal_bob")),
+                ((1_000, 0), (0, 0)),
+                "nothing moved"
+            );
+        }
+    }
+}
