@@ -62,7 +62,7 @@ PAYSAGA_PY := .local/venv/bin/python
 sam-install: ## Install the AWS SAM CLI into .local/sam-venv (its own venv: its pins clash with LocalStack's)
 	@infra/deploy/sam.sh install
 
-check-infra: local-install sam-install ## Static checks, no AWS call: the crates' boundaries, IAM least privilege, CodeUri/environment/crate metadata, what AWS refuses (stack.py), what make deploy runs, alarms and dashboard, sam validate --lint
+check-infra: local-install sam-install build-local ## Static checks, no AWS call: the crates' boundaries, IAM least privilege, CodeUri/environment/crate metadata, what AWS refuses (stack.py), what make deploy runs, alarms and dashboard, sam validate --lint
 	@# Each check must fire on its broken fixture, or the check itself is broken.
 	$(PAYSAGA_PY) infra/checks/architecture.py --self-test
 	$(PAYSAGA_PY) infra/checks/architecture.py

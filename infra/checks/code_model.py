@@ -1,8 +1,9 @@
 """What a function's code does, read mechanically from its Rust source: the modules it reaches,
-the AWS API operations they call (as IAM actions), the environment variables they read and the
-CloudWatch metrics they write.
+the AWS API operations they call (as IAM actions) and the CloudWatch metrics they write. (The
+environment variables a function reads are not read from source: its binary says them,
+`--describe-config`, see infra/checks/deploy.py.)
 
-Used by infra/checks/iam.py, infra/checks/deploy.py and infra/checks/operations.py. Approximate by design, and only ever
+Used by infra/checks/iam.py and infra/checks/operations.py. Approximate by design, and only ever
 in the generous direction (a module reached that does not really run adds calls and variables;
 none is missed):
 
@@ -18,11 +19,6 @@ none is missed):
   operations (`.put_item()`); the operations are the SDK crate's own `src/operation/*` modules
   (found with `cargo metadata`), so no list of them is kept here. IAM authorises a few
   operations under another action: see `IAM_ACTION_OF` below.
-- An environment variable is read where a reached file passes a string literal to
-  `std::env::var`, `env::var_os` or the helpers `required`, `number_or`, `variable`, or names it
-  in a `const …: &str` (a variable name kept as a constant). Whether it is required: `required(…)`
-  and `env::var(…)` not followed by `.ok()` (nor inside `if let Ok` / `match`) are; the rest
-  have defaults.
 - A metric is written where a reached item calls the collector of `lambda_toolkit::metrics`:
   `.count(name, dimensions, n)` or `.gauge(name, dimensions, value, unit)`. The name is a string
   literal, a variable bound by a `let` in the same item (every CamelCase literal of its
@@ -86,9 +82,6 @@ TRANSACT_ITEM_BUILDERS = {
     "ConditionCheck": "dynamodb:ConditionCheckItem",
 }
 
-ENV_NAME = r"[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+"
-
-
 @dataclass(frozen=True)
 class MetricWrite:
     """A metric a function writes: its name and its dimensions besides `service`."""
@@ -101,15 +94,9 @@ class CodeFacts:
     crate: str
     files: list[Path] = field(default_factory=list)  # every reached file
     calls: dict[str, set[Path]] = field(default_factory=dict)  # IAM action -> files calling it
-    env_required: set[str] = field(default_factory=set)
-    env_optional: set[str] = field(default_factory=set)
     metrics: set[MetricWrite] = field(default_factory=set)
     metrics_unread: list[str] = field(default_factory=list)  # call sites not read: file: call
     service: str | None = None  # the `service` dimension of its metrics, when it writes any
-
-    @property
-    def env_read(self) -> set[str]:
-        return self.env_required | self.env_optional
 
 
 # --------------------------------------------------------------------------- source text
@@ -356,21 +343,6 @@ def calls_in(code: str, file_code: str) -> set[str]:
                 continue
             actions.add(IAM_ACTION_OF.get(action, action))
     return actions
-
-
-def env_reads(code: str) -> tuple[set[str], set[str]]:
-    """(required, optional) environment variable names a file reads."""
-    required: set[str] = set(re.findall(rf'\brequired\(\s*"({ENV_NAME})"', code))
-    optional: set[str] = set(re.findall(rf'\b(?:number_or|variable|var_os)\(\s*"({ENV_NAME})"', code))
-    optional |= set(re.findall(rf'\bconst\s+\w+\s*:\s*&(?:\'static\s+)?str\s*=\s*"({ENV_NAME})"', code))
-    for m in re.finditer(rf'\benv::var\(\s*"({ENV_NAME})"\s*\)', code):
-        before = code[max(0, m.start() - 40):m.start()]
-        after = code[m.end():m.end() + 20]
-        if re.match(r"\s*\.ok\(\)", after) or re.search(r"(if\s+let\s+Ok\(\w+\)\s*=|match)\s*(std::)?$", before):
-            optional.add(m.group(1))
-        else:
-            required.add(m.group(1))
-    return required, optional - required
 
 
 # --------------------------------------------------------------------------- metrics written
@@ -634,17 +606,22 @@ def facts_of(crate_dir: Path) -> CodeFacts:
     for path, text in reached_text:
         for action in calls_in(text, code_of(path)):
             facts.calls.setdefault(action, set()).add(path)
-        required, optional = env_reads(text)
-        facts.env_required |= required
-        facts.env_optional |= optional
-        written, unread = metric_writes(text, code_of(path))
+        # The collector's own file forwards calls (`InvocationMetrics` to `Metrics`): no write.
+        written, unread = metric_writes(text, code_of(path)) if path != METRICS_RS else (set(), [])
         facts.metrics |= written
         facts.metrics_unread += [f"{path.relative_to(ROOT)}: {call}" for call in unread]
         if facts.service is None:
             facts.service = metrics_service(text)
-    facts.env_optional -= facts.env_required
     facts.files = sorted({path for path, _ in reached_text})
     return facts
+
+
+@lru_cache(maxsize=1)
+def target_directory() -> Path:
+    """cargo's target directory (cargo metadata: CARGO_TARGET_DIR honoured)."""
+    out = subprocess.run(["cargo", "metadata", "--format-version", "1", "--no-deps"], cwd=ROOT,
+                         capture_output=True, text=True, check=True).stdout
+    return Path(json.loads(out)["target_directory"])
 
 
 def function_crates() -> dict[str, Path]:
@@ -668,8 +645,6 @@ if __name__ == "__main__":
         print(f"{binary}:")
         print(f"  modules: {', '.join(str(p.relative_to(ROOT)) for p in facts.files)}")
         print(f"  calls:   {', '.join(sorted(facts.calls))}")
-        print(f"  env required: {', '.join(sorted(facts.env_required))}")
-        print(f"  env optional: {', '.join(sorted(facts.env_optional))}")
         if facts.service:
             shown = (f"{w.name}({', '.join(sorted(w.dimensions))})" for w in sorted(facts.metrics, key=lambda w: w.name))
             print(f"  metrics (service={facts.service}): {', '.join(shown)}")

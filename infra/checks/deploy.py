@@ -6,8 +6,14 @@ one. Run by `make check-infra` (and so by `make test`); exits 1 on any finding.
         function crate builds (`cargo lambda build` writes target/lambda/<bin>/bootstrap)
   D002  a function's environment names something the template does not define, or carries a
         literal ARN, URL or AWS host (resources are named through Ref/GetAtt/Sub, never by hand)
-  D003  a variable the function's code requires (infra/checks/code_model.py) is not set for it
-  D004  a variable is set for a function whose code never reads it
+  D003  a variable the function's configuration requires is not set for it
+  D004  a variable is set for a function whose configuration never reads it
+
+What a function's configuration reads, it says itself: each function reads its environment
+into one typed `Config` (`lambda_toolkit::env`), and its binary run as `<binary>
+--describe-config` prints the variables that type reads, each required or optional. The
+check runs the debug binaries `make build-local` builds (a check of the template alone would
+have to guess from the source).
   D005  the crate's [package.metadata.lambda.deploy] disagrees with the template (memory,
         timeout, tracing, env_file), or the function is not arm64 (what `make build` builds)
   D006  SAM cannot translate the template (aws-sam-translator: `sam deploy`'s own transform)
@@ -21,7 +27,9 @@ and fails unless each finding fires there.
 from __future__ import annotations
 
 import argparse
+import json
 import re
+import subprocess
 import sys
 import tomllib
 from pathlib import Path
@@ -33,14 +41,6 @@ import code_model  # noqa: E402
 import template_model as tm  # noqa: E402
 from iam import Finding  # noqa: E402
 
-# Variables Lambda sets in every function's environment (Lambda Developer Guide, "Defined
-# runtime environment variables"), and local-only or tuning variables with defaults. Read by the
-# code, never set by the template.
-RUNTIME_VARIABLES = {
-    "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-    "AWS_SESSION_TOKEN", "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_LOG_LEVEL",
-    "AWS_LAMBDA_LOG_FORMAT", "_X_AMZN_TRACE_ID",
-}
 LITERAL_RESOURCE = re.compile(r"arn:|://|amazonaws\.com")
 
 
@@ -63,6 +63,23 @@ def deploy_metadata(crate: Path) -> dict | None:
 def workspace_members() -> set[Path]:
     manifest = tomllib.loads((code_model.ROOT / "Cargo.toml").read_text())
     return {(code_model.ROOT / m).resolve() for m in manifest.get("workspace", {}).get("members", [])}
+
+
+class CheckError(Exception):
+    """The check cannot run (a binary to ask is missing)."""
+
+
+def described_variables(binary: str) -> dict[str, str]:
+    """The variables the function's configuration reads, by name: `required` or `optional`
+    (`<binary> --describe-config`, the debug build)."""
+    path = code_model.target_directory() / "debug" / binary
+    if not path.is_file():
+        raise CheckError(f"{path} is missing: `make build-local` builds it")
+    run = subprocess.run([str(path), "--describe-config"], capture_output=True, text=True, timeout=60,
+                         env={"PATH": "/usr/bin:/bin"})
+    if run.returncode != 0:
+        raise CheckError(f"{path} --describe-config failed ({run.returncode}): {run.stderr.strip()}")
+    return {v["name"]: v["requirement"] for v in json.loads(run.stdout)["variables"]}
 
 
 def check(template: dict) -> list[Finding]:
@@ -97,12 +114,13 @@ def check(template: dict) -> list[Finding]:
         if crate is None:
             continue
 
-        facts = code_model.facts_of(crate)
+        reads = described_variables(binary)
+        required = {name for name, requirement in reads.items() if requirement == "required"}
         set_names = set(env)
-        for name in sorted(facts.env_required - set_names - RUNTIME_VARIABLES):
-            findings.append(Finding("D003", lid, f"{binary} requires {name}, the template does not set it"))
-        for name in sorted(set_names - facts.env_read):
-            findings.append(Finding("D004", f"{lid}.{name}", f"set, but nothing {binary} runs reads it"))
+        for name in sorted(required - set_names):
+            findings.append(Finding("D003", lid, f"{binary}'s Config requires {name}, the template does not set it"))
+        for name in sorted(set_names - set(reads)):
+            findings.append(Finding("D004", f"{lid}.{name}", f"set, but {binary}'s Config never reads it"))
 
         meta = deploy_metadata(crate)
         if meta is None:
@@ -156,13 +174,13 @@ def main() -> int:
         return 1
     count = len(tm.functions(tm.load(args.template)))
     print(f"deploy: {count} functions: CodeUri of a workspace binary, environment of template resources and "
-          "exactly what the code reads, crate deploy metadata as the template, arm64, SAM translates")
+          "exactly what its Config reads, crate deploy metadata as the template, arm64, SAM translates")
     return 0
 
 
 if __name__ == "__main__":
     try:
         sys.exit(main())
-    except tm.TemplateError as error:
+    except (tm.TemplateError, CheckError) as error:
         print(f"deploy: ERROR: {error}", file=sys.stderr)
         sys.exit(1)

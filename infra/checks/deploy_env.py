@@ -30,7 +30,6 @@ import json
 import subprocess
 import sys
 from collections.abc import Mapping
-from functools import cache
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -112,17 +111,9 @@ def printed_environment(output: str) -> dict[str, str] | None:
 
 # ----------------------------------------------------------------------------- the check
 
-@cache
-def target_directory() -> Path:
-    """cargo's target directory, as cargo-lambda finds it (cargo metadata: CARGO_TARGET_DIR honoured)."""
-    out = subprocess.run(["cargo", "metadata", "--format-version", "1", "--no-deps"], cwd=ROOT,
-                         capture_output=True, text=True, check=True).stdout
-    return Path(json.loads(out)["target_directory"])
-
-
 def bootstrap_of(binary: str) -> Path:
     """What cargo-lambda packages for the function: <target>/lambda/<bin>/bootstrap."""
-    return target_directory() / "lambda" / binary / "bootstrap"
+    return code_model.target_directory() / "lambda" / binary / "bootstrap"
 
 
 def read_back(binary: str, text: str) -> dict[str, str] | None:

@@ -30,11 +30,11 @@ infra/local/stack.sh install
 step "cfn-lint on infra/template.yaml"
 make --no-print-directory lint-infra
 
-step "static checks: the crates' boundaries, IAM least privilege, CodeUri/environment/crate metadata, sam validate"
-make --no-print-directory check-infra
-
 step "build the functions and local-lambda"
 make --no-print-directory build-local
+
+step "static checks: the crates' boundaries, IAM least privilege, CodeUri/environment (each function's --describe-config)/crate metadata, sam validate"
+make --no-print-directory check-infra
 
 stack_was_up=false
 if infra/local/stack.sh status >/dev/null 2>&1; then

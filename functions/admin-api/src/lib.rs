@@ -15,6 +15,8 @@
 //!   of time answers a `next` right after its last event. Idempotent: a page applied twice
 //!   changes nothing the second time, so an interrupted rebuild is simply resumed or restarted.
 
+mod config;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,6 +34,8 @@ use serde::{Deserialize, Serialize};
 
 use paysaga_http::request::OptionalJsonBody;
 use paysaga_http::{ApiError, Caller};
+
+pub use config::Config;
 
 /// What one `POST /admin/read-models/rebuild` takes on: 200 items of the audit trail (a few
 /// writes per event), and no event started after 20 s. API Gateway gives an HTTP API's

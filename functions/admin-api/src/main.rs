@@ -3,33 +3,30 @@
 
 use std::sync::Arc;
 
-use admin_api::{AdminApi, REBUILD_PAGE, admin_router};
-use anyhow::Context;
+use admin_api::{AdminApi, Config, REBUILD_PAGE, admin_router};
 use lambda_toolkit::aws::sdk_config;
 use paysaga_aws::{DynamoDbEventStore, DynamoDbParking, DynamoDbReadModels, SqsRedriveQueues};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     lambda_toolkit::logging::init();
-    let config = sdk_config().await.context("cannot set up the AWS SDK")?;
-    let required = |name: &str| {
-        std::env::var(name).with_context(|| format!("{name} must be set (the template sets it)"))
-    };
+    let config = lambda_toolkit::env::load(Config::from_env)?;
+    let sdk = sdk_config().await?;
     let app = admin_router(Arc::new(AdminApi {
         parking: Arc::new(DynamoDbParking::from_config(
-            &config,
-            required("PARKED_MESSAGES_TABLE")?,
+            &sdk,
+            config.parked_messages_table,
         )),
-        queues: Arc::new(SqsRedriveQueues::from_config(&config)),
+        queues: Arc::new(SqsRedriveQueues::from_config(&sdk)),
         // Reads only: snapshots are the audit-trail function's business.
         event_store: Arc::new(DynamoDbEventStore::from_config(
-            &config,
-            required("EVENT_STORE_TABLE")?,
+            &sdk,
+            config.event_store_table,
             0,
         )),
         read_models: Arc::new(DynamoDbReadModels::from_config(
-            &config,
-            required("READ_MODELS_TABLE")?,
+            &sdk,
+            config.read_models_table,
         )),
         rebuild_page: REBUILD_PAGE,
     }));

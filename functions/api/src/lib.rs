@@ -15,6 +15,7 @@
 //! for); a caller reads and moves only the wallets it owns (403 otherwise). The operators'
 //! routes (`/admin/...`) are another function's, `admin-api`; both serve with `paysaga_http`.
 
+mod config;
 mod limits;
 mod reads;
 mod views;
@@ -36,6 +37,7 @@ use paysaga_services::payments::{self, Submission};
 use paysaga_services::wallets::{self, DepositResult};
 use serde::Deserialize;
 
+pub use config::Config;
 use paysaga_http::request::{JsonBody, idempotency_key, parse_id};
 pub use paysaga_http::{ADMIN_SCOPE, ApiError, Caller};
 pub use reads::{ReadApi, read_router};

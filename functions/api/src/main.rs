@@ -5,37 +5,28 @@
 
 use std::sync::Arc;
 
-use anyhow::Context;
-use api::{Api, ReadApi, read_router, router};
+use api::{Api, Config, ReadApi, read_router, router};
 use lambda_toolkit::aws::sdk_config;
-use paysaga_aws::config::Resources;
 use paysaga_aws::{DynamoDbLedger, DynamoDbReadModels, EventBridgePublisher};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     lambda_toolkit::logging::init();
-    let resources = Resources::from_env()?;
-    let config = sdk_config().await.context("cannot set up the AWS SDK")?;
-    let ledger = Arc::new(DynamoDbLedger::from_config(&config, resources.tables));
-    let required = |name: &str| {
-        std::env::var(name).with_context(|| format!("{name} must be set (the template sets it)"))
-    };
-    let read_models = Arc::new(DynamoDbReadModels::from_config(
-        &config,
-        required("READ_MODELS_TABLE")?,
-    ));
-    let limits = paysaga_aws::config::limits_from_env()?;
+    let config = lambda_toolkit::env::load(Config::from_env)?;
+    let sdk = sdk_config().await?;
+    let ledger = Arc::new(DynamoDbLedger::from_config(&sdk, config.resources.tables));
+    let bus = config.resources.event_bus_name;
     let app = router(Arc::new(Api {
-        limits,
+        limits: config.limits,
         wallets: ledger.clone(),
         payments: ledger.clone(),
-        events: Arc::new(EventBridgePublisher::from_config(
-            &config,
-            resources.event_bus_name,
-        )),
+        events: Arc::new(EventBridgePublisher::from_config(&sdk, bus)),
     }))
     .merge(read_router(Arc::new(ReadApi {
-        read_models,
+        read_models: Arc::new(DynamoDbReadModels::from_config(
+            &sdk,
+            config.read_models_table,
+        )),
         wallets: ledger,
     })));
     paysaga_http::serve(app).await

@@ -1,16 +1,15 @@
 //! The audit-trail handler fed with the SQS events in `events/lambda/`, against the in-memory
 //! event store.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use async_trait::async_trait;
-use audit_trail::{AuditTrailFunction, handle};
-use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
-use lambda_runtime::{Context, LambdaEvent};
-use lambda_toolkit::metrics::{MetricsBuffer, MetricsSink, check_document};
-use lambda_toolkit::sqs_batch::{DeadLetterError, DeadLetterQueue, FailureRecord};
+use audit_trail::AuditTrail;
+use aws_lambda_events::sqs::SqsEvent;
+use lambda_toolkit::testing::{TestConsumer, set_receive_count};
+use paysaga_aws::EventMessages;
 use paysaga_domain::history::{StreamId, snapshot_due};
 use paysaga_domain::ports::EventStore;
+use paysaga_domain::test_support::lambda_event;
 use paysaga_domain::{PaymentId, PaymentStatus, WalletId};
 use paysaga_services::audit::{rebuild_payment, rebuild_wallet};
 use paysaga_services::fakes::InMemoryEventStore;
@@ -20,90 +19,37 @@ use paysaga_services::fakes::InMemoryEventStore;
 const BATCH: &str = "sqs-audit-trail-events.json";
 
 fn fixture(name: &str) -> SqsEvent {
-    let path = format!("{}/../../events/lambda/{name}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{path}: {error}"));
-    serde_json::from_str(&text).expect("an SqsEvent")
-}
-
-/// A dead-letter queue that keeps what it is sent.
-#[derive(Default)]
-struct KeptDeadLetters(Mutex<Vec<(String, FailureRecord)>>);
-
-#[async_trait]
-impl DeadLetterQueue for KeptDeadLetters {
-    async fn send(
-        &self,
-        message: &SqsMessage,
-        record: &FailureRecord,
-    ) -> Result<(), DeadLetterError> {
-        let id = message.message_id.clone().unwrap_or_default();
-        self.0
-            .lock()
-            .expect("not poisoned")
-            .push((id, record.clone()));
-        Ok(())
-    }
+    lambda_event(name)
 }
 
 struct TestFunction {
-    function: AuditTrailFunction,
+    function: TestConsumer<EventMessages<AuditTrail>>,
     store: Arc<InMemoryEventStore>,
-    dead_letters: Arc<KeptDeadLetters>,
-    metrics: MetricsBuffer,
 }
 
+/// The function, giving up on a message's third delivery.
 fn test_function(snapshot_every: u64) -> TestFunction {
     let store = Arc::new(InMemoryEventStore::new(snapshot_every));
-    let dead_letters = Arc::new(KeptDeadLetters::default());
-    let metrics = MetricsBuffer::default();
-    let function = AuditTrailFunction {
+    let handler = AuditTrail {
         store: store.clone(),
-        max_receive_count: 3,
-        dead_letters: Some(dead_letters.clone()),
-        metrics: MetricsSink::new("paysaga", "audit-trail", metrics.clone()),
     };
     TestFunction {
-        function,
+        function: TestConsumer::new(EventMessages(handler), 3),
         store,
-        dead_letters,
-        metrics,
     }
-}
-
-async fn deliver(function: &AuditTrailFunction, event: SqsEvent) -> Vec<String> {
-    handle(function, LambdaEvent::new(event, Context::default()))
-        .await
-        .expect("a batch response")
-        .batch_item_failures
-        .into_iter()
-        .map(|failure| failure.item_identifier)
-        .collect()
 }
 
 fn wallet(id: &str) -> WalletId {
     WalletId::parse(id).expect("a wallet id")
 }
 
-/// The sum of a metric over every document the function wrote, each checked against the EMF
-/// specification.
-fn metric(buffer: &MetricsBuffer, name: &str) -> f64 {
-    let documents = buffer.documents().expect("JSON lines");
-    for document in &documents {
-        check_document(document).expect("a valid EMF document");
-    }
-    documents
-        .iter()
-        .filter_map(|document| document[name].as_f64())
-        .sum()
-}
-
 #[tokio::test]
 async fn every_event_lands_once_in_its_streams_and_the_wallets_rebuild() {
     let test = test_function(10);
-    let failed = deliver(&test.function, fixture(BATCH)).await;
+    let failed = test.function.deliver(fixture(BATCH)).await;
     assert!(failed.is_empty(), "{failed:?}");
     // Delivered again, whole: nothing more is appended.
-    assert!(deliver(&test.function, fixture(BATCH)).await.is_empty());
+    assert!(test.function.deliver(fixture(BATCH)).await.is_empty());
 
     let alice = rebuild_wallet(test.store.as_ref(), &wallet("wal_demo_alice"))
         .await
@@ -153,9 +99,9 @@ async fn every_event_lands_once_in_its_streams_and_the_wallets_rebuild() {
 
     // 4 distinct events, appended once; the deposit's second copy and the whole second
     // delivery are duplicates (1 + 5).
-    assert_eq!(metric(&test.metrics, "EventsAppended"), 4.0);
-    assert_eq!(metric(&test.metrics, "DuplicateEvents"), 6.0);
-    assert_eq!(metric(&test.metrics, "MessagesReceived"), 10.0);
+    assert_eq!(test.function.metric("EventsAppended"), 4.0);
+    assert_eq!(test.function.metric("DuplicateEvents"), 6.0);
+    assert_eq!(test.function.metric("MessagesReceived"), 10.0);
 }
 
 /// The batch, and a sixth message: an outcome of a version this code does not read, delivered
@@ -168,9 +114,7 @@ fn batch_with_unknown_version(receive_count: u32) -> (SqsEvent, String) {
         body.replace(r#""version": 1"#, r#""version": 2"#)
             .replace("pay_demo_audit_0001", "pay_demo_audit_0003")
     });
-    newer
-        .attributes
-        .insert("ApproximateReceiveCount".into(), receive_count.to_string());
+    set_receive_count(&mut newer, receive_count);
     let id = newer.message_id.clone().expect("an id");
     event.records.push(newer);
     (event, id)
@@ -182,14 +126,14 @@ async fn an_unknown_version_goes_to_the_dlq_with_its_reason_on_its_last_delivery
     // Before its last delivery it only fails, alone, back to the queue.
     let (event, unknown) = batch_with_unknown_version(1);
     assert_eq!(
-        deliver(&test.function, event).await,
+        test.function.deliver(event).await,
         std::slice::from_ref(&unknown)
     );
-    assert!(test.dead_letters.0.lock().expect("not poisoned").is_empty());
+    assert!(test.function.dead_letters.records().is_empty());
 
     let (event, _) = batch_with_unknown_version(3);
-    assert!(deliver(&test.function, event).await.is_empty());
-    let dead = test.dead_letters.0.lock().expect("not poisoned").clone();
+    assert!(test.function.deliver(event).await.is_empty());
+    let dead = test.function.dead_letters.records();
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].0, unknown);
     assert_eq!(dead[0].1.kind, "permanent");
@@ -198,9 +142,9 @@ async fn an_unknown_version_goes_to_the_dlq_with_its_reason_on_its_last_delivery
         "{}",
         dead[0].1.reason
     );
-    assert_eq!(metric(&test.metrics, "MessagesDeadLettered"), 1.0);
+    assert_eq!(test.function.metric("MessagesDeadLettered"), 1.0);
     // Its batch-mates were appended, once.
-    assert_eq!(metric(&test.metrics, "EventsAppended"), 4.0);
+    assert_eq!(test.function.metric("EventsAppended"), 4.0);
     let unknown_payment = PaymentId::parse("pay_demo_audit_0003").expect("id");
     let never = rebuild_payment(test.store.as_ref(), &unknown_payment)
         .await
@@ -213,12 +157,12 @@ async fn a_store_outage_fails_every_message_as_transient_back_to_the_queue() {
     let test = test_function(10);
     let event = fixture(BATCH);
     test.store.set_unavailable(true);
-    assert_eq!(deliver(&test.function, event.clone()).await.len(), 5);
-    assert!(test.dead_letters.0.lock().expect("not poisoned").is_empty());
+    assert_eq!(test.function.deliver(event.clone()).await.len(), 5);
+    assert!(test.function.dead_letters.records().is_empty());
 
     test.store.set_unavailable(false);
-    assert!(deliver(&test.function, event).await.is_empty());
-    assert_eq!(metric(&test.metrics, "EventsAppended"), 4.0);
+    assert!(test.function.deliver(event).await.is_empty());
+    assert_eq!(test.function.metric("EventsAppended"), 4.0);
 }
 
 #[tokio::test]
@@ -234,7 +178,7 @@ async fn snapshots_are_taken_every_n_versions_and_loading_through_them_is_exact(
             .map(|body| body.replace("dep_demo_audit_0001", &format!("dep_demo_audit_1{n:03}")));
         event.records.push(message);
     }
-    assert!(deliver(&test.function, event).await.is_empty());
+    assert!(test.function.deliver(event).await.is_empty());
     let stream = StreamId::Wallet(wallet("wal_demo_alice"));
     let expected: Vec<u64> = (1..=8).filter(|v| snapshot_due(*v, 3)).collect();
     assert_eq!(test.store.snapshot_versions(&stream), expected);

@@ -5,23 +5,16 @@
 
 use std::sync::Arc;
 
-use audit_trail::{AuditTrailFunction, handle};
-use lambda_runtime::{Context, LambdaEvent};
-use lambda_toolkit::metrics::MetricsSink;
+use audit_trail::AuditTrail;
+use paysaga_aws::EventMessages;
 use paysaga_hostile::fixture_events;
-use paysaga_hostile::harness::{
-    KeptDeadLetters, MAX_RECEIVE_COUNT, batch, bodies, check_batch, run_logged,
-};
+use paysaga_hostile::harness::{MAX_RECEIVE_COUNT, bodies, fixture_events_through, hostile_batch};
 use paysaga_services::fakes::InMemoryEventStore;
 use proptest::prelude::*;
 
-fn audit_trail(dead_letters: &Arc<KeptDeadLetters>) -> AuditTrailFunction {
-    AuditTrailFunction {
-        store: Arc::new(InMemoryEventStore::new(10)),
-        max_receive_count: MAX_RECEIVE_COUNT,
-        dead_letters: Some(dead_letters.clone()),
-        metrics: MetricsSink::new("paysaga", "audit-trail", Vec::new()),
-    }
+fn audit_trail() -> EventMessages<AuditTrail> {
+    let store = Arc::new(InMemoryEventStore::new(10));
+    EventMessages(AuditTrail { store })
 }
 
 proptest! {
@@ -32,25 +25,16 @@ proptest! {
         bodies in bodies(fixture_events()),
         receive_count in 1..=MAX_RECEIVE_COUNT,
     ) {
-        let dead_letters = Arc::new(KeptDeadLetters::default());
-        let function = audit_trail(&dead_letters);
-        let event = LambdaEvent::new(batch(&bodies, receive_count), Context::default());
-        let (answer, logs) = run_logged(handle(&function, event));
-        check_batch(&answer, bodies.len(), &dead_letters, &logs)?;
+        hostile_batch(audit_trail(), &bodies, receive_count)?;
     }
 }
 
 #[test]
 fn the_fixture_events_are_still_appended() {
-    let bodies: Vec<Vec<u8>> = fixture_events()
-        .iter()
-        .map(|event| event.to_string().into_bytes())
-        .collect();
-    let dead_letters = Arc::new(KeptDeadLetters::default());
-    let function = audit_trail(&dead_letters);
-    let event = LambdaEvent::new(batch(&bodies, 1), Context::default());
-    let (answer, logs) = run_logged(handle(&function, event));
-    let response = answer.expect("a batch response");
-    assert!(response.batch_item_failures.is_empty(), "{logs:#?}");
-    assert!(paysaga_hostile::leaks(logs.iter().map(String::as_str)).is_empty());
+    let logs = fixture_events_through(audit_trail(), &[]);
+    assert!(
+        logs.iter()
+            .all(|line| !line.contains("message returned to the queue")),
+        "{logs:#?}"
+    );
 }

@@ -5,11 +5,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::Utc;
-use dlq_redrive::{DlqRedriveFunction, Request, handle};
+use dlq_redrive::handle;
 use lambda_runtime::{Context, Diagnostic, LambdaEvent};
 use lambda_toolkit::metrics::{MetricsBuffer, MetricsSink, check_document};
 use lambda_toolkit::sqs_batch::{FAILURE_ATTRIBUTE, FailureRecord};
 use paysaga_services::fakes::{InMemoryJournal, InMemoryParking, InMemoryQueues, StaticRules};
+use paysaga_services::redrive::operator::{RedriveService, Request};
 use paysaga_services::redrive::{DeadLetter, MessageAttribute, QueueRef, RedriveSettings};
 
 const PAYMENTS: &str = "arn:aws:sqs:us-east-1:000000000000:paysaga-local-payments";
@@ -60,7 +61,8 @@ fn dead_letter(id: &str, kind: &str, body: &str) -> DeadLetter {
 }
 
 struct World {
-    function: DlqRedriveFunction,
+    service: RedriveService,
+    sink: MetricsSink,
     metrics: MetricsBuffer,
     queues: Arc<InMemoryQueues>,
     parking: Arc<InMemoryParking>,
@@ -74,7 +76,7 @@ impl World {
         queues.redrive_policy(PAYMENTS, PAYMENTS_DLQ);
         let parking = Arc::new(InMemoryParking::default());
         let metrics = MetricsBuffer::default();
-        let function = DlqRedriveFunction {
+        let service = RedriveService {
             queues: queues.clone(),
             admin: queues.clone(),
             rules: Arc::new(StaticRules::default()),
@@ -85,10 +87,10 @@ impl World {
                 max_per_second: 1_000,
                 ..RedriveSettings::default()
             },
-            metrics: MetricsSink::new("paysaga", "dlq-redrive", metrics.clone()),
         };
         Self {
-            function,
+            service,
+            sink: MetricsSink::new("paysaga", "dlq-redrive", metrics.clone()),
             metrics,
             queues,
             parking,
@@ -96,12 +98,9 @@ impl World {
     }
 
     async fn invoke(&self, request: Request) -> Result<serde_json::Value, Diagnostic> {
-        let response = handle(
-            &self.function,
-            LambdaEvent::new(request, Context::default()),
-        )
-        .await
-        .map_err(Diagnostic::from)?;
+        let payload = serde_json::to_value(request).expect("requests serialise");
+        let event = LambdaEvent::new(payload, Context::default());
+        let response = handle(&self.service, &self.sink, event).await?;
         Ok(serde_json::to_value(response).expect("responses serialise"))
     }
 }
@@ -353,10 +352,7 @@ async fn a_short_name_is_one_queue_even_where_another_name_ends_the_same_way() {
     world.queues.create(queue(URGENT));
     world.queues.create(queue(URGENT_DLQ));
     world.queues.redrive_policy(URGENT, URGENT_DLQ);
-    world
-        .function
-        .dead_letter_queues
-        .push(queue(URGENT_DLQ).url);
+    world.service.dead_letter_queues.push(queue(URGENT_DLQ).url);
     for (asked, found) in [
         ("payments-dlq", "paysaga-local-payments-dlq"),
         ("urgent-payments-dlq", "paysaga-local-urgent-payments-dlq"),

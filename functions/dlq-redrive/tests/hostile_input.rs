@@ -6,12 +6,13 @@
 use std::sync::Arc;
 
 use chrono::Utc;
-use dlq_redrive::{DlqRedriveFunction, Request, handle};
+use dlq_redrive::handle;
 use lambda_runtime::{Context, Diagnostic, LambdaEvent};
 use lambda_toolkit::metrics::MetricsSink;
 use paysaga_hostile::harness::run_logged;
 use paysaga_hostile::{body, leaks};
 use paysaga_services::fakes::{InMemoryJournal, InMemoryParking, InMemoryQueues, StaticRules};
+use paysaga_services::redrive::operator::{RedriveService, Request};
 use paysaga_services::redrive::{DeadLetter, QueueRef, RedriveSettings};
 use proptest::prelude::*;
 use serde_json::Value;
@@ -49,8 +50,8 @@ fn requests() -> Vec<Value> {
     .collect()
 }
 
-/// A function whose payments DLQ holds a message carrying secrets, without a failure record.
-fn function() -> DlqRedriveFunction {
+/// A redrive whose payments DLQ holds a message carrying secrets, without a failure record.
+fn service() -> RedriveService {
     let queues = Arc::new(InMemoryQueues::default());
     queues.create(queue(PAYMENTS));
     queues.create(queue(PAYMENTS_DLQ));
@@ -73,7 +74,7 @@ fn function() -> DlqRedriveFunction {
             sent_at: Some(Utc::now()),
         },
     );
-    DlqRedriveFunction {
+    RedriveService {
         queues: queues.clone(),
         admin: queues,
         rules: Arc::new(StaticRules::default()),
@@ -84,7 +85,6 @@ fn function() -> DlqRedriveFunction {
             max_per_second: 1_000,
             ..RedriveSettings::default()
         },
-        metrics: MetricsSink::new("paysaga", "dlq-redrive", Vec::new()),
     }
 }
 
@@ -99,22 +99,15 @@ proptest! {
         let Ok(payload) = serde_json::from_slice::<Value>(&bytes) else {
             return Ok(());
         };
-        let request = match Request::from_payload(payload) {
-            Ok(request) => request,
-            Err(refusal) => {
-                let diagnostic = Diagnostic::from(refusal);
-                prop_assert_eq!(diagnostic.error_type.as_str(), "InvalidRequest");
-                let leaked = leaks([diagnostic.error_message.as_str()]);
-                prop_assert!(leaked.is_empty(), "the refusal quotes input: {leaked:?}");
-                return Ok(());
-            }
-        };
-        let function = function();
-        let (answer, logs) = run_logged(async {
-            handle(&function, LambdaEvent::new(request, Context::default()))
-                .await
-                .map_err(Diagnostic::from)
-        });
+        let refused = Request::from_payload(payload.clone()).is_err();
+        let service = service();
+        let metrics = MetricsSink::new("paysaga", "dlq-redrive", Vec::new());
+        let event = LambdaEvent::new(payload, Context::default());
+        let (answer, logs): (Result<_, Diagnostic>, _) = run_logged(handle(&service, &metrics, event));
+        if refused {
+            let diagnostic = answer.as_ref().err();
+            prop_assert_eq!(diagnostic.map(|d| d.error_type.as_str()), Some("InvalidRequest"));
+        }
         if let Err(diagnostic) = &answer {
             prop_assert!(!diagnostic.error_type.is_empty());
             prop_assert!(diagnostic.error_message.len() > 10, "{diagnostic:?}");

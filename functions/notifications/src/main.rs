@@ -1,43 +1,23 @@
 //! Start-up of the `notifications` function: configuration, clients, tracing; then run.
 
-// An SQS consumer: one message's panic fails that message alone only in a binary that unwinds
-// (`lambda_toolkit::sqs_batch`); with panic = "abort" it would fail the whole batch.
-#[cfg(panic = "abort")]
-compile_error!(
-    "SQS consumers unwind on a panic: build with the release profile, not release-abort"
-);
-
 use std::sync::Arc;
 
-use anyhow::Context;
-use lambda_runtime::{LambdaEvent, service_fn};
-use lambda_toolkit::aws::{DynamoDbIdempotencyStore, SqsDeadLetterQueue, sdk_config};
-use lambda_toolkit::metrics::MetricsSink;
-use lambda_toolkit::sqs_batch::DeadLetterQueue;
-use notifications::{NotificationsFunction, handle, idempotency_config};
-use paysaga_aws::DynamoDbInbox;
-use paysaga_aws::config::number_or;
+use lambda_toolkit::aws::{DynamoDbIdempotencyStore, sdk_config, sqs_consumer};
+use notifications::{Config, Notifications};
+use paysaga_aws::{DynamoDbInbox, EventMessages};
+use paysaga_services::notifications::idempotency_config;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     lambda_toolkit::logging::init();
-    let required = |name: &str| {
-        std::env::var(name).with_context(|| format!("{name} must be set (the template sets it)"))
-    };
-    let inbox = required("NOTIFICATIONS_TABLE")?;
-    let idempotency = required("IDEMPOTENCY_TABLE")?;
-    let config = sdk_config().await.context("cannot set up the AWS SDK")?;
-    let function = NotificationsFunction {
-        notifier: Arc::new(DynamoDbInbox::from_config(&config, inbox)),
-        idempotency: Arc::new(DynamoDbIdempotencyStore::from_config(&config, idempotency)),
+    let config = lambda_toolkit::env::load(Config::from_env)?;
+    let sdk = sdk_config().await?;
+    let idempotency = DynamoDbIdempotencyStore::from_config(&sdk, config.idempotency_table);
+    let handler = EventMessages(Notifications {
+        notifier: Arc::new(DynamoDbInbox::from_config(&sdk, config.notifications_table)),
+        idempotency: Arc::new(idempotency),
         idempotency_config: idempotency_config(),
-        max_receive_count: u32::try_from(number_or("MAX_RECEIVE_COUNT", 0)?).unwrap_or(u32::MAX),
-        dead_letters: std::env::var("DEAD_LETTER_QUEUE_URL").ok().map(|url| {
-            Arc::new(SqsDeadLetterQueue::from_config(&config, url)) as Arc<dyn DeadLetterQueue>
-        }),
-        metrics: MetricsSink::stdout("notifications"),
-    };
-    lambda_runtime::run(service_fn(|event: LambdaEvent<_>| handle(&function, event)))
-        .await
-        .map_err(|error| anyhow::anyhow!(error))
+    });
+    let consumer = sqs_consumer(handler, "notifications", &config.consumer, &sdk);
+    consumer.run().await.map_err(anyhow::Error::from_boxed)
 }

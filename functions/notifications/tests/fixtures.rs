@@ -2,93 +2,57 @@
 //! fakes: a notifier that keeps every delivery (duplicates included, as e-mail would) and the
 //! in-memory idempotency store.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use async_trait::async_trait;
-use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
+use aws_lambda_events::sqs::SqsEvent;
 use chrono::Utc;
-use lambda_runtime::{Context, LambdaEvent};
 use lambda_toolkit::idempotency::{
     IdempotencyRecord, IdempotencyStore, InMemoryIdempotencyStore, RecordStatus, payload_hash,
 };
-use lambda_toolkit::metrics::{MetricsBuffer, MetricsSink, check_document};
-use lambda_toolkit::sqs_batch::{DeadLetterError, DeadLetterQueue, FailureRecord};
-use notifications::{NotificationsFunction, handle, idempotency_config};
+use lambda_toolkit::testing::{TestConsumer, set_receive_count};
+use notifications::Notifications;
+use paysaga_aws::EventMessages;
 use paysaga_domain::DomainEvent;
 use paysaga_domain::notification::{NotificationKind, notifications_for};
 use paysaga_domain::ports::NotifyError;
+use paysaga_domain::test_support::lambda_event;
 use paysaga_services::fakes::RecordingNotifier;
-
-/// A dead-letter queue that keeps what it is sent.
-#[derive(Default)]
-struct KeptDeadLetters(Mutex<Vec<(String, FailureRecord)>>);
-
-#[async_trait]
-impl DeadLetterQueue for KeptDeadLetters {
-    async fn send(
-        &self,
-        message: &SqsMessage,
-        record: &FailureRecord,
-    ) -> Result<(), DeadLetterError> {
-        let id = message.message_id.clone().unwrap_or_default();
-        self.0.lock().unwrap().push((id, record.clone()));
-        Ok(())
-    }
-}
+use paysaga_services::notifications::idempotency_config;
 
 struct TestFunction {
-    function: NotificationsFunction,
+    function: TestConsumer<EventMessages<Notifications>>,
     notifier: Arc<RecordingNotifier>,
     idempotency: Arc<InMemoryIdempotencyStore>,
-    dead_letters: Arc<KeptDeadLetters>,
-    metrics: MetricsBuffer,
 }
 
+/// The function, giving up on a message's fifth delivery.
 fn notifications() -> TestFunction {
     let notifier = Arc::new(RecordingNotifier::default());
     let idempotency = Arc::new(InMemoryIdempotencyStore::default());
-    let dead_letters = Arc::new(KeptDeadLetters::default());
-    let metrics = MetricsBuffer::default();
-    let function = NotificationsFunction {
+    let handler = Notifications {
         notifier: notifier.clone(),
         idempotency: idempotency.clone(),
         idempotency_config: idempotency_config(),
-        max_receive_count: 5,
-        dead_letters: Some(dead_letters.clone()),
-        metrics: MetricsSink::new("paysaga", "notifications", metrics.clone()),
     };
     TestFunction {
-        function,
+        function: TestConsumer::new(EventMessages(handler), 5),
         notifier,
         idempotency,
-        dead_letters,
-        metrics,
     }
 }
 
 fn fixture(name: &str) -> SqsEvent {
-    let path = format!("{}/../../events/lambda/{name}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{path}: {error}"));
-    serde_json::from_str(&text).expect("an SqsEvent")
+    lambda_event(name)
 }
 
 /// Delivers the batch; answers the ids of the messages reported failed.
 async fn deliver(test: &TestFunction, event: SqsEvent) -> Vec<String> {
-    let response = handle(&test.function, LambdaEvent::new(event, Context::default()))
-        .await
-        .expect("a batch response");
-    response
-        .batch_item_failures
-        .into_iter()
-        .map(|failure| failure.item_identifier)
-        .collect()
+    test.function.deliver(event).await
 }
 
 /// The sum of a metric over every flushed document.
 fn metric(test: &TestFunction, name: &str) -> f64 {
-    let documents = test.metrics.documents().expect("JSON lines");
-    assert!(documents.iter().all(|doc| check_document(doc).is_ok()));
-    documents.iter().filter_map(|doc| doc[name].as_f64()).sum()
+    test.function.metric(name)
 }
 
 #[tokio::test]
@@ -160,13 +124,11 @@ async fn an_unknown_version_goes_to_the_dlq_with_its_reason_on_its_last_delivery
         serde_json::from_str(record.body.as_deref().expect("a body")).expect("JSON");
     body["detail"]["version"] = 2.into();
     record.body = Some(body.to_string());
-    record
-        .attributes
-        .insert("ApproximateReceiveCount".into(), "5".into());
+    set_receive_count(record, 5);
     let failed = deliver(&test, event).await;
     assert!(failed.is_empty(), "given up on, not returned: {failed:?}");
     assert!(test.notifier.sent().is_empty());
-    let dead = test.dead_letters.0.lock().unwrap();
+    let dead = test.function.dead_letters.records();
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0].1.kind, "permanent");
     assert!(

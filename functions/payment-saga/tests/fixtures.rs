@@ -3,20 +3,20 @@
 use std::sync::Arc;
 
 use aws_lambda_events::sqs::SqsEvent;
-use chrono::Utc;
-use lambda_runtime::{Context, LambdaEvent};
 use lambda_toolkit::metrics::{MetricsBuffer, MetricsSink, check_document};
-use lambda_toolkit::sqs_batch::MessageFailure;
-use payment_saga::{SagaFunction, handle, payment_request};
-use paysaga_domain::ports::{Deposit, PaymentLog, WalletStore};
-use paysaga_domain::{Money, PaymentId, PaymentStatus, Wallet, WalletId};
+use lambda_toolkit::sqs_consumer::SqsConsumer;
+use lambda_toolkit::testing::failed_ids;
+use payment_saga::PaymentSaga;
+use paysaga_domain::ports::{PaymentLog, WalletStore};
+use paysaga_domain::test_support::lambda_event;
+use paysaga_domain::{PaymentId, PaymentStatus, WalletId};
 use paysaga_processor::CircuitState;
 use paysaga_services::fakes::{InMemoryLedger, InMemoryProcessor, RecordingPublisher};
 use paysaga_services::payments::payment;
-use paysaga_services::saga::SagaSettings;
+use paysaga_services::saga::{RequestedPayment, SagaSettings};
 
 struct TestSaga {
-    saga: SagaFunction,
+    saga: SqsConsumer<PaymentSaga>,
     metrics: MetricsBuffer,
     ledger: Arc<InMemoryLedger>,
     events: Arc<RecordingPublisher>,
@@ -24,32 +24,24 @@ struct TestSaga {
 }
 
 async fn saga_with_alice_holding(minor_units: u64) -> TestSaga {
-    let ledger = Arc::new(InMemoryLedger::default());
+    let ledger = Arc::new(
+        InMemoryLedger::euro_wallets(&[("wal_demo_alice", minor_units), ("wal_demo_bob", 0)]).await,
+    );
     let events = Arc::new(RecordingPublisher::default());
-    let eur = "EUR".parse().expect("EUR");
-    for id in ["wal_demo_alice", "wal_demo_bob"] {
-        let wallet = Wallet::open(WalletId::parse(id).expect("id"), eur, Utc::now());
-        ledger.open_wallet(&wallet).await.expect("open");
-    }
-    let deposit = Deposit {
-        deposit_id: paysaga_domain::DepositId::generate(),
-        wallet_id: WalletId::parse("wal_demo_alice").expect("id"),
-        amount: Money::new(minor_units, eur).expect("amount"),
-        idempotency_key: None,
-    };
-    ledger.deposit(&deposit, Utc::now()).await.expect("deposit");
     let metrics = MetricsBuffer::default();
     let processor = Arc::new(InMemoryProcessor::default());
-    let saga = SagaFunction {
+    let handler = PaymentSaga {
         payments: ledger.clone(),
         events: events.clone(),
         processor: processor.clone(),
         settings: SagaSettings::default(),
         max_receive_count: 3,
-        dead_letters: None,
-        metrics: MetricsSink::new("paysaga", "payment-saga", metrics.clone()),
         circuit: Some(Arc::new(|| CircuitState::Open)),
     };
+    let saga = SqsConsumer::new(
+        handler,
+        MetricsSink::new("paysaga", "payment-saga", metrics.clone()),
+    );
     TestSaga {
         saga,
         metrics,
@@ -60,20 +52,11 @@ async fn saga_with_alice_holding(minor_units: u64) -> TestSaga {
 }
 
 fn fixture(name: &str) -> SqsEvent {
-    let path = format!("{}/../../events/lambda/{name}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{path}: {error}"));
-    serde_json::from_str(&text).expect("an SqsEvent")
+    lambda_event(name)
 }
 
 async fn deliver(test: &TestSaga, event: SqsEvent) -> Vec<String> {
-    let response = handle(&test.saga, LambdaEvent::new(event, Context::default()))
-        .await
-        .expect("a batch response");
-    response
-        .batch_item_failures
-        .into_iter()
-        .map(|failure| failure.item_identifier)
-        .collect()
+    failed_ids(&test.saga.handle(event).await.expect("a batch response"))
 }
 
 async fn available(test: &TestSaga, id: &str) -> u64 {
@@ -171,9 +154,9 @@ async fn an_unparseable_message_fails_alone() {
 
 #[test]
 fn a_body_that_is_not_a_payment_request_fails_for_good_saying_why() {
-    let Err(MessageFailure::Permanent(reason)) = payment_request("{not json") else {
-        panic!("a body that is not JSON is a permanent failure");
-    };
+    let reason = RequestedPayment::from_event("{not json")
+        .expect_err("a body that is not JSON is no payment request")
+        .to_string();
     assert!(
         reason.starts_with("not a PaymentRequested event: not an EventBridge event"),
         "{reason}"

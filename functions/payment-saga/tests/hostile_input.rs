@@ -5,59 +5,35 @@
 
 use std::sync::Arc;
 
-use chrono::Utc;
-use lambda_runtime::{Context, LambdaEvent};
-use lambda_toolkit::metrics::{MetricsBuffer, MetricsSink};
-use payment_saga::{SagaFunction, handle};
-use paysaga_domain::ports::{Deposit, WalletStore};
-use paysaga_domain::{DepositId, Money, Wallet, WalletId};
-use paysaga_hostile::harness::{
-    KeptDeadLetters, MAX_RECEIVE_COUNT, batch, bodies, check_batch, run_logged,
-};
+use lambda_toolkit::testing::TestConsumer;
+use payment_saga::PaymentSaga;
+use paysaga_hostile::harness::{MAX_RECEIVE_COUNT, batch, bodies, check_batch, run_logged};
 use paysaga_hostile::{fixture_events, leaks};
 use paysaga_services::fakes::{InMemoryLedger, InMemoryProcessor, RecordingPublisher};
 use paysaga_services::saga::SagaSettings;
 use proptest::prelude::*;
 
 struct TestSaga {
-    saga: SagaFunction,
+    saga: TestConsumer<PaymentSaga>,
     ledger: Arc<InMemoryLedger>,
-    dead_letters: Arc<KeptDeadLetters>,
-    metrics: MetricsBuffer,
 }
 
 /// The fixtures' wallets, alice holding 10,000.00 EUR.
 async fn saga() -> TestSaga {
-    let ledger = Arc::new(InMemoryLedger::default());
-    let eur = "EUR".parse().expect("EUR");
-    for id in ["wal_demo_alice", "wal_demo_bob"] {
-        let wallet = Wallet::open(WalletId::parse(id).expect("id"), eur, Utc::now());
-        ledger.open_wallet(&wallet).await.expect("open");
-    }
-    let deposit = Deposit {
-        deposit_id: DepositId::generate(),
-        wallet_id: WalletId::parse("wal_demo_alice").expect("id"),
-        amount: Money::new(1_000_000, eur).expect("amount"),
-        idempotency_key: None,
-    };
-    ledger.deposit(&deposit, Utc::now()).await.expect("deposit");
-    let dead_letters = Arc::new(KeptDeadLetters::default());
-    let metrics = MetricsBuffer::default();
-    let saga = SagaFunction {
+    let ledger = Arc::new(
+        InMemoryLedger::euro_wallets(&[("wal_demo_alice", 1_000_000), ("wal_demo_bob", 0)]).await,
+    );
+    let handler = PaymentSaga {
         payments: ledger.clone(),
         events: Arc::new(RecordingPublisher::default()),
         processor: Arc::new(InMemoryProcessor::default()),
         settings: SagaSettings::default(),
         max_receive_count: MAX_RECEIVE_COUNT,
-        dead_letters: Some(dead_letters.clone()),
-        metrics: MetricsSink::new("paysaga", "payment-saga", metrics.clone()),
         circuit: None,
     };
     TestSaga {
-        saga,
+        saga: TestConsumer::new(handler, MAX_RECEIVE_COUNT),
         ledger,
-        dead_letters,
-        metrics,
     }
 }
 
@@ -81,17 +57,13 @@ proptest! {
         let (outcome, logs) = run_logged(async {
             let test = saga().await;
             let before = total(&test.ledger);
-            let answer = handle(
-                &test.saga,
-                LambdaEvent::new(batch(&bodies, receive_count), Context::default()),
-            )
-            .await;
+            let answer = test.saga.consumer.handle(batch(&bodies, receive_count)).await;
             (test, before, answer)
         });
         let (test, before, answer) = outcome;
-        check_batch(&answer, size, &test.dead_letters, &logs)?;
+        check_batch(&answer, size, &test.saga.dead_letters, &logs)?;
         prop_assert_eq!(total(&test.ledger), before, "money appeared or vanished");
-        let metrics: Vec<String> = test.metrics.documents().expect("EMF documents")
+        let metrics: Vec<String> = test.saga.metrics.documents().expect("EMF documents")
             .iter().map(ToString::to_string).collect();
         prop_assert!(leaks(metrics.iter().map(String::as_str)).is_empty(), "metrics: {metrics:?}");
     }
@@ -113,15 +85,11 @@ proptest! {
         event["detail"]["data"]["amount"]["minor_units"] = minor_units.into();
         let (outcome, logs) = run_logged(async {
             let test = saga().await;
-            let answer = handle(
-                &test.saga,
-                LambdaEvent::new(batch(&[event.to_string().into_bytes()], 1), Context::default()),
-            )
-            .await;
+            let answer = test.saga.consumer.handle(batch(&[event.to_string().into_bytes()], 1)).await;
             (test, answer)
         });
         let (test, answer) = outcome;
-        check_batch(&answer, 1, &test.dead_letters, &logs)?;
+        check_batch(&answer, 1, &test.saga.dead_letters, &logs)?;
         prop_assert_eq!(answer.map(|response| response.batch_item_failures.len()).ok(), Some(0));
         let balances: Vec<u64> = test.ledger.wallets().iter()
             .map(|wallet| wallet.available().minor_units()).collect();

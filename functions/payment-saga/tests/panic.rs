@@ -8,15 +8,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use aws_lambda_events::sqs::SqsEvent;
-use chrono::Utc;
-use lambda_runtime::{Context, LambdaEvent};
-use lambda_toolkit::metrics::{MetricsBuffer, MetricsSink};
-use payment_saga::{SagaFunction, handle};
-use paysaga_domain::ports::{Deposit, PaymentLog, PaymentProcessor, ProcessorError, WalletStore};
-use paysaga_domain::{
-    ChargeId, DepositId, Money, PaymentId, PaymentRequest, PaymentStatus, Wallet, WalletId,
-};
-use paysaga_hostile::harness::{KeptDeadLetters, MAX_RECEIVE_COUNT, run_logged};
+use lambda_toolkit::testing::TestConsumer;
+use payment_saga::PaymentSaga;
+use paysaga_domain::ports::{PaymentLog, PaymentProcessor, ProcessorError, WalletStore};
+use paysaga_domain::test_support::lambda_event;
+use paysaga_domain::{ChargeId, PaymentId, PaymentRequest, PaymentStatus, WalletId};
+use paysaga_hostile::harness::{MAX_RECEIVE_COUNT, run_logged};
 use paysaga_hostile::{EMAIL, leaks, sqs_event};
 use paysaga_services::fakes::{InMemoryLedger, InMemoryProcessor, RecordingPublisher};
 use paysaga_services::payments::payment;
@@ -64,64 +61,41 @@ impl PaymentProcessor for PanicsOnOnePayment {
 }
 
 struct TestSaga {
-    saga: SagaFunction,
+    saga: TestConsumer<PaymentSaga>,
     ledger: Arc<InMemoryLedger>,
     events: Arc<RecordingPublisher>,
     processor: Arc<PanicsOnOnePayment>,
-    dead_letters: Arc<KeptDeadLetters>,
-    metrics: MetricsBuffer,
 }
 
 async fn saga() -> TestSaga {
-    let ledger = Arc::new(InMemoryLedger::default());
-    let eur = "EUR".parse().expect("EUR");
-    for id in ["wal_demo_alice", "wal_demo_bob"] {
-        let wallet = Wallet::open(WalletId::parse(id).expect("id"), eur, Utc::now());
-        ledger.open_wallet(&wallet).await.expect("open");
-    }
-    let deposit = Deposit {
-        deposit_id: DepositId::generate(),
-        wallet_id: WalletId::parse("wal_demo_alice").expect("id"),
-        amount: Money::new(ALICE_HOLDS, eur).expect("amount"),
-        idempotency_key: None,
-    };
-    ledger.deposit(&deposit, Utc::now()).await.expect("deposit");
+    let ledger = Arc::new(
+        InMemoryLedger::euro_wallets(&[("wal_demo_alice", ALICE_HOLDS), ("wal_demo_bob", 0)]).await,
+    );
     let events = Arc::new(RecordingPublisher::default());
     let processor = Arc::new(PanicsOnOnePayment {
         inner: InMemoryProcessor::default(),
         fixed: AtomicBool::new(false),
     });
-    let dead_letters = Arc::new(KeptDeadLetters::default());
-    let metrics = MetricsBuffer::default();
-    let saga = SagaFunction {
+    let handler = PaymentSaga {
         payments: ledger.clone(),
         events: events.clone(),
         processor: processor.clone(),
         settings: SagaSettings::default(),
         max_receive_count: MAX_RECEIVE_COUNT,
-        dead_letters: Some(dead_letters.clone()),
-        metrics: MetricsSink::new("paysaga", "payment-saga", metrics.clone()),
         circuit: None,
     };
     TestSaga {
-        saga,
+        saga: TestConsumer::new(handler, MAX_RECEIVE_COUNT),
         ledger,
         events,
         processor,
-        dead_letters,
-        metrics,
     }
 }
 
 /// `PaymentRequested` events of `payment_ids` (the fixture's, renamed), in messages `m-<n>`,
 /// each delivered `receive_count` times.
 fn requests(payment_ids: &[&str], receive_count: u32) -> SqsEvent {
-    let path = format!(
-        "{}/../../events/lambda/sqs-payment-requested.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{path}: {error}"));
-    let fixture: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    let fixture: serde_json::Value = lambda_event("sqs-payment-requested.json");
     let body = fixture["Records"][0]["body"].as_str().expect("a body");
     let bodies: Vec<String> = payment_ids
         .iter()
@@ -148,14 +122,7 @@ fn requests(payment_ids: &[&str], receive_count: u32) -> SqsEvent {
 }
 
 async fn deliver(test: &TestSaga, event: SqsEvent) -> Vec<String> {
-    let response = handle(&test.saga, LambdaEvent::new(event, Context::default()))
-        .await
-        .expect("the batch is answered, not failed as a whole");
-    response
-        .batch_item_failures
-        .into_iter()
-        .map(|failure| failure.item_identifier)
-        .collect()
+    test.saga.deliver(event).await
 }
 
 async fn status(test: &TestSaga, id: &str) -> PaymentStatus {
@@ -202,7 +169,7 @@ fn announced(test: &TestSaga) -> Vec<(String, &'static str)> {
 
 /// The documents' values of `name`, added up.
 fn metric(test: &TestSaga, name: &str) -> f64 {
-    let documents = test.metrics.documents().expect("JSON lines");
+    let documents = test.saga.metrics.documents().expect("JSON lines");
     documents
         .iter()
         .filter_map(|document| document[name].as_f64())
@@ -268,7 +235,7 @@ fn on_its_last_delivery_a_panicking_payment_is_given_up_as_a_bug_and_completes_o
         (test, failed)
     });
     assert!(failed.is_empty(), "given up on, to the DLQ: {failed:?}");
-    let dead_letters = test.dead_letters.records();
+    let dead_letters = test.saga.dead_letters.records();
     assert_eq!(dead_letters.len(), 1, "{dead_letters:#?}");
     let (message_id, record) = &dead_letters[0];
     assert_eq!(message_id, "m-2");

@@ -2,18 +2,18 @@
 //! urgent payments queue delivers it), against the in-memory adapters; and a message given up
 //! on goes to the dead-letter queue of the queue it came from.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use async_trait::async_trait;
-use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
-use chrono::Utc;
-use lambda_runtime::{Context, LambdaEvent};
-use lambda_toolkit::metrics::{MetricsBuffer, MetricsSink};
-use lambda_toolkit::sqs_batch::{DeadLetterError, DeadLetterQueue, FailureRecord};
+use aws_lambda_events::sqs::SqsEvent;
+use lambda_toolkit::metrics::MetricsSink;
+use lambda_toolkit::sqs_batch::DeadLetterQueue;
+use lambda_toolkit::sqs_consumer::SqsConsumer;
 use lambda_toolkit::sqs_dead_letters::DeadLettersBySource;
-use payment_saga::{SagaFunction, handle};
-use paysaga_domain::ports::{Deposit, PaymentLog, WalletStore};
-use paysaga_domain::{DepositId, Money, PaymentId, PaymentStatus, Priority, Wallet, WalletId};
+use lambda_toolkit::testing::{KeptDeadLetters, failed_ids, set_receive_count};
+use payment_saga::PaymentSaga;
+use paysaga_domain::ports::{PaymentLog, WalletStore};
+use paysaga_domain::test_support::lambda_event;
+use paysaga_domain::{PaymentId, PaymentStatus, Priority, WalletId};
 use paysaga_services::fakes::{InMemoryLedger, InMemoryProcessor, RecordingPublisher};
 use paysaga_services::payments::payment;
 use paysaga_services::saga::SagaSettings;
@@ -21,56 +21,17 @@ use paysaga_services::saga::SagaSettings;
 const ORDINARY_QUEUE: &str = "arn:aws:sqs:us-east-1:123456789012:paysaga-PaymentsQueue";
 const URGENT_QUEUE: &str = "arn:aws:sqs:us-east-1:123456789012:paysaga-urgent-payments";
 
-/// A dead-letter queue that keeps what it is sent.
-#[derive(Default)]
-struct KeptDeadLetters(Mutex<Vec<(String, FailureRecord)>>);
-
-#[async_trait]
-impl DeadLetterQueue for KeptDeadLetters {
-    async fn send(
-        &self,
-        message: &SqsMessage,
-        record: &FailureRecord,
-    ) -> Result<(), DeadLetterError> {
-        let id = message.message_id.clone().unwrap_or_default();
-        self.0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .push((id, record.clone()));
-        Ok(())
-    }
-}
-
-impl KeptDeadLetters {
-    fn kept(&self) -> Vec<(String, FailureRecord)> {
-        self.0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
-    }
-}
-
 struct TestSaga {
-    saga: SagaFunction,
+    saga: SqsConsumer<PaymentSaga>,
     ledger: Arc<InMemoryLedger>,
     ordinary_dlq: Arc<KeptDeadLetters>,
     urgent_dlq: Arc<KeptDeadLetters>,
 }
 
 async fn saga_with_alice_holding(minor_units: u64) -> TestSaga {
-    let ledger = Arc::new(InMemoryLedger::default());
-    let eur = "EUR".parse().expect("EUR");
-    for id in ["wal_demo_alice", "wal_demo_bob"] {
-        let wallet = Wallet::open(WalletId::parse(id).expect("id"), eur, Utc::now());
-        ledger.open_wallet(&wallet).await.expect("open");
-    }
-    let deposit = Deposit {
-        deposit_id: DepositId::generate(),
-        wallet_id: WalletId::parse("wal_demo_alice").expect("id"),
-        amount: Money::new(minor_units, eur).expect("amount"),
-        idempotency_key: None,
-    };
-    ledger.deposit(&deposit, Utc::now()).await.expect("deposit");
+    let ledger = Arc::new(
+        InMemoryLedger::euro_wallets(&[("wal_demo_alice", minor_units), ("wal_demo_bob", 0)]).await,
+    );
     let (ordinary_dlq, urgent_dlq) = (
         Arc::new(KeptDeadLetters::default()),
         Arc::new(KeptDeadLetters::default()),
@@ -85,16 +46,16 @@ async fn saga_with_alice_holding(minor_units: u64) -> TestSaga {
             urgent_dlq.clone() as Arc<dyn DeadLetterQueue>,
         ),
     ]);
-    let saga = SagaFunction {
+    let handler = PaymentSaga {
         payments: ledger.clone(),
         events: Arc::new(RecordingPublisher::default()),
         processor: Arc::new(InMemoryProcessor::default()),
         settings: SagaSettings::default(),
         max_receive_count: 3,
-        dead_letters: Some(Arc::new(dead_letters)),
-        metrics: MetricsSink::new("paysaga", "payment-saga", MetricsBuffer::default()),
         circuit: None,
     };
+    let metrics = MetricsSink::new("paysaga", "payment-saga", Vec::new());
+    let saga = SqsConsumer::new(handler, metrics).giving_up_after(3, Arc::new(dead_letters));
     TestSaga {
         saga,
         ledger,
@@ -103,41 +64,26 @@ async fn saga_with_alice_holding(minor_units: u64) -> TestSaga {
     }
 }
 
-fn fixture(name: &str) -> SqsEvent {
-    let path = format!("{}/../../events/lambda/{name}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{path}: {error}"));
-    serde_json::from_str(&text).expect("an SqsEvent")
-}
-
 /// The fixture's one message on its `receive_count`th delivery, its priority replaced.
 fn delivery(name: &str, receive_count: u32, priority: &str) -> SqsEvent {
-    let mut event = fixture(name);
+    let mut event: SqsEvent = lambda_event(name);
     let message = &mut event.records[0];
     let mut body: serde_json::Value =
         serde_json::from_str(message.body.as_deref().expect("a body")).expect("JSON");
     body["detail"]["data"]["priority"] = priority.into();
     message.body = Some(body.to_string());
-    message
-        .attributes
-        .insert("ApproximateReceiveCount".into(), receive_count.to_string());
+    set_receive_count(message, receive_count);
     event
 }
 
 async fn deliver(test: &TestSaga, event: SqsEvent) -> Vec<String> {
-    let response = handle(&test.saga, LambdaEvent::new(event, Context::default()))
-        .await
-        .expect("a batch response");
-    response
-        .batch_item_failures
-        .into_iter()
-        .map(|failure| failure.item_identifier)
-        .collect()
+    failed_ids(&test.saga.handle(event).await.expect("a batch response"))
 }
 
 #[tokio::test]
 async fn an_urgent_payment_completes_and_stays_urgent_in_its_log() {
     let test = saga_with_alice_holding(10_000).await;
-    let failed = deliver(&test, fixture("sqs-urgent-payment-requested.json")).await;
+    let failed = deliver(&test, lambda_event("sqs-urgent-payment-requested.json")).await;
     assert!(failed.is_empty(), "{failed:?}");
     let id = PaymentId::parse("pay_demo_urgent_0001").expect("id");
     let done = payment(test.ledger.as_ref() as &dyn PaymentLog, &id)
@@ -174,7 +120,7 @@ async fn a_message_given_up_on_goes_to_its_own_queues_dead_letter_queue() {
         "handed to its DLQ"
     );
 
-    let urgent_kept = test.urgent_dlq.kept();
+    let urgent_kept = test.urgent_dlq.records();
     assert_eq!(urgent_kept.len(), 1, "{urgent_kept:?}");
     let (id, record) = &urgent_kept[0];
     assert_eq!(id, &urgent_id);
@@ -184,7 +130,7 @@ async fn a_message_given_up_on_goes_to_its_own_queues_dead_letter_queue() {
     );
     assert!(record.reason.contains("priority"), "{}", record.reason);
 
-    let ordinary_kept = test.ordinary_dlq.kept();
+    let ordinary_kept = test.ordinary_dlq.records();
     assert_eq!(ordinary_kept.len(), 1, "{ordinary_kept:?}");
     assert_eq!(ordinary_kept[0].0, ordinary_id);
     assert_eq!(
@@ -199,5 +145,5 @@ async fn before_its_last_delivery_a_failing_message_goes_back_to_its_queue() {
     let event = delivery("sqs-urgent-payment-requested.json", 1, "asap");
     let id = event.records[0].message_id.clone().expect("an id");
     assert_eq!(deliver(&test, event).await, [id]);
-    assert!(test.urgent_dlq.kept().is_empty() && test.ordinary_dlq.kept().is_empty());
+    assert!(test.urgent_dlq.records().is_empty() && test.ordinary_dlq.records().is_empty());
 }

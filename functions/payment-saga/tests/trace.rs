@@ -6,13 +6,13 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use aws_lambda_events::sqs::SqsEvent;
-use chrono::Utc;
-use lambda_runtime::{Context, LambdaEvent};
 use lambda_toolkit::metrics::MetricsSink;
+use lambda_toolkit::sqs_consumer::SqsConsumer;
 use lambda_toolkit::trace;
-use payment_saga::{SagaFunction, handle};
-use paysaga_domain::ports::{Deposit, EventPublisher, PublishError, WalletStore};
-use paysaga_domain::{DepositId, DomainEvent, Money, Wallet, WalletId};
+use payment_saga::PaymentSaga;
+use paysaga_domain::DomainEvent;
+use paysaga_domain::ports::{EventPublisher, PublishError};
+use paysaga_domain::test_support::lambda_event;
 use paysaga_services::fakes::{InMemoryLedger, InMemoryProcessor};
 use paysaga_services::saga::SagaSettings;
 
@@ -34,39 +34,26 @@ impl EventPublisher for TracedPublisher {
     }
 }
 
-async fn saga(events: Arc<TracedPublisher>) -> SagaFunction {
-    let ledger = Arc::new(InMemoryLedger::default());
-    let eur = "EUR".parse().expect("EUR");
-    for id in ["wal_demo_alice", "wal_demo_bob"] {
-        let wallet = Wallet::open(WalletId::parse(id).expect("id"), eur, Utc::now());
-        ledger.open_wallet(&wallet).await.expect("open");
-    }
-    let deposit = Deposit {
-        deposit_id: DepositId::generate(),
-        wallet_id: WalletId::parse("wal_demo_alice").expect("id"),
-        amount: Money::new(10_000, eur).expect("amount"),
-        idempotency_key: None,
-    };
-    ledger.deposit(&deposit, Utc::now()).await.expect("deposit");
-    SagaFunction {
+async fn saga(events: Arc<TracedPublisher>) -> SqsConsumer<PaymentSaga> {
+    let ledger = Arc::new(
+        InMemoryLedger::euro_wallets(&[("wal_demo_alice", 10_000), ("wal_demo_bob", 0)]).await,
+    );
+    let handler = PaymentSaga {
         payments: ledger,
         events,
         processor: Arc::new(InMemoryProcessor::default()),
         settings: SagaSettings::default(),
         max_receive_count: 3,
-        dead_letters: None,
-        metrics: MetricsSink::new("paysaga", "payment-saga", Vec::new()),
         circuit: None,
-    }
+    };
+    SqsConsumer::new(
+        handler,
+        MetricsSink::new("paysaga", "payment-saga", Vec::new()),
+    )
 }
 
 fn payment_requested(trace_header: Option<&str>) -> SqsEvent {
-    let path = format!(
-        "{}/../../events/lambda/sqs-payment-requested.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{path}: {error}"));
-    let mut event: SqsEvent = serde_json::from_str(&text).expect("an SqsEvent");
+    let mut event: SqsEvent = lambda_event("sqs-payment-requested.json");
     for record in &mut event.records {
         match trace_header {
             Some(header) => record
@@ -82,9 +69,7 @@ async fn published_after(trace_header: Option<&str>) -> Vec<(String, Option<Stri
     let events = Arc::new(TracedPublisher::default());
     let function = saga(events.clone()).await;
     let event = payment_requested(trace_header);
-    let response = handle(&function, LambdaEvent::new(event, Context::default()))
-        .await
-        .expect("a batch response");
+    let response = function.handle(event).await.expect("a batch response");
     assert!(response.batch_item_failures.is_empty());
     events.0.lock().unwrap().clone()
 }

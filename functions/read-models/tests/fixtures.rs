@@ -1,36 +1,22 @@
 //! The read-models handler fed with the SQS events in `events/lambda/`, against the in-memory
 //! read models.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_trait::async_trait;
-use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
-use lambda_runtime::{Context, LambdaEvent};
-use lambda_toolkit::metrics::{MetricsBuffer, MetricsSink, check_document};
-use lambda_toolkit::sqs_batch::{DeadLetterError, DeadLetterQueue, FailureRecord};
+use aws_lambda_events::sqs::SqsEvent;
+use lambda_toolkit::testing::{TestConsumer, set_receive_count};
+use paysaga_aws::EventMessages;
 use paysaga_domain::ports::{ReadModelReader, ReadModelWriter, StoreError};
+use paysaga_domain::test_support::lambda_event;
 use paysaga_domain::{PaymentStatus, WalletId};
 use paysaga_services::read_models::{
     Applied, InMemoryReadModels, PageRequest, ReadModelChange, TransactionKind,
 };
-use read_models::{ReadModelsFunction, handle};
+use read_models::ReadModels;
 
 fn fixture(name: &str) -> SqsEvent {
-    let path = format!("{}/../../events/lambda/{name}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{path}: {error}"));
-    serde_json::from_str(&text).expect("an SqsEvent")
-}
-
-/// A dead-letter queue that keeps what it is sent.
-#[derive(Default)]
-struct KeptDeadLetters(Mutex<Vec<FailureRecord>>);
-
-#[async_trait]
-impl DeadLetterQueue for KeptDeadLetters {
-    async fn send(&self, _: &SqsMessage, record: &FailureRecord) -> Result<(), DeadLetterError> {
-        self.0.lock().expect("not poisoned").push(record.clone());
-        Ok(())
-    }
+    lambda_event(name)
 }
 
 /// A table that is not reachable.
@@ -44,38 +30,20 @@ impl ReadModelWriter for Unreachable {
 }
 
 struct TestFunction {
-    function: ReadModelsFunction,
+    function: TestConsumer<EventMessages<ReadModels>>,
     models: Arc<InMemoryReadModels>,
-    dead_letters: Arc<KeptDeadLetters>,
-    metrics: MetricsBuffer,
 }
 
+/// The function, giving up on a message's third delivery.
 fn test_function() -> TestFunction {
     let models = Arc::new(InMemoryReadModels::default());
-    let dead_letters = Arc::new(KeptDeadLetters::default());
-    let metrics = MetricsBuffer::default();
-    let function = ReadModelsFunction {
+    let handler = ReadModels {
         read_models: models.clone(),
-        max_receive_count: 3,
-        dead_letters: Some(dead_letters.clone()),
-        metrics: MetricsSink::new("paysaga", "read-models", metrics.clone()),
     };
     TestFunction {
-        function,
+        function: TestConsumer::new(EventMessages(handler), 3),
         models,
-        dead_letters,
-        metrics,
     }
-}
-
-async fn deliver(function: &ReadModelsFunction, event: SqsEvent) -> Vec<String> {
-    handle(function, LambdaEvent::new(event, Context::default()))
-        .await
-        .expect("a batch response")
-        .batch_item_failures
-        .into_iter()
-        .map(|failure| failure.item_identifier)
-        .collect()
 }
 
 fn alice() -> WalletId {
@@ -86,12 +54,14 @@ fn alice() -> WalletId {
 async fn events_become_a_wallets_history_and_payments_once_however_often_delivered() {
     let test = test_function();
     assert!(
-        deliver(&test.function, fixture("sqs-read-models-events.json"))
+        test.function
+            .deliver(fixture("sqs-read-models-events.json"))
             .await
             .is_empty()
     );
     assert!(
-        deliver(&test.function, fixture("sqs-read-models-events.json"))
+        test.function
+            .deliver(fixture("sqs-read-models-events.json"))
             .await
             .is_empty()
     );
@@ -143,18 +113,8 @@ async fn events_become_a_wallets_history_and_payments_once_however_often_deliver
         "pay_demo_rm_0001"
     );
 
-    let documents = test.metrics.documents().expect("JSON lines");
-    for document in &documents {
-        check_document(document).expect("a valid EMF document");
-    }
-    let changed: f64 = documents
-        .iter()
-        .filter_map(|document| document["ReadModelItemsChanged"].as_f64())
-        .sum();
-    let unchanged: f64 = documents
-        .iter()
-        .filter_map(|document| document["ReadModelItemsUnchanged"].as_f64())
-        .sum();
+    let changed = test.function.metric("ReadModelItemsChanged");
+    let unchanged = test.function.metric("ReadModelItemsUnchanged");
     // 1 + 4 + 4 changes the first time (the outcome moves the request's 4 items on); the
     // second delivery's 9 writes change nothing.
     assert_eq!((changed, unchanged), (9.0, 9.0));
@@ -169,16 +129,20 @@ async fn an_unknown_version_fails_alone_and_goes_to_the_dlq_with_its_reason_on_i
         .body
         .as_ref()
         .map(|body| body.replace(r#""version": 1"#, r#""version": 2"#));
-    let first = deliver(&test.function, event.clone()).await;
+    let first = test.function.deliver(event.clone()).await;
     assert_eq!(first, [event.records[0].message_id.clone().expect("id")]);
-    assert!(test.dead_letters.0.lock().expect("not poisoned").is_empty());
+    assert!(test.function.dead_letters.records().is_empty());
 
-    event.records[0]
-        .attributes
-        .insert("ApproximateReceiveCount".into(), "3".into());
-    let last = deliver(&test.function, event).await;
+    set_receive_count(&mut event.records[0], 3);
+    let last = test.function.deliver(event).await;
     assert!(last.is_empty(), "sent to the DLQ, not back to the queue");
-    let records = test.dead_letters.0.lock().expect("not poisoned").clone();
+    let records: Vec<_> = test
+        .function
+        .dead_letters
+        .records()
+        .into_iter()
+        .map(|(_, record)| record)
+        .collect();
     assert_eq!(records.len(), 1);
     assert_eq!(records[0].kind, "permanent");
     assert!(
@@ -199,10 +163,10 @@ async fn an_unknown_version_fails_alone_and_goes_to_the_dlq_with_its_reason_on_i
 
 #[tokio::test]
 async fn a_store_outage_sends_the_messages_back_to_be_retried() {
-    let mut test = test_function();
-    test.function.read_models = Arc::new(Unreachable);
+    let read_models = Arc::new(Unreachable);
+    let function = TestConsumer::new(EventMessages(ReadModels { read_models }), 3);
     let event = fixture("sqs-read-models-events.json");
-    let failed = deliver(&test.function, event.clone()).await;
+    let failed = function.deliver(event.clone()).await;
     assert_eq!(failed.len(), event.records.len());
-    assert!(test.dead_letters.0.lock().expect("not poisoned").is_empty());
+    assert!(function.dead_letters.records().is_empty());
 }

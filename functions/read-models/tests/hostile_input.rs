@@ -5,23 +5,16 @@
 
 use std::sync::Arc;
 
-use lambda_runtime::{Context, LambdaEvent};
-use lambda_toolkit::metrics::MetricsSink;
+use paysaga_aws::EventMessages;
 use paysaga_hostile::fixture_events;
-use paysaga_hostile::harness::{
-    KeptDeadLetters, MAX_RECEIVE_COUNT, batch, bodies, check_batch, run_logged,
-};
+use paysaga_hostile::harness::{MAX_RECEIVE_COUNT, bodies, fixture_events_through, hostile_batch};
 use paysaga_services::read_models::InMemoryReadModels;
 use proptest::prelude::*;
-use read_models::{ReadModelsFunction, handle};
+use read_models::ReadModels;
 
-fn read_models(dead_letters: &Arc<KeptDeadLetters>) -> ReadModelsFunction {
-    ReadModelsFunction {
-        read_models: Arc::new(InMemoryReadModels::default()),
-        max_receive_count: MAX_RECEIVE_COUNT,
-        dead_letters: Some(dead_letters.clone()),
-        metrics: MetricsSink::new("paysaga", "read-models", Vec::new()),
-    }
+fn read_models() -> EventMessages<ReadModels> {
+    let read_models = Arc::new(InMemoryReadModels::default());
+    EventMessages(ReadModels { read_models })
 }
 
 proptest! {
@@ -32,29 +25,15 @@ proptest! {
         bodies in bodies(fixture_events()),
         receive_count in 1..=MAX_RECEIVE_COUNT,
     ) {
-        let dead_letters = Arc::new(KeptDeadLetters::default());
-        let function = read_models(&dead_letters);
-        let event = LambdaEvent::new(batch(&bodies, receive_count), Context::default());
-        let (answer, logs) = run_logged(handle(&function, event));
-        check_batch(&answer, bodies.len(), &dead_letters, &logs)?;
+        hostile_batch(read_models(), &bodies, receive_count)?;
     }
 }
 
 #[test]
 fn the_fixture_events_are_still_projected() {
-    let bodies: Vec<Vec<u8>> = fixture_events()
-        .iter()
-        .map(|event| event.to_string().into_bytes())
-        .collect();
-    let dead_letters = Arc::new(KeptDeadLetters::default());
-    let function = read_models(&dead_letters);
-    let event = LambdaEvent::new(batch(&bodies, 1), Context::default());
-    let (answer, logs) = run_logged(handle(&function, event));
-    let response = answer.expect("a batch response");
-    assert!(response.batch_item_failures.is_empty(), "{logs:#?}");
+    let logs = fixture_events_through(read_models(), &[]);
     assert!(
         logs.iter().any(|line| line.contains("event projected")),
         "{logs:#?}"
     );
-    assert!(paysaga_hostile::leaks(logs.iter().map(String::as_str)).is_empty());
 }

@@ -1,7 +1,7 @@
-//! Configuration from the environment, read once in each function's `main`.
+//! The configuration the payments functions share, read from their environment (in `main`,
+//! into each function's own `Config`).
 
-use lambda_toolkit::env::required;
-pub use lambda_toolkit::env::{ConfigError, number_or};
+pub use lambda_toolkit::env::{ConfigError, Environment};
 
 use crate::TableNames;
 use paysaga_domain::{Limits, PaymentLimits};
@@ -15,24 +15,26 @@ pub struct Resources {
 }
 
 impl Resources {
-    pub fn from_env() -> Result<Self, ConfigError> {
+    /// `WALLETS_TABLE`, `PAYMENTS_TABLE`, `IDEMPOTENCY_TABLE`, `EVENT_BUS_NAME`.
+    pub fn from_env(env: &Environment) -> Result<Self, ConfigError> {
         Ok(Self {
             tables: TableNames {
-                wallets: required("WALLETS_TABLE")?,
-                payments: required("PAYMENTS_TABLE")?,
-                idempotency: required("IDEMPOTENCY_TABLE")?,
+                wallets: env.required("WALLETS_TABLE")?,
+                payments: env.required("PAYMENTS_TABLE")?,
+                idempotency: env.required("IDEMPOTENCY_TABLE")?,
             },
-            event_bus_name: required("EVENT_BUS_NAME")?,
+            event_bus_name: env.required("EVENT_BUS_NAME")?,
         })
     }
 }
 
 /// How the saga behaves: `MAX_PAYMENT_MINOR_UNITS` and `CHARGE_DEADLINE_SECONDS`, each with
 /// the default of [`SagaSettings`] when unset.
-pub fn saga_settings_from_env() -> Result<SagaSettings, ConfigError> {
+pub fn saga_settings(env: &Environment) -> Result<SagaSettings, ConfigError> {
     let defaults = SagaSettings::default();
-    let max_minor_units = number_or("MAX_PAYMENT_MINOR_UNITS", defaults.limits.max_minor_units)?;
-    let deadline = number_or(
+    let max_minor_units =
+        env.number_or("MAX_PAYMENT_MINOR_UNITS", defaults.limits.max_minor_units)?;
+    let deadline = env.number_or(
         "CHARGE_DEADLINE_SECONDS",
         defaults.charge_deadline.num_seconds().unsigned_abs(),
     )?;
@@ -53,11 +55,11 @@ pub fn saga_settings_from_env() -> Result<SagaSettings, ConfigError> {
 /// The API's limits: `ALLOWED_CURRENCIES` (comma-separated ISO 4217 codes),
 /// `MAX_PAYMENT_MINOR_UNITS` (the saga's limit) and `MAX_DEPOSIT_MINOR_UNITS`, each with the
 /// default of [`Limits`] when unset.
-pub fn limits_from_env() -> Result<Limits, ConfigError> {
+pub fn limits(env: &Environment) -> Result<Limits, ConfigError> {
     let defaults = Limits::default();
-    let currencies = match std::env::var("ALLOWED_CURRENCIES") {
-        Err(_) => defaults.currencies,
-        Ok(list) => Limits::parse_currencies(&list).map_err(|_| ConfigError::Invalid {
+    let currencies = match env.optional("ALLOWED_CURRENCIES") {
+        None => defaults.currencies,
+        Some(list) => Limits::parse_currencies(&list).map_err(|_| ConfigError::Invalid {
             name: "ALLOWED_CURRENCIES",
             expected: "ISO 4217 codes separated by commas",
             value: list,
@@ -66,14 +68,10 @@ pub fn limits_from_env() -> Result<Limits, ConfigError> {
     Ok(Limits {
         currencies,
         payment: PaymentLimits {
-            max_minor_units: number_or(
-                "MAX_PAYMENT_MINOR_UNITS",
-                defaults.payment.max_minor_units,
-            )?,
+            max_minor_units: env
+                .number_or("MAX_PAYMENT_MINOR_UNITS", defaults.payment.max_minor_units)?,
         },
-        max_deposit_minor_units: number_or(
-            "MAX_DEPOSIT_MINOR_UNITS",
-            defaults.max_deposit_minor_units,
-        )?,
+        max_deposit_minor_units: env
+            .number_or("MAX_DEPOSIT_MINOR_UNITS", defaults.max_deposit_minor_units)?,
     })
 }

@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod dynamodb;
+pub mod event_messages;
 pub mod event_store;
 pub mod eventbridge;
 pub mod notifications;
@@ -12,6 +13,7 @@ pub mod read_models;
 pub mod redrive;
 
 pub use dynamodb::{DynamoDbLedger, TableNames};
+pub use event_messages::{EventHandler, EventMessages};
 pub use event_store::DynamoDbEventStore;
 pub use eventbridge::EventBridgePublisher;
 pub use notifications::DynamoDbInbox;

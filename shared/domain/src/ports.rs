@@ -21,6 +21,13 @@ pub enum StoreError {
     Permanent(String),
 }
 
+impl StoreError {
+    /// Whether the same call may succeed later.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Transient(_))
+    }
+}
+
 /// Not every event reached the bus. Publishing the same events again is safe: consumers
 /// de-duplicate on the event id.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -70,3 +70,11 @@ pub fn payment(
     let outcome = DomainEvent::payment_outcome(&payment).expect("a terminal payment");
     (requested, outcome)
 }
+
+/// The sample Lambda event `events/lambda/<name>`, read as a `T` (an `SqsEvent`, a JSON value).
+pub fn lambda_event<T: serde::de::DeserializeOwned>(name: &str) -> T {
+    // This crate sits in shared/domain.
+    let path = format!("{}/../../events/lambda/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{path}: {error}"));
+    serde_json::from_str(&text).unwrap_or_else(|error| panic!("{path}: {error}"))
+}

@@ -2,9 +2,12 @@
 //! HTTP APIs: what every such function needs and nothing of any one domain (paysaga's payments
 //! use it; another project can too), the way Powertools is for Python and TypeScript.
 //!
-//! - [`sqs_batch`]: an SQS batch handled message by message, with partial batch failures, a
+//! - [`sqs_consumer`]: an SQS-triggered function that says only what it does with one message;
+//!   the batch is handled message by message ([`sqs_batch`]), with partial batch failures, a
 //!   message given up on sent to its dead-letter queue with the reason, metrics and a span per
-//!   message; [`sqs_dead_letters`]: one consumer of several queues, each with its own DLQ.
+//!   message; [`sqs_dead_letters`]: one consumer of several queues, each with its own DLQ;
+//!   [`env`]: the function's configuration, read from its environment into a type that lists
+//!   the variables it reads; `testing` (feature `testing`): the helpers of consumers' tests.
 //! - [`idempotency`]: an operation run once per key under at-least-once delivery, its records
 //!   in DynamoDB ([`aws::DynamoDbIdempotencyStore`]).
 //! - [`metrics`]: CloudWatch metrics in the Embedded Metric Format; [`logging`]: structured
@@ -23,5 +26,8 @@ pub mod logging;
 pub mod metrics;
 pub mod panics;
 pub mod sqs_batch;
+pub mod sqs_consumer;
 pub mod sqs_dead_letters;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 pub mod trace;

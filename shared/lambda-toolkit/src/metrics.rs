@@ -195,6 +195,42 @@ impl Metrics {
     }
 }
 
+/// One invocation's [`Metrics`], shared by the work it does at once (the messages of an SQS
+/// batch, handled concurrently): each count takes the lock for no longer than it lasts.
+#[derive(Debug, Default)]
+pub struct InvocationMetrics(Mutex<Metrics>);
+
+impl InvocationMetrics {
+    pub fn new(metrics: Metrics) -> Self {
+        Self(Mutex::new(metrics))
+    }
+
+    /// Adds `n` to the count `name` under `dimensions` ([`Metrics::count`]).
+    pub fn count(&self, name: &str, dimensions: &[(&str, &str)], n: u64) {
+        self.locked().count(name, dimensions, n);
+    }
+
+    /// Sets the gauge `name` under `dimensions` ([`Metrics::gauge`]).
+    pub fn gauge(&self, name: &str, dimensions: &[(&str, &str)], value: f64, unit: Unit) {
+        self.locked().gauge(name, dimensions, value, unit);
+    }
+
+    /// What was recorded, to flush.
+    pub fn into_inner(self) -> Metrics {
+        self.0
+            .into_inner()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A count is never left half-done (no code that can panic runs under the lock), so a
+    /// poisoned lock still holds good numbers.
+    fn locked(&self) -> std::sync::MutexGuard<'_, Metrics> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
 /// Where a function's metrics go: its namespace, its `service` dimension and a writer (stdout
 /// in Lambda; a buffer in tests). Built once in `main`, shared by the invocations.
 pub struct MetricsSink {
@@ -231,6 +267,11 @@ impl MetricsSink {
             service: self.service.clone(),
             recorded: BTreeMap::new(),
         }
+    }
+
+    /// An empty collector for one invocation whose work runs concurrently.
+    pub fn invocation(&self) -> InvocationMetrics {
+        InvocationMetrics::new(self.collector())
     }
 
     /// Writes `metrics` as EMF documents, one line each. Metrics are not worth failing an

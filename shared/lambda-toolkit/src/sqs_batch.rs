@@ -23,57 +23,21 @@
 //! by the consumer on its last delivery) and `MessagesPanicked` (failed because the handler
 //! panicked: a bug, worth an alarm).
 //!
-//! ```
-//! use std::sync::Mutex;
-//! use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
-//! use lambda_toolkit::metrics::{MetricsBuffer, MetricsSink};
-//! use lambda_toolkit::sqs_batch::{MessageFailure, process_batch};
-//!
-//! # tokio_test_block_on(async {
-//! let mut event = SqsEvent::default();
-//! for (id, body) in [("m1", "ok"), ("m2", "bad")] {
-//!     let mut message = SqsMessage::default();
-//!     message.message_id = Some(id.to_owned());
-//!     message.body = Some(body.to_owned());
-//!     message.event_source_arn = Some("arn:aws:sqs:us-east-1:000000000000:payments".to_owned());
-//!     event.records.push(message);
-//! }
-//! let buffer = MetricsBuffer::default();
-//! let sink = MetricsSink::new("paysaga", "example", buffer.clone());
-//! let metrics = Mutex::new(sink.collector());
-//! let response = process_batch(event, None, &metrics, |message| async move {
-//!     match message.body.as_deref() {
-//!         Some("ok") => Ok(()),
-//!         _ => Err(MessageFailure::Permanent("not ok".into())),
-//!     }
-//! })
-//! .await
-//! .expect("every record has an id");
-//! assert_eq!(response.batch_item_failures.len(), 1);
-//! assert_eq!(response.batch_item_failures[0].item_identifier, "m2");
-//!
-//! sink.flush(metrics.into_inner().expect("not poisoned"));
-//! let documents = buffer.documents().expect("JSON lines");
-//! assert_eq!(documents[0]["queue"], "payments");
-//! assert_eq!(documents[0]["MessagesReceived"], 2.0);
-//! assert_eq!(documents[0]["MessagesFailed"], 1.0);
-//! # });
-//! # fn tokio_test_block_on<F: std::future::Future>(future: F) -> F::Output {
-//! #     tokio::runtime::Builder::new_current_thread().build().expect("a runtime").block_on(future)
-//! # }
-//! ```
+//! A function uses all of it through [`crate::sqs_consumer::SqsConsumer`], saying only what to
+//! do with one message; this module is the types it shares with its handlers and its
+//! dead-letter queues, and the batch's mechanics.
 
 use std::future::Future;
-use std::sync::Mutex;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use chrono::{DateTime, Utc};
 use futures::future::join_all;
 use serde::{Deserialize, Serialize};
-use tracing::{Instrument, error, info, warn};
+use tracing::{Instrument, error, info, info_span, warn};
 
-use crate::metrics::Metrics;
+use crate::metrics::InvocationMetrics;
 use crate::panics::{self, Panic};
 use crate::trace::{self, TraceHeader};
 
@@ -97,6 +61,16 @@ impl MessageFailure {
     /// with `reason` as the reason: `.map_err(MessageFailure::permanent)?`.
     pub fn permanent(reason: impl std::fmt::Display) -> Self {
         Self::Permanent(reason.to_string())
+    }
+
+    /// `error` as the reason, transient when a retry may succeed:
+    /// `.map_err(|error| MessageFailure::of(&error, error.is_transient()))?`.
+    pub fn of(error: impl std::fmt::Display, transient: bool) -> Self {
+        if transient {
+            Self::Transient(error.to_string())
+        } else {
+            Self::Permanent(error.to_string())
+        }
     }
 
     /// A handler that panicked: a bug, which no retry of the same code can fix, so `Permanent`
@@ -166,10 +140,18 @@ pub trait DeadLetterQueue: Send + Sync {
 pub struct DeadLetterError(pub String);
 
 /// Where failures go on a message's last delivery.
-pub struct GiveUp<'a> {
+#[derive(Clone)]
+pub struct GiveUp {
     /// The source queue's `maxReceiveCount` (0: unknown, never give up here).
     pub max_receive_count: u32,
-    pub dead_letters: &'a dyn DeadLetterQueue,
+    pub dead_letters: Arc<dyn DeadLetterQueue>,
+}
+
+impl GiveUp {
+    /// Whether a failure on the `receive_count`th delivery is the last the queue will make.
+    fn is_last(&self, receive_count: u32) -> bool {
+        self.max_receive_count > 0 && receive_count >= self.max_receive_count
+    }
 }
 
 /// A record of the batch has no message id, so it could not be reported on its own.
@@ -207,23 +189,20 @@ pub fn queue_name(message: &SqsMessage) -> &str {
         .unwrap_or("unknown")
 }
 
-/// Adds `n` to the count `name` of `queue`.
-fn add_to(metrics: &Mutex<Metrics>, name: &str, queue: &str, n: u64) {
-    let mut metrics = match metrics.lock() {
-        Ok(metrics) => metrics,
-        Err(poisoned) => poisoned.into_inner(),
-    };
-    metrics.count(name, &[("queue", queue)], n);
+/// Adds one to the count `name` of the queue `message` came from.
+fn count_message(metrics: &InvocationMetrics, name: &str, message: &SqsMessage) {
+    metrics.count(name, &[("queue", queue_name(message))], 1);
 }
 
 /// Handles every message of `event` concurrently and reports the failed ones (a message whose
 /// handler panicked among them); on a message's last delivery a failure goes to the dead-letter
 /// queue with its record instead. Counts the messages received, failed, dead-lettered and
-/// panicked per queue on `metrics`.
-pub async fn process_batch<F, Fut>(
+/// panicked per queue on `metrics`. Each message is handled in a span `message` with its
+/// `message_id`, within its trace's span.
+pub(crate) async fn process_batch<F, Fut>(
     event: SqsEvent,
-    give_up: Option<&GiveUp<'_>>,
-    metrics: &Mutex<Metrics>,
+    give_up: Option<&GiveUp>,
+    metrics: &InvocationMetrics,
     handle: F,
 ) -> Result<SqsBatchResponse, RecordWithoutId>
 where
@@ -232,10 +211,11 @@ where
 {
     let handle = &handle;
     let handled = event.records.into_iter().map(|message| {
-        add_to(metrics, "MessagesReceived", queue_name(&message), 1);
+        count_message(metrics, "MessagesReceived", &message);
         // Each record in its own trace: on its log lines, and on the events its handling publishes.
         let trace = TraceHeader::of_sqs_message(&message);
         let span = trace::span(trace.as_ref());
+        let message_span = info_span!(parent: &span, "message", message_id = message.message_id.as_deref().unwrap_or("-"));
         let handled = async move {
             // The handler is called inside the catch too: a panic before its first await is as
             // much this message's failure.
@@ -243,30 +223,30 @@ where
                 Ok(Ok(())) => return Ok(None),
                 Ok(Err(failure)) => failure,
                 Err(panic) => {
-                    add_to(metrics, "MessagesPanicked", queue_name(&message), 1);
+                    count_message(metrics, "MessagesPanicked", &message);
                     let message_id = message.message_id.as_deref().unwrap_or("-");
                     error!(%message_id, %panic, "message handling panicked (a bug); the message fails alone");
                     MessageFailure::panicked(&panic)
                 }
             };
-            add_to(metrics, "MessagesFailed", queue_name(&message), 1);
+            count_message(metrics, "MessagesFailed", &message);
             let message_id = message.message_id.clone().ok_or(RecordWithoutId)?;
-            let count = receive_count(&message);
-            if let Some(give_up) = give_up.filter(|give_up| give_up.max_receive_count > 0 && count >= give_up.max_receive_count) {
-                let record = FailureRecord::new(&failure, &message, count, Utc::now());
+            let deliveries = receive_count(&message);
+            if let Some(give_up) = give_up.filter(|give_up| give_up.is_last(deliveries)) {
+                let record = FailureRecord::new(&failure, &message, deliveries, Utc::now());
                 match give_up.dead_letters.send(&message, &record).await {
                     Ok(()) => {
-                        add_to(metrics, "MessagesDeadLettered", queue_name(&message), 1);
-                        info!(%message_id, receive_count = count, kind = %record.kind, error = %redact::scrub(&failure.to_string()), "message sent to the dead-letter queue");
+                        count_message(metrics, "MessagesDeadLettered", &message);
+                        info!(%message_id, receive_count = deliveries, kind = %record.kind, error = %redact::scrub(&failure.to_string()), "message sent to the dead-letter queue");
                         return Ok(None);
                     }
                     Err(error) => warn!(%message_id, %error, "dead-letter queue unavailable; the redrive policy will move the message"),
                 }
             }
-            warn!(%message_id, receive_count = count, error = %redact::scrub(&failure.to_string()), "message returned to the queue");
+            warn!(%message_id, receive_count = deliveries, error = %redact::scrub(&failure.to_string()), "message returned to the queue");
             Ok(Some(message_id))
         };
-        trace::scope(trace, handled).instrument(span)
+        trace::scope(trace, handled.instrument(message_span)).instrument(span)
     });
     let mut response = SqsBatchResponse::default();
     for outcome in join_all(handled).await {
@@ -281,6 +261,8 @@ where
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
+
     use super::*;
 
     fn message(id: &str, body: &str, receive_count: u32) -> SqsMessage {
@@ -308,8 +290,8 @@ mod tests {
         }
     }
 
-    fn collector() -> Mutex<Metrics> {
-        Mutex::new(crate::metrics::MetricsSink::new("paysaga", "test", Vec::new()).collector())
+    fn collector() -> InvocationMetrics {
+        crate::metrics::MetricsSink::new("example", "test", Vec::new()).invocation()
     }
 
     #[test]
@@ -374,10 +356,10 @@ mod tests {
 
     #[tokio::test]
     async fn on_the_last_delivery_a_failure_goes_to_the_dlq_with_its_record() {
-        let dead_letters = KeptDeadLetters::default();
+        let dead_letters = Arc::new(KeptDeadLetters::default());
         let give_up = GiveUp {
             max_receive_count: 3,
-            dead_letters: &dead_letters,
+            dead_letters: dead_letters.clone(),
         };
         let event = batch(vec![
             message("a", "bad", 2),
@@ -389,10 +371,7 @@ mod tests {
         let response = process_batch(event, Some(&give_up), &metrics, ok_unless_bad)
             .await
             .unwrap();
-        let documents = metrics
-            .into_inner()
-            .unwrap()
-            .documents("paysaga", Utc::now());
+        let documents = metrics.into_inner().documents("example", Utc::now());
         assert_eq!(documents.len(), 1);
         assert_eq!(documents[0]["queue"], "payments");
         assert_eq!(documents[0]["MessagesReceived"], 4.0);
@@ -418,13 +397,12 @@ mod tests {
 
     #[tokio::test]
     async fn when_the_dlq_refuses_the_message_goes_back_to_the_queue() {
-        let dead_letters = KeptDeadLetters {
-            refuse: true,
-            ..Default::default()
-        };
         let give_up = GiveUp {
             max_receive_count: 3,
-            dead_letters: &dead_letters,
+            dead_letters: Arc::new(KeptDeadLetters {
+                refuse: true,
+                ..Default::default()
+            }),
         };
         let response = process_batch(
             batch(vec![message("a", "bad", 3)]),
@@ -481,10 +459,7 @@ mod tests {
             ["a", "d", "e"],
             "the batch-mates ran to the end, once"
         );
-        let documents = metrics
-            .into_inner()
-            .unwrap()
-            .documents("paysaga", Utc::now());
+        let documents = metrics.into_inner().documents("example", Utc::now());
         assert_eq!(documents[0]["MessagesReceived"], 5.0);
         assert_eq!(documents[0]["MessagesFailed"], 3.0);
         assert_eq!(documents[0]["MessagesPanicked"], 2.0);
@@ -492,10 +467,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_panic_on_the_last_delivery_goes_to_the_dlq_as_permanent_naming_where() {
-        let dead_letters = KeptDeadLetters::default();
+        let dead_letters = Arc::new(KeptDeadLetters::default());
         let give_up = GiveUp {
             max_receive_count: 3,
-            dead_letters: &dead_letters,
+            dead_letters: dead_letters.clone(),
         };
         let event = batch(vec![message("a", "panic", 3), message("b", "ok", 3)]);
         let response = process_batch(event, Some(&give_up), &collector(), panicking)

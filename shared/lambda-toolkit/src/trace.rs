@@ -361,8 +361,7 @@ mod tests {
             event.records.push(message);
         }
         let seen = Mutex::new(Vec::new());
-        let metrics =
-            Mutex::new(crate::metrics::MetricsSink::new("paysaga", "test", Vec::new()).collector());
+        let metrics = crate::metrics::MetricsSink::new("example", "test", Vec::new()).invocation();
         let buffer = LogBuffer::default();
         let _logs = tracing::subscriber::set_default(
             tracing_subscriber::registry().with(json_layer(buffer.clone())),

@@ -57,6 +57,17 @@ pub enum CircuitState {
 }
 
 impl CircuitState {
+    /// The state as a gauge's value: 0 closed, 1 half open, 2 open.
+    pub fn level(self) -> f64 {
+        match self {
+            Self::Closed => 0.0,
+            Self::HalfOpen => 1.0,
+            Self::Open => 2.0,
+        }
+    }
+}
+
+impl CircuitState {
     /// The name used in logs and metrics: `closed`, `open`, `half_open`.
     pub fn as_str(self) -> &'static str {
         match self {

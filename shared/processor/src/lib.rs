@@ -11,6 +11,7 @@ pub mod http;
 
 use std::time::Duration;
 
+use lambda_toolkit::env::{ConfigError, Environment};
 use url::Url;
 
 pub use circuit_breaker::{
@@ -33,27 +34,21 @@ pub mod env {
     pub const BREAKER_OPEN_MS: &str = "PROCESSOR_BREAKER_OPEN_MS";
 }
 
-/// The processor's configuration is missing or wrong.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+/// The processor's configured URL is not one it can be reached at, or its client cannot be built.
+#[derive(Debug, thiserror::Error)]
 pub enum ProcessorConfigError {
-    #[error("environment variable {0} must be set (the template sets it for the payment saga)")]
-    Missing(&'static str),
     // The value is not repeated: a URL may carry what should not be logged.
     #[error("{0} must be an http:// or https:// URL without credentials, query or fragment")]
     BadUrl(&'static str),
-    #[error("{name} must be a whole number from {min} to {max}, not {value:?}")]
-    OutOfRange {
-        name: &'static str,
-        value: String,
-        min: u64,
-        max: u64,
-    },
+    #[error(transparent)]
+    Client(#[from] ClientBuildError),
 }
 
 /// How the saga talks to the payment processor.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProcessorConfig {
-    pub url: Url,
+    /// The processor's API root, checked when the client is built ([`Self::processor`]).
+    pub url: String,
     /// Each attempt's timeout, connecting included.
     pub timeout: Duration,
     pub retry: RetryPolicy,
@@ -64,92 +59,93 @@ impl ProcessorConfig {
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 
     /// The configuration with every default, for the processor at `url`.
-    pub fn with_url(url: Url) -> Self {
+    pub fn with_url(url: impl Into<String>) -> Self {
         Self {
-            url,
+            url: url.into(),
             timeout: Self::DEFAULT_TIMEOUT,
             retry: RetryPolicy::default(),
             breaker: BreakerConfig::default(),
         }
     }
 
-    /// Reads the variables of [`env`]; only `PAYMENT_PROCESSOR_URL` is required.
-    pub fn from_env() -> Result<Self, ProcessorConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
-    }
-
-    /// As [`from_env`](Self::from_env), from any lookup (tests pass a map).
-    pub fn from_lookup(
-        lookup: impl Fn(&str) -> Option<String>,
-    ) -> Result<Self, ProcessorConfigError> {
-        let read = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
-        let url = read(env::URL).ok_or(ProcessorConfigError::Missing(env::URL))?;
-        let mut config = Self::with_url(parse_url(&url)?);
-        let number = |name: &'static str, min: u64, max: u64| match read(name) {
-            None => Ok(None),
-            Some(value) => match value.trim().parse::<u64>() {
-                Ok(n) if (min..=max).contains(&n) => Ok(Some(n)),
-                _ => Err(ProcessorConfigError::OutOfRange {
-                    name,
-                    value,
-                    min,
-                    max,
-                }),
-            },
-        };
-        // Bounds: a saga step must finish well inside the function's 30 s timeout.
-        if let Some(ms) = number(env::TIMEOUT_MS, 1, 60_000)? {
+    /// Reads the variables of [`env`]; only `PAYMENT_PROCESSOR_URL` is required. The numbers
+    /// are bounded: a saga step must finish well inside the function's 30 s timeout.
+    pub fn from_env(environment: &Environment) -> Result<Self, ConfigError> {
+        let mut config = Self::with_url(environment.required(env::URL)?);
+        let number = |name, max, expected| bounded(environment, name, max, expected);
+        if let Some(ms) = number(env::TIMEOUT_MS, 60_000, "milliseconds from 1 to 60000")? {
             config.timeout = Duration::from_millis(ms);
         }
-        if let Some(n) = number(env::RETRY_ATTEMPTS, 1, 10)? {
+        if let Some(n) = number(env::RETRY_ATTEMPTS, 10, "a number of attempts from 1 to 10")? {
             config.retry.attempts = n as u32;
         }
-        if let Some(n) = number(env::BREAKER_FAILURES, 1, 1_000)? {
+        if let Some(n) = number(env::BREAKER_FAILURES, 1_000, "a count from 1 to 1000")? {
             config.breaker.failure_threshold = n as u32;
         }
-        if let Some(ms) = number(env::BREAKER_OPEN_MS, 1, 3_600_000)? {
+        if let Some(ms) = number(
+            env::BREAKER_OPEN_MS,
+            3_600_000,
+            "milliseconds from 1 to 3600000",
+        )? {
             config.breaker.open_for = Duration::from_millis(ms);
         }
         Ok(config)
     }
 
     /// The processor the saga is given: HTTP with retries, behind the circuit breaker.
-    pub fn processor(&self) -> Result<GuardedProcessor<HttpPaymentProcessor>, ClientBuildError> {
-        let http = HttpPaymentProcessor::new(&self.url, self.timeout, self.retry)?;
+    pub fn processor(
+        &self,
+    ) -> Result<GuardedProcessor<HttpPaymentProcessor>, ProcessorConfigError> {
+        let url = parse_url(&self.url)?;
+        let http = HttpPaymentProcessor::new(&url, self.timeout, self.retry)?;
         Ok(GuardedProcessor::new(http, self.breaker))
     }
 }
 
+/// The whole number in `name`, from 1 to `max`, when set.
+fn bounded(
+    environment: &Environment,
+    name: &'static str,
+    max: u64,
+    expected: &'static str,
+) -> Result<Option<u64>, ConfigError> {
+    let Some(value) = environment.optional(name) else {
+        return Ok(None);
+    };
+    match value.trim().parse::<u64>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(Some(n)),
+        _ => Err(ConfigError::Invalid {
+            name,
+            expected,
+            value,
+        }),
+    }
+}
+
 fn parse_url(value: &str) -> Result<Url, ProcessorConfigError> {
-    let bad = ProcessorConfigError::BadUrl(env::URL);
-    let url = Url::parse(value.trim()).map_err(|_| bad.clone())?;
+    let bad = || ProcessorConfigError::BadUrl(env::URL);
+    let url = Url::parse(value.trim()).map_err(|_| bad())?;
     let plain = matches!(url.scheme(), "http" | "https")
         && url.has_host()
         && url.username().is_empty()
         && url.password().is_none()
         && url.query().is_none()
         && url.fragment().is_none();
-    if plain { Ok(url) } else { Err(bad) }
+    if plain { Ok(url) } else { Err(bad()) }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-
     use super::*;
 
-    fn config(vars: &[(&str, &str)]) -> Result<ProcessorConfig, ProcessorConfigError> {
-        let vars: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        ProcessorConfig::from_lookup(|name| vars.get(name).cloned())
+    fn config(vars: &[(&str, &str)]) -> Result<ProcessorConfig, ConfigError> {
+        ProcessorConfig::from_env(&Environment::from_pairs(vars.iter().copied()))
     }
 
     #[test]
     fn only_the_url_is_required_and_the_rest_has_defaults() {
         let config = config(&[(env::URL, "http://127.0.0.1:4010")]).unwrap();
-        assert_eq!(config.url.as_str(), "http://127.0.0.1:4010/");
+        assert_eq!(config.url, "http://127.0.0.1:4010");
         assert_eq!(config.timeout, Duration::from_secs(2));
         assert_eq!(
             config.retry,
@@ -187,11 +183,11 @@ mod tests {
 
     #[test]
     fn a_missing_or_empty_url_is_an_error() {
-        assert_eq!(config(&[]), Err(ProcessorConfigError::Missing(env::URL)));
-        assert_eq!(
+        assert!(matches!(config(&[]), Err(ConfigError::Missing(env::URL))));
+        assert!(matches!(
             config(&[(env::URL, " ")]),
-            Err(ProcessorConfigError::Missing(env::URL))
-        );
+            Err(ConfigError::Missing(env::URL))
+        ));
     }
 
     #[test]
@@ -203,8 +199,13 @@ mod tests {
             "https://processor.example/?key=secret",
             "https://processor.example/#x",
         ] {
-            let error = config(&[(env::URL, url)]).unwrap_err();
-            assert_eq!(error, ProcessorConfigError::BadUrl(env::URL), "{url}");
+            let Err(error) = config(&[(env::URL, url)]).unwrap().processor() else {
+                panic!("{url} is refused");
+            };
+            assert!(
+                matches!(error, ProcessorConfigError::BadUrl(env::URL)),
+                "{url}"
+            );
             assert!(!error.to_string().contains("secret"));
         }
     }
@@ -221,7 +222,7 @@ mod tests {
         ] {
             let error = config(&[(env::URL, "http://p.test"), (name, value)]).unwrap_err();
             assert!(
-                matches!(&error, ProcessorConfigError::OutOfRange { name: n, value: v, .. } if *n == name && v == value),
+                matches!(&error, ConfigError::Invalid { name: n, value: v, .. } if *n == name && v == value),
                 "{name}={value}: {error}"
             );
         }

@@ -8,7 +8,7 @@
 
 use chrono::{DateTime, Utc};
 
-use paysaga_domain::SagaStep;
+use paysaga_domain::{PaymentId, SagaStep};
 
 /// The faults aimed at one payment.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -37,6 +37,33 @@ pub struct InjectedOutage {
 }
 
 impl Faults {
+    /// The faults a `PaymentRequested` event (an EventBridge event's JSON) aims at its payment,
+    /// in `detail.data.test_faults`: none without the `fault-injection` feature.
+    pub fn of_event(body: &str) -> Result<Self, serde_json::Error> {
+        #[cfg(feature = "fault-injection")]
+        {
+            #[derive(serde::Deserialize)]
+            struct Event {
+                detail: Detail,
+            }
+            #[derive(serde::Deserialize)]
+            struct Detail {
+                data: Data,
+            }
+            #[derive(serde::Deserialize)]
+            struct Data {
+                #[serde(default)]
+                test_faults: Faults,
+            }
+            serde_json::from_str::<Event>(body).map(|event| event.detail.data.test_faults)
+        }
+        #[cfg(not(feature = "fault-injection"))]
+        {
+            let _ = body;
+            Ok(Self::default())
+        }
+    }
+
     /// Whether `step` is to fail for good.
     pub fn fails(&self, step: SagaStep) -> bool {
         #[cfg(feature = "fault-injection")]
@@ -72,6 +99,19 @@ impl Faults {
             false
         }
     }
+}
+
+/// An injected crash: in fault-injection builds the process dies here, before the message is
+/// acknowledged, as a crashed function would. Elsewhere no crash is ever injected, and this
+/// only answers what to report.
+pub fn crash(step: &str, payment_id: &PaymentId) -> String {
+    #[cfg(feature = "fault-injection")]
+    {
+        tracing::warn!(step, %payment_id, "fault injection: crashing before the message is acknowledged");
+        std::process::exit(70);
+    }
+    #[cfg(not(feature = "fault-injection"))]
+    format!("injected crash of {payment_id} after {step}")
 }
 
 #[cfg(all(test, feature = "fault-injection"))]

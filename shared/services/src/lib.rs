@@ -1,7 +1,7 @@
 //! What the functions do, written once against the ports (`paysaga_domain::ports`): open and
 //! fund wallets ([`wallets`]), submit a payment ([`payments`]), run the payment saga ([`saga`]),
-//! keep the audit trail ([`audit`]), apply and rebuild the read models ([`read_models`]), and
-//! redrive dead letters ([`redrive`]). Handlers translate events into these calls and back.
+//! keep the audit trail ([`audit`]), apply and rebuild the read models ([`read_models`]), tell
+//! payers and payees ([`notifications`]), and redrive dead letters ([`redrive`]). Handlers translate events into these calls and back.
 //!
 //! [`fakes`] (feature `fakes`) holds in-memory adapters of every port, for tests; [`faults`]
 //! (feature `fault-injection`) the test-only fault injection.
@@ -10,6 +10,7 @@ pub mod audit;
 #[cfg(any(test, feature = "fakes"))]
 pub mod fakes;
 pub mod faults;
+pub mod notifications;
 pub mod payments;
 pub mod read_models;
 pub mod redrive;

@@ -14,6 +14,7 @@ use tracing::{info, instrument, warn};
 
 use super::ServiceError;
 use crate::faults::Faults;
+use paysaga_domain::events::{ContractViolation, PAYMENT_REQUESTED};
 use paysaga_domain::ports::{
     BeginPayment, EventPublisher, PaymentLog, PaymentProcessor, ProcessorError, RecordStep,
 };
@@ -62,6 +63,57 @@ impl From<paysaga_domain::payment::PaymentLogError> for SagaError {
     }
 }
 
+/// A `PaymentRequested` event, as the saga reads it from a message body.
+#[derive(Debug, Clone)]
+pub struct RequestedPayment {
+    pub request: PaymentRequest,
+    /// The event's `occurred_at`: a payment published straight onto the bus is dated by it.
+    pub requested_at: DateTime<Utc>,
+    /// The faults a test run aims at the payment (`data.test_faults`; fault-injection builds
+    /// only, always empty otherwise).
+    pub faults: Faults,
+}
+
+/// A message body that can never be a payment request.
+#[derive(Debug, thiserror::Error)]
+pub enum UnreadableRequest {
+    #[error("not a PaymentRequested event: {0}")]
+    NotAnEvent(#[from] ContractViolation),
+    #[error("expected {PAYMENT_REQUESTED}, got {detail_type} from {from}")]
+    OtherEvent { detail_type: String, from: String },
+    #[error("unreadable test_faults: {0}")]
+    Faults(serde_json::Error),
+}
+
+impl RequestedPayment {
+    /// The payment request in `body`, an EventBridge event read against its contract.
+    pub fn from_event(body: &str) -> Result<Self, UnreadableRequest> {
+        let event = DomainEvent::from_eventbridge(body)?;
+        let DomainEvent::PaymentRequested(detail) = event else {
+            return Err(UnreadableRequest::OtherEvent {
+                detail_type: event.detail_type().to_owned(),
+                from: event.source().to_owned(),
+            });
+        };
+        Ok(Self {
+            request: detail.data,
+            requested_at: detail.occurred_at,
+            faults: Faults::of_event(body).map_err(UnreadableRequest::Faults)?,
+        })
+    }
+
+    /// The run's view of this delivery: the `receive_count`th of a queue whose
+    /// `maxReceiveCount` is `max_receive_count`.
+    pub fn delivery(&self, receive_count: u32, max_receive_count: u32) -> Delivery {
+        Delivery {
+            receive_count,
+            max_receive_count,
+            faults: self.faults.clone(),
+            requested_at: Some(self.requested_at),
+        }
+    }
+}
+
 /// How the saga behaves.
 #[derive(Debug, Clone)]
 pub struct SagaSettings {
@@ -106,6 +158,22 @@ impl Delivery {
     /// Whether the queue gives up on the message after this delivery.
     pub fn is_last(&self) -> bool {
         self.max_receive_count > 0 && self.receive_count >= self.max_receive_count
+    }
+}
+
+impl<'a> Saga<'a> {
+    pub fn new(
+        log: &'a dyn PaymentLog,
+        events: &'a dyn EventPublisher,
+        processor: &'a dyn PaymentProcessor,
+        settings: &'a SagaSettings,
+    ) -> Self {
+        Self {
+            log,
+            events,
+            processor,
+            settings,
+        }
     }
 }
 

@@ -492,14 +492,12 @@ pub fn leaks<'a>(lines: impl IntoIterator<Item = &'a str>) -> Vec<String> {
 /// kept.
 pub mod harness {
     use std::future::Future;
-    use std::sync::Mutex;
 
-    use async_trait::async_trait;
-    use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+    use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
     use lambda_toolkit::logging::{LogBuffer, json_layer};
-    use lambda_toolkit::sqs_batch::{
-        DeadLetterError, DeadLetterQueue, FailureRecord, RecordWithoutId,
-    };
+    use lambda_toolkit::sqs_batch::RecordWithoutId;
+    use lambda_toolkit::sqs_consumer::MessageHandler;
+    use lambda_toolkit::testing::TestConsumer;
     use proptest::prelude::*;
     use tracing_subscriber::prelude::*;
 
@@ -507,34 +505,7 @@ pub mod harness {
     /// often goes to the [`KeptDeadLetters`] with its failure record when it fails.
     pub const MAX_RECEIVE_COUNT: u32 = 3;
 
-    /// A dead-letter queue that keeps what it is sent.
-    #[derive(Default)]
-    pub struct KeptDeadLetters(Mutex<Vec<(String, FailureRecord)>>);
-
-    impl KeptDeadLetters {
-        pub fn records(&self) -> Vec<(String, FailureRecord)> {
-            self.0
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .clone()
-        }
-    }
-
-    #[async_trait]
-    impl DeadLetterQueue for KeptDeadLetters {
-        async fn send(
-            &self,
-            message: &SqsMessage,
-            record: &FailureRecord,
-        ) -> Result<(), DeadLetterError> {
-            let id = message.message_id.clone().unwrap_or_default();
-            self.0
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .push((id, record.clone()));
-            Ok(())
-        }
-    }
+    pub use lambda_toolkit::testing::KeptDeadLetters;
 
     /// Runs `future` on a fresh runtime with every log line of this thread captured (the
     /// functions' JSON layer, [`lambda_toolkit::logging::json_layer`]): its output and the lines.
@@ -597,6 +568,49 @@ pub mod harness {
             );
         }
         Ok(())
+    }
+
+    /// `bodies`, each on its `receive_count`th delivery, through a consumer of `handler` that
+    /// gives up on the [`MAX_RECEIVE_COUNT`]th, checked as [`check_batch`] checks: the lines
+    /// it logged.
+    pub fn hostile_batch<H: MessageHandler>(
+        handler: H,
+        bodies: &[Vec<u8>],
+        receive_count: u32,
+    ) -> Result<Vec<String>, TestCaseError> {
+        let consumer = TestConsumer::new(handler, MAX_RECEIVE_COUNT);
+        let (answer, logs) = run_logged(consumer.consumer.handle(batch(bodies, receive_count)));
+        check_batch(&answer, bodies.len(), &consumer.dead_letters, &logs)?;
+        Ok(logs)
+    }
+
+    /// Every fixture event of `detail_types` (all of them when empty), once, through a
+    /// consumer of `handler`: none fails and nothing logged leaks; the lines it logged.
+    pub fn fixture_events_through<H: MessageHandler>(
+        handler: H,
+        detail_types: &[&str],
+    ) -> Vec<String> {
+        let events = if detail_types.is_empty() {
+            crate::fixture_events()
+        } else {
+            detail_types
+                .iter()
+                .flat_map(|kind| crate::fixture_events_of(kind))
+                .collect()
+        };
+        let bodies: Vec<Vec<u8>> = events
+            .iter()
+            .map(|event| event.to_string().into_bytes())
+            .collect();
+        let consumer = TestConsumer::new(handler, MAX_RECEIVE_COUNT);
+        let (answer, logs) = run_logged(consumer.consumer.handle(batch(&bodies, 1)));
+        let response = answer.expect("a batch response");
+        assert!(response.batch_item_failures.is_empty(), "{logs:#?}");
+        assert!(
+            crate::leaks(logs.iter().map(String::as_str)).is_empty(),
+            "{logs:#?}"
+        );
+        logs
     }
 
     /// Bodies for a batch: one to three hostile versions of the given events.

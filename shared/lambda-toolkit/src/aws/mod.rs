@@ -10,4 +10,4 @@ pub mod sqs;
 
 pub use idempotency::DynamoDbIdempotencyStore;
 pub use setup::{SetupError, sdk_config, sdk_config_or_default_chains};
-pub use sqs::SqsDeadLetterQueue;
+pub use sqs::{SqsDeadLetterQueue, dead_letter_queues, sqs_consumer};

@@ -1,5 +1,7 @@
 //! A queue's dead-letter queue, written to by the consumer that gives up on a message.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use aws_lambda_events::sqs::SqsMessage;
 use aws_sdk_sqs::Client;
@@ -8,7 +10,9 @@ use aws_sdk_sqs::types::{
     MessageAttributeValue, MessageSystemAttributeNameForSends, MessageSystemAttributeValue,
 };
 
+use crate::metrics::MetricsSink;
 use crate::sqs_batch::{DeadLetterError, DeadLetterQueue, FAILURE_ATTRIBUTE, FailureRecord};
+use crate::sqs_consumer::{MessageHandler, SqsConsumer, SqsConsumerSettings};
 
 /// SQS allows this many message attributes on one message.
 const MAX_ATTRIBUTES: usize = 10;
@@ -27,6 +31,26 @@ impl SqsDeadLetterQueue {
             queue_url,
         }
     }
+}
+
+/// The consumer of `handler` as a Lambda function runs it: its metrics on stdout under
+/// `service`, giving up as `settings` (its environment) say, to SQS dead-letter queues.
+pub fn sqs_consumer<H: MessageHandler>(
+    handler: H,
+    service: &str,
+    settings: &SqsConsumerSettings,
+    config: &aws_config::SdkConfig,
+) -> SqsConsumer<H> {
+    SqsConsumer::new(handler, MetricsSink::stdout(service))
+        .giving_up_as(settings, dead_letter_queues(config))
+}
+
+/// Makes the dead-letter queue of a URL, for
+/// [`SqsConsumer::giving_up_as`](crate::sqs_consumer::SqsConsumer::giving_up_as).
+pub fn dead_letter_queues(
+    config: &aws_config::SdkConfig,
+) -> impl Fn(&str) -> Arc<dyn DeadLetterQueue> + '_ {
+    |url| Arc::new(SqsDeadLetterQueue::from_config(config, url.to_owned()))
 }
 
 #[async_trait]

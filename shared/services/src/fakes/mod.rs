@@ -42,6 +42,33 @@ impl InMemoryLedger {
     pub fn wallets(&self) -> Vec<Wallet> {
         self.state().wallets.values().cloned().collect()
     }
+
+    /// A ledger of euro wallets, each holding its balance in cents (deposited, as a real one
+    /// would be): `InMemoryLedger::euro_wallets(&[("wal_demo_alice", 10_000), ("wal_demo_bob", 0)])`.
+    /// Panics on an id that is not a wallet id or a balance out of range (it is for tests).
+    pub async fn euro_wallets(balances: &[(&str, u64)]) -> Self {
+        let ledger = Self::default();
+        let eur = "EUR".parse().expect("EUR is a currency");
+        for (id, minor_units) in balances {
+            let wallet_id = WalletId::parse(id).expect("a wallet id");
+            let wallet = Wallet::open(wallet_id.clone(), eur, Utc::now());
+            ledger.open_wallet(&wallet).await.expect("in memory");
+            if *minor_units == 0 {
+                continue;
+            }
+            let deposit = Deposit {
+                deposit_id: DepositId::generate(),
+                wallet_id,
+                amount: Money::new(*minor_units, eur).expect("an amount in range"),
+                idempotency_key: None,
+            };
+            ledger
+                .deposit(&deposit, Utc::now())
+                .await
+                .expect("in memory");
+        }
+        ledger
+    }
 }
 
 #[async_trait]

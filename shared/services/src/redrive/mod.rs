@@ -14,6 +14,7 @@
 //! DynamoDB adapters and [`crate::fakes`] in-memory ones.
 
 pub mod letter;
+pub mod operator;
 pub mod parking;
 pub mod run;
 

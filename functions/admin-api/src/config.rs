@@ -1,0 +1,22 @@
+//! The function's environment.
+
+use lambda_toolkit::env::{ConfigError, Environment};
+
+pub struct Config {
+    /// `PARKED_MESSAGES_TABLE`: the messages the redrive parked, for replays.
+    pub parked_messages_table: String,
+    /// `EVENT_STORE_TABLE`: the audit trail, read to rebuild the read models.
+    pub event_store_table: String,
+    /// `READ_MODELS_TABLE`.
+    pub read_models_table: String,
+}
+
+impl Config {
+    pub fn from_env(env: &Environment) -> Result<Self, ConfigError> {
+        Ok(Self {
+            parked_messages_table: env.required("PARKED_MESSAGES_TABLE")?,
+            event_store_table: env.required("EVENT_STORE_TABLE")?,
+            read_models_table: env.required("READ_MODELS_TABLE")?,
+        })
+    }
+}
