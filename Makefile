@@ -54,7 +54,7 @@ build: local-install ## Build every function with cargo lambda for arm64 (what i
 	$(call lambda_build,$(filter-out $(ABORT_FUNCTIONS),$(FUNCTIONS)),--release)
 	$(call lambda_build,$(filter $(ABORT_FUNCTIONS),$(FUNCTIONS)),--profile release-abort)
 
-# ---------------------------------------------------------------- deploy (infra/deploy, infra/checks)
+# ---------------------------------------------------------------- deploy (infra/deploy, infra/deploy/checks)
 STAGE ?= dev
 STACK ?= paysaga-$(STAGE)
 PAYSAGA_PY := .local/venv/bin/python
@@ -64,18 +64,18 @@ sam-install: ## Install the AWS SAM CLI into .local/sam-venv (its own venv: its 
 
 check-infra: local-install sam-install build-local ## Static checks, no AWS call: the crates' boundaries, IAM least privilege, CodeUri/environment/crate metadata, what AWS refuses (stack.py), what make deploy runs, alarms and dashboard, sam validate --lint
 	@# Each check must fire on its broken fixture, or the check itself is broken.
-	$(PAYSAGA_PY) infra/checks/architecture.py --self-test
-	$(PAYSAGA_PY) infra/checks/architecture.py
-	$(PAYSAGA_PY) infra/checks/iam.py --self-test >/dev/null && echo "iam: self-test passed (infra/checks/fixtures/iam-broken.yaml)"
-	$(PAYSAGA_PY) infra/checks/iam.py
-	$(PAYSAGA_PY) infra/checks/deploy.py --self-test >/dev/null && echo "deploy: self-test passed (infra/checks/fixtures/deploy-broken.yaml)"
-	$(PAYSAGA_PY) infra/checks/deploy.py
-	$(PAYSAGA_PY) infra/checks/stack.py --self-test >/dev/null && echo "stack: self-test passed (infra/checks/fixtures/stack-broken.yaml)"
-	$(PAYSAGA_PY) infra/checks/stack.py
-	$(PAYSAGA_PY) infra/checks/deploy_command.py --self-test >/dev/null && echo "deploy-command: self-test passed (infra/checks/fixtures/deploy-broken.mk)"
-	$(PAYSAGA_PY) infra/checks/deploy_command.py
-	$(PAYSAGA_PY) infra/checks/operations.py --self-test >/dev/null && echo "operations: self-test passed (infra/checks/fixtures/operations-broken.yaml)"
-	$(PAYSAGA_PY) infra/checks/operations.py
+	$(PAYSAGA_PY) infra/deploy/checks/architecture.py --self-test
+	$(PAYSAGA_PY) infra/deploy/checks/architecture.py
+	$(PAYSAGA_PY) infra/deploy/checks/iam.py --self-test >/dev/null && echo "iam: self-test passed (infra/deploy/checks/fixtures/iam-broken.yaml)"
+	$(PAYSAGA_PY) infra/deploy/checks/iam.py
+	$(PAYSAGA_PY) infra/deploy/checks/deploy.py --self-test >/dev/null && echo "deploy: self-test passed (infra/deploy/checks/fixtures/deploy-broken.yaml)"
+	$(PAYSAGA_PY) infra/deploy/checks/deploy.py
+	$(PAYSAGA_PY) infra/deploy/checks/stack.py --self-test >/dev/null && echo "stack: self-test passed (infra/deploy/checks/fixtures/stack-broken.yaml)"
+	$(PAYSAGA_PY) infra/deploy/checks/stack.py
+	$(PAYSAGA_PY) infra/deploy/checks/deploy_command.py --self-test >/dev/null && echo "deploy-command: self-test passed (infra/deploy/checks/fixtures/deploy-broken.mk)"
+	$(PAYSAGA_PY) infra/deploy/checks/deploy_command.py
+	$(PAYSAGA_PY) infra/deploy/checks/operations.py --self-test >/dev/null && echo "operations: self-test passed (infra/deploy/checks/fixtures/operations-broken.yaml)"
+	$(PAYSAGA_PY) infra/deploy/checks/operations.py
 	infra/deploy/sam.sh validate --lint --template infra/template.yaml --region us-east-1
 
 deploy: build sam-install ## Build every function (arm64) and deploy the stage's own stack with SAM: STAGE=dev [STACK=paysaga-STAGE REGION=... JWT_ISSUER=https://... JWT_AUDIENCE=a,b PAYMENT_PROCESSOR_URL=https://... PARAMETERS="Key=value ..." DRY=1]
@@ -100,7 +100,7 @@ system-down: ## Stop the functions
 	@infra/local/system.sh down
 
 bench: ## Measure cold starts, footprint, AWS calls and cost per payment, throughput (BENCH_ARGS=--help)
-	@ABORT_FUNCTIONS="$(ABORT_FUNCTIONS)" infra/bench/run.sh $(BENCH_ARGS)
+	@ABORT_FUNCTIONS="$(ABORT_FUNCTIONS)" infra/local/bench/run.sh $(BENCH_ARGS)
 
 dlq: ## Dead-letter queues: depths and parked messages (more: infra/dlq.py --help)
 	@infra/dlq.py status

@@ -1,7 +1,7 @@
 """What `cargo lambda deploy` is given for one function: the env file it reads and its command
 line. One definition, used by `make deploy-function` (infra/deploy/deploy_function.py) and by
 the test that hands every function's environment to `cargo lambda deploy --dry`
-(infra/checks/deploy_env.py), so the test reads what a deploy writes.
+(infra/deploy/checks/deploy_env.py), so the test reads what a deploy writes.
 
 The env file is read by cargo-lambda 1.9.2 with the crate env-file-reader 0.3.0
 (cargo-lambda-metadata/src/env.rs). Its lexer (env-file-reader's src/lexer.rs), in short:

@@ -11,7 +11,7 @@ which `make test` proves with every function's local environment), and runs
     cargo lambda deploy --binary-name <bin> --iam-role <its role> <its physical name>
 
 which uploads target/lambda/<bin>/ (built by `make build`) and applies the crate's memory,
-timeout and tracing - the same values as the template's (infra/checks/deploy.py checks that).
+timeout and tracing - the same values as the template's (infra/deploy/checks/deploy.py checks that).
 Run with the Python of .local/venv (boto3). --endpoint-url targets LocalStack.
 """
 
@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "infra" / "checks"))
+sys.path.insert(0, str(ROOT / "infra" / "deploy" / "checks"))
 
 import boto3  # noqa: E402
 from botocore.exceptions import BotoCoreError, ClientError  # noqa: E402

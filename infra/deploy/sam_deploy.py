@@ -9,7 +9,7 @@ saved: the parameters given here override, the others keep the deployed stack's 
 (`sam deploy` passes UsePreviousValue for them) or, on a new stack, the template's defaults.
 
 Refused before anything is built into a change set:
-- a stack name longer than the names built from it allow (infra/checks/stack.py computes the
+- a stack name longer than the names built from it allow (infra/deploy/checks/stack.py computes the
   limit from the template: a function or rule name has 64 characters, a queue name 80);
 - a new stack without a value for a parameter that has no default (JwtIssuer,
   PaymentProcessorUrl), or a deployed one still holding a placeholder for it;
@@ -31,7 +31,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "infra" / "checks"))
+sys.path.insert(0, str(ROOT / "infra" / "deploy" / "checks"))
 
 import stack as stack_checks  # noqa: E402
 import template_model as tm  # noqa: E402

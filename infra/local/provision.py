@@ -11,7 +11,7 @@ Run by `infra/local/stack.sh up|provision` with the Python of .local/venv (boto3
    one is deleted and created again (LocalStack 4.9's UpdateStack does not apply changes).
 3. Creates the DynamoDB tables in DynamoDB Local from their template Properties, named
    `<stack>-<logical id without "Table", lower case>` (WalletsTable -> paysaga-local-wallets).
-4. Writes .local/wiring.json (what infra/local-lambda and the tests read: queues, tables,
+4. Writes .local/wiring.json (what infra/local/local-lambda and the tests read: queues, tables,
    functions with their environment resolved to local ids, HTTP routes, SQS triggers and
    schedules) and .local/stack.env (export lines for the AWS SDKs and CLI, the Lambda endpoint
    being local-lambda's Invoke API).
@@ -558,7 +558,7 @@ def main() -> int:
     resources = template["Resources"]
 
     # Local values: short redelivery for fast tests; the saga charges through the fake payment
-    # processor that infra/local/system.sh starts on this address (infra/payment-processor);
+    # processor that infra/local/system.sh starts on this address (infra/local/payment-processor);
     # tokens are signed by the local stack's development key, with its issuer (these two have
     # no default in the template: a deploy must be given them); two instances per SQS trigger
     # (local-lambda runs one process per instance, on a developer's machine), where production

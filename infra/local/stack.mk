@@ -23,12 +23,12 @@ local-status: ## Show what runs, where
 provision: ## Re-provision the running local stack from infra/template.yaml (idempotent)
 	$(PAYSAGA_STACK) provision
 
-lint-infra: local-install ## cfn-lint the SAM template with paysaga's own rules (infra/lint_rules); any finding fails
-	$(PAYSAGA_CFN_LINT) --append-rules infra/lint_rules --include-checks I --non-zero-exit-code informational -- infra/template.yaml
+lint-infra: local-install ## cfn-lint the SAM template with paysaga's own rules (infra/deploy/lint_rules); any finding fails
+	$(PAYSAGA_CFN_LINT) --append-rules infra/deploy/lint_rules --include-checks I --non-zero-exit-code informational -- infra/template.yaml
 	@# Each paysaga rule must fire on the fixture that breaks it, or the rule itself is broken.
-	@found="$$($(PAYSAGA_CFN_LINT) --append-rules infra/lint_rules --format parseable -- infra/lint_rules/fixtures/broken.yaml || true)"; \
+	@found="$$($(PAYSAGA_CFN_LINT) --append-rules infra/deploy/lint_rules --format parseable -- infra/deploy/lint_rules/fixtures/broken.yaml || true)"; \
 	for rule in E9101 E9102 E9103 E9104 E9105; do \
-	  grep -q ":$$rule:" <<<"$$found" || { echo "lint rule $$rule did not fire on infra/lint_rules/fixtures/broken.yaml" >&2; exit 1; }; \
+	  grep -q ":$$rule:" <<<"$$found" || { echo "lint rule $$rule did not fire on infra/deploy/lint_rules/fixtures/broken.yaml" >&2; exit 1; }; \
 	done; echo "paysaga lint rules E9101-E9105: each fires on its broken fixture"
 
 .DEFAULT_GOAL := $(_paysaga_saved_goal)

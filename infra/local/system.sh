@@ -3,7 +3,7 @@
 # infra/template.yaml (via .local/wiring.json): the API as an HTTP server on 127.0.0.1, the
 # others behind a local Runtime API, fed by the SQS event source mapping, their schedules and
 # the Lambda Invoke API (aws lambda invoke, cargo lambda invoke) on 127.0.0.1:9001.
-# Before it, `payment-processor` (infra/payment-processor), the fake external payment processor,
+# Before it, `payment-processor` (infra/local/payment-processor), the fake external payment processor,
 # starts on the address the payment saga is wired to (its PAYMENT_PROCESSOR_URL).
 #
 # Usage: infra/local/system.sh up|down|status

@@ -82,7 +82,7 @@ done
 step "cargo lambda deploy --dry reads every function's environment as make deploy-function writes it"
 # Needs the bootstraps just built (cargo lambda deploy packages them, even --dry) and the local
 # stack's .local/wiring.json (the environments with local values); calls no AWS API.
-.local/venv/bin/python infra/checks/deploy_env.py --self-test
-.local/venv/bin/python infra/checks/deploy_env.py
+.local/venv/bin/python infra/deploy/checks/deploy_env.py --self-test
+.local/venv/bin/python infra/deploy/checks/deploy_env.py
 
 step "all checks passed"

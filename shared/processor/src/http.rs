@@ -1,6 +1,6 @@
 //! [`HttpPaymentProcessor`]: the [`PaymentProcessor`] port over the processor's HTTP API.
 //!
-//! The contract (the local fake in `infra/payment-processor` implements it):
+//! The contract (the local fake in `infra/local/payment-processor` implements it):
 //!
 //! - `POST {base}/charges` with `Idempotency-Key: <payment_id>` and
 //!   `{"payment_id","from_wallet","to_wallet","amount":{"minor_units","currency"}}`:

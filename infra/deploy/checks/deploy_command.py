@@ -7,7 +7,7 @@ recipe; its `infra/deploy/sam_deploy.py` line is run with `--dry --stack-exists 
 prints the `sam deploy` command line, or refuses), and SAM's own precedence (a command-line
 option over the samconfig.toml environment it reads, `--config-env` or `default`) says which
 stack, region and parameters that command would deploy with. The samconfig.toml is
-infra/checks/fixtures/samconfig-after-dev.toml: what `sam deploy --guided` saved after a first
+infra/deploy/checks/fixtures/samconfig-after-dev.toml: what `sam deploy --guided` saved after a first
 `make deploy STAGE=dev` (a stack name, a region, parameters), as the recipe used to run it.
 
   C001  `make deploy STAGE=prod` after a dev deploy does not deploy stack paysaga-prod with
@@ -18,9 +18,9 @@ infra/checks/fixtures/samconfig-after-dev.toml: what `sam deploy --guided` saved
         (JwtIssuer, PaymentProcessorUrl), or the refusal does not name them; or an update of an
         existing stack is refused for them (it keeps its deployed values)
   C004  a stack name longer than the names built from it allow is not refused, or the longest
-        that fits (infra/checks/stack.py's budget) or the longest stage's default is refused
+        that fits (infra/deploy/checks/stack.py's budget) or the longest stage's default is refused
 
-`--self-test` runs the same on infra/checks/fixtures/deploy-broken.mk, the recipe before
+`--self-test` runs the same on infra/deploy/checks/fixtures/deploy-broken.mk, the recipe before
 per-stage deploys in the case it took after the first deploy, and fails unless each finding
 fires there.
 """

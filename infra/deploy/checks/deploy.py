@@ -20,7 +20,7 @@ have to guess from the source).
   D007  a function's FunctionName is not `${AWS::StackName}-<bin>` (what
         `make deploy-function` looks for)
 
-`infra/checks/deploy.py --self-test` runs the checks on infra/checks/fixtures/deploy-broken.yaml
+`infra/deploy/checks/deploy.py --self-test` runs the checks on infra/deploy/checks/fixtures/deploy-broken.yaml
 and fails unless each finding fires there.
 """
 
@@ -144,7 +144,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("template", nargs="?", type=Path, default=tm.TEMPLATE)
     parser.add_argument("--self-test", action="store_true",
-                        help="check infra/checks/fixtures/deploy-broken.yaml: every finding must fire")
+                        help="check infra/deploy/checks/fixtures/deploy-broken.yaml: every finding must fire")
     args = parser.parse_args()
     if args.self_test:
         fixture = Path(__file__).resolve().parent / "fixtures" / "deploy-broken.yaml"

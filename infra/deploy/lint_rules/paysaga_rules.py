@@ -1,6 +1,6 @@
 """paysaga's own cfn-lint rules: the messaging contracts every template change must keep.
 
-Run by `make lint-infra` (cfn-lint --append-rules infra/lint_rules). The rules see the template
+Run by `make lint-infra` (cfn-lint --append-rules infra/deploy/lint_rules). The rules see the template
 as written (SAM resources untransformed), so SQS triggers are read both from SAM functions'
 `Events` and from plain `AWS::Lambda::EventSourceMapping`s.
 """

@@ -232,7 +232,7 @@ mod tests {
     use super::*;
 
     fn fixtures() -> Fixtures {
-        Fixtures::new(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
+        Fixtures::new(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.."))
     }
 
     #[test]

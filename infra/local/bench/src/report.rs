@@ -252,7 +252,7 @@ pub fn markdown(bench: &Bench) -> String {
     let _ = writeln!(
         out,
         "\nCost per 1M payments at us-east-1 list prices (when each was read, and whether it was \
-         checked: `infra/bench/src/cost.rs`, `prices` in the JSON):\n"
+         checked: `infra/local/bench/src/cost.rs`, `prices` in the JSON):\n"
     );
     let _ = writeln!(
         out,

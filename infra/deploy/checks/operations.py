@@ -3,7 +3,7 @@
 (and so by `make test`); exits 1 on any finding.
 
 Reads infra/template.yaml as written, and what each function's code writes as metrics
-(infra/checks/code_model.py: names, dimensions, the `service` value; the namespace is
+(infra/deploy/checks/code_model.py: names, dimensions, the `service` value; the namespace is
 shared/lambda-toolkit/src/metrics.rs's default unless the function's environment overrides it).
 
   OPS001  a queue (AWS::SQS::Queue) without an alarm on the age of its oldest message
@@ -26,8 +26,8 @@ shared/lambda-toolkit/src/metrics.rs's default unless the function's environment
           naming what is not an alarm of the template, a metric call in the code that
           code_model cannot read (it reports, never guesses)
 
-`infra/checks/operations.py --self-test` runs the check on
-infra/checks/fixtures/operations-broken.yaml and fails unless each finding fires where the
+`infra/deploy/checks/operations.py --self-test` runs the check on
+infra/deploy/checks/fixtures/operations-broken.yaml and fails unless each finding fires where the
 fixture breaks its rule, and nowhere on its good alarms.
 """
 
@@ -418,7 +418,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("template", nargs="?", type=Path, default=tm.TEMPLATE)
     parser.add_argument("--self-test", action="store_true",
-                        help="check infra/checks/fixtures/operations-broken.yaml: every finding must fire")
+                        help="check infra/deploy/checks/fixtures/operations-broken.yaml: every finding must fire")
     args = parser.parse_args()
     if args.self_test:
         return self_test()

@@ -1,9 +1,9 @@
 """What a function's code does, read mechanically from its Rust source: the modules it reaches,
 the AWS API operations they call (as IAM actions) and the CloudWatch metrics they write. (The
 environment variables a function reads are not read from source: its binary says them,
-`--describe-config`, see infra/checks/deploy.py.)
+`--describe-config`, see infra/deploy/checks/deploy.py.)
 
-Used by infra/checks/iam.py and infra/checks/operations.py. Approximate by design, and only ever
+Used by infra/deploy/checks/iam.py and infra/deploy/checks/operations.py. Approximate by design, and only ever
 in the generous direction (a module reached that does not really run adds calls and variables;
 none is missed):
 
@@ -27,7 +27,8 @@ none is missed):
   "MessagesReceived", …)`). The dimensions are `&[("queue", …), …]` written there or bound by a
   `let` (their names only; `service` is on every document). A call site read no such way is
   reported (`metrics_unread`), never guessed. The `service` dimension's value is the literal the
-  crate's code gives `MetricsSink::stdout` (or `MetricsSink::new`'s second argument).
+  crate's code gives `MetricsSink::stdout` (or `MetricsSink::new`'s or
+  `lambda_toolkit::aws::sqs_consumer`'s second argument).
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def _library_crates() -> dict[str, Path]:
@@ -467,7 +468,14 @@ def metric_writes(code: str, file_code: str) -> tuple[set[MetricWrite], list[str
 
 def metrics_service(code: str) -> str | None:
     m = re.search(r'\bMetricsSink::(?:stdout\(\s*|new\(\s*[^,()]+,\s*)"([^"]+)"', code)
-    return m.group(1) if m else None
+    if m:
+        return m.group(1)
+    # lambda_toolkit::aws::sqs_consumer(handler, "<service>", settings, sdk)
+    for call in re.finditer(r"\bsqs_consumer\(", code):
+        args, _ = call_arguments(code, call.end() - 1)
+        if len(args) == 4 and (literal := STRING.fullmatch(args[1])):
+            return literal.group(1)
+    return None
 
 
 def metrics_namespace() -> tuple[str, str]:

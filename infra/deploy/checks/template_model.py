@@ -14,7 +14,7 @@ from typing import Any
 
 from cfnlint.decode import decode
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 TEMPLATE = ROOT / "infra" / "template.yaml"
 
 

@@ -16,9 +16,9 @@ fail on an env file it cannot read (it prints an empty environment), so the chec
 environment it prints with the one written: any difference, a value cargo-lambda cannot read
 or reads otherwise, fails.
 
-`--self-test` proves the check on infra/checks/fixtures/deploy-env-broken.env (the env file
+`--self-test` proves the check on infra/deploy/checks/fixtures/deploy-env-broken.env (the env file
 deploy_function.py used to write: unquoted values, one holding `=`), which must fail, and on
-infra/checks/fixtures/deploy-env-tricky.json (values with `=`, commas, `#`, spaces, quotes,
+infra/deploy/checks/fixtures/deploy-env-tricky.json (values with `=`, commas, `#`, spaces, quotes,
 newlines, backslashes, empty), which must be read back exactly. The crate's env file and the
 zip cargo-lambda leaves beside each bootstrap are put back as they were.
 """
@@ -34,7 +34,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent / "deploy"))
+sys.path.insert(0, str(HERE.parent))
 
 import cargo_lambda  # noqa: E402
 import code_model  # noqa: E402

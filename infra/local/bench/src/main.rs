@@ -205,7 +205,7 @@ async fn run(
                 BARE_RUNTIME | RUNTIME_WITH_SDK => json!({}),
                 other => bail!(
                     "no representative event for the function {other}: give it one in \
-                     infra/bench/src/main.rs"
+                     infra/local/bench/src/main.rs"
                 ),
             };
             let sample = cold_start::sample(binary, &event)

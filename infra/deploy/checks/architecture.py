@@ -24,7 +24,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 DOMAIN = "paysaga-domain"
 GENERIC = {"lambda-toolkit", "redact"}
 # Crates the domain must never reach (a prefix ends with "-" or "_").

@@ -4,7 +4,7 @@
 # not up, runs the bench, and stops what it started. Results: stdout and target/bench/.
 set -euo pipefail
 
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)"
 cd "$ROOT"
 CARGO="${CARGO:-cargo}"
 started=$SECONDS

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """The stack as AWS takes it: what the template's parameters, limits and settings let a real
 account refuse or mishandle, found without one. Run by `make check-infra` (and so by
-`make test`); exits 1 on any finding. (infra/checks/deploy.py checks the functions against
-their code, infra/checks/iam.py their permissions.)
+`make test`); exits 1 on any finding. (infra/deploy/checks/deploy.py checks the functions against
+their code, infra/deploy/checks/iam.py their permissions.)
 
   S001  a queue that triggers a function may have a visibility timeout below the function's
         timeout (a parameter's MinValue counts): Lambda refuses to create the mapping
@@ -33,7 +33,7 @@ their code, infra/checks/iam.py their permissions.)
         README's total of the reservations' defaults is not the template's, or leaves the default
         account quota less than the 100 unreserved executions Lambda keeps
 
-`infra/checks/stack.py --self-test` runs the checks on infra/checks/fixtures/stack-broken.yaml
+`infra/deploy/checks/stack.py --self-test` runs the checks on infra/deploy/checks/fixtures/stack-broken.yaml
 and fails unless each finding fires there.
 """
 

@@ -8,7 +8,7 @@ For each AWS::Lambda::Function:
 
   IAM001  an action with a wildcard (`dynamodb:*`, `sqs:Get*`), or NotAction
   IAM002  a resource with a wildcard, or NotResource - except the documented exceptions below
-  IAM003  an action the function's code never calls (infra/checks/code_model.py reads its crate
+  IAM003  an action the function's code never calls (infra/deploy/checks/code_model.py reads its crate
           and the shared/ code it reaches) and that the platform does not need for it
   IAM004  a resource of the wrong kind for the action (a table ARN given to sqs:SendMessage, a
           queue's Ref - its URL - where an ARN belongs)
@@ -16,7 +16,7 @@ For each AWS::Lambda::Function:
           (its content is not in the template), an AWS::IAM::Policy attached from outside
   IAM006  a role shared by two functions (each would get the other's permissions)
 
-`infra/checks/iam.py --self-test` runs the check on infra/checks/fixtures/iam-broken.yaml and
+`infra/deploy/checks/iam.py --self-test` runs the check on infra/deploy/checks/fixtures/iam-broken.yaml and
 fails unless each finding above fires there: a check that cannot fail is no check.
 """
 
@@ -166,7 +166,7 @@ def check(template: dict, notes: list[str] | None = None) -> list[Finding]:
         binary = tm.binary_of(written.get(fn_lid, {}).get("CodeUri"))
         if binary is None or binary not in crates:
             findings.append(Finding("IAM003", fn_lid, f"no function crate builds its CodeUri's binary ({binary}); "
-                                    "infra/checks/deploy.py says more"))
+                                    "infra/deploy/checks/deploy.py says more"))
             continue
         facts = code_model.facts_of(crates[binary])
         called = set(facts.calls)
@@ -247,7 +247,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("template", nargs="?", type=Path, default=tm.TEMPLATE)
     parser.add_argument("--self-test", action="store_true",
-                        help="check infra/checks/fixtures/iam-broken.yaml: every finding code must fire")
+                        help="check infra/deploy/checks/fixtures/iam-broken.yaml: every finding code must fire")
     args = parser.parse_args()
     if args.self_test:
         fixture = Path(__file__).resolve().parent / "fixtures" / "iam-broken.yaml"
