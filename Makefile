@@ -31,7 +31,7 @@ run: local-up build-local ## Start the local AWS stack and every function; show 
 stop: system-down local-down ## Stop everything `make run` started
 
 test: ## Everything: format, lints, unit and handler tests, cfn-lint, integration tests on the local stack
-	@infra/local/test.sh
+	@LOCAL_FEATURES='$(LOCAL_FEATURES)' infra/local/test.sh
 
 check: ## Format check and clippy
 	$(CARGO) fmt --all -- --check
@@ -46,8 +46,14 @@ schemas: ## Regenerate the event contracts' JSON Schemas (events/schemas/) from 
 integration: build-local ## Integration tests against an already running stack (make run)
 	$(CARGO) test -p paysaga-tests --locked -- --ignored --test-threads 4
 
+# The local stack's features: test-only fault injection, the local JWT check.
+LOCAL_FEATURES := payment-saga/fault-injection,api/local-authorizer,admin-api/local-authorizer
+# What build-local builds; make test builds every target instead (infra/local/test.sh), in the
+# same build as its tests: one feature set, so the binaries come out of the test build.
+LOCAL_BUILD ?= $(addprefix -p ,$(FUNCTIONS) local-lambda payment-processor paysaga-admin)
+
 build-local: ## Build the functions (with test-only fault injection and the local JWT check), local-lambda, the fake payment processor and paysaga-admin (debug)
-	$(CARGO) build --locked $(addprefix -p ,$(FUNCTIONS) local-lambda payment-processor paysaga-admin) --features payment-saga/fault-injection,api/local-authorizer,admin-api/local-authorizer
+	$(CARGO) build --locked $(LOCAL_BUILD) --features $(LOCAL_FEATURES)
 
 build: local-install ## Build every function with cargo lambda for arm64 (what infra/template.yaml deploys; ABORT_FUNCTIONS with release-abort)
 	rustup target add aarch64-unknown-linux-gnu >/dev/null
