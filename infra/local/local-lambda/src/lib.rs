@@ -29,6 +29,7 @@ pub mod on_demand;
 pub mod process;
 pub mod runtime_api;
 pub mod schedule;
+pub mod schedule_expression;
 pub mod sqs_event_source;
 pub mod supervisor;
 #[cfg(test)]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::schedule::{ScheduleExpression, ScheduleExpressionError};
+use crate::schedule_expression::{ScheduleExpression, ScheduleExpressionError};
 
 /// Default `MaximumConcurrency` of an SQS trigger when the template sets no `ScalingConfig`.
 /// (AWS starts with five pollers; one keeps a developer's machine quiet and the logs readable.)
