@@ -1,6 +1,6 @@
 //! A toolkit for Rust Lambda functions that consume SQS queues and EventBridge rules, and serve
-//! HTTP APIs: what every such function needs and nothing of any one domain (paysaga's payments
-//! use it; another project can too), the way Powertools is for Python and TypeScript.
+//! HTTP APIs: what every such function needs and nothing of any one application's domain, the
+//! way Powertools is for Python and TypeScript.
 //!
 //! - [`sqs_consumer`]: an SQS-triggered function that says only what it does with one message;
 //!   the batch is handled message by message ([`sqs_batch`]), with partial batch failures, a
