@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, ensure};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use lambda_toolkit::sqs_batch::FAILURE_ATTRIBUTE;
 use paysaga_tests::{Stack, eventually, repo_root, unique};
 use serde_json::{Value, json};
 
@@ -203,9 +204,9 @@ async fn an_unparseable_message_ends_in_the_dlq_without_failing_its_batch_mates(
                 }
                 let record = message
                     .message_attributes()
-                    .and_then(|attributes| attributes.get("paysaga-failure"))
+                    .and_then(|attributes| attributes.get(FAILURE_ATTRIBUTE))
                     .and_then(|attribute| attribute.string_value())
-                    .context("the DLQ message carries its paysaga-failure record")?;
+                    .context("the DLQ message carries its failure record")?;
                 return Ok(Some(serde_json::from_str(record)?));
             }
             Ok(None)

@@ -12,6 +12,7 @@ use anyhow::{Context, bail, ensure};
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use chrono::Utc;
 use futures::StreamExt;
+use lambda_toolkit::sqs_batch::FAILURE_ATTRIBUTE;
 use paysaga_aws::{DynamoDbEventStore, DynamoDbReadModels};
 use paysaga_domain::events::{EventDetail, FundsDeposited, PaymentEventData};
 use paysaga_domain::ports::ReadModelReader;
@@ -260,7 +261,7 @@ async fn an_event_of_an_unknown_version_ends_in_the_read_models_dlq_with_its_rea
             }
             let record = message
                 .message_attributes()
-                .and_then(|attributes| attributes.get("paysaga-failure"))
+                .and_then(|attributes| attributes.get(FAILURE_ATTRIBUTE))
                 .and_then(|value| value.string_value())
                 .map(str::to_owned);
             if let Some(handle) = message.receipt_handle() {
@@ -277,7 +278,7 @@ async fn an_event_of_an_unknown_version_ends_in_the_read_models_dlq_with_its_rea
         Ok(None)
     })
     .await?;
-    let record: Value = serde_json::from_str(&record.context("a paysaga-failure record")?)?;
+    let record: Value = serde_json::from_str(&record.context("a failure record")?)?;
     assert_eq!(record["kind"], "permanent", "{record}");
     let reason = record["reason"].as_str().unwrap_or_default();
     assert!(reason.contains("version 2"), "{record}");

@@ -12,6 +12,7 @@ use aws_sdk_eventbridge::types::{DeadLetterConfig, PutEventsRequestEntry, RetryP
 use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
 use chrono::Utc;
 use futures::{StreamExt, TryStreamExt, stream};
+use lambda_toolkit::sqs_batch::FAILURE_ATTRIBUTE;
 use paysaga_tests::{Stack, eventually, unique};
 use serde_json::{Value, json};
 
@@ -157,7 +158,7 @@ async fn a_transient_failure_is_redriven_once_its_cause_is_gone() -> anyhow::Res
     );
     let record: Value = serde_json::from_str(
         attributes
-            .get("paysaga-failure")
+            .get(FAILURE_ATTRIBUTE)
             .context("a failure record")?,
     )?;
     assert_eq!(record["kind"], "transient", "{record}");
@@ -264,7 +265,7 @@ async fn a_poison_message_is_parked_and_replayed_after_a_fix() -> anyhow::Result
             .max_receive_count
             .map(u64::from)
     );
-    assert!(ours["attributes"]["paysaga-failure"].is_object(), "{ours}");
+    assert!(ours["attributes"][FAILURE_ATTRIBUTE].is_object(), "{ours}");
     assert_eq!(
         stack.depth("PaymentsDeadLetterQueue").await?,
         (0, 0),
@@ -430,7 +431,7 @@ async fn a_thousand_message_redrive_killed_half_way_loses_and_duplicates_nothing
                 Ok(SendMessageBatchRequestEntry::builder()
                     .id(format!("m{offset}"))
                     .message_body(event.to_string())
-                    .message_attributes("paysaga-failure", failure)
+                    .message_attributes(FAILURE_ATTRIBUTE, failure)
                     .build()?)
             })
             .collect::<anyhow::Result<Vec<_>>>()?;

@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use audit_trail::{AuditTrail, Config};
 use lambda_toolkit::aws::{sdk_config, sqs_consumer};
-use paysaga_aws::{DynamoDbEventStore, EventMessages};
+use lambda_toolkit::metrics::MetricsSink;
+use paysaga_aws::{DynamoDbEventStore, EventMessages, METRICS_NAMESPACE};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -16,6 +17,7 @@ async fn main() -> anyhow::Result<()> {
     let handler = EventMessages(AuditTrail {
         store: Arc::new(store),
     });
-    let consumer = sqs_consumer(handler, "audit-trail", &config.consumer, &sdk);
+    let metrics = MetricsSink::stdout(METRICS_NAMESPACE, "audit-trail");
+    let consumer = sqs_consumer(handler, metrics, &config.consumer, &sdk);
     consumer.run().await.map_err(anyhow::Error::from_boxed)
 }

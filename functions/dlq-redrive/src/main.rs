@@ -6,7 +6,9 @@ use dlq_redrive::{Config, handle};
 use lambda_runtime::{LambdaEvent, service_fn};
 use lambda_toolkit::aws::sdk_config;
 use lambda_toolkit::metrics::MetricsSink;
-use paysaga_aws::{DynamoDbJournal, DynamoDbParking, EventBridgeRules, SqsRedriveQueues};
+use paysaga_aws::{
+    DynamoDbJournal, DynamoDbParking, EventBridgeRules, METRICS_NAMESPACE, SqsRedriveQueues,
+};
 use paysaga_services::redrive::operator::RedriveService;
 
 #[tokio::main]
@@ -27,7 +29,7 @@ async fn main() -> anyhow::Result<()> {
         dead_letter_queues: config.dead_letter_queues,
         settings: config.settings,
     };
-    let metrics = MetricsSink::stdout("dlq-redrive");
+    let metrics = MetricsSink::stdout(METRICS_NAMESPACE, "dlq-redrive");
     // The payload is parsed by the function (`Request::from_payload`), not by the runtime,
     // whose refusal would quote the values it refused.
     let answer = |event: LambdaEvent<serde_json::Value>| handle(&service, &metrics, event);

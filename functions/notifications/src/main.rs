@@ -3,8 +3,9 @@
 use std::sync::Arc;
 
 use lambda_toolkit::aws::{DynamoDbIdempotencyStore, sdk_config, sqs_consumer};
+use lambda_toolkit::metrics::MetricsSink;
 use notifications::{Config, Notifications};
-use paysaga_aws::{DynamoDbInbox, EventMessages};
+use paysaga_aws::{DynamoDbInbox, EventMessages, METRICS_NAMESPACE};
 use paysaga_services::notifications::idempotency_config;
 
 #[tokio::main]
@@ -18,6 +19,7 @@ async fn main() -> anyhow::Result<()> {
         idempotency: Arc::new(idempotency),
         idempotency_config: idempotency_config(),
     });
-    let consumer = sqs_consumer(handler, "notifications", &config.consumer, &sdk);
+    let metrics = MetricsSink::stdout(METRICS_NAMESPACE, "notifications");
+    let consumer = sqs_consumer(handler, metrics, &config.consumer, &sdk);
     consumer.run().await.map_err(anyhow::Error::from_boxed)
 }

@@ -3,8 +3,9 @@
 use std::sync::Arc;
 
 use lambda_toolkit::aws::{sdk_config, sqs_consumer};
+use lambda_toolkit::metrics::MetricsSink;
 use payment_saga::{Config, PaymentSaga};
-use paysaga_aws::{DynamoDbLedger, EventBridgePublisher};
+use paysaga_aws::{DynamoDbLedger, EventBridgePublisher, METRICS_NAMESPACE};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -22,6 +23,7 @@ async fn main() -> anyhow::Result<()> {
         max_receive_count: config.consumer.max_receive_count,
         circuit: Some(Arc::new(move || guarded.state())),
     };
-    let consumer = sqs_consumer(handler, "payment-saga", &config.consumer, &sdk);
+    let metrics = MetricsSink::stdout(METRICS_NAMESPACE, "payment-saga");
+    let consumer = sqs_consumer(handler, metrics, &config.consumer, &sdk);
     consumer.run().await.map_err(anyhow::Error::from_boxed)
 }

@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use lambda_toolkit::aws::{sdk_config, sqs_consumer};
-use paysaga_aws::{DynamoDbReadModels, EventMessages};
+use lambda_toolkit::metrics::MetricsSink;
+use paysaga_aws::{DynamoDbReadModels, EventMessages, METRICS_NAMESPACE};
 use read_models::{Config, ReadModels};
 
 #[tokio::main]
@@ -16,6 +17,7 @@ async fn main() -> anyhow::Result<()> {
         config.read_models_table,
     ));
     let handler = EventMessages(ReadModels { read_models });
-    let consumer = sqs_consumer(handler, "read-models", &config.consumer, &sdk);
+    let metrics = MetricsSink::stdout(METRICS_NAMESPACE, "read-models");
+    let consumer = sqs_consumer(handler, metrics, &config.consumer, &sdk);
     consumer.run().await.map_err(anyhow::Error::from_boxed)
 }

@@ -26,9 +26,12 @@ none is missed):
   enclosing `fn`, read at that function's call sites in the same file (`add_to(metrics,
   "MessagesReceived", …)`). The dimensions are `&[("queue", …), …]` written there or bound by a
   `let` (their names only; `service` is on every document). A call site read no such way is
-  reported (`metrics_unread`), never guessed. The `service` dimension's value is the literal the
-  crate's code gives `MetricsSink::stdout` (or `MetricsSink::new`'s or
-  `lambda_toolkit::aws::sqs_consumer`'s second argument).
+  reported (`metrics_unread`), never guessed. The namespace and the `service` dimension's value
+  are the arguments the crate's code gives `MetricsSink::stdout(namespace, service)` (or
+  `MetricsSink::new`'s first two): the service a string literal, the namespace a literal or the
+  name of a `const … : &str = "…"` of a reached item (paysaga's `paysaga_aws::METRICS_NAMESPACE`).
+  A namespace read neither way is reported too. `POWERTOOLS_METRICS_NAMESPACE` in a function's
+  environment overrides it, as `MetricsSink::stdout` does (operations.py reads that).
 """
 
 from __future__ import annotations
@@ -98,6 +101,7 @@ class CodeFacts:
     metrics: set[MetricWrite] = field(default_factory=set)
     metrics_unread: list[str] = field(default_factory=list)  # call sites not read: file: call
     service: str | None = None  # the `service` dimension of its metrics, when it writes any
+    namespace: str | None = None  # the namespace its code names for them (None: not read)
 
 
 # --------------------------------------------------------------------------- source text
@@ -466,26 +470,39 @@ def metric_writes(code: str, file_code: str) -> tuple[set[MetricWrite], list[str
     return written, unread
 
 
-def metrics_service(code: str) -> str | None:
-    m = re.search(r'\bMetricsSink::(?:stdout\(\s*|new\(\s*[^,()]+,\s*)"([^"]+)"', code)
-    if m:
-        return m.group(1)
-    # lambda_toolkit::aws::sqs_consumer(handler, "<service>", settings, sdk)
-    for call in re.finditer(r"\bsqs_consumer\(", code):
+def metrics_sink(code: str) -> tuple[str, str] | None:
+    """(the namespace argument as written, the service) of the first `MetricsSink::stdout(namespace,
+    service)` or `MetricsSink::new(namespace, service, writer)` in `code` whose service is a literal."""
+    for call in re.finditer(r"\bMetricsSink::(stdout|new)\(", code):
         args, _ = call_arguments(code, call.end() - 1)
-        if len(args) == 4 and (literal := STRING.fullmatch(args[1])):
-            return literal.group(1)
+        if len(args) == {"stdout": 2, "new": 3}[call.group(1)] and (service := STRING.fullmatch(args[1])):
+            return args[0], service.group(1)
     return None
 
 
-def metrics_namespace() -> tuple[str, str]:
-    """(the default namespace, the variable that overrides it), as the toolkit's metrics.rs says."""
-    code = code_of(METRICS_RS)
-    const = lambda name: re.search(rf'\bconst\s+{name}\s*:\s*&(?:\'static\s+)?str\s*=\s*"([^"]+)"', code)  # noqa: E731
-    default, variable = const("DEFAULT_NAMESPACE"), const("NAMESPACE_VARIABLE")
-    if not default or not variable:
-        raise RuntimeError(f"{METRICS_RS} defines no DEFAULT_NAMESPACE / NAMESPACE_VARIABLE")
-    return default.group(1), variable.group(1)
+def str_const(name: str, code: str) -> str | None:
+    """The value of `const name: &str = "…"` in `code`."""
+    m = re.search(rf'\bconst\s+{name}\s*:\s*&(?:\'static\s+)?str\s*=\s*"([^"]+)"', code)
+    return m.group(1) if m else None
+
+
+def namespace_of(arg: str, reached: list[str]) -> str | None:
+    """A namespace argument's value: a string literal, or a `const` (by its path's last name)
+    that one of the `reached` items defines."""
+    if literal := STRING.fullmatch(arg):
+        return literal.group(1)
+    if name := re.fullmatch(r"(?:\w+::)*([A-Z][A-Z0-9_]*)", arg):
+        return next((value for text in reached if (value := str_const(name.group(1), text))), None)
+    return None
+
+
+def namespace_variable() -> str:
+    """The environment variable that overrides a function's namespace, as the toolkit's
+    metrics.rs names it."""
+    variable = str_const("NAMESPACE_VARIABLE", code_of(METRICS_RS))
+    if not variable:
+        raise RuntimeError(f"{METRICS_RS} defines no NAMESPACE_VARIABLE")
+    return variable
 
 
 # --------------------------------------------------------------------------- per function
@@ -611,6 +628,7 @@ def facts_of(crate_dir: Path) -> CodeFacts:
                 still.append((path, names, text))
         pending = still
 
+    sink, sink_at = None, None
     for path, text in reached_text:
         for action in calls_in(text, code_of(path)):
             facts.calls.setdefault(action, set()).add(path)
@@ -618,8 +636,14 @@ def facts_of(crate_dir: Path) -> CodeFacts:
         written, unread = metric_writes(text, code_of(path)) if path != METRICS_RS else (set(), [])
         facts.metrics |= written
         facts.metrics_unread += [f"{path.relative_to(ROOT)}: {call}" for call in unread]
-        if facts.service is None:
-            facts.service = metrics_service(text)
+        if sink is None and (sink := metrics_sink(text)):
+            sink_at = path
+    if sink is not None:
+        namespace, facts.service = sink
+        facts.namespace = namespace_of(namespace, [text for _, text in reached_text])
+        if facts.namespace is None:
+            facts.metrics_unread.append(f"{sink_at.relative_to(ROOT)}: the namespace {namespace} of "
+                                        f"MetricsSink (neither a literal nor a reached const)")
     facts.files = sorted({path for path, _ in reached_text})
     return facts
 
@@ -655,6 +679,6 @@ if __name__ == "__main__":
         print(f"  calls:   {', '.join(sorted(facts.calls))}")
         if facts.service:
             shown = (f"{w.name}({', '.join(sorted(w.dimensions))})" for w in sorted(facts.metrics, key=lambda w: w.name))
-            print(f"  metrics (service={facts.service}): {', '.join(shown)}")
+            print(f"  metrics (namespace={facts.namespace}, service={facts.service}): {', '.join(shown)}")
         for call in facts.metrics_unread:
             print(f"  metric call not read: {call}")

@@ -3,8 +3,8 @@
 (and so by `make test`); exits 1 on any finding.
 
 Reads infra/template.yaml as written, and what each function's code writes as metrics
-(infra/deploy/checks/code_model.py: names, dimensions, the `service` value; the namespace is
-shared/lambda-toolkit/src/metrics.rs's default unless the function's environment overrides it).
+(infra/deploy/checks/code_model.py: names, dimensions, the `service` value and the namespace its
+code names, unless the function's environment overrides that: POWERTOOLS_METRICS_NAMESPACE).
 
   OPS001  a queue (AWS::SQS::Queue) without an alarm on the age of its oldest message
   OPS002  a dead-letter queue (a redrive policy's or a rule target's) without an alarm on its
@@ -199,13 +199,13 @@ def dead_letter_queues(resources: dict) -> set[str]:
 class Writer:
     lid: str
     service: str
-    namespace: str | None  # None: set in the template to something not a literal
+    namespace: str | None  # None: set in the template to something not a literal, or not read from the code
     metrics: set[code_model.MetricWrite]
 
 
 def writers(template: dict, findings: list[Finding]) -> list[Writer]:
     """The template's functions that write metrics, with what they write."""
-    default_namespace, variable = code_model.metrics_namespace()
+    variable = code_model.namespace_variable()
     crates = code_model.function_crates()
     found = []
     for lid, fn in tm.functions(template).items():
@@ -218,7 +218,7 @@ def writers(template: dict, findings: list[Finding]) -> list[Writer]:
         if facts.service is None:
             continue
         env = (fn.get("Environment") or {}).get("Variables") or {}
-        namespace = env.get(variable, default_namespace)
+        namespace = env.get(variable, facts.namespace)
         found.append(Writer(lid, facts.service, namespace if isinstance(namespace, str) else None, facts.metrics))
     return found
 
@@ -364,6 +364,14 @@ fn add_to(metrics: &mut Metrics, name: &str, n: u64) {
     metrics.count(name, &[("queue", "q")], n);
 }
 '''
+# The namespace and service of a function's metrics: MetricsSink::stdout's arguments, the
+# namespace a literal or a const of the reached code.
+SELF_TEST_MAIN = '''
+pub const NAMESPACE: &str = "shop";
+async fn main() {
+    let consumer = sqs_consumer(handler, MetricsSink::stdout(shop::NAMESPACE, "orders"), &settings, &sdk);
+}
+'''
 SELF_TEST_WRITES = {("Direct", frozenset({"queue"})), ("FromMatch", frozenset()), ("OtherArm", frozenset()),
                     ("Gauged", frozenset({"kind"})), ("ThroughHelper", frozenset({"queue"}))}
 
@@ -404,12 +412,19 @@ def self_test() -> int:
         missing.add(("code_model", f"read {sorted((w.name, sorted(w.dimensions)) for w in written)}"))
     if unread != [".count(name_of(outcome), &[], 1)"]:
         missing.add(("code_model", f"unread {unread}"))
+    sink = code_model.metrics_sink(SELF_TEST_MAIN)
+    if sink != ("shop::NAMESPACE", "orders") or code_model.namespace_of(sink[0], [SELF_TEST_MAIN]) != "shop":
+        missing.add(("code_model", f"namespace and service {sink}"))
+    if code_model.namespace_of("namespace()", [SELF_TEST_MAIN]) is not None or \
+            code_model.namespace_of("OTHER_NAMESPACE", [SELF_TEST_MAIN]) is not None:
+        missing.add(("code_model", "a namespace that is neither a literal nor a reached const was read"))
     if missing or good:
         print(f"operations: self-test FAILED on {fixture.name}: did not fire: {sorted(missing)}; "
               f"fired on a good place: {good}", file=sys.stderr)
         return 1
     print(f"operations: self-test passed: OPS001-OPS009 fire on each of the {len(expected) + 3} broken places of "
           f"{fixture.name}, on a dashboard body that is not JSON and on a metric call code_model cannot read; "
+          "code_model reads a namespace and a service; "
           "its good alarms pass")
     return 0
 

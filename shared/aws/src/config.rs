@@ -7,6 +7,11 @@ use crate::TableNames;
 use paysaga_domain::{Limits, PaymentLimits};
 use paysaga_services::saga::SagaSettings;
 
+/// The CloudWatch namespace of every function's metrics (`MetricsSink::stdout(METRICS_NAMESPACE,
+/// service)`), unless its environment's `POWERTOOLS_METRICS_NAMESPACE` names another. The
+/// template's alarms and dashboard name it; infra/deploy/checks/code_model.py reads it here.
+pub const METRICS_NAMESPACE: &str = "paysaga";
+
 /// The resources a payments function works with.
 #[derive(Debug, Clone)]
 pub struct Resources {

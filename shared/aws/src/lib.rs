@@ -12,6 +12,7 @@ pub mod parking;
 pub mod read_models;
 pub mod redrive;
 
+pub use config::METRICS_NAMESPACE;
 pub use dynamodb::{DynamoDbLedger, TableNames};
 pub use event_messages::{EventHandler, EventMessages};
 pub use event_store::DynamoDbEventStore;

@@ -46,7 +46,7 @@ use std::sync::Mutex;
 /// The environment does not configure a function as its deployment should.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("environment variable {0} must be set (the template sets it for every function)")]
+    #[error("environment variable {0} must be set (the function's deployment sets it)")]
     Missing(&'static str),
     #[error("environment variable {name} must be {expected}, not {value:?}")]
     Invalid {

@@ -37,7 +37,7 @@
 //! let store = InMemoryIdempotencyStore::default();
 //! let config = IdempotencyConfig::new("notifications");
 //! let idempotent = Idempotent::new(&store, &config, |event: &Event| event.event_id.clone());
-//! let event = Event { event_id: "pay_1/4".into(), amount: 1_250 };
+//! let event = Event { event_id: "ord_1/4".into(), amount: 1_250 };
 //! let now = Utc::now();
 //!
 //! let first = idempotent
@@ -52,7 +52,7 @@
 //! assert!(matches!(again, Ok(Outcome::AlreadyCompleted(Some(1)))));
 //!
 //! // The same key with another payload is refused.
-//! let other = Event { event_id: "pay_1/4".into(), amount: 9_999 };
+//! let other = Event { event_id: "ord_1/4".into(), amount: 9_999 };
 //! let refused = idempotent
 //!     .run(&other, now, || async { Ok::<u32, std::io::Error>(0) })
 //!     .await;

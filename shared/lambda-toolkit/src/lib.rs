@@ -1,23 +1,7 @@
-//! A toolkit for Rust Lambda functions that consume SQS queues and EventBridge rules, and serve
-//! HTTP APIs: what every such function needs and nothing of any one domain (paysaga's payments
-//! use it; another project can too), the way Powertools is for Python and TypeScript.
-//!
-//! - [`sqs_consumer`]: an SQS-triggered function that says only what it does with one message;
-//!   the batch is handled message by message ([`sqs_batch`]), with partial batch failures, a
-//!   message given up on sent to its dead-letter queue with the reason, metrics and a span per
-//!   message; [`sqs_dead_letters`]: one consumer of several queues, each with its own DLQ;
-//!   [`env`]: the function's configuration, read from its environment into a type that lists
-//!   the variables it reads; `testing` (feature `testing`): the helpers of consumers' tests.
-//! - [`idempotency`]: an operation run once per key under at-least-once delivery, its records
-//!   in DynamoDB ([`aws::DynamoDbIdempotencyStore`]).
-//! - [`metrics`]: CloudWatch metrics in the Embedded Metric Format; [`logging`]: structured
-//!   logs as Lambda's log format asks; [`trace`]: one X-Ray trace id across every hop (HTTP,
-//!   EventBridge, SQS) and on every log line; [`panics`]: a panic as one unit of work's failure
-//!   (one SQS message's), redacted.
-//! - [`aws`]: the AWS SDK set up from the Lambda environment in well under a millisecond, every
-//!   request counted, and the DynamoDB and SQS adapters of the above.
-//!
-//! Secrets and personal data stay out of what it logs: see the `redact` crate.
+// The crate's documentation is its README, whose examples run as doctests: a README that
+// drifts from the code fails `cargo test -p lambda-toolkit` (its testing helpers' example with
+// `--features testing`, as `cargo test --workspace` builds the crate).
+#![doc = include_str!("../README.md")]
 
 pub mod aws;
 pub mod env;

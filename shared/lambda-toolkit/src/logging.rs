@@ -1,9 +1,9 @@
 //! The functions' logs: what `lambda_runtime::tracing::init_default_subscriber` sets up, with a
 //! [`Targets`] filter instead of an `EnvFilter`.
 //!
-//! `EnvFilter` brings the `regex` engine into every binary for field-value filters paysaga never
-//! uses; `Targets` reads the same `target=level` lists (`RUST_LOG=info,paysaga::aws_call=debug`)
-//! without it. As with the runtime's default:
+//! `EnvFilter` brings the `regex` engine into every binary for field-value filters a function
+//! rarely needs; `Targets` reads the same `target=level` lists
+//! (`RUST_LOG=info,lambda_toolkit::aws_call=debug`) without it. As with the runtime's default:
 //!
 //! - the level comes from `AWS_LAMBDA_LOG_LEVEL` (Lambda's advanced logging controls), else
 //!   `RUST_LOG`, else `INFO`;
@@ -13,8 +13,8 @@
 //!   (a formatted one may quote the input: [`crate::panics`]), instead of the default hook's
 //!   full message on stderr;
 //! - in JSON, every line carries the fields of the spans it was written in, outermost first
-//!   (`"spans": [{"name": "handle_message", "message_id": "…", "payment_id": "…"}, …]`): a
-//!   handler that opens a span with the message's and the payment's ids gets them on every line
+//!   (`"spans": [{"name": "handle_message", "message_id": "…", "order_id": "…"}, …]`): a
+//!   handler that opens a span with the message's and the order's ids gets them on every line
 //!   its work logs, down to the adapters'. The current span is the list's last element, so it is
 //!   not written a second time.
 //!
@@ -26,15 +26,15 @@
 //! let buffer = LogBuffer::default();
 //! let subscriber = tracing_subscriber::registry().with(lambda_toolkit::logging::json_layer(buffer.clone()));
 //! tracing::subscriber::with_default(subscriber, || {
-//!     let span = info_span!("handle_message", message_id = "m-1", payment_id = field::Empty);
+//!     let span = info_span!("handle_message", message_id = "m-1", order_id = field::Empty);
 //!     let _entered = span.enter();
-//!     span.record("payment_id", "pay_1"); // known once the message is parsed
-//!     info!(status = "COMPLETED", "payment saga ran");
+//!     span.record("order_id", "ord_1"); // known once the message is parsed
+//!     info!(status = "SHIPPED", "order shipped");
 //! });
 //! let line: serde_json::Value = serde_json::from_str(buffer.lines()[0].as_str()).unwrap();
-//! assert_eq!(line["fields"]["message"], "payment saga ran");
+//! assert_eq!(line["fields"]["message"], "order shipped");
 //! assert_eq!(line["spans"][0]["message_id"], "m-1");
-//! assert_eq!(line["spans"][0]["payment_id"], "pay_1");
+//! assert_eq!(line["spans"][0]["order_id"], "ord_1");
 //! ```
 
 use std::io::Write;
@@ -159,17 +159,18 @@ mod tests {
     #[test]
     fn the_lambda_level_comes_first() {
         let (filter, unreadable) = filter(Some("DEBUG"), Some("error"));
-        assert!(filter.would_enable("paysaga_services", &Level::DEBUG));
-        assert!(!filter.would_enable("paysaga_services", &Level::TRACE));
+        assert!(filter.would_enable("orders_service", &Level::DEBUG));
+        assert!(!filter.would_enable("orders_service", &Level::TRACE));
         assert_eq!(unreadable, None);
     }
 
     #[test]
     fn rust_log_sets_levels_per_target() {
-        let (filter, _) = filter(None, Some("info,paysaga::aws_call=debug"));
-        assert!(filter.would_enable("paysaga::aws_call", &Level::DEBUG));
-        assert!(!filter.would_enable("paysaga_services", &Level::DEBUG));
-        assert!(filter.would_enable("paysaga_services", &Level::INFO));
+        let (filter, _) = filter(None, Some("info,lambda_toolkit::aws_call=debug"));
+        assert!(filter.would_enable(crate::aws::calls::AWS_CALL_TARGET, &Level::DEBUG));
+        assert!(!filter.would_enable("lambda_toolkit::sqs_batch", &Level::DEBUG));
+        assert!(!filter.would_enable("orders_service", &Level::DEBUG));
+        assert!(filter.would_enable("orders_service", &Level::INFO));
     }
 
     #[test]
@@ -178,8 +179,8 @@ mod tests {
         assert!(targets.would_enable("api", &Level::INFO));
         assert!(!targets.would_enable("api", &Level::DEBUG));
         assert_eq!(unreadable.as_deref(), Some("AWS_LAMBDA_LOG_LEVEL=LOUD"));
-        let (_, unreadable) = filter(None, Some("info,paysaga=loud"));
-        assert_eq!(unreadable.as_deref(), Some("RUST_LOG=info,paysaga=loud"));
+        let (_, unreadable) = filter(None, Some("info,orders=loud"));
+        assert_eq!(unreadable.as_deref(), Some("RUST_LOG=info,orders=loud"));
     }
 
     #[test]
@@ -189,9 +190,9 @@ mod tests {
         tracing::subscriber::with_default(subscriber, || {
             let message = tracing::info_span!("handle_message", message_id = "m-1");
             let _message = message.enter();
-            let run = tracing::info_span!("run", payment_id = "pay_1");
+            let run = tracing::info_span!("run", order_id = "ord_1");
             let _run = run.enter();
-            tracing::warn!(attempt = 2, "charge retried");
+            tracing::warn!(attempt = 2, "shipment retried");
         });
         let lines = buffer.lines();
         assert_eq!(lines.len(), 1, "{lines:?}");
@@ -199,7 +200,7 @@ mod tests {
         assert_eq!(line["level"], "WARN");
         assert_eq!(line["fields"]["attempt"], 2);
         assert_eq!(line["spans"][0]["message_id"], "m-1");
-        assert_eq!(line["spans"][1]["payment_id"], "pay_1");
+        assert_eq!(line["spans"][1]["order_id"], "ord_1");
         assert!(
             line.get("span").is_none(),
             "the current span is not repeated: {line}"

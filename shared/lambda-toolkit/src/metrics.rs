@@ -10,11 +10,12 @@
 //! value per dimension, so a flush writes one line per distinct set of dimension values, with at
 //! most [`MAX_METRICS`] metrics each (a set with more is split over several lines).
 //!
-//! The namespace is `paysaga`, or `POWERTOOLS_METRICS_NAMESPACE` when set (the variable the
-//! Powertools libraries read, so the same stack configuration serves functions in any
-//! language); every document carries a `service` dimension naming the function.
-//! Dimension values are names (queues, outcomes, circuit states): never a wallet, payment or
-//! message id, which would both leak personal data and make one metric per id.
+//! The application names its namespace ([`MetricsSink::stdout`]); `POWERTOOLS_METRICS_NAMESPACE`
+//! overrides it when set (the variable the Powertools libraries read, so the same stack
+//! configuration serves functions in any language). Every document carries a `service`
+//! dimension naming the function. Dimension values are names (queues, outcomes, circuit
+//! states): never a customer, order or message id, which would both leak personal data and make
+//! one metric per id.
 //!
 //! Why not a crate: `metrics_cloudwatch_embedded` (a backend of the `metrics` facade) is the
 //! maintained one, but it installs a process-wide recorder, so handler tests running in
@@ -26,18 +27,19 @@
 //! use lambda_toolkit::metrics::{MetricsBuffer, MetricsSink, Unit, check_document};
 //!
 //! let buffer = MetricsBuffer::default();
-//! let sink = MetricsSink::new("paysaga", "payment-saga", buffer.clone());
+//! let sink = MetricsSink::new("shop", "orders", buffer.clone());
 //! let mut metrics = sink.collector();
-//! metrics.count("MessagesReceived", &[("queue", "payments")], 10);
-//! metrics.count("MessagesFailed", &[("queue", "payments")], 1);
+//! metrics.count("MessagesReceived", &[("queue", "orders")], 10);
+//! metrics.count("MessagesFailed", &[("queue", "orders")], 1);
 //! metrics.gauge("CircuitOpen", &[], 0.0, Unit::None);
 //! sink.flush(metrics);
 //!
 //! let lines = buffer.documents().expect("every line is JSON");
 //! assert_eq!(lines.len(), 2, "one document per set of dimension values");
-//! let payments = lines.iter().find(|doc| doc["queue"] == "payments").unwrap();
-//! assert_eq!(payments["MessagesReceived"], 10.0);
-//! assert_eq!(payments["service"], "payment-saga");
+//! let orders = lines.iter().find(|doc| doc["queue"] == "orders").unwrap();
+//! assert_eq!(orders["MessagesReceived"], 10.0);
+//! assert_eq!(orders["service"], "orders");
+//! assert_eq!(orders["_aws"]["CloudWatchMetrics"][0]["Namespace"], "shop");
 //! assert!(lines.iter().all(|doc| check_document(doc).is_ok()));
 //! ```
 
@@ -49,9 +51,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 use tracing::warn;
 
-/// The namespace when `POWERTOOLS_METRICS_NAMESPACE` is not set.
-pub const DEFAULT_NAMESPACE: &str = "paysaga";
-/// The environment variable that overrides the namespace.
+/// The environment variable that overrides the namespace the application names.
 pub const NAMESPACE_VARIABLE: &str = "POWERTOOLS_METRICS_NAMESPACE";
 /// The EMF limit of metrics in one directive.
 pub const MAX_METRICS: usize = 100;
@@ -60,7 +60,7 @@ pub const MAX_DIMENSIONS: usize = 30;
 /// The dimension naming the function, on every document.
 pub const SERVICE_DIMENSION: &str = "service";
 
-/// A metric's unit: the few of the EMF's allowed units that paysaga uses.
+/// A metric's unit: the few of the EMF's allowed units this module writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unit {
     Count,
@@ -252,12 +252,10 @@ impl MetricsSink {
         }
     }
 
-    /// Stdout, in the namespace `POWERTOOLS_METRICS_NAMESPACE` names (`paysaga` when unset).
-    pub fn stdout(service: impl Into<String>) -> Self {
-        let namespace = std::env::var(NAMESPACE_VARIABLE)
-            .ok()
-            .filter(|namespace| !namespace.trim().is_empty())
-            .unwrap_or_else(|| DEFAULT_NAMESPACE.to_owned());
+    /// Stdout, as a Lambda function writes its metrics: in `namespace`, or in the one
+    /// `POWERTOOLS_METRICS_NAMESPACE` names when that is set (and not blank).
+    pub fn stdout(namespace: impl Into<String>, service: impl Into<String>) -> Self {
+        let namespace = namespace_or_override(namespace.into(), |name| std::env::var(name).ok());
         Self::new(namespace, service, std::io::stdout())
     }
 
@@ -298,6 +296,13 @@ impl MetricsSink {
     }
 }
 
+/// `namespace`, unless the variable [`NAMESPACE_VARIABLE`] (read by `variable`) names another.
+fn namespace_or_override(namespace: String, variable: impl Fn(&str) -> Option<String>) -> String {
+    variable(NAMESPACE_VARIABLE)
+        .filter(|overridden| !overridden.trim().is_empty())
+        .unwrap_or(namespace)
+}
+
 /// A writer that keeps what is written, for tests: clone it into a [`MetricsSink`], then read
 /// the documents back.
 #[derive(Debug, Clone, Default)]
@@ -331,7 +336,7 @@ impl Write for MetricsBuffer {
     }
 }
 
-/// What makes a JSON value not an EMF document paysaga writes.
+/// What makes a JSON value not an EMF document this module writes.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("not a valid EMF document: {0}")]
 pub struct InvalidDocument(pub String);
@@ -413,29 +418,39 @@ mod tests {
     use super::*;
 
     fn sink() -> MetricsSink {
-        MetricsSink::new("paysaga", "payment-saga", Vec::new())
+        MetricsSink::new("shop", "orders", Vec::new())
+    }
+
+    #[test]
+    fn the_application_names_the_namespace_unless_the_environment_overrides_it() {
+        let unset = |_: &str| None;
+        assert_eq!(namespace_or_override("shop".into(), unset), "shop");
+        let set = |name: &str| (name == NAMESPACE_VARIABLE).then(|| "shop-staging".to_owned());
+        assert_eq!(namespace_or_override("shop".into(), set), "shop-staging");
+        let blank = |_: &str| Some("  ".to_owned());
+        assert_eq!(namespace_or_override("shop".into(), blank), "shop");
     }
 
     #[test]
     fn a_document_has_the_emf_shape() {
         let mut metrics = sink().collector();
-        metrics.count("MessagesReceived", &[("queue", "payments")], 3);
-        metrics.count("MessagesReceived", &[("queue", "payments")], 2);
+        metrics.count("MessagesReceived", &[("queue", "orders")], 3);
+        metrics.count("MessagesReceived", &[("queue", "orders")], 2);
         let at = DateTime::from_timestamp_millis(1_700_000_000_123).unwrap();
-        let documents = metrics.documents("paysaga", at);
+        let documents = metrics.documents("shop", at);
         assert_eq!(
             documents,
             [json!({
                 "_aws": {
                     "Timestamp": 1_700_000_000_123_i64,
                     "CloudWatchMetrics": [{
-                        "Namespace": "paysaga",
+                        "Namespace": "shop",
                         "Dimensions": [["service", "queue"]],
                         "Metrics": [{"Name": "MessagesReceived", "Unit": "Count"}],
                     }],
                 },
-                "service": "payment-saga",
-                "queue": "payments",
+                "service": "orders",
+                "queue": "orders",
                 "MessagesReceived": 5.0,
             })]
         );
@@ -445,14 +460,14 @@ mod tests {
     #[test]
     fn each_set_of_dimension_values_is_its_own_document() {
         let mut metrics = sink().collector();
-        metrics.count("MessagesReceived", &[("queue", "payments")], 1);
-        metrics.count("MessagesReceived", &[("queue", "payments-dlq")], 4);
+        metrics.count("MessagesReceived", &[("queue", "orders")], 1);
+        metrics.count("MessagesReceived", &[("queue", "orders-dlq")], 4);
         metrics.gauge("CircuitOpen", &[], 1.0, Unit::None);
-        let documents = metrics.documents("paysaga", Utc::now());
+        let documents = metrics.documents("shop", Utc::now());
         assert_eq!(documents.len(), 3);
         let dlq = documents
             .iter()
-            .find(|document| document["queue"] == "payments-dlq")
+            .find(|document| document["queue"] == "orders-dlq")
             .unwrap();
         assert_eq!(dlq["MessagesReceived"], 4.0);
     }
@@ -463,7 +478,7 @@ mod tests {
         for i in 0..150 {
             metrics.count(&format!("Metric{i}"), &[], 1);
         }
-        let documents = metrics.documents("paysaga", Utc::now());
+        let documents = metrics.documents("shop", Utc::now());
         assert_eq!(documents.len(), 2);
         for document in &documents {
             assert_eq!(check_document(document), Ok(()));
@@ -478,8 +493,8 @@ mod tests {
             &[("service", "other"), ("queue", "a"), ("queue", "b")],
             1,
         );
-        let documents = metrics.documents("paysaga", Utc::now());
-        assert_eq!(documents[0]["service"], "payment-saga");
+        let documents = metrics.documents("shop", Utc::now());
+        assert_eq!(documents[0]["service"], "orders");
         assert_eq!(
             documents[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"],
             json!([["service", "queue"]])
@@ -490,7 +505,7 @@ mod tests {
     fn the_check_refuses_broken_documents() {
         let mut metrics = sink().collector();
         metrics.count("Sent", &[("queue", "a")], 1);
-        let good = metrics.documents("paysaga", Utc::now()).remove(0);
+        let good = metrics.documents("shop", Utc::now()).remove(0);
         let mut without_value = good.clone();
         without_value.as_object_mut().unwrap().remove("Sent");
         assert!(check_document(&without_value).is_err());
@@ -511,7 +526,7 @@ mod tests {
     #[test]
     fn a_flush_writes_one_line_per_document_and_nothing_when_empty() {
         let buffer = MetricsBuffer::default();
-        let sink = MetricsSink::new("paysaga", "dlq-redrive", buffer.clone());
+        let sink = MetricsSink::new("shop", "restocker", buffer.clone());
         sink.flush(sink.collector());
         assert_eq!(buffer.documents().unwrap(), Vec::<Value>::new());
         let mut metrics = sink.collector();

@@ -22,20 +22,20 @@
 //! let fine = catch(async { 2 + 2 }).await;
 //! assert_eq!(fine, Ok(4));
 //!
-//! let wallets: Vec<&str> = Vec::new();
+//! let baskets: Vec<&str> = Vec::new();
 //! let caught = catch(async {
-//!     match wallets.first() {
-//!         Some(wallet) => wallet.len(),
-//!         None => panic!("no wallet"),
+//!     match baskets.first() {
+//!         Some(basket) => basket.len(),
+//!         None => panic!("no basket"),
 //!     }
 //! })
 //! .await;
 //! let panic = caught.expect_err("the future panicked");
-//! assert_eq!(panic.message, Some("no wallet"));
+//! assert_eq!(panic.message, Some("no basket"));
 //! assert!(panic.to_string().starts_with("panicked at "), "{panic}");
 //!
 //! let owner = "alice@example.com";
-//! let caught = catch(async { panic!("no wallet of {owner}") }).await;
+//! let caught = catch(async { panic!("no basket of {owner}") }).await;
 //! let panic = caught.expect_err("the future panicked");
 //! assert_eq!(panic.message, None, "formatted: withheld");
 //! assert!(!panic.to_string().contains(owner));
@@ -101,6 +101,13 @@ static LOG_UNCAUGHT: AtomicBool = AtomicBool::new(false);
 /// Runs `future`; a panic while it is polled (or while it is dropped after panicking) is
 /// returned as an `Err` instead of unwinding further. Needs `panic = "unwind"`: with
 /// `panic = "abort"` the process ends at the panic, as before.
+///
+/// The future is not required to be `UnwindSafe`: what it borrows must stay usable after it
+/// panicked half-way, which the state it shares with other work gets by two rules. A lock takes
+/// the poisoned guard instead of panicking again (`lock().unwrap_or_else(|p| p.into_inner())`),
+/// and no change under it can be left half-done (or it is not held across code that can panic);
+/// what a dropped future holds (a circuit breaker's permit, a slot of a pool) is given back by a
+/// `Drop`, which runs here when the panicked future is dropped.
 pub fn catch<F: Future>(future: F) -> Catch<F> {
     install_hook();
     Catch {
@@ -123,16 +130,14 @@ impl<F: Future> Future for Catch<F> {
         };
         // Unwind safety. The panicked future is dropped below, never polled again; what outlives
         // it is what it borrowed, and what a panic can leave half-changed there is state behind
-        // interior mutability. In paysaga that is: clients (AWS SDK, the processor's: built for being
-        // cancelled at any await, and no lock of theirs is held while handler code runs), the
-        // invocation's `Mutex<Metrics>` and the fakes' `Mutex`es (every lock in paysaga takes
-        // a poisoned guard instead of panicking again, and each change under it is one map
-        // update), and the processor's circuit breaker (its `PendingCall` gives its permit back
-        // as abandoned when the future is dropped; its state changes cannot panic half-way).
-        // Outside the process, a panic is a crash at that point: every effect is conditional and
-        // idempotent, so a redelivery resumes (an idempotency claim waits out its in-progress
-        // timeout, as a crashed attempt's does). A lock added later must do the same: take the
-        // poisoned guard, or not be held across code that can panic.
+        // interior mutability. The toolkit's own: the AWS SDK's clients (built for being
+        // cancelled at any await, and no lock of theirs is held while handler code runs), an
+        // invocation's `Mutex<Metrics>`, the in-memory idempotency store's and the test doubles'
+        // `Mutex`es (each takes a poisoned guard instead of panicking again, and each change under
+        // it is one map update). The caller's state must keep the same rules (see [`catch`]).
+        // Outside the process, a panic is a crash at that point: effects that are conditional
+        // and idempotent let a redelivery resume (an idempotency claim waits out its in-progress
+        // timeout, as a crashed attempt's does).
         match catching(|| future.as_mut().poll(cx)) {
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(output)) => {
@@ -201,11 +206,11 @@ mod tests {
     async fn a_literal_message_is_kept_with_the_location() {
         let panic = catch(async {
             tokio::task::yield_now().await;
-            panic!("the wallet vanished");
+            panic!("the basket vanished");
         })
         .await
         .expect_err("it panicked");
-        assert_eq!(panic.message, Some("the wallet vanished"));
+        assert_eq!(panic.message, Some("the basket vanished"));
         let location = panic.location.clone().expect("the hook saw where");
         assert!(
             location.starts_with("shared/lambda-toolkit/src/panics.rs:"),
@@ -213,14 +218,14 @@ mod tests {
         );
         assert_eq!(
             panic.to_string(),
-            format!("panicked at {location}: the wallet vanished")
+            format!("panicked at {location}: the basket vanished")
         );
     }
 
     #[tokio::test]
     async fn a_formatted_message_is_withheld() {
         let owner = "alice@example.com";
-        let panic = catch(async move { panic!("no wallet for {owner}") })
+        let panic = catch(async move { panic!("no basket for {owner}") })
             .await
             .expect_err("it panicked");
         assert_eq!(panic.message, None);

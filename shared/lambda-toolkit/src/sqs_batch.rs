@@ -2,10 +2,11 @@
 //! that failed are reported back, so one bad message never fails its batch-mates.
 //!
 //! When a message fails on its last delivery (the queue's `maxReceiveCount`), the consumer sends
-//! it to the queue's dead-letter queue itself, with why it failed in a `paysaga-failure` message
-//! attribute ([`FailureRecord`]), and lets it go; the DLQ redrive reads that record instead of
-//! guessing. Should that send fail, the message is reported as failed as before, and the queue's
-//! redrive policy moves it without a record: nothing is lost either way.
+//! it to the queue's dead-letter queue itself, with why it failed in a message attribute
+//! ([`FAILURE_ATTRIBUTE`], `failure-record`: a [`FailureRecord`] as JSON), and lets it go;
+//! whatever reads the DLQ later (a redrive, an operator) finds that record instead of guessing.
+//! Should that send fail, the message is reported as failed as before, and the queue's redrive
+//! policy moves it without a record: nothing is lost either way.
 //!
 //! A handler that panics fails its own message only: each record's handling runs in
 //! [`crate::panics::catch`], and its panic becomes a [`MessageFailure::panicked`] (permanent,
@@ -17,11 +18,11 @@
 //! current trace while it is handled (the events its handler publishes carry it on) and its
 //! `trace_id` is on every line logged meanwhile.
 //!
-//! Every batch is counted on the invocation's [`Metrics`], per queue (its name, from the
-//! message's `eventSourceARN`): `MessagesReceived`, `MessagesFailed` (the handler failed, whether
-//! the message went back to the queue or to the DLQ), `MessagesDeadLettered` (sent to the DLQ
-//! by the consumer on its last delivery) and `MessagesPanicked` (failed because the handler
-//! panicked: a bug, worth an alarm).
+//! Every batch is counted on the invocation's [`Metrics`](crate::metrics::Metrics), per queue
+//! (its name, from the message's `eventSourceARN`): `MessagesReceived`, `MessagesFailed` (the
+//! handler failed, whether the message went back to the queue or to the DLQ),
+//! `MessagesDeadLettered` (sent to the DLQ by the consumer on its last delivery) and
+//! `MessagesPanicked` (failed because the handler panicked: a bug, worth an alarm).
 //!
 //! A function uses all of it through [`crate::sqs_consumer::SqsConsumer`], saying only what to
 //! do with one message; this module is the types it shares with its handlers and its
@@ -41,8 +42,8 @@ use crate::metrics::InvocationMetrics;
 use crate::panics::{self, Panic};
 use crate::trace::{self, TraceHeader};
 
-/// The message attribute that carries a [`FailureRecord`] (JSON).
-pub const FAILURE_ATTRIBUTE: &str = "paysaga-failure";
+/// The message attribute that carries a [`FailureRecord`] (JSON) to the dead-letter queue.
+pub const FAILURE_ATTRIBUTE: &str = "failure-record";
 
 /// Why a message was not handled. Both kinds go back to the queue until its last delivery; the
 /// kind says whether a retry can help.
@@ -74,8 +75,8 @@ impl MessageFailure {
     }
 
     /// A handler that panicked: a bug, which no retry of the same code can fix, so `Permanent`
-    /// (on the last delivery the message goes to its DLQ, where the redrive parks it with this
-    /// reason until the fix is deployed and an operator replays it). It still goes back to the
+    /// (on the last delivery the message goes to its DLQ with this reason, to wait there until
+    /// the fix is deployed and it is sent back). It still goes back to the
     /// queue before its last delivery, as every failure does: a panic that depends on timing
     /// gets its retries.
     pub fn panicked(panic: &Panic) -> Self {
@@ -272,7 +273,7 @@ mod tests {
         message
             .attributes
             .insert("ApproximateReceiveCount".into(), receive_count.to_string());
-        message.event_source_arn = Some("arn:aws:sqs:us-east-1:000000000000:payments".into());
+        message.event_source_arn = Some("arn:aws:sqs:us-east-1:000000000000:orders".into());
         message
     }
 
@@ -296,7 +297,7 @@ mod tests {
 
     #[test]
     fn the_queue_is_named_by_the_end_of_its_arn() {
-        assert_eq!(queue_name(&message("a", "ok", 1)), "payments");
+        assert_eq!(queue_name(&message("a", "ok", 1)), "orders");
         assert_eq!(queue_name(&SqsMessage::default()), "unknown");
     }
 
@@ -373,7 +374,7 @@ mod tests {
             .unwrap();
         let documents = metrics.into_inner().documents("example", Utc::now());
         assert_eq!(documents.len(), 1);
-        assert_eq!(documents[0]["queue"], "payments");
+        assert_eq!(documents[0]["queue"], "orders");
         assert_eq!(documents[0]["MessagesReceived"], 4.0);
         assert_eq!(documents[0]["MessagesFailed"], 3.0);
         assert_eq!(documents[0]["MessagesDeadLettered"], 2.0);
@@ -391,7 +392,7 @@ mod tests {
         assert_eq!(sent[0].1.reason, "not ok");
         assert_eq!(
             sent[0].1.source_queue.as_deref(),
-            Some("arn:aws:sqs:us-east-1:000000000000:payments")
+            Some("arn:aws:sqs:us-east-1:000000000000:orders")
         );
     }
 
@@ -424,7 +425,7 @@ mod tests {
             if body == "panic" {
                 tokio::task::yield_now().await;
                 let owner = "alice@example.com";
-                panic!("no wallet for {owner}");
+                panic!("no basket for {owner}");
             }
             ok_unless_bad(message).await
         }

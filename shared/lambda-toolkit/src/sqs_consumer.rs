@@ -6,7 +6,7 @@
 //!   `FunctionResponseTypes: [ReportBatchItemFailures]`);
 //! - on a message's last delivery (the queue's `maxReceiveCount`) a failure goes to its
 //!   dead-letter queue with why ([`FailureRecord`](crate::sqs_batch::FailureRecord)) instead of
-//!   back to the queue, where the redrive reads it;
+//!   back to the queue, where whatever reads the DLQ later finds it;
 //! - a handler that panics fails its own message only;
 //! - each message is handled in its own trace ([`crate::trace`]) and in a span `message` with
 //!   its `message_id`, on every line logged meanwhile;

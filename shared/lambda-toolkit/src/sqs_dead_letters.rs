@@ -1,20 +1,21 @@
 //! One consumer, several queues: a message the consumer gives up on goes to the dead-letter
-//! queue of the queue it came from (its `eventSourceARN`), so the redrive sends it back there.
+//! queue of the queue it came from (its `eventSourceARN`), so a redrive sends it back there.
 //!
-//! The payment saga reads two queues (ordinary and urgent payments), each with its own DLQ; its
-//! `DEAD_LETTER_QUEUES` variable pairs each source queue's ARN with its DLQ's URL:
+//! A function that reads two queues (ordinary and express orders, say, each with its own
+//! concurrency), each with its own DLQ, pairs each source queue's ARN with its DLQ's URL in its
+//! `DEAD_LETTER_QUEUES` variable:
 //!
 //! ```
 //! use lambda_toolkit::sqs_dead_letters::parse_routes;
 //!
 //! let routes = parse_routes(
 //!     "DEAD_LETTER_QUEUES",
-//!     "arn:aws:sqs:us-east-1:1:payments=https://sqs/1/payments-dlq,\
-//!      arn:aws:sqs:us-east-1:1:urgent-payments=https://sqs/1/urgent-payments-dlq",
+//!     "arn:aws:sqs:us-east-1:1:orders=https://sqs/1/orders-dlq,\
+//!      arn:aws:sqs:us-east-1:1:express-orders=https://sqs/1/express-orders-dlq",
 //! )
 //! .expect("two routes");
-//! assert_eq!(routes[1].0, "arn:aws:sqs:us-east-1:1:urgent-payments");
-//! assert_eq!(routes[1].1, "https://sqs/1/urgent-payments-dlq");
+//! assert_eq!(routes[1].0, "arn:aws:sqs:us-east-1:1:express-orders");
+//! assert_eq!(routes[1].1, "https://sqs/1/express-orders-dlq");
 //! assert!(parse_routes("DEAD_LETTER_QUEUES", "no-equals-sign").is_err());
 //! ```
 
@@ -118,7 +119,7 @@ mod tests {
         let (ordinary, urgent) = (Arc::new(Recorded::default()), Arc::new(Recorded::default()));
         let routes = DeadLettersBySource::new([
             (
-                "arn:q:payments".to_owned(),
+                "arn:q:orders".to_owned(),
                 ordinary.clone() as Arc<dyn DeadLetterQueue>,
             ),
             (
@@ -129,7 +130,7 @@ mod tests {
         let failure = MessageFailure::Permanent("broken".into());
         for (id, source) in [
             ("m1", "arn:q:urgent"),
-            ("m2", "arn:q:payments"),
+            ("m2", "arn:q:orders"),
             ("m3", "arn:q:urgent"),
         ] {
             let message = message(id, Some(source));

@@ -350,7 +350,8 @@ impl<P: PaymentProcessor, C: Clock> GuardedProcessor<P, C> {
 }
 
 /// A permitted call under way. Dropped before it finished (a Lambda timeout, a cancelled
-/// task), it gives its permit back as abandoned, so a half-open trial slot is never lost.
+/// task, a panic the SQS consumer caught: `lambda_toolkit::panics`), it gives its permit back
+/// as abandoned, so a half-open trial slot is never lost.
 struct PendingCall<'a> {
     breaker: &'a Mutex<CircuitBreaker>,
     clock: &'a dyn Clock,

@@ -1,5 +1,5 @@
 //! The AWS API calls a function made, read from the lines `lambda_toolkit::aws::calls::AwsCallLog`
-//! logs (`AWS_LAMBDA_LOG_FORMAT=JSON`, `RUST_LOG=info,paysaga::aws_call=debug`), per
+//! logs (`AWS_LAMBDA_LOG_FORMAT=JSON`, `RUST_LOG=info,lambda_toolkit::aws_call=debug`), per
 //! invocation (the runtime's `requestId` span).
 
 use std::collections::BTreeMap;
@@ -10,7 +10,7 @@ use serde_json::Value;
 /// What the functions' environment needs for the lines to be there.
 pub const LOG_ENVIRONMENT: [(&str, &str); 2] = [
     ("AWS_LAMBDA_LOG_FORMAT", "JSON"),
-    ("RUST_LOG", "info,paysaga::aws_call=debug"),
+    ("RUST_LOG", "info,lambda_toolkit::aws_call=debug"),
 ];
 
 /// Requests and the items they carried, by `Service.Operation`.

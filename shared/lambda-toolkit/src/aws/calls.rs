@@ -1,9 +1,10 @@
-//! Every AWS API request the functions make, logged at `debug` under the target
-//! `paysaga::aws_call` with its service, operation and, for batches and transactions, the number
-//! of items (what DynamoDB and EventBridge bill by): what `make bench` counts (with
-//! `RUST_LOG=info,paysaga::aws_call=debug`). At the default level the lines are filtered out
-//! before they are formatted, so production pays nothing for them. One line per request as the
-//! code makes it; the SDK's own retries of a request are not counted apart.
+//! Every AWS API request a function makes through the clients built here, logged at `debug`
+//! under the target [`AWS_CALL_TARGET`] (`lambda_toolkit::aws_call`) with its service, operation
+//! and, for batches and transactions, the number of items (what DynamoDB and EventBridge bill
+//! by): what a benchmark counts per invocation, with `RUST_LOG=info,lambda_toolkit::aws_call=debug`
+//! (and `AWS_LAMBDA_LOG_FORMAT=JSON` for lines a program reads). At the default level the lines
+//! are filtered out before they are formatted, so production pays nothing for them. One line per
+//! request as the code makes it; the SDK's own retries of a request are not counted apart.
 
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
@@ -15,7 +16,7 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 
 /// The `tracing` target of the lines.
-pub const AWS_CALL_TARGET: &str = "paysaga::aws_call";
+pub const AWS_CALL_TARGET: &str = "lambda_toolkit::aws_call";
 
 /// Logs each request the code makes.
 #[derive(Debug, Clone, Copy, Default)]

@@ -1,7 +1,8 @@
-//! Idempotency records ([`crate::idempotency`]) in DynamoDB: the template's `IdempotencyTable`
-//! (hash key `idempotency_key`, TTL attribute `expires_at`), shared with the deposits' keys.
-//! The toolkit's keys are namespaced (`<function>#<key>`) and the deposits' are
-//! `deposit#<wallet>#<key>`, so neither ever reads the other's records.
+//! Idempotency records ([`crate::idempotency`]) in DynamoDB: a table whose hash key is
+//! `idempotency_key` (a string), with DynamoDB's TTL on the attribute `expires_at`. The table
+//! may hold the application's own items too: the toolkit's keys are namespaced
+//! (`<namespace>#<key>`), and an item that is not one of its records is refused as a permanent
+//! error, never taken for one.
 //!
 //! An item: `idempotency_key`, `status` (`IN_PROGRESS` or `COMPLETED`), `payload_hash`,
 //! `expires_at` (epoch seconds: DynamoDB's TTL), `in_progress_expires_at` (epoch milliseconds)
@@ -211,7 +212,7 @@ mod tests {
     #[test]
     fn a_record_round_trips_through_its_item() {
         let record = IdempotencyRecord {
-            key: "notifications#pay_1/4".into(),
+            key: "notifications#ord_1/4".into(),
             status: RecordStatus::Completed,
             payload_hash: "ab12".into(),
             expires_at: Utc.timestamp_opt(1_800_000_000, 0).unwrap(),
@@ -225,11 +226,14 @@ mod tests {
     }
 
     #[test]
-    fn a_deposit_key_record_is_not_mistaken_for_one() {
-        let deposit = HashMap::from([
-            ("idempotency_key".to_owned(), s("deposit#wal_a#k")),
+    fn another_item_of_the_table_is_not_mistaken_for_a_record() {
+        let reservation = HashMap::from([
+            ("idempotency_key".to_owned(), s("reservation#basket_a#k")),
             ("expires_at".to_owned(), n(1_800_000_000)),
         ]);
-        assert!(matches!(from_item(deposit), Err(StoreError::Permanent(_))));
+        assert!(matches!(
+            from_item(reservation),
+            Err(StoreError::Permanent(_))
+        ));
     }
 }

@@ -3,8 +3,8 @@
 //!
 //! `aws_config::load_defaults` walks provider chains (environment, profile files, SSO, web
 //! identity, container and instance metadata) and makes its HTTPS client trust every root
-//! certificate of the system, parsing ~150 of them from PEM: 5-6 ms of a cold start, measured by
-//! `make bench`, which is twice a bare `lambda_runtime` binary's whole init. In Lambda the
+//! certificate of the system, parsing ~150 of them from PEM: 5-6 ms of a cold start, as measured
+//! on a function, which is twice a bare `lambda_runtime` binary's whole init. In Lambda the
 //! environment already holds everything that chain would find first (credentials in
 //! `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`; the region in
 //! `AWS_REGION`), so when they are set the configuration is built from them directly:
@@ -13,10 +13,10 @@
 //! - endpoints: `AWS_ENDPOINT_URL_<SERVICE>` (`AWS_ENDPOINT_URL_DYNAMODB`, ...), then
 //!   `AWS_ENDPOINT_URL`, as the SDK documents them; `AWS_USE_FIPS_ENDPOINT` and
 //!   `AWS_USE_DUALSTACK_ENDPOINT`;
-//! - TLS: rustls (with *ring*, which the processor client shares) trusting the roots of Amazon
-//!   Trust Services, which every AWS endpoint's certificate chains to: 5 certificates instead of
-//!   the system's ~150. `AWS_CA_BUNDLE` names a PEM file to trust instead (a TLS-inspecting
-//!   proxy, a private CA in front of an emulator).
+//! - TLS: rustls (with *ring*, which a function's other HTTPS clients can share) trusting the
+//!   roots of Amazon Trust Services, which every AWS endpoint's certificate chains to: 5
+//!   certificates instead of the system's ~150. `AWS_CA_BUNDLE` names a PEM file to trust
+//!   instead (a TLS-inspecting proxy, a private CA in front of an emulator).
 //!
 //! A function's [`sdk_config`] reads nothing else: without credentials and a region in the
 //! environment it fails, saying so. That keeps the default provider chains, and the STS client

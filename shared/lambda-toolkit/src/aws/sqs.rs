@@ -33,16 +33,16 @@ impl SqsDeadLetterQueue {
     }
 }
 
-/// The consumer of `handler` as a Lambda function runs it: its metrics on stdout under
-/// `service`, giving up as `settings` (its environment) say, to SQS dead-letter queues.
+/// The consumer of `handler` as a Lambda function runs it: its metrics to `metrics` (in Lambda
+/// [`MetricsSink::stdout`], which names the namespace and the `service`), giving up as
+/// `settings` (its environment) say, to SQS dead-letter queues.
 pub fn sqs_consumer<H: MessageHandler>(
     handler: H,
-    service: &str,
+    metrics: MetricsSink,
     settings: &SqsConsumerSettings,
     config: &aws_config::SdkConfig,
 ) -> SqsConsumer<H> {
-    SqsConsumer::new(handler, MetricsSink::stdout(service))
-        .giving_up_as(settings, dead_letter_queues(config))
+    SqsConsumer::new(handler, metrics).giving_up_as(settings, dead_letter_queues(config))
 }
 
 /// Makes the dead-letter queue of a URL, for
@@ -56,7 +56,7 @@ pub fn dead_letter_queues(
 #[async_trait]
 impl DeadLetterQueue for SqsDeadLetterQueue {
     /// Sends the body as it came, its own message attributes (as many as fit) and the failure
-    /// record in the `paysaga-failure` attribute.
+    /// record in the [`FAILURE_ATTRIBUTE`] attribute.
     async fn send(
         &self,
         message: &SqsMessage,

@@ -12,6 +12,16 @@ use paysaga_domain::DomainEvent;
 /// The message attribute the redrive stamps on every message it sends back ([`RedriveStamp`]).
 pub const REDRIVE_ATTRIBUTE: &str = "paysaga-redrive";
 
+/// The name the consumers gave the attribute of their failure record before the toolkit's
+/// became generic ([`FAILURE_ATTRIBUTE`], `failure-record`). Messages dead-lettered before that
+/// deploy still carry it, in the dead-letter queues (for their retention, 14 days at most) and
+/// in the parking table (until an operator replays or drops them): the redrive reads their
+/// record under it when the current name is absent, and a copy sent back drops it too.
+pub const LEGACY_FAILURE_ATTRIBUTE: &str = "paysaga-failure";
+
+/// The attributes a consumer's failure record travels in, the current name first.
+pub const FAILURE_ATTRIBUTES: [&str; 2] = [FAILURE_ATTRIBUTE, LEGACY_FAILURE_ATTRIBUTE];
+
 /// The attributes EventBridge puts on an event it could not deliver to a rule's target.
 pub mod event_delivery {
     pub const RULE_ARN: &str = "RULE_ARN";
@@ -129,10 +139,10 @@ impl DeadLetter {
 
     /// Where the message came from, read from its attributes.
     pub fn origin(&self) -> Origin {
-        if let Some(record) = self
-            .string_attribute(FAILURE_ATTRIBUTE)
-            .and_then(|json| serde_json::from_str::<FailureRecord>(json).ok())
-        {
+        if let Some(record) = FAILURE_ATTRIBUTES.iter().find_map(|name| {
+            self.string_attribute(name)
+                .and_then(|json| serde_json::from_str::<FailureRecord>(json).ok())
+        }) {
             return Origin::Consumer(record);
         }
         if let (Some(rule_arn), Some(target_arn)) = (
@@ -175,7 +185,7 @@ impl DeadLetter {
             .attributes
             .iter()
             .filter(|(name, _)| {
-                name.as_str() != FAILURE_ATTRIBUTE
+                !FAILURE_ATTRIBUTES.contains(&name.as_str())
                     && name.as_str() != REDRIVE_ATTRIBUTE
                     && !event_delivery::ALL.contains(&name.as_str())
             })
@@ -484,7 +494,12 @@ pub(crate) mod tests {
         }
     }
 
-    pub(crate) fn with_record(mut letter: DeadLetter, kind: &str, source: &str) -> DeadLetter {
+    pub(crate) fn with_record(letter: DeadLetter, kind: &str, source: &str) -> DeadLetter {
+        with_record_in(FAILURE_ATTRIBUTE, letter, kind, source)
+    }
+
+    /// `letter` with a consumer's failure record in the attribute `name`.
+    fn with_record_in(name: &str, mut letter: DeadLetter, kind: &str, source: &str) -> DeadLetter {
         let record = FailureRecord {
             kind: kind.to_owned(),
             reason: "wallets table throttled".to_owned(),
@@ -493,7 +508,7 @@ pub(crate) mod tests {
             failed_at: Utc::now(),
         };
         letter.attributes.insert(
-            FAILURE_ATTRIBUTE.to_owned(),
+            name.to_owned(),
             MessageAttribute::string(serde_json::to_string(&record).unwrap()),
         );
         letter
@@ -713,6 +728,35 @@ pub(crate) mod tests {
         assert!(parked_because(world.classify(&to_function)).contains("only queue targets"));
         let reshaped = undelivered(letter("m3", &event_body(100)), SOURCE);
         assert!(parked_because(world.classify(&reshaped)).contains("reshapes events"));
+    }
+
+    #[test]
+    fn a_record_under_the_legacy_name_is_read_and_the_current_name_wins() {
+        let legacy = with_record_in(
+            LEGACY_FAILURE_ATTRIBUTE,
+            letter("m1", &event_body(100)),
+            "permanent",
+            SOURCE,
+        );
+        assert!(matches!(legacy.origin(), Origin::Consumer(record) if record.kind == "permanent"));
+        let reason = parked_because(World::new().classify(&legacy));
+        assert!(reason.contains("wallets table throttled"), "{reason}");
+        // Both (an old copy that failed again under the current name): the current record.
+        let both = with_record(legacy, "transient", SOURCE);
+        assert!(matches!(both.origin(), Origin::Consumer(record) if record.kind == "transient"));
+        assert_eq!(World::new().classify(&both), back_to_payments());
+        let stamp = RedriveStamp {
+            redrives: 1,
+            dead_letter_queue: DLQ.to_owned(),
+            at: Utc::now(),
+            parked_id: None,
+        };
+        let sent = both.attributes_sent_back(&stamp);
+        assert_eq!(
+            sent.keys().map(String::as_str).collect::<Vec<_>>(),
+            [REDRIVE_ATTRIBUTE],
+            "neither record goes back"
+        );
     }
 
     #[test]
