@@ -6,7 +6,8 @@
 # On 2 cores the builds are the cost, so there are as few as can be: the unit tests, the local
 # stack's binaries and the integration tests come out of one debug build with one feature set
 # (LOCAL_FEATURES, from the Makefile); the arm64 release build of what deploys runs at the lowest
-# CPU priority beside the integration tests, which mostly wait on the stack; the integration
+# CPU priority from the end of the install on, beside what uses one core or waits (the static
+# checks, the stack's start, the integration tests); the integration
 # tests run all at once (cargo-nextest), those that share a dead-letter queue one at a time
 # (.config/nextest.toml).
 set -euo pipefail
@@ -35,15 +36,6 @@ step "unit and handler tests"
 step "local stack: install what is missing"
 infra/local/stack.sh install
 
-step "cfn-lint on infra/template.yaml"
-make --no-print-directory lint-infra
-
-step "build the functions and local-lambda"
-make --no-print-directory build-local
-
-step "static checks: the crates' boundaries, IAM least privilege, CodeUri/environment (each function's --describe-config)/crate metadata, sam validate"
-make --no-print-directory check-infra
-
 stack_was_up=false
 if infra/local/stack.sh status >/dev/null 2>&1; then
   stack_was_up=true
@@ -71,6 +63,15 @@ step "deployment artifacts: cargo lambda build --release --arm64, in the backgro
 mkdir -p "$(dirname "$arm64_log")"
 setsid nice -n 19 make --no-print-directory build >"$arm64_log" 2>&1 &
 arm64_build=$!
+
+step "cfn-lint on infra/template.yaml"
+make --no-print-directory lint-infra
+
+step "build the functions and local-lambda"
+make --no-print-directory build-local
+
+step "static checks: the crates' boundaries, IAM least privilege, CodeUri/environment (each function's --describe-config)/crate metadata, sam validate"
+make --no-print-directory check-infra
 
 step "start the local stack and the functions"
 infra/local/stack.sh up
