@@ -287,6 +287,35 @@ impl Stack {
             .collect())
     }
 
+    /// The bodies of the messages waiting in a queue of the wiring, looked at without taking
+    /// them (visibility 0): receives until a round shows nothing new (SQS answers a sample per
+    /// receive), at most 10 rounds.
+    pub async fn peek(&self, queue: &str) -> anyhow::Result<Vec<String>> {
+        let url = &self.wiring.queue(queue)?.url;
+        let mut seen = HashMap::new();
+        for _ in 0..10 {
+            let received = self
+                .sqs
+                .receive_message()
+                .queue_url(url)
+                .max_number_of_messages(10)
+                .visibility_timeout(0)
+                .wait_time_seconds(1)
+                .send()
+                .await?;
+            let before = seen.len();
+            for message in received.messages() {
+                if let Some(id) = message.message_id() {
+                    seen.insert(id.to_owned(), message.body().unwrap_or_default().to_owned());
+                }
+            }
+            if seen.len() == before {
+                break;
+            }
+        }
+        Ok(seen.into_values().collect())
+    }
+
     /// Messages waiting in and in flight from a queue of the wiring.
     pub async fn depth(&self, queue: &str) -> anyhow::Result<(u64, u64)> {
         use aws_sdk_sqs::types::QueueAttributeName;

@@ -5,16 +5,7 @@
 //! Metrics, besides the consumer's: `PaymentsCompleted`, `PaymentsFailed`, `PaymentsCompensated`
 //! (FAILED after undoing a reservation or a charge) and the processor's `CircuitBreakerState`.
 //!
-//! A panic while a message is handled fails that message alone (`lambda_toolkit::panics::catch`
-//! drops the panicked future, never polling it again). What outlives it, and what it can leave
-//! half-changed, is state behind interior mutability, which here keeps the toolkit's rules: the
-//! clients (the AWS SDK's, the processor's) are built for being cancelled at any await and hold
-//! no lock while handler code runs; every lock in paysaga (the fakes' `Mutex`es, the circuit
-//! breaker's) takes a poisoned guard instead of panicking again, each change under it one
-//! update; the circuit breaker's `PendingCall` gives its permit back as abandoned when the
-//! future is dropped. Outside the process a panic is a crash at that point: every effect is
-//! conditional and idempotent, so a redelivery resumes. A lock added later must do the same:
-//! take the poisoned guard, or not be held across code that can panic.
+//! Why a panic fails its message alone, whatever state it leaves: docs/toolkit.md ("In paysaga").
 
 use std::sync::Arc;
 
