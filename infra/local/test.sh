@@ -80,10 +80,7 @@ infra/local/stack.sh up
 infra/local/system.sh down
 PAYSAGA_NO_SCHEDULES=1 infra/local/system.sh up
 
-step "the README's walk-through and put-events blocks, run as a reader runs them"
-infra/local/readme_blocks.sh
-
-step "integration tests on the local stack"
+step "integration tests on the local stack (the README's walk-through among them, run verbatim)"
 if "$CARGO" nextest --version >/dev/null 2>&1; then
   # --workspace and the same features as the unit tests: the test binaries are already built.
   "$CARGO" nextest run --locked --workspace --features "$FEATURES" -E 'package(paysaga-tests)' \

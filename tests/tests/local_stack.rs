@@ -239,80 +239,112 @@ async fn the_readme_walkthrough_and_its_aws_cli_event_work_verbatim() -> anyhow:
     bob.act_as("bob")?;
     let root = repo_root();
 
-    // The README's curl walk-through, exactly as written there.
+    // What the stack held before: the walk-through opens the wallets and deposits under an
+    // Idempotency-Key (again on a stack that served it before: nothing changes), pays Bob 25.00
+    // (a new payment every run), and the AWS CLI example pays him 12.50 as pay_demo_cli_0001
+    // (once: a replayed event changes nothing).
+    let opened_before = stack.get("/wallets/wal_demo_alice").await?.0 == 200;
+    let cli_paid_before = stack.get("/payments/pay_demo_cli_0001").await?.0 == 200;
+    let before = if opened_before {
+        (
+            stack.balances("wal_demo_alice").await?.0,
+            bob.balances("wal_demo_bob").await?.0,
+        )
+    } else {
+        (0, 0)
+    };
+
+    // The README's walk-through and its put-events block, exactly as written there, pasted into
+    // one shell as a reader does (the block uses the walk-through's `$alice` and `settled`).
     let readme = std::fs::read_to_string(root.join("README.md"))?;
-    let walkthrough = readme_walkthrough(&readme)?;
+    let marker = "--- put-events block ---";
+    let script = format!(
+        "{}\necho '{marker}'\n{}",
+        readme_block(&readme, "walkthrough")?,
+        readme_block(&readme, "put-events")?
+    );
     let output = Command::new("bash")
         .current_dir(&root)
-        .args(["-euo", "pipefail", "-c", &walkthrough])
+        .args(["-euo", "pipefail", "-c", &script])
         .output()?;
     let printed = String::from_utf8_lossy(&output.stdout);
     ensure!(
         output.status.success(),
-        "the walk-through failed: {printed}{}",
+        "the README's blocks failed: {printed}{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let location = printed
+    let (walkthrough, put_events) = printed.split_once(marker).context("both blocks ran")?;
+
+    // What the README promises each block shows.
+    let finished = |payment: &str, text: &str| {
+        text.lines().any(|line| {
+            line.contains(payment)
+                && (line.contains(r#""status":"COMPLETED""#)
+                    || line.contains(r#""status":"FAILED""#))
+        })
+    };
+    let location = walkthrough
         .lines()
         .find(|line| line.starts_with("/payments/pay_"))
         .context("the walk-through prints the payment's location")?;
-    let settled = stack
-        .settled_payment(location.trim_start_matches("/payments/"), SETTLE)
-        .await?;
+    let payment_id = location.trim_start_matches("/payments/");
+    assert!(
+        finished(payment_id, walkthrough),
+        "the payment finished: {walkthrough}"
+    );
+    assert!(
+        walkthrough.contains(r#""code":"forbidden""#),
+        "Alice's 403: {walkthrough}"
+    );
+    assert!(
+        walkthrough
+            .lines()
+            .any(|line| line == r#"{"message":"Unauthorized"}"#),
+        "the 401 without a token: {walkthrough}"
+    );
+    assert!(
+        walkthrough.contains(r#""wallet_id":"wal_demo_bob""#),
+        "{walkthrough}"
+    );
+    assert!(
+        put_events.contains(r#""FailedEntryCount": 0"#),
+        "{put_events}"
+    );
+    assert!(finished("pay_demo_cli_0001", put_events), "{put_events}");
+    assert!(
+        !printed.contains(r#""status":"PENDING""#),
+        "a payment still PENDING: {printed}"
+    );
+
+    // And the money moved as they say, exactly once.
+    let settled = stack.settled_payment(payment_id, SETTLE).await?;
     assert_eq!(settled["status"], "COMPLETED", "{settled}");
     assert_eq!(settled["amount"]["minor_units"], 2_500);
-
-    // Then the README's AWS CLI example: the entries file, verbatim, pays between the same wallets.
-    let (status, _) = stack.get("/payments/pay_demo_cli_0001").await?;
-    let already_processed = status == 200;
-    let before = (
-        stack.balances("wal_demo_alice").await?,
-        bob.balances("wal_demo_bob").await?,
-    );
-    let output = Command::new(root.join("infra/local/aws"))
-        .current_dir(&root)
-        .args([
-            "events",
-            "put-events",
-            "--entries",
-            "file://events/put-events/payment-requested.json",
-        ])
-        .output()
-        .context("running infra/local/aws")?;
-    ensure!(
-        output.status.success(),
-        "aws events put-events failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let answer: Value = serde_json::from_slice(&output.stdout)?;
-    assert_eq!(answer["FailedEntryCount"], 0, "{answer}");
-
     let settled = stack.settled_payment("pay_demo_cli_0001", SETTLE).await?;
     assert_eq!(settled["status"], "COMPLETED", "{settled}");
+    let deposited = if opened_before { 0 } else { 10_000 };
+    let cli = if cli_paid_before { 0 } else { 1_250 };
     let after = (
-        stack.balances("wal_demo_alice").await?,
-        bob.balances("wal_demo_bob").await?,
+        stack.balances("wal_demo_alice").await?.0,
+        bob.balances("wal_demo_bob").await?.0,
     );
-    if already_processed {
-        // A stack that served this test before: the replayed event must change nothing.
-        assert_eq!(after, before);
-    } else {
-        assert_eq!(
-            (after.0.0, after.1.0),
-            (before.0.0 - 1_250, before.1.0 + 1_250)
-        );
-    }
+    assert_eq!(
+        after,
+        (before.0 + deposited - 2_500 - cli, before.1 + 2_500 + cli),
+        "Alice and Bob before: {before:?}"
+    );
     Ok(())
 }
 
-/// The shell commands of the README between its walkthrough markers.
-fn readme_walkthrough(readme: &str) -> anyhow::Result<String> {
+/// The shell commands of the README between its `<!-- {name}:start -->` and
+/// `<!-- {name}:end -->` markers.
+fn readme_block(readme: &str, name: &str) -> anyhow::Result<String> {
     let start = readme
-        .find("<!-- walkthrough:start -->")
-        .context("README has a walkthrough:start marker")?;
+        .find(&format!("<!-- {name}:start -->"))
+        .with_context(|| format!("README has a {name}:start marker"))?;
     let end = readme
-        .find("<!-- walkthrough:end -->")
-        .context("README has a walkthrough:end marker")?;
+        .find(&format!("<!-- {name}:end -->"))
+        .with_context(|| format!("README has a {name}:end marker"))?;
     let commands: Vec<&str> = readme[start..end]
         .lines()
         .skip(1)
