@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use paysaga_admin::dev_token::DevTokenIssuer;
-use serde::Deserialize;
 use serde_json::Value;
 
 /// The repository's root.
@@ -22,79 +21,20 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// The parts of `.local/wiring.json` the tests read (other fields are ignored).
-#[derive(Debug, Deserialize)]
-pub struct Wiring {
-    pub region: String,
-    pub endpoints: Endpoints,
-    pub event_bus_name: String,
-    pub queues: HashMap<String, Queue>,
-    /// Table names by the template's logical id (`PaymentsTable`, ...).
-    #[serde(default)]
-    pub tables: HashMap<String, String>,
-    #[serde(default)]
-    pub functions: Vec<Function>,
+/// The local stack's `.local/wiring.json`, read as local-lambda reads it (one reader of the file).
+pub use local_lambda::wiring::Wiring;
+
+/// The fake payment processor's base URL, as the payment saga is wired to it (no trailing slash).
+pub fn processor_url(wiring: &Wiring) -> anyhow::Result<String> {
+    let url = wiring.function_env("payment-saga", "PAYMENT_PROCESSOR_URL")?;
+    Ok(url.trim_end_matches('/').to_owned())
 }
 
-#[derive(Debug, Deserialize)]
-pub struct Endpoints {
-    pub aws: String,
-    /// DynamoDB's own endpoint when it is not the one at `aws` (DynamoDB Local).
-    #[serde(default)]
-    pub dynamodb: Option<String>,
-}
-
-/// A function as the wiring runs it.
-#[derive(Debug, Deserialize)]
-pub struct Function {
-    /// The function's name in the template (`payment-saga`, ...).
-    pub name: String,
-    #[serde(default)]
-    pub environment: HashMap<String, String>,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct Queue {
-    pub url: String,
-    pub arn: String,
-    pub max_receive_count: Option<u32>,
-}
-
-impl Wiring {
-    pub fn queue(&self, logical_id: &str) -> anyhow::Result<&Queue> {
-        self.queues
-            .get(logical_id)
-            .with_context(|| format!("no queue {logical_id} in the wiring"))
-    }
-
-    /// The name of the table with this logical id (`PaymentsTable`, ...).
-    pub fn table(&self, logical_id: &str) -> anyhow::Result<&str> {
-        self.tables
-            .get(logical_id)
-            .map(String::as_str)
-            .with_context(|| format!("no table {logical_id} in the wiring"))
-    }
-
-    /// A variable of a function's environment.
-    pub fn function_env(&self, function: &str, variable: &str) -> anyhow::Result<&str> {
-        let function = self
-            .functions
-            .iter()
-            .find(|candidate| candidate.name == function)
-            .with_context(|| format!("no function {function} in the wiring"))?;
-        function
-            .environment
-            .get(variable)
-            .map(String::as_str)
-            .with_context(|| format!("{} has no {variable} in its environment", function.name))
-    }
-
-    /// The fake payment processor's base URL, as the payment saga is wired to it (no trailing
-    /// slash).
-    pub fn processor_url(&self) -> anyhow::Result<String> {
-        let url = self.function_env("payment-saga", "PAYMENT_PROCESSOR_URL")?;
-        Ok(url.trim_end_matches('/').to_owned())
-    }
+/// Where the local stack's wiring is: `PAYSAGA_WIRING`, else `.local/wiring.json`.
+pub fn wiring_path() -> PathBuf {
+    std::env::var("PAYSAGA_WIRING")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| repo_root().join(".local/wiring.json"))
 }
 
 /// The caller the tests act as, unless a test says otherwise.
@@ -103,6 +43,8 @@ pub const TEST_CALLER: &str = "paysaga-tests";
 /// The running local stack, as the tests reach it.
 pub struct Stack {
     pub wiring: Wiring,
+    /// The stack's event bus (the wiring's `event_bus_name`).
+    pub event_bus_name: String,
     pub api_url: String,
     /// local-lambda's Lambda Invoke API.
     pub invoke_url: String,
@@ -120,17 +62,17 @@ pub struct Stack {
 impl Stack {
     /// Connects to the stack `make local-up` and `make system-up` started.
     pub async fn connect() -> anyhow::Result<Self> {
-        let path = std::env::var("PAYSAGA_WIRING")
-            .map(PathBuf::from)
-            .unwrap_or_else(|_| repo_root().join(".local/wiring.json"));
-        let text = std::fs::read_to_string(&path).with_context(|| {
+        let path = wiring_path();
+        let wiring = Wiring::load(&path).with_context(|| {
             format!(
                 "cannot read {} — is the local stack up? (make test starts it)",
                 path.display()
             )
         })?;
-        let wiring: Wiring =
-            serde_json::from_str(&text).with_context(|| format!("{}", path.display()))?;
+        let event_bus_name = wiring
+            .event_bus_name
+            .clone()
+            .context("the wiring names no event bus")?;
         let credentials =
             aws_sdk_sqs::config::Credentials::new("test", "test", None, None, "paysaga-tests");
         let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
@@ -158,6 +100,7 @@ impl Stack {
         let token = tokens.token(TEST_CALLER, false, Duration::from_secs(3600))?;
         Ok(Self {
             wiring,
+            event_bus_name,
             api_url,
             invoke_url,
             http,

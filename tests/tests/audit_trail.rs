@@ -24,7 +24,7 @@ const SETTLE: Duration = Duration::from_secs(180);
 
 fn put_entry(stack: &Stack, event: &DomainEvent) -> PutEventsRequestEntry {
     PutEventsRequestEntry::builder()
-        .event_bus_name(&stack.wiring.event_bus_name)
+        .event_bus_name(&stack.event_bus_name)
         .source(event.source())
         .detail_type(event.detail_type())
         .detail(event.detail_json())

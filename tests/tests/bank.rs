@@ -203,7 +203,7 @@ async fn the_bank_balances_under_faults() -> anyhow::Result<()> {
     let deposited: i128 = deposits.iter().map(|&d| i128::from(d)).sum();
 
     // The processor: a clean ledger, and some of its answers lost.
-    let processor = stack.wiring.processor_url()?;
+    let processor = paysaga_tests::processor_url(&stack.wiring)?;
     control(
         &stack,
         reqwest::Method::POST,
@@ -766,7 +766,7 @@ async fn post_payment(stack: &Stack, body: &Value, key: &str) -> anyhow::Result<
 
 async fn put_payment_requested(stack: &Stack, detail: &Value) -> anyhow::Result<()> {
     let entry = PutEventsRequestEntry::builder()
-        .event_bus_name(&stack.wiring.event_bus_name)
+        .event_bus_name(&stack.event_bus_name)
         .source("paysaga.payments")
         .detail_type("PaymentRequested")
         .detail(detail.to_string())

@@ -359,7 +359,7 @@ async fn hostile_events(stack: &Stack, secrets: &Secrets) -> anyhow::Result<Stri
         .iter()
         .map(|(source, detail_type, detail)| {
             PutEventsRequestEntry::builder()
-                .event_bus_name(&stack.wiring.event_bus_name)
+                .event_bus_name(&stack.event_bus_name)
                 .source(*source)
                 .detail_type(detail_type)
                 .detail(detail.to_string())

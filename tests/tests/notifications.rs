@@ -39,7 +39,7 @@ fn payment_completed() -> anyhow::Result<DomainEvent> {
 
 async fn put_event(stack: &Stack, detail_type: &str, detail: String) -> anyhow::Result<()> {
     let entry = PutEventsRequestEntry::builder()
-        .event_bus_name(&stack.wiring.event_bus_name)
+        .event_bus_name(&stack.event_bus_name)
         .source("paysaga.payments")
         .detail_type(detail_type)
         .detail(detail)

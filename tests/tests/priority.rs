@@ -115,7 +115,7 @@ async fn publish_all(
         let event = DomainEvent::payment_requested(&request, Utc::now());
         entries.push(
             PutEventsRequestEntry::builder()
-                .event_bus_name(&stack.wiring.event_bus_name)
+                .event_bus_name(&stack.event_bus_name)
                 .source(event.source())
                 .detail_type(event.detail_type())
                 .detail(event.detail_json())
@@ -300,7 +300,7 @@ async fn urgent_payments_overtake_a_backlog_of_ordinary_ones() -> anyhow::Result
         .put_events()
         .entries(
             PutEventsRequestEntry::builder()
-                .event_bus_name(&stack.wiring.event_bus_name)
+                .event_bus_name(&stack.event_bus_name)
                 .source("paysaga.payments")
                 .detail_type("PaymentRequested")
                 .detail(detail.to_string())

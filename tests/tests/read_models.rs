@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail, ensure};
+use anyhow::{Context, ensure};
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use chrono::Utc;
 use futures::StreamExt;
@@ -21,7 +21,7 @@ use paysaga_services::audit::rebuild_wallet;
 use paysaga_services::read_models::{
     PageRequest, Revised, TransactionEntry, WalletPayment, rebuild,
 };
-use paysaga_tests::{Stack, eventually, repo_root, unique};
+use paysaga_tests::{Stack, Wiring, eventually, unique, wiring_path};
 use serde_json::{Value, json};
 
 const SETTLE: Duration = Duration::from_secs(180);
@@ -86,25 +86,18 @@ async fn drained(stack: &Stack, queues: &[String]) -> anyhow::Result<()> {
 
 /// The queues that trigger a function of the wiring (by its name), from `.local/wiring.json`.
 fn trigger_queues(function: &str) -> anyhow::Result<Vec<String>> {
-    let path = std::env::var("PAYSAGA_WIRING")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| repo_root().join(".local/wiring.json"));
-    let wiring: Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
-    let functions = wiring["functions"].as_array().context("functions")?;
-    let Some(found) = functions.iter().find(|f| f["name"] == function) else {
-        bail!("no function {function} in the wiring");
-    };
-    Ok(found["sqs_triggers"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|trigger| trigger["queue"].as_str().map(str::to_owned))
+    let wiring = Wiring::load(&wiring_path())?;
+    Ok(wiring
+        .function(function)?
+        .sqs_triggers
+        .iter()
+        .map(|trigger| trigger.queue.clone())
         .collect())
 }
 
 fn put_entry(stack: &Stack, event: &DomainEvent) -> PutEventsRequestEntry {
     PutEventsRequestEntry::builder()
-        .event_bus_name(&stack.wiring.event_bus_name)
+        .event_bus_name(&stack.event_bus_name)
         .source(event.source())
         .detail_type(event.detail_type())
         .detail(event.detail_json())
@@ -236,7 +229,7 @@ async fn an_event_of_an_unknown_version_ends_in_the_read_models_dlq_with_its_rea
         .detail_json()
         .replace(r#""version":1"#, r#""version":2"#);
     let entry = PutEventsRequestEntry::builder()
-        .event_bus_name(&stack.wiring.event_bus_name)
+        .event_bus_name(&stack.event_bus_name)
         .source(deposit.source())
         .detail_type(deposit.detail_type())
         .detail(newer)

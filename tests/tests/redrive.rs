@@ -45,7 +45,7 @@ fn payment_requested(
 
 async fn put_event(stack: &Stack, event: &Value) -> anyhow::Result<()> {
     let entry = PutEventsRequestEntry::builder()
-        .event_bus_name(&stack.wiring.event_bus_name)
+        .event_bus_name(&stack.event_bus_name)
         .source(event["source"].as_str().context("source")?)
         .detail_type(event["detail-type"].as_str().context("detail-type")?)
         .detail(event["detail"].to_string())
@@ -582,7 +582,7 @@ async fn an_event_eventbridge_could_not_deliver_is_redriven_to_its_target() -> a
         .eventbridge
         .put_rule()
         .name(&rule)
-        .event_bus_name(&stack.wiring.event_bus_name)
+        .event_bus_name(&stack.event_bus_name)
         .event_pattern(pattern.to_string())
         .send()
         .await?;
@@ -596,7 +596,7 @@ async fn an_event_eventbridge_could_not_deliver_is_redriven_to_its_target() -> a
         .eventbridge
         .put_targets()
         .rule(&rule)
-        .event_bus_name(&stack.wiring.event_bus_name)
+        .event_bus_name(&stack.event_bus_name)
         .targets(target)
         .send()
         .await?;
@@ -638,7 +638,7 @@ async fn an_event_eventbridge_could_not_deliver_is_redriven_to_its_target() -> a
         .eventbridge
         .remove_targets()
         .rule(&rule)
-        .event_bus_name(&stack.wiring.event_bus_name)
+        .event_bus_name(&stack.event_bus_name)
         .ids("probe")
         .send()
         .await?;
@@ -646,7 +646,7 @@ async fn an_event_eventbridge_could_not_deliver_is_redriven_to_its_target() -> a
         .eventbridge
         .delete_rule()
         .name(&rule)
-        .event_bus_name(&stack.wiring.event_bus_name)
+        .event_bus_name(&stack.event_bus_name)
         .send()
         .await?;
     outcome

@@ -33,6 +33,8 @@ pub enum WiringError {
     },
     #[error("wiring file {path}: {problem}")]
     Invalid { path: PathBuf, problem: String },
+    #[error("the wiring has no {0}")]
+    NotWired(String),
 }
 
 /// The whole wiring file. Fields local-lambda does not need (tables, event bus) are kept so
@@ -184,6 +186,38 @@ impl Wiring {
             source,
         })?;
         Self::parse(&text, path)
+    }
+
+    /// The queue with this logical id (`PaymentsQueue`, ...).
+    pub fn queue(&self, logical_id: &str) -> Result<&Queue, WiringError> {
+        self.queues
+            .get(logical_id)
+            .ok_or_else(|| WiringError::NotWired(format!("queue {logical_id}")))
+    }
+
+    /// The name of the table with this logical id (`PaymentsTable`, ...).
+    pub fn table(&self, logical_id: &str) -> Result<&str, WiringError> {
+        self.tables
+            .get(logical_id)
+            .map(String::as_str)
+            .ok_or_else(|| WiringError::NotWired(format!("table {logical_id}")))
+    }
+
+    /// The function with this name (`payment-saga`, ...).
+    pub fn function(&self, name: &str) -> Result<&Function, WiringError> {
+        self.functions
+            .iter()
+            .find(|function| function.name == name)
+            .ok_or_else(|| WiringError::NotWired(format!("function {name}")))
+    }
+
+    /// A variable of a function's environment.
+    pub fn function_env(&self, function: &str, variable: &str) -> Result<&str, WiringError> {
+        self.function(function)?
+            .environment
+            .get(variable)
+            .map(String::as_str)
+            .ok_or_else(|| WiringError::NotWired(format!("{variable} in {function}'s environment")))
     }
 
     /// Parses and checks the file's text; `path` only names the file in errors.
