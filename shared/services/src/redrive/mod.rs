@@ -10,6 +10,9 @@
 //! recording it — sends that copy twice; consumers de-duplicate on the ids paysaga puts in every
 //! event (payment id, event id), never on SQS's MessageId, which a copy sent back does not keep.
 //!
+//! [`operator::RedriveService`] answers an operator's requests (redrive now, the queues'
+//! status, the parking table, a replay): the `dlq-redrive` function is its Lambda edge.
+//!
 //! The traits below are the redrive's edges; [`paysaga_aws`] has their SQS, EventBridge and
 //! DynamoDB adapters and [`crate::fakes`] in-memory ones.
 
