@@ -1,7 +1,7 @@
 //! The configuration the payments functions share, read from their environment (in `main`,
 //! into each function's own `Config`).
 
-pub use lambda_toolkit::env::{ConfigError, Environment};
+use lambda_toolkit::env::{ConfigError, Environment};
 
 use crate::TableNames;
 use paysaga_domain::{Limits, PaymentLimits};

@@ -192,16 +192,6 @@ fn describe<T, E: std::fmt::Display>(read: impl Fn(&Environment) -> Result<T, E>
     0
 }
 
-/// A variable of the process's environment that must be set, and not empty.
-pub fn required(name: &'static str) -> Result<String, ConfigError> {
-    Environment::process().required(name)
-}
-
-/// A whole number from the process's environment, or `default` when the variable is not set.
-pub fn number_or(name: &'static str, default: u64) -> Result<u64, ConfigError> {
-    Environment::process().number_or(name, default)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
