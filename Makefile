@@ -19,7 +19,7 @@ lambda_profile = $(if $(filter $(1),$(ABORT_FUNCTIONS)),--profile release-abort,
 
 include infra/local/stack.mk
 
-.PHONY: help run stop test check unit integration schemas build-local build system-up system-down dlq dlq-redrive dlq-replay rebuild-read-models token bench check-infra sam-install deploy deploy-function
+.PHONY: help run stop test check unit integration schemas build-local build system-up system-down dlq dlq-redrive dlq-show dlq-replay rebuild-read-models token bench check-infra sam-install deploy deploy-function
 
 help: ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 16
@@ -108,17 +108,28 @@ system-down: ## Stop the functions
 bench: ## Measure cold starts, footprint, AWS calls and cost per payment, throughput (BENCH_ARGS=--help)
 	@ABORT_FUNCTIONS="$(ABORT_FUNCTIONS)" infra/local/bench/run.sh $(BENCH_ARGS)
 
-dlq: ## Dead-letter queues: depths and parked messages (more: infra/dlq.py --help)
-	@infra/dlq.py status
+# paysaga-admin on the local stack: make run builds it and writes .local/stack.env (credentials,
+# endpoints: Lambda calls go to local-lambda's Invoke API). On a deployed stack, run
+# paysaga-admin itself with AWS credentials (docs/operations.md).
+local_admin = test -f .local/stack.env || { echo "no local stack: make run first" >&2; exit 2; }; \
+  test -x target/debug/paysaga-admin || { echo "no paysaga-admin yet: make run builds it" >&2; exit 2; }; \
+  . .local/stack.env && target/debug/paysaga-admin
+
+dlq: ## Dead-letter queues: depths and parked messages (more: target/debug/paysaga-admin dlq --help)
+	@$(local_admin) dlq status
 	@echo
-	@infra/dlq.py parked
+	@$(local_admin) dlq parked
 
 dlq-redrive: ## Redrive the dead-letter queues now (QUEUE=payments-dlq for one; RATE=messages/s)
-	@infra/dlq.py redrive $(QUEUE) $(if $(RATE),--rate $(RATE))
+	@$(local_admin) dlq redrive $(QUEUE) $(if $(RATE),--rate $(RATE))
+
+dlq-show: ## One parked message, whole, with why it was parked: ID=<parked id>
+	@test -n "$(ID)" || { echo "usage: make dlq-show ID=<parked id>" >&2; exit 2; }
+	@$(local_admin) dlq show "$(ID)"
 
 dlq-replay: ## Replay a parked message: ID=<parked id> [BODY=<file with the fixed body>]
 	@test -n "$(ID)" || { echo "usage: make dlq-replay ID=<parked id> [BODY=file]" >&2; exit 2; }
-	@infra/dlq.py replay "$(ID)" $(if $(BODY),--body-file "$(BODY)")
+	@$(local_admin) dlq replay "$(ID)" $(if $(BODY),--body-file "$(BODY)")
 
 token: ## A development token for the local API: SUB=<caller> [ADMIN=1] (signed by the local stack's key)
 	@test -n "$(SUB)" || { echo "usage: make token SUB=<caller, e.g. alice> [ADMIN=1]" >&2; exit 2; }
@@ -127,6 +138,5 @@ token: ## A development token for the local API: SUB=<caller> [ADMIN=1] (signed 
 
 rebuild-read-models: ## Rebuild the read models from the audit trail into a new table: INTO=<table name> (local stack)
 	@test -n "$(INTO)" || { echo "usage: make rebuild-read-models INTO=<new table name>" >&2; exit 2; }
-	@test -f .local/stack.env || { echo "no local stack: make run first" >&2; exit 2; }
-	@. .local/stack.env && $(CARGO) run --quiet --locked -p paysaga-admin -- rebuild-read-models --create --into "$(INTO)" \
-	  --from "$$(python3 -c 'import json; print(json.load(open(".local/wiring.json"))["tables"]["EventStoreTable"])')"
+	@$(local_admin) rebuild-read-models --create --into "$(INTO)" \
+	  --from "$$(target/debug/local-lambda wiring table EventStoreTable)"

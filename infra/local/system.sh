@@ -111,10 +111,7 @@ stop() {
 # The payment processor URL the functions are wired with (PAYMENT_PROCESSOR_URL in
 # .local/wiring.json, from the template's PaymentProcessorUrl as provision.py overrides it).
 processor_url() {
-  python3 -c 'import json, sys
-urls = {f["environment"]["PAYMENT_PROCESSOR_URL"] for f in json.load(sys.stdin)["functions"]
-        if "PAYMENT_PROCESSOR_URL" in f["environment"]}
-print(*sorted(urls))' <"$LOCAL/wiring.json"
+  "$BIN_DIR/local-lambda" wiring variable PAYMENT_PROCESSOR_URL --wiring "$LOCAL/wiring.json" | paste -sd ' '
 }
 
 # Starts the fake payment processor where the functions will look for it, if that is a plain

@@ -100,7 +100,7 @@ fi
 arm64_build=""
 tail -n 3 "$arm64_log"
 # Every function the template defines must have its arm64 bootstrap where its CodeUri points.
-for binary in $(python3 -c 'import json, sys; print(*(f["binary"] for f in json.load(sys.stdin)["functions"]))' <.local/wiring.json); do
+for binary in $(target/debug/local-lambda wiring binaries); do
   artifact="target/lambda/$binary/bootstrap"
   [[ -x $artifact ]] || { echo "$artifact is missing, yet infra/template.yaml deploys it" >&2; exit 1; }
   machine="$(od -An -tx1 -j18 -N2 "$artifact" | tr -d ' \n')"

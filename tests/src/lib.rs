@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use paysaga_admin::dev_token::DevTokenIssuer;
+use paysaga_admin::dlq::{self, RedriveFunction};
 use serde_json::Value;
 
 /// The repository's root.
@@ -55,6 +56,8 @@ pub struct Stack {
     pub token: String,
     pub sqs: aws_sdk_sqs::Client,
     pub eventbridge: aws_sdk_eventbridge::Client,
+    /// The dlq-redrive function, as `paysaga-admin dlq` reaches it (the AWS SDK's Invoke).
+    pub redrive_function: RedriveFunction,
     /// Pointed at the wiring's DynamoDB endpoint.
     pub dynamodb: aws_sdk_dynamodb::Client,
 }
@@ -98,6 +101,10 @@ impl Stack {
             .build()?;
         let tokens = DevTokenIssuer::from_local_dir(&repo_root().join(".local"))?;
         let token = tokens.token(TEST_CALLER, false, Duration::from_secs(3600))?;
+        let redrive_function = RedriveFunction::new(
+            &config.to_builder().endpoint_url(&invoke_url).build(),
+            dlq::DEFAULT_FUNCTION,
+        );
         Ok(Self {
             wiring,
             event_bus_name,
@@ -108,6 +115,7 @@ impl Stack {
             token,
             sqs: aws_sdk_sqs::Client::new(&config),
             eventbridge: aws_sdk_eventbridge::Client::new(&config),
+            redrive_function,
             dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamodb),
         })
     }

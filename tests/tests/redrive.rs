@@ -13,6 +13,9 @@ use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
 use chrono::Utc;
 use futures::{StreamExt, TryStreamExt, stream};
 use lambda_toolkit::sqs_batch::FAILURE_ATTRIBUTE;
+use paysaga_admin::dlq::DlqError;
+use paysaga_services::redrive::operator::{Mode, QueueOutcome};
+use paysaga_services::redrive::parking::ParkedStatus;
 use paysaga_tests::{Stack, eventually, unique};
 use serde_json::{Value, json};
 
@@ -223,49 +226,37 @@ async fn a_poison_message_is_parked_and_replayed_after_a_fix() -> anyhow::Result
     put_event(&stack, &event).await?;
     wait_in_queue(&stack, "PaymentsDeadLetterQueue", &payment_id).await?;
 
-    let report = redrive(&stack, json!({"queue": "payments-dlq"})).await?;
-    assert!(
-        report["queues"][0]["parked"].as_u64().unwrap_or(0) >= 1,
-        "{report}"
-    );
-    let parked = match stack
-        .invoke(
-            FUNCTION,
-            &json!({"action": "parked", "limit": 1000}),
-            INVOCATION,
-        )
-        .await?
-    {
-        Ok(page) => page,
-        Err(error) => bail!("listing parked messages failed: {error}"),
-    };
-    let ours = parked["messages"]
-        .as_array()
-        .context("a list of parked messages")?
+    // The operator's tool (paysaga-admin dlq), through the function as in AWS.
+    let desk = &stack.redrive_function;
+    let outcomes = desk
+        .redrive(Some("payments-dlq".to_owned()), Mode::Selective, None, None)
+        .await?;
+    match outcomes.as_slice() {
+        [QueueOutcome::Redriven(report)] => assert!(report.parked >= 1, "{report:?}"),
+        other => bail!("one queue redriven, not {other:?}"),
+    }
+    let waiting = desk.parked(false).await?;
+    let ours = waiting
         .iter()
-        .find(|message| {
-            message["body"]
-                .as_str()
-                .is_some_and(|body| body.contains(&payment_id))
-        })
+        .find(|message| message.body.contains(&payment_id))
         .cloned()
-        .with_context(|| format!("{payment_id} among the parked messages: {parked}"))?;
-    let reason = ours["reason"].as_str().unwrap_or_default();
+        .with_context(|| format!("{payment_id} among the parked messages: {waiting:?}"))?;
     assert!(
-        reason.contains("PaymentRequested version 2 is not supported"),
-        "{reason}"
+        ours.reason
+            .contains("PaymentRequested version 2 is not supported"),
+        "{}",
+        ours.reason
     );
-    assert_eq!(ours["status"], "parked");
-    assert_eq!(ours["origin"], "consumer");
+    assert_eq!(ours.status, ParkedStatus::Parked);
+    assert_eq!(ours.origin, "consumer");
     assert_eq!(
-        ours["source_receive_count"].as_u64(),
-        stack
-            .wiring
-            .queue("PaymentsQueue")?
-            .max_receive_count
-            .map(u64::from)
+        ours.source_receive_count,
+        stack.wiring.queue("PaymentsQueue")?.max_receive_count
     );
-    assert!(ours["attributes"][FAILURE_ATTRIBUTE].is_object(), "{ours}");
+    assert!(ours.attributes.contains_key(FAILURE_ATTRIBUTE), "{ours:?}");
+    assert_eq!(desk.show(&ours.parked_id).await?, ours);
+    let listed = paysaga_admin::dlq::parked_table(&waiting);
+    assert!(listed.contains(&ours.parked_id), "{listed}");
     assert_eq!(
         stack.depth("PaymentsDeadLetterQueue").await?,
         (0, 0),
@@ -274,15 +265,11 @@ async fn a_poison_message_is_parked_and_replayed_after_a_fix() -> anyhow::Result
     assert_eq!(stack.balances(&alice).await?, (1_000, 0));
 
     // The operator fixes the message (the producer's version was wrong) and replays it.
-    let parked_id = ours["parked_id"].as_str().context("a parked id")?;
-    let fixed = ours["body"]
-        .as_str()
-        .context("a body")?
-        .replace(r#""version":2"#, r#""version":1"#);
-    let replay = json!({"action": "replay", "parked_id": parked_id, "body": fixed});
-    let replayed = stack.invoke(FUNCTION, &replay, INVOCATION).await?;
-    let replayed = replayed.map_err(|error| anyhow::anyhow!("replay failed: {error}"))?;
-    assert_eq!(replayed["body_edited"], true, "{replayed}");
+    let fixed = ours.body.replace(r#""version":2"#, r#""version":1"#);
+    let replayed = desk
+        .replay(&ours.parked_id, Some(fixed.clone()), None, false)
+        .await?;
+    assert!(replayed.body_edited, "{replayed:?}");
     let settled = stack.settled_payment(&payment_id, SETTLE).await?;
     assert_eq!(settled["status"], "COMPLETED", "{settled}");
     assert_eq!(
@@ -290,9 +277,17 @@ async fn a_poison_message_is_parked_and_replayed_after_a_fix() -> anyhow::Result
         ((750, 0), (250, 0))
     );
 
-    let again = stack.invoke(FUNCTION, &replay, INVOCATION).await?;
-    let error = again.expect_err("a replayed message is not replayed twice");
-    assert!(error.starts_with("AlreadyReplayed"), "{error}");
+    let again = desk.replay(&ours.parked_id, Some(fixed), None, false).await;
+    match again {
+        Err(DlqError::Refused { error_type, .. }) => assert_eq!(error_type, "AlreadyReplayed"),
+        other => bail!("a replayed message is not replayed twice, yet: {other:?}"),
+    }
+    let still = desk.parked(true).await?;
+    let after = still
+        .iter()
+        .find(|message| message.parked_id == ours.parked_id)
+        .context("a replayed message stays in the parking table")?;
+    assert_eq!(after.status, ParkedStatus::Replayed);
     Ok(())
 }
 

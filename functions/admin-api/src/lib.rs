@@ -1,6 +1,6 @@
 //! The `admin-api` function: the operators' routes of the HTTP API, for callers with the
-//! `paysaga/admin` scope (the gateway checks the scope on these routes; the handlers check it
-//! again, so a route added without it in the template still refuses other callers). A
+//! `paysaga/admin` scope (the gateway checks the scope on these routes; each handler takes an
+//! [`Admin`], so a route added without it in the template still refuses other callers). A
 //! function of its own, apart from `api`, so that the public API's role holds no access to
 //! dead letters, queues or the audit trail, and its binary stays small:
 //!
@@ -33,7 +33,7 @@ use paysaga_services::redrive::{ParkingLot, QueueError, RedriveQueues};
 use serde::{Deserialize, Serialize};
 
 use paysaga_http::request::OptionalJsonBody;
-use paysaga_http::{ApiError, Caller};
+use paysaga_http::{Admin, ApiError};
 
 pub use config::Config;
 
@@ -76,11 +76,10 @@ struct ReplayBody {
 
 async fn replay_parked(
     State(admin): State<Arc<AdminApi>>,
-    caller: Caller,
+    _: Admin,
     Path(parked_id): Path<String>,
     OptionalJsonBody(body): OptionalJsonBody<ReplayBody>,
 ) -> Result<Response, ApiError> {
-    caller.must_be_admin()?;
     let body = body.unwrap_or_default();
     let request = ReplayRequest {
         parked_id,
@@ -145,10 +144,9 @@ struct RebuildPage {
 
 async fn rebuild_read_models(
     State(admin): State<Arc<AdminApi>>,
-    caller: Caller,
+    _: Admin,
     OptionalJsonBody(body): OptionalJsonBody<RebuildBody>,
 ) -> Result<Response, ApiError> {
-    caller.must_be_admin()?;
     let after = body.unwrap_or_default().after.map(EventPageToken);
     let page = match read_models::rebuild_page(
         admin.event_store.as_ref(),

@@ -88,7 +88,7 @@ fn count_outcomes(metrics: &mut Metrics, response: &Response) {
                 }
             }
         }
-        Response::Parked { .. } | Response::Shown(_) | Response::Replayed(_) => {}
+        Response::Parked(_) | Response::Shown(_) | Response::Replayed(_) => {}
     }
 }
 

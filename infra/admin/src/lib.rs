@@ -1,4 +1,6 @@
-//! paysaga's operator tools: the `paysaga-admin` command, and the local stack's development
-//! tokens ([`dev_token`]), which the integration tests and the bench use too.
+//! paysaga's operator tools: the `paysaga-admin` command (the dead-letter queues and the parking
+//! table through the dlq-redrive function, [`dlq`]; rebuilding the read models), and the local
+//! stack's development tokens ([`dev_token`]), which the integration tests and the bench use too.
 
 pub mod dev_token;
+pub mod dlq;

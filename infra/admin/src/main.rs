@@ -2,9 +2,19 @@
 //! stack's environment, `.local/stack.env`).
 //!
 //! ```text
+//! paysaga-admin dlq status                     queue and DLQ depths, parked messages waiting
+//! paysaga-admin dlq parked [--all]             the parking table (waiting ones, or all)
+//! paysaga-admin dlq show <parked id>           one parked message, whole
+//! paysaga-admin dlq replay <parked id> [--body-file <file>] [--to <queue ARN>] [--force]
+//! paysaga-admin dlq redrive [<queue>] [--rate <n>] [--max <n>] [--whole-queue]
 //! paysaga-admin rebuild-read-models --from <event store table> --into <table> [--create]
 //! paysaga-admin dev-token --sub <subject> [--admin] [--hours <n>]
 //! ```
+//!
+//! `dlq` commands invoke the stack's dlq-redrive function ([`paysaga_admin::dlq`]):
+//! `--function` (`DLQ_REDRIVE_FUNCTION`) names it, the stack's `DlqRedriveFunctionName` output
+//! for a deployed stack; `make dlq`, `make dlq-redrive` and `make dlq-replay` run them on the
+//! local stack.
 //!
 //! `dev-token` prints a token for the local stack's API, signed by its development key
 //! ([`paysaga_admin::dev_token`]): `make token SUB=alice [ADMIN=1]`.
@@ -22,8 +32,10 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use lambda_toolkit::aws::sdk_config_or_default_chains;
+use paysaga_admin::dlq::{self, RedriveFunction};
 use paysaga_aws::{DynamoDbEventStore, DynamoDbReadModels};
 use paysaga_services::read_models::rebuild_with_progress;
+use paysaga_services::redrive::operator::Mode;
 
 #[derive(Parser)]
 #[command(name = "paysaga-admin", about = "Operator commands for paysaga")]
@@ -34,6 +46,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The dead-letter queues and the parking table, through the dlq-redrive function.
+    Dlq {
+        /// The dlq-redrive function (name or ARN).
+        #[arg(long, env = "DLQ_REDRIVE_FUNCTION", default_value = dlq::DEFAULT_FUNCTION, global = true)]
+        function: String,
+        #[command(subcommand)]
+        command: DlqCommand,
+    },
     /// Replays the audit trail into read models.
     RebuildReadModels {
         /// The event store table (the template's EventStoreTable).
@@ -63,9 +83,57 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum DlqCommand {
+    /// Depths of every queue and its dead-letter queue; parked messages waiting.
+    Status,
+    /// The parking table: the messages waiting for an operator.
+    Parked {
+        /// Replayed messages too.
+        #[arg(long)]
+        all: bool,
+    },
+    /// One parked message, whole, with why it was parked.
+    Show { parked_id: String },
+    /// Sends a parked message again (consumers de-duplicate replays).
+    Replay {
+        parked_id: String,
+        /// The fixed body to send instead of the parked one.
+        #[arg(long)]
+        body_file: Option<PathBuf>,
+        /// The queue (ARN) to send it to, when the message names none.
+        #[arg(long)]
+        to: Option<String>,
+        /// Send a body that breaks the event contracts all the same.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Redrives one dead-letter queue (name, short name, URL or ARN), or all of them, now.
+    Redrive {
+        queue: Option<String>,
+        /// Messages per second, at most.
+        #[arg(long)]
+        rate: Option<u32>,
+        /// Messages to examine, at most.
+        #[arg(long)]
+        max: Option<u32>,
+        /// Have SQS move the whole queue back to its source, unread (after an outage).
+        #[arg(long)]
+        whole_queue: bool,
+    },
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
+        Command::Dlq { function, command } => {
+            let config = sdk_config_or_default_chains()
+                .await
+                .context("cannot set up the AWS SDK")?;
+            let redrive = RedriveFunction::new(&config, function);
+            print!("{}", dlq_command(&redrive, command).await?);
+            Ok(())
+        }
         Command::DevToken {
             sub,
             admin,
@@ -116,4 +184,55 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// What one `dlq` command prints.
+async fn dlq_command(redrive: &RedriveFunction, command: DlqCommand) -> anyhow::Result<String> {
+    Ok(match command {
+        DlqCommand::Status => dlq::status_table(&redrive.status().await?),
+        DlqCommand::Parked { all } => {
+            let messages = redrive.parked(all).await?;
+            if messages.is_empty() {
+                let hint = if all {
+                    ""
+                } else {
+                    " waiting (--all shows replayed ones)"
+                };
+                format!("no parked messages{hint}\n")
+            } else {
+                dlq::parked_table(&messages)
+                    + "\nshow one: paysaga-admin dlq show <parked id>; replay it: \
+                       paysaga-admin dlq replay <parked id> [--body-file <file>]\n"
+            }
+        }
+        DlqCommand::Show { parked_id } => dlq::shown(&redrive.show(&parked_id).await?) + "\n",
+        DlqCommand::Replay {
+            parked_id,
+            body_file,
+            to,
+            force,
+        } => {
+            let body = match body_file {
+                Some(path) => Some(
+                    std::fs::read_to_string(&path)
+                        .with_context(|| format!("cannot read {}", path.display()))?,
+                ),
+                None => None,
+            };
+            dlq::replayed_line(&redrive.replay(&parked_id, body, to, force).await?) + "\n"
+        }
+        DlqCommand::Redrive {
+            queue,
+            rate,
+            max,
+            whole_queue,
+        } => {
+            let mode = if whole_queue {
+                Mode::WholeQueue
+            } else {
+                Mode::Selective
+            };
+            dlq::redrive_report(&redrive.redrive(queue, mode, rate, max).await?)
+        }
+    })
 }

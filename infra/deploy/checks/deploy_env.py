@@ -2,7 +2,8 @@
 """Every function's environment, as `make deploy-function` hands it to `cargo lambda deploy`,
 read back by the pinned cargo-lambda itself. Run by `make test` (infra/local/test.sh) after
 `make build`: it needs each function's target/lambda/<bin>/bootstrap (cargo lambda deploy
-packages it, even with --dry) and .local/wiring.json (the local stack's provisioning writes it).
+packages it, even with --dry) and .local/wiring.json (the local stack's provisioning writes it),
+read through `local-lambda wiring environments`, the file's one reader.
 
 For each function of the wiring, the environment the local stack gives it (its template
 environment with local ids: queue URLs, table names, `<queue ARN>=<DLQ URL>` pairs; plus the
@@ -199,23 +200,29 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--wiring", type=Path, default=ROOT / ".local" / "wiring.json",
                         help="the local stack's wiring (default .local/wiring.json)")
+    parser.add_argument("--local-lambda", type=Path, default=ROOT / "target" / "debug" / "local-lambda",
+                        help="local-lambda, the wiring file's one reader (default target/debug/local-lambda)")
     parser.add_argument("--self-test", action="store_true",
                         help="the check must fail on the broken fixture and pass the tricky one")
     args = parser.parse_args()
     if not args.wiring.is_file():
         print(f"deploy-env: ERROR: no {args.wiring}: the local stack's provisioning writes it", file=sys.stderr)
         return 1
-    functions = json.loads(args.wiring.read_text())["functions"]
+    asked = subprocess.run([str(args.local_lambda), "wiring", "environments", "--wiring", str(args.wiring)],
+                           capture_output=True, text=True)
+    if asked.returncode != 0:
+        raise CheckError(f"{args.local_lambda} wiring environments failed: {asked.stderr.strip()}")
+    functions: dict[str, dict[str, str]] = json.loads(asked.stdout)
     if args.self_test:
-        return self_test(functions[0]["binary"])
+        return self_test(next(iter(functions)))
     findings = 0
-    for function in functions:
-        found = check_function(function["binary"], function["environment"])
+    for binary, environment in functions.items():
+        found = check_function(binary, environment)
         if found is None:
-            print(f"  {function['binary']}: {len(function['environment'])} variables read back exactly")
+            print(f"  {binary}: {len(environment)} variables read back exactly")
         else:
             findings += 1
-            print(f"deploy-env: {function['binary']}: {found}", file=sys.stderr)
+            print(f"deploy-env: {binary}: {found}", file=sys.stderr)
     if findings:
         print(f"deploy-env: {findings} function(s) whose environment cargo lambda deploy cannot take", file=sys.stderr)
         return 1

@@ -69,16 +69,38 @@ impl Caller {
             )))
         }
     }
+}
 
-    /// Ok for an admin; a 403 otherwise.
-    pub fn must_be_admin(&self) -> Result<(), ApiError> {
-        if self.admin {
-            Ok(())
+/// A caller with the [`ADMIN_SCOPE`]: a handler that takes one runs for no one else (the
+/// extractor answers a 403 first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admin(Caller);
+
+impl Admin {
+    pub fn caller(&self) -> &Caller {
+        &self.0
+    }
+}
+
+impl TryFrom<Caller> for Admin {
+    type Error = ApiError;
+
+    fn try_from(caller: Caller) -> Result<Self, ApiError> {
+        if caller.admin {
+            Ok(Self(caller))
         } else {
             Err(ApiError::Forbidden(format!(
                 "this operation needs the {ADMIN_SCOPE} scope"
             )))
         }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Caller::from_request_parts(parts, state).await?.try_into()
     }
 }
 
@@ -161,6 +183,17 @@ mod tests {
             alice.may_use(&unowned),
             Err(ApiError::Forbidden(_))
         ));
-        assert!(matches!(alice.must_be_admin(), Err(ApiError::Forbidden(_))));
+    }
+
+    #[test]
+    fn only_a_caller_with_the_admin_scope_is_an_admin() {
+        let alice = Caller::from_claims(&jwt(&[("sub", "alice")], None)).unwrap();
+        assert!(matches!(
+            Admin::try_from(alice),
+            Err(ApiError::Forbidden(_))
+        ));
+        let ops = jwt(&[("sub", "ops"), ("scope", ADMIN_SCOPE)], None);
+        let admin = Admin::try_from(Caller::from_claims(&ops).unwrap()).unwrap();
+        assert_eq!(admin.caller().owner().as_str(), "ops");
     }
 }

@@ -13,6 +13,6 @@ pub mod serve;
 pub mod test_support;
 pub mod trace;
 
-pub use auth::{ADMIN_SCOPE, Caller};
+pub use auth::{ADMIN_SCOPE, Admin, Caller};
 pub use error::ApiError;
 pub use serve::serve;

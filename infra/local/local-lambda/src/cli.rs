@@ -1,7 +1,10 @@
 //! Command line: the flags, their defaults and `--help`, declared with clap.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+
+use crate::wiring::{Wiring, WiringError};
 
 /// Plays AWS Lambda locally (the Runtime API, the SQS event source mapping, schedules and the
 /// Invoke API), wired by .local/wiring.json.
@@ -21,9 +24,13 @@ pub struct Options {
         long,
         value_name = "PATH",
         env = "PAYSAGA_WIRING",
-        default_value = ".local/wiring.json"
+        default_value = ".local/wiring.json",
+        global = true
     )]
     pub wiring: PathBuf,
+    /// Instead of running the functions, print what the wiring says and exit
+    #[command(subcommand)]
+    pub query: Option<Query>,
     /// Where the function binaries are
     #[arg(long, value_name = "DIR", default_value = "target/debug")]
     pub bin_dir: PathBuf,
@@ -48,6 +55,63 @@ pub struct Options {
     /// Run only these functions (names or logical ids; repeat or comma-separate)
     #[arg(long, value_name = "NAME", num_args = 1.., value_delimiter = ',')]
     pub only: Vec<String>,
+}
+
+/// Questions about the wiring file, for the scripts and checks that need one of its facts:
+/// they ask here rather than parse the file themselves, so [`Wiring`] is its one reader.
+#[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
+pub enum Query {
+    /// Print one fact of the wiring file
+    Wiring {
+        #[command(subcommand)]
+        fact: WiringFact,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, clap::Subcommand)]
+pub enum WiringFact {
+    /// Every function's binary, one per line
+    Binaries,
+    /// The name of a table, by its logical id in the template
+    Table { logical_id: String },
+    /// Every value the functions give an environment variable, one per line, sorted, once each
+    Variable { name: String },
+    /// Every function's binary and environment, as one JSON object
+    Environments,
+}
+
+impl WiringFact {
+    /// What `local-lambda wiring <fact>` prints.
+    pub fn answer(&self, wiring: &Wiring) -> Result<String, WiringError> {
+        let lines = |values: Vec<&str>| values.iter().map(|value| format!("{value}\n")).collect();
+        Ok(match self {
+            Self::Binaries => lines(wiring.functions.iter().map(|f| f.binary.as_str()).collect()),
+            Self::Table { logical_id } => lines(vec![wiring.table(logical_id)?]),
+            Self::Variable { name } => {
+                let values: BTreeSet<&str> = wiring
+                    .functions
+                    .iter()
+                    .filter_map(|function| function.environment.get(name))
+                    .map(String::as_str)
+                    .collect();
+                if values.is_empty() {
+                    return Err(WiringError::NotWired(format!(
+                        "{name} in any function's environment"
+                    )));
+                }
+                lines(values.into_iter().collect())
+            }
+            Self::Environments => {
+                let environments: BTreeMap<&str, &BTreeMap<String, String>> = wiring
+                    .functions
+                    .iter()
+                    .map(|function| (function.binary.as_str(), &function.environment))
+                    .collect();
+                // Strings keyed by strings: serializing cannot fail.
+                serde_json::to_string_pretty(&environments).unwrap_or_default() + "\n"
+            }
+        })
+    }
 }
 
 /// The Invoke API runs any function for whoever asks, with no authentication: loopback only.
@@ -128,6 +192,78 @@ mod tests {
         assert_eq!(options.invoke_addr.to_string(), "[::1]:9101");
         assert!(options.no_schedules);
         assert_eq!(options.only, ["api", "payment-saga", "audit", "ledger"]);
+    }
+
+    /// The fixture the wiring module's tests read.
+    fn sample() -> Wiring {
+        let text = include_str!("../tests/fixtures/wiring.json");
+        Wiring::parse(text, std::path::Path::new("fixtures/wiring.json")).expect("a valid fixture")
+    }
+
+    fn answer(arguments: &[&str]) -> Result<String, WiringError> {
+        let options = parse(arguments).expect("a valid query");
+        assert_eq!(
+            options.wiring,
+            PathBuf::from("/tmp/w.json"),
+            "--wiring after the query"
+        );
+        match options.query {
+            Some(Query::Wiring { fact }) => fact.answer(&sample()),
+            None => panic!("{arguments:?} is a query"),
+        }
+    }
+
+    #[test]
+    fn the_wiring_answers_what_scripts_ask() {
+        let ask = |fact: &[&str]| {
+            let arguments: Vec<&str> = ["wiring"]
+                .iter()
+                .chain(fact)
+                .chain(&["--wiring", "/tmp/w.json"])
+                .copied()
+                .collect();
+            answer(&arguments)
+        };
+        assert_eq!(
+            ask(&["binaries"]).expect("binaries"),
+            "api\npayment-saga\ndlq-redrive\n"
+        );
+        assert_eq!(
+            ask(&["table", "PaymentsTable"]).expect("a table"),
+            "paysaga-local-PaymentsTable\n"
+        );
+        assert!(matches!(
+            ask(&["table", "NoSuchTable"]),
+            Err(WiringError::NotWired(what)) if what == "table NoSuchTable"
+        ));
+        // Two functions give it the same value: printed once.
+        let buses = ask(&["variable", "EVENT_BUS_NAME"]).expect("a variable");
+        assert_eq!(buses.lines().count(), 1, "{buses}");
+        assert!(matches!(
+            ask(&["variable", "NOT_SET_ANYWHERE"]),
+            Err(WiringError::NotWired(_))
+        ));
+        let environments: serde_json::Value =
+            serde_json::from_str(&ask(&["environments"]).expect("environments")).expect("JSON");
+        assert_eq!(
+            environments["dlq-redrive"]["REDRIVE_MAX_PER_SECOND"],
+            sample()
+                .function_env("dlq-redrive", "REDRIVE_MAX_PER_SECOND")
+                .expect("set")
+        );
+        assert_eq!(environments.as_object().map(|all| all.len()), Some(3));
+    }
+
+    #[test]
+    fn without_a_query_it_runs_the_functions() {
+        assert_eq!(
+            parse(&["--no-schedules"]).map(|options| options.query),
+            Ok(None)
+        );
+        assert_eq!(
+            parse(&["wiring"]).err(),
+            Some(ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand)
+        );
     }
 
     #[test]

@@ -33,6 +33,10 @@ async fn main() {
 
 async fn run(options: cli::Options) -> anyhow::Result<()> {
     let wiring = Wiring::load(&options.wiring)?;
+    if let Some(cli::Query::Wiring { fact }) = &options.query {
+        print!("{}", fact.answer(&wiring)?);
+        return Ok(());
+    }
     let aws = LocalAws::resolve(&wiring, |name| std::env::var(name).ok());
     let sqs = local_lambda::aws::sqs_client(&aws).await;
 

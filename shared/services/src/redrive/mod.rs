@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use letter::{DeadLetter, MessageAttribute, QueueRef, RuleTargets, Verdict};
 pub use parking::{ParkedMessage, ParkingLot};
@@ -91,7 +91,7 @@ pub trait RedriveQueues: Send + Sync {
 }
 
 /// How many messages a queue holds.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueueDepth {
     /// Waiting to be received.
     pub visible: u64,

@@ -130,17 +130,13 @@ pub enum Response {
         depths_after: Vec<(String, QueueDepth)>,
     },
     Status(Status),
-    Parked {
-        messages: Vec<ParkedMessage>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        next: Option<String>,
-    },
+    Parked(ParkedPage),
     Shown(Box<ParkedMessage>),
     Replayed(Replayed),
 }
 
 /// What a redrive did to one dead-letter queue.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum QueueOutcome {
     Redriven(QueueReport),
@@ -155,14 +151,14 @@ pub enum QueueOutcome {
     },
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Status {
     pub queues: Vec<QueueStatus>,
     /// Parked messages an operator has not replayed.
     pub parked_waiting: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QueueStatus {
     pub queue: String,
     /// The dead-letter queue of a source queue; absent for dead-letter queues.
@@ -279,11 +275,11 @@ impl RedriveService {
             }
             Request::Status => Ok(Response::Status(self.status().await?)),
             Request::Parked { limit, after } => {
-                let ParkedPage { messages, next } = self
+                let page = self
                     .parking
                     .list(limit.unwrap_or(50).clamp(1, 1_000), after.as_deref())
                     .await?;
-                Ok(Response::Parked { messages, next })
+                Ok(Response::Parked(page))
             }
             Request::Show { parked_id } => match self.parking.parked(&parked_id).await? {
                 Some(message) => Ok(Response::Shown(Box::new(message))),

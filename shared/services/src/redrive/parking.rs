@@ -102,10 +102,11 @@ pub enum Parking {
 }
 
 /// A page of the parking table.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ParkedPage {
     pub messages: Vec<ParkedMessage>,
     /// Pass it as `after` for the next page; `None` on the last.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next: Option<String>,
 }
 
@@ -136,7 +137,7 @@ pub struct ReplayRequest {
 }
 
 /// A replay went out.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Replayed {
     pub parked_id: String,
     /// The queue's name.
