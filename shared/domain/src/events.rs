@@ -164,9 +164,18 @@ pub enum ContractViolation {
         detail_type: String,
     },
     #[error(
-        "{detail_type} version {version} is not supported (this code reads version {CONTRACT_VERSION})"
+        "{detail_type} {} is not supported (this code reads version {CONTRACT_VERSION})",
+        match version {
+            Some(version) => format!("version {version}"),
+            None => format!("a version beyond {}", u32::MAX),
+        }
     )]
-    UnsupportedVersion { detail_type: String, version: u64 },
+    UnsupportedVersion {
+        detail_type: String,
+        /// `None` when it is too long to quote in a refusal, which is logged: a number of 12
+        /// digits or more may be a card number.
+        version: Option<u32>,
+    },
     #[error("{detail_type} breaks its contract: {error}")]
     InvalidDetail { detail_type: String, error: String },
 }
@@ -319,6 +328,11 @@ impl DomainEvent {
             detail_type: redact::shown(detail_type),
             error,
         };
+        // serde reads a struct from a JSON array too (its fields in order): a detail is an
+        // object, and valid JSON that starts with `{` is one.
+        if !detail.trim_start().starts_with('{') {
+            return Err(invalid("the detail is not a JSON object".to_owned()));
+        }
         let version = serde_json::from_str::<Versioned>(detail)
             .map_err(|error| invalid(redact::json_error(&error)))?
             .version;
@@ -332,7 +346,7 @@ impl DomainEvent {
         if version != u64::from(CONTRACT_VERSION) {
             return Err(ContractViolation::UnsupportedVersion {
                 detail_type: detail_type.to_owned(),
-                version,
+                version: u32::try_from(version).ok(),
             });
         }
         fn read<T: DeserializeOwned + EventSubject>(
@@ -497,7 +511,29 @@ mod tests {
             parse("paysaga.payments", "PaymentRequested", &newer),
             ContractViolation::UnsupportedVersion {
                 detail_type: "PaymentRequested".into(),
-                version: 2
+                version: Some(2)
+            }
+        );
+        // A version that long is not quoted: it could be a card number (this one passes Luhn).
+        let card_long = detail.replace(r#""version":1"#, r#""version":4684101251077256869"#);
+        let violation = parse("paysaga.payments", "PaymentRequested", &card_long);
+        assert_eq!(
+            violation,
+            ContractViolation::UnsupportedVersion {
+                detail_type: "PaymentRequested".into(),
+                version: None
+            }
+        );
+        assert!(
+            !violation.to_string().contains("4684101251077256869"),
+            "{violation}"
+        );
+        // A detail that is an array is no detail, though serde would read a struct from it.
+        assert_eq!(
+            parse("paysaga.payments", "PaymentRequested", "[1]"),
+            ContractViolation::InvalidDetail {
+                detail_type: "PaymentRequested".into(),
+                error: "the detail is not a JSON object".into()
             }
         );
         let float_money = detail.replace(r#""minor_units":1250"#, r#""minor_units":12.5"#);

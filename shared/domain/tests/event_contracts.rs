@@ -262,7 +262,7 @@ fn an_unknown_version_is_a_contract_violation_and_breaks_the_schema() {
         DomainEvent::parse("paysaga.payments", "PaymentRequested", &detail.to_string()),
         Err(ContractViolation::UnsupportedVersion {
             detail_type: "PaymentRequested".into(),
-            version: 2
+            version: Some(2)
         })
     );
     assert!(!schema_of("PaymentRequested").is_valid(&detail));
