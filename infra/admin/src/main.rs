@@ -13,8 +13,8 @@
 //!
 //! `dlq` commands invoke the stack's dlq-redrive function ([`paysaga_admin::dlq`]):
 //! `--function` (`DLQ_REDRIVE_FUNCTION`) names it, the stack's `DlqRedriveFunctionName` output
-//! for a deployed stack; `make dlq`, `make dlq-redrive` and `make dlq-replay` run them on the
-//! local stack.
+//! for a deployed stack; `make dlq`, `make dlq-redrive`, `make dlq-show` and `make dlq-replay`
+//! run them on the local stack.
 //!
 //! `dev-token` prints a token for the local stack's API, signed by its development key
 //! ([`paysaga_admin::dev_token`]): `make token SUB=alice [ADMIN=1]`.
@@ -27,6 +27,7 @@
 //! new table (`READ_MODELS_TABLE`) once it is built, or compare it with the live one.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -124,8 +125,19 @@ enum DlqCommand {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    match Cli::parse().command {
+async fn main() -> ExitCode {
+    match run(Cli::parse().command).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // The chain on one line, no backtrace: an operator's error, not a crash.
+            eprintln!("paysaga-admin: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Dlq { function, command } => {
             let config = sdk_config_or_default_chains()
                 .await
