@@ -16,6 +16,10 @@
 //!
 //! [`supervisor`] starts all of it and drains it on shutdown. [`runtime_api`] is usable on
 //! its own, e.g. to time cold starts (spawn to first `/next`).
+//!
+//! [`wiring`] is the wiring file's one reader: the bench and the integration tests use it as a
+//! library, and scripts ask `local-lambda wiring binaries|table|variable|environments`
+//! ([`cli::WiringFact`]) rather than parse the file.
 
 pub mod aws;
 pub mod backoff;
