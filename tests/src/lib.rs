@@ -22,6 +22,12 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// The functions' output as `make test` and `make run` have local-lambda write it.
+pub fn function_log() -> anyhow::Result<String> {
+    let path = repo_root().join(".local/logs/local-lambda.log");
+    std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))
+}
+
 /// The local stack's `.local/wiring.json`, read as local-lambda reads it (one reader of the file).
 pub use local_lambda::wiring::Wiring;
 

@@ -8,8 +8,7 @@
 //! printed, and `PAYSAGA_BANK_SEED=<seed>` plans the same run again (timing aside).
 //!
 //! It resets the fake processor's ledger and sets its faults while it runs, then gives it its
-//! default settings back, and takes its own outcome events off `PaymentEventsQueue` (which
-//! has no consumer locally) so the tests that look for theirs there are not swamped.
+//! default settings back. Its outcome events go to the notifications function like any others.
 //!
 //! Needs the stack with the payment saga built with its `fault-injection` feature
 //! (`make run`), then:
@@ -21,9 +20,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, bail};
 use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
-use aws_sdk_sqs::types::DeleteMessageBatchRequestEntry;
 use futures::stream::{self, StreamExt};
-use paysaga_tests::{Stack, repo_root, unique};
+use paysaga_tests::{Stack, function_log, unique};
 use serde_json::{Value, json};
 
 const WALLETS: usize = 24;
@@ -55,9 +53,6 @@ const SETTLE_DEADLINE: Duration = Duration::from_secs(8 * 60);
 const PROGRESS_EVERY: Duration = Duration::from_secs(5);
 /// Attempts of a request the stack may answer with a transient error.
 const ATTEMPTS: u32 = 5;
-/// Clearing this test's outcome events off their queue afterwards: receivers, time limit.
-const DRAINERS: usize = 8;
-const DRAIN_DEADLINE: Duration = Duration::from_secs(90);
 
 const COMPLETED_LOG: [&str; 4] = ["REQUESTED", "FUNDS_RESERVED", "CHARGED", "COMPLETED"];
 const REFUSED_LOG: [&str; 2] = ["REQUESTED", "FAILED"];
@@ -505,11 +500,8 @@ async fn the_bank_balances_under_faults() -> anyhow::Result<()> {
             None => {}
         }
     }
-    let drained = match drain_bank_events(&stack).await {
-        Ok(drained) => drained.to_string(),
-        Err(error) => format!("not drained: {error:#}"),
-    };
-    let crashes_logged = function_log().map(|log| {
+    // Informative only: the log may be elsewhere, and other runs may crash meanwhile.
+    let crashes_logged = function_log().ok().map(|log| {
         log.get(function_log_start..)
             .unwrap_or_default()
             .matches("fault injection: crashing")
@@ -602,7 +594,6 @@ async fn the_bank_balances_under_faults() -> anyhow::Result<()> {
     println!(
         "money                   balances {total} = available {total_available} + reserved {total_reserved}; deposits {deposited}; {overdrawn} overdrafts refused"
     );
-    println!("outcome events          {drained} of bank payments taken off PaymentEventsQueue");
     println!(
         "saga log entries        {log_entries} ({:.2} per payment)",
         log_entries as f64 / PAYMENTS as f64
@@ -1073,73 +1064,4 @@ fn check_log(
             );
         }
     }
-}
-
-/// The functions' log as `make run` writes it, to count the injected crashes carried out
-/// (informative only: the log may be elsewhere, and other runs may crash meanwhile).
-fn function_log() -> Option<String> {
-    std::fs::read_to_string(repo_root().join(".local/logs/local-lambda.log")).ok()
-}
-
-/// Takes the outcome events of bank payments (this run's and any earlier run's) off the
-/// lifecycle queue, which has no consumer locally: other tests look for their own events there,
-/// ten at a time, and must not wade through the 500 or so each bank run leaves.
-async fn drain_bank_events(stack: &Stack) -> anyhow::Result<usize> {
-    let url = stack.wiring.queue("PaymentEventsQueue")?.url.as_str();
-    let deadline = Instant::now() + DRAIN_DEADLINE;
-    let drained: Vec<anyhow::Result<usize>> = stream::iter(0..DRAINERS)
-        .map(|_| async move {
-            let (mut deleted, mut idle) = (0, 0);
-            while idle < 3 && Instant::now() < deadline {
-                let output = stack
-                    .sqs
-                    .receive_message()
-                    .queue_url(url)
-                    .max_number_of_messages(10)
-                    .wait_time_seconds(1)
-                    .visibility_timeout(2)
-                    .send()
-                    .await?;
-                let ours: Vec<DeleteMessageBatchRequestEntry> = output
-                    .messages()
-                    .iter()
-                    .filter(|message| is_bank_event(message.body()))
-                    .filter_map(|message| {
-                        DeleteMessageBatchRequestEntry::builder()
-                            .id(message.message_id()?)
-                            .receipt_handle(message.receipt_handle()?)
-                            .build()
-                            .ok()
-                    })
-                    .collect();
-                if ours.is_empty() {
-                    idle += 1;
-                    continue;
-                }
-                idle = 0;
-                deleted += ours.len();
-                stack
-                    .sqs
-                    .delete_message_batch()
-                    .queue_url(url)
-                    .set_entries(Some(ours))
-                    .send()
-                    .await?;
-            }
-            Ok(deleted)
-        })
-        .buffer_unordered(DRAINERS)
-        .collect()
-        .await;
-    drained.into_iter().sum()
-}
-
-/// Whether an SQS message is an outcome event of a payment between bank wallets.
-fn is_bank_event(body: Option<&str>) -> bool {
-    body.and_then(|body| serde_json::from_str::<Value>(body).ok())
-        .and_then(|event| {
-            let from = event["detail"]["data"]["from_wallet"].as_str()?;
-            Some(from.starts_with("wal_bank_"))
-        })
-        .unwrap_or(false)
 }
