@@ -486,8 +486,8 @@ impl PaymentLog for DynamoDbLedger {
         // when the transaction commits. A crash between the read and the transaction is
         // harmless (the read wrote nothing; the redelivery reads again), and the transaction's
         // own conditions (the log version, the other wallets' funds) still decide the rest.
-        let (checks, changes): (Vec<&WalletEffect>, Vec<&WalletEffect>) = plan
-            .effects
+        let effects = plan.wallet_effects();
+        let (checks, changes): (Vec<&WalletEffect>, Vec<&WalletEffect>) = effects
             .iter()
             .partition(|effect| matches!(effect.change, WalletChange::AcceptsCurrency(_)));
         let mut read = HashMap::new();
@@ -534,7 +534,7 @@ impl DynamoDbLedger {
         if self.get(&self.tables.payments, entry_key).await?.is_some() {
             return Ok(RecordStep::VersionTaken);
         }
-        for effect in &plan.effects {
+        for effect in &plan.wallet_effects() {
             let wallet = match read.get(&effect.wallet_id) {
                 Some(wallet) => wallet.clone(),
                 None => self.wallet(&effect.wallet_id).await?,

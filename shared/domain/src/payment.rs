@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::failure::FailureReason;
 use super::ids::{ChargeId, IdempotencyKey, PaymentId, WalletId};
+use super::ledger::{Account, Transfer};
 use super::money::Money;
 
 /// Why a payment request was refused before anything happened.
@@ -115,6 +116,17 @@ impl PaymentRequest {
             amount,
             priority: Priority::Ordinary,
         })
+    }
+
+    /// The money the payment moves once it settles: its amount, from the payer's wallet to
+    /// the payee's.
+    pub fn transfer(&self) -> Transfer {
+        Transfer::new(
+            Account::wallet(self.from_wallet.clone()),
+            Account::wallet(self.to_wallet.clone()),
+            self.amount,
+        )
+        .expect("a payment request names two different wallets and a positive amount")
     }
 
     /// The same request with `priority`.

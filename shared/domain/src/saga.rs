@@ -17,8 +17,9 @@
 use chrono::{DateTime, Utc};
 
 use super::failure::FailureReason;
-use super::ids::ChargeId;
-use super::money::Money;
+use super::ids::{ChargeId, WalletId};
+use super::ledger::Transfer;
+use super::money::{Currency, Money};
 use super::payment::{Payment, PaymentLogEntry, PaymentRequest, PaymentStatus, PaymentStep};
 use super::wallet::{WalletChange, WalletEffect};
 
@@ -95,63 +96,115 @@ impl SagaStep {
     pub fn plan(self, payment: &Payment, now: DateTime<Utc>) -> Option<StepPlan> {
         let request = &payment.request;
         let amount = request.amount();
-        let from = |change| WalletEffect {
-            wallet_id: request.from_wallet().clone(),
-            change,
+        let (from, to) = (request.from_wallet(), request.to_wallet());
+        let hold = |wallet_id: &WalletId, hold| WalletHold {
+            wallet_id: wallet_id.clone(),
+            hold,
         };
-        let to = |change| WalletEffect {
-            wallet_id: request.to_wallet().clone(),
-            change,
-        };
-        let (step, effects) = match self {
+        let (step, holds, transfers) = match self {
             Self::ReserveFunds => (
                 PaymentStep::FundsReserved,
                 vec![
-                    from(WalletChange::Reserve(amount)),
-                    to(WalletChange::AcceptsCurrency(amount.currency())),
+                    hold(from, Hold::Reserve(amount)),
+                    hold(to, Hold::AcceptsCurrency(amount.currency())),
                 ],
+                vec![],
             ),
             Self::ChargePayment => return None,
-            Self::SettleFunds => (
-                PaymentStep::Completed,
-                vec![
-                    from(WalletChange::DebitReserved(amount)),
-                    to(WalletChange::Credit(amount)),
-                ],
-            ),
-            Self::RefundCharge => (PaymentStep::ChargeRefunded, vec![]),
+            Self::SettleFunds => (PaymentStep::Completed, vec![], vec![request.transfer()]),
+            Self::RefundCharge => (PaymentStep::ChargeRefunded, vec![], vec![]),
             Self::ReleaseReservation => (
                 PaymentStep::ReservationReleased,
-                vec![from(WalletChange::ReleaseReserved(amount))],
+                vec![hold(from, Hold::Release(amount))],
+                vec![],
             ),
             Self::FailPayment => {
                 let reason = payment
                     .failure
                     .clone()
                     .unwrap_or(FailureReason::ProcessorUnavailable);
-                (PaymentStep::Failed { reason }, vec![])
+                (PaymentStep::Failed { reason }, vec![], vec![])
             }
         };
         Some(StepPlan {
             entry: payment.next_entry(step, now),
-            effects,
+            holds,
+            transfers,
         })
     }
 }
 
-/// A step ready to be applied: the log entry to append and the wallet changes that go with it.
+/// A step ready to be applied: the log entry to append, the holds it puts on wallets or lifts,
+/// and the money it moves between accounts; all of it at once, or nothing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StepPlan {
     pub entry: PaymentLogEntry,
-    pub effects: Vec<WalletEffect>,
+    pub holds: Vec<WalletHold>,
+    pub transfers: Vec<Transfer>,
+}
+
+/// What a step does to a wallet without moving money between accounts: the wallet's balance
+/// (available and reserved together) stays as it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hold {
+    /// Earmark funds that a later transfer debits: available → reserved.
+    Reserve(Money),
+    /// Give earmarked funds back: reserved → available.
+    Release(Money),
+    /// Require that the wallet exists and holds this currency (the receiving side of a
+    /// transfer to come).
+    AcceptsCurrency(Currency),
+}
+
+/// A [`Hold`] on one wallet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalletHold {
+    pub wallet_id: WalletId,
+    pub hold: Hold,
+}
+
+impl StepPlan {
+    /// A step that changes no wallet: its log entry only.
+    pub fn entry_only(entry: PaymentLogEntry) -> Self {
+        Self {
+            entry,
+            holds: Vec::new(),
+            transfers: Vec::new(),
+        }
+    }
+
+    /// Every change the step makes to wallets, in order: its holds, then each transfer's
+    /// wallet sides. A transfer debits a wallet from its reserved funds (every flow reserves
+    /// what it will debit, so a debit never races the wallet's other spending) and credits a
+    /// wallet's available funds; the outside world's side of a transfer changes no wallet.
+    pub fn wallet_effects(&self) -> Vec<WalletEffect> {
+        let holds = self.holds.iter().map(|wallet_hold| WalletEffect {
+            wallet_id: wallet_hold.wallet_id.clone(),
+            change: match wallet_hold.hold {
+                Hold::Reserve(amount) => WalletChange::Reserve(amount),
+                Hold::Release(amount) => WalletChange::ReleaseReserved(amount),
+                Hold::AcceptsCurrency(currency) => WalletChange::AcceptsCurrency(currency),
+            },
+        });
+        let transfers = self.transfers.iter().flat_map(|transfer| {
+            let amount = transfer.amount();
+            let debit = transfer.debit().wallet_id().map(|wallet_id| WalletEffect {
+                wallet_id: wallet_id.clone(),
+                change: WalletChange::DebitReserved(amount),
+            });
+            let credit = transfer.credit().wallet_id().map(|wallet_id| WalletEffect {
+                wallet_id: wallet_id.clone(),
+                change: WalletChange::Credit(amount),
+            });
+            debit.into_iter().chain(credit)
+        });
+        holds.chain(transfers).collect()
+    }
 }
 
 /// Records the processor's charge of a payment.
 pub fn charged(payment: &Payment, charge_id: ChargeId, now: DateTime<Utc>) -> StepPlan {
-    StepPlan {
-        entry: payment.next_entry(PaymentStep::Charged { charge_id }, now),
-        effects: vec![],
-    }
+    StepPlan::entry_only(payment.next_entry(PaymentStep::Charged { charge_id }, now))
 }
 
 /// Starts undoing a payment whose funds are reserved (and perhaps charged), for `reason`.
@@ -160,11 +213,7 @@ pub fn start_compensation(
     reason: FailureReason,
     now: DateTime<Utc>,
 ) -> StepPlan {
-    let entry = payment.next_entry(PaymentStep::CompensationStarted { reason }, now);
-    StepPlan {
-        entry,
-        effects: vec![],
-    }
+    StepPlan::entry_only(payment.next_entry(PaymentStep::CompensationStarted { reason }, now))
 }
 
 /// Ends a payment that has not reserved anything yet as failed, for `reason`.
@@ -173,10 +222,7 @@ pub fn fail_before_reservation(
     reason: FailureReason,
     now: DateTime<Utc>,
 ) -> StepPlan {
-    StepPlan {
-        entry: payment.next_entry(PaymentStep::Failed { reason }, now),
-        effects: vec![],
-    }
+    StepPlan::entry_only(payment.next_entry(PaymentStep::Failed { reason }, now))
 }
 
 /// What a single payment may move.
@@ -212,6 +258,7 @@ mod tests {
     use std::collections::HashSet;
 
     use super::*;
+    use crate::ledger::Account;
     use crate::test_support::request;
     use crate::wallet::Wallet;
 
@@ -250,7 +297,7 @@ mod tests {
             } else {
                 plan(step, &payment)
             };
-            for effect in &plan.effects {
+            for effect in &plan.wallet_effects() {
                 let wallet = if effect.wallet_id == *alice.id() {
                     &mut alice
                 } else {
@@ -366,10 +413,8 @@ mod tests {
     fn reserve_checks_the_receiver_before_touching_money() {
         let plan = plan(SagaStep::ReserveFunds, &pending());
         assert_eq!(plan.entry.version, 2);
-        assert!(matches!(
-            plan.effects[1].change,
-            WalletChange::AcceptsCurrency(_)
-        ));
+        assert!(matches!(plan.holds[1].hold, Hold::AcceptsCurrency(_)));
+        assert!(plan.transfers.is_empty(), "reserving moves no money");
     }
 
     #[test]
@@ -386,16 +431,23 @@ mod tests {
             (&PaymentStep::Completed, 4)
         );
         let amount = charged.request.amount();
-        let changes: Vec<(&str, WalletChange)> = settle
-            .effects
+        let payer = Account::wallet(charged.request.from_wallet().clone());
+        let payee = Account::wallet(charged.request.to_wallet().clone());
+        assert_eq!(
+            settle.transfers,
+            [Transfer::new(payer, payee, amount).unwrap()],
+            "one transfer, payer to payee"
+        );
+        let changes: Vec<(String, WalletChange)> = settle
+            .wallet_effects()
             .iter()
-            .map(|effect| (effect.wallet_id.as_str(), effect.change))
+            .map(|effect| (effect.wallet_id.to_string(), effect.change))
             .collect();
         assert_eq!(
             changes,
             [
-                ("wal_alice", WalletChange::DebitReserved(amount)),
-                ("wal_bob", WalletChange::Credit(amount))
+                ("wal_alice".to_owned(), WalletChange::DebitReserved(amount)),
+                ("wal_bob".to_owned(), WalletChange::Credit(amount))
             ]
         );
         let completed = charged.after(&settle.entry).unwrap();
@@ -408,7 +460,7 @@ mod tests {
             wallet_id: request(1).to_wallet().clone(),
         };
         let plan = fail_before_reservation(&pending(), reason, Utc::now());
-        assert!(plan.effects.is_empty());
+        assert!(plan.wallet_effects().is_empty());
         let failed = pending().after(&plan.entry).unwrap();
         assert_eq!(
             (failed.status, SagaStep::next_for(&failed)),

@@ -197,7 +197,7 @@ impl PaymentLog for InMemoryLedger {
             )));
         }
         let mut changed: HashMap<WalletId, Wallet> = HashMap::new();
-        for effect in &plan.effects {
+        for effect in &plan.wallet_effects() {
             let current = changed
                 .get(&effect.wallet_id)
                 .or_else(|| state.wallets.get(&effect.wallet_id));
