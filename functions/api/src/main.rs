@@ -8,6 +8,7 @@ use std::sync::Arc;
 use api::{Api, Config, ReadApi, read_router, router};
 use lambda_toolkit::aws::sdk_config;
 use paysaga_aws::{DynamoDbLedger, DynamoDbReadModels, EventBridgePublisher};
+use paysaga_domain::events::{FUNDS_DEPOSITED, PAYMENT_REQUESTED};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -20,7 +21,11 @@ async fn main() -> anyhow::Result<()> {
         limits: config.limits,
         wallets: ledger.clone(),
         payments: ledger.clone(),
-        events: Arc::new(EventBridgePublisher::from_config(&sdk, bus)),
+        events: Arc::new(EventBridgePublisher::from_config(
+            &sdk,
+            bus,
+            &[PAYMENT_REQUESTED, FUNDS_DEPOSITED],
+        )),
     }))
     .merge(read_router(Arc::new(ReadApi {
         read_models: Arc::new(DynamoDbReadModels::from_config(

@@ -6,6 +6,7 @@ use lambda_toolkit::aws::{sdk_config, sqs_consumer};
 use lambda_toolkit::metrics::MetricsSink;
 use payment_saga::{Config, PaymentSaga};
 use paysaga_aws::{DynamoDbLedger, EventBridgePublisher, METRICS_NAMESPACE};
+use paysaga_domain::events::{PAYMENT_COMPLETED, PAYMENT_FAILED, PAYMENT_REQUESTED};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -17,7 +18,12 @@ async fn main() -> anyhow::Result<()> {
     let bus = config.resources.event_bus_name;
     let handler = PaymentSaga {
         payments: Arc::new(DynamoDbLedger::from_config(&sdk, config.resources.tables)),
-        events: Arc::new(EventBridgePublisher::from_config(&sdk, bus)),
+        events: Arc::new(EventBridgePublisher::from_config(
+            &sdk,
+            bus,
+            // Its outcomes, and a payment handed to a fresh delivery (announced again).
+            &[PAYMENT_COMPLETED, PAYMENT_FAILED, PAYMENT_REQUESTED],
+        )),
         processor,
         settings: config.saga,
         max_receive_count: config.consumer.max_receive_count,

@@ -32,6 +32,10 @@ none is missed):
   name of a `const … : &str = "…"` of a reached item (paysaga's `paysaga_aws::METRICS_NAMESPACE`).
   A namespace read neither way is reported too. `POWERTOOLS_METRICS_NAMESPACE` in a function's
   environment overrides it, as `MetricsSink::stdout` does (operations.py reads that).
+- The events a function publishes are those its own crate's code lists to
+  `EventBridgePublisher::from_config(config, bus, &[A, B])` (consts of the domain's events.rs;
+  the publisher refuses any other type at run time), each with the source `EVENT_TYPES` gives
+  it. A list read no other way is reported (`publishes_unread`).
 """
 
 from __future__ import annotations
@@ -102,6 +106,10 @@ class CodeFacts:
     metrics_unread: list[str] = field(default_factory=list)  # call sites not read: file: call
     service: str | None = None  # the `service` dimension of its metrics, when it writes any
     namespace: str | None = None  # the namespace its code names for them (None: not read)
+    # The events it publishes, (source, detail-type), as its own code declares them to
+    # paysaga_aws::EventBridgePublisher (which refuses any other); None: it builds no publisher.
+    publishes: set[tuple[str, str]] | None = None
+    publishes_unread: list[str] = field(default_factory=list)  # declarations not read
 
 
 # --------------------------------------------------------------------------- source text
@@ -496,6 +504,46 @@ def namespace_of(arg: str, reached: list[str]) -> str | None:
     return None
 
 
+EVENTS_RS = SHARED_CRATES["paysaga_domain"] / "events.rs"
+
+
+def event_types() -> dict[str, str]:
+    """Every event type paysaga defines, detail-type -> source: the domain's `EVENT_TYPES`
+    (pairs of consts of its events.rs)."""
+    code = code_of(EVENTS_RS)
+    table = re.search(r"\bconst\s+EVENT_TYPES\s*:[^=]*=\s*\[(.*?)\];", code, re.S)
+    if table is None:
+        raise RuntimeError(f"{EVENTS_RS} defines no EVENT_TYPES")
+    types = {}
+    for source, detail_type in re.findall(r"\(\s*(\w+)\s*,\s*(\w+)\s*\)", table.group(1)):
+        source_value, type_value = str_const(source, code), str_const(detail_type, code)
+        if source_value is None or type_value is None:
+            raise RuntimeError(f"{EVENTS_RS}: EVENT_TYPES names {source}/{detail_type}, not string consts")
+        types[type_value] = source_value
+    return types
+
+
+def publisher_declarations(code: str) -> list[str]:
+    """The `publishes` argument (the third) of each `EventBridgePublisher::from_config(…)` or
+    `EventBridgePublisher::new(…)` call in `code`, as written."""
+    declared = []
+    for call in re.finditer(r"\bEventBridgePublisher::(?:from_config|new)\(", code):
+        args, _ = call_arguments(code, call.end() - 1)
+        if len(args) == 3:
+            declared.append(args[2])
+    return declared
+
+
+def published_types(arg: str, reached: list[str]) -> set[str] | None:
+    """The detail-types of a `&[A, B, …]` argument whose names are reached string consts."""
+    listed = re.fullmatch(r"&\s*\[(.*)\]", re.sub(r"//[^\n]*", "", arg).strip(), re.S)
+    if listed is None:
+        return None
+    names = [name.strip() for name in listed.group(1).split(",") if name.strip()]
+    values = {namespace_of(name, reached) for name in names}
+    return None if None in values else values
+
+
 def namespace_variable() -> str:
     """The environment variable that overrides a function's namespace, as the toolkit's
     metrics.rs names it."""
@@ -644,6 +692,17 @@ def facts_of(crate_dir: Path) -> CodeFacts:
         if facts.namespace is None:
             facts.metrics_unread.append(f"{sink_at.relative_to(ROOT)}: the namespace {namespace} of "
                                         f"MetricsSink (neither a literal nor a reached const)")
+    texts = [text for _, text in reached_text]
+    types = event_types()
+    for path in own:
+        for declared in publisher_declarations(code_of(path)):
+            published = published_types(declared, texts)
+            unknown = sorted(published - types.keys()) if published is not None else []
+            if published is None or unknown:
+                facts.publishes_unread.append(f"{path.relative_to(ROOT)}: publishes {declared} "
+                                              "(not a list of reached detail-type consts of EVENT_TYPES)")
+                continue
+            facts.publishes = (facts.publishes or set()) | {(types[t], t) for t in published}
     facts.files = sorted({path for path, _ in reached_text})
     return facts
 

@@ -15,6 +15,14 @@ For each AWS::Lambda::Function:
   IAM005  a role the check cannot read: not an AWS::IAM::Role of this template, a managed policy
           (its content is not in the template), an AWS::IAM::Policy attached from outside
   IAM006  a role shared by two functions (each would get the other's permissions)
+  IAM007  events:PutEvents that lets the function put on the bus an event its code does not
+          publish: a statement without `StringEquals` on both `events:source` and
+          `events:detail-type`, or one whose sources and detail-types allow a pair the
+          function's code does not publish (another function's events, or a source with
+          another source's type). What the code publishes is what it declares to its
+          EventBridgePublisher, which refuses anything else (code_model.py)
+  IAM008  an event the function's code publishes that no PutEvents statement of its role
+          allows: the call would be refused (AccessDenied) in AWS
 
 `infra/deploy/checks/iam.py --self-test` runs the check on infra/deploy/checks/fixtures/iam-broken.yaml and
 fails unless each finding above fires there: a check that cannot fail is no check.
@@ -25,7 +33,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +102,17 @@ class Grant:
     sid: str
     actions: list[str]
     resources: list[Any]
+    condition: dict = field(default_factory=dict)
+
+    def event_pairs(self) -> set[tuple[str, str]] | None:
+        """The (source, detail-type) pairs a PutEvents grant allows: every source of its
+        `StringEquals` `events:source` with every detail-type of its `events:detail-type`;
+        None when it does not restrict both (it allows any event)."""
+        equals = {key.lower(): value for key, value in self.condition.get("StringEquals", {}).items()}
+        sources, types = equals.get("events:source"), equals.get("events:detail-type")
+        if sources is None or types is None or set(self.condition) != {"StringEquals"}:
+            return None
+        return {(str(source), str(kind)) for source in tm.as_list(sources) for kind in tm.as_list(types)}
 
 
 def statements_of(role_lid: str, role: dict, resources: dict, findings: list[Finding]) -> list[Grant]:
@@ -119,7 +138,7 @@ def statements_of(role_lid: str, role: dict, resources: dict, findings: list[Fin
                     findings.append(Finding("IAM001" if negated == "NotAction" else "IAM002", where,
                                             f"{negated} grants everything but what it names"))
             grants.append(Grant(role_lid, where, [str(a) for a in tm.as_list(st.get("Action", []))],
-                                tm.as_list(st.get("Resource", []))))
+                                tm.as_list(st.get("Resource", [])), st.get("Condition", {})))
     return grants
 
 
@@ -191,6 +210,29 @@ def check(template: dict, notes: list[str] | None = None) -> list[Finding]:
             if tm.getatt(d.get("Destination"))
         }
 
+        for unread in facts.publishes_unread:
+            findings.append(Finding("IAM007", fn_lid, f"what it publishes cannot be read: {unread}"))
+        published = facts.publishes or set()
+        allowed_events: set[tuple[str, str]] = set()
+        for grant in statements_of(role_lid, resources[role_lid], resources, []):
+            if "events:PutEvents" not in grant.actions:
+                continue
+            where = f"{fn_lid} ({grant.sid})"
+            pairs = grant.event_pairs()
+            if pairs is None:
+                findings.append(Finding("IAM007", where, "events:PutEvents without StringEquals on events:source "
+                                        "and events:detail-type: it may put any event on the bus"))
+                continue
+            allowed_events |= pairs
+            for source, kind in sorted(pairs - published):
+                findings.append(Finding("IAM007", where, f"events:PutEvents allows {kind} from {source}, "
+                                        f"which the code of {binary} does not publish"))
+        for source, kind in sorted(published - allowed_events):
+            if any(g.event_pairs() is None and "events:PutEvents" in g.actions
+                   for g in statements_of(role_lid, resources[role_lid], resources, [])):
+                break  # allowed by a grant without conditions (IAM007 says so)
+            findings.append(Finding("IAM008", fn_lid, f"its code publishes {kind} from {source}; "
+                                    "no events:PutEvents statement of its role allows it"))
         for grant in statements_of(role_lid, resources[role_lid], resources, findings):
             where = f"{fn_lid} ({grant.sid})"
             for action in grant.actions:
@@ -257,7 +299,9 @@ def main() -> int:
                     ("IAM002", "/IndexWildcard)"), ("IAM002", "/SomeoneElsesLogGroup)"),
                     ("IAM003", "/NeverCalled)"), ("IAM003", "SharedRoleFunction (GoodRole/good/2)"),
                     ("IAM004", "/WrongKind)"), ("IAM004", "/NotAnArn)"),
-                    ("IAM005", "SamRoleFunctionRole"), ("IAM006", "GoodRole")}
+                    ("IAM005", "SamRoleFunctionRole"), ("IAM006", "GoodRole"),
+                    ("IAM007", "/NotAnArn)"), ("IAM007", "/AnotherFunctionsEvents)"),
+                    ("IAM008", "NarrowPublisherFunction")}
         missing = {(code, where) for code, where in expected
                    if not any(f.code == code and f.where.endswith(where) for f in findings)}
         for f in findings:
@@ -270,7 +314,7 @@ def main() -> int:
         if good:
             print(f"iam: self-test FAILED: the fixture's GoodFunction has findings: {good}", file=sys.stderr)
             return 1
-        print(f"iam: self-test passed: IAM001-IAM006 fire on each of the {len(expected)} broken places "
+        print(f"iam: self-test passed: IAM001-IAM008 fire on each of the {len(expected)} broken places "
               f"of {fixture.name}; its GoodFunction passes")
         return 0
     notes: list[str] = []
@@ -282,7 +326,8 @@ def main() -> int:
     if findings:
         print(f"iam: {len(findings)} finding(s) in {args.template}", file=sys.stderr)
         return 1
-    print(f"iam: every function's role names only actions its code calls, on exact resources ({args.template.name})")
+    print(f"iam: every function's role names only actions its code calls, on exact resources, and "
+          f"may publish only the events its code does ({args.template.name})")
     return 0
 
 

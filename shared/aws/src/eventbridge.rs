@@ -10,26 +10,56 @@ use paysaga_domain::ports::{EventPublisher, PublishError};
 /// PutEvents takes at most this many entries a call.
 const ENTRIES_PER_CALL: usize = 10;
 
-/// The EventBridge adapter of [`EventPublisher`].
+/// The EventBridge adapter of [`EventPublisher`], for the event types one function publishes.
+///
+/// A function names the `detail-type`s it publishes where it builds its publisher, and the
+/// publisher refuses any other: its role in the template may put only those on the bus (IAM's
+/// `events:source`/`events:detail-type` conditions), and `infra/deploy/checks/iam.py` reads
+/// the list from the call to compare it with the role.
 #[derive(Debug, Clone)]
 pub struct EventBridgePublisher {
     client: Client,
     bus_name: String,
+    publishes: &'static [&'static str],
 }
 
 impl EventBridgePublisher {
-    pub fn new(client: Client, bus_name: String) -> Self {
-        Self { client, bus_name }
+    pub fn new(client: Client, bus_name: String, publishes: &'static [&'static str]) -> Self {
+        Self {
+            client,
+            bus_name,
+            publishes,
+        }
     }
 
-    pub fn from_config(config: &aws_config::SdkConfig, bus_name: String) -> Self {
-        Self::new(lambda_toolkit::aws::calls::eventbridge(config), bus_name)
+    /// A publisher of the `detail-type`s in `publishes` (constants of
+    /// [`paysaga_domain::events`]) onto the bus `bus_name`.
+    pub fn from_config(
+        config: &aws_config::SdkConfig,
+        bus_name: String,
+        publishes: &'static [&'static str],
+    ) -> Self {
+        Self::new(
+            lambda_toolkit::aws::calls::eventbridge(config),
+            bus_name,
+            publishes,
+        )
     }
 }
 
 #[async_trait]
 impl EventPublisher for EventBridgePublisher {
     async fn publish(&self, events: &[DomainEvent]) -> Result<(), PublishError> {
+        if let Some(event) = events
+            .iter()
+            .find(|event| !self.publishes.contains(&event.detail_type()))
+        {
+            return Err(PublishError(format!(
+                "this function publishes {}, not {} (nor may its role)",
+                self.publishes.join(", "),
+                event.detail_type()
+            )));
+        }
         for chunk in events.chunks(ENTRIES_PER_CALL) {
             // In the current trace ([`lambda_toolkit::trace`]): EventBridge hands it on to SQS targets.
             let trace_header = lambda_toolkit::trace::current().map(|trace| trace.to_string());
@@ -72,5 +102,42 @@ impl EventPublisher for EventBridgePublisher {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+    use paysaga_domain::events::{FundsDeposited, PAYMENT_COMPLETED, PAYMENT_FAILED};
+    use paysaga_domain::{DepositId, Money, WalletId};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn an_event_type_the_function_does_not_publish_is_refused_before_any_call() {
+        // No endpoint can answer: a call would fail otherwise than with the refusal.
+        let config = aws_sdk_eventbridge::Config::builder()
+            .behavior_version_latest()
+            .region(aws_sdk_eventbridge::config::Region::new("eu-west-1"))
+            .endpoint_url("http://127.0.0.1:9")
+            .build();
+        let publisher = EventBridgePublisher::new(
+            Client::from_conf(config),
+            "bus".to_owned(),
+            &[PAYMENT_COMPLETED, PAYMENT_FAILED],
+        );
+        let deposit = DomainEvent::funds_deposited(
+            FundsDeposited {
+                deposit_id: DepositId::parse("dep_1").unwrap(),
+                wallet_id: WalletId::parse("wal_1").unwrap(),
+                amount: Money::new(100, "EUR".parse().unwrap()).unwrap(),
+            },
+            Utc::now(),
+        );
+        let PublishError(refusal) = publisher.publish(&[deposit]).await.unwrap_err();
+        assert_eq!(
+            refusal,
+            "this function publishes PaymentCompleted, PaymentFailed, not FundsDeposited (nor may its role)"
+        );
     }
 }
