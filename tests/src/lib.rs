@@ -28,6 +28,31 @@ pub fn function_log() -> anyhow::Result<String> {
     std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))
 }
 
+/// Waits until the functions' log holds `times` lines that name the event `event_id` and say
+/// one of `handled` (`event projected`, `event appended`, ...): one line per delivery of the
+/// event a consumer handled. Tests wait for their own event's deliveries this way, not for a
+/// queue that other tests keep busy to drain.
+pub async fn deliveries_logged(
+    event_id: &str,
+    handled: &[&str],
+    times: usize,
+    deadline: Duration,
+) -> anyhow::Result<()> {
+    let this_event = format!("event_id=\"{event_id}\"");
+    let what = format!("{times} deliveries of {event_id} logged as {handled:?}");
+    eventually(deadline, &what, || async {
+        let log = function_log()?;
+        let logged = log
+            .lines()
+            .filter(|line| {
+                line.contains(&this_event) && handled.iter().any(|said| line.contains(said))
+            })
+            .count();
+        Ok((logged >= times).then_some(()))
+    })
+    .await
+}
+
 /// The local stack's `.local/wiring.json`, read as local-lambda reads it (one reader of the file).
 pub use local_lambda::wiring::Wiring;
 

@@ -12,7 +12,7 @@ use aws_sdk_sqs::types::MessageSystemAttributeName;
 use chrono::Utc;
 use lambda_toolkit::sqs_batch::{FAILURE_ATTRIBUTE, FailureRecord};
 use paysaga_domain::events::{DomainEvent, EventDetail, PaymentEventData};
-use paysaga_tests::{Stack, eventually, function_log, unique};
+use paysaga_tests::{Stack, deliveries_logged, eventually, unique};
 use serde_json::{Value, json};
 
 const NOTIFIED: Duration = Duration::from_secs(60);
@@ -119,24 +119,9 @@ async fn an_outcome_delivered_twice_notifies_each_recipient_once() -> anyhow::Re
         format!("You received 42.00 EUR from {payer}.")
     );
 
-    // Both copies handled: the consumer logged each notification once sent and, on the second
-    // copy, once "sent before". (Not "the queue drained": other tests keep it busy.)
-    let this_event = format!("event_id=\"{}\"", event.event_id());
-    eventually(
-        NOTIFIED,
-        "the second copy handled as sent before",
-        || async {
-            let log = function_log()?;
-            let seen_again = log
-                .lines()
-                .filter(|line| {
-                    line.contains(&this_event) && line.contains(r#"outcome="sent before""#)
-                })
-                .count();
-            Ok((seen_again >= 2).then_some(()))
-        },
-    )
-    .await?;
+    // Both copies handled: the consumer logged each notification once "sent" and, on the
+    // second copy, once "sent before". (Not "the queue drained": other tests keep it busy.)
+    deliveries_logged(event.event_id(), &[r#"outcome="sent before""#], 2, NOTIFIED).await?;
     assert_eq!(inbox(&stack, &payer).await?.len(), 1, "the payer told once");
     assert_eq!(inbox(&stack, &payee).await?.len(), 1, "the payee told once");
 
