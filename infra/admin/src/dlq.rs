@@ -256,6 +256,7 @@ pub fn redrive_report(outcomes: &[QueueOutcome]) -> String {
 
 /// A parked message, whole, as indented JSON, its body parsed when it is JSON.
 pub fn shown(message: &ParkedMessage) -> String {
+    // Strings, numbers and maps of strings: serializing them cannot fail.
     let mut whole = serde_json::to_value(message).unwrap_or_default();
     if let Ok(body) = serde_json::from_str::<serde_json::Value>(&message.body) {
         whole["body"] = body;
