@@ -338,10 +338,16 @@ impl WalletStore for DynamoDbLedger {
         deposit: &Deposit,
         now: DateTime<Utc>,
     ) -> Result<DepositOutcome, StoreError> {
-        let credit = WalletEffect {
-            wallet_id: deposit.wallet_id.clone(),
-            change: WalletChange::Credit(deposit.amount),
-        };
+        // Money enters a wallet only by a transfer: from the outside world's adjustments
+        // account (no item: its balance is the sum of the deposits) into the wallet.
+        let transfer = deposit
+            .transfer()
+            .map_err(|error| StoreError::Permanent(format!("deposit: {error}")))?;
+        // Its one wallet side: the credit.
+        let credit = transfer
+            .wallet_effects()
+            .last()
+            .ok_or_else(|| StoreError::Permanent("a deposit credits a wallet".to_owned()))?;
         let mut items = Vec::with_capacity(2);
         let idempotency_key = deposit
             .idempotency_key

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::WalletId;
 use crate::money::{Currency, Money};
+use crate::wallet::{WalletChange, WalletEffect};
 
 /// An account that stands for the world outside paysaga, one per currency. Its balance is
 /// usually negative or positive for good: `world:funding:EUR` at -1,000.00 means a thousand
@@ -212,6 +213,22 @@ impl Transfer {
 
     pub fn amount(&self) -> Money {
         self.amount
+    }
+
+    /// What the transfer does to wallets, debit first: a wallet it debits gives the amount from
+    /// its reserved funds (every flow reserves what it will debit, so a debit never races the
+    /// wallet's other spending), a wallet it credits receives it as available funds. An
+    /// account of the outside world is no wallet: its side changes none.
+    pub fn wallet_effects(&self) -> impl Iterator<Item = WalletEffect> + '_ {
+        let debit = self.debit.wallet_id().map(|wallet_id| WalletEffect {
+            wallet_id: wallet_id.clone(),
+            change: WalletChange::DebitReserved(self.amount),
+        });
+        let credit = self.credit.wallet_id().map(|wallet_id| WalletEffect {
+            wallet_id: wallet_id.clone(),
+            change: WalletChange::Credit(self.amount),
+        });
+        debit.into_iter().chain(credit)
     }
 }
 

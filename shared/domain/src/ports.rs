@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::history::{AggregateState, RecordedEvent, StreamEvent, StreamId};
+use crate::ledger::{Account, Transfer, TransferError, WorldAccount};
 use crate::{
     ChargeId, DepositId, DomainEvent, FailureReason, IdempotencyKey, Money, Owner, PaymentId,
     PaymentLogEntry, PaymentRequest, StepPlan, Wallet, WalletId, WalletRejection,
@@ -50,6 +51,19 @@ pub struct Deposit {
     pub amount: Money,
     /// When present, a retried deposit with the same key and terms is applied once.
     pub idempotency_key: Option<IdempotencyKey>,
+}
+
+impl Deposit {
+    /// The money a deposit moves: from the outside world's adjustments account of its currency
+    /// into the wallet. (Money enters only by a transfer, so the books still sum to zero.)
+    pub fn transfer(&self) -> Result<Transfer, TransferError> {
+        let outside = Account::world(WorldAccount::Adjustments, self.amount.currency());
+        Transfer::new(
+            outside,
+            Account::wallet(self.wallet_id.clone()),
+            self.amount,
+        )
+    }
 }
 
 /// How a deposit went.

@@ -174,9 +174,7 @@ impl StepPlan {
     }
 
     /// Every change the step makes to wallets, in order: its holds, then each transfer's
-    /// wallet sides. A transfer debits a wallet from its reserved funds (every flow reserves
-    /// what it will debit, so a debit never races the wallet's other spending) and credits a
-    /// wallet's available funds; the outside world's side of a transfer changes no wallet.
+    /// wallet sides ([`Transfer::wallet_effects`]).
     pub fn wallet_effects(&self) -> Vec<WalletEffect> {
         let holds = self.holds.iter().map(|wallet_hold| WalletEffect {
             wallet_id: wallet_hold.wallet_id.clone(),
@@ -186,18 +184,7 @@ impl StepPlan {
                 Hold::AcceptsCurrency(currency) => WalletChange::AcceptsCurrency(currency),
             },
         });
-        let transfers = self.transfers.iter().flat_map(|transfer| {
-            let amount = transfer.amount();
-            let debit = transfer.debit().wallet_id().map(|wallet_id| WalletEffect {
-                wallet_id: wallet_id.clone(),
-                change: WalletChange::DebitReserved(amount),
-            });
-            let credit = transfer.credit().wallet_id().map(|wallet_id| WalletEffect {
-                wallet_id: wallet_id.clone(),
-                change: WalletChange::Credit(amount),
-            });
-            debit.into_iter().chain(credit)
-        });
+        let transfers = self.transfers.iter().flat_map(Transfer::wallet_effects);
         holds.chain(transfers).collect()
     }
 }

@@ -408,6 +408,9 @@ mod tests {
                     .open_wallet(&Wallet::open(id.clone(), currency, Utc::now()))
                     .await
                     .unwrap();
+                if *minor_units == 0 {
+                    continue; // nothing to deposit: a deposit moves a positive amount
+                }
                 let amount = Money::new(*minor_units, currency).unwrap();
                 let deposit_id = paysaga_domain::DepositId::generate();
                 let deposit = Deposit {
@@ -506,6 +509,76 @@ mod tests {
         let payment = world.run(300, &delivery).await.unwrap();
         assert_eq!(payment.status, PaymentStatus::Completed);
         assert_eq!(payment.created_at, requested_at);
+    }
+
+    /// Payments that complete, are declined, or want more than the payer has: afterwards every
+    /// wallet's balance is the sum of its entries in the ledger's journal, and the books in
+    /// each currency, the outside world's account included, sum to zero.
+    #[tokio::test]
+    async fn every_balance_is_the_sum_of_its_entries_and_the_books_sum_to_zero() {
+        use paysaga_domain::ledger::{Account, Balances, WorldAccount};
+
+        let world = World::with(&[
+            ("wal_alice", "EUR", 1_000),
+            ("wal_bob", "EUR", 250),
+            ("wal_carol", "EUR", 0),
+        ])
+        .await;
+        let pay = |n: u32, from: &str, to: &str, amount: u64| {
+            PaymentRequest::new(
+                PaymentId::parse(&format!("pay_books_{n}")).unwrap(),
+                WalletId::parse(from).unwrap(),
+                WalletId::parse(to).unwrap(),
+                Money::new(amount, "EUR".parse().unwrap()).unwrap(),
+            )
+            .unwrap()
+        };
+        let saga = world.saga();
+        let mut outcomes = Vec::new();
+        for (n, (from, to, amount, declined)) in [
+            ("wal_alice", "wal_bob", 300, false),
+            ("wal_bob", "wal_carol", 500, false),
+            ("wal_alice", "wal_carol", 200, true),
+            ("wal_bob", "wal_carol", 99_999, false),
+            ("wal_carol", "wal_alice", 100, false),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            world.processor.set_declining(declined);
+            let payment = saga
+                .run(&pay(n as u32, from, to, amount), &first())
+                .await
+                .unwrap();
+            outcomes.push(payment.status);
+        }
+        use PaymentStatus::{Completed, Failed};
+        assert_eq!(outcomes, [Completed, Completed, Failed, Failed, Completed]);
+
+        let eur = "EUR".parse().unwrap();
+        let books: Balances = world.ledger.journal().iter().collect();
+        for wallet in world.ledger.wallets() {
+            let (available, reserved) = (wallet.available(), wallet.reserved());
+            assert_eq!(
+                reserved.minor_units(),
+                0,
+                "{}: nothing left reserved",
+                wallet.id()
+            );
+            assert_eq!(
+                books.of(&Account::wallet(wallet.id().clone()), eur),
+                i128::from(available.minor_units()),
+                "{}: its balance is the sum of its entries",
+                wallet.id()
+            );
+        }
+        let outside = Account::world(WorldAccount::Adjustments, eur);
+        assert_eq!(
+            books.of(&outside, eur),
+            -1_250,
+            "the deposits came from outside"
+        );
+        assert_eq!(books.sum_by_currency().get("EUR"), Some(&0));
     }
 
     #[tokio::test]

@@ -13,7 +13,7 @@ use paysaga_domain::ports::{
 };
 use paysaga_domain::{
     ChargeId, DepositId, DomainEvent, IdempotencyKey, Money, PaymentId, PaymentLogEntry,
-    PaymentRequest, PaymentStep, StepPlan, Wallet, WalletChange, WalletId,
+    PaymentRequest, PaymentStep, StepPlan, Transfer, Wallet, WalletId,
 };
 
 /// Wallets and payment logs in one process's memory.
@@ -27,6 +27,8 @@ struct LedgerState {
     wallets: HashMap<WalletId, Wallet>,
     payment_logs: HashMap<PaymentId, Vec<PaymentLogEntry>>,
     deposit_keys: HashMap<(WalletId, String), (DepositId, Money)>,
+    /// Every transfer applied, in order: the entries the balances must add up to.
+    journal: Vec<Transfer>,
 }
 
 impl InMemoryLedger {
@@ -41,6 +43,12 @@ impl InMemoryLedger {
     /// Every wallet, for invariant checks in tests.
     pub fn wallets(&self) -> Vec<Wallet> {
         self.state().wallets.values().cloned().collect()
+    }
+
+    /// Every transfer applied so far, in order (deposits and settled payments), for checking
+    /// that each wallet's balance is the sum of its entries.
+    pub fn journal(&self) -> Vec<Transfer> {
+        self.state().journal.clone()
     }
 
     /// A ledger of euro wallets, each holding its balance in cents (deposited, as a real one
@@ -122,9 +130,16 @@ impl WalletStore for InMemoryLedger {
                 },
             ));
         };
-        match wallet.apply(WalletChange::Credit(deposit.amount)) {
+        let transfer = deposit
+            .transfer()
+            .map_err(|error| StoreError::Permanent(format!("deposit: {error}")))?;
+        let credited = transfer
+            .wallet_effects()
+            .try_fold(wallet.clone(), |wallet, effect| wallet.apply(effect.change));
+        match credited {
             Ok(credited) => {
                 state.wallets.insert(deposit.wallet_id.clone(), credited);
+                state.journal.push(transfer);
                 if let Some(key) = key {
                     state
                         .deposit_keys
@@ -210,6 +225,7 @@ impl PaymentLog for InMemoryLedger {
             }
         }
         state.wallets.extend(changed);
+        state.journal.extend(plan.transfers.iter().cloned());
         state
             .payment_logs
             .entry(plan.entry.payment_id.clone())
