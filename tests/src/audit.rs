@@ -1,13 +1,15 @@
 //! The audit trail as the integration tests read it: the event store of the local stack, and
 //! checks that a wallet or a payment rebuilt from its events equals what the ledger holds.
 
+use std::time::Duration;
+
 use anyhow::{Context, bail, ensure};
 use paysaga_aws::DynamoDbEventStore;
 use paysaga_domain::history::{DEFAULT_SNAPSHOT_EVERY, PaymentAggregate, WalletAggregate};
-use paysaga_domain::{PaymentId, WalletId};
+use paysaga_domain::{PaymentId, PaymentStatus, WalletId};
 use paysaga_services::audit::{rebuild_payment, rebuild_wallet};
 
-use crate::Stack;
+use crate::{Stack, eventually};
 
 /// The local stack's event store (`EventStoreTable`), with the audit-trail function's
 /// `SNAPSHOT_EVERY`.
@@ -27,6 +29,24 @@ pub fn snapshot_every(stack: &Stack) -> anyhow::Result<u64> {
             .with_context(|| format!("SNAPSHOT_EVERY is {value:?}")),
         Err(_) => Ok(DEFAULT_SNAPSHOT_EVERY),
     }
+}
+
+/// Waits until the payment's outcome (COMPLETED or FAILED) is in the audit trail.
+pub async fn outcome_recorded(
+    store: &DynamoDbEventStore,
+    payment_id: &str,
+    deadline: Duration,
+) -> anyhow::Result<()> {
+    let id = PaymentId::parse(payment_id)?;
+    let what = format!("{payment_id}'s outcome in the audit trail");
+    eventually(deadline, &what, || async {
+        let rebuilt = rebuild_payment(store, &id).await?;
+        Ok(rebuilt
+            .status
+            .is_some_and(PaymentStatus::is_terminal)
+            .then_some(()))
+    })
+    .await
 }
 
 /// Rebuilds a wallet from its events and checks it against the wallet the API serves: the

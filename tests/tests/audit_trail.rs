@@ -13,9 +13,10 @@ use chrono::Utc;
 use paysaga_domain::events::FundsDeposited;
 use paysaga_domain::history::{StreamId, snapshot_due};
 use paysaga_domain::ports::EventStore;
-use paysaga_domain::{DepositId, DomainEvent, Money, PaymentStatus, WalletId};
+use paysaga_domain::{DepositId, DomainEvent, Money, WalletId};
 use paysaga_tests::audit::{
-    event_store, payment_matches_its_events, snapshot_every, wallet_matches_its_events,
+    event_store, outcome_recorded, payment_matches_its_events, snapshot_every,
+    wallet_matches_its_events,
 };
 use paysaga_tests::{Stack, deliveries_logged, eventually, unique};
 use serde_json::json;
@@ -177,21 +178,9 @@ async fn wallets_and_payments_rebuilt_from_their_events_equal_the_ledger() -> an
         failed >= 2,
         "the over-large payments must fail: {payments:?}"
     );
-    // Every outcome reached the audit trail, then nothing is left in its queue.
+    // Every outcome reached the audit trail.
     for (payment_id, _) in &payments {
-        let id = paysaga_domain::PaymentId::parse(payment_id)?;
-        eventually(
-            SETTLE,
-            &format!("{payment_id}'s outcome in the audit trail"),
-            || async {
-                let rebuilt = paysaga_services::audit::rebuild_payment(&store, &id).await?;
-                Ok(rebuilt
-                    .status
-                    .is_some_and(PaymentStatus::is_terminal)
-                    .then_some(()))
-            },
-        )
-        .await?;
+        outcome_recorded(&store, payment_id, SETTLE).await?;
     }
     // Every deposit reached the wallets' streams too: each wallet's stream adds up to its
     // balance (checked again below, with the reason when it does not).

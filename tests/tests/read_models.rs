@@ -21,6 +21,7 @@ use paysaga_services::audit::rebuild_wallet;
 use paysaga_services::read_models::{
     PageRequest, Revised, TransactionEntry, WalletPayment, rebuild,
 };
+use paysaga_tests::audit::outcome_recorded;
 use paysaga_tests::{Stack, deliveries_logged, eventually, unique};
 use serde_json::{Value, json};
 
@@ -355,19 +356,7 @@ async fn read_models_rebuilt_from_the_audit_trail_after_200_payments_equal_the_l
         0,
     );
     for payment_id in &payment_ids {
-        let id = PaymentId::parse(payment_id)?;
-        eventually(
-            SETTLE,
-            &format!("{payment_id}'s outcome in the audit trail"),
-            || async {
-                let rebuilt = paysaga_services::audit::rebuild_payment(&store, &id).await?;
-                Ok(rebuilt
-                    .status
-                    .is_some_and(PaymentStatus::is_terminal)
-                    .then_some(()))
-            },
-        )
-        .await?;
+        outcome_recorded(&store, payment_id, SETTLE).await?;
     }
     for wallet in &wallet_ids {
         eventually(SETTLE, &format!("{wallet}'s events to add up"), || async {
