@@ -126,8 +126,8 @@ pub async fn payment_matches_its_events(
         .with_context(|| format!("{payment_id} has no events"))?;
     ensure!(
         live["amount"]["minor_units"].as_u64() == Some(terms.amount.minor_units())
-            && live["from_wallet"].as_str() == Some(terms.from_wallet.as_str())
-            && live["to_wallet"].as_str() == Some(terms.to_wallet.as_str()),
+            && live["from_wallet"].as_str() == terms.flow.from_wallet().map(WalletId::as_str)
+            && live["to_wallet"].as_str() == terms.flow.to_wallet().map(WalletId::as_str),
         "{payment_id}: rebuilt terms {terms:?}, live {live}"
     );
     Ok(rebuilt)

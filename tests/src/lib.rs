@@ -337,8 +337,10 @@ impl Stack {
             .await
     }
 
-    /// Opens a wallet (an existing one with the same currency is fine) and deposits into it
-    /// once per `deposit_key`.
+    /// Opens a wallet (an existing one with the same currency is fine) and funds it once per
+    /// `deposit_key`, as an operator's deposit (`POST /admin/wallets/{id}/deposits`, with the
+    /// admin scope and a reason): the quick way to give a test's wallet money. Tests of how
+    /// money enters a wallet use top-ups (tests/tests/flows.rs).
     pub async fn funded_wallet(
         &self,
         wallet_id: &str,
@@ -357,18 +359,39 @@ impl Stack {
             bail!("opening {wallet_id} answered {status}: {body}");
         }
         if minor_units > 0 {
-            let deposit =
-                serde_json::json!({"amount": {"minor_units": minor_units, "currency": currency}});
-            let (status, body) = self
-                .post(
-                    &format!("/wallets/{wallet_id}/deposits"),
-                    deposit,
-                    Some(deposit_key),
-                )
+            self.operator_deposit(wallet_id, currency, minor_units, deposit_key)
                 .await?;
-            if status != 201 && status != 200 {
-                bail!("depositing into {wallet_id} answered {status}: {body}");
-            }
+        }
+        Ok(())
+    }
+
+    /// An operator's deposit into a wallet (`POST /admin/wallets/{id}/deposits`, with the admin
+    /// scope and a reason), once per `key`.
+    pub async fn operator_deposit(
+        &self,
+        wallet_id: &str,
+        currency: &str,
+        minor_units: u64,
+        key: &str,
+    ) -> anyhow::Result<()> {
+        let deposit = serde_json::json!({
+            "amount": {"minor_units": minor_units, "currency": currency},
+            "reason": "test funds",
+        });
+        let operator =
+            self.tokens
+                .token("paysaga-tests-operator", true, Duration::from_secs(600))?;
+        let (status, body) = self
+            .call_with_token(
+                Some(&operator),
+                reqwest::Method::POST,
+                &format!("/admin/wallets/{wallet_id}/deposits"),
+                Some(deposit),
+                Some(key),
+            )
+            .await?;
+        if status != 201 && status != 200 {
+            bail!("depositing into {wallet_id} answered {status}: {body}");
         }
         Ok(())
     }

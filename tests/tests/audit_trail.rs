@@ -58,6 +58,8 @@ async fn an_event_on_the_bus_twice_is_one_audit_entry() -> anyhow::Result<()> {
             deposit_id: DepositId::parse(&format!("dep_audit_{}", unique()))?,
             wallet_id: wallet.clone(),
             amount: Money::new(4_200, "EUR".parse()?)?,
+            issued_by: None,
+            reason: None,
         },
         Utc::now(),
     );
@@ -247,6 +249,8 @@ async fn concurrent_appends_to_one_stream_get_gap_free_versions_and_page_once() 
                     deposit_id: DepositId::parse(&format!("dep_audit_{n}_{}", unique()))?,
                     wallet_id: wallet.clone(),
                     amount: Money::new(100 + n, "EUR".parse()?)?,
+                    issued_by: None,
+                    reason: None,
                 },
                 Utc::now(),
             ))

@@ -70,24 +70,25 @@ async fn a_caller_reads_and_moves_only_its_own_wallets() -> anyhow::Result<()> {
         .token(&format!("bob-{}", unique()), false, HOUR)?;
     let alices = open_wallet(&stack, &alice).await?;
     let bobs = open_wallet(&stack, &bob).await?;
-    let deposit = json!({"amount": {"minor_units": 1_000, "currency": "EUR"}});
-    let deposits = format!("/wallets/{alices}/deposits");
-    let (status, body) = stack
-        .call_with_token(
-            Some(&alice),
-            Method::POST,
-            &deposits,
-            Some(deposit.clone()),
-            None,
-        )
+    stack
+        .operator_deposit(&alices, "EUR", 1_000, &unique())
         .await?;
-    ensure!(status == 201, "Alice's deposit: {status} {body}");
+    let top_up = json!({"funding_instrument": "fi_card_visa",
+                        "amount": {"minor_units": 1_000, "currency": "EUR"}});
+    let top_ups = format!("/wallets/{alices}/top-ups");
+    let payout = json!({"destination": "dst_bank_main",
+                        "amount": {"minor_units": 100, "currency": "EUR"}});
 
     let payment = json!({"from_wallet": alices, "to_wallet": bobs,
                          "amount": {"minor_units": 100, "currency": "EUR"}});
-    let requests: [(Method, String, Option<Value>); 5] = [
+    let requests: [(Method, String, Option<Value>); 6] = [
         (Method::GET, format!("/wallets/{alices}"), None),
-        (Method::POST, deposits.clone(), Some(deposit)),
+        (Method::POST, top_ups, Some(top_up)),
+        (
+            Method::POST,
+            format!("/wallets/{alices}/payouts"),
+            Some(payout),
+        ),
         (Method::POST, "/payments".to_owned(), Some(payment.clone())),
         (Method::GET, format!("/wallets/{alices}/transactions"), None),
         (Method::GET, format!("/payments?wallet={alices}"), None),
@@ -122,7 +123,7 @@ async fn a_caller_reads_and_moves_only_its_own_wallets() -> anyhow::Result<()> {
         wallet["available"]["minor_units"].as_u64().unwrap_or(0)
             + wallet["reserved"]["minor_units"].as_u64().unwrap_or(0)
             <= 2_000,
-        "only Alice's two deposits, less her payment, can be in her wallet: {wallet}"
+        "only the operator's deposit and Alice's top-up, less what she paid, can be in her wallet: {wallet}"
     );
     Ok(())
 }

@@ -218,7 +218,7 @@ async fn an_unparseable_message_ends_in_the_dlq_without_failing_its_batch_mates(
         failure["reason"]
             .as_str()
             .unwrap_or_default()
-            .contains("not a PaymentRequested event"),
+            .contains("not a requested payment"),
         "{failure}"
     );
     let receive_count = failure["receive_count"].as_u64().unwrap_or(0);
@@ -239,7 +239,7 @@ async fn the_readme_walkthrough_and_its_aws_cli_event_work_verbatim() -> anyhow:
     bob.act_as("bob")?;
     let root = repo_root();
 
-    // What the stack held before: the walk-through opens the wallets and deposits under an
+    // What the stack held before: the walk-through opens the wallets and tops Alice's up under an
     // Idempotency-Key (again on a stack that served it before: nothing changes), pays Bob 25.00
     // (a new payment every run), and the AWS CLI example pays him 12.50 as pay_demo_cli_0001
     // (once: a replayed event changes nothing).
@@ -293,6 +293,13 @@ async fn the_readme_walkthrough_and_its_aws_cli_event_work_verbatim() -> anyhow:
         "the payment finished: {walkthrough}"
     );
     assert!(
+        walkthrough
+            .lines()
+            .any(|line| line.contains(r#""kind":"top_up""#)
+                && line.contains(r#""status":"COMPLETED""#)),
+        "Alice's top-up completed: {walkthrough}"
+    );
+    assert!(
         walkthrough.contains(r#""code":"forbidden""#),
         "Alice's 403: {walkthrough}"
     );
@@ -322,7 +329,7 @@ async fn the_readme_walkthrough_and_its_aws_cli_event_work_verbatim() -> anyhow:
     assert_eq!(settled["amount"]["minor_units"], 2_500);
     let settled = stack.settled_payment("pay_demo_cli_0001", SETTLE).await?;
     assert_eq!(settled["status"], "COMPLETED", "{settled}");
-    let deposited = if opened_before { 0 } else { 10_000 };
+    let topped_up = if opened_before { 0 } else { 10_000 };
     let cli = if cli_paid_before { 0 } else { 1_250 };
     let after = (
         stack.balances("wal_demo_alice").await?.0,
@@ -330,7 +337,7 @@ async fn the_readme_walkthrough_and_its_aws_cli_event_work_verbatim() -> anyhow:
     );
     assert_eq!(
         after,
-        (before.0 + deposited - 2_500 - cli, before.1 + 2_500 + cli),
+        (before.0 + topped_up - 2_500 - cli, before.1 + 2_500 + cli),
         "Alice and Bob before: {before:?}"
     );
     Ok(())

@@ -101,10 +101,8 @@ async fn an_outcome_delivered_twice_notifies_each_recipient_once() -> anyhow::Re
     let DomainEvent::PaymentCompleted(detail) = &event else {
         unreachable!("built as a PaymentCompleted")
     };
-    let (payer, payee) = (
-        detail.data.from_wallet.to_string(),
-        detail.data.to_wallet.to_string(),
-    );
+    let wallets = detail.data.flow.wallet_ids();
+    let [payer, payee] = [&wallets[0], &wallets[1]].map(ToString::to_string);
     // The same event (same event_id) published twice, as a producer retrying would.
     for _ in 0..2 {
         put_event(&stack, event.detail_type(), event.detail_json()).await?;

@@ -5,6 +5,7 @@
 //! These need the stack running, so `cargo test` alone skips them; `make test` starts the
 //! stack and runs them with `--ignored`.
 
+use paysaga_domain::payment::Flow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
@@ -102,8 +103,10 @@ async fn an_event_on_the_bus_twice_changes_each_read_model_once() -> anyhow::Res
         now,
         PaymentEventData {
             payment_id: payment_id.clone(),
-            from_wallet: payer.clone(),
-            to_wallet: payee.clone(),
+            flow: Flow::Transfer {
+                from_wallet: payer.clone(),
+                to_wallet: payee.clone(),
+            },
             amount: Money::new(1_250, "EUR".parse()?)?,
             status: PaymentStatus::Completed,
             failure: None,
@@ -195,6 +198,8 @@ async fn an_event_of_an_unknown_version_ends_in_the_read_models_dlq_with_its_rea
             deposit_id: DepositId::parse(&deposit_id)?,
             wallet_id: WalletId::parse(&format!("wal_rm_{}", unique()))?,
             amount: Money::new(100, "EUR".parse()?)?,
+            issued_by: None,
+            reason: None,
         },
         Utc::now(),
     );

@@ -1,6 +1,8 @@
 //! The function's environment.
 
 use lambda_toolkit::env::{ConfigError, Environment};
+use paysaga_aws::config::{Resources, limits};
+use paysaga_domain::Limits;
 
 pub struct Config {
     /// `PARKED_MESSAGES_TABLE`: the messages the redrive parked, for replays.
@@ -9,6 +11,10 @@ pub struct Config {
     pub event_store_table: String,
     /// `READ_MODELS_TABLE`.
     pub read_models_table: String,
+    /// The tables and the event bus an operator's deposit writes and announces on.
+    pub resources: Resources,
+    /// `ALLOWED_CURRENCIES`, `MAX_DEPOSIT_MINOR_UNITS` (an operator's deposit).
+    pub limits: Limits,
 }
 
 impl Config {
@@ -17,6 +23,8 @@ impl Config {
             parked_messages_table: env.required("PARKED_MESSAGES_TABLE")?,
             event_store_table: env.required("EVENT_STORE_TABLE")?,
             read_models_table: env.required("READ_MODELS_TABLE")?,
+            resources: Resources::from_env(env)?,
+            limits: limits(env)?,
         })
     }
 }

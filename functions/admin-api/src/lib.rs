@@ -8,6 +8,11 @@
 //!   `{"body": "…"}`) back to its queue, as `make dlq-replay` does through the dlq-redrive
 //!   function. Optional `destination` (a queue ARN) and `force` (replay a body that breaks
 //!   the event contracts).
+//! - `POST /admin/wallets/{wallet_id}/deposits`, `{"amount": …, "reason": "…"}`: an operator
+//!   puts money into a wallet from the outside world's adjustments account (a correction, a
+//!   goodwill credit, test funds on a local stack), recorded with who issued it (the token's
+//!   subject) and why (required) in its `FundsDeposited` event, so in the audit trail.
+//!   `Idempotency-Key` honoured. A wallet's holder adds money by a top-up, never this way.
 //! - `POST /admin/read-models/rebuild`: applies one page of the audit trail to the live read
 //!   models and answers the counts and the `next` page's token; call again with
 //!   `{"after": next}` until `next` is `null`. A page is bounded ([`REBUILD_PAGE`]: so many
@@ -21,18 +26,25 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use chrono::Utc;
-use paysaga_domain::ports::{EventPageToken, EventStore, ReadModelWriter, StoreError};
+use paysaga_domain::ports::{
+    Deposit, EventPageToken, EventPublisher, EventStore, ReadModelWriter, StoreError, WalletStore,
+};
+use paysaga_domain::{
+    DepositId, FailureReason, Limits, Money, OperatorReason, OperatorRecord, Wallet, WalletId,
+};
 use paysaga_services::ServiceError;
 use paysaga_services::read_models::{self, PageBudget, RebuildStepError};
 use paysaga_services::redrive::parking::{ReplayError, ReplayRequest, replay};
 use paysaga_services::redrive::{ParkingLot, QueueError, RedriveQueues};
+use paysaga_services::wallets::{self, DepositResult};
 use serde::{Deserialize, Serialize};
 
-use paysaga_http::request::OptionalJsonBody;
+use paysaga_http::request::{JsonBody, OptionalJsonBody, idempotency_key, parse_id};
 use paysaga_http::{Admin, ApiError};
 
 pub use config::Config;
@@ -54,10 +66,99 @@ pub struct AdminApi {
     pub read_models: Arc<dyn ReadModelWriter>,
     /// How much of the audit trail one rebuild call takes on ([`REBUILD_PAGE`] in `main`).
     pub rebuild_page: PageBudget,
+    /// Where an operator's deposit is credited, and announced.
+    pub wallets: Arc<dyn WalletStore>,
+    pub events: Arc<dyn EventPublisher>,
+    /// The largest deposit, and the currencies wallets hold.
+    pub limits: Limits,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DepositBody {
+    amount: Money,
+    /// Why: required, kept in the audit trail.
+    reason: OperatorReason,
+}
+
+#[derive(Serialize)]
+struct DepositView {
+    deposit_id: DepositId,
+    amount: Money,
+    /// The wallet's balances after the deposit.
+    wallet_id: WalletId,
+    available: Money,
+    reserved: Money,
+}
+
+impl DepositView {
+    fn new(deposit: &Deposit, wallet: &Wallet) -> Self {
+        Self {
+            deposit_id: deposit.deposit_id.clone(),
+            amount: deposit.amount,
+            wallet_id: wallet.id().clone(),
+            available: wallet.available(),
+            reserved: wallet.reserved(),
+        }
+    }
+}
+
+async fn deposit(
+    State(admin): State<Arc<AdminApi>>,
+    operator: Admin,
+    Path(wallet_id): Path<String>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<DepositBody>,
+) -> Result<Response, ApiError> {
+    let amount =
+        Money::positive(body.amount.minor_units(), body.amount.currency()).map_err(|error| {
+            ApiError::Unprocessable {
+                code: "invalid_amount",
+                message: error.to_string(),
+            }
+        })?;
+    admin
+        .limits
+        .check_deposit(amount)
+        .map_err(|refusal| ApiError::Unprocessable {
+            code: refusal.code(),
+            message: refusal.to_string(),
+        })?;
+    let deposit = Deposit {
+        deposit_id: DepositId::generate(),
+        wallet_id: parse_id(&wallet_id, WalletId::parse)?,
+        amount,
+        idempotency_key: idempotency_key(&headers)?,
+        operator: OperatorRecord {
+            issued_by: operator.caller().owner().clone(),
+            reason: body.reason,
+        },
+    };
+    let (status, deposit, wallet) =
+        match wallets::deposit(admin.wallets.as_ref(), admin.events.as_ref(), deposit).await? {
+            DepositResult::Deposited { deposit, wallet } => (StatusCode::CREATED, deposit, wallet),
+            DepositResult::Replayed { deposit, wallet } => (StatusCode::OK, deposit, wallet),
+            DepositResult::KeyReused => {
+                return Err(ApiError::Conflict {
+                    code: "idempotency_key_reused",
+                    message: "this Idempotency-Key was used for a different request".to_owned(),
+                });
+            }
+            DepositResult::Refused(FailureReason::UnknownWallet { wallet_id }) => {
+                return Err(ApiError::NotFound(format!(
+                    "wallet {wallet_id} does not exist"
+                )));
+            }
+            DepositResult::Refused(reason) => return Err(ApiError::refused(&reason)),
+        };
+    // The reason and the operator stay out of the log: the audit trail keeps them.
+    tracing::info!(deposit_id = %deposit.deposit_id, wallet_id = %deposit.wallet_id, replayed = status == StatusCode::OK, "operator deposit");
+    Ok((status, Json(DepositView::new(&deposit, &wallet))).into_response())
 }
 
 pub fn admin_router(admin: Arc<AdminApi>) -> Router {
     Router::new()
+        .route("/admin/wallets/{wallet_id}/deposits", post(deposit))
         .route("/admin/parked/{parked_id}/replay", post(replay_parked))
         .route("/admin/read-models/rebuild", post(rebuild_read_models))
         .with_state(admin)

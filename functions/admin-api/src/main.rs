@@ -5,7 +5,11 @@ use std::sync::Arc;
 
 use admin_api::{AdminApi, Config, REBUILD_PAGE, admin_router};
 use lambda_toolkit::aws::sdk_config;
-use paysaga_aws::{DynamoDbEventStore, DynamoDbParking, DynamoDbReadModels, SqsRedriveQueues};
+use paysaga_aws::{
+    DynamoDbEventStore, DynamoDbLedger, DynamoDbParking, DynamoDbReadModels, EventBridgePublisher,
+    SqsRedriveQueues,
+};
+use paysaga_domain::events::FUNDS_DEPOSITED;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -29,6 +33,13 @@ async fn main() -> anyhow::Result<()> {
             config.read_models_table,
         )),
         rebuild_page: REBUILD_PAGE,
+        wallets: Arc::new(DynamoDbLedger::from_config(&sdk, config.resources.tables)),
+        events: Arc::new(EventBridgePublisher::from_config(
+            &sdk,
+            config.resources.event_bus_name,
+            &[FUNDS_DEPOSITED],
+        )),
+        limits: config.limits,
     }));
     paysaga_http::serve(app).await
 }

@@ -14,7 +14,9 @@ use http::StatusCode;
 use paysaga_domain::events::FundsDeposited;
 use paysaga_domain::ports::{EventStore, ReadModelReader};
 use paysaga_domain::{DepositId, DomainEvent, Money, WalletId};
-use paysaga_services::fakes::{InMemoryEventStore, InMemoryParking, InMemoryQueues};
+use paysaga_services::fakes::{
+    InMemoryEventStore, InMemoryLedger, InMemoryParking, InMemoryQueues, RecordingPublisher,
+};
 use paysaga_services::read_models::{InMemoryReadModels, PageBudget, PageRequest};
 use paysaga_services::redrive::parking::ParkedStatus;
 use paysaga_services::redrive::{ParkedMessage, ParkingLot, QueueRef};
@@ -30,6 +32,8 @@ struct World {
     parking: Arc<InMemoryParking>,
     event_store: Arc<InMemoryEventStore>,
     read_models: Arc<InMemoryReadModels>,
+    ledger: Arc<InMemoryLedger>,
+    events: Arc<RecordingPublisher>,
 }
 
 /// The admin routes, as `main` assembles them.
@@ -47,12 +51,17 @@ fn world_with(rebuild_page: PageBudget) -> World {
     let parking = Arc::new(InMemoryParking::default());
     let event_store = Arc::new(InMemoryEventStore::new(10));
     let read_models = Arc::new(InMemoryReadModels::default());
+    let ledger = Arc::new(InMemoryLedger::default());
+    let events = Arc::new(RecordingPublisher::default());
     let app = admin_router(Arc::new(AdminApi {
         parking: parking.clone(),
         queues: queues.clone(),
         event_store: event_store.clone(),
         read_models: read_models.clone(),
         rebuild_page,
+        wallets: ledger.clone(),
+        events: events.clone(),
+        limits: Default::default(),
     }));
     World {
         app,
@@ -60,6 +69,8 @@ fn world_with(rebuild_page: PageBudget) -> World {
         parking,
         event_store,
         read_models,
+        ledger,
+        events,
     }
 }
 
@@ -144,6 +155,8 @@ async fn deposits_in_the_audit_trail(world: &World, n: usize) -> WalletId {
                 deposit_id: DepositId::parse(&format!("dep_{n}")).expect("an id"),
                 wallet_id: wallet_id.clone(),
                 amount: Money::new(100, eur).expect("an amount"),
+                issued_by: None,
+                reason: None,
             },
             Utc::now(),
         );
@@ -219,4 +232,102 @@ async fn a_rebuild_call_takes_on_a_bounded_page_and_the_next_resumes_where_it_st
     let wallet_id = deposits_in_the_audit_trail(&world, 3).await;
     assert_eq!(rebuild_call_by_call(&world).await, [1, 1, 1]);
     assert_eq!(transactions_of(&world, &wallet_id).await, 3);
+}
+
+/// The fixture `apigw-admin-deposit.json` with its body replaced.
+fn admin_deposit(body: Value) -> Value {
+    let mut event = support::fixture("apigw-admin-deposit.json");
+    event["body"] = Value::String(body.to_string());
+    event
+}
+
+async fn open_demo_wallet(world: &World) {
+    let wallet = paysaga_domain::Wallet::open(
+        WalletId::parse("wal_demo_alice").expect("an id"),
+        "EUR".parse().expect("EUR"),
+        Utc::now(),
+    );
+    use paysaga_domain::ports::WalletStore;
+    world.ledger.open_wallet(&wallet).await.expect("in memory");
+}
+
+#[tokio::test]
+async fn an_operators_deposit_is_credited_once_and_announced_with_who_and_why() {
+    let world = world();
+    open_demo_wallet(&world).await;
+    let (status, first) = send(&world.app, &support::fixture("apigw-admin-deposit.json")).await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    assert_eq!(first["available"]["minor_units"], 10_000);
+    let (status, replay) = send(&world.app, &support::fixture("apigw-admin-deposit.json")).await;
+    assert_eq!(status, StatusCode::OK, "{replay}");
+    assert_eq!(replay["deposit_id"], first["deposit_id"]);
+    assert_eq!(replay["available"]["minor_units"], 10_000);
+
+    let announced = world.events.published();
+    let Some(DomainEvent::FundsDeposited(detail)) = announced.first() else {
+        panic!("a FundsDeposited: {announced:?}")
+    };
+    assert_eq!(
+        detail.data.issued_by.as_ref().map(|owner| owner.as_str()),
+        Some("demo-ops"),
+        "the token's subject"
+    );
+    assert_eq!(
+        detail.data.reason.as_ref().map(|reason| reason.as_str()),
+        Some("opening balance, ticket OPS-1")
+    );
+    // Booked from the outside world's adjustments account: the books still sum to zero.
+    let books: paysaga_domain::Balances = world.ledger.journal().iter().collect();
+    assert_eq!(books.sum_by_currency().get("EUR"), Some(&0));
+
+    let other_amount =
+        admin_deposit(json!({"amount": {"minor_units": 1, "currency": "EUR"}, "reason": "x"}));
+    let (status, body) = send(&world.app, &other_amount).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("idempotency_key_reused"))
+    );
+}
+
+#[tokio::test]
+async fn an_operators_deposit_needs_the_admin_scope_a_reason_and_a_wallet() {
+    let world = world();
+    open_demo_wallet(&world).await;
+    for who in [ALICE, As::Nobody] {
+        let event = at(
+            request("apigw-admin-deposit.json", who, None),
+            "POST",
+            "/admin/wallets/wal_demo_alice/deposits",
+            "/admin/wallets/{wallet_id}/deposits",
+        );
+        let (status, body) = send(&world.app, &event).await;
+        assert!(
+            status == StatusCode::FORBIDDEN || status == StatusCode::UNAUTHORIZED,
+            "{status} {body}"
+        );
+    }
+    let amount = json!({"minor_units": 500, "currency": "EUR"});
+    for (body, expected) in [
+        (json!({"amount": amount}), StatusCode::BAD_REQUEST),
+        (
+            json!({"amount": amount, "reason": " "}),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"amount": amount, "reason": "refund to bob@example.com"}),
+            StatusCode::BAD_REQUEST,
+        ),
+    ] {
+        let (status, answer) = send(&world.app, &admin_deposit(body.clone())).await;
+        assert_eq!(status, expected, "{body}: {answer}");
+        assert!(!answer.to_string().contains("bob@example.com"), "{answer}");
+    }
+    let mut unknown = admin_deposit(json!({"amount": amount, "reason": "test"}));
+    unknown["rawPath"] = json!("/admin/wallets/wal_nobody/deposits");
+    unknown["requestContext"]["http"]["path"] = unknown["rawPath"].clone();
+    unknown["headers"]["idempotency-key"] = json!("another-key");
+    let (status, body) = send(&world.app, &unknown).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    assert!(world.events.published().is_empty(), "nothing was announced");
+    assert!(world.ledger.journal().is_empty(), "nothing moved");
 }

@@ -9,7 +9,7 @@ pub struct Config {
     pub resources: Resources,
     /// `READ_MODELS_TABLE`.
     pub read_models_table: String,
-    /// `ALLOWED_CURRENCIES`, `MAX_PAYMENT_MINOR_UNITS`, `MAX_DEPOSIT_MINOR_UNITS`.
+    /// `ALLOWED_CURRENCIES`, `MAX_PAYMENT_MINOR_UNITS`.
     pub limits: Limits,
 }
 

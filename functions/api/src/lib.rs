@@ -5,15 +5,19 @@
 //! |-------------------------------------|-----------------------------------------------|
 //! | `POST /wallets`                     | opens a wallet (`201`, or `200` if it exists)  |
 //! | `GET /wallets/{wallet_id}`          | reads a wallet                                 |
-//! | `POST /wallets/{wallet_id}/deposits`| credits a deposit (`Idempotency-Key` honoured) |
-//! | `POST /payments`                    | submits a payment (`202`; `Idempotency-Key`)   |
+//! | `POST /wallets/{wallet_id}/top-ups` | submits a top-up from a funding instrument (`202`; `Idempotency-Key`) |
+//! | `POST /wallets/{wallet_id}/payouts` | submits a payout to a destination (`202`; `Idempotency-Key`) |
+//! | `POST /payments`                    | submits a transfer to another wallet (`202`; `Idempotency-Key`) |
 //! | `GET /payments/{payment_id}`        | reads a payment's status                       |
 //! | `GET /wallets/{wallet_id}/transactions` | a wallet's transactions, newest first, paged ([`read_router`]) |
 //! | `GET /payments?wallet={wallet_id}`  | a wallet's payments, newest first, paged ([`read_router`]) |
 //!
 //! Every route needs a caller ([`Caller`]: the claims API Gateway's JWT authorizer vouched
-//! for); a caller reads and moves only the wallets it owns (403 otherwise). The operators'
-//! routes (`/admin/...`) are another function's, `admin-api`; both serve with `paysaga_http`.
+//! for); a caller reads and moves only the wallets it owns (403 otherwise). Money enters a
+//! wallet only by a top-up the processor charged, and leaves it only by a transfer or a
+//! payout: all three are payments, run by the saga, read at `GET /payments/{payment_id}`.
+//! The operators' routes (`/admin/...`, an operator's deposit among them) are another
+//! function's, `admin-api`; both serve with `paysaga_http`.
 
 mod config;
 mod limits;
@@ -27,21 +31,21 @@ use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use paysaga_domain::ports::{
-    Deposit, EventPublisher, OpenWallet, Ownership, PaymentLog, WalletStore,
-};
+use paysaga_domain::ids::{FundingInstrumentId, PayoutDestinationId};
+use paysaga_domain::payment::Flow;
+use paysaga_domain::ports::{EventPublisher, OpenWallet, Ownership, PaymentLog, WalletStore};
 use paysaga_domain::{
-    Currency, DepositId, IdempotencyKey, Money, PaymentId, PaymentRequest, Priority, WalletId,
+    Currency, IdempotencyKey, Money, PaymentId, PaymentRequest, Priority, WalletId,
 };
 use paysaga_services::payments::{self, Submission};
-use paysaga_services::wallets::{self, DepositResult};
+use paysaga_services::wallets;
 use serde::Deserialize;
 
 pub use config::Config;
 use paysaga_http::request::{JsonBody, idempotency_key, parse_id};
 pub use paysaga_http::{ADMIN_SCOPE, ApiError, Caller};
 pub use reads::{ReadApi, read_router};
-use views::{DepositView, PaymentView, WalletView};
+use views::{PaymentView, WalletView};
 
 /// Request bodies larger than this are refused with a 413.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -51,7 +55,7 @@ pub struct Api {
     pub wallets: Arc<dyn WalletStore>,
     pub payments: Arc<dyn PaymentLog>,
     pub events: Arc<dyn EventPublisher>,
-    /// The currencies wallets may hold, the largest payment and deposit.
+    /// The currencies wallets may hold and the largest payment.
     pub limits: paysaga_domain::Limits,
 }
 
@@ -59,7 +63,8 @@ pub fn router(api: Arc<Api>) -> Router {
     Router::new()
         .route("/wallets", post(open_wallet))
         .route("/wallets/{wallet_id}", get(read_wallet))
-        .route("/wallets/{wallet_id}/deposits", post(deposit))
+        .route("/wallets/{wallet_id}/top-ups", post(submit_top_up))
+        .route("/wallets/{wallet_id}/payouts", post(submit_payout))
         .route("/payments", post(submit_payment))
         .route("/payments/{payment_id}", get(read_payment))
         .fallback(|| async { ApiError::NotFound("no such route".to_owned()) })
@@ -129,38 +134,6 @@ async fn read_wallet(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct DepositBody {
-    amount: Money,
-}
-
-async fn deposit(
-    State(api): State<Arc<Api>>,
-    caller: Caller,
-    Path(wallet_id): Path<String>,
-    headers: HeaderMap,
-    JsonBody(body): JsonBody<DepositBody>,
-) -> Result<Response, ApiError> {
-    let deposit = Deposit {
-        deposit_id: DepositId::generate(),
-        wallet_id: parse_id(&wallet_id, WalletId::parse)?,
-        amount: limits::deposit(&api.limits, positive(body.amount)?)?,
-        idempotency_key: idempotency_key(&headers)?,
-    };
-    must_own(api.wallets.as_ref(), &caller, &deposit.wallet_id).await?;
-    match wallets::deposit(api.wallets.as_ref(), api.events.as_ref(), deposit).await? {
-        DepositResult::Deposited { deposit, wallet } => {
-            Ok((StatusCode::CREATED, DepositView::new(&deposit, &wallet)).into_response())
-        }
-        DepositResult::Replayed { deposit, wallet } => {
-            Ok(DepositView::new(&deposit, &wallet).into_response())
-        }
-        DepositResult::KeyReused => Err(key_reused()),
-        DepositResult::Refused(reason) => Err(ApiError::refused(&reason)),
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 struct PaymentBody {
     from_wallet: WalletId,
     to_wallet: WalletId,
@@ -170,17 +143,40 @@ struct PaymentBody {
     priority: Priority,
 }
 
-impl PaymentBody {
-    /// The request, named by the idempotency key when there is one (a retry names the same
-    /// payment).
-    fn submitted(self, key: Option<&IdempotencyKey>) -> Result<PaymentRequest, ApiError> {
-        PaymentRequest::submitted(self.from_wallet, self.to_wallet, self.amount, key)
-            .map(|request| request.with_priority(self.priority))
-            .map_err(|error| ApiError::Unprocessable {
-                code: "invalid_payment",
-                message: error.to_string(),
-            })
-    }
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TopUpBody {
+    /// The caller's funding instrument at the processor (`fi_…`), which it charges.
+    funding_instrument: FundingInstrumentId,
+    amount: Money,
+    #[serde(default)]
+    priority: Priority,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PayoutBody {
+    /// The caller's destination at the processor (`dst_…`), which it pays.
+    destination: PayoutDestinationId,
+    amount: Money,
+    #[serde(default)]
+    priority: Priority,
+}
+
+/// A payment of `flow` as submitted: named by the idempotency key when there is one (a retry
+/// names the same payment).
+fn submitted(
+    flow: Flow,
+    amount: Money,
+    priority: Priority,
+    key: Option<&IdempotencyKey>,
+) -> Result<PaymentRequest, ApiError> {
+    PaymentRequest::submitted(flow, amount, key)
+        .map(|request| request.with_priority(priority))
+        .map_err(|error| ApiError::Unprocessable {
+            code: "invalid_payment",
+            message: error.to_string(),
+        })
 }
 
 async fn submit_payment(
@@ -189,10 +185,55 @@ async fn submit_payment(
     headers: HeaderMap,
     JsonBody(body): JsonBody<PaymentBody>,
 ) -> Result<Response, ApiError> {
-    let key = idempotency_key(&headers)?;
-    let request = body.submitted(key.as_ref())?;
+    let flow = Flow::Transfer {
+        from_wallet: body.from_wallet,
+        to_wallet: body.to_wallet,
+    };
+    submit(&api, &caller, &headers, flow, body.amount, body.priority).await
+}
+
+async fn submit_top_up(
+    State(api): State<Arc<Api>>,
+    caller: Caller,
+    Path(wallet_id): Path<String>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<TopUpBody>,
+) -> Result<Response, ApiError> {
+    let flow = Flow::TopUp {
+        funding_instrument: body.funding_instrument,
+        to_wallet: parse_id(&wallet_id, WalletId::parse)?,
+    };
+    submit(&api, &caller, &headers, flow, body.amount, body.priority).await
+}
+
+async fn submit_payout(
+    State(api): State<Arc<Api>>,
+    caller: Caller,
+    Path(wallet_id): Path<String>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<PayoutBody>,
+) -> Result<Response, ApiError> {
+    let flow = Flow::Payout {
+        from_wallet: parse_id(&wallet_id, WalletId::parse)?,
+        destination: body.destination,
+    };
+    submit(&api, &caller, &headers, flow, body.amount, body.priority).await
+}
+
+/// Submits a payment of any flow for its payer's owner: 202 with the payment and where to
+/// follow it.
+async fn submit(
+    api: &Api,
+    caller: &Caller,
+    headers: &HeaderMap,
+    flow: Flow,
+    amount: Money,
+    priority: Priority,
+) -> Result<Response, ApiError> {
+    let key = idempotency_key(headers)?;
+    let request = submitted(flow, positive(amount)?, priority, key.as_ref())?;
     limits::payment(&api.limits, request.amount())?;
-    must_own(api.wallets.as_ref(), &caller, request.from_wallet()).await?;
+    must_own(api.wallets.as_ref(), caller, request.payer_wallet()).await?;
     match payments::submit_payment(
         api.payments.as_ref(),
         api.events.as_ref(),
@@ -222,11 +263,12 @@ async fn read_payment(
     let payment_id: PaymentId = parse_id(&payment_id, PaymentId::parse)?;
     match payments::payment(api.payments.as_ref(), &payment_id).await? {
         Some(payment) => {
-            // The payer's owner and the payee's may read it.
-            let request = &payment.request;
-            if !owns(api.wallets.as_ref(), &caller, request.from_wallet()).await?
-                && !owns(api.wallets.as_ref(), &caller, request.to_wallet()).await?
-            {
+            // The owner of any wallet it touches may read it (a transfer's payer and payee).
+            let mut readable = false;
+            for wallet_id in payment.request.flow().wallet_ids() {
+                readable = readable || owns(api.wallets.as_ref(), &caller, &wallet_id).await?;
+            }
+            if !readable {
                 return Err(ApiError::Forbidden(format!(
                     "payment {payment_id} is between wallets of other callers"
                 )));

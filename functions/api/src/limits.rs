@@ -13,12 +13,6 @@ pub(crate) fn refused(refusal: LimitRefusal) -> ApiError {
     }
 }
 
-/// The deposit's amount, when within the limits.
-pub(crate) fn deposit(limits: &Limits, amount: Money) -> Result<Money, ApiError> {
-    limits.check_deposit(amount).map_err(refused)?;
-    Ok(amount)
-}
-
 /// Ok when a payment of `amount` is within the limits.
 pub(crate) fn payment(limits: &Limits, amount: Money) -> Result<(), ApiError> {
     limits.check_payment(amount).map_err(refused)

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use api::{Api, Config, ReadApi, read_router, router};
 use lambda_toolkit::aws::sdk_config;
 use paysaga_aws::{DynamoDbLedger, DynamoDbReadModels, EventBridgePublisher};
-use paysaga_domain::events::{FUNDS_DEPOSITED, PAYMENT_REQUESTED};
+use paysaga_domain::events::{PAYMENT_REQUESTED, PAYOUT_REQUESTED, TOP_UP_REQUESTED};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -24,7 +24,7 @@ async fn main() -> anyhow::Result<()> {
         events: Arc::new(EventBridgePublisher::from_config(
             &sdk,
             bus,
-            &[PAYMENT_REQUESTED, FUNDS_DEPOSITED],
+            &[PAYMENT_REQUESTED, TOP_UP_REQUESTED, PAYOUT_REQUESTED],
         )),
     }))
     .merge(read_router(Arc::new(ReadApi {

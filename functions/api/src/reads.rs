@@ -4,6 +4,7 @@
 //! on the last page). The read models trail the ledger by the time an event takes to be
 //! projected; a wallet with no events has an empty list. Only the wallet's owner reads them.
 
+use paysaga_domain::payment::{Flow, FlowKind};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -169,10 +170,13 @@ struct PaymentsView {
 #[derive(Serialize)]
 struct WalletPaymentView {
     payment_id: PaymentId,
-    /// The wallet's side of the payment: `payer` or `payee`.
+    /// The wallet's side of the payment: `payer` (debited) or `payee` (credited).
     role: PaymentRole,
-    from_wallet: WalletId,
-    to_wallet: WalletId,
+    /// `transfer`, `top_up` or `payout`.
+    kind: FlowKind,
+    /// The payment's parties, as its request names them.
+    #[serde(flatten)]
+    flow: Flow,
     amount: Money,
     status: PaymentStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -186,8 +190,8 @@ impl From<WalletPayment> for WalletPaymentView {
         Self {
             payment_id: payment.payment_id,
             role: payment.role,
-            from_wallet: payment.from_wallet,
-            to_wallet: payment.to_wallet,
+            kind: payment.flow.kind(),
+            flow: payment.flow,
             amount: payment.amount,
             status: payment.status,
             failure: payment.failure.map(FailureView::from),

@@ -3,9 +3,9 @@
 use axum::Json;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
-use paysaga_domain::ports::Deposit;
+use paysaga_domain::payment::{Flow, FlowKind};
 use paysaga_domain::{
-    DepositId, FailureReason, Money, Payment, PaymentId, PaymentStatus, Priority, Wallet, WalletId,
+    FailureReason, Money, Payment, PaymentId, PaymentStatus, Priority, Wallet, WalletId,
 };
 use serde::Serialize;
 
@@ -31,28 +31,14 @@ impl From<&Wallet> for WalletView {
 }
 
 #[derive(Serialize)]
-pub struct DepositView {
-    deposit_id: DepositId,
-    amount: Money,
-    wallet: WalletView,
-}
-
-impl DepositView {
-    pub fn new(deposit: &Deposit, wallet: &Wallet) -> Self {
-        Self {
-            deposit_id: deposit.deposit_id.clone(),
-            amount: deposit.amount,
-            wallet: wallet.into(),
-        }
-    }
-}
-
-#[derive(Serialize)]
 pub struct PaymentView {
     payment_id: PaymentId,
     status: PaymentStatus,
-    from_wallet: WalletId,
-    to_wallet: WalletId,
+    /// `transfer`, `top_up` or `payout`.
+    kind: FlowKind,
+    /// The payment's parties, as its request names them.
+    #[serde(flatten)]
+    flow: Flow,
     amount: Money,
     priority: Priority,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -77,8 +63,8 @@ impl From<&Payment> for PaymentView {
         Self {
             payment_id: request.payment_id().clone(),
             status: payment.status,
-            from_wallet: request.from_wallet().clone(),
-            to_wallet: request.to_wallet().clone(),
+            kind: request.kind(),
+            flow: request.flow().clone(),
             amount: request.amount(),
             priority: request.priority(),
             failure: payment.failure.as_ref().map(|reason| FailureView {
@@ -101,4 +87,4 @@ macro_rules! json_response {
         }
     )*};
 }
-json_response!(WalletView, DepositView, PaymentView);
+json_response!(WalletView, PaymentView);

@@ -42,14 +42,26 @@ fn open(wallet_id: &str, who: As) -> Value {
     )
 }
 
-fn deposit(wallet_id: &str, minor_units: u64, who: As) -> Value {
+fn top_up(wallet_id: &str, who: As) -> Value {
     let event = request(
-        "apigw-deposit.json",
+        "apigw-top-up.json",
         who,
-        Some(json!({"amount": {"minor_units": minor_units, "currency": "EUR"}})),
+        Some(
+            json!({"funding_instrument": "fi_card", "amount": {"minor_units": 100, "currency": "EUR"}}),
+        ),
     );
-    let path = format!("/wallets/{wallet_id}/deposits");
-    at(event, "POST", &path, "/wallets/{wallet_id}/deposits")
+    let path = format!("/wallets/{wallet_id}/top-ups");
+    at(event, "POST", &path, "/wallets/{wallet_id}/top-ups")
+}
+
+fn payout(wallet_id: &str, who: As) -> Value {
+    let event = request(
+        "apigw-payout.json",
+        who,
+        Some(json!({"destination": "dst_bank", "amount": {"minor_units": 100, "currency": "EUR"}})),
+    );
+    let path = format!("/wallets/{wallet_id}/payouts");
+    at(event, "POST", &path, "/wallets/{wallet_id}/payouts")
 }
 
 fn pay(from: &str, to: &str, who: As) -> Value {
@@ -99,7 +111,8 @@ async fn no_verified_caller_is_a_401_on_every_route() {
     let world = world();
     let routes = [
         open("wal_alice", As::Nobody),
-        deposit("wal_alice", 100, As::Nobody),
+        top_up("wal_alice", As::Nobody),
+        payout("wal_alice", As::Nobody),
         pay("wal_alice", "wal_bob", As::Nobody),
         read_wallet("wal_alice", As::Nobody),
         read_payment("pay_x", As::Nobody),
@@ -130,12 +143,7 @@ async fn a_caller_reads_and_moves_its_own_wallets_and_no_one_elses() {
         send(&world.app, &open("wal_bob", BOB)).await.0,
         StatusCode::CREATED
     );
-    assert_eq!(
-        send(&world.app, &deposit("wal_alice", 1_000, ALICE))
-            .await
-            .0,
-        StatusCode::CREATED
-    );
+    world.ledger.fund("wal_alice", 1_000).await;
 
     // Alice's own wallet: 2xx.
     let (status, wallet) = send(&world.app, &read_wallet("wal_alice", ALICE)).await;
@@ -147,7 +155,8 @@ async fn a_caller_reads_and_moves_its_own_wallets_and_no_one_elses() {
     // Someone else's: 403 with a JSON body, and nothing moves.
     let forbidden = [
         read_wallet("wal_alice", BOB),
-        deposit("wal_alice", 5, BOB),
+        top_up("wal_alice", BOB),
+        payout("wal_alice", BOB),
         pay("wal_alice", "wal_bob", BOB),
         open("wal_alice", BOB),
         transactions("wal_alice", BOB),
@@ -172,7 +181,7 @@ async fn a_caller_reads_and_moves_its_own_wallets_and_no_one_elses() {
     assert_eq!(
         alice.balance_minor_units(),
         1_000,
-        "bob's deposit did not land"
+        "nothing bob asked for moved alice's money"
     );
 
     assert_eq!(
@@ -198,6 +207,8 @@ async fn a_caller_reads_and_moves_its_own_wallets_and_no_one_elses() {
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
 
     // A wallet that does not exist is a 404, whoever asks.
-    let (status, _) = send(&world.app, &deposit("wal_nobody", 5, MALLORY)).await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
+    for event in [top_up("wal_nobody", MALLORY), payout("wal_nobody", MALLORY)] {
+        let (status, body) = send(&world.app, &event).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    }
 }

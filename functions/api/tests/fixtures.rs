@@ -71,52 +71,20 @@ async fn opening_a_wallet_twice_returns_the_same_wallet() {
 }
 
 #[tokio::test]
-async fn a_retried_deposit_credits_once() {
+async fn no_caller_deposits_money_a_top_up_is_the_way_in() {
     let api = test_api();
     open_demo_wallets(&api).await;
-    let (status, first) = send(&api.app, &fixture("apigw-deposit.json")).await;
-    assert_eq!(status, StatusCode::CREATED);
-    assert_eq!(first["wallet"]["available"]["minor_units"], 10_000);
-    let (status, replay) = send(&api.app, &fixture("apigw-deposit.json")).await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(replay["deposit_id"], first["deposit_id"]);
-    assert_eq!(replay["wallet"]["available"]["minor_units"], 10_000);
-
+    let mut deposit = with_body(
+        fixture("apigw-top-up.json"),
+        json!({"amount": {"minor_units": 10_000, "currency": "EUR"}}),
+    );
+    deposit["rawPath"] = json!("/wallets/wal_demo_alice/deposits");
+    deposit["requestContext"]["http"]["path"] = deposit["rawPath"].clone();
+    let (status, body) = send(&api.app, &deposit).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     let (_, wallet) = send(&api.app, &fixture("apigw-read-wallet.json")).await;
-    assert_eq!(wallet["available"]["minor_units"], 10_000);
-
-    let other_amount = with_body(
-        fixture("apigw-deposit.json"),
-        json!({"amount": {"minor_units": 1, "currency": "EUR"}}),
-    );
-    let (status, body) = send(&api.app, &other_amount).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::CONFLICT, Some("idempotency_key_reused"))
-    );
-}
-
-#[tokio::test]
-async fn deposits_are_refused_for_unknown_wallets_and_other_currencies() {
-    let api = test_api();
-    let (status, body) = send(&api.app, &fixture("apigw-deposit.json")).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::NOT_FOUND, Some("not_found"))
-    );
-
-    open_demo_wallets(&api).await;
-    let usd = with_body(
-        fixture("apigw-deposit.json"),
-        json!({"amount": {"minor_units": 5, "currency": "USD"}}),
-    );
-    let mut usd = usd;
-    usd["headers"]["idempotency-key"] = json!("another-key");
-    let (status, body) = send(&api.app, &usd).await;
-    assert_eq!(
-        (status, body["error"]["code"].as_str()),
-        (StatusCode::UNPROCESSABLE_ENTITY, Some("currency_mismatch"))
-    );
+    assert_eq!(wallet["available"]["minor_units"], 0);
+    assert!(api.events.published().is_empty());
 }
 
 #[tokio::test]
@@ -178,6 +146,77 @@ async fn a_payment_is_accepted_announced_and_idempotent() {
     assert_eq!(
         (status, body["payment_id"].as_str()),
         (StatusCode::OK, Some(payment_id.as_str()))
+    );
+}
+
+#[tokio::test]
+async fn a_top_up_and_a_payout_are_payments_of_their_wallet_accepted_and_idempotent() {
+    let api = test_api();
+    open_demo_wallets(&api).await;
+    for (fixture_name, kind, party, detail_type) in [
+        (
+            "apigw-top-up.json",
+            "top_up",
+            ("funding_instrument", "fi_demo_card"),
+            "TopUpRequested",
+        ),
+        (
+            "apigw-payout.json",
+            "payout",
+            ("destination", "dst_demo_bank"),
+            "PayoutRequested",
+        ),
+    ] {
+        let (status, payment) = send(&api.app, &fixture(fixture_name)).await;
+        assert_eq!(status, StatusCode::ACCEPTED, "{payment}");
+        assert_eq!(
+            (payment["kind"].as_str(), payment["status"].as_str()),
+            (Some(kind), Some("PENDING"))
+        );
+        assert_eq!(payment[party.0], party.1);
+        let wallet_side = if kind == "top_up" {
+            "to_wallet"
+        } else {
+            "from_wallet"
+        };
+        assert_eq!(payment[wallet_side], "wal_demo_alice");
+        let (status, again) = send(&api.app, &fixture(fixture_name)).await;
+        assert_eq!(
+            (status, &again["payment_id"]),
+            (StatusCode::ACCEPTED, &payment["payment_id"])
+        );
+        let announced = api.events.published();
+        let last = announced.last().expect("announced");
+        assert_eq!(last.detail_type(), detail_type);
+        assert_eq!(
+            last.event_id(),
+            format!("{}/1", payment["payment_id"].as_str().expect("an id"))
+        );
+    }
+    // Neither moved money yet: the saga does that.
+    let (_, wallet) = send(&api.app, &fixture("apigw-read-wallet.json")).await;
+    assert_eq!(wallet["available"]["minor_units"], 0);
+
+    // Another caller's wallet is not the caller's to top up or pay out.
+    for fixture_name in ["apigw-top-up.json", "apigw-payout.json"] {
+        let mut other = fixture(fixture_name);
+        other["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] = json!("demo-mallory");
+        let (status, body) = send(&api.app, &other).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{fixture_name}: {body}");
+    }
+    // A malformed instrument is a 4xx saying so.
+    let bad = with_body(
+        fixture("apigw-top-up.json"),
+        json!({"funding_instrument": "card-4111", "amount": {"minor_units": 1, "currency": "EUR"}}),
+    );
+    let (status, body) = send(&api.app, &bad).await;
+    assert!(status.is_client_error(), "{status} {body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("funding instrument"),
+        "{body}"
     );
 }
 

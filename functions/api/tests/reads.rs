@@ -34,6 +34,8 @@ async fn app_with(payments: i64) -> Router {
             deposit_id: DepositId::parse("dep_demo_0").expect("id"),
             wallet_id: wallet("wal_demo_alice"),
             amount: Money::new(10_000, eur).expect("amount"),
+            issued_by: None,
+            reason: None,
         },
         t0,
     )];

@@ -1,6 +1,7 @@
-//! The payment saga consumer: each SQS message is a `PaymentRequested` event (from the payments
-//! queue or, for urgent payments, the urgent payments queue: two triggers, each with its own
-//! concurrency and DLQ), driven to COMPLETED or FAILED ([`paysaga_services::saga`]).
+//! The payment saga consumer: each SQS message is a requested payment of one of the three flows
+//! (`PaymentRequested`, `TopUpRequested`, `PayoutRequested`; from the payments queue or, for
+//! urgent payments, the urgent payments queue: two triggers, each with its own concurrency and
+//! DLQ), driven to COMPLETED or FAILED ([`paysaga_services::saga`]).
 //!
 //! Metrics, besides the consumer's: `PaymentsCompleted`, `PaymentsFailed`, `PaymentsCompensated`
 //! (FAILED after undoing a reservation or a charge) and the processor's `CircuitBreakerState`.

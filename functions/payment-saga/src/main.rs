@@ -6,7 +6,10 @@ use lambda_toolkit::aws::{sdk_config, sqs_consumer};
 use lambda_toolkit::metrics::MetricsSink;
 use payment_saga::{Config, PaymentSaga};
 use paysaga_aws::{DynamoDbLedger, EventBridgePublisher, METRICS_NAMESPACE};
-use paysaga_domain::events::{PAYMENT_COMPLETED, PAYMENT_FAILED, PAYMENT_REQUESTED};
+use paysaga_domain::events::{
+    PAYMENT_COMPLETED, PAYMENT_FAILED, PAYMENT_REQUESTED, PAYOUT_COMPLETED, PAYOUT_FAILED,
+    PAYOUT_REQUESTED, TOP_UP_COMPLETED, TOP_UP_FAILED, TOP_UP_REQUESTED,
+};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -22,7 +25,17 @@ async fn main() -> anyhow::Result<()> {
             &sdk,
             bus,
             // Its outcomes, and a payment handed to a fresh delivery (announced again).
-            &[PAYMENT_COMPLETED, PAYMENT_FAILED, PAYMENT_REQUESTED],
+            &[
+                PAYMENT_COMPLETED,
+                PAYMENT_FAILED,
+                PAYMENT_REQUESTED,
+                TOP_UP_COMPLETED,
+                TOP_UP_FAILED,
+                TOP_UP_REQUESTED,
+                PAYOUT_COMPLETED,
+                PAYOUT_FAILED,
+                PAYOUT_REQUESTED,
+            ],
         )),
         processor,
         settings: config.saga,

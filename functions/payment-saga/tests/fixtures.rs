@@ -158,7 +158,7 @@ fn a_body_that_is_not_a_payment_request_fails_for_good_saying_why() {
         .expect_err("a body that is not JSON is no payment request")
         .to_string();
     assert!(
-        reason.starts_with("not a PaymentRequested event: not an EventBridge event"),
+        reason.starts_with("not a requested payment: not an EventBridge event"),
         "{reason}"
     );
 }

@@ -47,16 +47,16 @@ impl PanicsOnOnePayment {
 
 #[async_trait]
 impl PaymentProcessor for PanicsOnOnePayment {
-    async fn charge(&self, request: &PaymentRequest) -> Result<ChargeId, ProcessorError> {
-        let charged = self.inner.charge(request).await;
+    async fn execute(&self, request: &PaymentRequest) -> Result<ChargeId, ProcessorError> {
+        let charged = self.inner.execute(request).await;
         if request.payment_id().as_str() == PANICKING && !self.fixed.load(Ordering::Relaxed) {
             panic!("unreadable answer to the charge for {EMAIL}: {charged:?}");
         }
         charged
     }
 
-    async fn refund(&self, payment_id: &PaymentId) -> Result<(), ProcessorError> {
-        self.inner.refund(payment_id).await
+    async fn reverse(&self, request: &PaymentRequest) -> Result<(), ProcessorError> {
+        self.inner.reverse(request).await
     }
 }
 

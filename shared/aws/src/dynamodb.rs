@@ -604,3 +604,61 @@ pub(crate) fn sdk_error<E: ProvideErrorMetadata + std::error::Error + Send + Syn
         SdkFailure::Permanent(text) => StoreError::Permanent(text),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+    use paysaga_domain::ids::{FundingInstrumentId, PayoutDestinationId};
+    use paysaga_domain::money::MAX_MINOR_UNITS;
+    use paysaga_domain::payment::Flow;
+    use paysaga_domain::read_models::{PaymentRole, WalletPayment};
+    use paysaga_domain::{
+        Money, PaymentId, PaymentLogEntry, PaymentRequest, PaymentStatus, WalletId,
+    };
+
+    use super::{from_item, to_item};
+
+    /// A payment's parties are flattened into its items (a log entry's request, a read model's
+    /// row): every flow, with an amount near the largest, reads back as written from
+    /// DynamoDB's attribute values (numbers are strings there).
+    #[test]
+    fn every_flow_round_trips_through_dynamodb_items() {
+        let wallet = |id: &str| WalletId::parse(id).unwrap();
+        let amount = Money::new(MAX_MINOR_UNITS, "EUR".parse().unwrap()).unwrap();
+        let flows = [
+            Flow::Transfer {
+                from_wallet: wallet("wal_a"),
+                to_wallet: wallet("wal_b"),
+            },
+            Flow::TopUp {
+                funding_instrument: FundingInstrumentId::parse("fi_card").unwrap(),
+                to_wallet: wallet("wal_a"),
+            },
+            Flow::Payout {
+                from_wallet: wallet("wal_a"),
+                destination: PayoutDestinationId::parse("dst_bank").unwrap(),
+            },
+        ];
+        for flow in flows {
+            let request =
+                PaymentRequest::of_flow(PaymentId::generate(), flow.clone(), amount).unwrap();
+            let entry = PaymentLogEntry::requested(request, Utc::now());
+            let read: PaymentLogEntry = from_item(to_item(&entry).unwrap()).unwrap();
+            assert_eq!(read, entry);
+
+            let row = WalletPayment {
+                wallet_id: wallet("wal_a"),
+                role: PaymentRole::Payer,
+                payment_id: PaymentId::generate(),
+                flow,
+                amount,
+                status: PaymentStatus::Pending,
+                failure: None,
+                requested_at: Utc::now(),
+                updated_at: Utc::now(),
+            };
+            let read: WalletPayment = from_item(to_item(&row).unwrap()).unwrap();
+            assert_eq!(read, row);
+        }
+    }
+}

@@ -131,6 +131,8 @@ mod tests {
                 deposit_id: DepositId::parse("dep_1").unwrap(),
                 wallet_id: WalletId::parse("wal_1").unwrap(),
                 amount: Money::new(100, "EUR".parse().unwrap()).unwrap(),
+                issued_by: None,
+                reason: None,
             },
             Utc::now(),
         );

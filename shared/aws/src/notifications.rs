@@ -12,6 +12,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::dynamodb::{is_conditional_check_failure, sdk_error, to_item};
+use paysaga_domain::WalletId;
 use paysaga_domain::notification::Notification;
 use paysaga_domain::ports::Notifier;
 use paysaga_domain::ports::{NotifyError, StoreError};
@@ -35,7 +36,8 @@ struct InboxItem<'a> {
     /// The amount in minor units of `currency`.
     minor_units: u64,
     currency: &'a str,
-    counterparty: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    counterparty: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     failure_code: Option<&'a str>,
     occurred_at: DateTime<Utc>,
@@ -75,7 +77,7 @@ impl Notifier for DynamoDbInbox {
             payment_id: notification.payment_id.as_str(),
             minor_units: notification.amount.minor_units(),
             currency: notification.amount.currency().code(),
-            counterparty: notification.counterparty.as_str(),
+            counterparty: notification.counterparty.as_ref().map(WalletId::as_str),
             failure_code: notification.failure.as_ref().map(|reason| reason.code()),
             occurred_at: notification.occurred_at,
         };

@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 use super::failure::FailureReason;
 use super::ids::{DepositId, PaymentId, WalletId};
 use super::money::Money;
-use super::payment::{Payment, PaymentRequest, PaymentStatus};
+use super::operator::OperatorReason;
+use super::owner::Owner;
+use super::payment::{Flow, FlowKind, Payment, PaymentRequest, PaymentStatus};
 
 /// The EventBridge `source` of payment events.
 pub const PAYMENTS_SOURCE: &str = "paysaga.payments";
@@ -40,7 +42,8 @@ pub struct EventDetail<T> {
     /// The payment the event is about, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub payment_id: Option<PaymentId>,
-    /// The wallets the event is about (a payment's payer then payee; a deposit's wallet).
+    /// The wallets the event is about (a payment's debited then credited wallet, one for a
+    /// top-up or a payout; a deposit's wallet).
     #[serde(default)]
     pub wallet_ids: Vec<WalletId>,
     pub occurred_at: DateTime<Utc>,
@@ -58,7 +61,7 @@ impl EventSubject for PaymentRequest {
         Some(PaymentRequest::payment_id(self))
     }
     fn wallet_ids(&self) -> Vec<WalletId> {
-        vec![self.from_wallet().clone(), self.to_wallet().clone()]
+        self.flow().wallet_ids()
     }
 }
 
@@ -67,7 +70,7 @@ impl EventSubject for PaymentEventData {
         Some(&self.payment_id)
     }
     fn wallet_ids(&self) -> Vec<WalletId> {
-        vec![self.from_wallet.clone(), self.to_wallet.clone()]
+        self.flow.wallet_ids()
     }
 }
 
@@ -114,12 +117,12 @@ impl<T: EventSubject> EventDetail<T> {
     }
 }
 
-/// What a payment's outcome event carries.
+/// What a payment's outcome event carries (its parties as the request names them).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct PaymentEventData {
     pub payment_id: PaymentId,
-    pub from_wallet: WalletId,
-    pub to_wallet: WalletId,
+    #[serde(flatten)]
+    pub flow: Flow,
     pub amount: Money,
     pub status: PaymentStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -131,16 +134,30 @@ pub struct PaymentEventData {
     pub requested_at: Option<DateTime<Utc>>,
 }
 
-/// Money added to a wallet from outside.
+/// Money an operator put into a wallet from the outside world's adjustments account, with who
+/// and why (a wallet's holder adds money by a top-up, never by a deposit).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct FundsDeposited {
     pub deposit_id: DepositId,
     pub wallet_id: WalletId,
     pub amount: Money,
+    /// The operator who issued it (their token's subject). Always written; missing on reading
+    /// only in events published before operators were recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<String>")]
+    pub issued_by: Option<Owner>,
+    /// Why, in the operator's words. Written with `issued_by`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<OperatorReason>,
 }
 
 /// Every event paysaga publishes. A payment is announced twice: when it is requested, and
 /// when it has its outcome. The steps in between stay in the payment's log.
+///
+/// The three payment variants carry a payment of any [`Flow`]; each flow has its own
+/// `detail-type`s on the bus (`PaymentRequested`, `TopUpRequested`, `PayoutRequested`, …,
+/// [`DomainEvent::detail_type`]), so rules and consumers can tell them apart without reading
+/// the data, and an event whose data is of another flow than its type says is refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DomainEvent {
     /// A payment was asked for; the saga picks it up from the bus.
@@ -186,16 +203,71 @@ pub const PAYMENT_REQUESTED: &str = "PaymentRequested";
 pub const PAYMENT_COMPLETED: &str = "PaymentCompleted";
 /// The `detail-type` of [`DomainEvent::PaymentFailed`].
 pub const PAYMENT_FAILED: &str = "PaymentFailed";
+/// The `detail-type` of [`DomainEvent::PaymentRequested`] for a top-up.
+pub const TOP_UP_REQUESTED: &str = "TopUpRequested";
+/// The `detail-type` of [`DomainEvent::PaymentCompleted`] for a top-up.
+pub const TOP_UP_COMPLETED: &str = "TopUpCompleted";
+/// The `detail-type` of [`DomainEvent::PaymentFailed`] for a top-up.
+pub const TOP_UP_FAILED: &str = "TopUpFailed";
+/// The `detail-type` of [`DomainEvent::PaymentRequested`] for a payout.
+pub const PAYOUT_REQUESTED: &str = "PayoutRequested";
+/// The `detail-type` of [`DomainEvent::PaymentCompleted`] for a payout.
+pub const PAYOUT_COMPLETED: &str = "PayoutCompleted";
+/// The `detail-type` of [`DomainEvent::PaymentFailed`] for a payout.
+pub const PAYOUT_FAILED: &str = "PayoutFailed";
 /// The `detail-type` of [`DomainEvent::FundsDeposited`].
 pub const FUNDS_DEPOSITED: &str = "FundsDeposited";
 
 /// Every event type paysaga defines: (`source`, `detail-type`).
-pub const EVENT_TYPES: [(&str, &str); 4] = [
+pub const EVENT_TYPES: [(&str, &str); 10] = [
     (PAYMENTS_SOURCE, PAYMENT_REQUESTED),
     (PAYMENTS_SOURCE, PAYMENT_COMPLETED),
     (PAYMENTS_SOURCE, PAYMENT_FAILED),
+    (PAYMENTS_SOURCE, TOP_UP_REQUESTED),
+    (PAYMENTS_SOURCE, TOP_UP_COMPLETED),
+    (PAYMENTS_SOURCE, TOP_UP_FAILED),
+    (PAYMENTS_SOURCE, PAYOUT_REQUESTED),
+    (PAYMENTS_SOURCE, PAYOUT_COMPLETED),
+    (PAYMENTS_SOURCE, PAYOUT_FAILED),
     (WALLETS_SOURCE, FUNDS_DEPOSITED),
 ];
+
+/// What a payment event says happened: it was requested, it completed, or it failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PaymentMilestone {
+    Requested,
+    Completed,
+    Failed,
+}
+
+impl PaymentMilestone {
+    /// The `detail-type` of this milestone of a payment of `kind`.
+    pub fn detail_type(self, kind: FlowKind) -> &'static str {
+        use FlowKind::*;
+        use PaymentMilestone::*;
+        match (kind, self) {
+            (Transfer, Requested) => PAYMENT_REQUESTED,
+            (Transfer, Completed) => PAYMENT_COMPLETED,
+            (Transfer, Failed) => PAYMENT_FAILED,
+            (TopUp, Requested) => TOP_UP_REQUESTED,
+            (TopUp, Completed) => TOP_UP_COMPLETED,
+            (TopUp, Failed) => TOP_UP_FAILED,
+            (Payout, Requested) => PAYOUT_REQUESTED,
+            (Payout, Completed) => PAYOUT_COMPLETED,
+            (Payout, Failed) => PAYOUT_FAILED,
+        }
+    }
+
+    /// The milestone and flow a payment `detail-type` stands for; `None` for any other type.
+    pub fn of_detail_type(detail_type: &str) -> Option<(PaymentMilestone, FlowKind)> {
+        FlowKind::ALL.into_iter().find_map(|kind| {
+            [Self::Requested, Self::Completed, Self::Failed]
+                .into_iter()
+                .find(|milestone| milestone.detail_type(kind) == detail_type)
+                .map(|milestone| (milestone, kind))
+        })
+    }
+}
 
 /// One event type's contract as a JSON Schema (draft 2020-12) of its `detail`.
 #[derive(Debug, Clone, PartialEq)]
@@ -224,13 +296,14 @@ pub fn contract_schemas() -> Vec<ContractSchema> {
     EVENT_TYPES
         .iter()
         .map(|&(source, detail_type)| {
-            let mut schema = match detail_type {
-                PAYMENT_REQUESTED => schemars::schema_for!(EventDetail<PaymentRequest>),
-                PAYMENT_COMPLETED | PAYMENT_FAILED => {
-                    schemars::schema_for!(EventDetail<PaymentEventData>)
+            let mut schema = match PaymentMilestone::of_detail_type(detail_type) {
+                Some((PaymentMilestone::Requested, kind)) => {
+                    of_flow(schemars::schema_for!(EventDetail<PaymentRequest>), kind)
                 }
-                FUNDS_DEPOSITED => schemars::schema_for!(EventDetail<FundsDeposited>),
-                _ => unreachable!("EVENT_TYPES lists only the detail-types matched here"),
+                Some((_, kind)) => {
+                    of_flow(schemars::schema_for!(EventDetail<PaymentEventData>), kind)
+                }
+                None => schemars::schema_for!(EventDetail<FundsDeposited>),
             };
             schema.insert("title".into(), detail_type.into());
             schema.insert(
@@ -249,6 +322,77 @@ pub fn contract_schemas() -> Vec<ContractSchema> {
             }
         })
         .collect()
+}
+
+/// `schema` (a payment event's) narrowed to the parties of a `kind` payment: the other flows'
+/// parties are refused, and this flow's two are required (and never null).
+fn of_flow(mut schema: schemars::Schema, kind: FlowKind) -> schemars::Schema {
+    let parties: [&str; 2] = match kind {
+        FlowKind::Transfer => ["from_wallet", "to_wallet"],
+        FlowKind::TopUp => ["funding_instrument", "to_wallet"],
+        FlowKind::Payout => ["from_wallet", "destination"],
+    };
+    let all_parties = [
+        "from_wallet",
+        "to_wallet",
+        "funding_instrument",
+        "destination",
+    ];
+    let definitions = schema
+        .get_mut("$defs")
+        .and_then(serde_json::Value::as_object_mut)
+        .expect("a payment event's schema defines its data");
+    // The id types of the other flows' parties are no longer referenced.
+    let unused = [
+        ("funding_instrument", "FundingInstrumentId"),
+        ("destination", "PayoutDestinationId"),
+    ];
+    for (party, id_type) in unused {
+        if !parties.contains(&party) {
+            definitions.remove(id_type);
+        }
+    }
+    for name in ["PaymentRequest", "PaymentEventData"] {
+        let Some(data) = definitions.get_mut(name) else {
+            continue;
+        };
+        if let Some(properties) = data
+            .get_mut("properties")
+            .and_then(serde_json::Value::as_object_mut)
+        {
+            // Another flow's party is refused (`false`): the Rust types read its presence as
+            // another flow, and an unknown field is otherwise ignored.
+            for party in all_parties.iter().filter(|party| !parties.contains(party)) {
+                properties.insert((*party).to_owned(), serde_json::Value::Bool(false));
+            }
+            for party in parties {
+                let Some(property) = properties
+                    .get_mut(party)
+                    .and_then(serde_json::Value::as_object_mut)
+                else {
+                    continue;
+                };
+                // `anyOf: [{$ref}, {type: null}]` becomes the `$ref`.
+                if let Some(serde_json::Value::Array(choices)) = property.remove("anyOf") {
+                    let reference = choices
+                        .into_iter()
+                        .find(|choice| choice.get("$ref").is_some());
+                    if let Some(serde_json::Value::Object(reference)) = reference {
+                        property.extend(reference);
+                    }
+                }
+            }
+        }
+        let required = data
+            .as_object_mut()
+            .expect("a definition is an object")
+            .entry("required")
+            .or_insert_with(|| serde_json::json!([]));
+        if let Some(required) = required.as_array_mut() {
+            required.extend(parties.iter().map(|&party| party.into()));
+        }
+    }
+    schema
 }
 
 impl DomainEvent {
@@ -275,8 +419,7 @@ impl DomainEvent {
             payment.updated_at,
             PaymentEventData {
                 payment_id: request.payment_id().clone(),
-                from_wallet: request.from_wallet().clone(),
-                to_wallet: request.to_wallet().clone(),
+                flow: request.flow().clone(),
                 amount: request.amount(),
                 status: payment.status,
                 failure,
@@ -363,13 +506,27 @@ impl DomainEvent {
                 None => Ok(detail),
             }
         }
-        let event = match detail_type {
-            PAYMENT_REQUESTED => Self::PaymentRequested(read(detail).map_err(invalid)?),
-            PAYMENT_COMPLETED => Self::PaymentCompleted(read(detail).map_err(invalid)?),
-            PAYMENT_FAILED => Self::PaymentFailed(read(detail).map_err(invalid)?),
-            FUNDS_DEPOSITED => Self::FundsDeposited(read(detail).map_err(invalid)?),
-            _ => unreachable!("unknown detail-types were refused above"),
+        let event = match PaymentMilestone::of_detail_type(detail_type) {
+            Some((PaymentMilestone::Requested, _)) => {
+                Self::PaymentRequested(read(detail).map_err(invalid)?)
+            }
+            Some((PaymentMilestone::Completed, _)) => {
+                Self::PaymentCompleted(read(detail).map_err(invalid)?)
+            }
+            Some((PaymentMilestone::Failed, _)) => {
+                Self::PaymentFailed(read(detail).map_err(invalid)?)
+            }
+            None => Self::FundsDeposited(read(detail).map_err(invalid)?),
         };
+        // Each flow has its own types: a top-up published as a PaymentRequested is refused,
+        // so a rule matching one flow's types never sees another's payments.
+        if event.detail_type() != detail_type {
+            return Err(invalid(format!(
+                "its data is a {} (a {})",
+                event.flow_kind().map_or("deposit", FlowKind::as_str),
+                event.detail_type()
+            )));
+        }
         Ok(event)
     }
 
@@ -383,13 +540,32 @@ impl DomainEvent {
         }
     }
 
-    /// The EventBridge `detail-type`.
+    /// The EventBridge `detail-type`: the milestone of a payment of its flow, or the deposit's.
     pub fn detail_type(&self) -> &'static str {
+        match (self.milestone(), self.flow_kind()) {
+            (Some(milestone), Some(kind)) => milestone.detail_type(kind),
+            _ => FUNDS_DEPOSITED,
+        }
+    }
+
+    /// What a payment event says happened; `None` for a deposit.
+    pub fn milestone(&self) -> Option<PaymentMilestone> {
         match self {
-            Self::PaymentRequested(_) => PAYMENT_REQUESTED,
-            Self::PaymentCompleted(_) => PAYMENT_COMPLETED,
-            Self::PaymentFailed(_) => PAYMENT_FAILED,
-            Self::FundsDeposited(_) => FUNDS_DEPOSITED,
+            Self::PaymentRequested(_) => Some(PaymentMilestone::Requested),
+            Self::PaymentCompleted(_) => Some(PaymentMilestone::Completed),
+            Self::PaymentFailed(_) => Some(PaymentMilestone::Failed),
+            Self::FundsDeposited(_) => None,
+        }
+    }
+
+    /// The flow of the payment a payment event is about; `None` for a deposit.
+    pub fn flow_kind(&self) -> Option<FlowKind> {
+        match self {
+            Self::PaymentRequested(detail) => Some(detail.data.kind()),
+            Self::PaymentCompleted(detail) | Self::PaymentFailed(detail) => {
+                Some(detail.data.flow.kind())
+            }
+            Self::FundsDeposited(_) => None,
         }
     }
 
@@ -487,7 +663,7 @@ mod tests {
     fn failed() -> Payment {
         payment_after(vec![PaymentStep::Failed {
             reason: FailureReason::InsufficientFunds {
-                wallet_id: request(10).from_wallet().clone(),
+                wallet_id: request(10).payer_wallet().clone(),
             },
         }])
     }
@@ -618,6 +794,8 @@ mod tests {
             deposit_id: DepositId::parse("dep_1").unwrap(),
             wallet_id: WalletId::parse("wal_a").unwrap(),
             amount: Money::new(1, "EUR".parse().unwrap()).unwrap(),
+            issued_by: None,
+            reason: None,
         };
         let event = DomainEvent::funds_deposited(deposit, Utc::now());
         let mut detail: serde_json::Value = serde_json::from_str(&event.detail_json()).unwrap();

@@ -3,8 +3,9 @@
 //! aggregates folded back from their streams.
 //!
 //! Streams: a payment's (`payment#<id>`: its request, then its outcome) and each wallet's
-//! (`wallet#<id>`: its deposits, and the completed payments that debit it as payer or credit
-//! it as payee; a failed payment moves no money, so it stays out of the wallets' streams).
+//! (`wallet#<id>`: its deposits, and the completed payments that debit it (a transfer's payer, a
+//! payout's wallet) or credit it (a transfer's payee, a top-up's wallet); a failed payment
+//! moves no money, so it stays out of the wallets' streams).
 //! Events reach the store in any order (SQS), so each fold is order-independent within its
 //! stream: a wallet keeps what was credited and what was debited, and its balance is the
 //! difference; a payment's outcome wins whether it came before its request or after it.
@@ -23,7 +24,7 @@ use super::events::{DomainEvent, PaymentEventData};
 use super::failure::FailureReason;
 use super::ids::{IdError, PaymentId, WalletId};
 use super::money::{Currency, Money, MoneyError};
-use super::payment::PaymentStatus;
+use super::payment::{Flow, PaymentStatus};
 
 /// How often a stream is snapshotted unless configured otherwise (`SNAPSHOT_EVERY`): a load is
 /// then one snapshot and at most 9 events (one small query page), and snapshots add one write
@@ -105,11 +106,12 @@ pub fn streams_of(event: &DomainEvent) -> Vec<StreamId> {
         DomainEvent::PaymentFailed(detail) => {
             vec![StreamId::Payment(detail.data.payment_id.clone())]
         }
-        DomainEvent::PaymentCompleted(detail) => vec![
-            StreamId::Payment(detail.data.payment_id.clone()),
-            StreamId::Wallet(detail.data.from_wallet.clone()),
-            StreamId::Wallet(detail.data.to_wallet.clone()),
-        ],
+        DomainEvent::PaymentCompleted(detail) => {
+            let wallets = detail.data.flow.wallet_ids().into_iter();
+            std::iter::once(StreamId::Payment(detail.data.payment_id.clone()))
+                .chain(wallets.map(StreamId::Wallet))
+                .collect()
+        }
         DomainEvent::FundsDeposited(detail) => {
             vec![StreamId::Wallet(detail.data.wallet_id.clone())]
         }
@@ -202,8 +204,9 @@ impl WalletAggregate {
             }
             DomainEvent::PaymentCompleted(detail) => {
                 let data = &detail.data;
-                let credit = (data.to_wallet == self.wallet_id).then_some(data.amount);
-                let debit = (data.from_wallet == self.wallet_id).then_some(data.amount);
+                let this_wallet = Some(&self.wallet_id);
+                let credit = (data.flow.to_wallet() == this_wallet).then_some(data.amount);
+                let debit = (data.flow.from_wallet() == this_wallet).then_some(data.amount);
                 (credit, debit)
             }
             // Nothing else moves this wallet's money (and nothing else is appended to it).
@@ -249,8 +252,8 @@ pub struct PaymentAggregate {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PaymentTerms {
-    pub from_wallet: WalletId,
-    pub to_wallet: WalletId,
+    #[serde(flatten)]
+    pub flow: Flow,
     pub amount: Money,
 }
 
@@ -277,24 +280,21 @@ impl PaymentAggregate {
             DomainEvent::PaymentRequested(detail) => {
                 let request = &detail.data;
                 let terms = PaymentTerms {
-                    from_wallet: request.from_wallet().clone(),
-                    to_wallet: request.to_wallet().clone(),
+                    flow: request.flow().clone(),
                     amount: request.amount(),
                 };
                 (terms, PaymentStatus::Pending, None)
             }
             DomainEvent::PaymentCompleted(detail) | DomainEvent::PaymentFailed(detail) => {
                 let PaymentEventData {
-                    from_wallet,
-                    to_wallet,
+                    flow,
                     amount,
                     status,
                     failure,
                     ..
                 } = &detail.data;
                 let terms = PaymentTerms {
-                    from_wallet: from_wallet.clone(),
-                    to_wallet: to_wallet.clone(),
+                    flow: flow.clone(),
                     amount: *amount,
                 };
                 (terms, *status, failure.clone())

@@ -131,13 +131,29 @@ impl PaymentId {
 }
 
 prefixed_id!(
+    /// A funding instrument the payment processor holds for a wallet's holder (a card, a bank
+    /// account), which a top-up charges: `fi_…`. paysaga keeps only this reference.
+    FundingInstrumentId,
+    "fi_",
+    "a funding instrument id"
+);
+prefixed_id!(
+    /// A destination outside paysaga that the payment processor holds for a wallet's holder
+    /// (a bank account), which a payout pays: `dst_…`. paysaga keeps only this reference.
+    PayoutDestinationId,
+    "dst_",
+    "a payout destination id"
+);
+
+prefixed_id!(
     /// A deposit into a wallet: `dep_…`.
     DepositId,
     "dep_",
     "a deposit id"
 );
 
-/// The payment processor's id of a captured charge (its format is the processor's).
+/// The payment processor's id of what it did for a payment: a captured charge (a transfer, a
+/// top-up) or a payout. Its format is the processor's.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct ChargeId(String);

@@ -13,6 +13,7 @@ pub mod ledger;
 pub mod limits;
 pub mod money;
 pub mod notification;
+pub mod operator;
 pub mod owner;
 pub mod payment;
 pub mod ports;
@@ -28,6 +29,7 @@ pub use ids::{ChargeId, DepositId, IdError, IdempotencyKey, PaymentId, WalletId}
 pub use ledger::{Account, Balances, Transfer, TransferError, WorldAccount};
 pub use limits::{LimitRefusal, Limits};
 pub use money::{Currency, Money, MoneyError};
+pub use operator::{OperatorReason, OperatorRecord};
 pub use owner::{MalformedOwner, Owner};
 pub use payment::{Payment, PaymentLogEntry, PaymentRequest, PaymentStatus, PaymentStep, Priority};
 pub use saga::{PaymentLimits, SagaStep, StepPlan};

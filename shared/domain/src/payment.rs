@@ -5,9 +5,11 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::failure::FailureReason;
-use super::ids::{ChargeId, IdempotencyKey, PaymentId, WalletId};
-use super::ledger::{Account, Transfer};
-use super::money::Money;
+use super::ids::{
+    ChargeId, FundingInstrumentId, IdempotencyKey, PaymentId, PayoutDestinationId, WalletId,
+};
+use super::ledger::{Account, Transfer, WorldAccount};
+use super::money::{Currency, Money};
 
 /// Why a payment request was refused before anything happened.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -16,6 +18,236 @@ pub enum PaymentRequestError {
     SameWallet,
     #[error("the amount of a payment must be greater than zero")]
     ZeroAmount,
+    #[error(
+        "a payment is from_wallet and to_wallet (a transfer), funding_instrument and to_wallet \
+         (a top-up), or from_wallet and destination (a payout)"
+    )]
+    UnknownFlow,
+}
+
+/// Which way a payment moves money. One saga runs all three: it holds what the payment will
+/// debit, has the processor do its part, then settles with one transfer of the ledger.
+///
+/// | flow | processor's part | settles as |
+/// |---|---|---|
+/// | transfer | charge | payer's wallet → payee's wallet |
+/// | top-up | charge the funding instrument | `world:funding` → the wallet |
+/// | payout | pay the destination | the wallet → `world:payouts` |
+///
+/// On the wire the flow is which parties the request names (`from_wallet` and `to_wallet`,
+/// `funding_instrument` and `to_wallet`, or `from_wallet` and `destination`), so a transfer
+/// reads as every payment did before top-ups and payouts existed.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "FlowParties", into = "FlowParties")]
+pub enum Flow {
+    /// From one wallet to another.
+    Transfer {
+        from_wallet: WalletId,
+        to_wallet: WalletId,
+    },
+    /// Into a wallet, from its holder's funding instrument, which the processor charges.
+    TopUp {
+        funding_instrument: FundingInstrumentId,
+        to_wallet: WalletId,
+    },
+    /// Out of a wallet, to its holder's destination outside paysaga, which the processor pays.
+    Payout {
+        from_wallet: WalletId,
+        destination: PayoutDestinationId,
+    },
+}
+
+/// The three flows by name, as the API and the read models show them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FlowKind {
+    Transfer,
+    TopUp,
+    Payout,
+}
+
+impl FlowKind {
+    pub const ALL: [FlowKind; 3] = [Self::Transfer, Self::TopUp, Self::Payout];
+
+    /// `transfer`, `top_up`, `payout`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Transfer => "transfer",
+            Self::TopUp => "top_up",
+            Self::Payout => "payout",
+        }
+    }
+}
+
+/// A flow's parties as the wire carries them: the pairs [`Flow`] names, nothing else.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct FlowParties {
+    /// The wallet debited (a transfer's payer, a payout's wallet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_wallet: Option<WalletId>,
+    /// The wallet credited (a transfer's payee, a top-up's wallet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_wallet: Option<WalletId>,
+    /// What a top-up charges.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub funding_instrument: Option<FundingInstrumentId>,
+    /// Where a payout goes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<PayoutDestinationId>,
+}
+
+impl TryFrom<FlowParties> for Flow {
+    type Error = PaymentRequestError;
+    fn try_from(parties: FlowParties) -> Result<Self, Self::Error> {
+        let flow = match parties {
+            FlowParties {
+                from_wallet: Some(from_wallet),
+                to_wallet: Some(to_wallet),
+                funding_instrument: None,
+                destination: None,
+            } => Self::Transfer {
+                from_wallet,
+                to_wallet,
+            },
+            FlowParties {
+                from_wallet: None,
+                to_wallet: Some(to_wallet),
+                funding_instrument: Some(funding_instrument),
+                destination: None,
+            } => Self::TopUp {
+                funding_instrument,
+                to_wallet,
+            },
+            FlowParties {
+                from_wallet: Some(from_wallet),
+                to_wallet: None,
+                funding_instrument: None,
+                destination: Some(destination),
+            } => Self::Payout {
+                from_wallet,
+                destination,
+            },
+            _ => return Err(PaymentRequestError::UnknownFlow),
+        };
+        if let Self::Transfer {
+            from_wallet,
+            to_wallet,
+        } = &flow
+            && from_wallet == to_wallet
+        {
+            return Err(PaymentRequestError::SameWallet);
+        }
+        Ok(flow)
+    }
+}
+
+impl From<Flow> for FlowParties {
+    fn from(flow: Flow) -> Self {
+        match flow {
+            Flow::Transfer {
+                from_wallet,
+                to_wallet,
+            } => Self {
+                from_wallet: Some(from_wallet),
+                to_wallet: Some(to_wallet),
+                ..Self::default()
+            },
+            Flow::TopUp {
+                funding_instrument,
+                to_wallet,
+            } => Self {
+                to_wallet: Some(to_wallet),
+                funding_instrument: Some(funding_instrument),
+                ..Self::default()
+            },
+            Flow::Payout {
+                from_wallet,
+                destination,
+            } => Self {
+                from_wallet: Some(from_wallet),
+                destination: Some(destination),
+                ..Self::default()
+            },
+        }
+    }
+}
+
+impl schemars::JsonSchema for Flow {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        FlowParties::schema_name()
+    }
+
+    /// The parties' properties, to be flattened into a payment's (whose description stands).
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let mut schema = FlowParties::json_schema(generator);
+        schema.remove("description");
+        schema
+    }
+}
+
+impl Flow {
+    pub fn kind(&self) -> FlowKind {
+        match self {
+            Self::Transfer { .. } => FlowKind::Transfer,
+            Self::TopUp { .. } => FlowKind::TopUp,
+            Self::Payout { .. } => FlowKind::Payout,
+        }
+    }
+
+    /// The wallet the payment debits, if it debits one (not a top-up).
+    pub fn from_wallet(&self) -> Option<&WalletId> {
+        match self {
+            Self::Transfer { from_wallet, .. } | Self::Payout { from_wallet, .. } => {
+                Some(from_wallet)
+            }
+            Self::TopUp { .. } => None,
+        }
+    }
+
+    /// The wallet the payment credits, if it credits one (not a payout).
+    pub fn to_wallet(&self) -> Option<&WalletId> {
+        match self {
+            Self::Transfer { to_wallet, .. } | Self::TopUp { to_wallet, .. } => Some(to_wallet),
+            Self::Payout { .. } => None,
+        }
+    }
+
+    /// The wallet whose holder asks for the payment and pays for it: a transfer's payer, the
+    /// wallet a top-up funds (its holder's instrument is charged), the wallet a payout empties.
+    /// Idempotency keys are scoped to it, and only its owner may ask.
+    pub fn payer_wallet(&self) -> &WalletId {
+        match self {
+            Self::Transfer { from_wallet, .. } | Self::Payout { from_wallet, .. } => from_wallet,
+            Self::TopUp { to_wallet, .. } => to_wallet,
+        }
+    }
+
+    /// Every wallet the payment touches, the debited one first.
+    pub fn wallet_ids(&self) -> Vec<WalletId> {
+        self.from_wallet()
+            .into_iter()
+            .chain(self.to_wallet())
+            .cloned()
+            .collect()
+    }
+
+    /// The account debited when the payment settles: a wallet, or for a top-up the outside
+    /// world's funding account in `currency`.
+    pub fn debit_account(&self, currency: Currency) -> Account {
+        match self.from_wallet() {
+            Some(wallet) => Account::wallet(wallet.clone()),
+            None => Account::world(WorldAccount::Funding, currency),
+        }
+    }
+
+    /// The account credited when the payment settles: a wallet, or for a payout the outside
+    /// world's payouts account in `currency`.
+    pub fn credit_account(&self, currency: Currency) -> Account {
+        match self.to_wallet() {
+            Some(wallet) => Account::wallet(wallet.clone()),
+            None => Account::world(WorldAccount::Payouts, currency),
+        }
+    }
 }
 
 /// How urgently a payment should be worked on. An urgent payment travels on its own queue,
@@ -53,23 +285,22 @@ impl<'de> Deserialize<'de> for Priority {
     }
 }
 
-/// What a client asked for: move `amount` from one wallet to another.
+/// What a client asked for: move `amount` the way its [`Flow`] says.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "RawPaymentRequest")]
+#[serde(try_from = "RawPaymentRequest", into = "RawPaymentRequest")]
 pub struct PaymentRequest {
     payment_id: PaymentId,
-    from_wallet: WalletId,
-    to_wallet: WalletId,
+    flow: Flow,
     amount: Money,
     priority: Priority,
 }
 
-#[derive(Deserialize, schemars::JsonSchema)]
+#[derive(Clone, Serialize, Deserialize, schemars::JsonSchema)]
 #[schemars(rename = "PaymentRequest")]
 struct RawPaymentRequest {
     payment_id: PaymentId,
-    from_wallet: WalletId,
-    to_wallet: WalletId,
+    #[serde(flatten)]
+    flow: Flow,
     amount: Money,
     /// `urgent` payments have a queue of their own; missing means `ordinary`.
     #[serde(default)]
@@ -90,13 +321,25 @@ impl schemars::JsonSchema for PaymentRequest {
 impl TryFrom<RawPaymentRequest> for PaymentRequest {
     type Error = PaymentRequestError;
     fn try_from(raw: RawPaymentRequest) -> Result<Self, Self::Error> {
-        Self::new(raw.payment_id, raw.from_wallet, raw.to_wallet, raw.amount)
+        Self::of_flow(raw.payment_id, raw.flow, raw.amount)
             .map(|request| request.with_priority(raw.priority))
     }
 }
 
+impl From<PaymentRequest> for RawPaymentRequest {
+    fn from(request: PaymentRequest) -> Self {
+        Self {
+            payment_id: request.payment_id,
+            flow: request.flow,
+            amount: request.amount,
+            priority: request.priority,
+        }
+    }
+}
+
 impl PaymentRequest {
-    /// An ordinary payment request ([`PaymentRequest::with_priority`] makes it urgent).
+    /// An ordinary transfer from one wallet to another ([`PaymentRequest::with_priority`]
+    /// makes it urgent).
     pub fn new(
         payment_id: PaymentId,
         from_wallet: WalletId,
@@ -106,27 +349,49 @@ impl PaymentRequest {
         if from_wallet == to_wallet {
             return Err(PaymentRequestError::SameWallet);
         }
+        let flow = Flow::Transfer {
+            from_wallet,
+            to_wallet,
+        };
+        Self::of_flow(payment_id, flow, amount)
+    }
+
+    /// An ordinary payment of any flow.
+    pub fn of_flow(
+        payment_id: PaymentId,
+        flow: Flow,
+        amount: Money,
+    ) -> Result<Self, PaymentRequestError> {
         if amount.is_zero() {
             return Err(PaymentRequestError::ZeroAmount);
         }
-        Ok(Self {
-            payment_id,
+        if let Flow::Transfer {
             from_wallet,
             to_wallet,
+        } = &flow
+            && from_wallet == to_wallet
+        {
+            return Err(PaymentRequestError::SameWallet);
+        }
+        Ok(Self {
+            payment_id,
+            flow,
             amount,
             priority: Priority::Ordinary,
         })
     }
 
-    /// The money the payment moves once it settles: its amount, from the payer's wallet to
-    /// the payee's.
+    /// The money the payment moves once it settles: its amount, from the flow's debit account
+    /// to its credit account (payer to payee; the world's funding account to a topped-up
+    /// wallet; a paid-out wallet to the world's payouts account).
     pub fn transfer(&self) -> Transfer {
+        let currency = self.amount.currency();
         Transfer::new(
-            Account::wallet(self.from_wallet.clone()),
-            Account::wallet(self.to_wallet.clone()),
+            self.flow.debit_account(currency),
+            self.flow.credit_account(currency),
             self.amount,
         )
-        .expect("a payment request names two different wallets and a positive amount")
+        .expect("a payment request names two different accounts and a positive amount")
     }
 
     /// The same request with `priority`.
@@ -134,30 +399,43 @@ impl PaymentRequest {
         Self { priority, ..self }
     }
 
-    /// A payment a client submits: its id is derived from the payer and the client's
-    /// idempotency key when there is one ([`PaymentId::for_idempotency_key`]), so a retry of
-    /// the request names the same payment; a new, time-ordered id otherwise.
+    /// A payment a client submits: its id is derived from the payer's wallet
+    /// ([`Flow::payer_wallet`]) and the client's idempotency key when there is one
+    /// ([`PaymentId::for_idempotency_key`]), so a retry of the request names the same payment
+    /// (and the same key on another flow of that wallet names the same id, with other terms:
+    /// a conflict); a new, time-ordered id otherwise.
     pub fn submitted(
-        from_wallet: WalletId,
-        to_wallet: WalletId,
+        flow: Flow,
         amount: Money,
         idempotency_key: Option<&IdempotencyKey>,
     ) -> Result<Self, PaymentRequestError> {
         let payment_id = match idempotency_key {
-            Some(key) => PaymentId::for_idempotency_key(&from_wallet, key),
+            Some(key) => PaymentId::for_idempotency_key(flow.payer_wallet(), key),
             None => PaymentId::generate(),
         };
-        Self::new(payment_id, from_wallet, to_wallet, amount)
+        Self::of_flow(payment_id, flow, amount)
     }
 
     pub fn payment_id(&self) -> &PaymentId {
         &self.payment_id
     }
-    pub fn from_wallet(&self) -> &WalletId {
-        &self.from_wallet
+    pub fn flow(&self) -> &Flow {
+        &self.flow
     }
-    pub fn to_wallet(&self) -> &WalletId {
-        &self.to_wallet
+    pub fn kind(&self) -> FlowKind {
+        self.flow.kind()
+    }
+    /// See [`Flow::from_wallet`].
+    pub fn from_wallet(&self) -> Option<&WalletId> {
+        self.flow.from_wallet()
+    }
+    /// See [`Flow::to_wallet`].
+    pub fn to_wallet(&self) -> Option<&WalletId> {
+        self.flow.to_wallet()
+    }
+    /// See [`Flow::payer_wallet`].
+    pub fn payer_wallet(&self) -> &WalletId {
+        self.flow.payer_wallet()
     }
     pub fn amount(&self) -> Money {
         self.amount
@@ -170,17 +448,7 @@ impl PaymentRequest {
     /// payment aside): what a retried request with the same idempotency key must match. The
     /// priority is a term: a retry that asks for another one is another request.
     pub fn same_terms_as(&self, other: &PaymentRequest) -> bool {
-        (
-            &self.from_wallet,
-            &self.to_wallet,
-            self.amount,
-            self.priority,
-        ) == (
-            &other.from_wallet,
-            &other.to_wallet,
-            other.amount,
-            other.priority,
-        )
+        (&self.flow, self.amount, self.priority) == (&other.flow, other.amount, other.priority)
     }
 }
 
@@ -619,7 +887,11 @@ mod tests {
             WalletId::parse("wal_bob").unwrap(),
         );
         let submit = |key: Option<&IdempotencyKey>| {
-            PaymentRequest::submitted(alice.clone(), bob.clone(), eur, key).unwrap()
+            let flow = Flow::Transfer {
+                from_wallet: alice.clone(),
+                to_wallet: bob.clone(),
+            };
+            PaymentRequest::submitted(flow, eur, key).unwrap()
         };
         let key = IdempotencyKey::parse("order-42").unwrap();
         let keyed = submit(Some(&key));
@@ -630,7 +902,14 @@ mod tests {
         assert_eq!(submit(Some(&key)).payment_id(), keyed.payment_id());
         assert_ne!(submit(None).payment_id(), submit(None).payment_id());
         assert_eq!(
-            PaymentRequest::submitted(alice.clone(), alice.clone(), eur, Some(&key)),
+            PaymentRequest::submitted(
+                Flow::Transfer {
+                    from_wallet: alice.clone(),
+                    to_wallet: alice.clone()
+                },
+                eur,
+                Some(&key)
+            ),
             Err(PaymentRequestError::SameWallet)
         );
     }
@@ -638,13 +917,8 @@ mod tests {
     #[test]
     fn terms_compare_without_the_payment_id() {
         let a = request(100);
-        let b = PaymentRequest::new(
-            PaymentId::generate(),
-            a.from_wallet().clone(),
-            a.to_wallet().clone(),
-            a.amount(),
-        )
-        .unwrap();
+        let b =
+            PaymentRequest::of_flow(PaymentId::generate(), a.flow().clone(), a.amount()).unwrap();
         assert!(a.same_terms_as(&b));
         assert!(!a.same_terms_as(&request(101)));
         assert!(!a.same_terms_as(&b.clone().with_priority(Priority::Urgent)));
@@ -680,5 +954,84 @@ mod tests {
         let mut unknown = serde_json::to_value(&ordinary).unwrap();
         unknown["priority"] = "asap".into();
         assert!(serde_json::from_value::<PaymentRequest>(unknown).is_err());
+    }
+
+    #[test]
+    fn the_parties_named_say_the_flow_and_anything_else_is_refused() {
+        let read = |json: serde_json::Value| serde_json::from_value::<PaymentRequest>(json);
+        let with = |parties: serde_json::Value| {
+            let mut json = serde_json::json!({
+                "payment_id": "pay_1",
+                "amount": {"minor_units": 500, "currency": "EUR"}
+            });
+            for (key, value) in parties.as_object().unwrap() {
+                json[key] = value.clone();
+            }
+            json
+        };
+        let transfer = read(with(
+            serde_json::json!({"from_wallet": "wal_a", "to_wallet": "wal_b"}),
+        ));
+        let top_up = read(with(
+            serde_json::json!({"funding_instrument": "fi_card", "to_wallet": "wal_a"}),
+        ));
+        let payout = read(with(
+            serde_json::json!({"from_wallet": "wal_a", "destination": "dst_bank"}),
+        ));
+        assert_eq!(
+            [&transfer, &top_up, &payout].map(|request| request.as_ref().unwrap().kind()),
+            [FlowKind::Transfer, FlowKind::TopUp, FlowKind::Payout]
+        );
+        for (request, wallet) in [(&transfer, "wal_a"), (&top_up, "wal_a"), (&payout, "wal_a")] {
+            assert_eq!(request.as_ref().unwrap().payer_wallet().as_str(), wallet);
+        }
+        // What a request writes is what it reads, and names only its flow's parties.
+        let written = serde_json::to_value(top_up.as_ref().unwrap()).unwrap();
+        assert!(written.get("from_wallet").is_none() && written.get("destination").is_none());
+        assert_eq!(read(written).unwrap(), top_up.unwrap());
+        for refused in [
+            serde_json::json!({"to_wallet": "wal_b"}),
+            serde_json::json!({"funding_instrument": "fi_card", "destination": "dst_bank"}),
+            serde_json::json!({"from_wallet": "wal_a", "to_wallet": "wal_b", "destination": "dst_bank"}),
+            serde_json::json!({"funding_instrument": "fi_card", "to_wallet": "wal_b", "from_wallet": "wal_a"}),
+            serde_json::json!({"from_wallet": "wal_a", "to_wallet": "wal_a"}),
+        ] {
+            assert!(read(with(refused.clone())).is_err(), "{refused}");
+        }
+    }
+
+    #[test]
+    fn each_flow_settles_with_one_transfer_and_the_world_stands_outside() {
+        use crate::ledger::WorldAccount;
+        let eur: crate::Currency = "EUR".parse().unwrap();
+        let amount = Money::new(700, eur).unwrap();
+        let alice = WalletId::parse("wal_alice").unwrap();
+        let top_up = Flow::TopUp {
+            funding_instrument: FundingInstrumentId::parse("fi_card").unwrap(),
+            to_wallet: alice.clone(),
+        };
+        let payout = Flow::Payout {
+            from_wallet: alice.clone(),
+            destination: PayoutDestinationId::parse("dst_bank").unwrap(),
+        };
+        let transfer_of = |flow: Flow| {
+            let request = PaymentRequest::of_flow(PaymentId::generate(), flow, amount).unwrap();
+            let transfer = request.transfer();
+            (transfer.debit().clone(), transfer.credit().clone())
+        };
+        assert_eq!(
+            transfer_of(top_up),
+            (
+                Account::world(WorldAccount::Funding, eur),
+                Account::wallet(alice.clone())
+            )
+        );
+        assert_eq!(
+            transfer_of(payout),
+            (
+                Account::wallet(alice),
+                Account::world(WorldAccount::Payouts, eur)
+            )
+        );
     }
 }

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 
 use crate::history::{AggregateState, RecordedEvent, StreamEvent, StreamId};
 use crate::ledger::{Account, Transfer, TransferError, WorldAccount};
+use crate::operator::OperatorRecord;
 use crate::{
     ChargeId, DepositId, DomainEvent, FailureReason, IdempotencyKey, Money, Owner, PaymentId,
     PaymentLogEntry, PaymentRequest, StepPlan, Wallet, WalletId, WalletRejection,
@@ -51,9 +52,22 @@ pub struct Deposit {
     pub amount: Money,
     /// When present, a retried deposit with the same key and terms is applied once.
     pub idempotency_key: Option<IdempotencyKey>,
+    /// The operator who issued it, and why.
+    pub operator: OperatorRecord,
 }
 
 impl Deposit {
+    /// The event that announces it, with who issued it and why.
+    pub fn announcement(&self) -> crate::events::FundsDeposited {
+        crate::events::FundsDeposited {
+            deposit_id: self.deposit_id.clone(),
+            wallet_id: self.wallet_id.clone(),
+            amount: self.amount,
+            issued_by: Some(self.operator.issued_by.clone()),
+            reason: Some(self.operator.reason.clone()),
+        }
+    }
+
     /// The money a deposit moves: from the outside world's adjustments account of its currency
     /// into the wallet. (Money enters only by a transfer, so the books still sum to zero.)
     pub fn transfer(&self) -> Result<Transfer, TransferError> {
@@ -173,15 +187,24 @@ pub enum ProcessorError {
     Unavailable(String),
 }
 
-/// The external payment processor (the seeds' "Payment Service"): it captures the amount of a
-/// payment and refunds it. Both calls are idempotent per payment id, so retries are safe.
+/// The external payment processor (the seeds' "Payment Service"): it does a payment's part
+/// outside paysaga, and undoes it. What that part is depends on the payment's flow:
+///
+/// | flow | [`execute`](Self::execute) | [`reverse`](Self::reverse) |
+/// |---|---|---|
+/// | transfer | capture a charge of the amount | refund the charge |
+/// | top-up | charge the funding instrument | refund the charge |
+/// | payout | pay the amount to the destination | cancel the payout |
+///
+/// Both calls are idempotent per payment id, so retries are safe.
 #[async_trait]
 pub trait PaymentProcessor: Send + Sync {
-    /// Captures the payment's amount; charging the same payment again answers the same charge.
-    async fn charge(&self, request: &PaymentRequest) -> Result<ChargeId, ProcessorError>;
-    /// Refunds the payment's charge or, when none was captured, voids the payment id so that a
-    /// charge arriving late is refused. Idempotent.
-    async fn refund(&self, payment_id: &PaymentId) -> Result<(), ProcessorError>;
+    /// Does the payment's outside part; doing the same payment again answers the same
+    /// reference (the charge's or the payout's id).
+    async fn execute(&self, request: &PaymentRequest) -> Result<ChargeId, ProcessorError>;
+    /// Undoes it or, when nothing was done, voids the payment id so that an execution arriving
+    /// late is refused. Idempotent.
+    async fn reverse(&self, request: &PaymentRequest) -> Result<(), ProcessorError>;
 }
 
 /// A notification was not delivered. Grouped by what the caller does next.

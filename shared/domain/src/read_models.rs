@@ -1,10 +1,11 @@
 //! CQRS read models: what the API lists, projected from the domain events.
 //!
 //! Two read models, each a list per wallet, newest first:
-//! - a wallet's **transactions** ([`TransactionEntry`]): its deposits and the payments it sent
-//!   and received, with their status, a signed amount and the counterparty;
-//! - a wallet's **payments** ([`WalletPayment`]): every payment it is the payer or the payee of,
-//!   with status, amount and failure.
+//! - a wallet's **transactions** ([`TransactionEntry`]): its deposits, top-ups and payouts and
+//!   the transfers it sent and received, with their status, a signed amount and the
+//!   counterparty of a transfer;
+//! - a wallet's **payments** ([`WalletPayment`]): every payment of any flow that debits it
+//!   (payer) or credits it (payee), with its parties, status, amount and failure.
 //!
 //! [`project`] turns one event into the items it changes ([`ReadModelChange`]); a
 //! [`ReadModelWriter`](crate::ports::ReadModelWriter) applies each one under a condition, so
@@ -31,6 +32,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::events::EventDetail;
 use crate::events::PaymentEventData;
+use crate::payment::{Flow, FlowKind};
 use crate::{
     Currency, DomainEvent, FailureReason, Money, PaymentId, PaymentRequest, PaymentStatus, WalletId,
 };
@@ -42,6 +44,10 @@ pub enum TransactionKind {
     Deposit,
     PaymentSent,
     PaymentReceived,
+    /// Money in from the holder's funding instrument.
+    TopUp,
+    /// Money out to the holder's destination.
+    Payout,
 }
 
 /// An amount with a sign: negative when money leaves the wallet. Integer minor units and a
@@ -80,7 +86,7 @@ pub struct TransactionEntry {
     pub kind: TransactionKind,
     /// The deposit's or the payment's id.
     pub transaction_id: String,
-    /// The other wallet of a payment.
+    /// The other wallet of a transfer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub counterparty: Option<WalletId>,
     /// Positive into the wallet, negative out of it.
@@ -99,7 +105,9 @@ pub struct TransactionEntry {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PaymentRole {
+    /// The payment debits the wallet (a transfer's payer, a payout's wallet).
     Payer,
+    /// The payment credits the wallet (a transfer's payee, a top-up's wallet).
     Payee,
 }
 
@@ -109,8 +117,9 @@ pub struct WalletPayment {
     pub wallet_id: WalletId,
     pub role: PaymentRole,
     pub payment_id: PaymentId,
-    pub from_wallet: WalletId,
-    pub to_wallet: WalletId,
+    /// The payment's parties, as its request names them.
+    #[serde(flatten)]
+    pub flow: Flow,
     pub amount: Money,
     pub status: PaymentStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -310,7 +319,8 @@ impl fmt::Debug for Cursor {
 }
 
 /// The read-model items `event` changes: for a payment event, each wallet's transaction and its
-/// payment entry (four items); for a deposit, the wallet's transaction.
+/// payment entry (four items for a transfer, two for a top-up or a payout, which touch one
+/// wallet); for a deposit, the wallet's transaction.
 pub fn project(event: &DomainEvent) -> Vec<ReadModelChange> {
     let items = match event {
         DomainEvent::PaymentRequested(detail) => requested(detail),
@@ -341,8 +351,7 @@ pub fn project(event: &DomainEvent) -> Vec<ReadModelChange> {
 /// A payment as one of its events tells it.
 struct PaymentFacts<'a> {
     payment_id: &'a PaymentId,
-    from_wallet: &'a WalletId,
-    to_wallet: &'a WalletId,
+    flow: &'a Flow,
     amount: Money,
     status: PaymentStatus,
     failure: Option<&'a FailureReason>,
@@ -354,8 +363,7 @@ fn requested(detail: &EventDetail<PaymentRequest>) -> Vec<ReadModelItem> {
     let request = &detail.data;
     payment_items(&PaymentFacts {
         payment_id: request.payment_id(),
-        from_wallet: request.from_wallet(),
-        to_wallet: request.to_wallet(),
+        flow: request.flow(),
         amount: request.amount(),
         status: PaymentStatus::Pending,
         failure: None,
@@ -368,8 +376,7 @@ fn outcome(detail: &EventDetail<PaymentEventData>) -> Vec<ReadModelItem> {
     let data = &detail.data;
     payment_items(&PaymentFacts {
         payment_id: &data.payment_id,
-        from_wallet: &data.from_wallet,
-        to_wallet: &data.to_wallet,
+        flow: &data.flow,
         amount: data.amount,
         status: data.status,
         failure: data.failure.as_ref(),
@@ -380,12 +387,12 @@ fn outcome(detail: &EventDetail<PaymentEventData>) -> Vec<ReadModelItem> {
 }
 
 fn payment_items(facts: &PaymentFacts<'_>) -> Vec<ReadModelItem> {
-    let transaction = |wallet: &WalletId, kind, counterparty: &WalletId, amount| {
+    let transaction = |wallet: &WalletId, kind, counterparty: Option<&WalletId>, amount| {
         ReadModelItem::Transaction(TransactionEntry {
             wallet_id: wallet.clone(),
             kind,
             transaction_id: facts.payment_id.to_string(),
-            counterparty: Some(counterparty.clone()),
+            counterparty: counterparty.cloned(),
             amount,
             status: facts.status,
             failure: facts.failure.cloned(),
@@ -398,8 +405,7 @@ fn payment_items(facts: &PaymentFacts<'_>) -> Vec<ReadModelItem> {
             wallet_id: wallet.clone(),
             role,
             payment_id: facts.payment_id.clone(),
-            from_wallet: facts.from_wallet.clone(),
-            to_wallet: facts.to_wallet.clone(),
+            flow: facts.flow.clone(),
             amount: facts.amount,
             status: facts.status,
             failure: facts.failure.cloned(),
@@ -407,20 +413,32 @@ fn payment_items(facts: &PaymentFacts<'_>) -> Vec<ReadModelItem> {
             updated_at: facts.updated_at,
         })
     };
-    vec![
-        transaction(
-            facts.from_wallet,
+    let (from, to) = (facts.flow.from_wallet(), facts.flow.to_wallet());
+    let (sent, received) = match facts.flow.kind() {
+        FlowKind::Transfer => (
             TransactionKind::PaymentSent,
-            facts.to_wallet,
-            SignedAmount::debit(facts.amount),
-        ),
-        transaction(
-            facts.to_wallet,
             TransactionKind::PaymentReceived,
-            facts.from_wallet,
-            SignedAmount::credit(facts.amount),
         ),
-        payment(facts.from_wallet, PaymentRole::Payer),
-        payment(facts.to_wallet, PaymentRole::Payee),
-    ]
+        FlowKind::TopUp | FlowKind::Payout => (TransactionKind::Payout, TransactionKind::TopUp),
+    };
+    let debited = from.map(|wallet| {
+        [
+            transaction(wallet, sent, to, SignedAmount::debit(facts.amount)),
+            payment(wallet, PaymentRole::Payer),
+        ]
+    });
+    let credited = to.map(|wallet| {
+        [
+            transaction(wallet, received, from, SignedAmount::credit(facts.amount)),
+            payment(wallet, PaymentRole::Payee),
+        ]
+    });
+    // Transactions first, then payments, as the lists are read.
+    let (mut transactions, mut payments) = (Vec::new(), Vec::new());
+    for [transaction, payment] in debited.into_iter().chain(credited) {
+        transactions.push(transaction);
+        payments.push(payment);
+    }
+    transactions.append(&mut payments);
+    transactions
 }

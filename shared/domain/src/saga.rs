@@ -11,8 +11,18 @@
 //! ```
 //!
 //! Settling is the last step: its log entry is the terminal `COMPLETED` one, written in the same
-//! transaction as the sender's debit and the receiver's credit. Nothing happens between moving
-//! the money and completing the payment, so they are one step, not two.
+//! transaction as the payment's one transfer of the ledger. Nothing happens between moving the
+//! money and completing the payment, so they are one step, not two.
+//!
+//! One engine runs the three [`Flow`](crate::payment::Flow)s; each step means, per flow:
+//!
+//! | step | transfer | top-up | payout |
+//! |---|---|---|---|
+//! | reserve | reserve in the payer's wallet; payee's accepts the currency | the wallet accepts the currency | reserve in the wallet |
+//! | charge | the processor charges | the processor charges the funding instrument | the processor pays the destination |
+//! | settle | payer → payee | `world:funding` → wallet | wallet → `world:payouts` |
+//! | refund | refund the charge (or void) | refund the charge (or void) | cancel the payout (or void) |
+//! | release | release the payer's reservation | nothing was reserved | release the wallet's reservation |
 
 use chrono::{DateTime, Utc};
 
@@ -26,18 +36,20 @@ use super::wallet::{WalletChange, WalletEffect};
 /// A step of the payment saga.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SagaStep {
-    /// Check the payment against the limits, then earmark the amount in the sender's wallet
-    /// (which must hold the payment's currency and enough available funds) after checking that
-    /// the receiver's wallet exists and holds that currency too. Compensated by
+    /// Check the payment against the limits, then earmark the amount in the debited wallet, if
+    /// any (which must hold the payment's currency and enough available funds), after checking
+    /// that the credited wallet, if any, exists and holds that currency too. Compensated by
     /// [`SagaStep::ReleaseReservation`].
     ReserveFunds,
-    /// Capture the amount with the payment processor. Compensated by [`SagaStep::RefundCharge`].
+    /// Have the payment processor do its part: capture the amount (a transfer; a top-up, from
+    /// the funding instrument) or pay it to the destination (a payout). Compensated by
+    /// [`SagaStep::RefundCharge`].
     ChargePayment,
-    /// Pay the reservation out of the sender's wallet into the receiver's, and complete the
-    /// payment with the same write.
+    /// Move the amount with the payment's one transfer (out of the reservation when a wallet is
+    /// debited), and complete the payment with the same write.
     SettleFunds,
-    /// Compensation: refund the charge at the processor, or void the payment there when no
-    /// charge was captured (a charge whose outcome is unknown may still arrive).
+    /// Compensation: undo the processor's part (refund the charge, cancel the payout), or void
+    /// the payment there when nothing was done (an answer that was lost may still arrive).
     RefundCharge,
     /// Compensation: give the reserved amount back to the sender's available funds.
     ReleaseReservation,
@@ -96,18 +108,23 @@ impl SagaStep {
     pub fn plan(self, payment: &Payment, now: DateTime<Utc>) -> Option<StepPlan> {
         let request = &payment.request;
         let amount = request.amount();
-        let (from, to) = (request.from_wallet(), request.to_wallet());
-        let hold = |wallet_id: &WalletId, hold| WalletHold {
-            wallet_id: wallet_id.clone(),
-            hold,
+        let hold = |wallet_id: Option<&WalletId>, hold| {
+            wallet_id.map(|wallet_id| WalletHold {
+                wallet_id: wallet_id.clone(),
+                hold,
+            })
         };
+        let (from, to) = (request.from_wallet(), request.to_wallet());
         let (step, holds, transfers) = match self {
             Self::ReserveFunds => (
                 PaymentStep::FundsReserved,
-                vec![
+                [
                     hold(from, Hold::Reserve(amount)),
                     hold(to, Hold::AcceptsCurrency(amount.currency())),
-                ],
+                ]
+                .into_iter()
+                .flatten()
+                .collect(),
                 vec![],
             ),
             Self::ChargePayment => return None,
@@ -115,7 +132,7 @@ impl SagaStep {
             Self::RefundCharge => (PaymentStep::ChargeRefunded, vec![], vec![]),
             Self::ReleaseReservation => (
                 PaymentStep::ReservationReleased,
-                vec![hold(from, Hold::Release(amount))],
+                hold(from, Hold::Release(amount)).into_iter().collect(),
                 vec![],
             ),
             Self::FailPayment => {
@@ -248,6 +265,10 @@ mod tests {
     use crate::ledger::Account;
     use crate::test_support::request;
     use crate::wallet::Wallet;
+
+    fn wallet_id(id: &str) -> WalletId {
+        WalletId::parse(id).unwrap()
+    }
 
     fn pending() -> Payment {
         Payment::from_log(&[PaymentLogEntry::requested(request(250), Utc::now())]).unwrap()
@@ -418,8 +439,8 @@ mod tests {
             (&PaymentStep::Completed, 4)
         );
         let amount = charged.request.amount();
-        let payer = Account::wallet(charged.request.from_wallet().clone());
-        let payee = Account::wallet(charged.request.to_wallet().clone());
+        let payer = Account::wallet(wallet_id("wal_alice"));
+        let payee = Account::wallet(wallet_id("wal_bob"));
         assert_eq!(
             settle.transfers,
             [Transfer::new(payer, payee, amount).unwrap()],
@@ -444,7 +465,7 @@ mod tests {
     #[test]
     fn a_failure_before_reservation_touches_no_wallet() {
         let reason = FailureReason::UnknownWallet {
-            wallet_id: request(1).to_wallet().clone(),
+            wallet_id: wallet_id("wal_bob"),
         };
         let plan = fail_before_reservation(&pending(), reason, Utc::now());
         assert!(plan.wallet_effects().is_empty());

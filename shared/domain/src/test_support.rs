@@ -30,9 +30,19 @@ pub fn deposit(id: &str, wallet_id: &str, minor_units: u64) -> DomainEvent {
             deposit_id: DepositId::parse(id).expect("a deposit id"),
             wallet_id: wallet(wallet_id),
             amount: eur(minor_units),
+            issued_by: Some(operator().issued_by),
+            reason: Some(operator().reason),
         },
         Utc::now(),
     )
+}
+
+/// An operator (`ops-test`) and the reason they give.
+pub fn operator() -> crate::OperatorRecord {
+    crate::OperatorRecord {
+        issued_by: crate::Owner::parse("ops-test").expect("an owner"),
+        reason: crate::OperatorReason::parse("test funds").expect("a reason"),
+    }
 }
 
 fn request_between(id: &str, from: &str, to: &str, minor_units: u64) -> PaymentRequest {

@@ -9,7 +9,12 @@ use chrono::Utc;
 use paysaga_domain::events::{
     ContractSchema, ContractViolation, DomainEvent, EVENT_TYPES, FundsDeposited, contract_schemas,
 };
-use paysaga_domain::{Currency, DepositId, Money, PaymentId, PaymentRequest, WalletId};
+use paysaga_domain::ids::{FundingInstrumentId, PayoutDestinationId};
+use paysaga_domain::payment::Flow;
+use paysaga_domain::{
+    Currency, DepositId, FailureReason, Money, Payment, PaymentId, PaymentLogEntry, PaymentRequest,
+    PaymentStatus, PaymentStep, WalletId,
+};
 use serde_json::{Value, json};
 
 fn repo_root() -> PathBuf {
@@ -213,6 +218,8 @@ fn the_events_paysaga_writes_honour_their_schemas_and_carry_their_ids() {
             deposit_id: DepositId::generate(),
             wallet_id: wallet("wal_alice"),
             amount: eur(10_000),
+            issued_by: None,
+            reason: None,
         },
         Utc::now(),
     );
@@ -233,6 +240,85 @@ fn the_events_paysaga_writes_honour_their_schemas_and_carry_their_ids() {
     ));
     assert_eq!(deposited["wallet_ids"], json!(["wal_alice"]));
     assert!(deposited.get("payment_id").is_none(), "{deposited}");
+}
+
+/// A top-up and a payout, each with its request and both outcomes, as the saga announces them.
+fn top_up_and_payout_events() -> Vec<DomainEvent> {
+    let flows = [
+        Flow::TopUp {
+            funding_instrument: FundingInstrumentId::parse("fi_card_1").expect("an instrument"),
+            to_wallet: wallet("wal_alice"),
+        },
+        Flow::Payout {
+            from_wallet: wallet("wal_alice"),
+            destination: PayoutDestinationId::parse("dst_bank_1").expect("a destination"),
+        },
+    ];
+    let mut events = Vec::new();
+    for (n, flow) in flows.into_iter().enumerate() {
+        let id = PaymentId::parse(&format!("pay_flow_{n}")).expect("a payment id");
+        let request = PaymentRequest::of_flow(id, flow, eur(900)).expect("a valid request");
+        events.push(DomainEvent::payment_requested(&request, Utc::now()));
+        let log = [PaymentLogEntry::requested(request, Utc::now())];
+        let pending = Payment::from_log(&log).expect("a log of one request");
+        let step = PaymentStep::Failed {
+            reason: FailureReason::ProcessorUnavailable,
+        };
+        let failed = pending
+            .after(&pending.next_entry(step, Utc::now()))
+            .expect("a failure before anything was reserved");
+        events.extend(DomainEvent::payment_outcome(&failed));
+        let mut completed = pending.clone();
+        completed.status = PaymentStatus::Completed;
+        events.extend(DomainEvent::payment_outcome(&completed));
+    }
+    events
+}
+
+#[test]
+fn each_flow_has_its_own_types_and_a_detail_of_another_flow_breaks_them() {
+    let events = top_up_and_payout_events();
+    let types: Vec<&str> = events.iter().map(DomainEvent::detail_type).collect();
+    assert_eq!(
+        types,
+        [
+            "TopUpRequested",
+            "TopUpFailed",
+            "TopUpCompleted",
+            "PayoutRequested",
+            "PayoutFailed",
+            "PayoutCompleted"
+        ]
+    );
+    for event in &events {
+        let detail = detail_of(event);
+        assert!(
+            honours_contract(event.source(), event.detail_type(), &detail),
+            "{}: {detail}",
+            event.detail_type()
+        );
+        assert_eq!(detail["wallet_ids"], json!(["wal_alice"]));
+        // The same detail under another flow's type honours neither that type's schema nor
+        // the Rust types: a rule matching one flow's types never sees another's payments.
+        let other_type = if event.detail_type().starts_with("TopUp") {
+            event.detail_type().replace("TopUp", "Payment")
+        } else {
+            event.detail_type().replace("Payout", "TopUp")
+        };
+        assert!(
+            !honours_contract(event.source(), &other_type, &detail),
+            "{} as {other_type}",
+            event.detail_type()
+        );
+    }
+    // A transfer naming another flow's party too is no transfer.
+    let mut transfer = detail_of(&payment_requested());
+    transfer["data"]["destination"] = json!("dst_bank_1");
+    assert!(!honours_contract(
+        "paysaga.payments",
+        "PaymentRequested",
+        &transfer
+    ));
 }
 
 #[test]

@@ -55,10 +55,15 @@ pub fn request(name: &str, who: As, body: Option<Value>) -> Value {
             context.remove("authorizer");
         }
         As::Caller(sub) | As::Admin(sub) => {
-            let claims = &mut context["authorizer"]["jwt"]["claims"];
-            claims["sub"] = json!(sub);
+            let jwt = &mut context["authorizer"]["jwt"];
+            jwt["claims"]["sub"] = json!(sub);
             if matches!(who, As::Admin(_)) {
-                claims["scope"] = json!("paysaga/admin");
+                jwt["claims"]["scope"] = json!("paysaga/admin");
+                jwt["scopes"] = json!(["paysaga/admin"]);
+            } else if let Some(claims) = jwt["claims"].as_object_mut() {
+                // A caller without the scope, whatever the fixture's token had.
+                claims.remove("scope");
+                jwt["scopes"] = Value::Null;
             }
         }
     }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use paysaga_domain::ports::{PaymentProcessor, ProcessorError};
-use paysaga_domain::{ChargeId, PaymentId, PaymentRequest};
+use paysaga_domain::{ChargeId, PaymentRequest};
 
 /// When the circuit opens and for how long.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,7 +81,7 @@ impl CircuitState {
 /// What a permitted call came to, as far as the circuit is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CallOutcome {
-    /// The processor answered (a charge, a refund, or a decline).
+    /// The processor answered (an execution, a reversal, or a decline).
     Answered,
     /// No usable answer: connection refused, timeout, 5xx, 429.
     NoAnswer,
@@ -378,12 +378,12 @@ impl Drop for PendingCall<'_> {
 
 #[async_trait]
 impl<P: PaymentProcessor, C: Clock> PaymentProcessor for GuardedProcessor<P, C> {
-    async fn charge(&self, request: &PaymentRequest) -> Result<ChargeId, ProcessorError> {
-        self.guarded(self.inner.charge(request)).await
+    async fn execute(&self, request: &PaymentRequest) -> Result<ChargeId, ProcessorError> {
+        self.guarded(self.inner.execute(request)).await
     }
 
-    async fn refund(&self, payment_id: &PaymentId) -> Result<(), ProcessorError> {
-        self.guarded(self.inner.refund(payment_id)).await
+    async fn reverse(&self, request: &PaymentRequest) -> Result<(), ProcessorError> {
+        self.guarded(self.inner.reverse(request)).await
     }
 }
 
@@ -393,7 +393,9 @@ mod tests {
     use std::sync::atomic::{AtomicU32, Ordering};
 
     use super::*;
-    use paysaga_domain::{Money, WalletId};
+    use paysaga_domain::ids::PayoutDestinationId;
+    use paysaga_domain::payment::Flow;
+    use paysaga_domain::{Money, PaymentId, WalletId};
 
     const OPEN_FOR: Duration = Duration::from_secs(5);
 
@@ -587,12 +589,12 @@ mod tests {
 
     #[async_trait]
     impl PaymentProcessor for Scripted {
-        async fn charge(&self, _request: &PaymentRequest) -> Result<ChargeId, ProcessorError> {
+        async fn execute(&self, _request: &PaymentRequest) -> Result<ChargeId, ProcessorError> {
             self.0.calls.fetch_add(1, Ordering::SeqCst);
             let answer = self.0.answer.lock().unwrap().clone();
             answer.map(|()| ChargeId::parse("ch_test").unwrap())
         }
-        async fn refund(&self, _payment_id: &PaymentId) -> Result<(), ProcessorError> {
+        async fn reverse(&self, _request: &PaymentRequest) -> Result<(), ProcessorError> {
             self.0.calls.fetch_add(1, Ordering::SeqCst);
             self.0.answer.lock().unwrap().clone()
         }
@@ -630,20 +632,20 @@ mod tests {
         let guarded = GuardedProcessor::with_clock(processor.clone(), config(3, 1), clock.clone());
         for _ in 0..3 {
             assert!(matches!(
-                guarded.charge(&request()).await,
+                guarded.execute(&request()).await,
                 Err(ProcessorError::Unavailable(_))
             ));
         }
         assert_eq!(guarded.state(), CircuitState::Open);
         assert_eq!(
-            guarded.refund(request().payment_id()).await,
+            guarded.reverse(&request()).await,
             Err(ProcessorError::Unavailable("circuit open".into()))
         );
         assert_eq!(processor.calls(), 3, "an open circuit does not call");
 
         processor.set(Ok(()));
         clock.advance(OPEN_FOR);
-        assert!(guarded.charge(&request()).await.is_ok());
+        assert!(guarded.execute(&request()).await.is_ok());
         assert_eq!(guarded.state(), CircuitState::Closed);
         assert_eq!(processor.calls(), 4);
     }
@@ -654,10 +656,52 @@ mod tests {
         let processor = Scripted::answering(Err(declined.clone()));
         let guarded = GuardedProcessor::new(processor.clone(), config(1, 1));
         for _ in 0..3 {
-            assert_eq!(guarded.charge(&request()).await, Err(declined.clone()));
+            assert_eq!(guarded.execute(&request()).await, Err(declined.clone()));
         }
         assert_eq!(guarded.state(), CircuitState::Closed);
         assert_eq!(processor.calls(), 3);
+    }
+
+    #[tokio::test]
+    async fn the_decorator_hands_each_call_the_whole_request_and_guards_both() {
+        /// Remembers which call saw which payment, and is unavailable throughout.
+        #[derive(Default)]
+        struct Recording(Mutex<Vec<(&'static str, PaymentRequest)>>);
+        #[async_trait]
+        impl PaymentProcessor for Recording {
+            async fn execute(&self, request: &PaymentRequest) -> Result<ChargeId, ProcessorError> {
+                self.0.lock().unwrap().push(("execute", request.clone()));
+                Err(ProcessorError::Unavailable("down".into()))
+            }
+            async fn reverse(&self, request: &PaymentRequest) -> Result<(), ProcessorError> {
+                self.0.lock().unwrap().push(("reverse", request.clone()));
+                Err(ProcessorError::Unavailable("down".into()))
+            }
+        }
+        let payout = PaymentRequest::of_flow(
+            PaymentId::parse("pay_breaker_payout").unwrap(),
+            Flow::Payout {
+                from_wallet: WalletId::parse("wal_a").unwrap(),
+                destination: PayoutDestinationId::parse("dst_bank").unwrap(),
+            },
+            Money::positive(100, "EUR".parse().unwrap()).unwrap(),
+        )
+        .unwrap();
+        let guarded = GuardedProcessor::new(Recording::default(), config(2, 1));
+        assert!(guarded.execute(&payout).await.is_err());
+        assert!(guarded.reverse(&payout).await.is_err());
+        assert_eq!(
+            *guarded.inner().0.lock().unwrap(),
+            [("execute", payout.clone()), ("reverse", payout.clone())],
+            "the flow reaches the processor with each call"
+        );
+        // A failed execution and a failed reversal count together towards the threshold.
+        assert_eq!(guarded.state(), CircuitState::Open);
+        assert_eq!(
+            guarded.reverse(&payout).await,
+            Err(ProcessorError::Unavailable("circuit open".into()))
+        );
+        assert_eq!(guarded.inner().0.lock().unwrap().len(), 2);
     }
 
     #[tokio::test]
@@ -665,21 +709,20 @@ mod tests {
         struct Hangs;
         #[async_trait]
         impl PaymentProcessor for Hangs {
-            async fn charge(&self, _: &PaymentRequest) -> Result<ChargeId, ProcessorError> {
+            async fn execute(&self, _: &PaymentRequest) -> Result<ChargeId, ProcessorError> {
                 std::future::pending().await
             }
-            async fn refund(&self, _: &PaymentId) -> Result<(), ProcessorError> {
+            async fn reverse(&self, _: &PaymentRequest) -> Result<(), ProcessorError> {
                 Err(ProcessorError::Unavailable("down".into()))
             }
         }
         let clock = TestClock(Arc::new(Mutex::new(Instant::now())));
         let guarded = GuardedProcessor::with_clock(Hangs, config(1, 1), clock.clone());
-        let payment_id = request().payment_id().clone();
-        assert!(guarded.refund(&payment_id).await.is_err());
+        let request = request();
+        assert!(guarded.reverse(&request).await.is_err());
         assert_eq!(guarded.state(), CircuitState::Open);
         clock.advance(OPEN_FOR);
-        let request = request();
-        let trial = guarded.charge(&request);
+        let trial = guarded.execute(&request);
         // Poll it once (it takes the trial slot), then drop it, as a timeout would.
         assert!(
             tokio::time::timeout(Duration::from_millis(10), trial)
@@ -689,7 +732,7 @@ mod tests {
         assert_eq!(guarded.state(), CircuitState::HalfOpen);
         // The slot is free again: the next call is a trial (which fails and reopens).
         assert_eq!(
-            guarded.refund(&payment_id).await,
+            guarded.reverse(&request).await,
             Err(ProcessorError::Unavailable("down".into()))
         );
         assert_eq!(guarded.state(), CircuitState::Open);

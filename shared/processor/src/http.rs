@@ -1,16 +1,27 @@
 //! [`HttpPaymentProcessor`]: the [`PaymentProcessor`] port over the processor's HTTP API.
 //!
-//! The contract (the local fake in `infra/local/payment-processor` implements it):
+//! The contract (the local fake in `infra/local/payment-processor` implements it), by the
+//! payment's flow:
 //!
-//! - `POST {base}/charges` with `Idempotency-Key: <payment_id>` and
-//!   `{"payment_id","from_wallet","to_wallet","amount":{"minor_units","currency"}}`:
-//!   201 (200 on a replay) `{"charge_id","payment_id","status":"captured","amount"}`;
-//!   402 `{"error":{"code":"declined","message"}}`; 409 `{"error":{"code":"voided",..}}` when the
-//!   payment id was voided by a refund before any charge.
-//! - `POST {base}/charges/{payment_id}/refund`: 200 `{"payment_id","status":"refunded"|"voided"}`.
+//! | flow | [`execute`](PaymentProcessor::execute) | [`reverse`](PaymentProcessor::reverse) |
+//! |---|---|---|
+//! | transfer | `POST {base}/charges` `{"payment_id","from_wallet","to_wallet","amount"}` | `POST {base}/charges/{payment_id}/refund` |
+//! | top-up | `POST {base}/charges` `{"payment_id","funding_instrument","to_wallet","amount"}` | `POST {base}/charges/{payment_id}/refund` |
+//! | payout | `POST {base}/payouts` `{"payment_id","from_wallet","destination","amount"}` | `POST {base}/payouts/{payment_id}/cancel` |
+//!
+//! - Executions carry `Idempotency-Key: <payment_id>`; `amount` is
+//!   `{"minor_units","currency"}`.
+//! - A charge answers 201 (200 on a replay) `{"charge_id","payment_id","status":"captured",..}`;
+//!   a payout 201 (200 on a replay) `{"payout_id","payment_id","status":"paid",..}`. A replay
+//!   answered `refunded`, `cancelled` or `voided` is declined: the payment id is spent.
+//! - Either refuses with 402 `{"error":{"code":"declined","message"}}`, or 409
+//!   `{"error":{"code":"voided",..}}` when the payment id was voided by a refund or a cancel
+//!   before any execution.
+//! - A refund answers 200 `{"payment_id","status":"refunded"|"voided"}`, a cancel 200
+//!   `{"payment_id","status":"cancelled"|"voided"}`.
 //!
 //! Each attempt has its own timeout; transient failures (connect errors, timeouts, 5xx, 408,
-//! 429) are retried with exponential backoff and full jitter. Both calls are idempotent per
+//! 429) are retried with exponential backoff and full jitter. Every call is idempotent per
 //! payment id, so a retry of a request whose answer was lost is safe. Redirects are not part of
 //! the contract: a 3xx is an unexpected answer, never followed.
 //!
@@ -20,7 +31,8 @@
 //! connection pool is built on the first call, so loading those certificates is not part of a
 //! cold start.
 //!
-//! Logged: the payment id, the attempt and HTTP statuses. Never bodies, amounts or wallets.
+//! Logged: the payment id, the attempt and HTTP statuses. Never bodies, amounts, wallets,
+//! funding instruments or destinations.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -40,6 +52,8 @@ use http::StatusCode;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use paysaga_domain::ids::{FundingInstrumentId, PayoutDestinationId};
+use paysaga_domain::payment::Flow;
 use paysaga_domain::ports::{PaymentProcessor, ProcessorError};
 use paysaga_domain::{ChargeId, Money, PaymentId, PaymentRequest, WalletId};
 
@@ -96,6 +110,7 @@ pub struct ClientBuildError(String);
 pub struct HttpPaymentProcessor {
     transport: Arc<Transport>,
     charges: Url,
+    payouts: Url,
     retry: RetryPolicy,
 }
 
@@ -187,11 +202,12 @@ impl HttpPaymentProcessor {
                 timeout,
             }),
             charges: endpoint(base_url, &["charges"]),
+            payouts: endpoint(base_url, &["payouts"]),
             retry,
         })
     }
 
-    /// One attempt to charge.
+    /// One attempt to charge (a transfer's payer or a top-up's funding instrument).
     async fn try_charge(&self, body: &ChargeBody<'_>) -> Result<ChargeId, AttemptError> {
         let json = serde_json::to_vec(body)
             .map_err(|e| AttemptError::Malformed(format!("cannot write the charge: {e}")))?;
@@ -222,7 +238,38 @@ impl HttpPaymentProcessor {
         }
     }
 
-    /// One attempt to refund (or void).
+    /// One attempt to pay out.
+    async fn try_payout(&self, body: &PayoutBody<'_>) -> Result<ChargeId, AttemptError> {
+        let json = serde_json::to_vec(body)
+            .map_err(|e| AttemptError::Malformed(format!("cannot write the payout: {e}")))?;
+        let (status, bytes) = self
+            .transport
+            .post(&self.payouts, Some(body.payment_id), Some(json))
+            .await?;
+        tracing::debug!(payment_id = %body.payment_id, status = status.as_u16(), "payout answered");
+        if !status.is_success() {
+            return Err(AttemptError::from_refusal(status, &bytes));
+        }
+        let answer: PayoutAnswer = serde_json::from_slice(&bytes)
+            .map_err(|e| AttemptError::Malformed(format!("payout answer (HTTP {status}): {e}")))?;
+        if &answer.payment_id != body.payment_id {
+            return Err(AttemptError::Malformed(format!(
+                "payout answer is for another payment ({})",
+                answer.payment_id
+            )));
+        }
+        match answer.status {
+            PayoutStatus::Paid => Ok(answer.payout_id),
+            // A replay after a cancel: the payment id is spent, the payout will not stand.
+            PayoutStatus::Cancelled | PayoutStatus::Voided => Err(AttemptError::Declined(format!(
+                "payout {} was {}",
+                answer.payout_id,
+                answer.status.as_str()
+            ))),
+        }
+    }
+
+    /// One attempt to refund a charge (or void its payment id).
     async fn try_refund(&self, payment_id: &PaymentId) -> Result<(), AttemptError> {
         let url = endpoint(&self.charges, &[payment_id.as_str(), "refund"]);
         let (status, bytes) = self.transport.post(&url, None, None).await?;
@@ -236,6 +283,24 @@ impl HttpPaymentProcessor {
             ChargeStatus::Refunded | ChargeStatus::Voided => Ok(()),
             ChargeStatus::Captured => Err(AttemptError::Malformed(
                 "refund answered with status captured".to_owned(),
+            )),
+        }
+    }
+
+    /// One attempt to cancel a payout (or void its payment id).
+    async fn try_cancel(&self, payment_id: &PaymentId) -> Result<(), AttemptError> {
+        let url = endpoint(&self.payouts, &[payment_id.as_str(), "cancel"]);
+        let (status, bytes) = self.transport.post(&url, None, None).await?;
+        tracing::debug!(%payment_id, status = status.as_u16(), "cancel answered");
+        if !status.is_success() {
+            return Err(AttemptError::from_refusal(status, &bytes));
+        }
+        let answer: CancelAnswer = serde_json::from_slice(&bytes)
+            .map_err(|e| AttemptError::Malformed(format!("cancel answer (HTTP {status}): {e}")))?;
+        match answer.status {
+            PayoutStatus::Cancelled | PayoutStatus::Voided => Ok(()),
+            PayoutStatus::Paid => Err(AttemptError::Malformed(
+                "cancel answered with status paid".to_owned(),
             )),
         }
     }
@@ -270,20 +335,55 @@ impl HttpPaymentProcessor {
 
 #[async_trait]
 impl PaymentProcessor for HttpPaymentProcessor {
-    async fn charge(&self, request: &PaymentRequest) -> Result<ChargeId, ProcessorError> {
-        let body = ChargeBody {
-            payment_id: request.payment_id(),
-            from_wallet: request.from_wallet(),
-            to_wallet: request.to_wallet(),
-            amount: request.amount(),
+    async fn execute(&self, request: &PaymentRequest) -> Result<ChargeId, ProcessorError> {
+        let payment_id = request.payment_id();
+        let amount = request.amount();
+        let (payer, to_wallet) = match request.flow() {
+            Flow::Transfer {
+                from_wallet,
+                to_wallet,
+            } => (Payer::FromWallet(from_wallet), to_wallet),
+            Flow::TopUp {
+                funding_instrument,
+                to_wallet,
+            } => (Payer::FundingInstrument(funding_instrument), to_wallet),
+            Flow::Payout {
+                from_wallet,
+                destination,
+            } => {
+                let body = PayoutBody {
+                    payment_id,
+                    from_wallet,
+                    destination,
+                    amount,
+                };
+                return self
+                    .with_retries("payout", payment_id, || self.try_payout(&body))
+                    .await;
+            }
         };
-        self.with_retries("charge", request.payment_id(), || self.try_charge(&body))
+        let body = ChargeBody {
+            payment_id,
+            payer,
+            to_wallet,
+            amount,
+        };
+        self.with_retries("charge", payment_id, || self.try_charge(&body))
             .await
     }
 
-    async fn refund(&self, payment_id: &PaymentId) -> Result<(), ProcessorError> {
-        self.with_retries("refund", payment_id, || self.try_refund(payment_id))
-            .await
+    async fn reverse(&self, request: &PaymentRequest) -> Result<(), ProcessorError> {
+        let payment_id = request.payment_id();
+        match request.flow() {
+            Flow::Transfer { .. } | Flow::TopUp { .. } => {
+                self.with_retries("refund", payment_id, || self.try_refund(payment_id))
+                    .await
+            }
+            Flow::Payout { .. } => {
+                self.with_retries("cancel", payment_id, || self.try_cancel(payment_id))
+                    .await
+            }
+        }
     }
 }
 
@@ -368,8 +468,27 @@ impl From<AttemptError> for ProcessorError {
 #[derive(Serialize)]
 struct ChargeBody<'a> {
     payment_id: &'a PaymentId,
-    from_wallet: &'a WalletId,
+    #[serde(flatten)]
+    payer: Payer<'a>,
     to_wallet: &'a WalletId,
+    amount: Money,
+}
+
+/// Who a charge takes the money from: one field of the body, named by the flow.
+#[derive(Serialize)]
+#[serde(rename_all = "snake_case")]
+enum Payer<'a> {
+    /// A transfer's payer.
+    FromWallet(&'a WalletId),
+    /// A top-up's funding instrument.
+    FundingInstrument(&'a FundingInstrumentId),
+}
+
+#[derive(Serialize)]
+struct PayoutBody<'a> {
+    payment_id: &'a PaymentId,
+    from_wallet: &'a WalletId,
+    destination: &'a PayoutDestinationId,
     amount: Money,
 }
 
@@ -398,6 +517,36 @@ impl ChargeStatus {
         match self {
             Self::Captured => "captured",
             Self::Refunded => "refunded",
+            Self::Voided => "voided",
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct PayoutAnswer {
+    payout_id: ChargeId,
+    payment_id: PaymentId,
+    status: PayoutStatus,
+}
+
+#[derive(Deserialize)]
+struct CancelAnswer {
+    status: PayoutStatus,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum PayoutStatus {
+    Paid,
+    Cancelled,
+    Voided,
+}
+
+impl PayoutStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Paid => "paid",
+            Self::Cancelled => "cancelled",
             Self::Voided => "voided",
         }
     }
@@ -525,6 +674,23 @@ mod tests {
                     },
                 ),
             )
+            .route(
+                "/v1/payouts",
+                post(|state: State<Shared>, headers: HeaderMap, body: String| {
+                    serve(state, "/v1/payouts".to_owned(), headers, body)
+                }),
+            )
+            .route(
+                "/v1/payouts/{payment_id}/cancel",
+                post(
+                    |state: State<Shared>,
+                     Path(id): Path<String>,
+                     headers: HeaderMap,
+                     body: String| {
+                        serve(state, format!("/v1/payouts/{id}/cancel"), headers, body)
+                    },
+                ),
+            )
             .with_state(script.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -554,6 +720,28 @@ mod tests {
         .unwrap()
     }
 
+    fn eur(minor_units: u64) -> Money {
+        Money::positive(minor_units, "EUR".parse().unwrap()).unwrap()
+    }
+
+    fn top_up() -> PaymentRequest {
+        let flow = Flow::TopUp {
+            funding_instrument: FundingInstrumentId::parse("fi_card").unwrap(),
+            to_wallet: WalletId::parse("wal_to").unwrap(),
+        };
+        PaymentRequest::of_flow(PaymentId::parse("pay_http_1").unwrap(), flow, eur(1250)).unwrap()
+    }
+
+    fn payout() -> PaymentRequest {
+        let flow = Flow::Payout {
+            from_wallet: WalletId::parse("wal_from").unwrap(),
+            destination: PayoutDestinationId::parse("dst_bank").unwrap(),
+        };
+        PaymentRequest::of_flow(PaymentId::parse("pay_http_1").unwrap(), flow, eur(1250)).unwrap()
+    }
+
+    const PAID: &str = r#"{"payout_id":"po_123","payment_id":"pay_http_1","status":"paid","amount":{"minor_units":1250,"currency":"EUR"},"from_wallet":"wal_from","destination":"dst_bank"}"#;
+
     const CAPTURED: &str = r#"{"charge_id":"ch_123","payment_id":"pay_http_1","status":"captured","amount":{"minor_units":1250,"currency":"EUR"}}"#;
 
     fn seen(script: &Shared) -> Vec<Seen> {
@@ -563,7 +751,7 @@ mod tests {
     #[tokio::test]
     async fn a_charge_posts_the_contract_body_with_the_payment_id_as_idempotency_key() {
         let (url, script) = server(vec![answer(201, CAPTURED)], None).await;
-        let charge = client(&url, 3).charge(&request()).await;
+        let charge = client(&url, 3).execute(&request()).await;
         assert_eq!(charge, Ok(ChargeId::parse("ch_123").unwrap()));
         let seen = seen(&script);
         assert_eq!(seen.len(), 1);
@@ -583,7 +771,7 @@ mod tests {
     async fn a_replayed_charge_answered_200_is_the_same_charge() {
         let (url, _) = server(vec![answer(200, CAPTURED)], None).await;
         assert_eq!(
-            client(&url, 1).charge(&request()).await,
+            client(&url, 1).execute(&request()).await,
             Ok(ChargeId::parse("ch_123").unwrap())
         );
     }
@@ -605,7 +793,7 @@ mod tests {
         ] {
             let (url, script) = server(vec![answer(status, body)], None).await;
             assert_eq!(
-                client(&url, 3).charge(&request()).await,
+                client(&url, 3).execute(&request()).await,
                 Err(ProcessorError::Declined(reason.to_owned())),
                 "HTTP {status}"
             );
@@ -617,7 +805,8 @@ mod tests {
     async fn other_client_errors_are_declined_as_our_mistake() {
         let body = r#"{"error":{"code":"invalid_request","message":"amount missing"}}"#;
         let (url, script) = server(vec![answer(422, body)], None).await;
-        let Err(ProcessorError::Declined(reason)) = client(&url, 3).charge(&request()).await else {
+        let Err(ProcessorError::Declined(reason)) = client(&url, 3).execute(&request()).await
+        else {
             panic!("a 422 is a decline");
         };
         assert!(
@@ -638,7 +827,7 @@ mod tests {
             None,
         )
         .await;
-        assert!(client(&url, 3).charge(&request()).await.is_ok());
+        assert!(client(&url, 3).execute(&request()).await.is_ok());
         assert_eq!(seen(&script).len(), 3);
     }
 
@@ -646,7 +835,7 @@ mod tests {
     async fn retries_stop_after_the_configured_attempts() {
         for attempts in [1, 3, 5] {
             let (url, script) = server(vec![], Some(answer(500, ""))).await;
-            let result = client(&url, attempts).charge(&request()).await;
+            let result = client(&url, attempts).execute(&request()).await;
             assert_eq!(
                 result,
                 Err(ProcessorError::Unavailable(
@@ -667,14 +856,14 @@ mod tests {
         let processor =
             HttpPaymentProcessor::new(&url, Duration::from_millis(100), fast_retries(2)).unwrap();
         let started = std::time::Instant::now();
-        assert!(processor.charge(&request()).await.is_ok());
+        assert!(processor.execute(&request()).await.is_ok());
         assert!(started.elapsed() < Duration::from_secs(2));
         assert_eq!(seen(&script).len(), 2);
 
         let (url, script) = server(vec![], Some(slow_answer())).await;
         let processor =
             HttpPaymentProcessor::new(&url, Duration::from_millis(100), fast_retries(3)).unwrap();
-        let Err(ProcessorError::Unavailable(why)) = processor.charge(&request()).await else {
+        let Err(ProcessorError::Unavailable(why)) = processor.execute(&request()).await else {
             panic!("timeouts make the processor unavailable");
         };
         assert!(why.starts_with("timed out"), "{why}");
@@ -696,7 +885,8 @@ mod tests {
             listener.local_addr().unwrap()
         };
         let url = Url::parse(&format!("http://{addr}/")).unwrap();
-        let Err(ProcessorError::Unavailable(why)) = client(&url, 2).charge(&request()).await else {
+        let Err(ProcessorError::Unavailable(why)) = client(&url, 2).execute(&request()).await
+        else {
             panic!("no listener means unavailable");
         };
         assert!(why.starts_with("connection failed"), "{why}");
@@ -714,7 +904,7 @@ mod tests {
         ] {
             let (url, script) = server(vec![], Some(answer(201, body))).await;
             assert!(matches!(
-                client(&url, 3).charge(&request()).await,
+                client(&url, 3).execute(&request()).await,
                 Err(ProcessorError::Unavailable(why)) if why.starts_with("unexpected answer")
             ));
             assert_eq!(seen(&script).len(), 1);
@@ -725,7 +915,7 @@ mod tests {
     async fn a_redirect_is_an_unexpected_answer_and_not_followed() {
         let (url, script) = server(vec![], Some(answer(302, ""))).await;
         assert_eq!(
-            client(&url, 3).charge(&request()).await,
+            client(&url, 3).execute(&request()).await,
             Err(ProcessorError::Unavailable(
                 "unexpected answer from the payment processor: unexpected HTTP 302 Found".into()
             ))
@@ -738,22 +928,192 @@ mod tests {
         let refunded = r#"{"charge_id":"ch_9","payment_id":"pay_http_1","status":"refunded"}"#;
         let (url, _) = server(vec![answer(200, refunded)], None).await;
         assert_eq!(
-            client(&url, 1).charge(&request()).await,
+            client(&url, 1).execute(&request()).await,
             Err(ProcessorError::Declined("charge ch_9 was refunded".into()))
         );
     }
 
     #[tokio::test]
     async fn a_refund_posts_to_the_payments_refund_path_and_accepts_refunded_or_voided() {
-        for status in ["refunded", "voided"] {
+        for (request, status) in [
+            (request(), "refunded"),
+            (request(), "voided"),
+            (top_up(), "refunded"),
+            (top_up(), "voided"),
+        ] {
             let body = format!(r#"{{"payment_id":"pay_http_1","status":"{status}"}}"#);
             let (url, script) = server(vec![answer(503, ""), answer(200, &body)], None).await;
-            let payment_id = PaymentId::parse("pay_http_1").unwrap();
-            assert_eq!(client(&url, 3).refund(&payment_id).await, Ok(()));
+            assert_eq!(client(&url, 3).reverse(&request).await, Ok(()), "{status}");
             let seen = seen(&script);
             assert_eq!(seen.len(), 2);
             assert_eq!(seen[1].path, "/v1/charges/pay_http_1/refund");
+            assert_eq!(seen[1].idempotency_key, None);
         }
+    }
+
+    #[tokio::test]
+    async fn a_refund_answered_captured_is_outside_the_contract() {
+        let body = r#"{"payment_id":"pay_http_1","status":"captured"}"#;
+        let (url, script) = server(vec![], Some(answer(200, body))).await;
+        assert_eq!(
+            client(&url, 3).reverse(&request()).await,
+            Err(ProcessorError::Unavailable(
+                "unexpected answer from the payment processor: refund answered with status \
+                 captured"
+                    .into()
+            ))
+        );
+        assert_eq!(seen(&script).len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_top_up_charges_the_funding_instrument_and_names_no_payer_wallet() {
+        let (url, script) = server(vec![answer(201, CAPTURED)], None).await;
+        assert_eq!(
+            client(&url, 3).execute(&top_up()).await,
+            Ok(ChargeId::parse("ch_123").unwrap())
+        );
+        let seen = seen(&script);
+        assert_eq!(seen.len(), 1);
+        assert_eq!(seen[0].path, "/v1/charges");
+        assert_eq!(seen[0].idempotency_key.as_deref(), Some("pay_http_1"));
+        let body: serde_json::Value = serde_json::from_str(&seen[0].body).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({
+                "payment_id": "pay_http_1", "funding_instrument": "fi_card", "to_wallet": "wal_to",
+                "amount": {"minor_units": 1250, "currency": "EUR"}
+            })
+        );
+    }
+
+    #[tokio::test]
+    async fn a_payout_posts_the_payout_body_and_answers_the_payout_id() {
+        for status in [201, 200] {
+            let (url, script) = server(vec![answer(status, PAID)], None).await;
+            assert_eq!(
+                client(&url, 3).execute(&payout()).await,
+                Ok(ChargeId::parse("po_123").unwrap()),
+                "HTTP {status}"
+            );
+            let seen = seen(&script);
+            assert_eq!(seen.len(), 1);
+            assert_eq!(seen[0].path, "/v1/payouts");
+            assert_eq!(seen[0].idempotency_key.as_deref(), Some("pay_http_1"));
+            let body: serde_json::Value = serde_json::from_str(&seen[0].body).unwrap();
+            assert_eq!(
+                body,
+                serde_json::json!({
+                    "payment_id": "pay_http_1", "from_wallet": "wal_from", "destination": "dst_bank",
+                    "amount": {"minor_units": 1250, "currency": "EUR"}
+                })
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_payout_replayed_after_a_cancel_is_declined() {
+        for status in ["cancelled", "voided"] {
+            let body =
+                format!(r#"{{"payout_id":"po_9","payment_id":"pay_http_1","status":"{status}"}}"#);
+            let (url, _) = server(vec![answer(200, &body)], None).await;
+            assert_eq!(
+                client(&url, 1).execute(&payout()).await,
+                Err(ProcessorError::Declined(format!(
+                    "payout po_9 was {status}"
+                )))
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn payout_refusals_are_declined_and_not_retried_and_outages_are_retried() {
+        for (status, body, reason) in [
+            (
+                402,
+                r#"{"error":{"code":"declined","message":"the destination refuses"}}"#,
+                "declined: the destination refuses",
+            ),
+            (
+                409,
+                r#"{"error":{"code":"voided","message":"cancelled before any payout"}}"#,
+                "voided: cancelled before any payout",
+            ),
+        ] {
+            let (url, script) = server(vec![answer(status, body)], None).await;
+            assert_eq!(
+                client(&url, 3).execute(&payout()).await,
+                Err(ProcessorError::Declined(reason.to_owned())),
+                "HTTP {status}"
+            );
+            assert_eq!(seen(&script).len(), 1, "HTTP {status} is not retried");
+        }
+        let (url, script) = server(vec![answer(503, ""), answer(201, PAID)], None).await;
+        assert_eq!(
+            client(&url, 3).execute(&payout()).await,
+            Ok(ChargeId::parse("po_123").unwrap())
+        );
+        assert_eq!(seen(&script).len(), 2);
+        let (url, script) = server(vec![], Some(answer(503, ""))).await;
+        assert_eq!(
+            client(&url, 2).execute(&payout()).await,
+            Err(ProcessorError::Unavailable(
+                "HTTP 503 Service Unavailable".into()
+            ))
+        );
+        assert_eq!(seen(&script).len(), 2);
+    }
+
+    #[tokio::test]
+    async fn payout_answers_outside_the_contract_are_unavailable_and_not_retried() {
+        for body in [
+            // A charge's answer, not a payout's.
+            CAPTURED,
+            r#"{"payout_id":"po_1","payment_id":"pay_other","status":"paid"}"#,
+            r#"{"payout_id":"po_1","payment_id":"pay_http_1","status":"captured"}"#,
+        ] {
+            let (url, script) = server(vec![], Some(answer(201, body))).await;
+            let result = client(&url, 3).execute(&payout()).await;
+            assert!(
+                matches!(&result, Err(ProcessorError::Unavailable(why)) if why.starts_with("unexpected answer")),
+                "{body}: {result:?}"
+            );
+            assert_eq!(seen(&script).len(), 1);
+        }
+    }
+
+    #[tokio::test]
+    async fn reversing_a_payout_cancels_it_and_accepts_cancelled_or_voided() {
+        for status in ["cancelled", "voided"] {
+            let body = format!(r#"{{"payment_id":"pay_http_1","status":"{status}"}}"#);
+            let (url, script) = server(vec![answer(503, ""), answer(200, &body)], None).await;
+            assert_eq!(client(&url, 3).reverse(&payout()).await, Ok(()), "{status}");
+            let seen = seen(&script);
+            assert_eq!(seen.len(), 2, "the 503 was retried");
+            assert_eq!(seen[1].path, "/v1/payouts/pay_http_1/cancel");
+            assert_eq!(seen[1].idempotency_key, None);
+            assert_eq!(seen[1].body, "");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_cancel_answered_paid_or_refused_is_not_a_reversal() {
+        let paid = r#"{"payment_id":"pay_http_1","status":"paid"}"#;
+        let (url, _) = server(vec![], Some(answer(200, paid))).await;
+        assert_eq!(
+            client(&url, 3).reverse(&payout()).await,
+            Err(ProcessorError::Unavailable(
+                "unexpected answer from the payment processor: cancel answered with status paid"
+                    .into()
+            ))
+        );
+        let conflict = r#"{"error":{"code":"flow_conflict","message":"the payment id is a charge's; refund it instead"}}"#;
+        let (url, script) = server(vec![], Some(answer(422, conflict))).await;
+        let Err(ProcessorError::Declined(reason)) = client(&url, 3).reverse(&payout()).await else {
+            panic!("a 422 is a decline");
+        };
+        assert!(reason.contains("flow_conflict"), "{reason}");
+        assert_eq!(seen(&script).len(), 1);
     }
 
     #[test]

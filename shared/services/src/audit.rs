@@ -17,6 +17,8 @@
 //!         deposit_id: DepositId::parse("dep_doc").unwrap(),
 //!         wallet_id: wallet.clone(),
 //!         amount: Money::new(1_250, "EUR".parse().unwrap()).unwrap(),
+//!         issued_by: None,
+//!         reason: None,
 //!     },
 //!     Utc::now(),
 //! );

@@ -30,7 +30,7 @@ pub async fn submit_payment(
     idempotency_key: Option<&IdempotencyKey>,
 ) -> Result<Submission, ServiceError> {
     if let Some(key) = idempotency_key {
-        let keyed = PaymentId::for_idempotency_key(request.from_wallet(), key);
+        let keyed = PaymentId::for_idempotency_key(request.payer_wallet(), key);
         if request.payment_id() != &keyed {
             return Err(ServiceError::Inconsistent(format!(
                 "payment {} was submitted with a key that names {keyed}",
@@ -83,12 +83,16 @@ pub async fn payment(
 mod tests {
     use super::*;
     use crate::fakes::{InMemoryLedger, RecordingPublisher};
+    use paysaga_domain::payment::Flow;
     use paysaga_domain::{Money, PaymentStatus, WalletId};
 
     fn submitted(payer: &str, minor_units: u64, key: Option<&IdempotencyKey>) -> PaymentRequest {
+        let flow = Flow::Transfer {
+            from_wallet: WalletId::parse(payer).unwrap(),
+            to_wallet: WalletId::parse("wal_shop").unwrap(),
+        };
         PaymentRequest::submitted(
-            WalletId::parse(payer).unwrap(),
-            WalletId::parse("wal_shop").unwrap(),
+            flow,
             Money::new(minor_units, "EUR".parse().unwrap()).unwrap(),
             key,
         )

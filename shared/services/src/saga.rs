@@ -14,7 +14,7 @@ use tracing::{info, instrument, warn};
 
 use super::ServiceError;
 use crate::faults::Faults;
-use paysaga_domain::events::{ContractViolation, PAYMENT_REQUESTED};
+use paysaga_domain::events::ContractViolation;
 use paysaga_domain::ports::{
     BeginPayment, EventPublisher, PaymentLog, PaymentProcessor, ProcessorError, RecordStep,
 };
@@ -63,7 +63,8 @@ impl From<paysaga_domain::payment::PaymentLogError> for SagaError {
     }
 }
 
-/// A `PaymentRequested` event, as the saga reads it from a message body.
+/// A requested payment of any flow (`PaymentRequested`, `TopUpRequested`, `PayoutRequested`),
+/// as the saga reads it from a message body.
 #[derive(Debug, Clone)]
 pub struct RequestedPayment {
     pub request: PaymentRequest,
@@ -77,9 +78,9 @@ pub struct RequestedPayment {
 /// A message body that can never be a payment request.
 #[derive(Debug, thiserror::Error)]
 pub enum UnreadableRequest {
-    #[error("not a PaymentRequested event: {0}")]
+    #[error("not a requested payment: {0}")]
     NotAnEvent(#[from] ContractViolation),
-    #[error("expected {PAYMENT_REQUESTED}, got {detail_type} from {from}")]
+    #[error("expected a requested payment, got {detail_type} from {from}")]
     OtherEvent { detail_type: String, from: String },
     #[error("unreadable test_faults: {0}")]
     Faults(serde_json::Error),
@@ -283,7 +284,7 @@ impl Saga<'_> {
                 }
             }
             SagaStep::ChargePayment => return self.charge(payment, delivery, now).await,
-            SagaStep::RefundCharge => self.processor.refund(payment.request.payment_id()).await?,
+            SagaStep::RefundCharge => self.processor.reverse(&payment.request).await?,
             _ => {}
         }
         Ok(step
@@ -297,7 +298,7 @@ impl Saga<'_> {
         delivery: &Delivery,
         now: DateTime<Utc>,
     ) -> Result<StepPlan, SagaError> {
-        match self.processor.charge(&payment.request).await {
+        match self.processor.execute(&payment.request).await {
             Ok(charge_id) => Ok(charged(payment, charge_id, now)),
             Err(ProcessorError::Declined(message)) => Ok(start_compensation(
                 payment,
@@ -387,7 +388,9 @@ mod tests {
 
     use super::*;
     use crate::fakes::{ChargeState, InMemoryLedger, InMemoryProcessor, RecordingPublisher};
+    use paysaga_domain::ids::{FundingInstrumentId, PayoutDestinationId};
     use paysaga_domain::money::MAX_MINOR_UNITS;
+    use paysaga_domain::payment::{Flow, FlowKind};
     use paysaga_domain::ports::{Deposit, PublishError, WalletStore};
     use paysaga_domain::{Money, PaymentStatus, Wallet, WalletId};
 
@@ -418,6 +421,10 @@ mod tests {
                     wallet_id: id,
                     amount,
                     idempotency_key: None,
+                    operator: paysaga_domain::OperatorRecord {
+                        issued_by: paysaga_domain::Owner::parse("ops-test").unwrap(),
+                        reason: paysaga_domain::OperatorReason::parse("test funds").unwrap(),
+                    },
                 };
                 ledger.deposit(&deposit, Utc::now()).await.unwrap();
             }
@@ -579,6 +586,168 @@ mod tests {
             "the deposits came from outside"
         );
         assert_eq!(books.sum_by_currency().get("EUR"), Some(&0));
+    }
+
+    fn eur(minor_units: u64) -> Money {
+        Money::new(minor_units, "EUR".parse().unwrap()).unwrap()
+    }
+
+    fn top_up(id: &str, wallet: &str, minor_units: u64) -> PaymentRequest {
+        let flow = Flow::TopUp {
+            funding_instrument: FundingInstrumentId::parse("fi_card").unwrap(),
+            to_wallet: WalletId::parse(wallet).unwrap(),
+        };
+        PaymentRequest::of_flow(PaymentId::parse(id).unwrap(), flow, eur(minor_units)).unwrap()
+    }
+
+    fn payout(id: &str, wallet: &str, minor_units: u64) -> PaymentRequest {
+        let flow = Flow::Payout {
+            from_wallet: WalletId::parse(wallet).unwrap(),
+            destination: PayoutDestinationId::parse("dst_bank").unwrap(),
+        };
+        PaymentRequest::of_flow(PaymentId::parse(id).unwrap(), flow, eur(minor_units)).unwrap()
+    }
+
+    /// Top-ups (one declined by the processor), transfers and payouts (one declined after its
+    /// reservation, one for more than the wallet holds), with duplicates: each wallet's balance
+    /// is the sum of its entries, the books in each currency sum to zero with the outside
+    /// world's accounts, and the processor holds a captured charge for every credited top-up
+    /// and a paid payout for every settled one, nothing else.
+    #[tokio::test]
+    async fn the_three_flows_keep_the_books_at_zero_and_agree_with_the_processor() {
+        use paysaga_domain::ledger::{Account, Balances, WorldAccount};
+
+        let world = World::with(&[("wal_alice", "EUR", 0), ("wal_bob", "EUR", 0)]).await;
+        let saga = world.saga();
+        let transfer = |id: &str, amount| {
+            PaymentRequest::new(
+                PaymentId::parse(id).unwrap(),
+                WalletId::parse("wal_alice").unwrap(),
+                WalletId::parse("wal_bob").unwrap(),
+                eur(amount),
+            )
+            .unwrap()
+        };
+        let runs = [
+            (top_up("pay_t1", "wal_alice", 1_000), None),
+            (top_up("pay_t2", "wal_alice", 500), Some(FlowKind::TopUp)),
+            (transfer("pay_p1", 400), None),
+            (payout("pay_o1", "wal_bob", 150), None),
+            (payout("pay_o2", "wal_bob", 100), Some(FlowKind::Payout)),
+            (payout("pay_o3", "wal_alice", 601), None),
+            (payout("pay_o4", "wal_alice", 600), None),
+        ];
+        let mut outcomes = Vec::new();
+        for (request, declined) in &runs {
+            world.processor.set_declining(false);
+            if let Some(kind) = declined {
+                world.processor.set_declining_flow(*kind, true);
+            }
+            let payment = saga.run(request, &first()).await.unwrap();
+            // A duplicate delivery changes nothing.
+            let again = saga.run(request, &first()).await.unwrap();
+            assert_eq!(
+                (again.status, again.version),
+                (payment.status, payment.version)
+            );
+            outcomes.push(payment.status);
+        }
+        use PaymentStatus::{Completed, Failed};
+        assert_eq!(
+            outcomes,
+            [
+                Completed, Failed, Completed, Completed, Failed, Failed, Completed
+            ]
+        );
+        assert_eq!(
+            (world.wallet("wal_alice"), world.wallet("wal_bob")),
+            ((0, 0), (250, 0)),
+            "1000 topped up, 400 sent, 600 paid out; bob got 400 and paid out 150"
+        );
+
+        let eur_currency = "EUR".parse().unwrap();
+        let books: Balances = world.ledger.journal().iter().collect();
+        for wallet in world.ledger.wallets() {
+            assert_eq!(
+                books.of(&Account::wallet(wallet.id().clone()), eur_currency),
+                i128::from(wallet.balance_minor_units()),
+                "{}: its balance is the sum of its entries",
+                wallet.id()
+            );
+        }
+        let world_account =
+            |account| books.of(&Account::world(account, eur_currency), eur_currency);
+        assert_eq!(world_account(WorldAccount::Funding), -1_000);
+        assert_eq!(world_account(WorldAccount::Payouts), 750);
+        assert_eq!(books.sum_by_currency().get("EUR"), Some(&0));
+
+        let mut held: Vec<(String, FlowKind, ChargeState)> = world
+            .processor
+            .executions()
+            .into_iter()
+            .map(|(id, kind, state)| (id.to_string(), kind, state))
+            .collect();
+        held.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(
+            held,
+            [
+                (
+                    "pay_o1".to_owned(),
+                    FlowKind::Payout,
+                    ChargeState::Captured(eur(150))
+                ),
+                ("pay_o2".to_owned(), FlowKind::Payout, ChargeState::Voided),
+                (
+                    "pay_o4".to_owned(),
+                    FlowKind::Payout,
+                    ChargeState::Captured(eur(600))
+                ),
+                (
+                    "pay_p1".to_owned(),
+                    FlowKind::Transfer,
+                    ChargeState::Captured(eur(400))
+                ),
+                (
+                    "pay_t1".to_owned(),
+                    FlowKind::TopUp,
+                    ChargeState::Captured(eur(1_000))
+                ),
+                ("pay_t2".to_owned(), FlowKind::TopUp, ChargeState::Voided),
+            ],
+            "the payout over the balance never reached the processor"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_payout_that_fails_after_its_reservation_gives_the_reservation_back() {
+        let world = World::with(&[("wal_alice", "EUR", 1_000)]).await;
+        world.processor.set_declining_flow(FlowKind::Payout, true);
+        let payment = world
+            .saga()
+            .run(&payout("pay_out", "wal_alice", 300), &first())
+            .await
+            .unwrap();
+        assert_eq!(payment.status, PaymentStatus::Failed);
+        assert!(payment.reservation_released && payment.charge_refunded);
+        assert_eq!(world.wallet("wal_alice"), (1_000, 0));
+        assert_eq!(world.announced(), ["PayoutFailed"]);
+    }
+
+    #[tokio::test]
+    async fn a_top_up_into_a_wallet_of_another_currency_charges_nothing() {
+        let world = World::with(&[("wal_alice", "USD", 0)]).await;
+        let payment = world
+            .saga()
+            .run(&top_up("pay_top", "wal_alice", 300), &first())
+            .await
+            .unwrap();
+        assert_eq!(payment.status, PaymentStatus::Failed);
+        assert_eq!(
+            payment.failure.as_ref().map(FailureReason::code),
+            Some("currency_mismatch")
+        );
+        assert_eq!(world.processor.charge_calls(), 0);
+        assert_eq!(world.announced(), ["TopUpFailed"]);
     }
 
     #[tokio::test]

@@ -1,9 +1,8 @@
-//! Opening wallets and depositing into them.
+//! Opening wallets, and an operator's deposit into one.
 
 use chrono::Utc;
 
 use super::ServiceError;
-use paysaga_domain::events::FundsDeposited;
 use paysaga_domain::ports::{Deposit, DepositOutcome, EventPublisher, OpenWallet, WalletStore};
 use paysaga_domain::{Currency, DomainEvent, FailureReason, Owner, Wallet, WalletId};
 
@@ -30,8 +29,9 @@ pub enum DepositResult {
     Refused(FailureReason),
 }
 
-/// Credits a deposit once, and announces it on the bus (again on a replay, in case the
-/// first attempt stopped before announcing: the event id de-duplicates).
+/// Credits an operator's deposit once (from the outside world's adjustments account), and
+/// announces it on the bus with who issued it and why (again on a replay, in case the first
+/// attempt stopped before announcing: the event id de-duplicates).
 pub async fn deposit(
     store: &dyn WalletStore,
     events: &dyn EventPublisher,
@@ -50,13 +50,8 @@ pub async fn deposit(
         DepositOutcome::KeyReused => return Ok(DepositResult::KeyReused),
         DepositOutcome::Refused(reason) => return Ok(DepositResult::Refused(reason)),
     };
-    let announcement = FundsDeposited {
-        deposit_id: deposit.deposit_id.clone(),
-        wallet_id: deposit.wallet_id.clone(),
-        amount: deposit.amount,
-    };
     events
-        .publish(&[DomainEvent::funds_deposited(announcement, now)])
+        .publish(&[DomainEvent::funds_deposited(deposit.announcement(), now)])
         .await?;
     let wallet = store.wallet(&deposit.wallet_id).await?.ok_or_else(|| {
         ServiceError::Inconsistent(format!(

@@ -3,6 +3,8 @@
 //! it refuses with a [`ContractViolation`] whose message is not empty and quotes no secret; what
 //! it accepts honours the contract (it reads back the same after writing).
 
+use paysaga_domain::ids::{FundingInstrumentId, PayoutDestinationId};
+use paysaga_domain::payment::{Flow, FlowKind};
 use std::sync::LazyLock;
 
 use chrono::{TimeZone, Utc};
@@ -92,10 +94,13 @@ proptest! {
     #![proptest_config(config(500))]
 
     /// Every valid payment request is accepted, whatever its amount, currency and wallets.
+    /// Of every flow: a transfer, a top-up (`from` read as the instrument's name) or a payout
+    /// (`to` read as the destination's).
     #[test]
     fn valid_payment_requests_are_accepted(
         from in wallet_id(),
         to in wallet_id(),
+        kind in prop::sample::select(FlowKind::ALL.to_vec()),
         minor_units in 1..=paysaga_domain::money::MAX_MINOR_UNITS,
         currency in prop::sample::select(vec!["EUR", "USD", "GBP", "JPY", "KWD", "CHF"]),
         urgent in any::<bool>(),
@@ -105,7 +110,20 @@ proptest! {
         let amount = Money::new(minor_units, currency.parse().expect("a currency"))
             .expect("within the maximum");
         let priority = if urgent { Priority::Urgent } else { Priority::Ordinary };
-        let request = PaymentRequest::submitted(from, to, amount, None)
+        let flow = match kind {
+            FlowKind::Transfer => Flow::Transfer { from_wallet: from, to_wallet: to },
+            FlowKind::TopUp => Flow::TopUp {
+                funding_instrument: FundingInstrumentId::parse(&format!("fi_{}", &from.as_str()[4..]))
+                    .expect("a wallet id's tail is an id's tail"),
+                to_wallet: to,
+            },
+            FlowKind::Payout => Flow::Payout {
+                from_wallet: from,
+                destination: PayoutDestinationId::parse(&format!("dst_{}", &to.as_str()[4..]))
+                    .expect("a wallet id's tail is an id's tail"),
+            },
+        };
+        let request = PaymentRequest::submitted(flow, amount, None)
             .expect("a valid request")
             .with_priority(priority);
         let at = Utc.timestamp_opt(seconds, 0).single().expect("a time");

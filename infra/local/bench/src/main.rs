@@ -99,6 +99,7 @@ async fn run(
             .with_context(|| format!("no binary {name}"))
     };
     let api = binary("api")?;
+    let admin_api = binary("admin-api")?;
     let run_id = uuid::Uuid::now_v7().simple().to_string()[..12].to_owned();
     let (payer, payee) = (
         format!("wal_bench_{run_id}_payer"),
@@ -127,6 +128,7 @@ async fn run(
 
     eprintln!("bench: opening the bench's wallets");
     let setup = Instance::start(api).await?;
+    let operator = Instance::start(admin_api).await?;
     for (wallet, deposit) in &wallets {
         let (wallet, deposit) = (wallet, *deposit);
         let open = fixtures.api(
@@ -142,15 +144,20 @@ async fn run(
             "opening {wallet}: {status} {body}"
         );
         if deposit > 0 {
-            let path = format!("/wallets/{wallet}/deposits");
+            // An operator's deposit (the bench's payers need funds; how money enters a wallet
+            // is not what it measures).
+            let path = format!("/admin/wallets/{wallet}/deposits");
             let event = fixtures.api(
-                "apigw-deposit.json",
+                "apigw-admin-deposit.json",
                 &path,
                 Some(("wallet_id", wallet)),
-                Some(json!({"amount": {"minor_units": deposit, "currency": "EUR"}})),
+                Some(json!({
+                    "amount": {"minor_units": deposit, "currency": "EUR"},
+                    "reason": "bench funds"
+                })),
                 Some(&format!("{wallet}-funds")),
             )?;
-            let (status, body) = api_response(&setup.invoke(&event).await?.response)?;
+            let (status, body) = api_response(&operator.invoke(&event).await?.response)?;
             ensure!(
                 status == 201 || status == 200,
                 "funding {wallet}: {status} {body}"
@@ -158,6 +165,7 @@ async fn run(
         }
     }
     setup.stop().await;
+    operator.stop().await;
 
     // Cold starts: a fresh process per run, its first invocation a representative event; each
     // SQS consumer's built from its fixture with fresh ids, so every run does real work.

@@ -1,7 +1,7 @@
 //! End-to-end throughput on the local stack, and the emulators' own call ceiling measured in
 //! the same run, so that the result reads as a ratio rather than a machine-dependent number.
 //!
-//! **Payments.** Fresh wallets are opened through the API (payers funded with one deposit each,
+//! **Payments.** Fresh wallets are opened through the API (payers funded with one operator's deposit each,
 //! enough for every payment they make, so none is refused), then `N` payments of 1.00 EUR are
 //! submitted with `POST /payments` (each with its own `Idempotency-Key`, as a careful client
 //! sends it, so a submission retried after a transport error cannot pay twice), `C` requests in
@@ -269,6 +269,8 @@ fn millis_between(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
 struct Api {
     http: reqwest::Client,
     base: String,
+    /// `Bearer <token>` of an operator (the admin scope): funding payers is a deposit.
+    operator: reqwest::header::HeaderValue,
 }
 
 /// What `GET /payments/{id}` (and the 202 of `POST /payments`) answers, as far as needed here.
@@ -318,11 +320,15 @@ impl Api {
     /// The API at `base`, called as the bench's caller with a development token of the local
     /// stack whose files are in `local_dir`.
     fn new(base: &str, local_dir: &std::path::Path) -> anyhow::Result<Self> {
-        let token = paysaga_admin::dev_token::DevTokenIssuer::from_local_dir(local_dir)?.token(
-            "paysaga-bench",
-            false,
-            std::time::Duration::from_secs(6 * 3600),
-        )?;
+        let issuer = paysaga_admin::dev_token::DevTokenIssuer::from_local_dir(local_dir)?;
+        let lifetime = std::time::Duration::from_secs(6 * 3600);
+        let token = issuer.token("paysaga-bench", false, lifetime)?;
+        let mut operator = reqwest::header::HeaderValue::from_str(&format!(
+            "Bearer {}",
+            issuer.token("paysaga-bench-operator", true, lifetime)?
+        ))
+        .context("a token is a header value")?;
+        operator.set_sensitive(true);
         let mut authorization = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
             .context("a token is a header value")?;
         authorization.set_sensitive(true);
@@ -338,6 +344,7 @@ impl Api {
         Ok(Self {
             http,
             base: base.trim_end_matches('/').to_owned(),
+            operator,
         })
     }
 
@@ -381,13 +388,18 @@ impl Api {
         Ok(())
     }
 
+    /// Funds a payer: an operator's deposit (the operator's token; a reason).
     async fn deposit(&self, wallet_id: &str, minor_units: u64, key: &str) -> anyhow::Result<()> {
-        let body = json!({ "amount": { "minor_units": minor_units, "currency": CURRENCY } });
-        let url = format!("{}/wallets/{wallet_id}/deposits", self.base);
+        let body = json!({
+            "amount": { "minor_units": minor_units, "currency": CURRENCY },
+            "reason": "bench funds",
+        });
+        let url = format!("{}/admin/wallets/{wallet_id}/deposits", self.base);
         let expected = [StatusCode::CREATED, StatusCode::OK];
         self.send(&format!("POST {url}"), &expected, || {
             self.http
                 .post(&url)
+                .header(reqwest::header::AUTHORIZATION, self.operator.clone())
                 .header("Idempotency-Key", key)
                 .json(&body)
         })

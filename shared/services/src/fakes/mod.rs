@@ -1,12 +1,13 @@
 //! In-memory adapters of the ports, with the same conditions as the DynamoDB ones: for
 //! handler tests and for running the domain without AWS.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use paysaga_domain::payment::FlowKind;
 use paysaga_domain::ports::{
     BeginPayment, Deposit, DepositOutcome, EventPublisher, OpenWallet, Ownership, PaymentLog,
     PaymentProcessor, ProcessorError, PublishError, RecordStep, StoreError, WalletStore,
@@ -61,21 +62,41 @@ impl InMemoryLedger {
             let wallet_id = WalletId::parse(id).expect("a wallet id");
             let wallet = Wallet::open(wallet_id.clone(), eur, Utc::now());
             ledger.open_wallet(&wallet).await.expect("in memory");
-            if *minor_units == 0 {
-                continue;
-            }
-            let deposit = Deposit {
-                deposit_id: DepositId::generate(),
-                wallet_id,
-                amount: Money::new(*minor_units, eur).expect("an amount in range"),
-                idempotency_key: None,
-            };
-            ledger
-                .deposit(&deposit, Utc::now())
-                .await
-                .expect("in memory");
+            ledger.fund(id, *minor_units).await;
         }
         ledger
+    }
+
+    /// Puts `minor_units` of its currency into an open wallet, as an operator's deposit from
+    /// the outside world's adjustments account (nothing for 0). Panics on a wallet that is not
+    /// open or an amount out of range (it is for tests).
+    pub async fn fund(&self, wallet_id: &str, minor_units: u64) {
+        if minor_units == 0 {
+            return;
+        }
+        let wallet_id = WalletId::parse(wallet_id).expect("a wallet id");
+        let currency = self
+            .state()
+            .wallets
+            .get(&wallet_id)
+            .map(Wallet::currency)
+            .expect("an open wallet");
+        let deposit = Deposit {
+            deposit_id: DepositId::generate(),
+            wallet_id,
+            amount: Money::new(minor_units, currency).expect("an amount in range"),
+            idempotency_key: None,
+            operator: paysaga_domain::OperatorRecord {
+                issued_by: paysaga_domain::Owner::parse("ops-test").expect("an owner"),
+                reason: paysaga_domain::OperatorReason::parse("test funds").expect("a reason"),
+            },
+        };
+        let outcome = self.deposit(&deposit, Utc::now()).await.expect("in memory");
+        assert!(
+            matches!(outcome, DepositOutcome::Deposited),
+            "funding {}: {outcome:?}",
+            deposit.wallet_id
+        );
     }
 }
 
@@ -310,9 +331,10 @@ impl paysaga_domain::ports::Notifier for RecordingNotifier {
     }
 }
 
-/// A payment processor in memory, with the contract of the real one: idempotent charges per
-/// payment id, refunds that void a payment id never charged (a late charge is then declined).
-/// Tests switch it to declining or unavailable.
+/// A payment processor in memory, with the contract of the real one: idempotent executions per
+/// payment id (a charge for a transfer or a top-up, a payout for a payout), reversals that void
+/// a payment id never executed (a late execution is then declined). Tests switch it to
+/// declining (every flow, or one) or unavailable.
 #[derive(Default)]
 pub struct InMemoryProcessor {
     state: Mutex<ProcessorState>,
@@ -320,8 +342,8 @@ pub struct InMemoryProcessor {
 
 #[derive(Default)]
 struct ProcessorState {
-    charges: HashMap<PaymentId, ChargeState>,
-    declining: bool,
+    charges: HashMap<PaymentId, (FlowKind, ChargeState)>,
+    declining: HashSet<FlowKind>,
     unavailable: bool,
     charge_calls: u32,
 }
@@ -329,7 +351,9 @@ struct ProcessorState {
 /// What the processor holds for one payment id.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChargeState {
+    /// Charged (a transfer, a top-up) or paid out (a payout).
     Captured(Money),
+    /// Refunded, or the payout cancelled.
     Refunded(Money),
     Voided,
 }
@@ -341,9 +365,23 @@ impl InMemoryProcessor {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Declines every new charge from now on.
+    /// Declines every new execution, of every flow, from now on (or stops declining).
     pub fn set_declining(&self, declining: bool) {
-        self.state().declining = declining;
+        let mut state = self.state();
+        state.declining.clear();
+        if declining {
+            state.declining.extend(FlowKind::ALL);
+        }
+    }
+
+    /// Declines every new execution of the `kind` flow from now on (or stops declining it).
+    pub fn set_declining_flow(&self, kind: FlowKind, declining: bool) {
+        let mut state = self.state();
+        if declining {
+            state.declining.insert(kind);
+        } else {
+            state.declining.remove(&kind);
+        }
     }
 
     /// Answers nothing (as a timeout would) from now on.
@@ -352,10 +390,22 @@ impl InMemoryProcessor {
     }
 
     pub fn charge_state(&self, payment_id: &PaymentId) -> Option<ChargeState> {
-        self.state().charges.get(payment_id).cloned()
+        self.state()
+            .charges
+            .get(payment_id)
+            .map(|(_, state)| state.clone())
     }
 
-    /// How many charge calls reached the processor.
+    /// Everything the processor holds: each payment id, its flow and its state.
+    pub fn executions(&self) -> Vec<(PaymentId, FlowKind, ChargeState)> {
+        self.state()
+            .charges
+            .iter()
+            .map(|(id, (kind, state))| (id.clone(), *kind, state.clone()))
+            .collect()
+    }
+
+    /// How many execute calls reached the processor.
     pub fn charge_calls(&self) -> u32 {
         self.state().charge_calls
     }
@@ -363,40 +413,51 @@ impl InMemoryProcessor {
 
 #[async_trait]
 impl PaymentProcessor for InMemoryProcessor {
-    async fn charge(&self, request: &PaymentRequest) -> Result<ChargeId, ProcessorError> {
+    async fn execute(&self, request: &PaymentRequest) -> Result<ChargeId, ProcessorError> {
         let mut state = self.state();
         if state.unavailable {
             return Err(ProcessorError::Unavailable("no answer".into()));
         }
         state.charge_calls += 1;
         let id = request.payment_id();
-        let charge_id =
-            || ChargeId::parse(&format!("ch_{id}")).expect("a payment id is a valid charge id");
-        match state.charges.get(id) {
-            Some(ChargeState::Captured(_) | ChargeState::Refunded(_)) => Ok(charge_id()),
+        let prefix = match request.kind() {
+            FlowKind::Payout => "po",
+            FlowKind::Transfer | FlowKind::TopUp => "ch",
+        };
+        let charge_id = || {
+            ChargeId::parse(&format!("{prefix}_{id}")).expect("a payment id is a valid charge id")
+        };
+        match state.charges.get(id).map(|(_, state)| state) {
+            Some(ChargeState::Captured(_)) => Ok(charge_id()),
+            // As the HTTP client reads a replay after a refund or a cancel: it will not stand.
+            Some(ChargeState::Refunded(_)) => Err(ProcessorError::Declined("refunded".into())),
             Some(ChargeState::Voided) => Err(ProcessorError::Declined("voided".into())),
-            None if state.declining => Err(ProcessorError::Declined("declined".into())),
+            None if state.declining.contains(&request.kind()) => {
+                Err(ProcessorError::Declined("declined".into()))
+            }
             None => {
-                state
-                    .charges
-                    .insert(id.clone(), ChargeState::Captured(request.amount()));
+                let captured = ChargeState::Captured(request.amount());
+                state.charges.insert(id.clone(), (request.kind(), captured));
                 Ok(charge_id())
             }
         }
     }
 
-    async fn refund(&self, payment_id: &PaymentId) -> Result<(), ProcessorError> {
+    async fn reverse(&self, request: &PaymentRequest) -> Result<(), ProcessorError> {
         let mut state = self.state();
         if state.unavailable {
             return Err(ProcessorError::Unavailable("no answer".into()));
         }
-        let refunded = match state.charges.get(payment_id) {
+        let payment_id = request.payment_id();
+        let reversed = match state.charges.get(payment_id).map(|(_, state)| state) {
             Some(ChargeState::Captured(amount) | ChargeState::Refunded(amount)) => {
                 ChargeState::Refunded(*amount)
             }
             Some(ChargeState::Voided) | None => ChargeState::Voided,
         };
-        state.charges.insert(payment_id.clone(), refunded);
+        state
+            .charges
+            .insert(payment_id.clone(), (request.kind(), reversed));
         Ok(())
     }
 }

@@ -18,6 +18,8 @@
 //!         deposit_id: DepositId::parse("dep_1").unwrap(),
 //!         wallet_id: wallet.clone(),
 //!         amount: Money::new(1_000, eur).unwrap(),
+//!         issued_by: None,
+//!         reason: None,
 //!     },
 //!     Utc::now(),
 //! );

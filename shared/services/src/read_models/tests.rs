@@ -42,8 +42,7 @@ fn outcome(
     let request = request(id, amount);
     let data = PaymentEventData {
         payment_id: request.payment_id().clone(),
-        from_wallet: request.from_wallet().clone(),
-        to_wallet: request.to_wallet().clone(),
+        flow: request.flow().clone(),
         amount: request.amount(),
         status: if failure.is_some() {
             PaymentStatus::Failed
@@ -66,6 +65,8 @@ fn deposited(id: &str, amount: u64, at: DateTime<Utc>) -> DomainEvent {
             deposit_id: DepositId::parse(id).unwrap(),
             wallet_id: wallet("wal_alice"),
             amount: eur(amount),
+            issued_by: None,
+            reason: None,
         },
         at,
     )
@@ -85,6 +86,50 @@ async fn all_payments(models: &InMemoryReadModels, id: &str) -> Vec<Revised<Wall
         .await
         .unwrap()
         .items
+}
+
+#[test]
+fn a_top_up_and_a_payout_project_their_one_wallet_as_money_in_and_out() {
+    use paysaga_domain::ids::{FundingInstrumentId, PayoutDestinationId};
+    use paysaga_domain::payment::Flow;
+    let flows = [
+        Flow::TopUp {
+            funding_instrument: FundingInstrumentId::parse("fi_card").unwrap(),
+            to_wallet: wallet("wal_alice"),
+        },
+        Flow::Payout {
+            from_wallet: wallet("wal_alice"),
+            destination: PayoutDestinationId::parse("dst_bank").unwrap(),
+        },
+    ];
+    let expected = [
+        (TransactionKind::TopUp, 700, PaymentRole::Payee),
+        (TransactionKind::Payout, -700, PaymentRole::Payer),
+    ];
+    for (flow, (kind, signed, role)) in flows.into_iter().zip(expected) {
+        let request =
+            PaymentRequest::of_flow(PaymentId::parse("pay_f").unwrap(), flow, eur(700)).unwrap();
+        let changes = project(&DomainEvent::payment_requested(&request, t0()));
+        let [transaction, payment] = &changes[..] else {
+            panic!("one wallet's transaction and payment: {changes:?}")
+        };
+        let ReadModelItem::Transaction(transaction) = &transaction.item else {
+            panic!("the transaction first")
+        };
+        assert_eq!(
+            (
+                &transaction.wallet_id,
+                transaction.kind,
+                transaction.amount.minor_units
+            ),
+            (&wallet("wal_alice"), kind, signed)
+        );
+        assert_eq!(transaction.counterparty, None);
+        let ReadModelItem::Payment(payment) = &payment.item else {
+            panic!("the payment second")
+        };
+        assert_eq!((payment.role, &payment.flow), (role, request.flow()));
+    }
 }
 
 #[test]
