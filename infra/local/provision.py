@@ -305,7 +305,10 @@ class Resolver:
 
                 return re.sub(r"\$\{([^!}][^}]*)\}", sub, text)
             if key == "Fn::Join":
-                return str(arg[0]).join(str(self(v)) for v in arg[1])
+                items = self(arg[1])
+                if isinstance(items, str):  # the Ref of a CommaDelimitedList: its comma list
+                    items = items.split(",")
+                return str(arg[0]).join(str(v) for v in items)
             if key.startswith("Fn::"):
                 raise ProvisionError(f"intrinsic {key} is not supported by provision.py")
         return {k: self(v) for k, v in value.items()}
@@ -525,6 +528,21 @@ def ensure_dev_jwt_key(local_dir: Path) -> dict[str, str]:
     return settings
 
 
+def dev_jwks(public_key: Path) -> str:
+    """The development key as a JWKS document (its one RSA key), as an identity provider
+    publishes its keys: what the saga checks a payer's consent against (ConsentJwks)."""
+    import base64
+    from cryptography.hazmat.primitives import serialization
+
+    numbers = serialization.load_pem_public_key(public_key.read_bytes()).public_numbers()
+
+    def b64(value: int) -> str:
+        return base64.urlsafe_b64encode(value.to_bytes((value.bit_length() + 7) // 8, "big")).rstrip(b"=").decode()
+
+    key = {"kty": "RSA", "use": "sig", "alg": "RS256", "n": b64(numbers.n), "e": b64(numbers.e)}
+    return json.dumps({"keys": [key]}, separators=(",", ":"))
+
+
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--template", type=Path, default=ROOT / "infra" / "template.yaml")
@@ -563,8 +581,10 @@ def main() -> int:
     # no default in the template: a deploy must be given them); two instances per SQS trigger
     # (local-lambda runs one process per instance, on a developer's machine), where production
     # defaults are sized for the HTTP API's throttle.
+    # The saga checks the consent on payments requested straight on the bus against the same key.
+    dev_jwt = ensure_dev_jwt_key(args.local_dir)
     overrides = {"QueueVisibilityTimeout": "5", "PaymentProcessorUrl": "http://127.0.0.1:4010",
-                 "JwtIssuer": DEV_JWT_ISSUER,
+                 "JwtIssuer": DEV_JWT_ISSUER, "ConsentJwks": dev_jwks(Path(dev_jwt["public_key"])),
                  **{name: "2" for name in ("OrdinaryPaymentsConcurrency", "UrgentPaymentsConcurrency",
                                            "ReadModelsConcurrency", "AuditTrailConcurrency",
                                            "NotificationsConcurrency")}}
@@ -667,7 +687,6 @@ def main() -> int:
     arn_to_queue = {q["arn"]: lid for lid, q in queues.items()}
 
     schedules = schedules_of(template, resolver)
-    dev_jwt = ensure_dev_jwt_key(args.local_dir)
     functions = []
     for lid, props in functions_of(template).items():
         code_uri = props.get("CodeUri")

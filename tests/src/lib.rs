@@ -298,6 +298,49 @@ impl Stack {
         Ok(seen.into_values().collect())
     }
 
+    /// Looks at a queue's messages without taking them (visibility 0) until one whose body
+    /// contains `needle` shows up, or `deadline` passes; answers its string attributes (a dead
+    /// letter's say why it failed).
+    pub async fn wait_in_queue(
+        &self,
+        queue: &str,
+        needle: &str,
+        deadline: Duration,
+    ) -> anyhow::Result<HashMap<String, String>> {
+        let url = self.wiring.queue(queue)?.url.clone();
+        eventually(
+            deadline,
+            &format!("a message with {needle} in {queue}"),
+            || async {
+                let received = self
+                    .sqs
+                    .receive_message()
+                    .queue_url(&url)
+                    .max_number_of_messages(10)
+                    .visibility_timeout(0)
+                    .wait_time_seconds(1)
+                    .message_attribute_names("All")
+                    .send()
+                    .await?;
+                let found = received
+                    .messages()
+                    .iter()
+                    .find(|message| message.body().is_some_and(|body| body.contains(needle)));
+                Ok(found.map(|message| {
+                    message
+                        .message_attributes()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|(name, value)| {
+                            Some((name.clone(), value.string_value()?.to_owned()))
+                        })
+                        .collect()
+                }))
+            },
+        )
+        .await
+    }
+
     /// Messages waiting in and in flight from a queue of the wiring.
     pub async fn depth(&self, queue: &str) -> anyhow::Result<(u64, u64)> {
         use aws_sdk_sqs::types::QueueAttributeName;
@@ -363,6 +406,22 @@ impl Stack {
                 .await?;
         }
         Ok(())
+    }
+
+    /// The payer's consent a payment published straight on the bus carries (`detail.consent`):
+    /// the test caller's token, who owns every test wallet.
+    pub fn consent(&self) -> Value {
+        serde_json::json!({"bearer_token": self.token})
+    }
+
+    /// `detail` (an event's detail, JSON text) with [`Self::consent`] added.
+    pub fn with_consent(&self, detail: &str) -> anyhow::Result<String> {
+        let mut detail: Value = serde_json::from_str(detail)?;
+        let object = detail
+            .as_object_mut()
+            .context("a detail is a JSON object")?;
+        object.insert("consent".to_owned(), self.consent());
+        Ok(detail.to_string())
     }
 
     /// An operator's deposit into a wallet (`POST /admin/wallets/{id}/deposits`, with the admin

@@ -146,7 +146,7 @@ async fn an_unparseable_message_ends_in_the_dlq_without_failing_its_batch_mates(
 
     // One good PaymentRequested event and one message that is not JSON, sent as one batch.
     let payment_id = format!("pay_{}", unique());
-    let detail = json!({"version": 1, "event_id": format!("{payment_id}/1"), "occurred_at": "2026-11-25T12:00:00Z",
+    let detail = json!({"version": 1, "event_id": format!("{payment_id}/1"), "consent": stack.consent(), "occurred_at": "2026-11-25T12:00:00Z",
         "data": {"payment_id": payment_id, "from_wallet": alice, "to_wallet": bob, "amount": {"minor_units": 400, "currency": "EUR"}}});
     let good = json!({"version": "0", "id": unique(), "detail-type": "PaymentRequested", "source": "paysaga.payments",
         "account": "000000000000", "time": "2026-11-25T12:00:00Z", "region": stack.wiring.region, "resources": [], "detail": detail});

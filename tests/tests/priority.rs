@@ -118,7 +118,7 @@ async fn publish_all(
                 .event_bus_name(&stack.event_bus_name)
                 .source(event.source())
                 .detail_type(event.detail_type())
-                .detail(event.detail_json())
+                .detail(stack.with_consent(&event.detail_json())?)
                 .build(),
         );
         ids.push(payment_id.as_str().to_owned());
@@ -287,6 +287,7 @@ async fn urgent_payments_overtake_a_backlog_of_ordinary_ones() -> anyhow::Result
     let detail = json!({
         "version": 1,
         "event_id": format!("{legacy_id}/1"),
+        "consent": stack.consent(),
         "occurred_at": Utc::now(),
         "data": {
             "payment_id": legacy_id,

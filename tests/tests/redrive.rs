@@ -28,8 +28,10 @@ const TO_THE_DLQ: Duration = Duration::from_secs(120);
 const SETTLE: Duration = Duration::from_secs(60);
 const INVOCATION: Duration = Duration::from_secs(300);
 
-/// A `PaymentRequested` event as its rule's SQS target receives it (the whole envelope).
+/// A `PaymentRequested` event as its rule's SQS target receives it (the whole envelope), with
+/// its payer's consent.
 fn payment_requested(
+    stack: &Stack,
     payment_id: &str,
     from: &str,
     to: &str,
@@ -43,7 +45,8 @@ fn payment_requested(
     }
     json!({"version": "0", "id": unique(), "detail-type": "PaymentRequested", "source": "paysaga.payments",
         "account": "000000000000", "time": Utc::now().to_rfc3339(), "region": "us-east-1", "resources": [],
-        "detail": {"version": 1, "event_id": format!("{payment_id}/1"), "occurred_at": Utc::now().to_rfc3339(), "data": data}})
+        "detail": {"version": 1, "event_id": format!("{payment_id}/1"), "consent": stack.consent(),
+            "occurred_at": Utc::now().to_rfc3339(), "data": data}})
 }
 
 async fn put_event(stack: &Stack, event: &Value) -> anyhow::Result<()> {
@@ -62,45 +65,13 @@ async fn put_event(stack: &Stack, event: &Value) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Looks at a queue's messages without taking them (visibility 0) until one whose body
-/// contains `needle` shows up; answers its string attributes.
+/// [`Stack::wait_in_queue`] within [`TO_THE_DLQ`].
 async fn wait_in_queue(
     stack: &Stack,
     queue: &str,
     needle: &str,
 ) -> anyhow::Result<HashMap<String, String>> {
-    let url = stack.wiring.queue(queue)?.url.clone();
-    eventually(
-        TO_THE_DLQ,
-        &format!("a message with {needle} in {queue}"),
-        || async {
-            let received = stack
-                .sqs
-                .receive_message()
-                .queue_url(&url)
-                .max_number_of_messages(10)
-                .visibility_timeout(0)
-                .wait_time_seconds(1)
-                .message_attribute_names("All")
-                .send()
-                .await?;
-            let found = received
-                .messages()
-                .iter()
-                .find(|message| message.body().is_some_and(|body| body.contains(needle)));
-            Ok(found.map(|message| {
-                message
-                    .message_attributes()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|(name, value)| {
-                        Some((name.clone(), value.string_value()?.to_owned()))
-                    })
-                    .collect()
-            }))
-        },
-    )
-    .await
+    stack.wait_in_queue(queue, needle, TO_THE_DLQ).await
 }
 
 async fn redrive(stack: &Stack, request: Value) -> anyhow::Result<Value> {
@@ -150,7 +121,7 @@ async fn a_transient_failure_is_redriven_once_its_cause_is_gone() -> anyhow::Res
     let faults = json!({"test_faults": {"outage": {"step": "reserve_funds", "until": outage_ends.to_rfc3339()}}});
     put_event(
         &stack,
-        &payment_requested(&payment_id, &alice, &bob, 300, faults),
+        &payment_requested(&stack, &payment_id, &alice, &bob, 300, faults),
     )
     .await?;
 
@@ -221,7 +192,7 @@ async fn a_poison_message_is_parked_and_replayed_after_a_fix() -> anyhow::Result
 
     // A producer sends a version of the contract no consumer reads yet.
     let payment_id = format!("pay_{}", unique());
-    let mut event = payment_requested(&payment_id, &alice, &bob, 250, json!({}));
+    let mut event = payment_requested(&stack, &payment_id, &alice, &bob, 250, json!({}));
     event["detail"]["version"] = json!(2);
     put_event(&stack, &event).await?;
     wait_in_queue(&stack, "PaymentsDeadLetterQueue", &payment_id).await?;
@@ -413,6 +384,7 @@ async fn a_thousand_message_redrive_killed_half_way_loses_and_duplicates_nothing
             .map(|(offset, payment_id)| {
                 let n = batch * 10 + offset;
                 let event = payment_requested(
+                    &stack,
                     payment_id,
                     &payers[n % WALLETS],
                     &payees[n % WALLETS],

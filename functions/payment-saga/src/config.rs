@@ -15,6 +15,15 @@ pub struct Config {
     pub processor: ProcessorConfig,
     /// `MAX_RECEIVE_COUNT`, and each queue's DLQ in `DEAD_LETTER_QUEUES`.
     pub consumer: SqsConsumerSettings,
+    /// `CONSENT_JWKS` (empty or unset: none), `CONSENT_ISSUER`, `CONSENT_AUDIENCE`: how a
+    /// payment requested on the bus proves its payer's consent ([`crate::consent`]).
+    pub consent: ConsentSettings,
+}
+
+pub struct ConsentSettings {
+    pub jwks: String,
+    pub issuer: String,
+    pub audience: String,
 }
 
 impl Config {
@@ -24,6 +33,11 @@ impl Config {
             saga: saga_settings(env)?,
             processor: ProcessorConfig::from_env(env)?,
             consumer: SqsConsumerSettings::from_env(env)?,
+            consent: ConsentSettings {
+                jwks: env.optional("CONSENT_JWKS").unwrap_or_default(),
+                issuer: env.required("CONSENT_ISSUER")?,
+                audience: env.required("CONSENT_AUDIENCE")?,
+            },
         })
     }
 }

@@ -16,13 +16,16 @@ use lambda_toolkit::metrics::{InvocationMetrics, Unit};
 use lambda_toolkit::sqs_batch::{MessageFailure, receive_count};
 use lambda_toolkit::sqs_consumer::{Handled, MessageHandler};
 use paysaga_domain::PaymentStatus;
-use paysaga_domain::ports::{EventPublisher, PaymentLog, PaymentProcessor};
+use paysaga_domain::ports::{
+    ConsentVerifier, EventPublisher, PaymentLog, PaymentProcessor, WalletStore,
+};
 use paysaga_processor::CircuitState;
 use paysaga_services::faults;
 use paysaga_services::saga::{RequestedPayment, Saga, SagaError, SagaSettings};
 use tracing::info;
 
 mod config;
+pub mod consent;
 pub use config::Config;
 
 /// What the saga function may touch, and how it behaves.
@@ -35,6 +38,10 @@ pub struct PaymentSaga {
     pub max_receive_count: u32,
     /// The processor client's circuit state, when the processor has a circuit breaker.
     pub circuit: Option<Arc<dyn Fn() -> CircuitState + Send + Sync>>,
+    /// Checks the payer's consent on a payment requested straight on the bus ...
+    pub consent: Arc<dyn ConsentVerifier>,
+    /// ... against who owns the payer's wallet.
+    pub wallets: Arc<dyn WalletStore>,
 }
 
 #[async_trait]
@@ -44,12 +51,14 @@ impl MessageHandler for PaymentSaga {
             .map_err(MessageFailure::permanent)?;
         let payment_id = requested.request.payment_id();
         let delivery = requested.delivery(receive_count(message), self.max_receive_count);
-        let saga = Saga::new(
-            &*self.payments,
-            &*self.events,
-            &*self.processor,
-            &self.settings,
-        );
+        let saga = Saga {
+            log: &*self.payments,
+            events: &*self.events,
+            processor: &*self.processor,
+            settings: &self.settings,
+            consent: &*self.consent,
+            wallets: &*self.wallets,
+        };
         let run = saga.run(&requested.request, &delivery).await;
         if let Err(SagaError::InjectedCrash(step)) = &run {
             return Err(MessageFailure::Transient(faults::crash(step, payment_id)));

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use lambda_toolkit::aws::{sdk_config, sqs_consumer};
 use lambda_toolkit::metrics::MetricsSink;
+use payment_saga::consent::JwtConsent;
 use payment_saga::{Config, PaymentSaga};
 use paysaga_aws::{DynamoDbLedger, EventBridgePublisher, METRICS_NAMESPACE};
 use paysaga_domain::events::{
@@ -17,10 +18,20 @@ async fn main() -> anyhow::Result<()> {
     let config = lambda_toolkit::env::load(Config::from_env)?;
     let processor = Arc::new(config.processor.processor()?);
     let guarded = processor.clone();
+    let consent = &config.consent;
+    let consent = JwtConsent::from_jwks(&consent.jwks, &consent.issuer, &consent.audience)?;
+    if consent.key_count() == 0 {
+        tracing::warn!(
+            "CONSENT_JWKS is empty: payments requested on the bus from outside paysaga are refused"
+        );
+    }
     let sdk = sdk_config().await?;
     let bus = config.resources.event_bus_name;
+    let ledger = Arc::new(DynamoDbLedger::from_config(&sdk, config.resources.tables));
     let handler = PaymentSaga {
-        payments: Arc::new(DynamoDbLedger::from_config(&sdk, config.resources.tables)),
+        payments: ledger.clone(),
+        wallets: ledger,
+        consent: Arc::new(consent),
         events: Arc::new(EventBridgePublisher::from_config(
             &sdk,
             bus,

@@ -1,5 +1,6 @@
 //! The saga handler fed with the SQS events in `events/lambda/`, against the in-memory adapters.
 
+use serde_json::{Value, json};
 use std::sync::Arc;
 
 use aws_lambda_events::sqs::SqsEvent;
@@ -11,7 +12,9 @@ use paysaga_domain::ports::{PaymentLog, WalletStore};
 use paysaga_domain::test_support::lambda_event;
 use paysaga_domain::{PaymentId, PaymentStatus, WalletId};
 use paysaga_processor::CircuitState;
-use paysaga_services::fakes::{InMemoryLedger, InMemoryProcessor, RecordingPublisher};
+use paysaga_services::fakes::{
+    InMemoryLedger, InMemoryProcessor, RecordingPublisher, StaticConsent,
+};
 use paysaga_services::payments::payment;
 use paysaga_services::saga::{RequestedPayment, SagaSettings};
 
@@ -32,6 +35,8 @@ async fn saga_with_alice_holding(minor_units: u64) -> TestSaga {
     let processor = Arc::new(InMemoryProcessor::default());
     let handler = PaymentSaga {
         payments: ledger.clone(),
+        wallets: ledger.clone().clone(),
+        consent: Arc::new(StaticConsent::demo()),
         events: events.clone(),
         processor: processor.clone(),
         settings: SagaSettings::default(),
@@ -150,6 +155,38 @@ async fn an_unparseable_message_fails_alone() {
     let failed = deliver(&test, fixture("sqs-batch-with-unparseable-message.json")).await;
     assert_eq!(failed, ["2e1424d4-f796-459a-8184-9c92662be6da"]);
     assert_eq!(demo_payment_status(&test).await, PaymentStatus::Completed);
+}
+
+/// The sample event without its payer's consent, or with a proof that does not hold: the
+/// message fails for good (to the DLQ, with the reason), nothing is recorded, nothing moves.
+#[tokio::test]
+async fn a_payment_on_the_bus_without_its_payers_consent_moves_nothing() {
+    for consent in [None, Some(json!({"bearer_token": "forged"}))] {
+        let test = saga_with_alice_holding(10_000).await;
+        let mut event = fixture("sqs-payment-requested.json");
+        let record = &mut event.records[0];
+        let mut body: Value =
+            serde_json::from_str(record.body.as_deref().expect("a body")).expect("JSON");
+        let detail = body["detail"].as_object_mut().expect("a detail");
+        match &consent {
+            None => {
+                detail.remove("consent");
+            }
+            Some(proof) => {
+                detail.insert("consent".to_owned(), proof.clone());
+            }
+        }
+        record.body = Some(body.to_string());
+        let failed = deliver(&test, event).await;
+        assert_eq!(failed.len(), 1, "{consent:?}: the message failed");
+        let payment_id = paysaga_domain::PaymentId::parse("pay_demo_cli_0001").expect("an id");
+        assert_eq!(
+            payment(&*test.ledger, &payment_id).await.expect("read"),
+            None
+        );
+        assert!(test.events.published().is_empty());
+        assert_eq!(test.processor.charge_calls(), 0);
+    }
 }
 
 #[test]

@@ -9,7 +9,9 @@ use lambda_toolkit::testing::TestConsumer;
 use payment_saga::PaymentSaga;
 use paysaga_hostile::harness::{MAX_RECEIVE_COUNT, batch, bodies, check_batch, run_logged};
 use paysaga_hostile::{fixture_events, leaks};
-use paysaga_services::fakes::{InMemoryLedger, InMemoryProcessor, RecordingPublisher};
+use paysaga_services::fakes::{
+    InMemoryLedger, InMemoryProcessor, RecordingPublisher, StaticConsent,
+};
 use paysaga_services::saga::SagaSettings;
 use proptest::prelude::*;
 
@@ -25,6 +27,8 @@ async fn saga() -> TestSaga {
     );
     let handler = PaymentSaga {
         payments: ledger.clone(),
+        wallets: ledger.clone().clone(),
+        consent: Arc::new(StaticConsent::demo()),
         events: Arc::new(RecordingPublisher::default()),
         processor: Arc::new(InMemoryProcessor::default()),
         settings: SagaSettings::default(),

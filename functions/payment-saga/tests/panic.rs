@@ -15,7 +15,9 @@ use paysaga_domain::test_support::lambda_event;
 use paysaga_domain::{ChargeId, PaymentId, PaymentRequest, PaymentStatus, WalletId};
 use paysaga_hostile::harness::{MAX_RECEIVE_COUNT, run_logged};
 use paysaga_hostile::{EMAIL, leaks, sqs_event};
-use paysaga_services::fakes::{InMemoryLedger, InMemoryProcessor, RecordingPublisher};
+use paysaga_services::fakes::{
+    InMemoryLedger, InMemoryProcessor, RecordingPublisher, StaticConsent,
+};
 use paysaga_services::payments::payment;
 use paysaga_services::saga::SagaSettings;
 
@@ -78,6 +80,8 @@ async fn saga() -> TestSaga {
     });
     let handler = PaymentSaga {
         payments: ledger.clone(),
+        wallets: ledger.clone().clone(),
+        consent: Arc::new(StaticConsent::demo()),
         events: events.clone(),
         processor: processor.clone(),
         settings: SagaSettings::default(),

@@ -14,7 +14,9 @@ use payment_saga::PaymentSaga;
 use paysaga_domain::ports::{PaymentLog, WalletStore};
 use paysaga_domain::test_support::lambda_event;
 use paysaga_domain::{PaymentId, PaymentStatus, Priority, WalletId};
-use paysaga_services::fakes::{InMemoryLedger, InMemoryProcessor, RecordingPublisher};
+use paysaga_services::fakes::{
+    InMemoryLedger, InMemoryProcessor, RecordingPublisher, StaticConsent,
+};
 use paysaga_services::payments::payment;
 use paysaga_services::saga::SagaSettings;
 
@@ -48,6 +50,8 @@ async fn saga_with_alice_holding(minor_units: u64) -> TestSaga {
     ]);
     let handler = PaymentSaga {
         payments: ledger.clone(),
+        wallets: ledger.clone().clone(),
+        consent: Arc::new(StaticConsent::demo()),
         events: Arc::new(RecordingPublisher::default()),
         processor: Arc::new(InMemoryProcessor::default()),
         settings: SagaSettings::default(),

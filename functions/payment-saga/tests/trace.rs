@@ -13,7 +13,7 @@ use payment_saga::PaymentSaga;
 use paysaga_domain::DomainEvent;
 use paysaga_domain::ports::{EventPublisher, PublishError};
 use paysaga_domain::test_support::lambda_event;
-use paysaga_services::fakes::{InMemoryLedger, InMemoryProcessor};
+use paysaga_services::fakes::{InMemoryLedger, InMemoryProcessor, StaticConsent};
 use paysaga_services::saga::SagaSettings;
 
 const TRACE: &str = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1";
@@ -39,7 +39,9 @@ async fn saga(events: Arc<TracedPublisher>) -> SqsConsumer<PaymentSaga> {
         InMemoryLedger::euro_wallets(&[("wal_demo_alice", 10_000), ("wal_demo_bob", 0)]).await,
     );
     let handler = PaymentSaga {
-        payments: ledger,
+        payments: ledger.clone(),
+        wallets: ledger,
+        consent: Arc::new(StaticConsent::demo()),
         events,
         processor: Arc::new(InMemoryProcessor::default()),
         settings: SagaSettings::default(),

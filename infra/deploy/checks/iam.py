@@ -23,6 +23,11 @@ For each AWS::Lambda::Function:
           EventBridgePublisher, which refuses anything else (code_model.py)
   IAM008  an event the function's code publishes that no PutEvents statement of its role
           allows: the call would be refused (AccessDenied) in AWS
+  IAM009  the bus's own policy: no Deny of `events:PutEvents` of paysaga's sources for every
+          principal but those it names (`ArnNotEquals` on `aws:PrincipalArn`), or one naming
+          other roles than exactly those of the functions whose code publishes (an IAM policy
+          elsewhere in the account could then put paysaga's events on the bus, or a function
+          would be refused its own)
 
 `infra/deploy/checks/iam.py --self-test` runs the check on infra/deploy/checks/fixtures/iam-broken.yaml and
 fails unless each finding above fires there: a check that cannot fail is no check.
@@ -162,6 +167,46 @@ def arn_service(value: Any) -> str | None:
     return m.group(1) if m else None
 
 
+def getatt_roles(value: Any, resources: dict) -> set[str]:
+    """The roles of this template whose ARN (`Fn::GetAtt <role>.Arn`) appears anywhere in
+    `value` (through `Fn::Join`, `Fn::Split`, lists)."""
+    found: set[str] = set()
+    if isinstance(value, dict):
+        att = tm.getatt(value)
+        if att and resources.get(att[0], {}).get("Type") == "AWS::IAM::Role":
+            found.add(att[0])
+        for inner in value.values():
+            found |= getatt_roles(inner, resources)
+    elif isinstance(value, list):
+        for inner in value:
+            found |= getatt_roles(inner, resources)
+    return found
+
+
+def check_bus_policy(resources: dict, publishers: set[str]) -> list[Finding]:
+    """IAM009: the bus lets through paysaga's events from exactly the publishing roles."""
+    findings: list[Finding] = []
+    denies = {}
+    for lid, res in resources.items():
+        if res["Type"] != "AWS::Events::EventBusPolicy":
+            continue
+        statement = res["Properties"].get("Statement", {})
+        condition = statement.get("Condition", {})
+        if statement.get("Effect") == "Deny" and "aws:PrincipalArn" in condition.get("ArnNotEquals", {}):
+            denies[lid] = getatt_roles(condition["ArnNotEquals"]["aws:PrincipalArn"], resources)
+    buses = [lid for lid, res in resources.items() if res["Type"] == "AWS::Events::EventBus"]
+    if publishers and buses and not denies:
+        findings.append(Finding("IAM009", buses[0], "no bus policy denies PutEvents to principals other "
+                                "than paysaga's publishers: any role of the account allowed PutEvents "
+                                "could put paysaga's events on it"))
+    for lid, allowed in sorted(denies.items()):
+        for role in sorted(allowed - publishers):
+            findings.append(Finding("IAM009", lid, f"lets {role} through, whose function publishes nothing"))
+        for role in sorted(publishers - allowed):
+            findings.append(Finding("IAM009", lid, f"refuses {role}, whose function publishes"))
+    return findings
+
+
 def check(template: dict, notes: list[str] | None = None) -> list[Finding]:
     findings: list[Finding] = []
     written = tm.functions(template)
@@ -171,6 +216,7 @@ def check(template: dict, notes: list[str] | None = None) -> list[Finding]:
     crates = code_model.function_crates()
 
     role_users: dict[str, list[str]] = {}
+    publishing_roles: set[str] = set()
     for fn_lid, fn in resources.items():
         if fn["Type"] != "AWS::Lambda::Function":
             continue
@@ -210,6 +256,8 @@ def check(template: dict, notes: list[str] | None = None) -> list[Finding]:
             if tm.getatt(d.get("Destination"))
         }
 
+        if facts.publishes:
+            publishing_roles.add(role_lid)
         for unread in facts.publishes_unread:
             findings.append(Finding("IAM007", fn_lid, f"what it publishes cannot be read: {unread}"))
         published = facts.publishes or set()
@@ -281,6 +329,7 @@ def check(template: dict, notes: list[str] | None = None) -> list[Finding]:
     for role_lid, users in role_users.items():
         if len(users) > 1:
             findings.append(Finding("IAM006", role_lid, f"shared by {', '.join(users)}"))
+    findings += check_bus_policy(resources, publishing_roles)
     # de-duplicate (a statement with several resources repeats an action's finding)
     return list(dict.fromkeys(findings))
 
@@ -301,7 +350,8 @@ def main() -> int:
                     ("IAM004", "/WrongKind)"), ("IAM004", "/NotAnArn)"),
                     ("IAM005", "SamRoleFunctionRole"), ("IAM006", "GoodRole"),
                     ("IAM007", "/NotAnArn)"), ("IAM007", "/AnotherFunctionsEvents)"),
-                    ("IAM008", "NarrowPublisherFunction")}
+                    ("IAM008", "NarrowPublisherFunction"),
+                    ("IAM009", "HalfOpenBusPolicy")}
         missing = {(code, where) for code, where in expected
                    if not any(f.code == code and f.where.endswith(where) for f in findings)}
         for f in findings:
@@ -314,7 +364,7 @@ def main() -> int:
         if good:
             print(f"iam: self-test FAILED: the fixture's GoodFunction has findings: {good}", file=sys.stderr)
             return 1
-        print(f"iam: self-test passed: IAM001-IAM008 fire on each of the {len(expected)} broken places "
+        print(f"iam: self-test passed: IAM001-IAM009 fire on each of the {len(expected)} broken places "
               f"of {fixture.name}; its GoodFunction passes")
         return 0
     notes: list[str] = []
@@ -327,7 +377,7 @@ def main() -> int:
         print(f"iam: {len(findings)} finding(s) in {args.template}", file=sys.stderr)
         return 1
     print(f"iam: every function's role names only actions its code calls, on exact resources, and "
-          f"may publish only the events its code does ({args.template.name})")
+          f"may publish only the events its code does, and the bus takes paysaga's events from those roles alone ({args.template.name})")
     return 0
 
 

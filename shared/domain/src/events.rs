@@ -297,9 +297,10 @@ pub fn contract_schemas() -> Vec<ContractSchema> {
         .iter()
         .map(|&(source, detail_type)| {
             let mut schema = match PaymentMilestone::of_detail_type(detail_type) {
-                Some((PaymentMilestone::Requested, kind)) => {
-                    of_flow(schemars::schema_for!(EventDetail<PaymentRequest>), kind)
-                }
+                Some((PaymentMilestone::Requested, kind)) => with_consent(of_flow(
+                    schemars::schema_for!(EventDetail<PaymentRequest>),
+                    kind,
+                )),
                 Some((_, kind)) => {
                     of_flow(schemars::schema_for!(EventDetail<PaymentEventData>), kind)
                 }
@@ -391,6 +392,29 @@ fn of_flow(mut schema: schemars::Schema, kind: FlowKind) -> schemars::Schema {
         if let Some(required) = required.as_array_mut() {
             required.extend(parties.iter().map(|&party| party.into()));
         }
+    }
+    schema
+}
+
+/// `schema` (a requested payment's) with the payer's consent that a payment published straight
+/// on the bus carries ([`crate::consent`]): read by the saga only, never part of what
+/// consumers keep.
+fn with_consent(mut schema: schemars::Schema) -> schemars::Schema {
+    if let Some(properties) = schema
+        .get_mut("properties")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        properties.insert(
+            "consent".to_owned(),
+            // Described, not constrained: the saga alone reads it (and refuses one it cannot
+            // read); for every other consumer it is a field to ignore, as the Rust types do.
+            serde_json::json!({
+                "description": "The payer's consent, {\"bearer_token\": \"<JWT>\"}, required of a \
+                    payment published straight on the bus (not through the API): a token of the \
+                    payer wallet's owner from the identity provider the API trusts. Checked by \
+                    the saga before anything is recorded; never recorded."
+            }),
+        );
     }
     schema
 }

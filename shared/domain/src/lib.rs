@@ -5,6 +5,7 @@
 //! wallet store, a payment log, an event publisher, ...), whose adapters live elsewhere
 //! (`paysaga-aws`, and in-memory ones in `paysaga-services`' `fakes`).
 
+pub mod consent;
 pub mod events;
 pub mod failure;
 pub mod history;

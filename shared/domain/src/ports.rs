@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
+use crate::consent::{ConsentProof, ConsentRefusal};
 use crate::history::{AggregateState, RecordedEvent, StreamEvent, StreamId};
 use crate::ledger::{Account, Transfer, TransferError, WorldAccount};
 use crate::operator::OperatorRecord;
@@ -205,6 +206,12 @@ pub trait PaymentProcessor: Send + Sync {
     /// Undoes it or, when nothing was done, voids the payment id so that an execution arriving
     /// late is refused. Idempotent.
     async fn reverse(&self, request: &PaymentRequest) -> Result<(), ProcessorError>;
+}
+
+/// Checks a requested payment's proof of consent ([`crate::consent`]): the owner it speaks
+/// for, if it holds now. Pure: the keys it checks with are given when it is built.
+pub trait ConsentVerifier: Send + Sync {
+    fn verify(&self, proof: &ConsentProof) -> Result<Owner, ConsentRefusal>;
 }
 
 /// A notification was not delivered. Grouped by what the caller does next.

@@ -14,9 +14,11 @@ use tracing::{info, instrument, warn};
 
 use super::ServiceError;
 use crate::faults::Faults;
+use paysaga_domain::consent::{ConsentProof, ConsentRefusal};
 use paysaga_domain::events::ContractViolation;
 use paysaga_domain::ports::{
-    BeginPayment, EventPublisher, PaymentLog, PaymentProcessor, ProcessorError, RecordStep,
+    BeginPayment, ConsentVerifier, EventPublisher, PaymentLog, PaymentProcessor, ProcessorError,
+    RecordStep, WalletStore,
 };
 use paysaga_domain::saga::{charged, fail_before_reservation, start_compensation};
 use paysaga_domain::{
@@ -37,6 +39,13 @@ pub enum SagaError {
     /// Fault injection: the function is to crash now, before acknowledging the message.
     #[error("injected crash after step {0}")]
     InjectedCrash(&'static str),
+    /// A payment requested on the bus without a proof that its payer's owner asked for it:
+    /// nothing is recorded, no money moves.
+    #[error("payment {payment_id} refused ({code}): {refusal}", code = refusal.code())]
+    NotConsented {
+        payment_id: PaymentId,
+        refusal: ConsentRefusal,
+    },
 }
 
 impl SagaError {
@@ -46,7 +55,7 @@ impl SagaError {
             Self::Service(error) => error.is_transient(),
             Self::Processor(error) => matches!(error, ProcessorError::Unavailable(_)),
             Self::InjectedCrash(_) => true,
-            Self::ConflictingRequest(_) => false,
+            Self::ConflictingRequest(_) | Self::NotConsented { .. } => false,
         }
     }
 }
@@ -73,6 +82,9 @@ pub struct RequestedPayment {
     /// The faults a test run aims at the payment (`data.test_faults`; fault-injection builds
     /// only, always empty otherwise).
     pub faults: Faults,
+    /// The payer's consent (`detail.consent`), which a payment published straight onto the bus
+    /// needs ([`paysaga_domain::consent`]).
+    pub consent: Option<ConsentProof>,
 }
 
 /// A message body that can never be a payment request.
@@ -84,6 +96,8 @@ pub enum UnreadableRequest {
     OtherEvent { detail_type: String, from: String },
     #[error("unreadable test_faults: {0}")]
     Faults(serde_json::Error),
+    #[error("unreadable consent: {0}")]
+    Consent(String),
 }
 
 impl RequestedPayment {
@@ -100,6 +114,9 @@ impl RequestedPayment {
             request: detail.data,
             requested_at: detail.occurred_at,
             faults: Faults::of_event(body).map_err(UnreadableRequest::Faults)?,
+            // The error quotes no part of the body: a consent holds a token.
+            consent: ConsentProof::of_event(body)
+                .map_err(|error| UnreadableRequest::Consent(redact::json_error(&error)))?,
         })
     }
 
@@ -111,6 +128,7 @@ impl RequestedPayment {
             max_receive_count,
             faults: self.faults.clone(),
             requested_at: Some(self.requested_at),
+            consent: self.consent.clone(),
         }
     }
 }
@@ -139,6 +157,10 @@ pub struct Saga<'a> {
     pub events: &'a dyn EventPublisher,
     pub processor: &'a dyn PaymentProcessor,
     pub settings: &'a SagaSettings,
+    /// Whom a payment requested on the bus speaks for ...
+    pub consent: &'a dyn ConsentVerifier,
+    /// ... and whether they own its payer's wallet.
+    pub wallets: &'a dyn WalletStore,
 }
 
 /// Which delivery of the request this run handles.
@@ -153,28 +175,14 @@ pub struct Delivery {
     /// the saga begins itself (published straight onto the bus) is dated by it, so its log and
     /// every event about it agree on when it was requested. `None`: now.
     pub requested_at: Option<DateTime<Utc>>,
+    /// The payer's consent the request carried, if any.
+    pub consent: Option<ConsentProof>,
 }
 
 impl Delivery {
     /// Whether the queue gives up on the message after this delivery.
     pub fn is_last(&self) -> bool {
         self.max_receive_count > 0 && self.receive_count >= self.max_receive_count
-    }
-}
-
-impl<'a> Saga<'a> {
-    pub fn new(
-        log: &'a dyn PaymentLog,
-        events: &'a dyn EventPublisher,
-        processor: &'a dyn PaymentProcessor,
-        settings: &'a SagaSettings,
-    ) -> Self {
-        Self {
-            log,
-            events,
-            processor,
-            settings,
-        }
     }
 }
 
@@ -360,6 +368,7 @@ impl Saga<'_> {
         if !history.is_empty() {
             return Ok(history);
         }
+        self.check_consent(request, delivery).await?;
         let requested_at = delivery.requested_at.unwrap_or_else(Utc::now);
         match self.log.begin(request, None, requested_at).await? {
             BeginPayment::Begun => Ok(vec![PaymentLogEntry::requested(
@@ -375,6 +384,32 @@ impl Saga<'_> {
     }
 }
 
+impl Saga<'_> {
+    /// Ok when the request carries a proof of consent whose subject owns the payer's wallet.
+    /// Asked only of a payment the saga would begin itself (the API records the request first,
+    /// having checked its caller: such a payment is found begun).
+    async fn check_consent(
+        &self,
+        request: &PaymentRequest,
+        delivery: &Delivery,
+    ) -> Result<(), SagaError> {
+        let refused = |refusal| SagaError::NotConsented {
+            payment_id: request.payment_id().clone(),
+            refusal,
+        };
+        let proof = delivery
+            .consent
+            .as_ref()
+            .ok_or_else(|| refused(ConsentRefusal::Missing))?;
+        let owner = self.consent.verify(proof).map_err(refused)?;
+        let ownership = self.wallets.ownership(request.payer_wallet()).await?;
+        if !ownership.is(&owner) {
+            return Err(refused(ConsentRefusal::NotTheOwner));
+        }
+        Ok(())
+    }
+}
+
 fn inconsistent(refusal: WalletRejection) -> SagaError {
     ServiceError::Inconsistent(refusal.to_string()).into()
 }
@@ -387,7 +422,9 @@ mod tests {
     use futures::future::join_all;
 
     use super::*;
-    use crate::fakes::{ChargeState, InMemoryLedger, InMemoryProcessor, RecordingPublisher};
+    use crate::fakes::{
+        ChargeState, InMemoryLedger, InMemoryProcessor, RecordingPublisher, StaticConsent,
+    };
     use paysaga_domain::ids::{FundingInstrumentId, PayoutDestinationId};
     use paysaga_domain::money::MAX_MINOR_UNITS;
     use paysaga_domain::payment::{Flow, FlowKind};
@@ -399,7 +436,12 @@ mod tests {
         events: RecordingPublisher,
         processor: InMemoryProcessor,
         settings: SagaSettings,
+        consent: StaticConsent,
     }
+
+    /// Every wallet of a [`World`] belongs to `holder`, whose token is `token-holder`.
+    const HOLDER: &str = "holder";
+    const HOLDERS_TOKEN: &str = "token-holder";
 
     impl World {
         async fn with(wallets: &[(&str, &str, u64)]) -> World {
@@ -408,7 +450,10 @@ mod tests {
                 let id = WalletId::parse(id).unwrap();
                 let currency = currency.parse().unwrap();
                 ledger
-                    .open_wallet(&Wallet::open(id.clone(), currency, Utc::now()))
+                    .open_wallet(
+                        &Wallet::open(id.clone(), currency, Utc::now())
+                            .owned_by(paysaga_domain::Owner::parse(HOLDER).unwrap()),
+                    )
                     .await
                     .unwrap();
                 if *minor_units == 0 {
@@ -434,6 +479,9 @@ mod tests {
                 events,
                 processor,
                 settings: SagaSettings::default(),
+                consent: StaticConsent::default()
+                    .with(HOLDERS_TOKEN, HOLDER)
+                    .with("token-someone-else", "someone-else"),
             }
         }
 
@@ -447,6 +495,8 @@ mod tests {
                 events: &self.events,
                 processor: &self.processor,
                 settings: &self.settings,
+                consent: &self.consent,
+                wallets: &self.ledger,
             }
         }
 
@@ -490,10 +540,12 @@ mod tests {
         .unwrap()
     }
 
+    /// The first delivery of a request published on the bus with its payer's consent.
     fn first() -> Delivery {
         Delivery {
             receive_count: 1,
             max_receive_count: 3,
+            consent: Some(ConsentProof::bearer(HOLDERS_TOKEN)),
             ..Delivery::default()
         }
     }
@@ -586,6 +638,77 @@ mod tests {
             "the deposits came from outside"
         );
         assert_eq!(books.sum_by_currency().get("EUR"), Some(&0));
+    }
+
+    /// A payment published straight onto the bus moves money only with a proof that its payer's
+    /// owner asked for it: without one, with a bad one, or with someone else's, nothing is
+    /// recorded, the processor hears nothing, no money moves, and the refusal is permanent.
+    #[tokio::test]
+    async fn a_payment_requested_on_the_bus_needs_its_payers_consent() {
+        let world = World::alice_pays_bob().await;
+        let proofs = [
+            (None, "consent_missing"),
+            (Some("a-forged-token"), "consent_invalid"),
+            (Some("token-someone-else"), "consent_not_the_owner"),
+        ];
+        for (token, code) in proofs {
+            let delivery = Delivery {
+                consent: token.map(ConsentProof::bearer),
+                ..first()
+            };
+            let error = world.run(300, &delivery).await.unwrap_err();
+            let SagaError::NotConsented { refusal, .. } = &error else {
+                panic!("{code}: {error}")
+            };
+            assert_eq!(refusal.code(), code);
+            assert!(
+                !error.is_transient(),
+                "{code}: the same event never moves money"
+            );
+            assert!(!error.to_string().contains("a-forged-token"), "{error}");
+        }
+        assert!(
+            world
+                .ledger
+                .history(request(1).payment_id())
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(world.processor.charge_calls(), 0);
+        assert_eq!(
+            (world.wallet("wal_alice"), world.wallet("wal_bob")),
+            ((1_000, 0), (0, 0))
+        );
+        assert!(world.events.published().is_empty());
+
+        // A top-up's payer is the wallet it funds: its owner's consent, no one else's.
+        let top_up = top_up("pay_consent_top_up", "wal_bob", 500);
+        let someone_else = Delivery {
+            consent: Some(ConsentProof::bearer("token-someone-else")),
+            ..first()
+        };
+        assert!(world.saga().run(&top_up, &someone_else).await.is_err());
+        let topped_up = world.saga().run(&top_up, &first()).await.unwrap();
+        assert_eq!(topped_up.status, PaymentStatus::Completed);
+    }
+
+    /// The API records a request (having checked its caller) before it announces it: the saga
+    /// finds it begun and asks for nothing more.
+    #[tokio::test]
+    async fn a_payment_the_api_recorded_needs_no_proof_on_the_bus() {
+        let world = World::alice_pays_bob().await;
+        world
+            .ledger
+            .begin(&request(300), None, Utc::now())
+            .await
+            .unwrap();
+        let delivery = Delivery {
+            consent: None,
+            ..first()
+        };
+        let payment = world.run(300, &delivery).await.unwrap();
+        assert_eq!(payment.status, PaymentStatus::Completed);
     }
 
     fn eur(minor_units: u64) -> Money {
@@ -808,6 +931,27 @@ mod tests {
         );
     }
 
+    /// No one owns a wallet that does not exist, so no one can consent to paying from it: a
+    /// request naming one on the bus is refused before anything is recorded (through the API,
+    /// it is a 404).
+    #[tokio::test]
+    async fn a_payer_wallet_that_does_not_exist_is_nobodys_to_pay_from() {
+        let world = World::with(&[("wal_bob", "EUR", 0)]).await;
+        let error = world.run(300, &first()).await.unwrap_err();
+        assert!(
+            matches!(&error, SagaError::NotConsented { refusal, .. } if refusal.code() == "consent_not_the_owner"),
+            "{error}"
+        );
+        assert!(
+            world
+                .ledger
+                .history(request(1).payment_id())
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+
     #[tokio::test]
     async fn business_refusals_fail_the_payment_before_anything_moves() {
         let cases = [
@@ -824,7 +968,6 @@ mod tests {
                 300,
                 "currency_mismatch",
             ),
-            (vec![("wal_bob", "EUR", 0)], 300, "unknown_wallet"),
             (
                 vec![("wal_alice", "EUR", 1_000), ("wal_bob", "EUR", 0)],
                 200_000_000,

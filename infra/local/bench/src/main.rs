@@ -50,7 +50,15 @@ struct Options {
 async fn main() -> anyhow::Result<()> {
     let options = Options::parse();
     let root = std::env::current_dir()?;
-    let fixtures = Fixtures::new(&root);
+    // The saga begins the bench's payments itself: each carries the consent of the sample
+    // events' caller (demo-alice), who opens the bench's wallets, signed by the local stack's key.
+    let consent = paysaga_admin::dev_token::DevTokenIssuer::from_local_dir(&root.join(".local"))?
+        .token(
+        "demo-alice",
+        false,
+        std::time::Duration::from_secs(6 * 3600),
+    )?;
+    let fixtures = Fixtures::new(&root).with_consent(consent);
     let aws = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .load()
         .await;

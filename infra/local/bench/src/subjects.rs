@@ -78,12 +78,34 @@ pub fn binaries(
 /// The event fixtures.
 pub struct Fixtures {
     dir: PathBuf,
+    /// The payer's consent the requested payments carry (a development token of the sample
+    /// events' caller, who owns the bench's wallets), when given.
+    consent: Option<String>,
 }
 
 impl Fixtures {
     pub fn new(repository: &Path) -> Self {
         Self {
             dir: repository.join("events/lambda"),
+            consent: None,
+        }
+    }
+
+    /// Requested payments carry `token` as their payer's consent (`detail.consent`).
+    pub fn with_consent(self, token: String) -> Self {
+        Self {
+            consent: Some(token),
+            ..self
+        }
+    }
+
+    /// `body`'s detail with the consent token, when the body is a requested payment carrying
+    /// one (the sample's placeholder).
+    fn consented(&self, body: &mut Value) {
+        if let Some(token) = &self.consent
+            && body["detail"].get("consent").is_some()
+        {
+            body["detail"]["consent"] = json!({ "bearer_token": token });
         }
     }
 
@@ -142,6 +164,7 @@ impl Fixtures {
         body["detail"]["wallet_ids"] = json!([from, to]);
         body["detail"]["data"] = json!({"payment_id": payment_id, "from_wallet": from, "to_wallet": to,
             "amount": {"minor_units": minor_units, "currency": "EUR"}});
+        self.consented(&mut body);
         record["body"] = json!(body.to_string());
         record["messageId"] = json!(uuid::Uuid::now_v7().to_string());
         Ok(event)
@@ -172,6 +195,7 @@ impl Fixtures {
                 .replace("wal_demo_bob", payee);
             let mut body: Value = serde_json::from_str(&body)?;
             body["id"] = json!(uuid::Uuid::now_v7().to_string());
+            self.consented(&mut body);
             record["body"] = json!(body.to_string());
             record["messageId"] = json!(uuid::Uuid::now_v7().to_string());
         }

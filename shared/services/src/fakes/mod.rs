@@ -53,14 +53,16 @@ impl InMemoryLedger {
     }
 
     /// A ledger of euro wallets, each holding its balance in cents (deposited, as a real one
-    /// would be): `InMemoryLedger::euro_wallets(&[("wal_demo_alice", 10_000), ("wal_demo_bob", 0)])`.
+    /// would be), all owned by [`DEMO_HOLDER`]:
+    /// `InMemoryLedger::euro_wallets(&[("wal_demo_alice", 10_000), ("wal_demo_bob", 0)])`.
     /// Panics on an id that is not a wallet id or a balance out of range (it is for tests).
     pub async fn euro_wallets(balances: &[(&str, u64)]) -> Self {
         let ledger = Self::default();
         let eur = "EUR".parse().expect("EUR is a currency");
+        let holder = paysaga_domain::Owner::parse(DEMO_HOLDER).expect("an owner");
         for (id, minor_units) in balances {
             let wallet_id = WalletId::parse(id).expect("a wallet id");
-            let wallet = Wallet::open(wallet_id.clone(), eur, Utc::now());
+            let wallet = Wallet::open(wallet_id.clone(), eur, Utc::now()).owned_by(holder.clone());
             ledger.open_wallet(&wallet).await.expect("in memory");
             ledger.fund(id, *minor_units).await;
         }
@@ -459,6 +461,48 @@ impl PaymentProcessor for InMemoryProcessor {
             .charges
             .insert(payment_id.clone(), (request.kind(), reversed));
         Ok(())
+    }
+}
+
+/// Who owns the wallets of [`InMemoryLedger::euro_wallets`] (the subject of the sample API
+/// events in `events/lambda/`).
+pub const DEMO_HOLDER: &str = "demo-alice";
+/// The bearer token of [`DEMO_HOLDER`]'s consent that the sample requested payments in
+/// `events/lambda/` carry, as [`StaticConsent::demo`] reads it.
+pub const DEMO_CONSENT_TOKEN: &str = "consent-demo-alice";
+
+/// Proofs of consent checked against a fixed list: each known bearer token speaks for its owner,
+/// any other is invalid (as a badly signed token would be).
+#[derive(Default)]
+pub struct StaticConsent {
+    owners: HashMap<String, paysaga_domain::Owner>,
+}
+
+impl StaticConsent {
+    /// [`DEMO_CONSENT_TOKEN`] speaks for [`DEMO_HOLDER`].
+    pub fn demo() -> Self {
+        Self::default().with(DEMO_CONSENT_TOKEN, DEMO_HOLDER)
+    }
+
+    /// `token` speaks for `owner`.
+    pub fn with(mut self, token: &str, owner: &str) -> Self {
+        let owner = paysaga_domain::Owner::parse(owner).expect("an owner");
+        self.owners.insert(token.to_owned(), owner);
+        self
+    }
+}
+
+impl paysaga_domain::ports::ConsentVerifier for StaticConsent {
+    fn verify(
+        &self,
+        proof: &paysaga_domain::consent::ConsentProof,
+    ) -> Result<paysaga_domain::Owner, paysaga_domain::consent::ConsentRefusal> {
+        self.owners
+            .get(proof.bearer_token())
+            .cloned()
+            .ok_or_else(|| {
+                paysaga_domain::consent::ConsentRefusal::Invalid("an unknown token".to_owned())
+            })
     }
 }
 
