@@ -49,6 +49,7 @@ use aws_smithy_types::byte_stream::ByteStream;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use backon::{BackoffBuilder, ExponentialBuilder, Retryable};
 use http::StatusCode;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
@@ -207,20 +208,35 @@ impl HttpPaymentProcessor {
         })
     }
 
-    /// One attempt to charge (a transfer's payer or a top-up's funding instrument).
-    async fn try_charge(&self, body: &ChargeBody<'_>) -> Result<ChargeId, AttemptError> {
-        let json = serde_json::to_vec(body)
-            .map_err(|e| AttemptError::Malformed(format!("cannot write the charge: {e}")))?;
-        let (status, bytes) = self
-            .transport
-            .post(&self.charges, Some(body.payment_id), Some(json))
-            .await?;
-        tracing::debug!(payment_id = %body.payment_id, status = status.as_u16(), "charge answered");
+    /// One request of a call, and its answer read as `A`: `body` (JSON) posted to `url` with
+    /// the payment id as `Idempotency-Key` when the call creates something, a refusal turned
+    /// into its [`AttemptError`], an answer that is not an `A` into a malformed one.
+    async fn exchange<A: DeserializeOwned>(
+        &self,
+        call: &'static str,
+        url: &Url,
+        payment_id: &PaymentId,
+        body: Option<&(impl Serialize + Sync)>,
+    ) -> Result<A, AttemptError> {
+        let json = body
+            .map(serde_json::to_vec)
+            .transpose()
+            .map_err(|e| AttemptError::Malformed(format!("cannot write the {call}: {e}")))?;
+        let key = json.is_some().then_some(payment_id);
+        let (status, bytes) = self.transport.post(url, key, json).await?;
+        tracing::debug!(%payment_id, status = status.as_u16(), call, "processor answered");
         if !status.is_success() {
             return Err(AttemptError::from_refusal(status, &bytes));
         }
-        let answer: ChargeAnswer = serde_json::from_slice(&bytes)
-            .map_err(|e| AttemptError::Malformed(format!("charge answer (HTTP {status}): {e}")))?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| AttemptError::Malformed(format!("{call} answer (HTTP {status}): {e}")))
+    }
+
+    /// One attempt to charge (a transfer's payer or a top-up's funding instrument).
+    async fn try_charge(&self, body: &ChargeBody<'_>) -> Result<ChargeId, AttemptError> {
+        let answer: ChargeAnswer = self
+            .exchange("charge", &self.charges, body.payment_id, Some(body))
+            .await?;
         if &answer.payment_id != body.payment_id {
             return Err(AttemptError::Malformed(format!(
                 "charge answer is for another payment ({})",
@@ -240,18 +256,9 @@ impl HttpPaymentProcessor {
 
     /// One attempt to pay out.
     async fn try_payout(&self, body: &PayoutBody<'_>) -> Result<ChargeId, AttemptError> {
-        let json = serde_json::to_vec(body)
-            .map_err(|e| AttemptError::Malformed(format!("cannot write the payout: {e}")))?;
-        let (status, bytes) = self
-            .transport
-            .post(&self.payouts, Some(body.payment_id), Some(json))
+        let answer: PayoutAnswer = self
+            .exchange("payout", &self.payouts, body.payment_id, Some(body))
             .await?;
-        tracing::debug!(payment_id = %body.payment_id, status = status.as_u16(), "payout answered");
-        if !status.is_success() {
-            return Err(AttemptError::from_refusal(status, &bytes));
-        }
-        let answer: PayoutAnswer = serde_json::from_slice(&bytes)
-            .map_err(|e| AttemptError::Malformed(format!("payout answer (HTTP {status}): {e}")))?;
         if &answer.payment_id != body.payment_id {
             return Err(AttemptError::Malformed(format!(
                 "payout answer is for another payment ({})",
@@ -272,13 +279,9 @@ impl HttpPaymentProcessor {
     /// One attempt to refund a charge (or void its payment id).
     async fn try_refund(&self, payment_id: &PaymentId) -> Result<(), AttemptError> {
         let url = endpoint(&self.charges, &[payment_id.as_str(), "refund"]);
-        let (status, bytes) = self.transport.post(&url, None, None).await?;
-        tracing::debug!(%payment_id, status = status.as_u16(), "refund answered");
-        if !status.is_success() {
-            return Err(AttemptError::from_refusal(status, &bytes));
-        }
-        let answer: RefundAnswer = serde_json::from_slice(&bytes)
-            .map_err(|e| AttemptError::Malformed(format!("refund answer (HTTP {status}): {e}")))?;
+        let answer: RefundAnswer = self
+            .exchange("refund", &url, payment_id, None::<&()>)
+            .await?;
         match answer.status {
             ChargeStatus::Refunded | ChargeStatus::Voided => Ok(()),
             ChargeStatus::Captured => Err(AttemptError::Malformed(
@@ -290,13 +293,9 @@ impl HttpPaymentProcessor {
     /// One attempt to cancel a payout (or void its payment id).
     async fn try_cancel(&self, payment_id: &PaymentId) -> Result<(), AttemptError> {
         let url = endpoint(&self.payouts, &[payment_id.as_str(), "cancel"]);
-        let (status, bytes) = self.transport.post(&url, None, None).await?;
-        tracing::debug!(%payment_id, status = status.as_u16(), "cancel answered");
-        if !status.is_success() {
-            return Err(AttemptError::from_refusal(status, &bytes));
-        }
-        let answer: CancelAnswer = serde_json::from_slice(&bytes)
-            .map_err(|e| AttemptError::Malformed(format!("cancel answer (HTTP {status}): {e}")))?;
+        let answer: CancelAnswer = self
+            .exchange("cancel", &url, payment_id, None::<&()>)
+            .await?;
         match answer.status {
             PayoutStatus::Cancelled | PayoutStatus::Voided => Ok(()),
             PayoutStatus::Paid => Err(AttemptError::Malformed(
