@@ -127,9 +127,13 @@ dlq-show: ## One parked message, whole, with why it was parked: ID=<parked id>
 	@test -n "$(ID)" || { echo "usage: make dlq-show ID=<parked id>" >&2; exit 2; }
 	@$(local_admin) dlq show "$(ID)"
 
-dlq-replay: ## Replay a parked message: ID=<parked id> [BODY=<file with the fixed body>]
-	@test -n "$(ID)" || { echo "usage: make dlq-replay ID=<parked id> [BODY=file]" >&2; exit 2; }
-	@$(local_admin) dlq replay "$(ID)" $(if $(BODY),--body-file "$(BODY)")
+# A replay goes through the admin API, as the operator OPERATOR (a development token with the
+# admin scope), so that the audit trail records who replayed what, and why.
+OPERATOR ?= local-operator
+dlq-replay: ## Replay a parked message, recorded in the audit trail: ID=<parked id> REASON="<why>" [BODY=<file with the fixed body>] [OPERATOR=<subject>]
+	@test -n "$(ID)" && test -n "$(REASON)" || { echo 'usage: make dlq-replay ID=<parked id> REASON="<why>" [BODY=file] [OPERATOR=subject]' >&2; exit 2; }
+	@export PAYSAGA_TOKEN="$$(target/debug/paysaga-admin dev-token --sub '$(OPERATOR)' --admin --hours 1 2>/dev/null)" && \
+	  $(local_admin) dlq replay "$(ID)" --reason "$(REASON)" $(if $(BODY),--body-file "$(BODY)")
 
 token: ## A development token for the local API: SUB=<caller> [ADMIN=1] (signed by the local stack's key)
 	@test -n "$(SUB)" || { echo "usage: make token SUB=<caller, e.g. alice> [ADMIN=1]" >&2; exit 2; }

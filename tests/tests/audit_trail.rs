@@ -1,6 +1,7 @@
 //! The audit trail on the local stack: every event on the bus lands once in the event store
 //! (`audit-trail` function, `EventStoreTable`), and wallets and payments rebuilt from their
-//! events, through snapshots, equal what the ledger holds.
+//! events, through snapshots, equal what the ledger holds; an operator's deposits and actions
+//! are in their own stream.
 //!
 //! These need the stack running, so `cargo test` alone skips them; `make test` starts the
 //! stack and runs them with `--ignored`.
@@ -13,7 +14,8 @@ use chrono::Utc;
 use paysaga_domain::events::FundsDeposited;
 use paysaga_domain::history::{StreamId, snapshot_due};
 use paysaga_domain::ports::EventStore;
-use paysaga_domain::{DepositId, DomainEvent, Money, WalletId};
+use paysaga_domain::{DepositId, DomainEvent, Money, OperatorKey, Owner, WalletId};
+use paysaga_services::audit::rebuild_operator;
 use paysaga_tests::audit::{
     event_store, outcome_recorded, payment_matches_its_events, snapshot_every,
     wallet_matches_its_events,
@@ -327,6 +329,83 @@ async fn concurrent_appends_to_one_stream_get_gap_free_versions_and_page_once() 
          {} transient conflicts retried; all_events: {total} events in {pages} pages",
         elapsed.as_secs_f64() * 1_000.0,
         transient.load(std::sync::atomic::Ordering::Relaxed)
+    );
+    Ok(())
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: run `make test`"]
+async fn an_operators_deposits_and_actions_are_in_their_own_stream() -> anyhow::Result<()> {
+    let stack = Stack::connect().await?;
+    let store = event_store(&stack)?;
+    let subject = format!("ops-audit-{}", unique());
+    let token = stack
+        .tokens
+        .token(&subject, true, Duration::from_secs(600))?;
+    let wallet = format!("wal_ops_{}", unique());
+    stack.funded_wallet(&wallet, "EUR", 0, "no deposit").await?;
+
+    let deposit = json!({"amount": {"minor_units": 700, "currency": "EUR"},
+        "reason": "goodwill credit, OPS-5"});
+    let (status, deposited) = stack
+        .call_with_token(
+            Some(&token),
+            reqwest::Method::POST,
+            &format!("/admin/wallets/{wallet}/deposits"),
+            Some(deposit),
+            Some(&format!("ops-deposit-{}", unique())),
+        )
+        .await?;
+    ensure!(
+        status == 201,
+        "the operator's deposit: {status} {deposited}"
+    );
+    let (status, page) = stack
+        .call_with_token(
+            Some(&token),
+            reqwest::Method::POST,
+            "/admin/read-models/rebuild",
+            Some(json!({"reason": "restore drill, OPS-6"})),
+            None,
+        )
+        .await?;
+    ensure!(status == 200, "a rebuild page: {status} {page}");
+
+    let operator = Owner::parse(&subject)?;
+    let rebuilt = eventually(
+        SETTLE,
+        "the operator's two actions in the trail",
+        || async {
+            let rebuilt = rebuild_operator(&store, &operator).await?;
+            Ok((rebuilt.version == 2).then_some(rebuilt))
+        },
+    )
+    .await?;
+    ensure!(
+        (rebuilt.deposits, rebuilt.actions) == (1, 1),
+        "one deposit and one rebuild page: {rebuilt:?}"
+    );
+    let stream = StreamId::Operator(OperatorKey::of(&operator));
+    let recorded = store.stream(&stream, 0).await?;
+    ensure!(
+        recorded
+            .iter()
+            .any(|entry| Some(entry.event.event_id()) == page["action_id"].as_str()),
+        "the rebuild's record is the action the API answered: {recorded:?}"
+    );
+    // The deposit is in the wallet's stream too, with who issued it and why.
+    let wallet_stream = store
+        .stream(&StreamId::Wallet(WalletId::parse(&wallet)?), 0)
+        .await?;
+    let [entry] = &wallet_stream[..] else {
+        anyhow::bail!("one deposit in {wallet}'s stream: {wallet_stream:?}")
+    };
+    let DomainEvent::FundsDeposited(detail) = &entry.event else {
+        anyhow::bail!("a FundsDeposited: {:?}", entry.event)
+    };
+    ensure!(detail.data.issued_by.as_ref() == Some(&operator));
+    ensure!(
+        detail.data.reason.as_ref().map(|reason| reason.as_str()) == Some("goodwill credit, OPS-5")
     );
     Ok(())
 }

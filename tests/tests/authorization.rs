@@ -143,24 +143,35 @@ async fn the_admin_routes_need_the_admin_scope() -> anyhow::Result<()> {
         );
         ensure!(answer["error"]["code"] == "forbidden", "{answer}");
     }
+    let why = json!({"reason": "authorization test"});
     let (status, answer) = stack
-        .call_with_token(Some(&admin), Method::POST, replay, None, None)
+        .call_with_token(Some(&admin), Method::POST, replay, Some(why.clone()), None)
         .await?;
     ensure!(
         status == 404,
         "an unknown parked message, as an admin: {status} {answer}"
     );
+    // An admin's action needs a reason, kept in the audit trail.
+    for path in [replay, rebuild] {
+        let (status, answer) = stack
+            .call_with_token(Some(&admin), Method::POST, path, Some(json!({})), None)
+            .await?;
+        ensure!(
+            status == 400,
+            "POST {path} without a reason: {status} {answer}"
+        );
+    }
 
     // One page of the audit trail applied to the live read models (changing nothing new).
     let (status, page) = stack
-        .call_with_token(Some(&admin), Method::POST, rebuild, None, None)
+        .call_with_token(Some(&admin), Method::POST, rebuild, Some(why), None)
         .await?;
     ensure!(status == 200, "POST {rebuild} as an admin: {status} {page}");
     ensure!(
-        page["events"].is_u64() && page.get("next").is_some(),
+        page["events"].is_u64() && page.get("next").is_some() && page["action_id"].is_string(),
         "{page}"
     );
-    let bad = json!({"after": "not a page token"});
+    let bad = json!({"after": "not a page token", "reason": "authorization test"});
     let (status, answer) = stack
         .call_with_token(Some(&admin), Method::POST, rebuild, Some(bad), None)
         .await?;

@@ -13,7 +13,11 @@ use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
 use chrono::Utc;
 use futures::{StreamExt, TryStreamExt, stream};
 use lambda_toolkit::sqs_batch::FAILURE_ATTRIBUTE;
-use paysaga_admin::dlq::DlqError;
+use paysaga_admin::admin_api::{AdminApi, AdminApiError, ReplayAsk};
+use paysaga_domain::history::StreamId;
+use paysaga_domain::operator::body_sha256;
+use paysaga_domain::ports::EventStore;
+use paysaga_domain::{DomainEvent, OperatorActionKind, OperatorKey, Owner};
 use paysaga_services::redrive::operator::{Mode, QueueOutcome};
 use paysaga_services::redrive::parking::ParkedStatus;
 use paysaga_tests::{Stack, eventually, unique};
@@ -235,11 +239,28 @@ async fn a_poison_message_is_parked_and_replayed_after_a_fix() -> anyhow::Result
     );
     assert_eq!(stack.balances(&alice).await?, (1_000, 0));
 
-    // The operator fixes the message (the producer's version was wrong) and replays it.
+    // The operator fixes the message (the producer's version was wrong) and replays it,
+    // through the admin API (paysaga-admin dlq replay), which records who, what and why.
     let fixed = ours.body.replace(r#""version":2"#, r#""version":1"#);
-    let replayed = desk
-        .replay(&ours.parked_id, Some(fixed.clone()), None, false)
-        .await?;
+    let operator = format!("ops-{}", unique());
+    let token = stack
+        .tokens
+        .token(&operator, true, Duration::from_secs(600))?;
+    let admin = AdminApi::new(&stack.api_url, token);
+    let ask = ReplayAsk {
+        body: Some(fixed.clone()),
+        reason: "the producer sent version 2 by mistake, OPS-31".to_owned(),
+        ..ReplayAsk::default()
+    };
+    let unexplained = ReplayAsk {
+        reason: String::new(),
+        ..ask.clone()
+    };
+    match admin.replay(&ours.parked_id, &unexplained).await {
+        Err(AdminApiError::Refused { status: 400, .. }) => {}
+        other => bail!("a replay without a reason is refused, yet: {other:?}"),
+    }
+    let replayed = admin.replay(&ours.parked_id, &ask).await?;
     assert!(replayed.body_edited, "{replayed:?}");
     let settled = stack.settled_payment(&payment_id, SETTLE).await?;
     assert_eq!(settled["status"], "COMPLETED", "{settled}");
@@ -248,11 +269,48 @@ async fn a_poison_message_is_parked_and_replayed_after_a_fix() -> anyhow::Result
         ((750, 0), (250, 0))
     );
 
-    let again = desk.replay(&ours.parked_id, Some(fixed), None, false).await;
+    let again = admin.replay(&ours.parked_id, &ask).await;
     match again {
-        Err(DlqError::Refused { error_type, .. }) => assert_eq!(error_type, "AlreadyReplayed"),
+        Err(AdminApiError::Refused { code, .. }) => assert_eq!(code, "already_replayed"),
         other => bail!("a replayed message is not replayed twice, yet: {other:?}"),
     }
+    // The function no longer replays: an invocation carries no operator to record.
+    let payload = json!({"action": "replay", "parked_id": ours.parked_id});
+    match stack.invoke(FUNCTION, &payload, INVOCATION).await? {
+        Err(error) => ensure!(error.contains("InvalidRequest"), "{error}"),
+        Ok(answer) => bail!("dlq-redrive replayed: {answer}"),
+    }
+
+    // The audit trail holds the replay, once, in the operator's stream.
+    let store = paysaga_tests::audit::event_store(&stack)?;
+    let operator = Owner::parse(&operator)?;
+    let stream = StreamId::Operator(OperatorKey::of(&operator));
+    let recorded = eventually(SETTLE, "the replay in the operator's stream", || async {
+        let events = store.stream(&stream, 0).await?;
+        Ok((!events.is_empty()).then_some(events))
+    })
+    .await?;
+    let [entry] = &recorded[..] else {
+        bail!("one action in the operator's stream: {recorded:?}")
+    };
+    let DomainEvent::OperatorActionStarted(detail) = &entry.event else {
+        bail!("an OperatorActionStarted: {:?}", entry.event)
+    };
+    assert_eq!(detail.event_id, replayed.action_id.to_string());
+    assert_eq!(detail.data.issued_by, operator);
+    assert_eq!(detail.data.reason.as_str(), ask.reason);
+    assert_eq!(
+        detail.data.action,
+        OperatorActionKind::ReplayParkedMessage {
+            parked_id: ours.parked_id.clone(),
+            destination: stack.wiring.queue("PaymentsQueue")?.arn.clone(),
+            body_sha256: body_sha256(&fixed),
+            body_edited: true,
+            forced: false,
+        }
+    );
+    let rebuilt = paysaga_services::audit::rebuild_operator(&store, &operator).await?;
+    assert_eq!((rebuilt.actions, rebuilt.deposits), (1, 0));
     let still = desk.parked(true).await?;
     let after = still
         .iter()

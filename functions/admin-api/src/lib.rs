@@ -4,18 +4,24 @@
 //! function of its own, apart from `api`, so that the public API's role holds no access to
 //! dead letters, queues or the audit trail, and its binary stays small:
 //!
-//! - `POST /admin/parked/{parked_id}/replay`: sends a parked dead letter (or its fixed body,
-//!   `{"body": "…"}`) back to its queue, as `make dlq-replay` does through the dlq-redrive
-//!   function. Optional `destination` (a queue ARN) and `force` (replay a body that breaks
-//!   the event contracts).
+//! Every action is in the audit trail, in the operator's stream, with who (the token's
+//! subject), when, what and why (a required `reason`): a deposit in its `FundsDeposited`; a
+//! replay or a rebuild page in an `OperatorActionStarted` published before the action takes
+//! effect (an action that cannot be recorded answers 503 and does nothing).
+//!
+//! - `POST /admin/parked/{parked_id}/replay`, `{"reason": "…"}`: sends a parked dead letter (or
+//!   its fixed body, `"body": "…"`) back to its queue (`make dlq-replay`, `paysaga-admin dlq
+//!   replay`). Optional `destination` (a queue ARN) and `force` (replay a body that breaks
+//!   the event contracts). Recorded with the destination, the SHA-256 of the body sent, whether
+//!   it was edited, and `force`.
 //! - `POST /admin/wallets/{wallet_id}/deposits`, `{"amount": …, "reason": "…"}`: an operator
 //!   puts money into a wallet from the outside world's adjustments account (a correction, a
 //!   goodwill credit, test funds on a local stack), recorded with who issued it (the token's
 //!   subject) and why (required) in its `FundsDeposited` event, so in the audit trail.
 //!   `Idempotency-Key` honoured. A wallet's holder adds money by a top-up, never this way.
-//! - `POST /admin/read-models/rebuild`: applies one page of the audit trail to the live read
-//!   models and answers the counts and the `next` page's token; call again with
-//!   `{"after": next}` until `next` is `null`. A page is bounded ([`REBUILD_PAGE`]: so many
+//! - `POST /admin/read-models/rebuild`, `{"reason": "…"}`: applies one page of the audit trail
+//!   to the live read models and answers the counts and the `next` page's token; call again
+//!   with `{"after": next, "reason": "…"}` until `next` is `null`. Each call is recorded. A page is bounded ([`REBUILD_PAGE`]: so many
 //!   items read, so much time) so that a call answers well within the HTTP API's 30 s: one out
 //!   of time answers a `next` right after its last event. Idempotent: a page applied twice
 //!   changes nothing the second time, so an interrupted rebuild is simply resumed or restarted.
@@ -35,7 +41,8 @@ use paysaga_domain::ports::{
     Deposit, EventPageToken, EventPublisher, EventStore, ReadModelWriter, StoreError, WalletStore,
 };
 use paysaga_domain::{
-    DepositId, FailureReason, Limits, Money, OperatorReason, OperatorRecord, Wallet, WalletId,
+    DepositId, FailureReason, Limits, Money, OperatorActionId, OperatorReason, OperatorRecord,
+    Wallet, WalletId,
 };
 use paysaga_services::ServiceError;
 use paysaga_services::read_models::{self, PageBudget, RebuildStepError};
@@ -44,7 +51,7 @@ use paysaga_services::redrive::{ParkingLot, QueueError, RedriveQueues};
 use paysaga_services::wallets::{self, DepositResult};
 use serde::{Deserialize, Serialize};
 
-use paysaga_http::request::{JsonBody, OptionalJsonBody, idempotency_key, parse_id};
+use paysaga_http::request::{JsonBody, idempotency_key, parse_id};
 use paysaga_http::{Admin, ApiError};
 
 pub use config::Config;
@@ -66,8 +73,9 @@ pub struct AdminApi {
     pub read_models: Arc<dyn ReadModelWriter>,
     /// How much of the audit trail one rebuild call takes on ([`REBUILD_PAGE`] in `main`).
     pub rebuild_page: PageBudget,
-    /// Where an operator's deposit is credited, and announced.
+    /// Where an operator's deposit is credited.
     pub wallets: Arc<dyn WalletStore>,
+    /// Where deposits are announced and the other actions recorded for the audit trail.
     pub events: Arc<dyn EventPublisher>,
     /// The largest deposit, and the currencies wallets hold.
     pub limits: Limits,
@@ -129,10 +137,7 @@ async fn deposit(
         wallet_id: parse_id(&wallet_id, WalletId::parse)?,
         amount,
         idempotency_key: idempotency_key(&headers)?,
-        operator: OperatorRecord {
-            issued_by: operator.caller().owner().clone(),
-            reason: body.reason,
-        },
+        operator: operator_record(&operator, body.reason),
     };
     let (status, deposit, wallet) =
         match wallets::deposit(admin.wallets.as_ref(), admin.events.as_ref(), deposit).await? {
@@ -156,6 +161,14 @@ async fn deposit(
     Ok((status, Json(DepositView::new(&deposit, &wallet))).into_response())
 }
 
+/// Who acts (the admin token's subject) and why.
+fn operator_record(operator: &Admin, reason: OperatorReason) -> OperatorRecord {
+    OperatorRecord {
+        issued_by: operator.caller().owner().clone(),
+        reason,
+    }
+}
+
 pub fn admin_router(admin: Arc<AdminApi>) -> Router {
     Router::new()
         .route("/admin/wallets/{wallet_id}/deposits", post(deposit))
@@ -164,9 +177,11 @@ pub fn admin_router(admin: Arc<AdminApi>) -> Router {
         .with_state(admin)
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ReplayBody {
+    /// Why: required, kept in the audit trail.
+    reason: OperatorReason,
     /// The fixed body, when the operator fixed the message rather than the consumer.
     body: Option<String>,
     /// The queue (ARN) to send it to, when the parked message names none.
@@ -177,20 +192,21 @@ struct ReplayBody {
 
 async fn replay_parked(
     State(admin): State<Arc<AdminApi>>,
-    _: Admin,
+    operator: Admin,
     Path(parked_id): Path<String>,
-    OptionalJsonBody(body): OptionalJsonBody<ReplayBody>,
+    JsonBody(body): JsonBody<ReplayBody>,
 ) -> Result<Response, ApiError> {
-    let body = body.unwrap_or_default();
     let request = ReplayRequest {
         parked_id,
         body: body.body,
         destination: body.destination,
         force: body.force,
+        operator: operator_record(&operator, body.reason),
     };
     let replayed = replay(
         admin.queues.as_ref(),
         admin.parking.as_ref(),
+        admin.events.as_ref(),
         &request,
         Utc::now(),
     )
@@ -219,7 +235,9 @@ fn replay_error(error: ReplayError) -> ApiError {
             code: "no_such_queue",
             message: error.to_string(),
         },
-        ReplayError::Refused | ReplayError::Queue(QueueError::Unavailable(_)) => {
+        ReplayError::Refused
+        | ReplayError::Unrecorded(_)
+        | ReplayError::Queue(QueueError::Unavailable(_)) => {
             tracing::warn!(%error, "replay not sent");
             ApiError::Unavailable
         }
@@ -227,15 +245,19 @@ fn replay_error(error: ReplayError) -> ApiError {
     }
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RebuildBody {
     /// The `next` of the previous call; none to start from the beginning.
     after: Option<String>,
+    /// Why: required, kept in the audit trail.
+    reason: OperatorReason,
 }
 
 #[derive(Serialize)]
 struct RebuildPage {
+    /// This call's record in the audit trail.
+    action_id: OperatorActionId,
     events: u64,
     changed: u64,
     unchanged: u64,
@@ -245,19 +267,22 @@ struct RebuildPage {
 
 async fn rebuild_read_models(
     State(admin): State<Arc<AdminApi>>,
-    _: Admin,
-    OptionalJsonBody(body): OptionalJsonBody<RebuildBody>,
+    operator: Admin,
+    JsonBody(body): JsonBody<RebuildBody>,
 ) -> Result<Response, ApiError> {
-    let after = body.unwrap_or_default().after.map(EventPageToken);
-    let page = match read_models::rebuild_page(
+    let after = body.after.map(EventPageToken);
+    let (action_id, page) = match read_models::rebuild_page_by(
+        &operator_record(&operator, body.reason),
+        admin.events.as_ref(),
         admin.event_store.as_ref(),
         admin.read_models.as_ref(),
         after.as_ref(),
         admin.rebuild_page,
+        Utc::now(),
     )
     .await
     {
-        Ok(page) => page,
+        Ok(recorded) => recorded,
         // The store refuses a token it did not give: the caller's mistake, not the store's.
         Err(RebuildStepError::Read(StoreError::Permanent(message))) if after.is_some() => {
             return Err(ApiError::InvalidRequest(format!(
@@ -267,6 +292,10 @@ async fn rebuild_read_models(
         Err(RebuildStepError::Read(error) | RebuildStepError::Write(error)) => {
             return Err(ServiceError::from(error).into());
         }
+        Err(RebuildStepError::Unrecorded(error)) => {
+            tracing::warn!(%error, "rebuild step not taken: not recorded");
+            return Err(ApiError::Unavailable);
+        }
     };
     let counts = page.counts;
     tracing::info!(
@@ -275,6 +304,7 @@ async fn rebuild_read_models(
         "read models: a page of the audit trail applied"
     );
     Ok(Json(RebuildPage {
+        action_id,
         events: counts.events,
         changed: counts.changed,
         unchanged: counts.unchanged,

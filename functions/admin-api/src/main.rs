@@ -9,7 +9,7 @@ use paysaga_aws::{
     DynamoDbEventStore, DynamoDbLedger, DynamoDbParking, DynamoDbReadModels, EventBridgePublisher,
     SqsRedriveQueues,
 };
-use paysaga_domain::events::FUNDS_DEPOSITED;
+use paysaga_domain::events::{FUNDS_DEPOSITED, OPERATOR_ACTION_STARTED};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -37,7 +37,7 @@ async fn main() -> anyhow::Result<()> {
         events: Arc::new(EventBridgePublisher::from_config(
             &sdk,
             config.resources.event_bus_name,
-            &[FUNDS_DEPOSITED],
+            &[FUNDS_DEPOSITED, OPERATOR_ACTION_STARTED],
         )),
         limits: config.limits,
     }));

@@ -12,8 +12,9 @@ use axum::Router;
 use chrono::Utc;
 use http::StatusCode;
 use paysaga_domain::events::FundsDeposited;
+use paysaga_domain::operator::body_sha256;
 use paysaga_domain::ports::{EventStore, ReadModelReader};
-use paysaga_domain::{DepositId, DomainEvent, Money, WalletId};
+use paysaga_domain::{DepositId, DomainEvent, Money, OperatorAction, OperatorActionKind, WalletId};
 use paysaga_services::fakes::{
     InMemoryEventStore, InMemoryLedger, InMemoryParking, InMemoryQueues, RecordingPublisher,
 };
@@ -104,46 +105,160 @@ fn admin_post(path: &str, route: &str, who: As, body: Option<Value>) -> Value {
     event
 }
 
-#[tokio::test]
-async fn replaying_a_parked_message_needs_the_admin_scope() {
-    let world = world();
-    let body = std::fs::read_to_string(format!(
+/// The operator actions published so far (what the audit trail receives), in order.
+fn recorded_actions(world: &World) -> Vec<(String, OperatorAction)> {
+    world
+        .events
+        .published()
+        .into_iter()
+        .filter_map(|event| match event {
+            DomainEvent::OperatorActionStarted(detail) => Some((detail.event_id, detail.data)),
+            _ => None,
+        })
+        .collect()
+}
+
+const REPLAY_ROUTE: &str = "/admin/parked/{parked_id}/replay";
+
+fn replay_of(parked_id: &str, who: As, body: Option<Value>) -> Value {
+    let path = format!("/admin/parked/{}/replay", parked_id.replace('/', "%2F"));
+    admin_post(&path, REPLAY_ROUTE, who, body)
+}
+
+fn payment_requested() -> String {
+    std::fs::read_to_string(format!(
         "{}/../../events/lambda/eventbridge-payment-requested.json",
         env!("CARGO_MANIFEST_DIR")
     ))
-    .expect("the fixture");
+    .expect("the fixture")
+}
+
+#[tokio::test]
+async fn a_replay_needs_the_admin_scope_and_a_reason_and_is_recorded_before_it_is_sent() {
+    let world = world();
+    let body = payment_requested();
     world
         .parking
         .park(&parked("payments-dlq/m1", &body))
         .await
         .expect("parked");
-    let path = "/admin/parked/payments-dlq%2Fm1/replay";
-    let route = "/admin/parked/{parked_id}/replay";
+    let why = json!({"reason": "payments consumer fixed in v1.4, OPS-9"});
 
     for who in [ALICE, As::Nobody] {
-        let (status, answer) = send(&world.app, &admin_post(path, route, who, None)).await;
+        let (status, answer) = send(
+            &world.app,
+            &replay_of("payments-dlq/m1", who, Some(why.clone())),
+        )
+        .await;
         assert!(
             status == StatusCode::FORBIDDEN || status == StatusCode::UNAUTHORIZED,
             "{status} {answer}"
         );
     }
+    for unexplained in [
+        None,
+        Some(json!({})),
+        Some(json!({"reason": "for bob@example.com"})),
+    ] {
+        let ask = replay_of("payments-dlq/m1", As::Admin("ops"), unexplained.clone());
+        let (status, answer) = send(&world.app, &ask).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{unexplained:?}: {answer}");
+    }
+    // The audit trail cannot be told: nothing is sent, and the message stays parked.
+    world.events.set_down(true);
+    let ask = replay_of("payments-dlq/m1", As::Admin("ops"), Some(why.clone()));
+    let (status, answer) = send(&world.app, &ask).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{answer}");
+    world.events.set_down(false);
     assert_eq!(world.queues.len(PAYMENTS_QUEUE), 0, "nothing was sent");
+    assert!(recorded_actions(&world).is_empty());
 
-    let (status, answer) = send(&world.app, &admin_post(path, route, As::Admin("ops"), None)).await;
+    let (status, answer) = send(&world.app, &ask).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(answer["sent_to"], "paysaga-payments");
     assert_eq!(world.queues.messages(PAYMENTS_QUEUE)[0].body, body);
-    let again = send(
-        &world.app,
-        &admin_post(path, route, As::Admin("ops"), Some(json!({}))),
-    )
-    .await;
-    assert_eq!(again.0, StatusCode::CONFLICT, "{}", again.1);
-    let missing = admin_post("/admin/parked/nope/replay", route, As::Admin("ops"), None);
+    let [(event_id, action)] = &recorded_actions(&world)[..] else {
+        panic!("one action recorded: {:?}", recorded_actions(&world))
+    };
+    assert_eq!(answer["action_id"], event_id.as_str());
+    assert_eq!(action.issued_by.as_str(), "ops", "the token's subject");
+    assert_eq!(
+        action.reason.as_str(),
+        "payments consumer fixed in v1.4, OPS-9"
+    );
+    assert_eq!(
+        action.action,
+        OperatorActionKind::ReplayParkedMessage {
+            parked_id: "payments-dlq/m1".to_owned(),
+            destination: PAYMENTS_QUEUE.to_owned(),
+            body_sha256: body_sha256(&body),
+            body_edited: false,
+            forced: false,
+        }
+    );
+
+    let (status, answer) = send(&world.app, &ask).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+    let missing = replay_of("nope", As::Admin("ops"), Some(why));
     assert_eq!(send(&world.app, &missing).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(
+        recorded_actions(&world).len(),
+        1,
+        "refused replays did nothing"
+    );
+}
+
+#[tokio::test]
+async fn a_forced_replay_of_an_edited_body_is_recorded_as_forced_and_edited() {
+    let world = world();
+    let broken = payment_requested().replace(r#""version": 1"#, r#""version": 2"#);
+    world
+        .parking
+        .park(&parked("payments-dlq/m2", &broken))
+        .await
+        .expect("parked");
+    // The operator edits the amount, and forces the version the consumer reads now.
+    let still_broken = broken.replace(r#""minor_units": 1250"#, r#""minor_units": 1200"#);
+    assert_ne!(still_broken, broken);
+    let ask = |force: bool| {
+        replay_of(
+            "payments-dlq/m2",
+            As::Admin("ops"),
+            Some(json!({"body": still_broken, "force": force, "reason": "consumer reads v2 now"})),
+        )
+    };
+    let (status, answer) = send(&world.app, &ask(false)).await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("contract_violation"))
+    );
+    assert!(recorded_actions(&world).is_empty(), "refused: not recorded");
+
+    let (status, answer) = send(&world.app, &ask(true)).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["body_edited"], true);
+    let [(_, action)] = &recorded_actions(&world)[..] else {
+        panic!("one action recorded")
+    };
+    let OperatorActionKind::ReplayParkedMessage {
+        body_sha256: hash,
+        body_edited,
+        forced,
+        ..
+    } = &action.action
+    else {
+        panic!("a replay: {action:?}")
+    };
+    assert_eq!((*body_edited, *forced), (true, true));
+    assert_eq!(
+        hash,
+        &body_sha256(&still_broken),
+        "the body sent, not the parked one"
+    );
 }
 
 const REBUILD: &str = "/admin/read-models/rebuild";
+const REBUILD_REASON: &str = "read models lost in the restore drill, OPS-12";
 
 /// `n` deposits to Alice's wallet in the audit trail.
 async fn deposits_in_the_audit_trail(world: &World, n: usize) -> WalletId {
@@ -175,10 +290,13 @@ async fn rebuild_call_by_call(world: &World) -> Vec<u64> {
     let mut applied = Vec::new();
     let mut after: Option<String> = None;
     loop {
-        let body = after.as_ref().map(|after| json!({"after": after}));
+        let body = match &after {
+            Some(after) => json!({"after": after, "reason": REBUILD_REASON}),
+            None => json!({"reason": REBUILD_REASON}),
+        };
         let (status, page) = send(
             &world.app,
-            &admin_post(REBUILD, REBUILD, As::Admin("ops"), body),
+            &admin_post(REBUILD, REBUILD, As::Admin("ops"), Some(body)),
         )
         .await;
         assert_eq!(status, StatusCode::OK, "{page}");
@@ -201,15 +319,65 @@ async fn transactions_of(world: &World, wallet_id: &WalletId) -> usize {
 }
 
 #[tokio::test]
-async fn rebuilding_the_read_models_needs_the_admin_scope_and_goes_page_by_page() {
+async fn rebuilding_the_read_models_needs_the_admin_scope_and_a_reason_and_goes_page_by_page() {
     let world = world();
     let wallet_id = deposits_in_the_audit_trail(&world, 3).await;
-    let (status, body) = send(&world.app, &admin_post(REBUILD, REBUILD, ALICE, None)).await;
+    let why = json!({"reason": REBUILD_REASON});
+    let (status, body) = send(&world.app, &admin_post(REBUILD, REBUILD, ALICE, Some(why))).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let unexplained = admin_post(REBUILD, REBUILD, As::Admin("ops"), None);
+    assert_eq!(
+        send(&world.app, &unexplained).await.0,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(transactions_of(&world, &wallet_id).await, 0);
 
     let applied = rebuild_call_by_call(&world).await;
     assert_eq!(applied.iter().sum::<u64>(), 3);
     assert_eq!(transactions_of(&world, &wallet_id).await, 3);
+}
+
+#[tokio::test]
+async fn every_rebuild_call_is_recorded_with_where_it_starts_and_none_goes_unrecorded() {
+    let world = world_with(PageBudget {
+        items: 2,
+        time: Duration::from_secs(60),
+    });
+    let wallet_id = deposits_in_the_audit_trail(&world, 3).await;
+    world.events.set_down(true);
+    let ask = admin_post(
+        REBUILD,
+        REBUILD,
+        As::Admin("ops"),
+        Some(json!({"reason": REBUILD_REASON})),
+    );
+    let (status, answer) = send(&world.app, &ask).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{answer}");
+    assert_eq!(
+        transactions_of(&world, &wallet_id).await,
+        0,
+        "not recorded: not applied"
+    );
+    world.events.set_down(false);
+
+    assert_eq!(rebuild_call_by_call(&world).await, [2, 1]);
+    let recorded = recorded_actions(&world);
+    let starts: Vec<Option<String>> = recorded
+        .iter()
+        .map(|(_, action)| match &action.action {
+            OperatorActionKind::RebuildReadModels { after } => after.clone(),
+            other => panic!("a rebuild: {other:?}"),
+        })
+        .collect();
+    assert_eq!(starts.len(), 2, "one record per call");
+    assert_eq!(starts[0], None, "the first call starts at the beginning");
+    assert!(starts[1].is_some(), "the second where the first stopped");
+    assert!(
+        recorded
+            .iter()
+            .all(|(_, action)| action.issued_by.as_str() == "ops"
+                && action.reason.as_str() == REBUILD_REASON)
+    );
 }
 
 #[tokio::test]

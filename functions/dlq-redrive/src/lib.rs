@@ -10,7 +10,10 @@
 //!   parked messages wait.
 //! - `{"action":"parked"}`: a page of the parking table (`limit`, `after`);
 //!   `{"action":"show","parked_id":"..."}`: one parked message.
-//! - `{"action":"replay","parked_id":"..."}`: sends a parked message again, or its fixed `body`.
+//!
+//! A replay of a parked message is the admin API's (`POST /admin/parked/{parked_id}/replay`),
+//! which knows the operator from their token and records the replay in the audit trail; an
+//! invocation carries no identity to record, so this function refuses `"action":"replay"`.
 //!
 //! Metrics, per dead-letter queue: `DlqDepth` (visible, in flight and delayed) on `status` and
 //! after a `redrive`, `MessagesRedriven` and `MessagesParked` on a `redrive`; `ParkedWaiting`
@@ -88,7 +91,7 @@ fn count_outcomes(metrics: &mut Metrics, response: &Response) {
                 }
             }
         }
-        Response::Parked(_) | Response::Shown(_) | Response::Replayed(_) => {}
+        Response::Parked(_) | Response::Shown(_) => {}
     }
 }
 

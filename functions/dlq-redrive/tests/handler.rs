@@ -11,6 +11,7 @@ use lambda_toolkit::metrics::{MetricsBuffer, MetricsSink, check_document};
 use lambda_toolkit::sqs_batch::{FAILURE_ATTRIBUTE, FailureRecord};
 use paysaga_services::fakes::{InMemoryJournal, InMemoryParking, InMemoryQueues, StaticRules};
 use paysaga_services::redrive::operator::{RedriveService, Request};
+use paysaga_services::redrive::parking::ParkedStatus;
 use paysaga_services::redrive::{DeadLetter, MessageAttribute, QueueRef, RedriveSettings};
 
 const PAYMENTS: &str = "arn:aws:sqs:us-east-1:000000000000:paysaga-local-payments";
@@ -113,7 +114,7 @@ fn every_request_fixture_parses_and_strangers_are_refused() {
         "dlq-redrive-move-whole-queue.json",
         "dlq-redrive-status.json",
         "dlq-redrive-parked.json",
-        "dlq-redrive-replay.json",
+        "dlq-redrive-show.json",
     ] {
         request(name);
     }
@@ -219,21 +220,21 @@ async fn an_unknown_queue_or_parked_id_is_a_typed_error() {
     assert!(unknown.error_message.contains("paysaga-local-payments-dlq"));
 
     let missing = world
-        .invoke(request("dlq-redrive-replay.json"))
+        .invoke(Request::Show {
+            parked_id: "paysaga-local-payments-dlq/none".to_owned(),
+        })
         .await
         .expect_err("nothing parked");
     assert_eq!(missing.error_type, "ParkedMessageNotFound");
 }
 
 #[tokio::test]
-async fn a_parked_message_is_replayed_with_its_fixed_body() {
+async fn a_replay_is_the_admin_apis_and_refused_here_with_where_to_ask() {
     let world = World::new();
     let body = fixture("eventbridge-payment-requested.json");
-    let broken = body.replace(r#""version": 1"#, r#""version": 2"#);
-    assert_ne!(broken, body);
     world
         .queues
-        .put(PAYMENTS_DLQ, dead_letter("v2", "permanent", &broken));
+        .put(PAYMENTS_DLQ, dead_letter("p1", "permanent", &body));
     world
         .invoke(request("dlq-redrive-redrive-all.json"))
         .await
@@ -245,30 +246,27 @@ async fn a_parked_message_is_replayed_with_its_fixed_body() {
         })
         .await
         .expect("shown");
-    assert_eq!(shown["body"], broken);
     assert_eq!(shown["status"], "parked");
 
-    let replay = |body: Option<String>| Request::Replay {
-        parked_id: parked_id.clone(),
-        body,
-        destination: None,
-        force: false,
-    };
-    let refused = world.invoke(replay(None)).await.expect_err("still broken");
-    assert_eq!(refused.error_type, "ContractViolation");
-    let replayed = world
-        .invoke(replay(Some(body.clone())))
-        .await
-        .expect("replayed");
-    assert_eq!(replayed["sent_to"], "paysaga-local-payments");
-    assert_eq!(replayed["body_edited"], true);
-    assert_eq!(world.queues.messages(PAYMENTS)[0].body, body);
-    let twice = world
-        .invoke(replay(Some(body)))
-        .await
-        .expect_err("once only");
-    assert_eq!(twice.error_type, "AlreadyReplayed");
-    assert_eq!(world.queues.len(PAYMENTS), 1);
+    // An invocation carries no operator to record: the function sends nothing.
+    let payload = serde_json::json!({"action": "replay", "parked_id": parked_id});
+    let refused = handle(
+        &world.service,
+        &world.sink,
+        LambdaEvent::new(payload, Context::default()),
+    )
+    .await
+    .expect_err("refused");
+    assert_eq!(refused.error_type, "InvalidRequest");
+    assert!(
+        refused
+            .error_message
+            .contains("POST /admin/parked/{parked_id}/replay"),
+        "{}",
+        refused.error_message
+    );
+    assert_eq!(world.queues.len(PAYMENTS), 0);
+    assert_eq!(world.parking.all()[0].status, ParkedStatus::Parked);
 }
 
 #[tokio::test]

@@ -36,7 +36,7 @@ fn requests() -> Vec<Value> {
         "move-whole-queue",
         "status",
         "parked",
-        "replay",
+        "show",
     ]
     .iter()
     .map(|name| {

@@ -6,6 +6,9 @@
 //! commands serve a deployed stack and the local one (`AWS_ENDPOINT_URL_LAMBDA` in
 //! `.local/stack.env` points the SDK at local-lambda's Invoke API). The request and its answer
 //! are the library's own types; this module only carries them and lays them out for a terminal.
+//!
+//! A replay goes through the admin API instead ([`crate::admin_api`]), so that the audit trail
+//! records the operator who asked for it; this module only lays out its answer.
 
 use std::fmt::Write as _;
 
@@ -30,7 +33,7 @@ pub enum DlqError {
     #[error("cannot invoke {function}: {detail}")]
     Invoke { function: String, detail: String },
     /// The function ran and refused: `error_type` says why (`ParkedMessageNotFound`,
-    /// `AlreadyReplayed`, `ContractViolation`, `UnknownQueue`, `Unavailable`, ...).
+    /// `UnknownQueue`, `InvalidRequest`, `Unavailable`).
     #[error("{function} answered {error_type}: {message}")]
     Refused {
         function: String,
@@ -103,24 +106,6 @@ impl RedriveFunction {
     pub async fn show(&self, parked_id: &str) -> Result<ParkedMessage, DlqError> {
         let request = Request::Show {
             parked_id: parked_id.to_owned(),
-        };
-        self.ask(&request).await
-    }
-
-    /// Sends a parked message again: its own body, or `body` (fixed), to the queue it names or
-    /// `destination`; a body that breaks the event contracts only with `force`.
-    pub async fn replay(
-        &self,
-        parked_id: &str,
-        body: Option<String>,
-        destination: Option<String>,
-        force: bool,
-    ) -> Result<Replayed, DlqError> {
-        let request = Request::Replay {
-            parked_id: parked_id.to_owned(),
-            body,
-            destination,
-            force,
         };
         self.ask(&request).await
     }
@@ -271,8 +256,8 @@ pub fn replayed_line(replayed: &Replayed) -> String {
         ""
     };
     format!(
-        "replayed {} to {}{edited}",
-        replayed.parked_id, replayed.sent_to
+        "replayed {} to {}{edited}; recorded in the audit trail as {}",
+        replayed.parked_id, replayed.sent_to, replayed.action_id
     )
 }
 
@@ -439,15 +424,17 @@ mod tests {
             as_read(Response::Shown(Box::new(page.messages[0].clone())));
         assert_eq!(shown_back, page.messages[0]);
         let replayed = Replayed {
+            action_id: paysaga_domain::OperatorActionId::parse("opa_1").unwrap(),
             parked_id: "payments-dlq/1".to_owned(),
             sent_to: "paysaga-payments".to_owned(),
             body_edited: true,
         };
-        let read: Replayed = as_read(Response::Replayed(replayed.clone()));
+        let read: Replayed = serde_json::from_value(serde_json::json!(replayed)).unwrap();
         assert_eq!(read, replayed);
         assert_eq!(
             replayed_line(&read),
-            "replayed payments-dlq/1 to paysaga-payments (with the fixed body)"
+            "replayed payments-dlq/1 to paysaga-payments (with the fixed body); recorded in the \
+             audit trail as opa_1"
         );
     }
 

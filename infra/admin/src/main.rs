@@ -5,7 +5,7 @@
 //! paysaga-admin dlq status                     queue and DLQ depths, parked messages waiting
 //! paysaga-admin dlq parked [--all]             the parking table (waiting ones, or all)
 //! paysaga-admin dlq show <parked id>           one parked message, whole
-//! paysaga-admin dlq replay <parked id> [--body-file <file>] [--to <queue ARN>] [--force]
+//! paysaga-admin dlq replay <parked id> --reason <why> [--body-file <file>] [--to <queue ARN>] [--force]
 //! paysaga-admin dlq redrive [<queue>] [--rate <n>] [--max <n>] [--whole-queue]
 //! paysaga-admin rebuild-read-models --from <event store table> --into <table> [--create]
 //! paysaga-admin dev-token --sub <subject> [--admin] [--hours <n>]
@@ -14,7 +14,10 @@
 //! `dlq` commands invoke the stack's dlq-redrive function ([`paysaga_admin::dlq`]):
 //! `--function` (`DLQ_REDRIVE_FUNCTION`) names it, the stack's `DlqRedriveFunctionName` output
 //! for a deployed stack; `make dlq`, `make dlq-redrive`, `make dlq-show` and `make dlq-replay`
-//! run them on the local stack.
+//! run them on the local stack. `dlq replay` alone calls the admin API instead
+//! ([`paysaga_admin::admin_api`]: `--api`, `PAYSAGA_API_URL`, the stack's `ApiUrl` output;
+//! `--token`, `PAYSAGA_TOKEN`, an operator's token with the `paysaga/admin` scope), so that
+//! the audit trail records who replayed what, and why.
 //!
 //! `dev-token` prints a token for the local stack's API, signed by its development key
 //! ([`paysaga_admin::dev_token`]): `make token SUB=alice [ADMIN=1]`.
@@ -33,6 +36,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use lambda_toolkit::aws::sdk_config_or_default_chains;
+use paysaga_admin::admin_api::{self, AdminApi, ReplayAsk};
 use paysaga_admin::dlq::{self, RedriveFunction};
 use paysaga_aws::{DynamoDbEventStore, DynamoDbReadModels};
 use paysaga_services::read_models::rebuild_with_progress;
@@ -96,9 +100,19 @@ enum DlqCommand {
     },
     /// One parked message, whole, with why it was parked.
     Show { parked_id: String },
-    /// Sends a parked message again (consumers de-duplicate replays).
+    /// Sends a parked message again (consumers de-duplicate replays), through the admin API,
+    /// which records it in the audit trail.
     Replay {
         parked_id: String,
+        /// Why (required): kept in the audit trail with the operator's subject.
+        #[arg(long)]
+        reason: String,
+        /// The admin API (the stack's `ApiUrl` output).
+        #[arg(long, env = "PAYSAGA_API_URL", default_value = admin_api::LOCAL_API_URL)]
+        api: String,
+        /// An operator's bearer token, with the `paysaga/admin` scope.
+        #[arg(long, env = "PAYSAGA_TOKEN", hide_env_values = true)]
+        token: String,
         /// The fixed body to send instead of the parked one.
         #[arg(long)]
         body_file: Option<PathBuf>,
@@ -214,12 +228,15 @@ async fn dlq_command(redrive: &RedriveFunction, command: DlqCommand) -> anyhow::
             } else {
                 dlq::parked_table(&messages)
                     + "\nshow one: paysaga-admin dlq show <parked id>; replay it: \
-                       paysaga-admin dlq replay <parked id> [--body-file <file>]\n"
+                       paysaga-admin dlq replay <parked id> --reason <why> [--body-file <file>]\n"
             }
         }
         DlqCommand::Show { parked_id } => dlq::shown(&redrive.show(&parked_id).await?) + "\n",
         DlqCommand::Replay {
             parked_id,
+            reason,
+            api,
+            token,
             body_file,
             to,
             force,
@@ -231,7 +248,14 @@ async fn dlq_command(redrive: &RedriveFunction, command: DlqCommand) -> anyhow::
                 ),
                 None => None,
             };
-            dlq::replayed_line(&redrive.replay(&parked_id, body, to, force).await?) + "\n"
+            let ask = ReplayAsk {
+                body,
+                destination: to,
+                force,
+                reason,
+            };
+            let replayed = AdminApi::new(&api, token).replay(&parked_id, &ask).await?;
+            dlq::replayed_line(&replayed) + "\n"
         }
         DlqCommand::Redrive {
             queue,

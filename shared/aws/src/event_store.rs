@@ -1,8 +1,8 @@
 //! The audit trail's event store in DynamoDB: one table, key `stream` (string) and `version`
 //! (number), three kinds of item (`kind`):
 //!
-//! - `entry`: an event in a stream, `stream` = `payment#<id>` or `wallet#<id>`, `version` = 1,
-//!   2, 3, ... in arrival order;
+//! - `entry`: an event in a stream, `stream` = `payment#<id>`, `wallet#<id>` or
+//!   `operator#<key>`, `version` = 1, 2, 3, ... in arrival order;
 //! - `event`: the event's de-duplication marker, once per event, `stream` = `event#<event_id>`,
 //!   `version` = 0, holding the event and the stream positions it was given (what
 //!   [`EventStore::all_events`] pages through);

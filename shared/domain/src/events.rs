@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::failure::FailureReason;
 use super::ids::{DepositId, PaymentId, WalletId};
 use super::money::Money;
-use super::operator::OperatorReason;
+use super::operator::{OperatorAction, OperatorReason};
 use super::owner::Owner;
 use super::payment::{Flow, FlowKind, Payment, PaymentRequest, PaymentStatus};
 
@@ -20,6 +20,8 @@ use super::payment::{Flow, FlowKind, Payment, PaymentRequest, PaymentStatus};
 pub const PAYMENTS_SOURCE: &str = "paysaga.payments";
 /// The EventBridge `source` of wallet events.
 pub const WALLETS_SOURCE: &str = "paysaga.wallets";
+/// The EventBridge `source` of operators' actions that move no money.
+pub const OPERATIONS_SOURCE: &str = "paysaga.operations";
 /// The contract version this code writes and reads.
 pub const CONTRACT_VERSION: u32 = 1;
 
@@ -80,6 +82,15 @@ impl EventSubject for FundsDeposited {
     }
     fn wallet_ids(&self) -> Vec<WalletId> {
         vec![self.wallet_id.clone()]
+    }
+}
+
+impl EventSubject for OperatorAction {
+    fn payment_id(&self) -> Option<&PaymentId> {
+        None
+    }
+    fn wallet_ids(&self) -> Vec<WalletId> {
+        Vec::new()
     }
 }
 
@@ -167,6 +178,9 @@ pub enum DomainEvent {
     /// The payment is FAILED (its `failure` says why); whatever it had done is undone.
     PaymentFailed(EventDetail<PaymentEventData>),
     FundsDeposited(EventDetail<FundsDeposited>),
+    /// An operator replayed a parked message, or applied a page of the audit trail to the
+    /// read models: recorded as the action starts ([`OperatorAction`]).
+    OperatorActionStarted(EventDetail<OperatorAction>),
 }
 
 /// Why an event does not honour paysaga's contracts: a consumer can never handle it as it is.
@@ -217,9 +231,11 @@ pub const PAYOUT_COMPLETED: &str = "PayoutCompleted";
 pub const PAYOUT_FAILED: &str = "PayoutFailed";
 /// The `detail-type` of [`DomainEvent::FundsDeposited`].
 pub const FUNDS_DEPOSITED: &str = "FundsDeposited";
+/// The `detail-type` of [`DomainEvent::OperatorActionStarted`].
+pub const OPERATOR_ACTION_STARTED: &str = "OperatorActionStarted";
 
 /// Every event type paysaga defines: (`source`, `detail-type`).
-pub const EVENT_TYPES: [(&str, &str); 10] = [
+pub const EVENT_TYPES: [(&str, &str); 11] = [
     (PAYMENTS_SOURCE, PAYMENT_REQUESTED),
     (PAYMENTS_SOURCE, PAYMENT_COMPLETED),
     (PAYMENTS_SOURCE, PAYMENT_FAILED),
@@ -230,6 +246,7 @@ pub const EVENT_TYPES: [(&str, &str); 10] = [
     (PAYMENTS_SOURCE, PAYOUT_COMPLETED),
     (PAYMENTS_SOURCE, PAYOUT_FAILED),
     (WALLETS_SOURCE, FUNDS_DEPOSITED),
+    (OPERATIONS_SOURCE, OPERATOR_ACTION_STARTED),
 ];
 
 /// What a payment event says happened: it was requested, it completed, or it failed.
@@ -303,6 +320,9 @@ pub fn contract_schemas() -> Vec<ContractSchema> {
                 )),
                 Some((_, kind)) => {
                     of_flow(schemars::schema_for!(EventDetail<PaymentEventData>), kind)
+                }
+                None if detail_type == OPERATOR_ACTION_STARTED => {
+                    schemars::schema_for!(EventDetail<OperatorAction>)
                 }
                 None => schemars::schema_for!(EventDetail<FundsDeposited>),
             };
@@ -464,6 +484,14 @@ impl DomainEvent {
         ))
     }
 
+    pub fn operator_action_started(action: OperatorAction, occurred_at: DateTime<Utc>) -> Self {
+        Self::OperatorActionStarted(EventDetail::new(
+            action.action_id.to_string(),
+            occurred_at,
+            action,
+        ))
+    }
+
     /// Reads a whole EventBridge event (JSON text: the envelope with `source`, `detail-type` and
     /// `detail`, as a rule's SQS target receives it), checking it against its contract.
     pub fn from_eventbridge(event: &str) -> Result<Self, ContractViolation> {
@@ -540,6 +568,9 @@ impl DomainEvent {
             Some((PaymentMilestone::Failed, _)) => {
                 Self::PaymentFailed(read(detail).map_err(invalid)?)
             }
+            None if detail_type == OPERATOR_ACTION_STARTED => {
+                Self::OperatorActionStarted(read(detail).map_err(invalid)?)
+            }
             None => Self::FundsDeposited(read(detail).map_err(invalid)?),
         };
         // Each flow has its own types: a top-up published as a PaymentRequested is refused,
@@ -561,35 +592,46 @@ impl DomainEvent {
                 PAYMENTS_SOURCE
             }
             Self::FundsDeposited(_) => WALLETS_SOURCE,
+            Self::OperatorActionStarted(_) => OPERATIONS_SOURCE,
         }
     }
 
-    /// The EventBridge `detail-type`: the milestone of a payment of its flow, or the deposit's.
+    /// The EventBridge `detail-type`: the milestone of a payment of its flow, the deposit's, or
+    /// the operator action's.
     pub fn detail_type(&self) -> &'static str {
-        match (self.milestone(), self.flow_kind()) {
-            (Some(milestone), Some(kind)) => milestone.detail_type(kind),
-            _ => FUNDS_DEPOSITED,
+        match self {
+            Self::PaymentRequested(detail) => {
+                PaymentMilestone::Requested.detail_type(detail.data.kind())
+            }
+            Self::PaymentCompleted(detail) => {
+                PaymentMilestone::Completed.detail_type(detail.data.flow.kind())
+            }
+            Self::PaymentFailed(detail) => {
+                PaymentMilestone::Failed.detail_type(detail.data.flow.kind())
+            }
+            Self::FundsDeposited(_) => FUNDS_DEPOSITED,
+            Self::OperatorActionStarted(_) => OPERATOR_ACTION_STARTED,
         }
     }
 
-    /// What a payment event says happened; `None` for a deposit.
+    /// What a payment event says happened; `None` for any other event.
     pub fn milestone(&self) -> Option<PaymentMilestone> {
         match self {
             Self::PaymentRequested(_) => Some(PaymentMilestone::Requested),
             Self::PaymentCompleted(_) => Some(PaymentMilestone::Completed),
             Self::PaymentFailed(_) => Some(PaymentMilestone::Failed),
-            Self::FundsDeposited(_) => None,
+            Self::FundsDeposited(_) | Self::OperatorActionStarted(_) => None,
         }
     }
 
-    /// The flow of the payment a payment event is about; `None` for a deposit.
+    /// The flow of the payment a payment event is about; `None` for any other event.
     pub fn flow_kind(&self) -> Option<FlowKind> {
         match self {
             Self::PaymentRequested(detail) => Some(detail.data.kind()),
             Self::PaymentCompleted(detail) | Self::PaymentFailed(detail) => {
                 Some(detail.data.flow.kind())
             }
-            Self::FundsDeposited(_) => None,
+            Self::FundsDeposited(_) | Self::OperatorActionStarted(_) => None,
         }
     }
 
@@ -598,6 +640,7 @@ impl DomainEvent {
             Self::PaymentRequested(detail) => &detail.event_id,
             Self::PaymentCompleted(detail) | Self::PaymentFailed(detail) => &detail.event_id,
             Self::FundsDeposited(detail) => &detail.event_id,
+            Self::OperatorActionStarted(detail) => &detail.event_id,
         }
     }
 
@@ -610,6 +653,7 @@ impl DomainEvent {
                 EventSubject::payment_id(&detail.data)
             }
             Self::FundsDeposited(detail) => EventSubject::payment_id(&detail.data),
+            Self::OperatorActionStarted(detail) => EventSubject::payment_id(&detail.data),
         }
     }
 
@@ -621,6 +665,7 @@ impl DomainEvent {
                 serde_json::to_string(detail)
             }
             Self::FundsDeposited(detail) => serde_json::to_string(detail),
+            Self::OperatorActionStarted(detail) => serde_json::to_string(detail),
         };
         json.expect("event details are plain data that always serialise")
     }

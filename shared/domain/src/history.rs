@@ -2,10 +2,11 @@
 //! aggregate it is about, under a version that stream assigns in arrival order; and the
 //! aggregates folded back from their streams.
 //!
-//! Streams: a payment's (`payment#<id>`: its request, then its outcome) and each wallet's
+//! Streams: a payment's (`payment#<id>`: its request, then its outcome), each wallet's
 //! (`wallet#<id>`: its deposits, and the completed payments that debit it (a transfer's payer, a
 //! payout's wallet) or credit it (a transfer's payee, a top-up's wallet); a failed payment
-//! moves no money, so it stays out of the wallets' streams).
+//! moves no money, so it stays out of the wallets' streams), and each operator's
+//! (`operator#<key>`, [`OperatorKey`]: the deposits they issued and their other actions).
 //! Events reach the store in any order (SQS), so each fold is order-independent within its
 //! stream: a wallet keeps what was credited and what was debited, and its balance is the
 //! difference; a payment's outcome wins whether it came before its request or after it.
@@ -24,6 +25,7 @@ use super::events::{DomainEvent, PaymentEventData};
 use super::failure::FailureReason;
 use super::ids::{IdError, PaymentId, WalletId};
 use super::money::{Currency, Money, MoneyError};
+use super::operator::OperatorKey;
 use super::payment::{Flow, PaymentStatus};
 
 /// How often a stream is snapshotted unless configured otherwise (`SNAPSHOT_EVERY`): a load is
@@ -36,14 +38,16 @@ pub const DEFAULT_SNAPSHOT_EVERY: u64 = 10;
 pub enum StreamId {
     Payment(PaymentId),
     Wallet(WalletId),
+    Operator(OperatorKey),
 }
 
 impl fmt::Display for StreamId {
-    /// `payment#<id>` or `wallet#<id>`: the stream's key in the store.
+    /// `payment#<id>`, `wallet#<id>` or `operator#<key>`: the stream's key in the store.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Payment(id) => write!(f, "payment#{id}"),
             Self::Wallet(id) => write!(f, "wallet#{id}"),
+            Self::Operator(key) => write!(f, "operator#{key}"),
         }
     }
 }
@@ -55,9 +59,16 @@ impl FromStr for StreamId {
         match key.split_once('#') {
             Some(("payment", id)) => Ok(Self::Payment(PaymentId::parse(id)?)),
             Some(("wallet", id)) => Ok(Self::Wallet(WalletId::parse(id)?)),
+            Some(("operator", key)) => match OperatorKey::parse(key) {
+                Ok(key) => Ok(Self::Operator(key)),
+                Err(_) => Err(IdError::Malformed {
+                    kind: "an operator's stream",
+                    prefix: "operator#<64 hex digits>",
+                }),
+            },
             _ => Err(IdError::Malformed {
                 kind: "a stream",
-                prefix: "payment#pay_ or wallet#wal_",
+                prefix: "payment#pay_, wallet#wal_ or operator#",
             }),
         }
     }
@@ -97,7 +108,8 @@ pub struct RecordedEvent {
 
 /// The streams an event is appended to, each once, payment first: a payment's request and
 /// outcome go to the payment's stream; a completed payment also to its payer's and payee's;
-/// a deposit to its wallet's.
+/// a deposit to its wallet's and to the stream of the operator who issued it; an operator's
+/// action to theirs.
 pub fn streams_of(event: &DomainEvent) -> Vec<StreamId> {
     let mut streams = match event {
         DomainEvent::PaymentRequested(detail) => {
@@ -113,7 +125,13 @@ pub fn streams_of(event: &DomainEvent) -> Vec<StreamId> {
                 .collect()
         }
         DomainEvent::FundsDeposited(detail) => {
-            vec![StreamId::Wallet(detail.data.wallet_id.clone())]
+            let operator = detail.data.issued_by.as_ref().map(OperatorKey::of);
+            std::iter::once(StreamId::Wallet(detail.data.wallet_id.clone()))
+                .chain(operator.map(StreamId::Operator))
+                .collect()
+        }
+        DomainEvent::OperatorActionStarted(detail) => {
+            vec![StreamId::Operator(OperatorKey::of(&detail.data.issued_by))]
         }
     };
     let mut seen = Vec::with_capacity(streams.len());
@@ -299,11 +317,12 @@ impl PaymentAggregate {
                 };
                 (terms, *status, failure.clone())
             }
-            DomainEvent::FundsDeposited(_) => {
+            DomainEvent::FundsDeposited(_) | DomainEvent::OperatorActionStarted(_) => {
                 return Err(HistoryError::Inconsistent {
                     stream: self.stream(),
                     detail: format!(
-                        "a deposit ({}) in a payment's stream",
+                        "a {} ({}) in a payment's stream",
+                        entry.event.detail_type(),
                         entry.event.event_id()
                     ),
                 });
@@ -341,12 +360,72 @@ impl PaymentAggregate {
     }
 }
 
+/// An operator as their stream tells it: the deposits they issued and their other actions,
+/// and when they last acted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperatorAggregate {
+    pub operator: OperatorKey,
+    pub version: u64,
+    pub deposits: u64,
+    /// Replays and read-model rebuild pages.
+    pub actions: u64,
+    pub last_acted_at: Option<DateTime<Utc>>,
+}
+
+impl OperatorAggregate {
+    pub fn new(operator: OperatorKey) -> Self {
+        Self {
+            operator,
+            version: 0,
+            deposits: 0,
+            actions: 0,
+            last_acted_at: None,
+        }
+    }
+
+    fn stream(&self) -> StreamId {
+        StreamId::Operator(self.operator.clone())
+    }
+
+    /// The operator with `entry` folded in: an event of another operator, or one no operator
+    /// issues, is an error.
+    pub fn apply(&self, entry: &StreamEvent) -> Result<Self, HistoryError> {
+        check_position(&self.stream(), self.version, entry)?;
+        let mut next = self.clone();
+        next.version = entry.version;
+        let (issued_by, occurred_at) = match &entry.event {
+            DomainEvent::FundsDeposited(detail) => {
+                next.deposits += 1;
+                (detail.data.issued_by.as_ref(), detail.occurred_at)
+            }
+            DomainEvent::OperatorActionStarted(detail) => {
+                next.actions += 1;
+                (Some(&detail.data.issued_by), detail.occurred_at)
+            }
+            _ => (None, entry.recorded_at),
+        };
+        if issued_by.map(OperatorKey::of).as_ref() != Some(&self.operator) {
+            return Err(HistoryError::Inconsistent {
+                stream: self.stream(),
+                detail: format!(
+                    "{} {} is not this operator's",
+                    entry.event.detail_type(),
+                    entry.event.event_id()
+                ),
+            });
+        }
+        next.last_acted_at = self.last_acted_at.max(Some(occurred_at));
+        Ok(next)
+    }
+}
+
 /// Any aggregate: what a snapshot holds, and what the store folds when one is due.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "aggregate", rename_all = "snake_case")]
 pub enum AggregateState {
     Wallet(WalletAggregate),
     Payment(PaymentAggregate),
+    Operator(OperatorAggregate),
 }
 
 impl AggregateState {
@@ -355,6 +434,7 @@ impl AggregateState {
         match stream {
             StreamId::Wallet(id) => Self::Wallet(WalletAggregate::new(id.clone())),
             StreamId::Payment(id) => Self::Payment(PaymentAggregate::new(id.clone())),
+            StreamId::Operator(key) => Self::Operator(OperatorAggregate::new(key.clone())),
         }
     }
 
@@ -362,6 +442,7 @@ impl AggregateState {
         match self {
             Self::Wallet(wallet) => wallet.stream(),
             Self::Payment(payment) => payment.stream(),
+            Self::Operator(operator) => operator.stream(),
         }
     }
 
@@ -369,6 +450,7 @@ impl AggregateState {
         match self {
             Self::Wallet(wallet) => wallet.version,
             Self::Payment(payment) => payment.version,
+            Self::Operator(operator) => operator.version,
         }
     }
 
@@ -376,6 +458,7 @@ impl AggregateState {
         match self {
             Self::Wallet(wallet) => wallet.apply(entry).map(Self::Wallet),
             Self::Payment(payment) => payment.apply(entry).map(Self::Payment),
+            Self::Operator(operator) => operator.apply(entry).map(Self::Operator),
         }
     }
 
@@ -415,7 +498,7 @@ fn check_position(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::{deposit, eur, payment, wallet};
+    use crate::test_support::{self, deposit, eur, payment, wallet};
 
     /// Appends events to their streams the way the store does: in arrival order, each
     /// stream numbering its own, duplicates (same event id) dropped.
@@ -480,7 +563,74 @@ mod tests {
             ["payment#pay_1", "wallet#wal_a", "wallet#wal_b"]
         );
         assert_eq!(keys(&failed), ["payment#pay_2"]);
-        assert_eq!(keys(&deposit("dep_1", "wal_a", 10)), ["wallet#wal_a"]);
+        let operator = OperatorKey::of(&test_support::operator().issued_by);
+        assert_eq!(
+            keys(&deposit("dep_1", "wal_a", 10)),
+            ["wallet#wal_a".to_owned(), format!("operator#{operator}")]
+        );
+        assert_eq!(
+            keys(&rebuild_page("opa_1", "ops-test")),
+            [format!("operator#{operator}")]
+        );
+    }
+
+    /// An operator's rebuild page (`after` none) issued by `subject`.
+    fn rebuild_page(action_id: &str, subject: &str) -> DomainEvent {
+        DomainEvent::operator_action_started(
+            crate::OperatorAction {
+                action_id: crate::OperatorActionId::parse(action_id).unwrap(),
+                issued_by: crate::Owner::parse(subject).unwrap(),
+                reason: crate::OperatorReason::parse("a drill").unwrap(),
+                action: crate::OperatorActionKind::RebuildReadModels { after: None },
+            },
+            Utc::now(),
+        )
+    }
+
+    #[test]
+    fn an_operators_stream_counts_their_deposits_and_actions_and_no_one_elses() {
+        let events = [
+            deposit("dep_1", "wal_a", 10),
+            rebuild_page("opa_1", "ops-test"),
+            deposit("dep_2", "wal_b", 10),
+            rebuild_page("opa_2", "someone-else"),
+        ];
+        let entries = append_all(&events);
+        let ours = StreamId::Operator(OperatorKey::of(&test_support::operator().issued_by));
+        let folded = AggregateState::empty(&ours)
+            .replay(&stream(&entries, &ours))
+            .unwrap();
+        let AggregateState::Operator(operator) = folded else {
+            panic!("an operator")
+        };
+        assert_eq!(
+            (operator.version, operator.deposits, operator.actions),
+            (3, 2, 1)
+        );
+        assert!(operator.last_acted_at.is_some());
+
+        // Someone else's action, numbered into this stream, does not fold.
+        let mut foreign = stream(
+            &entries,
+            &StreamId::Operator(OperatorKey::of(
+                &crate::Owner::parse("someone-else").unwrap(),
+            )),
+        );
+        foreign[0].stream = ours.clone();
+        foreign[0].version = 1;
+        assert!(matches!(
+            AggregateState::empty(&ours).replay(&foreign),
+            Err(HistoryError::Inconsistent { .. })
+        ));
+        let key = format!(
+            "operator#{}",
+            OperatorKey::of(&test_support::operator().issued_by)
+        );
+        assert_eq!(key.parse::<StreamId>().unwrap(), ours);
+        assert!(
+            "operator#ops-test".parse::<StreamId>().is_err(),
+            "a key, never a subject"
+        );
     }
 
     #[test]
@@ -601,7 +751,10 @@ mod tests {
 
     #[test]
     fn a_gap_or_another_streams_event_does_not_fold() {
-        let entries = append_all(&[deposit("dep_1", "wal_a", 1), deposit("dep_2", "wal_a", 2)]);
+        let entries = stream(
+            &append_all(&[deposit("dep_1", "wal_a", 1), deposit("dep_2", "wal_a", 2)]),
+            &StreamId::Wallet(wallet("wal_a")),
+        );
         let state = AggregateState::empty(&StreamId::Wallet(wallet("wal_a")));
         assert!(matches!(
             state.clone().replay(&entries[1..]),

@@ -152,6 +152,14 @@ prefixed_id!(
     "a deposit id"
 );
 
+prefixed_id!(
+    /// An operator's action recorded in the audit trail (a replay, a page of a read-model
+    /// rebuild): `opa_…`.
+    OperatorActionId,
+    "opa_",
+    "an operator action id"
+);
+
 /// The payment processor's id of what it did for a payment: a captured charge (a transfer, a
 /// top-up) or a payout. Its format is the processor's.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -26,11 +26,15 @@ pub mod wallet;
 
 pub use events::DomainEvent;
 pub use failure::FailureReason;
-pub use ids::{ChargeId, DepositId, IdError, IdempotencyKey, PaymentId, WalletId};
+pub use ids::{
+    ChargeId, DepositId, IdError, IdempotencyKey, OperatorActionId, PaymentId, WalletId,
+};
 pub use ledger::{Account, Balances, Transfer, TransferError, WorldAccount};
 pub use limits::{LimitRefusal, Limits};
 pub use money::{Currency, Money, MoneyError};
-pub use operator::{OperatorReason, OperatorRecord};
+pub use operator::{
+    OperatorAction, OperatorActionKind, OperatorKey, OperatorReason, OperatorRecord,
+};
 pub use owner::{MalformedOwner, Owner};
 pub use payment::{Payment, PaymentLogEntry, PaymentRequest, PaymentStatus, PaymentStep, Priority};
 pub use saga::{PaymentLimits, SagaStep, StepPlan};

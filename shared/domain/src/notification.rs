@@ -154,7 +154,9 @@ pub fn notifications_for(event: &DomainEvent) -> Vec<Notification> {
             };
             return vec![notification(detail, kind, detail.data.flow.payer_wallet())];
         }
-        DomainEvent::PaymentRequested(_) | DomainEvent::FundsDeposited(_) => return Vec::new(),
+        DomainEvent::PaymentRequested(_)
+        | DomainEvent::FundsDeposited(_)
+        | DomainEvent::OperatorActionStarted(_) => return Vec::new(),
     };
     kinds
         .iter()

@@ -320,7 +320,7 @@ impl fmt::Debug for Cursor {
 
 /// The read-model items `event` changes: for a payment event, each wallet's transaction and its
 /// payment entry (four items for a transfer, two for a top-up or a payout, which touch one
-/// wallet); for a deposit, the wallet's transaction.
+/// wallet); for a deposit, the wallet's transaction; nothing for an operator's action.
 pub fn project(event: &DomainEvent) -> Vec<ReadModelChange> {
     let items = match event {
         DomainEvent::PaymentRequested(detail) => requested(detail),
@@ -341,6 +341,7 @@ pub fn project(event: &DomainEvent) -> Vec<ReadModelChange> {
                 updated_at: detail.occurred_at,
             })]
         }
+        DomainEvent::OperatorActionStarted(_) => Vec::new(),
     };
     items
         .into_iter()

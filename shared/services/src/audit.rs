@@ -38,10 +38,10 @@
 use chrono::{DateTime, Utc};
 
 use paysaga_domain::history::{
-    AggregateState, HistoryError, PaymentAggregate, StreamId, WalletAggregate,
+    AggregateState, HistoryError, OperatorAggregate, PaymentAggregate, StreamId, WalletAggregate,
 };
 use paysaga_domain::ports::{AppendOutcome, EventStore, StoreError};
-use paysaga_domain::{DomainEvent, PaymentId, WalletId};
+use paysaga_domain::{DomainEvent, OperatorKey, Owner, PaymentId, WalletId};
 
 /// An aggregate could not be rebuilt.
 #[derive(Debug, thiserror::Error)]
@@ -95,13 +95,10 @@ pub async fn rebuild_wallet(
     store: &dyn EventStore,
     wallet_id: &WalletId,
 ) -> Result<WalletAggregate, RebuildError> {
-    match load(store, &StreamId::Wallet(wallet_id.clone())).await? {
+    let stream = StreamId::Wallet(wallet_id.clone());
+    match load(store, &stream).await? {
         AggregateState::Wallet(wallet) => Ok(wallet),
-        AggregateState::Payment(payment) => Err(HistoryError::WrongStream {
-            stream: StreamId::Wallet(wallet_id.clone()),
-            found: StreamId::Payment(payment.payment_id),
-        }
-        .into()),
+        other => Err(wrong_stream(stream, &other)),
     }
 }
 
@@ -110,14 +107,31 @@ pub async fn rebuild_payment(
     store: &dyn EventStore,
     payment_id: &PaymentId,
 ) -> Result<PaymentAggregate, RebuildError> {
-    match load(store, &StreamId::Payment(payment_id.clone())).await? {
+    let stream = StreamId::Payment(payment_id.clone());
+    match load(store, &stream).await? {
         AggregateState::Payment(payment) => Ok(payment),
-        AggregateState::Wallet(wallet) => Err(HistoryError::WrongStream {
-            stream: StreamId::Payment(payment_id.clone()),
-            found: StreamId::Wallet(wallet.wallet_id),
-        }
-        .into()),
+        other => Err(wrong_stream(stream, &other)),
     }
+}
+
+/// What an operator did, rebuilt from their stream.
+pub async fn rebuild_operator(
+    store: &dyn EventStore,
+    operator: &Owner,
+) -> Result<OperatorAggregate, RebuildError> {
+    let stream = StreamId::Operator(OperatorKey::of(operator));
+    match load(store, &stream).await? {
+        AggregateState::Operator(operator) => Ok(operator),
+        other => Err(wrong_stream(stream, &other)),
+    }
+}
+
+fn wrong_stream(stream: StreamId, found: &AggregateState) -> RebuildError {
+    HistoryError::WrongStream {
+        stream,
+        found: found.stream(),
+    }
+    .into()
 }
 
 #[cfg(test)]

@@ -258,10 +258,11 @@ impl PaymentLog for InMemoryLedger {
     }
 }
 
-/// An event bus that keeps what it is given.
+/// An event bus that keeps what it is given, or is down when told to be.
 #[derive(Default)]
 pub struct RecordingPublisher {
     published: Mutex<Vec<DomainEvent>>,
+    down: std::sync::atomic::AtomicBool,
 }
 
 impl RecordingPublisher {
@@ -272,11 +273,19 @@ impl RecordingPublisher {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .clone()
     }
+
+    /// Refuses every publication from now on (`true`), or takes them again (`false`).
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 #[async_trait]
 impl EventPublisher for RecordingPublisher {
     async fn publish(&self, events: &[DomainEvent]) -> Result<(), PublishError> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(PublishError("the bus is down (a test's outage)".to_owned()));
+        }
         self.published
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())

@@ -35,8 +35,13 @@
 
 pub use paysaga_domain::read_models::*;
 
-use paysaga_domain::DomainEvent;
-use paysaga_domain::ports::{EventPageToken, EventStore, ReadModelWriter, StoreError};
+use chrono::{DateTime, Utc};
+use paysaga_domain::ports::{
+    EventPageToken, EventPublisher, EventStore, PublishError, ReadModelWriter, StoreError,
+};
+use paysaga_domain::{
+    DomainEvent, OperatorAction, OperatorActionId, OperatorActionKind, OperatorRecord,
+};
 
 #[cfg(any(test, feature = "fakes"))]
 pub use crate::fakes::InMemoryReadModels;
@@ -119,6 +124,9 @@ pub enum RebuildStepError {
     Read(StoreError),
     #[error("writing the read models: {0}")]
     Write(StoreError),
+    /// Nothing was read or written: a step the audit trail does not hold is not taken.
+    #[error("the rebuild step could not be recorded in the audit trail, so it was not taken: {0}")]
+    Unrecorded(PublishError),
 }
 
 /// One bounded step of a rebuild: a page of the audit trail after `after` (at most
@@ -126,6 +134,36 @@ pub enum RebuildStepError {
 /// first event is always applied, so every step gains ground, however slow; when time runs
 /// out part-way, `next` resumes right after the last event applied. A caller with a deadline
 /// (an HTTP request's) repeats it with each `next`; a step repeated changes nothing.
+/// An operator's step of a rebuild of the live read models ([`rebuild_page`]), recorded in the
+/// audit trail first: an `OperatorActionStarted` ([`OperatorActionKind::RebuildReadModels`],
+/// who, why, where the page starts) published to `trail` before the page is read. Answers the
+/// record's id with the page.
+pub async fn rebuild_page_by(
+    operator: &OperatorRecord,
+    trail: &dyn EventPublisher,
+    store: &dyn EventStore,
+    into: &dyn ReadModelWriter,
+    after: Option<&EventPageToken>,
+    budget: PageBudget,
+    now: DateTime<Utc>,
+) -> Result<(OperatorActionId, RebuiltPage), RebuildStepError> {
+    let action = OperatorAction {
+        action_id: OperatorActionId::generate(),
+        issued_by: operator.issued_by.clone(),
+        reason: operator.reason.clone(),
+        action: OperatorActionKind::RebuildReadModels {
+            after: after.map(|token| token.0.clone()),
+        },
+    };
+    let action_id = action.action_id.clone();
+    trail
+        .publish(&[DomainEvent::operator_action_started(action, now)])
+        .await
+        .map_err(RebuildStepError::Unrecorded)?;
+    let page = rebuild_page(store, into, after, budget).await?;
+    Ok((action_id, page))
+}
+
 pub async fn rebuild_page(
     store: &dyn EventStore,
     into: &dyn ReadModelWriter,

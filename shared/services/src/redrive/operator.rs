@@ -1,18 +1,22 @@
 //! An operator's requests to the redrive, and their answers: redrive the dead-letter queues
 //! now (selectively, or a whole queue moved back by SQS), their status, the parking table, one
-//! parked message, a replay. The `dlq-redrive` function answers them, one per invocation
-//! (from an operator, or from its schedule); see its docs for the JSON.
+//! parked message. The `dlq-redrive` function answers them, one per invocation (from an
+//! operator, or from its schedule); see its docs for the JSON.
+//!
+//! A replay of a parked message is not among them: it sends what an operator chose, so it
+//! goes through the admin API (`POST /admin/parked/{parked_id}/replay`), whose token says who
+//! the operator is, and the audit trail records it ([`super::parking::replay`]). A Lambda
+//! invocation carries no identity the function could record.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
 use paysaga_domain::ports::StoreError;
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use tracing::{error, info, warn};
 
-use super::parking::{ParkedPage, ReplayError, ReplayRequest, Replayed, replay};
+use super::parking::ParkedPage;
 use super::run::RedriveError;
 use super::{
     DeadLetterRoutes, ParkedMessage, ParkingLot, QueueAdmin, QueueDepth, QueueError, QueueReport,
@@ -59,15 +63,6 @@ pub enum Request {
     Show {
         parked_id: String,
     },
-    Replay {
-        parked_id: String,
-        #[serde(default)]
-        body: Option<String>,
-        #[serde(default)]
-        destination: Option<String>,
-        #[serde(default)]
-        force: bool,
-    },
 }
 
 impl Request {
@@ -75,6 +70,13 @@ impl Request {
     /// parses it here, not in the runtime: the runtime logs a payload that does not parse with
     /// serde's error, which quotes the values it refused; this refusal quotes none.
     pub fn from_payload(payload: serde_json::Value) -> Result<Self, RedriveFailed> {
+        if payload.get("action").and_then(serde_json::Value::as_str) == Some("replay") {
+            return Err(RedriveFailed::InvalidRequest(
+                "replays go through the admin API (POST /admin/parked/{parked_id}/replay, or \
+                 paysaga-admin dlq replay), which records who replayed what, and why"
+                    .to_owned(),
+            ));
+        }
         let request: Self = serde_json::from_value(payload).map_err(|error| {
             let error = redact::json_error(&error);
             RedriveFailed::InvalidRequest(format!("not a redrive request: {error}"))
@@ -85,14 +87,6 @@ impl Request {
             Self::Status => Vec::new(),
             Self::Parked { after, .. } => vec![("after", after.as_deref())],
             Self::Show { parked_id } => vec![("parked_id", Some(parked_id.as_str()))],
-            Self::Replay {
-                parked_id,
-                destination,
-                ..
-            } => vec![
-                ("parked_id", Some(parked_id.as_str())),
-                ("destination", destination.as_deref()),
-            ],
         };
         for (field, value) in names {
             if let Some(finding) =
@@ -132,7 +126,6 @@ pub enum Response {
     Status(Status),
     Parked(ParkedPage),
     Shown(Box<ParkedMessage>),
-    Replayed(Replayed),
 }
 
 /// What a redrive did to one dead-letter queue.
@@ -197,8 +190,8 @@ pub enum RedriveFailed {
     UnknownQueue { asked: String, known: String },
     #[error("{0}")]
     InvalidRequest(String),
-    #[error(transparent)]
-    Replay(#[from] ReplayError),
+    #[error("no parked message {0}")]
+    NotFound(String),
     #[error(transparent)]
     Queue(#[from] QueueError),
     #[error(transparent)]
@@ -211,11 +204,8 @@ impl RedriveFailed {
         match self {
             Self::UnknownQueue { .. } => "UnknownQueue",
             Self::InvalidRequest(_) => "InvalidRequest",
-            Self::Replay(ReplayError::NotFound(_)) => "ParkedMessageNotFound",
-            Self::Replay(ReplayError::AlreadyReplayed { .. }) => "AlreadyReplayed",
-            Self::Replay(ReplayError::Contract(_)) => "ContractViolation",
-            Self::Replay(ReplayError::NoDestination(_)) => "NoDestination",
-            Self::Replay(_) | Self::Queue(_) | Self::Store(_) => "Unavailable",
+            Self::NotFound(_) => "ParkedMessageNotFound",
+            Self::Queue(_) | Self::Store(_) => "Unavailable",
         }
     }
 }
@@ -283,29 +273,8 @@ impl RedriveService {
             }
             Request::Show { parked_id } => match self.parking.parked(&parked_id).await? {
                 Some(message) => Ok(Response::Shown(Box::new(message))),
-                None => Err(RedriveFailed::Replay(ReplayError::NotFound(parked_id))),
+                None => Err(RedriveFailed::NotFound(parked_id)),
             },
-            Request::Replay {
-                parked_id,
-                body,
-                destination,
-                force,
-            } => {
-                let request = ReplayRequest {
-                    parked_id,
-                    body,
-                    destination,
-                    force,
-                };
-                let replayed = replay(
-                    self.queues.as_ref(),
-                    self.parking.as_ref(),
-                    &request,
-                    Utc::now(),
-                )
-                .await?;
-                Ok(Response::Replayed(replayed))
-            }
         }
     }
 

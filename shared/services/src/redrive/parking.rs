@@ -1,6 +1,6 @@
 //! The parking table: dead letters no retry can help, kept whole (body, attributes, reason,
 //! receive counts) until an operator has looked at them, fixed what was wrong, and replayed
-//! them ([`replay`]).
+//! them ([`replay`]), which the audit trail records with who, why and what was sent.
 
 use std::collections::BTreeMap;
 
@@ -11,9 +11,12 @@ use tracing::{info, warn};
 
 use super::letter::{DeadLetter, MessageAttribute, Origin, QueueRef, RedriveStamp};
 use super::{OutgoingMessage, QueueError, RedriveQueues};
-use paysaga_domain::DomainEvent;
 use paysaga_domain::events::ContractViolation;
-use paysaga_domain::ports::StoreError;
+use paysaga_domain::operator::body_sha256;
+use paysaga_domain::ports::{EventPublisher, PublishError, StoreError};
+use paysaga_domain::{
+    DomainEvent, OperatorAction, OperatorActionId, OperatorActionKind, OperatorRecord,
+};
 
 /// Where a parked message stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -134,11 +137,16 @@ pub struct ReplayRequest {
     pub destination: Option<String>,
     /// Send a body that breaks the event contracts all the same.
     pub force: bool,
+    /// Who asks, and why: recorded in the audit trail before anything is sent.
+    pub operator: OperatorRecord,
 }
 
 /// A replay went out.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Replayed {
+    /// The replay's record in the audit trail (`OperatorActionStarted`), in its operator's
+    /// stream.
+    pub action_id: OperatorActionId,
     pub parked_id: String,
     /// The queue's name.
     pub sent_to: String,
@@ -160,6 +168,9 @@ pub enum ReplayError {
     Contract(ContractViolation),
     #[error("the destination queue refused the replay")]
     Refused,
+    /// Nothing was sent: an action the audit trail does not hold does not happen.
+    #[error("the replay could not be recorded in the audit trail, so it was not sent: {0}")]
+    Unrecorded(PublishError),
     #[error(transparent)]
     Queue(#[from] QueueError),
     #[error(transparent)]
@@ -167,11 +178,15 @@ pub enum ReplayError {
 }
 
 /// Sends a parked message (or its fixed body) to its queue, stamped as a replay, and marks it
-/// replayed. The send comes first: a replay cut short between the two leaves the message
-/// parked, and replaying it again sends a second copy that consumers de-duplicate.
+/// replayed. Once its checks pass, the replay is recorded in the audit trail (published to
+/// `trail`, [`OperatorActionKind::ReplayParkedMessage`]: who, why, the destination, the body's
+/// hash, `force`) before anything is sent: a replay the trail cannot hold is not sent. The send
+/// comes next: a replay cut short after it leaves the message parked, and replaying it again
+/// (recorded again) sends a second copy that consumers de-duplicate.
 pub async fn replay(
     queues: &dyn RedriveQueues,
     parking: &dyn ParkingLot,
+    trail: &dyn EventPublisher,
     request: &ReplayRequest,
     now: DateTime<Utc>,
 ) -> Result<Replayed, ReplayError> {
@@ -195,6 +210,27 @@ pub async fn replay(
         .or(parked.destination.as_ref())
         .ok_or_else(|| ReplayError::NoDestination(parked.parked_id.clone()))?;
     let queue = queues.queue(destination).await?;
+    let edited = request
+        .body
+        .as_ref()
+        .is_some_and(|body| *body != parked.body);
+    let action = OperatorAction {
+        action_id: OperatorActionId::generate(),
+        issued_by: request.operator.issued_by.clone(),
+        reason: request.operator.reason.clone(),
+        action: OperatorActionKind::ReplayParkedMessage {
+            parked_id: parked.parked_id.clone(),
+            destination: queue.arn.clone(),
+            body_sha256: body_sha256(&body),
+            body_edited: edited,
+            forced: request.force,
+        },
+    };
+    let action_id = action.action_id.clone();
+    trail
+        .publish(&[DomainEvent::operator_action_started(action, now)])
+        .await
+        .map_err(ReplayError::Unrecorded)?;
     let letter = DeadLetter {
         message_id: parked.parked_id.clone(),
         receipt_handle: String::new(),
@@ -222,15 +258,12 @@ pub async fn replay(
     if !taken.contains(&message.entry_id) {
         return Err(ReplayError::Refused);
     }
-    let edited = request
-        .body
-        .as_ref()
-        .is_some_and(|body| *body != parked.body);
     if !parking.mark_replayed(&parked.parked_id, now).await? {
         warn!(parked_id = %parked.parked_id, "replayed twice at once; consumers de-duplicate the copies");
     }
-    info!(parked_id = %parked.parked_id, queue = queue.name(), edited, "parked message replayed");
+    info!(parked_id = %parked.parked_id, queue = queue.name(), edited, forced = request.force, %action_id, "parked message replayed");
     Ok(Replayed {
+        action_id,
         parked_id: parked.parked_id,
         sent_to: queue.name().to_owned(),
         body_edited: edited,

@@ -505,15 +505,21 @@ mod tests {
             .put(DLQ, with_record(letter("v9", &broken), "permanent", SOURCE));
         assert_eq!(world.drain().await.parked, 1);
 
+        let trail = crate::fakes::RecordingPublisher::default();
         let request = |body: Option<String>| ReplayRequest {
             parked_id: "payments-dlq/v9".to_owned(),
             body,
             destination: None,
             force: false,
+            operator: paysaga_domain::OperatorRecord {
+                issued_by: paysaga_domain::Owner::parse("ops").unwrap(),
+                reason: paysaga_domain::OperatorReason::parse("v9 is read now").unwrap(),
+            },
         };
         let refused = replay(
             world.queues.as_ref(),
             &world.parking,
+            &trail,
             &request(None),
             Utc::now(),
         )
@@ -522,10 +528,12 @@ mod tests {
             refused.is_err(),
             "a body that still breaks the contract is not replayed"
         );
+        assert!(trail.published().is_empty(), "nor recorded");
         let fixed_body = event_body(100);
         let fixed = replay(
             world.queues.as_ref(),
             &world.parking,
+            &trail,
             &request(Some(fixed_body.clone())),
             Utc::now(),
         )
@@ -539,14 +547,25 @@ mod tests {
             sent[0].stamp().and_then(|stamp| stamp.parked_id).as_deref(),
             Some("payments-dlq/v9")
         );
+        assert_eq!(
+            trail
+                .published()
+                .iter()
+                .map(paysaga_domain::DomainEvent::event_id)
+                .collect::<Vec<_>>(),
+            [fixed.action_id.as_str()],
+            "recorded once"
+        );
         let again = replay(
             world.queues.as_ref(),
             &world.parking,
+            &trail,
             &request(Some(fixed_body)),
             Utc::now(),
         )
         .await;
         assert!(again.is_err(), "a replayed message is not replayed twice");
+        assert_eq!(trail.published().len(), 1);
         assert_eq!(world.queues.messages(SOURCE).len(), 1);
     }
 }
