@@ -81,6 +81,7 @@ fn parked(parked_id: &str, body: &str) -> ParkedMessage {
         dead_letter_queue: format!("{PAYMENTS_QUEUE}-dlq"),
         destination: Some(PAYMENTS_QUEUE.to_owned()),
         body: body.to_owned(),
+        consent_removed: false,
         attributes: BTreeMap::new(),
         reason: "permanent: a test".to_owned(),
         origin: "consumer".to_owned(),

@@ -306,6 +306,7 @@ mod tests {
             dead_letter_queue: "arn:aws:sqs:eu-west-1:1:paysaga-payments-dlq".to_owned(),
             destination: Some("arn:aws:sqs:eu-west-1:1:paysaga-payments".to_owned()),
             body: r#"{"detail":{"version":2}}"#.to_owned(),
+            consent_removed: false,
             attributes: BTreeMap::new(),
             reason: reason.to_owned(),
             origin: "consumer".to_owned(),

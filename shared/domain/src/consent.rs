@@ -45,6 +45,18 @@ impl ConsentProof {
         }
         Ok(serde_json::from_str::<Event>(event)?.detail.consent)
     }
+
+    /// `event` (an EventBridge event's JSON text) without its `detail.consent`; `None` when it
+    /// carries none (or is not a JSON event), and is kept as it is. For what is kept at rest
+    /// (a parked dead letter): the token is a secret, and its claims may be personal data.
+    pub fn removed_from_event(event: &str) -> Option<String> {
+        let mut event: serde_json::Value = serde_json::from_str(event).ok()?;
+        event
+            .get_mut("detail")?
+            .as_object_mut()?
+            .remove("consent")?;
+        Some(event.to_string())
+    }
 }
 
 /// A token is a secret: never shown.
@@ -101,5 +113,33 @@ mod tests {
         let without = r#"{"detail":{"version":1,"data":{}}}"#;
         assert_eq!(ConsentProof::of_event(without).unwrap(), None);
         assert!(ConsentProof::of_event(r#"{"detail":{"consent":{"token":1}}}"#).is_err());
+    }
+
+    #[test]
+    fn an_event_is_kept_without_its_proof_and_nothing_else_changes() {
+        let event = r#"{"source":"paysaga.payments","detail-type":"PaymentRequested",
+            "detail":{"version":1,"consent":{"bearer_token":"eyJ.secret.sig"},"data":{"a":1}}}"#;
+        let kept = ConsentProof::removed_from_event(event).unwrap();
+        assert!(
+            !kept.contains("secret") && !kept.contains("consent"),
+            "{kept}"
+        );
+        let (kept, event): (serde_json::Value, serde_json::Value) = (
+            serde_json::from_str(&kept).unwrap(),
+            serde_json::from_str(event).unwrap(),
+        );
+        assert_eq!(kept["detail"]["data"], event["detail"]["data"]);
+        assert_eq!(kept["detail-type"], "PaymentRequested");
+        for untouched in [
+            r#"{"detail":{"version":1}}"#,
+            "{not json",
+            r#"{"detail":1}"#,
+        ] {
+            assert_eq!(
+                ConsentProof::removed_from_event(untouched),
+                None,
+                "{untouched}"
+            );
+        }
     }
 }

@@ -11,6 +11,7 @@ use tracing::{info, warn};
 
 use super::letter::{DeadLetter, MessageAttribute, Origin, QueueRef, RedriveStamp};
 use super::{OutgoingMessage, QueueError, RedriveQueues};
+use paysaga_domain::consent::ConsentProof;
 use paysaga_domain::events::ContractViolation;
 use paysaga_domain::operator::body_sha256;
 use paysaga_domain::ports::{EventPublisher, PublishError, StoreError};
@@ -35,7 +36,13 @@ pub struct ParkedMessage {
     pub dead_letter_queue: String,
     /// The queue it failed on or was meant for (ARN), when known: where a replay sends it.
     pub destination: Option<String>,
+    /// The dead letter's body, without the payer's consent token of a payment requested on the
+    /// bus (`consent_removed`).
     pub body: String,
+    /// Its `detail.consent` (a bearer token) was taken out before parking: a replay of it needs
+    /// a fixed body carrying the payer's consent again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub consent_removed: bool,
     pub attributes: BTreeMap<String, MessageAttribute>,
     /// Why it was parked.
     pub reason: String,
@@ -76,11 +83,18 @@ impl ParkedMessage {
                 None,
             ),
         };
+        // A bearer token is a secret, and the parking table keeps its messages until an
+        // operator deletes them: the dead letter is parked without it.
+        let (body, consent_removed) = match ConsentProof::removed_from_event(&letter.body) {
+            Some(body) => (body, true),
+            None => (letter.body.clone(), false),
+        };
         Self {
             parked_id: letter.key(dead_letter_queue),
             dead_letter_queue: dead_letter_queue.arn.clone(),
             destination,
-            body: letter.body.clone(),
+            body,
+            consent_removed,
             attributes: letter.attributes.clone(),
             reason,
             origin: origin.to_owned(),
@@ -180,9 +194,9 @@ pub enum ReplayError {
 /// Sends a parked message (or its fixed body) to its queue, stamped as a replay, and marks it
 /// replayed. Once its checks pass, the replay is recorded in the audit trail (published to
 /// `trail`, [`OperatorActionKind::ReplayParkedMessage`]: who, why, the destination, the body's
-/// hash, `force`) before anything is sent: a replay the trail cannot hold is not sent. The send
-/// comes next: a replay cut short after it leaves the message parked, and replaying it again
-/// (recorded again) sends a second copy that consumers de-duplicate.
+/// hash, `force`) before anything is sent: a replay the trail cannot hold is not sent. Then the
+/// send, then the mark: a replay cut short between the two leaves the message parked, and
+/// replaying it again (recorded again) sends a second copy that consumers de-duplicate.
 pub async fn replay(
     queues: &dyn RedriveQueues,
     parking: &dyn ParkingLot,

@@ -400,6 +400,26 @@ mod tests {
         assert_eq!(junk.body, "{not json");
         assert!(junk.reason.starts_with("contract: "), "{}", junk.reason);
         assert_eq!(junk.destination.as_deref(), Some(SOURCE));
+        assert!(!junk.consent_removed);
+    }
+
+    #[tokio::test]
+    async fn a_payment_requested_on_the_bus_is_parked_without_its_bearer_token() {
+        let world = World::new();
+        let mut event: serde_json::Value = serde_json::from_str(&event_body(100)).unwrap();
+        event["detail"]["consent"] = serde_json::json!({"bearer_token": "eyJhbGciOi.payer.sig"});
+        world.queues.put(
+            DLQ,
+            with_record(letter("refused", &event.to_string()), "permanent", SOURCE),
+        );
+        assert_eq!(world.drain().await.parked, 1);
+        let [parked] = &world.parking.all()[..] else {
+            panic!("one parked message")
+        };
+        assert!(parked.consent_removed);
+        assert!(!parked.body.contains("eyJhbGciOi"), "{}", parked.body);
+        let kept: serde_json::Value = serde_json::from_str(&parked.body).unwrap();
+        assert_eq!(kept["detail"]["data"], event["detail"]["data"]);
     }
 
     #[tokio::test]
