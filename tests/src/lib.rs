@@ -424,6 +424,27 @@ impl Stack {
         Ok(detail.to_string())
     }
 
+    /// Puts one event on the stack's bus, as `aws events put-events` does: `detail` is the
+    /// event's detail (JSON text).
+    pub async fn put_event(
+        &self,
+        source: &str,
+        detail_type: &str,
+        detail: &str,
+    ) -> anyhow::Result<()> {
+        let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+            .event_bus_name(&self.event_bus_name)
+            .source(source)
+            .detail_type(detail_type)
+            .detail(detail)
+            .build();
+        let put = self.eventbridge.put_events().entries(entry).send().await?;
+        if put.failed_entry_count() != 0 {
+            bail!("PutEvents failed: {:?}", put.entries());
+        }
+        Ok(())
+    }
+
     /// An operator's deposit into a wallet (`POST /admin/wallets/{id}/deposits`, with the admin
     /// scope and a reason), once per `key`.
     pub async fn operator_deposit(

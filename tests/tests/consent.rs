@@ -7,7 +7,6 @@
 use std::time::Duration;
 
 use anyhow::ensure;
-use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use chrono::Utc;
 use paysaga_tests::{Stack, unique};
 use serde_json::{Value, json};
@@ -33,21 +32,9 @@ async fn request_on_the_bus(
     if let Some(consent) = consent {
         detail["consent"] = consent;
     }
-    let put = stack
-        .eventbridge
-        .put_events()
-        .entries(
-            PutEventsRequestEntry::builder()
-                .event_bus_name(&stack.event_bus_name)
-                .source("paysaga.payments")
-                .detail_type("PaymentRequested")
-                .detail(detail.to_string())
-                .build(),
-        )
-        .send()
-        .await?;
-    ensure!(put.failed_entry_count() == 0, "put-events: {put:?}");
-    Ok(())
+    stack
+        .put_event("paysaga.payments", "PaymentRequested", &detail.to_string())
+        .await
 }
 
 #[tokio::test]

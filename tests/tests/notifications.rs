@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use anyhow::{Context, ensure};
 use aws_sdk_dynamodb::types::AttributeValue;
-use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 use chrono::Utc;
 use lambda_toolkit::sqs_batch::{FAILURE_ATTRIBUTE, FailureRecord};
@@ -38,19 +37,9 @@ fn payment_completed() -> anyhow::Result<DomainEvent> {
 }
 
 async fn put_event(stack: &Stack, detail_type: &str, detail: String) -> anyhow::Result<()> {
-    let entry = PutEventsRequestEntry::builder()
-        .event_bus_name(&stack.event_bus_name)
-        .source("paysaga.payments")
-        .detail_type(detail_type)
-        .detail(detail)
-        .build();
-    let put = stack.eventbridge.put_events().entries(entry).send().await?;
-    ensure!(
-        put.failed_entry_count() == 0,
-        "PutEvents failed: {:?}",
-        put.entries()
-    );
-    Ok(())
+    stack
+        .put_event("paysaga.payments", detail_type, &detail)
+        .await
 }
 
 /// A wallet's inbox, oldest first.

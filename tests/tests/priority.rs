@@ -296,20 +296,9 @@ async fn urgent_payments_overtake_a_backlog_of_ordinary_ones() -> anyhow::Result
             "amount": {"minor_units": AMOUNT, "currency": CURRENCY},
         },
     });
-    let put = stack
-        .eventbridge
-        .put_events()
-        .entries(
-            PutEventsRequestEntry::builder()
-                .event_bus_name(&stack.event_bus_name)
-                .source("paysaga.payments")
-                .detail_type("PaymentRequested")
-                .detail(detail.to_string())
-                .build(),
-        )
-        .send()
+    stack
+        .put_event("paysaga.payments", "PaymentRequested", &detail.to_string())
         .await?;
-    ensure!(put.failed_entry_count() == 0, "put-events: {put:?}");
 
     let urgent = all_settled(&stack, &urgent_ids, "the urgent payments to settle").await?;
     // Read the ordinary payments once the last one published has settled, so that polling 500

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
-use aws_sdk_eventbridge::types::{DeadLetterConfig, PutEventsRequestEntry, RetryPolicy, Target};
+use aws_sdk_eventbridge::types::{DeadLetterConfig, RetryPolicy, Target};
 use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
 use chrono::Utc;
 use futures::{StreamExt, TryStreamExt, stream};
@@ -54,19 +54,13 @@ fn payment_requested(
 }
 
 async fn put_event(stack: &Stack, event: &Value) -> anyhow::Result<()> {
-    let entry = PutEventsRequestEntry::builder()
-        .event_bus_name(&stack.event_bus_name)
-        .source(event["source"].as_str().context("source")?)
-        .detail_type(event["detail-type"].as_str().context("detail-type")?)
-        .detail(event["detail"].to_string())
-        .build();
-    let put = stack.eventbridge.put_events().entries(entry).send().await?;
-    ensure!(
-        put.failed_entry_count() == 0,
-        "PutEvents failed: {:?}",
-        put.entries()
-    );
-    Ok(())
+    stack
+        .put_event(
+            event["source"].as_str().context("source")?,
+            event["detail-type"].as_str().context("detail-type")?,
+            &event["detail"].to_string(),
+        )
+        .await
 }
 
 /// [`Stack::wait_in_queue`] within [`TO_THE_DLQ`].
