@@ -4,14 +4,74 @@
 //! provider's public keys, given as a JWKS document in `CONSENT_JWKS` (the template's
 //! `ConsentJwks`; the local stack passes its development key). Without keys, no payment
 //! requested on the bus from outside paysaga is accepted.
+//!
+//! `jsonwebtoken` reads and validates the tokens; their RS256 signatures are verified with
+//! `ring` ([`RING_RS256`], which `main` installs), already linked for rustls: the crate's own
+//! backends would grow the function's zip by a fifth.
 
 use std::collections::HashMap;
 
+use jsonwebtoken::crypto::{CryptoProvider, JwtVerifier, KeyUtils};
+use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::jwk::JwkSet;
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, DecodingKeyKind, Validation};
 use paysaga_domain::Owner;
 use paysaga_domain::consent::{ConsentProof, ConsentRefusal};
 use paysaga_domain::ports::ConsentVerifier;
+
+/// `jsonwebtoken`'s cryptography for what a consent is checked with: RS256 signatures verified
+/// with `ring`, from an RSA key's modulus and exponent (a JWKS key). Signing, and every other
+/// algorithm or key form, is refused.
+pub static RING_RS256: CryptoProvider = CryptoProvider {
+    signer_factory: |_, _| Err(ErrorKind::UnsupportedAlgorithm.into()),
+    verifier_factory: rs256_verifier,
+    key_utils: KeyUtils::new_unimplemented(),
+};
+
+fn rs256_verifier(
+    algorithm: &Algorithm,
+    key: &DecodingKey,
+) -> jsonwebtoken::errors::Result<Box<dyn JwtVerifier>> {
+    match (algorithm, key.kind()) {
+        (Algorithm::RS256, DecodingKeyKind::RsaModulusExponent { n, e }) => Ok(Box::new(Rs256 {
+            n: n.clone(),
+            e: e.clone(),
+        })),
+        (Algorithm::RS256, _) => Err(ErrorKind::InvalidKeyFormat.into()),
+        _ => Err(ErrorKind::InvalidAlgorithm.into()),
+    }
+}
+
+/// An RSA public key, as its modulus and exponent (big-endian bytes).
+struct Rs256 {
+    n: Vec<u8>,
+    e: Vec<u8>,
+}
+
+impl jsonwebtoken::signature::Verifier<Vec<u8>> for Rs256 {
+    fn verify(
+        &self,
+        message: &[u8],
+        signature: &Vec<u8>,
+    ) -> Result<(), jsonwebtoken::signature::Error> {
+        let key = ring::signature::RsaPublicKeyComponents {
+            n: &self.n,
+            e: &self.e,
+        };
+        key.verify(
+            &ring::signature::RSA_PKCS1_2048_8192_SHA256,
+            message,
+            signature,
+        )
+        .map_err(|_| jsonwebtoken::signature::Error::new())
+    }
+}
+
+impl JwtVerifier for Rs256 {
+    fn algorithm(&self) -> Algorithm {
+        Algorithm::RS256
+    }
+}
 
 /// `CONSENT_JWKS` is not a JWKS document whose keys can verify RS256 tokens.
 #[derive(Debug, thiserror::Error)]
@@ -136,6 +196,37 @@ mod tests {
             refused(ConsentProof::bearer("not-a-jwt")).code(),
             "consent_invalid"
         );
+    }
+
+    #[test]
+    fn ring_verifies_an_rs256_signature_of_the_providers_key_and_nothing_else() {
+        use base64::Engine as _;
+        let set: JwkSet = serde_json::from_str(JWKS).unwrap();
+        let key = DecodingKey::from_jwk(&set.keys[0]).unwrap();
+        let verifier = (RING_RS256.verifier_factory)(&Algorithm::RS256, &key).unwrap();
+        let signed = token("alice", ISSUER, 300);
+        let (message, signature) = signed.rsplit_once('.').unwrap();
+        let signature = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(signature)
+            .unwrap();
+        assert!(verifier.verify(message.as_bytes(), &signature).is_ok());
+        let other = token("mallory", ISSUER, 300);
+        let other_message = other.rsplit_once('.').unwrap().0;
+        assert!(
+            verifier
+                .verify(other_message.as_bytes(), &signature)
+                .is_err()
+        );
+        let mut flipped = signature.clone();
+        flipped[0] ^= 1;
+        assert!(verifier.verify(message.as_bytes(), &flipped).is_err());
+
+        // Only RS256 with an RSA key; no signing.
+        assert!((RING_RS256.verifier_factory)(&Algorithm::RS512, &key).is_err());
+        let secret = DecodingKey::from_secret(b"a shared secret");
+        assert!((RING_RS256.verifier_factory)(&Algorithm::RS256, &secret).is_err());
+        let encoding = jsonwebtoken::EncodingKey::from_rsa_pem(PRIVATE_PEM.as_bytes()).unwrap();
+        assert!((RING_RS256.signer_factory)(&Algorithm::RS256, &encoding).is_err());
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use lambda_toolkit::aws::{sdk_config, sqs_consumer};
 use lambda_toolkit::metrics::MetricsSink;
-use payment_saga::consent::JwtConsent;
+use payment_saga::consent::{JwtConsent, RING_RS256};
 use payment_saga::{Config, PaymentSaga};
 use paysaga_aws::{DynamoDbLedger, EventBridgePublisher, METRICS_NAMESPACE};
 use paysaga_domain::events::{
@@ -19,6 +19,9 @@ async fn main() -> anyhow::Result<()> {
     let processor = Arc::new(config.processor.processor()?);
     let guarded = processor.clone();
     let consent = &config.consent;
+    // The tokens' signatures are verified with ring (consent.rs); a provider set already is
+    // kept (a test build's aws-lc, which verifies the same).
+    let _ = RING_RS256.install_default();
     let consent = JwtConsent::from_jwks(&consent.jwks, &consent.issuer, &consent.audience)?;
     if consent.key_count() == 0 {
         tracing::warn!(
