@@ -9,9 +9,9 @@ use paysaga_bench::cold_start::{self, ColdStart};
 use paysaga_bench::cost::{self, FunctionWork, PaymentWork};
 use paysaga_bench::downstream::{self, Capture, Downstream, PaymentIds};
 use paysaga_bench::instance::{Binary, Instance};
-use paysaga_bench::report::{self, Bench, PaymentCalls};
+use paysaga_bench::report::{self, Bench, FlowFigures, PaymentCalls};
 use paysaga_bench::subjects::{
-    self, BARE_RUNTIME, Fixtures, RUNTIME_WITH_SDK, api_response, no_batch_failures,
+    self, BARE_RUNTIME, BenchFlow, Fixtures, RUNTIME_WITH_SDK, api_response, no_batch_failures,
 };
 use paysaga_bench::throughput::{self, ThroughputConfig};
 use serde_json::json;
@@ -265,7 +265,7 @@ async fn run(
     )
     .await;
     let removed = capture.remove().await;
-    let (completed, compensated, completed_downstream, compensated_downstream) = measured?;
+    let (completed, compensated, completed_downstream, compensated_downstream, flows) = measured?;
     removed.context("removing the bench's copies of the rules")?;
 
     let batch_size = SAGA_BATCH_SIZE as f64; // at volume, batches fill
@@ -309,6 +309,14 @@ async fn run(
     let (completed_system_cost, completed_system_work) =
         system_cost_of(&completed_work, &completed_downstream);
     let (compensated_system_cost, _) = system_cost_of(&compensated_work, &compensated_downstream);
+    // Top-ups and payouts: their payment path alone (their events reach the same consumers).
+    let flows = flows
+        .into_iter()
+        .map(|calls| {
+            let (cost, _) = cost_of(&calls);
+            FlowFigures { calls, cost }
+        })
+        .collect();
 
     let throughput = if options.no_throughput {
         None
@@ -341,13 +349,15 @@ async fn run(
         completed_system_work,
         completed_system_cost,
         compensated_system_cost,
+        flows,
         prices: cost::PRICES,
         throughput,
     })
 }
 
 /// A completed and a compensated payment through the payment path, then through the
-/// consumers their events reach.
+/// consumers their events reach; then a completed top-up and a completed payout through the
+/// payment path.
 #[allow(clippy::too_many_arguments)]
 async fn measure_payments(
     options: &Options,
@@ -358,7 +368,13 @@ async fn measure_payments(
     parties: (&str, &str),
     batch_pairs: &[(String, String)],
     run_id: &str,
-) -> anyhow::Result<(PaymentCalls, PaymentCalls, Downstream, Downstream)> {
+) -> anyhow::Result<(
+    PaymentCalls,
+    PaymentCalls,
+    Downstream,
+    Downstream,
+    Vec<PaymentCalls>,
+)> {
     let binary = |name: &str| {
         binaries
             .iter()
@@ -374,6 +390,7 @@ async fn measure_payments(
     let routed = (api.on_bus(capture.bus()), saga.on_bus(capture.bus()));
     let processor = processor_url(&options.wiring)?;
     let (completed, _) = payment_calls(
+        BenchFlow::Transfer,
         (api, saga),
         fixtures,
         None,
@@ -385,6 +402,7 @@ async fn measure_payments(
     )
     .await?;
     let (_, completed_ids) = payment_calls(
+        BenchFlow::Transfer,
         (&routed.0, &routed.1),
         fixtures,
         Some(capture),
@@ -413,6 +431,7 @@ async fn measure_payments(
         .error_for_status()?;
     let compensated = async {
         let (compensated, _) = payment_calls(
+            BenchFlow::Transfer,
             (api, saga),
             fixtures,
             None,
@@ -424,6 +443,7 @@ async fn measure_payments(
         )
         .await?;
         let (_, ids) = payment_calls(
+            BenchFlow::Transfer,
             (&routed.0, &routed.1),
             fixtures,
             Some(capture),
@@ -453,11 +473,28 @@ async fn measure_payments(
         &path,
     )
     .await?;
+    let mut flows = Vec::new();
+    for flow in [BenchFlow::TopUp, BenchFlow::Payout] {
+        let (calls, _) = payment_calls(
+            flow,
+            (api, saga),
+            fixtures,
+            None,
+            parties,
+            batch_pairs,
+            100,
+            run_id,
+            flow.name(),
+        )
+        .await?;
+        flows.push(calls);
+    }
     Ok((
         completed,
         compensated,
         completed_downstream,
         compensated_downstream,
+        flows,
     ))
 }
 
@@ -466,6 +503,7 @@ async fn measure_payments(
 /// whose events the consumers downstream are fed, when run with the `capture` of their events.
 #[allow(clippy::too_many_arguments)]
 async fn payment_calls(
+    flow: BenchFlow,
     (api, saga): (&Binary, &Binary),
     fixtures: &Fixtures,
     capture: Option<&Capture>,
@@ -486,16 +524,24 @@ async fn payment_calls(
     };
     for round in ["warm-up", "measured"] {
         let key = format!("bench-{run_id}-{tag}-{round}");
-        let submit = fixtures.api("apigw-submit-payment.json", "/payments", None, Some(json!({"from_wallet": payer, "to_wallet": payee, "amount": {"minor_units": minor_units, "currency": "EUR"}})), Some(&key))?;
+        let (fixture, path, parameter, body) = flow.submission((payer, payee), minor_units);
+        let parameter = parameter
+            .as_ref()
+            .map(|(name, value)| (*name, value.as_str()));
+        let submit = fixtures.api(fixture, &path, parameter, Some(body), Some(&key))?;
         let submitted = api_instance.invoke(&submit).await?;
         let (status, body) = api_response(&submitted.response)?;
-        ensure!(status == 202, "submitting a payment: {status} {body}");
+        ensure!(
+            status == 202,
+            "submitting a {}: {status} {body}",
+            flow.name()
+        );
         let payment_id = body["payment_id"]
             .as_str()
             .context("a payment id")?
             .to_owned();
         let run = saga_instance
-            .invoke(&fixtures.payment_requested(&payment_id, payer, payee, minor_units)?)
+            .invoke(&fixtures.requested(flow, &payment_id, (payer, payee), minor_units)?)
             .await?;
         no_batch_failures(&run.response)?;
         measured.push((payment_id, submitted, run));
@@ -509,7 +555,7 @@ async fn payment_calls(
     for (index, (batch_payer, batch_payee)) in batch_pairs.iter().enumerate() {
         let batch_id = format!("pay_bench_{run_id}_{tag}_batch_{index}");
         let single =
-            fixtures.payment_requested(&batch_id, batch_payer, batch_payee, minor_units)?;
+            fixtures.requested(flow, &batch_id, (batch_payer, batch_payee), minor_units)?;
         batch_requests.push(
             single["Records"][0]["body"]
                 .as_str()
@@ -542,10 +588,10 @@ async fn payment_calls(
     ensure!(status == 200, "reading {payment_id}: {status} {payment}");
     let api_lines = api_instance.stop().await;
     let saga_lines = saga_instance.stop().await;
-    let expected = if kind == "completed" {
-        "COMPLETED"
-    } else {
+    let expected = if kind == "compensated" {
         "FAILED"
+    } else {
+        "COMPLETED"
     };
     ensure!(
         payment["status"] == expected,

@@ -33,6 +33,13 @@ impl PaymentCalls {
     }
 }
 
+/// One completed payment of another flow than a transfer (a top-up, a payout).
+#[derive(Debug, Clone, Serialize)]
+pub struct FlowFigures {
+    pub calls: PaymentCalls,
+    pub cost: CostReport,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Bench {
     pub measured_at: DateTime<Utc>,
@@ -50,6 +57,8 @@ pub struct Bench {
     pub completed_system_work: PaymentWork,
     pub completed_system_cost: CostReport,
     pub compensated_system_cost: CostReport,
+    /// A completed top-up and a completed payout: their payment path's calls and cost.
+    pub flows: Vec<FlowFigures>,
     pub prices: Prices,
     pub throughput: Option<ThroughputReport>,
 }
@@ -229,7 +238,11 @@ pub fn markdown(bench: &Bench) -> String {
         "| payment | api | payment-saga | total | calls (items) |"
     );
     let _ = writeln!(out, "|---|---|---|---|---|");
-    for payment in [&bench.completed, &bench.compensated] {
+    let flows = bench.flows.iter().map(|flow| &flow.calls);
+    for payment in [&bench.completed, &bench.compensated]
+        .into_iter()
+        .chain(flows)
+    {
         let all = payment.api.plus(&payment.saga);
         let detail: Vec<String> = all
             .0
@@ -302,6 +315,33 @@ pub fn markdown(bench: &Bench) -> String {
         bench.compensated.saga_batch_ms,
     );
     let _ = writeln!(out, "\nAssumptions: {}.", completed.assumptions.join("; "));
+
+    let _ = writeln!(
+        out,
+        "\nThe three flows' payment path (api and payment-saga), per 1M completed:\n"
+    );
+    let _ = writeln!(
+        out,
+        "| flow | AWS calls | $ per 1M | Step Functions Standard | Step Functions Express |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|");
+    let transfer = (&bench.completed, &bench.completed_cost);
+    let others = bench.flows.iter().map(|flow| (&flow.calls, &flow.cost));
+    for (calls, cost) in std::iter::once(transfer).chain(others) {
+        let flow = if calls.kind == "completed" {
+            "transfer"
+        } else {
+            calls.kind.as_str()
+        };
+        let _ = writeln!(
+            out,
+            "| {flow} | {} | {:.2} | {:.2} | {:.2} |",
+            calls.total(),
+            cost.per_million_payments,
+            cost.step_functions_standard,
+            cost.step_functions_express
+        );
+    }
 
     whole_system(&mut out, bench);
 

@@ -76,6 +76,67 @@ pub fn binaries(
 }
 
 /// The event fixtures.
+/// The three flows of the saga, as the bench drives them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BenchFlow {
+    /// A payment from one wallet to another.
+    Transfer,
+    /// Money into a wallet, charged to a funding instrument.
+    TopUp,
+    /// Money out of a wallet, to a destination outside paysaga.
+    Payout,
+}
+
+impl BenchFlow {
+    pub const FUNDING_INSTRUMENT: &str = "fi_bench_card";
+    pub const DESTINATION: &str = "dst_bench_bank";
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Transfer => "transfer",
+            Self::TopUp => "top-up",
+            Self::Payout => "payout",
+        }
+    }
+
+    fn requested_type(self) -> &'static str {
+        match self {
+            Self::Transfer => "PaymentRequested",
+            Self::TopUp => "TopUpRequested",
+            Self::Payout => "PayoutRequested",
+        }
+    }
+
+    /// The API call that submits one: its fixture, path, path parameter and body.
+    pub fn submission(
+        self,
+        (payer, payee): (&str, &str),
+        minor_units: u64,
+    ) -> (&'static str, String, Option<(&'static str, String)>, Value) {
+        let amount = json!({"minor_units": minor_units, "currency": "EUR"});
+        match self {
+            Self::Transfer => (
+                "apigw-submit-payment.json",
+                "/payments".to_owned(),
+                None,
+                json!({"from_wallet": payer, "to_wallet": payee, "amount": amount}),
+            ),
+            Self::TopUp => (
+                "apigw-top-up.json",
+                format!("/wallets/{payee}/top-ups"),
+                Some(("wallet_id", payee.to_owned())),
+                json!({"funding_instrument": Self::FUNDING_INSTRUMENT, "amount": amount}),
+            ),
+            Self::Payout => (
+                "apigw-payout.json",
+                format!("/wallets/{payer}/payouts"),
+                Some(("wallet_id", payer.to_owned())),
+                json!({"destination": Self::DESTINATION, "amount": amount}),
+            ),
+        }
+    }
+}
+
 pub struct Fixtures {
     dir: PathBuf,
     /// The payer's consent the requested payments carry (a development token of the sample
@@ -155,15 +216,46 @@ impl Fixtures {
         to: &str,
         minor_units: u64,
     ) -> anyhow::Result<Value> {
+        self.requested(BenchFlow::Transfer, payment_id, (from, to), minor_units)
+    }
+
+    /// An SQS event holding the requested event (`PaymentRequested`, `TopUpRequested` or
+    /// `PayoutRequested`) of one payment of `flow` between `payer` and `payee` (a top-up
+    /// credits the payee from a funding instrument; a payout debits the payer to a
+    /// destination).
+    pub fn requested(
+        &self,
+        flow: BenchFlow,
+        payment_id: &str,
+        (payer, payee): (&str, &str),
+        minor_units: u64,
+    ) -> anyhow::Result<Value> {
         let mut event = self.load("sqs-payment-requested.json")?;
         let record = &mut event["Records"][0];
         let mut body: Value = serde_json::from_str(record["body"].as_str().context("a body")?)?;
+        body["detail-type"] = json!(flow.requested_type());
         body["detail"]["event_id"] = json!(format!("{payment_id}/1"));
         // The envelope repeats the ids the event is about; consumers refuse a mismatch.
         body["detail"]["payment_id"] = json!(payment_id);
-        body["detail"]["wallet_ids"] = json!([from, to]);
-        body["detail"]["data"] = json!({"payment_id": payment_id, "from_wallet": from, "to_wallet": to,
-            "amount": {"minor_units": minor_units, "currency": "EUR"}});
+        let amount = json!({"minor_units": minor_units, "currency": "EUR"});
+        let (wallets, data) = match flow {
+            BenchFlow::Transfer => (
+                json!([payer, payee]),
+                json!({"payment_id": payment_id, "from_wallet": payer, "to_wallet": payee, "amount": amount}),
+            ),
+            BenchFlow::TopUp => (
+                json!([payee]),
+                json!({"payment_id": payment_id, "funding_instrument": BenchFlow::FUNDING_INSTRUMENT,
+                    "to_wallet": payee, "amount": amount}),
+            ),
+            BenchFlow::Payout => (
+                json!([payer]),
+                json!({"payment_id": payment_id, "from_wallet": payer,
+                    "destination": BenchFlow::DESTINATION, "amount": amount}),
+            ),
+        };
+        body["detail"]["wallet_ids"] = wallets;
+        body["detail"]["data"] = data;
         self.consented(&mut body);
         record["body"] = json!(body.to_string());
         record["messageId"] = json!(uuid::Uuid::now_v7().to_string());
