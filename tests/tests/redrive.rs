@@ -223,6 +223,13 @@ async fn a_poison_message_is_parked_and_replayed_after_a_fix() -> anyhow::Result
         stack.wiring.queue("PaymentsQueue")?.max_receive_count
     );
     assert!(ours.attributes.contains_key(FAILURE_ATTRIBUTE), "{ours:?}");
+    // Parked without the payer's bearer token, which the parking table would keep for good.
+    let token = stack.consent()["bearer_token"]
+        .as_str()
+        .context("the test's consent token")?
+        .to_owned();
+    assert!(ours.consent_removed, "{ours:?}");
+    assert!(!ours.body.contains(&token), "the token was parked");
     assert_eq!(desk.show(&ours.parked_id).await?, ours);
     let listed = paysaga_admin::dlq::parked_table(&waiting);
     assert!(listed.contains(&ours.parked_id), "{listed}");
@@ -233,9 +240,13 @@ async fn a_poison_message_is_parked_and_replayed_after_a_fix() -> anyhow::Result
     );
     assert_eq!(stack.balances(&alice).await?, (1_000, 0));
 
-    // The operator fixes the message (the producer's version was wrong) and replays it,
-    // through the admin API (paysaga-admin dlq replay), which records who, what and why.
-    let fixed = ours.body.replace(r#""version":2"#, r#""version":1"#);
+    // The operator fixes the message (the producer's version was wrong; the payer consents
+    // again) and replays it, through the admin API (paysaga-admin dlq replay), which records
+    // who, what and why.
+    let mut fixed: Value = serde_json::from_str(&ours.body)?;
+    fixed["detail"]["version"] = json!(1);
+    fixed["detail"]["consent"] = stack.consent();
+    let fixed = fixed.to_string();
     let operator = format!("ops-{}", unique());
     let token = stack
         .tokens
