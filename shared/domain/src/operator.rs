@@ -133,16 +133,6 @@ pub enum OperatorActionKind {
     },
 }
 
-impl OperatorActionKind {
-    /// The `action` field's value.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Self::ReplayParkedMessage { .. } => "replay_parked_message",
-            Self::RebuildReadModels { .. } => "rebuild_read_models",
-        }
-    }
-}
-
 /// SHA-256 of `body`, in lowercase hex.
 pub fn body_sha256(body: &str) -> String {
     hex(&Sha256::digest(body.as_bytes()))
