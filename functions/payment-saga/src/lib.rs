@@ -17,7 +17,7 @@ use lambda_toolkit::sqs_batch::{MessageFailure, receive_count};
 use lambda_toolkit::sqs_consumer::{Handled, MessageHandler};
 use paysaga_domain::PaymentStatus;
 use paysaga_domain::ports::{
-    ConsentVerifier, EventPublisher, PaymentLog, PaymentProcessor, WalletStore,
+    ConsentVerifier, EventPublisher, PaymentLog, PaymentProcessor, WalletOwners,
 };
 use paysaga_processor::CircuitState;
 use paysaga_services::faults;
@@ -41,7 +41,7 @@ pub struct PaymentSaga {
     /// Checks the payer's consent on a payment requested straight on the bus ...
     pub consent: Arc<dyn ConsentVerifier>,
     /// ... against who owns the payer's wallet.
-    pub wallets: Arc<dyn WalletStore>,
+    pub wallets: Arc<dyn WalletOwners>,
 }
 
 #[async_trait]

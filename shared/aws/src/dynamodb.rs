@@ -27,7 +27,7 @@ pub(crate) use lambda_toolkit::aws::dynamodb::{Item, is_conditional_check_failur
 use paysaga_domain::money::MAX_MINOR_UNITS;
 use paysaga_domain::ports::{
     BeginPayment, Deposit, DepositOutcome, OpenWallet, Ownership, PaymentLog, RecordStep,
-    StoreError, WalletStore,
+    StoreError, WalletOwners, WalletStore,
 };
 use paysaga_domain::{
     Currency, DepositId, IdempotencyKey, Money, Owner, PaymentId, PaymentLogEntry, PaymentRequest,
@@ -250,6 +250,40 @@ impl DynamoDbLedger {
 }
 
 #[async_trait]
+impl WalletOwners for DynamoDbLedger {
+    /// An eventually consistent read of the owner alone (half a read unit); only when that
+    /// finds no wallet, a consistent one, so a wallet opened a moment ago is not missed.
+    async fn ownership(&self, id: &WalletId) -> Result<Ownership, StoreError> {
+        #[derive(Deserialize)]
+        struct OwnerRecord {
+            #[serde(default)]
+            owner: Option<Owner>,
+        }
+        for consistent in [false, true] {
+            let output = self
+                .client
+                .get_item()
+                .table_name(&self.tables.wallets)
+                .set_key(Some(wallet_key(id)))
+                .projection_expression("wallet_id, #owner")
+                .expression_attribute_names("#owner", "owner")
+                .consistent_read(consistent)
+                .send()
+                .await
+                .map_err(|error| sdk_error("GetItem", error))?;
+            if let Some(item) = output.item {
+                let record: OwnerRecord = from_item(item)?;
+                return Ok(match record.owner {
+                    Some(owner) => Ownership::Owned(owner),
+                    None => Ownership::Unowned,
+                });
+            }
+        }
+        Ok(Ownership::NoSuchWallet)
+    }
+}
+
+#[async_trait]
 impl WalletStore for DynamoDbLedger {
     async fn open_wallet(&self, wallet: &Wallet) -> Result<OpenWallet, StoreError> {
         let record = WalletRecord {
@@ -300,37 +334,6 @@ impl WalletStore for DynamoDbLedger {
             None => Some(wallet),
         })
         .map_err(|error| StoreError::Permanent(format!("wallet {id}: {error}")))
-    }
-
-    /// An eventually consistent read of the owner alone (half a read unit); only when that
-    /// finds no wallet, a consistent one, so a wallet opened a moment ago is not missed.
-    async fn ownership(&self, id: &WalletId) -> Result<Ownership, StoreError> {
-        #[derive(Deserialize)]
-        struct OwnerRecord {
-            #[serde(default)]
-            owner: Option<Owner>,
-        }
-        for consistent in [false, true] {
-            let output = self
-                .client
-                .get_item()
-                .table_name(&self.tables.wallets)
-                .set_key(Some(wallet_key(id)))
-                .projection_expression("wallet_id, #owner")
-                .expression_attribute_names("#owner", "owner")
-                .consistent_read(consistent)
-                .send()
-                .await
-                .map_err(|error| sdk_error("GetItem", error))?;
-            if let Some(item) = output.item {
-                let record: OwnerRecord = from_item(item)?;
-                return Ok(match record.owner {
-                    Some(owner) => Ownership::Owned(owner),
-                    None => Ownership::Unowned,
-                });
-            }
-        }
-        Ok(Ownership::NoSuchWallet)
     }
 
     async fn deposit(

@@ -495,94 +495,50 @@ impl DomainEvent {
     /// Reads a whole EventBridge event (JSON text: the envelope with `source`, `detail-type` and
     /// `detail`, as a rule's SQS target receives it), checking it against its contract.
     pub fn from_eventbridge(event: &str) -> Result<Self, ContractViolation> {
-        #[derive(Deserialize)]
-        struct Envelope {
-            source: String,
-            #[serde(rename = "detail-type")]
-            detail_type: String,
-            detail: serde_json::Value,
-        }
-        let envelope: Envelope = serde_json::from_str(event)
-            .map_err(|error| ContractViolation::NotAnEvent(redact::json_error(&error)))?;
-        Self::parse(
-            &envelope.source,
-            &envelope.detail_type,
-            &envelope.detail.to_string(),
-        )
+        let envelope = Envelope::read(event)?;
+        Self::parse(&envelope.source, &envelope.detail_type, &envelope.detail)
     }
 
     /// Reads an event from its EventBridge `source`, `detail-type` and `detail` (JSON text),
     /// checking it against the contract of that type and version.
     pub fn parse(source: &str, detail_type: &str, detail: &str) -> Result<Self, ContractViolation> {
-        #[derive(Deserialize)]
-        struct Versioned {
-            version: u64,
-        }
-        // Source and detail-type are echoed in refusals, which are logged: shown, not copied.
-        let invalid = |error: String| ContractViolation::InvalidDetail {
-            detail_type: redact::shown(detail_type),
-            error,
-        };
-        // serde reads a struct from a JSON array too (its fields in order): a detail is an
-        // object, and valid JSON that starts with `{` is one.
-        if !detail.trim_start().starts_with('{') {
-            return Err(invalid("the detail is not a JSON object".to_owned()));
-        }
-        let version = serde_json::from_str::<Versioned>(detail)
-            .map_err(|error| invalid(redact::json_error(&error)))?
-            .version;
-        let known = EVENT_TYPES.contains(&(source, detail_type));
-        if !known {
-            return Err(ContractViolation::UnknownEvent {
-                event_source: redact::shown(source),
-                detail_type: redact::shown(detail_type),
-            });
-        }
-        if version != u64::from(CONTRACT_VERSION) {
-            return Err(ContractViolation::UnsupportedVersion {
-                detail_type: detail_type.to_owned(),
-                version: u32::try_from(version).ok(),
-            });
-        }
-        fn read<T: DeserializeOwned + EventSubject>(
-            detail: &str,
-        ) -> Result<EventDetail<T>, String> {
-            let detail: EventDetail<T> =
-                serde_json::from_str(detail).map_err(|error| redact::json_error(&error))?;
-            // The event id is logged by every consumer: it may not carry personal data.
-            if let Some(finding) = redact::findings(&detail.event_id).first() {
-                return Err(format!("event_id must not hold {}", finding.kind));
-            }
-            match detail.mismatched_ids() {
-                Some(mismatch) => Err(mismatch),
-                None => Ok(detail),
-            }
-        }
+        let checked = CheckedDetail::check(source, detail_type, detail)?;
         let event = match PaymentMilestone::of_detail_type(detail_type) {
-            Some((PaymentMilestone::Requested, _)) => {
-                Self::PaymentRequested(read(detail).map_err(invalid)?)
-            }
-            Some((PaymentMilestone::Completed, _)) => {
-                Self::PaymentCompleted(read(detail).map_err(invalid)?)
-            }
-            Some((PaymentMilestone::Failed, _)) => {
-                Self::PaymentFailed(read(detail).map_err(invalid)?)
-            }
+            Some((PaymentMilestone::Requested, _)) => Self::PaymentRequested(checked.read()?),
+            Some((PaymentMilestone::Completed, _)) => Self::PaymentCompleted(checked.read()?),
+            Some((PaymentMilestone::Failed, _)) => Self::PaymentFailed(checked.read()?),
             None if detail_type == OPERATOR_ACTION_STARTED => {
-                Self::OperatorActionStarted(read(detail).map_err(invalid)?)
+                Self::OperatorActionStarted(checked.read()?)
             }
-            None => Self::FundsDeposited(read(detail).map_err(invalid)?),
+            None => Self::FundsDeposited(checked.read()?),
         };
-        // Each flow has its own types: a top-up published as a PaymentRequested is refused,
-        // so a rule matching one flow's types never sees another's payments.
-        if event.detail_type() != detail_type {
-            return Err(invalid(format!(
-                "its data is a {} (a {})",
-                event.flow_kind().map_or("deposit", FlowKind::as_str),
-                event.detail_type()
-            )));
-        }
+        checked.of_its_flow(event.detail_type(), event.flow_kind())?;
         Ok(event)
+    }
+
+    /// Reads a whole EventBridge event as [`Self::from_eventbridge`] does, when it requests a
+    /// payment of any flow; an event of another type is only named, its detail unread.
+    ///
+    /// For a consumer of requests alone (the saga), which thus carries no reader of the
+    /// other types' details.
+    pub fn payment_request_from_eventbridge(
+        event: &str,
+    ) -> Result<PaymentRequestEvent, ContractViolation> {
+        let envelope = Envelope::read(event)?;
+        let detail_type = envelope.detail_type.as_str();
+        let checked = CheckedDetail::check(&envelope.source, detail_type, &envelope.detail)?;
+        let Some((PaymentMilestone::Requested, _)) = PaymentMilestone::of_detail_type(detail_type)
+        else {
+            let (source, detail_type) = checked.event_type;
+            return Ok(PaymentRequestEvent::Other {
+                source,
+                detail_type,
+            });
+        };
+        let detail: EventDetail<PaymentRequest> = checked.read()?;
+        let kind = detail.data.kind();
+        checked.of_its_flow(PaymentMilestone::Requested.detail_type(kind), Some(kind))?;
+        Ok(PaymentRequestEvent::Requested(detail))
     }
 
     /// The EventBridge `source`.
@@ -671,6 +627,138 @@ impl DomainEvent {
     }
 }
 
+/// What [`DomainEvent::payment_request_from_eventbridge`] found in a valid event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PaymentRequestEvent {
+    /// A `PaymentRequested`, `TopUpRequested` or `PayoutRequested`.
+    Requested(EventDetail<PaymentRequest>),
+    /// An event of another type.
+    Other {
+        source: &'static str,
+        detail_type: &'static str,
+    },
+}
+
+/// An EventBridge event as a rule's SQS target receives it, its detail still JSON text.
+struct Envelope {
+    source: String,
+    detail_type: String,
+    detail: String,
+}
+
+impl Envelope {
+    fn read(event: &str) -> Result<Self, ContractViolation> {
+        #[derive(Deserialize)]
+        struct Wire {
+            source: String,
+            #[serde(rename = "detail-type")]
+            detail_type: String,
+            detail: serde_json::Value,
+        }
+        let wire: Wire = serde_json::from_str(event)
+            .map_err(|error| ContractViolation::NotAnEvent(redact::json_error(&error)))?;
+        Ok(Self {
+            source: wire.source,
+            detail_type: wire.detail_type,
+            detail: wire.detail.to_string(),
+        })
+    }
+}
+
+/// A detail that passed the checks every type's contract shares: a JSON object, of a known
+/// source and type, in the contract's version; [`Self::read`] then reads it as its type.
+struct CheckedDetail<'a> {
+    /// Its `source` and `detail-type`, one of [`EVENT_TYPES`].
+    event_type: (&'static str, &'static str),
+    detail_type: &'a str,
+    detail: &'a str,
+}
+
+impl<'a> CheckedDetail<'a> {
+    fn check(
+        source: &str,
+        detail_type: &'a str,
+        detail: &'a str,
+    ) -> Result<Self, ContractViolation> {
+        #[derive(Deserialize)]
+        struct Versioned {
+            version: u64,
+        }
+        // Source and detail-type are echoed in refusals, which are logged: shown, not copied.
+        let invalid = |error: String| ContractViolation::InvalidDetail {
+            detail_type: redact::shown(detail_type),
+            error,
+        };
+        // serde reads a struct from a JSON array too (its fields in order): a detail is an
+        // object, and valid JSON that starts with `{` is one.
+        if !detail.trim_start().starts_with('{') {
+            return Err(invalid("the detail is not a JSON object".to_owned()));
+        }
+        let version = serde_json::from_str::<Versioned>(detail)
+            .map_err(|error| invalid(redact::json_error(&error)))?
+            .version;
+        let Some(&event_type) = EVENT_TYPES
+            .iter()
+            .find(|&&known| known == (source, detail_type))
+        else {
+            return Err(ContractViolation::UnknownEvent {
+                event_source: redact::shown(source),
+                detail_type: redact::shown(detail_type),
+            });
+        };
+        if version != u64::from(CONTRACT_VERSION) {
+            return Err(ContractViolation::UnsupportedVersion {
+                detail_type: detail_type.to_owned(),
+                version: u32::try_from(version).ok(),
+            });
+        }
+        Ok(Self {
+            event_type,
+            detail_type,
+            detail,
+        })
+    }
+
+    fn read<T: DeserializeOwned + EventSubject>(
+        &self,
+    ) -> Result<EventDetail<T>, ContractViolation> {
+        let detail: EventDetail<T> = serde_json::from_str(self.detail)
+            .map_err(|error| self.invalid(redact::json_error(&error)))?;
+        // The event id is logged by every consumer: it may not carry personal data.
+        if let Some(finding) = redact::findings(&detail.event_id).first() {
+            return Err(self.invalid(format!("event_id must not hold {}", finding.kind)));
+        }
+        match detail.mismatched_ids() {
+            Some(mismatch) => Err(self.invalid(mismatch)),
+            None => Ok(detail),
+        }
+    }
+
+    /// Each flow has its own types: a top-up published as a PaymentRequested is refused, so a
+    /// rule matching one flow's types never sees another's payments. `detail_type` is the
+    /// type the data read is of.
+    fn of_its_flow(
+        &self,
+        detail_type: &str,
+        flow: Option<FlowKind>,
+    ) -> Result<(), ContractViolation> {
+        if detail_type == self.detail_type {
+            return Ok(());
+        }
+        Err(self.invalid(format!(
+            "its data is a {} (a {detail_type})",
+            flow.map_or("deposit", FlowKind::as_str),
+        )))
+    }
+
+    fn invalid(&self, error: String) -> ContractViolation {
+        ContractViolation::InvalidDetail {
+            detail_type: redact::shown(self.detail_type),
+            error,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -706,6 +794,62 @@ mod tests {
                 DomainEvent::parse(event.source(), event.detail_type(), &event.detail_json());
             assert_eq!(parsed, Ok(event));
         }
+    }
+
+    #[test]
+    fn a_consumer_of_requests_reads_requests_alone_under_the_same_contract() {
+        let on_the_bus = |event: &DomainEvent, detail_type: &str| {
+            serde_json::json!({
+                "source": event.source(),
+                "detail-type": detail_type,
+                "detail": serde_json::from_str::<serde_json::Value>(&event.detail_json()).unwrap(),
+            })
+            .to_string()
+        };
+        let requested = DomainEvent::payment_requested(&request(1_250), Utc::now());
+        let DomainEvent::PaymentRequested(detail) = &requested else {
+            unreachable!("payment_requested builds a PaymentRequested");
+        };
+        assert_eq!(
+            DomainEvent::payment_request_from_eventbridge(&on_the_bus(
+                &requested,
+                "PaymentRequested"
+            )),
+            Ok(PaymentRequestEvent::Requested(detail.clone()))
+        );
+        let completed = DomainEvent::payment_outcome(&completed()).unwrap();
+        assert_eq!(
+            DomainEvent::payment_request_from_eventbridge(&on_the_bus(
+                &completed,
+                "PaymentCompleted"
+            )),
+            Ok(PaymentRequestEvent::Other {
+                source: "paysaga.payments",
+                detail_type: "PaymentCompleted"
+            })
+        );
+        // A transfer labelled a top-up is refused, as DomainEvent::parse refuses it.
+        let relabelled = on_the_bus(&requested, "TopUpRequested");
+        let refusal = ContractViolation::InvalidDetail {
+            detail_type: "TopUpRequested".into(),
+            error: "its data is a transfer (a PaymentRequested)".into(),
+        };
+        assert_eq!(
+            DomainEvent::payment_request_from_eventbridge(&relabelled),
+            Err(refusal.clone())
+        );
+        assert_eq!(DomainEvent::from_eventbridge(&relabelled), Err(refusal));
+        assert!(matches!(
+            DomainEvent::payment_request_from_eventbridge(&on_the_bus(
+                &requested,
+                "PaymentExploded"
+            )),
+            Err(ContractViolation::UnknownEvent { .. })
+        ));
+        assert!(matches!(
+            DomainEvent::payment_request_from_eventbridge("[]"),
+            Err(ContractViolation::NotAnEvent(_))
+        ));
     }
 
     /// A payment's log after `steps`, folded.

@@ -118,7 +118,7 @@ pub enum RecordStep {
     Refused(WalletRejection),
 }
 
-/// Who a wallet belongs to, as [`WalletStore::ownership`] reads it.
+/// Who a wallet belongs to, as [`WalletOwners::ownership`] reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ownership {
     NoSuchWallet,
@@ -133,16 +133,22 @@ impl Ownership {
     }
 }
 
+/// Who owns which wallet: all a caller needs that authorises a request and moves no money
+/// itself (the saga's consent check).
+#[async_trait]
+pub trait WalletOwners: Send + Sync {
+    /// Who owns the wallet, for authorising a request. Ownership never changes once a wallet
+    /// is opened, so a store may answer from an eventually consistent read (half the price of
+    /// [`WalletStore::wallet`]'s) as long as a wallet just opened is not reported missing.
+    async fn ownership(&self, id: &WalletId) -> Result<Ownership, StoreError>;
+}
+
 /// Wallets and the money in them.
 #[async_trait]
-pub trait WalletStore: Send + Sync {
+pub trait WalletStore: WalletOwners {
     /// Opens `wallet` unless a wallet with its id exists.
     async fn open_wallet(&self, wallet: &Wallet) -> Result<OpenWallet, StoreError>;
     async fn wallet(&self, id: &WalletId) -> Result<Option<Wallet>, StoreError>;
-    /// Who owns the wallet, for authorising a request. Ownership never changes once a wallet
-    /// is opened, so a store may answer from an eventually consistent read (half the price of
-    /// [`Self::wallet`]'s) as long as a wallet just opened is not reported missing.
-    async fn ownership(&self, id: &WalletId) -> Result<Ownership, StoreError>;
     /// Credits the deposit to its wallet, once per idempotency key.
     async fn deposit(
         &self,

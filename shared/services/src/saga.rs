@@ -15,10 +15,10 @@ use tracing::{info, instrument, warn};
 use super::ServiceError;
 use crate::faults::Faults;
 use paysaga_domain::consent::{ConsentProof, ConsentRefusal};
-use paysaga_domain::events::ContractViolation;
+use paysaga_domain::events::{ContractViolation, PaymentRequestEvent};
 use paysaga_domain::ports::{
     BeginPayment, ConsentVerifier, EventPublisher, PaymentLog, PaymentProcessor, ProcessorError,
-    RecordStep, WalletStore,
+    RecordStep, WalletOwners,
 };
 use paysaga_domain::saga::{charged, fail_before_reservation, start_compensation};
 use paysaga_domain::{
@@ -93,7 +93,10 @@ pub enum UnreadableRequest {
     #[error("not a requested payment: {0}")]
     NotAnEvent(#[from] ContractViolation),
     #[error("expected a requested payment, got {detail_type} from {from}")]
-    OtherEvent { detail_type: String, from: String },
+    OtherEvent {
+        detail_type: &'static str,
+        from: &'static str,
+    },
     #[error("unreadable test_faults: {0}")]
     Faults(serde_json::Error),
     #[error("unreadable consent: {0}")]
@@ -103,12 +106,17 @@ pub enum UnreadableRequest {
 impl RequestedPayment {
     /// The payment request in `body`, an EventBridge event read against its contract.
     pub fn from_event(body: &str) -> Result<Self, UnreadableRequest> {
-        let event = DomainEvent::from_eventbridge(body)?;
-        let DomainEvent::PaymentRequested(detail) = event else {
-            return Err(UnreadableRequest::OtherEvent {
-                detail_type: event.detail_type().to_owned(),
-                from: event.source().to_owned(),
-            });
+        let detail = match DomainEvent::payment_request_from_eventbridge(body)? {
+            PaymentRequestEvent::Requested(detail) => detail,
+            PaymentRequestEvent::Other {
+                source,
+                detail_type,
+            } => {
+                return Err(UnreadableRequest::OtherEvent {
+                    detail_type,
+                    from: source,
+                });
+            }
         };
         Ok(Self {
             request: detail.data,
@@ -160,7 +168,7 @@ pub struct Saga<'a> {
     /// Whom a payment requested on the bus speaks for ...
     pub consent: &'a dyn ConsentVerifier,
     /// ... and whether they own its payer's wallet.
-    pub wallets: &'a dyn WalletStore,
+    pub wallets: &'a dyn WalletOwners,
 }
 
 /// Which delivery of the request this run handles.

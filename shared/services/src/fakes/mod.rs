@@ -10,7 +10,8 @@ use chrono::{DateTime, Utc};
 use paysaga_domain::payment::FlowKind;
 use paysaga_domain::ports::{
     BeginPayment, Deposit, DepositOutcome, EventPublisher, OpenWallet, Ownership, PaymentLog,
-    PaymentProcessor, ProcessorError, PublishError, RecordStep, StoreError, WalletStore,
+    PaymentProcessor, ProcessorError, PublishError, RecordStep, StoreError, WalletOwners,
+    WalletStore,
 };
 use paysaga_domain::{
     ChargeId, DepositId, DomainEvent, IdempotencyKey, Money, PaymentId, PaymentLogEntry,
@@ -103,6 +104,19 @@ impl InMemoryLedger {
 }
 
 #[async_trait]
+impl WalletOwners for InMemoryLedger {
+    async fn ownership(&self, id: &WalletId) -> Result<Ownership, StoreError> {
+        Ok(match self.state().wallets.get(id) {
+            None => Ownership::NoSuchWallet,
+            Some(wallet) => match wallet.owner() {
+                Some(owner) => Ownership::Owned(owner.clone()),
+                None => Ownership::Unowned,
+            },
+        })
+    }
+}
+
+#[async_trait]
 impl WalletStore for InMemoryLedger {
     async fn open_wallet(&self, wallet: &Wallet) -> Result<OpenWallet, StoreError> {
         let mut state = self.state();
@@ -115,16 +129,6 @@ impl WalletStore for InMemoryLedger {
 
     async fn wallet(&self, id: &WalletId) -> Result<Option<Wallet>, StoreError> {
         Ok(self.state().wallets.get(id).cloned())
-    }
-
-    async fn ownership(&self, id: &WalletId) -> Result<Ownership, StoreError> {
-        Ok(match self.state().wallets.get(id) {
-            None => Ownership::NoSuchWallet,
-            Some(wallet) => match wallet.owner() {
-                Some(owner) => Ownership::Owned(owner.clone()),
-                None => Ownership::Unowned,
-            },
-        })
     }
 
     async fn deposit(
