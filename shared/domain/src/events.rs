@@ -670,16 +670,11 @@ impl Envelope {
 struct CheckedDetail<'a> {
     /// Its `source` and `detail-type`, one of [`EVENT_TYPES`].
     event_type: (&'static str, &'static str),
-    detail_type: &'a str,
     detail: &'a str,
 }
 
 impl<'a> CheckedDetail<'a> {
-    fn check(
-        source: &str,
-        detail_type: &'a str,
-        detail: &'a str,
-    ) -> Result<Self, ContractViolation> {
+    fn check(source: &str, detail_type: &str, detail: &'a str) -> Result<Self, ContractViolation> {
         #[derive(Deserialize)]
         struct Versioned {
             version: u64,
@@ -712,11 +707,7 @@ impl<'a> CheckedDetail<'a> {
                 version: u32::try_from(version).ok(),
             });
         }
-        Ok(Self {
-            event_type,
-            detail_type,
-            detail,
-        })
+        Ok(Self { event_type, detail })
     }
 
     fn read<T: DeserializeOwned + EventSubject>(
@@ -742,7 +733,7 @@ impl<'a> CheckedDetail<'a> {
         detail_type: &str,
         flow: Option<FlowKind>,
     ) -> Result<(), ContractViolation> {
-        if detail_type == self.detail_type {
+        if detail_type == self.event_type.1 {
             return Ok(());
         }
         Err(self.invalid(format!(
@@ -753,7 +744,7 @@ impl<'a> CheckedDetail<'a> {
 
     fn invalid(&self, error: String) -> ContractViolation {
         ContractViolation::InvalidDetail {
-            detail_type: redact::shown(self.detail_type),
+            detail_type: self.event_type.1.to_owned(),
             error,
         }
     }
