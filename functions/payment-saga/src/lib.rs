@@ -4,7 +4,9 @@
 //! DLQ), driven to COMPLETED or FAILED ([`paysaga_services::saga`]).
 //!
 //! Metrics, besides the consumer's: `PaymentsCompleted`, `PaymentsFailed`, `PaymentsCompensated`
-//! (FAILED after undoing a reservation or a charge) and the processor's `CircuitBreakerState`.
+//! (FAILED after undoing a reservation or a charge), `CompensationsRefused` (the processor
+//! refused to undo a payment, which stays COMPENSATING and is asked again, backing off: its
+//! message's next delivery is delayed) and the processor's `CircuitBreakerState`.
 //!
 //! Why a panic fails its message alone, whatever state it leaves: docs/toolkit.md ("In paysaga").
 
@@ -12,6 +14,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use aws_lambda_events::sqs::SqsMessage;
+use chrono::Utc;
 use lambda_toolkit::metrics::{InvocationMetrics, Unit};
 use lambda_toolkit::sqs_batch::{MessageFailure, receive_count};
 use lambda_toolkit::sqs_consumer::{Handled, MessageHandler};
@@ -63,7 +66,26 @@ impl MessageHandler for PaymentSaga {
         if let Err(SagaError::InjectedCrash(step)) = &run {
             return Err(MessageFailure::Transient(faults::crash(step, payment_id)));
         }
-        let payment = run.map_err(|error| MessageFailure::of(&error, error.is_transient()))?;
+        let refused = |error: &SagaError| {
+            if matches!(error, SagaError::ReversalRefused { .. }) {
+                metrics.count("CompensationsRefused", &[], 1);
+            }
+        };
+        if let Err(SagaError::HandedOn(cause)) = &run {
+            refused(cause);
+            info!(%payment_id, %cause, "compensation handed to a fresh delivery");
+            return Ok(());
+        }
+        let payment = run.map_err(|error| {
+            refused(&error);
+            match error.retry_in(Utc::now()) {
+                Some(retry_in) => MessageFailure::Later {
+                    reason: error.to_string(),
+                    retry_in,
+                },
+                None => MessageFailure::of(&error, error.is_transient()),
+            }
+        })?;
         info!(%payment_id, status = ?payment.status, "payment saga ran");
         let outcome = match payment.status {
             PaymentStatus::Completed => "PaymentsCompleted",

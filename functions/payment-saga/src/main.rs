@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use lambda_toolkit::aws::delays::SqsMessageDelay;
 use lambda_toolkit::aws::{sdk_config, sqs_consumer};
 use lambda_toolkit::metrics::MetricsSink;
 use payment_saga::consent::{JwtConsent, RING_RS256};
@@ -57,6 +58,8 @@ async fn main() -> anyhow::Result<()> {
         circuit: Some(Arc::new(move || guarded.state())),
     };
     let metrics = MetricsSink::stdout(METRICS_NAMESPACE, "payment-saga");
-    let consumer = sqs_consumer(handler, metrics, &config.consumer, &sdk);
+    // A refused reversal is asked again later, not at the queue's next visibility timeout.
+    let consumer = sqs_consumer(handler, metrics, &config.consumer, &sdk)
+        .delaying_retries_with(Arc::new(SqsMessageDelay::from_config(&sdk)));
     consumer.run().await.map_err(anyhow::Error::from_boxed)
 }

@@ -192,6 +192,12 @@ pub enum ProcessorError {
     /// a later attempt may succeed.
     #[error("the payment processor is unavailable: {0}")]
     Unavailable(String),
+    /// The processor answered a reversal with a refusal (a 4xx: a credential that lost the
+    /// right to refund, a request it calls invalid): what it holds stays held until it agrees.
+    /// Never an outcome, as a decline is: the saga asks again, backing off, and counts it for
+    /// an alarm. Only [`PaymentProcessor::reverse`] answers it.
+    #[error("the payment processor refused to undo the payment: {0}")]
+    Refused(String),
 }
 
 /// The external payment processor (the seeds' "Payment Service"): it does a payment's part
@@ -210,7 +216,8 @@ pub trait PaymentProcessor: Send + Sync {
     /// reference (the charge's or the payout's id).
     async fn execute(&self, request: &PaymentRequest) -> Result<ChargeId, ProcessorError>;
     /// Undoes it or, when nothing was done, voids the payment id so that an execution arriving
-    /// late is refused. Idempotent.
+    /// late is refused. Idempotent. Never [`ProcessorError::Declined`]: a refusal to undo is
+    /// [`ProcessorError::Refused`].
     async fn reverse(&self, request: &PaymentRequest) -> Result<(), ProcessorError>;
 }
 

@@ -24,12 +24,18 @@
 //! `MessagesDeadLettered` (sent to the DLQ by the consumer on its last delivery) and
 //! `MessagesPanicked` (failed because the handler panicked: a bug, worth an alarm).
 //!
+//! A failure that asking again at once would not help ([`MessageFailure::Later`]: a dependency
+//! that refuses for now) goes back to the queue for as long as it says: the consumer delays the
+//! message's next delivery through its [`MessageDelay`] (SQS `ChangeMessageVisibility`), and
+//! when it has none, or that call fails, the queue's visibility timeout applies.
+//!
 //! A function uses all of it through [`crate::sqs_consumer::SqsConsumer`], saying only what to
 //! do with one message; this module is the types it shares with its handlers and its
 //! dead-letter queues, and the batch's mechanics.
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
@@ -52,6 +58,10 @@ pub enum MessageFailure {
     /// A dependency failed; the same message may succeed later.
     #[error("transient: {0}")]
     Transient(String),
+    /// A dependency refuses for now, and asking again sooner than `retry_in` would not help:
+    /// transient, its next delivery delayed.
+    #[error("transient, retry in {}s: {reason}", retry_in.as_secs())]
+    Later { reason: String, retry_in: Duration },
     /// The message itself is unusable (it does not parse, or contradicts what is stored).
     #[error("permanent: {0}")]
     Permanent(String),
@@ -109,7 +119,9 @@ impl FailureRecord {
         now: DateTime<Utc>,
     ) -> Self {
         let (kind, reason) = match failure {
-            MessageFailure::Transient(reason) => ("transient", reason),
+            MessageFailure::Transient(reason) | MessageFailure::Later { reason, .. } => {
+                ("transient", reason)
+            }
             MessageFailure::Permanent(reason) => ("permanent", reason),
         };
         Self {
@@ -139,6 +151,17 @@ pub trait DeadLetterQueue: Send + Sync {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("dead-letter queue refused the message: {0}")]
 pub struct DeadLetterError(pub String);
+
+/// Delays a message's next delivery (SQS: its visibility timeout from now on).
+#[async_trait]
+pub trait MessageDelay: Send + Sync {
+    async fn delay(&self, message: &SqsMessage, by: Duration) -> Result<(), MessageDelayError>;
+}
+
+/// The queue did not take the delay; its visibility timeout applies.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the message's next delivery could not be delayed: {0}")]
+pub struct MessageDelayError(pub String);
 
 /// Where failures go on a message's last delivery.
 #[derive(Clone)]
@@ -203,6 +226,7 @@ fn count_message(metrics: &InvocationMetrics, name: &str, message: &SqsMessage) 
 pub(crate) async fn process_batch<F, Fut>(
     event: SqsEvent,
     give_up: Option<&GiveUp>,
+    delays: Option<&dyn MessageDelay>,
     metrics: &InvocationMetrics,
     handle: F,
 ) -> Result<SqsBatchResponse, RecordWithoutId>
@@ -242,6 +266,12 @@ where
                         return Ok(None);
                     }
                     Err(error) => warn!(%message_id, %error, "dead-letter queue unavailable; the redrive policy will move the message"),
+                }
+            }
+            if let (MessageFailure::Later { retry_in, .. }, Some(delays)) = (&failure, delays) {
+                match delays.delay(&message, *retry_in).await {
+                    Ok(()) => count_message(metrics, "MessagesDelayed", &message),
+                    Err(error) => warn!(%message_id, %error, "the queue's visibility timeout applies"),
                 }
             }
             warn!(%message_id, receive_count = deliveries, error = %redact::scrub(&failure.to_string()), "message returned to the queue");
@@ -339,16 +369,100 @@ mod tests {
             message("b", "bad", 1),
             message("c", "ok", 1),
         ]);
-        let response = process_batch(event, None, &collector(), ok_unless_bad)
+        let response = process_batch(event, None, None, &collector(), ok_unless_bad)
             .await
             .unwrap();
         assert_eq!(reported(&response), ["b"]);
     }
 
+    /// A delay that keeps what it is asked, or refuses everything.
+    #[derive(Default)]
+    struct KeptDelays {
+        asked: Mutex<Vec<(String, Duration)>>,
+        refuse: bool,
+    }
+
+    #[async_trait]
+    impl MessageDelay for KeptDelays {
+        async fn delay(&self, message: &SqsMessage, by: Duration) -> Result<(), MessageDelayError> {
+            if self.refuse {
+                return Err(MessageDelayError("down".into()));
+            }
+            let id = message.message_id.clone().unwrap_or_default();
+            self.asked.lock().unwrap().push((id, by));
+            Ok(())
+        }
+    }
+
+    async fn later_unless_ok(message: SqsMessage) -> Result<(), MessageFailure> {
+        match message.body.as_deref() {
+            Some("ok") => Ok(()),
+            Some("refused") => Err(MessageFailure::Later {
+                reason: "refused for now".into(),
+                retry_in: Duration::from_secs(90),
+            }),
+            _ => ok_unless_bad(message).await,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failure_for_later_delays_its_message_alone_and_still_goes_back() {
+        let delays = KeptDelays::default();
+        let dead_letters = Arc::new(KeptDeadLetters::default());
+        let give_up = GiveUp {
+            max_receive_count: 3,
+            dead_letters: dead_letters.clone(),
+        };
+        let event = batch(vec![
+            message("a", "refused", 1),
+            message("b", "flaky", 1),
+            message("c", "ok", 1),
+            message("d", "refused", 3),
+        ]);
+        let metrics = collector();
+        let response = process_batch(
+            event,
+            Some(&give_up),
+            Some(&delays),
+            &metrics,
+            later_unless_ok,
+        )
+        .await
+        .unwrap();
+        assert_eq!(reported(&response), ["a", "b"]);
+        assert_eq!(
+            *delays.asked.lock().unwrap(),
+            [("a".to_owned(), Duration::from_secs(90))],
+            "only the failure for later is delayed; on its last delivery it goes to the DLQ"
+        );
+        let sent = dead_letters.sent.lock().unwrap().clone();
+        assert_eq!(
+            (
+                sent.len(),
+                sent[0].1.kind.as_str(),
+                sent[0].1.reason.as_str()
+            ),
+            (1, "transient", "refused for now")
+        );
+        let documents = metrics.into_inner().documents("example", Utc::now());
+        assert_eq!(documents[0]["MessagesDelayed"], 1.0);
+
+        // A queue that refuses the delay: the message goes back all the same.
+        let refusing = KeptDelays {
+            refuse: true,
+            ..Default::default()
+        };
+        let event = batch(vec![message("a", "refused", 1)]);
+        let response = process_batch(event, None, Some(&refusing), &collector(), later_unless_ok)
+            .await
+            .unwrap();
+        assert_eq!(reported(&response), ["a"]);
+    }
+
     #[tokio::test]
     async fn a_failed_record_without_id_fails_the_batch() {
         let event = batch(vec![SqsMessage::default()]);
-        let result = process_batch(event, None, &collector(), |_| async {
+        let result = process_batch(event, None, None, &collector(), |_| async {
             Err(MessageFailure::Transient("x".into()))
         })
         .await;
@@ -369,7 +483,7 @@ mod tests {
             message("d", "ok", 3),
         ]);
         let metrics = collector();
-        let response = process_batch(event, Some(&give_up), &metrics, ok_unless_bad)
+        let response = process_batch(event, Some(&give_up), None, &metrics, ok_unless_bad)
             .await
             .unwrap();
         let documents = metrics.into_inner().documents("example", Utc::now());
@@ -408,6 +522,7 @@ mod tests {
         let response = process_batch(
             batch(vec![message("a", "bad", 3)]),
             Some(&give_up),
+            None,
             &collector(),
             ok_unless_bad,
         )
@@ -442,7 +557,7 @@ mod tests {
         ]);
         let metrics = collector();
         let handled = Mutex::new(Vec::new());
-        let response = process_batch(event, None, &metrics, |message| {
+        let response = process_batch(event, None, None, &metrics, |message| {
             let id = message.message_id.clone().unwrap_or_default();
             let outcome = panicking(message);
             let handled = &handled;
@@ -474,7 +589,7 @@ mod tests {
             dead_letters: dead_letters.clone(),
         };
         let event = batch(vec![message("a", "panic", 3), message("b", "ok", 3)]);
-        let response = process_batch(event, Some(&give_up), &collector(), panicking)
+        let response = process_batch(event, Some(&give_up), None, &collector(), panicking)
             .await
             .expect("the batch is answered");
         assert!(reported(&response).is_empty(), "given up on, to the DLQ");

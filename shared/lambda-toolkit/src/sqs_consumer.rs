@@ -67,7 +67,9 @@ use lambda_runtime::{LambdaEvent, service_fn};
 
 use crate::env::{ConfigError, Environment};
 use crate::metrics::{InvocationMetrics, MetricsSink};
-use crate::sqs_batch::{DeadLetterQueue, GiveUp, MessageFailure, RecordWithoutId, process_batch};
+use crate::sqs_batch::{
+    DeadLetterQueue, GiveUp, MessageDelay, MessageFailure, RecordWithoutId, process_batch,
+};
 use crate::sqs_dead_letters::{DeadLettersBySource, parse_routes};
 
 /// What handling one message came to.
@@ -90,6 +92,7 @@ pub trait MessageHandler: Send + Sync {
 pub struct SqsConsumer<H> {
     handler: H,
     give_up: Option<GiveUp>,
+    delays: Option<Arc<dyn MessageDelay>>,
     metrics: MetricsSink,
 }
 
@@ -100,8 +103,16 @@ impl<H: MessageHandler> SqsConsumer<H> {
         Self {
             handler,
             give_up: None,
+            delays: None,
             metrics,
         }
+    }
+
+    /// A [`MessageFailure::Later`] delays its message's next delivery through `delays` (without
+    /// one, the queue's visibility timeout applies).
+    pub fn delaying_retries_with(mut self, delays: Arc<dyn MessageDelay>) -> Self {
+        self.delays = Some(delays);
+        self
     }
 
     /// On a message's `max_receive_count`th delivery (the queue's `maxReceiveCount`; 0 for
@@ -137,7 +148,9 @@ impl<H: MessageHandler> SqsConsumer<H> {
     /// Handles one batch: the messages that failed and go back to the queue, by id.
     pub async fn handle(&self, batch: SqsEvent) -> Result<SqsBatchResponse, RecordWithoutId> {
         let metrics = self.metrics.invocation();
-        let handled = process_batch(batch, self.give_up.as_ref(), &metrics, |message| {
+        let give_up = self.give_up.as_ref();
+        let delays = self.delays.as_deref();
+        let handled = process_batch(batch, give_up, delays, &metrics, |message| {
             let metrics = &metrics;
             async move { self.handler.handle(&message, metrics).await }
         })

@@ -1,14 +1,18 @@
 //! What tests of SQS consumers need (feature `testing`): a consumer wired for tests
-//! ([`TestConsumer`]), a dead-letter queue that keeps what it is sent, messages as SQS delivers
-//! them, and the ids a batch response reports.
+//! ([`TestConsumer`]), a dead-letter queue that keeps what it is sent, a [`MessageDelay`] that
+//! keeps the delays asked of it, messages as SQS delivers them, and the ids a batch response
+//! reports.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 
 use crate::metrics::{MetricsBuffer, MetricsSink, check_document};
-use crate::sqs_batch::{DeadLetterError, DeadLetterQueue, FailureRecord};
+use crate::sqs_batch::{
+    DeadLetterError, DeadLetterQueue, FailureRecord, MessageDelay, MessageDelayError,
+};
 use crate::sqs_consumer::{MessageHandler, SqsConsumer};
 
 /// A dead-letter queue that keeps what it is sent: each message's id and failure record.
@@ -42,6 +46,32 @@ impl DeadLetterQueue for KeptDeadLetters {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .push((id, record.clone()));
+        Ok(())
+    }
+}
+
+/// A [`MessageDelay`] that keeps what it is asked: each message's id and its delay.
+#[derive(Default)]
+pub struct KeptDelays(Mutex<Vec<(String, Duration)>>);
+
+impl KeptDelays {
+    /// What was asked, in order.
+    pub fn delays(&self) -> Vec<(String, Duration)> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+}
+
+#[async_trait]
+impl MessageDelay for KeptDelays {
+    async fn delay(&self, message: &SqsMessage, by: Duration) -> Result<(), MessageDelayError> {
+        let id = message.message_id.clone().unwrap_or_default();
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push((id, by));
         Ok(())
     }
 }

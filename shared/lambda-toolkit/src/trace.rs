@@ -366,7 +366,7 @@ mod tests {
         let _logs = tracing::subscriber::set_default(
             tracing_subscriber::registry().with(json_layer(buffer.clone())),
         );
-        let response = process_batch(event, None, &metrics, |message| {
+        let response = process_batch(event, None, None, &metrics, |message| {
             let seen = &seen;
             async move {
                 tokio::task::yield_now().await;

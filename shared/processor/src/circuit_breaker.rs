@@ -7,8 +7,9 @@
 //! transition is tested without waiting; [`GuardedProcessor`] wraps any [`PaymentProcessor`]
 //! with it.
 //!
-//! A [`ProcessorError::Declined`] is an answer: the processor is up, so it counts as a success
-//! here (it breaks a run of failures, and a declined trial closes the circuit).
+//! A [`ProcessorError::Declined`] or [`ProcessorError::Refused`] is an answer: the processor is
+//! up, so it counts as a success here (it breaks a run of failures, and a declined trial closes
+//! the circuit).
 
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -93,7 +94,7 @@ pub enum CallOutcome {
 impl CallOutcome {
     pub fn of<T>(result: &Result<T, ProcessorError>) -> Self {
         match result {
-            Ok(_) | Err(ProcessorError::Declined(_)) => Self::Answered,
+            Ok(_) | Err(ProcessorError::Declined(_) | ProcessorError::Refused(_)) => Self::Answered,
             Err(ProcessorError::Unavailable(_)) => Self::NoAnswer,
         }
     }

@@ -373,7 +373,7 @@ impl PaymentProcessor for HttpPaymentProcessor {
 
     async fn reverse(&self, request: &PaymentRequest) -> Result<(), ProcessorError> {
         let payment_id = request.payment_id();
-        match request.flow() {
+        let reversed = match request.flow() {
             Flow::Transfer { .. } | Flow::TopUp { .. } => {
                 self.with_retries("refund", payment_id, || self.try_refund(payment_id))
                     .await
@@ -382,7 +382,12 @@ impl PaymentProcessor for HttpPaymentProcessor {
                 self.with_retries("cancel", payment_id, || self.try_cancel(payment_id))
                     .await
             }
-        }
+        };
+        // A refusal to undo is no outcome: the money stays held until the processor agrees.
+        reversed.map_err(|error| match error {
+            ProcessorError::Declined(why) => ProcessorError::Refused(why),
+            other => other,
+        })
     }
 }
 
@@ -1108,11 +1113,34 @@ mod tests {
         );
         let conflict = r#"{"error":{"code":"flow_conflict","message":"the payment id is a charge's; refund it instead"}}"#;
         let (url, script) = server(vec![], Some(answer(422, conflict))).await;
-        let Err(ProcessorError::Declined(reason)) = client(&url, 3).reverse(&payout()).await else {
-            panic!("a 422 is a decline");
+        let Err(ProcessorError::Refused(reason)) = client(&url, 3).reverse(&payout()).await else {
+            panic!("a 422 to a cancel is a refusal to undo, no outcome");
         };
         assert!(reason.contains("flow_conflict"), "{reason}");
         assert_eq!(seen(&script).len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_refund_refused_is_a_refusal_to_undo_and_never_a_decline() {
+        let forbidden = r#"{"error":{"code":"forbidden","message":"this key may not refund"}}"#;
+        for (status, body) in [(403, forbidden), (402, forbidden), (401, "")] {
+            let (url, script) = server(vec![], Some(answer(status, body))).await;
+            let reversed = client(&url, 3).reverse(&request()).await;
+            let Err(ProcessorError::Refused(reason)) = reversed else {
+                panic!("HTTP {status} to a refund answered {reversed:?}");
+            };
+            if status == 403 {
+                assert!(reason.contains("forbidden"), "{reason}");
+            }
+            // Not retried within the call: the saga asks again later, backing off.
+            assert_eq!(seen(&script).len(), 1, "HTTP {status}");
+        }
+        // The same answer to a charge stays a decline: a business outcome.
+        let (url, _) = server(vec![], Some(answer(403, forbidden))).await;
+        assert!(matches!(
+            client(&url, 3).execute(&request()).await,
+            Err(ProcessorError::Declined(_))
+        ));
     }
 
     #[test]

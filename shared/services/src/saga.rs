@@ -8,9 +8,15 @@
 //! A step that fails for good after funds were reserved starts compensation; a processor that
 //! does not answer is retried by redelivery until the charge step's deadline or the message's
 //! last delivery, and then compensated too, so no payment is left in between.
+//!
+//! Compensation never gives up: a processor that will not undo a payment (no answer, or a
+//! refusal: [`SagaError::ReversalRefused`]) is asked again, on later deliveries and, past the
+//! message's last, on a fresh one, until it does.
+
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tracing::{info, instrument, warn};
+use tracing::{error, info, instrument, warn};
 
 use super::ServiceError;
 use crate::faults::Faults;
@@ -46,17 +52,54 @@ pub enum SagaError {
         payment_id: PaymentId,
         refusal: ConsentRefusal,
     },
+    /// Compensation could not finish on the message's last delivery (its `cause`), so the
+    /// payment was announced again for a fresh delivery: this message's work is done, the
+    /// payment's is not.
+    #[error("handed to a fresh delivery: {0}")]
+    HandedOn(Box<SagaError>),
+    /// The processor refuses to undo the payment ([`ProcessorError::Refused`]): it stays
+    /// COMPENSATING, what it reserved still reserved, and is asked again after
+    /// [`Self::retry_in`].
+    #[error("payment {payment_id} stays compensating: {refusal}")]
+    ReversalRefused {
+        payment_id: PaymentId,
+        refusal: String,
+        /// When its compensation began (the log's last entry).
+        compensating_since: DateTime<Utc>,
+    },
 }
+
+/// How long a refused reversal waits before it is asked again: as long as the payment has been
+/// compensating, within these bounds (so 30 s, 30 s, 1 min, 2, 4, 8, then every 15 min).
+pub const REFUSED_REVERSAL_BACKOFF: (Duration, Duration) =
+    (Duration::from_secs(30), Duration::from_secs(15 * 60));
 
 impl SagaError {
     /// Whether a redelivery of the same message may succeed.
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Service(error) => error.is_transient(),
-            Self::Processor(error) => matches!(error, ProcessorError::Unavailable(_)),
-            Self::InjectedCrash(_) => true,
+            Self::Processor(error) => !matches!(error, ProcessorError::Declined(_)),
+            Self::InjectedCrash(_) | Self::ReversalRefused { .. } => true,
+            // Nothing more for this message: a fresh one carries the payment on.
+            Self::HandedOn(_) => false,
             Self::ConflictingRequest(_) | Self::NotConsented { .. } => false,
         }
+    }
+
+    /// How long to wait before a redelivery, when asking again at once would not help: a
+    /// refused reversal backs off ([`REFUSED_REVERSAL_BACKOFF`]). `None`: the queue's own
+    /// visibility timeout.
+    pub fn retry_in(&self, now: DateTime<Utc>) -> Option<Duration> {
+        let Self::ReversalRefused {
+            compensating_since, ..
+        } = self
+        else {
+            return None;
+        };
+        let (shortest, longest) = REFUSED_REVERSAL_BACKOFF;
+        let compensating = (now - *compensating_since).to_std().unwrap_or_default();
+        Some(compensating.clamp(shortest, longest))
     }
 }
 
@@ -196,8 +239,8 @@ impl Delivery {
 
 impl Saga<'_> {
     /// Drives the payment in `request` to COMPLETED or FAILED (or, when compensation cannot
-    /// finish on the message's last delivery, hands it to a fresh one), then announces its
-    /// outcome: one `PaymentCompleted` or `PaymentFailed` event (again when an earlier delivery
+    /// finish on the message's last delivery, hands it to a fresh one: [`SagaError::HandedOn`]),
+    /// then announces its outcome: one `PaymentCompleted` or `PaymentFailed` event (again when an earlier delivery
     /// got there first: its id is the terminal entry's, so consumers de-duplicate). The steps
     /// in between are not announced; they stay in the payment's log.
     #[instrument(skip_all, fields(payment_id = %request.payment_id(), receive_count = delivery.receive_count))]
@@ -230,6 +273,7 @@ impl Saga<'_> {
                     .publish(&[again])
                     .await
                     .map_err(ServiceError::from)?;
+                return Err(SagaError::HandedOn(Box::new(error)));
             }
             Err(error) => return Err(error),
         }
@@ -300,7 +344,22 @@ impl Saga<'_> {
                 }
             }
             SagaStep::ChargePayment => return self.charge(payment, delivery, now).await,
-            SagaStep::RefundCharge => self.processor.reverse(&payment.request).await?,
+            SagaStep::RefundCharge => {
+                self.processor
+                    .reverse(&payment.request)
+                    .await
+                    .map_err(|error| match error {
+                        ProcessorError::Refused(refusal) => {
+                            error!(%refusal, "the payment processor refuses to undo the payment; asking again later");
+                            SagaError::ReversalRefused {
+                                payment_id: payment.request.payment_id().clone(),
+                                refusal,
+                                compensating_since: payment.updated_at,
+                            }
+                        }
+                        other => other.into(),
+                    })?
+            }
             _ => {}
         }
         Ok(step
@@ -523,6 +582,11 @@ mod tests {
                 wallet.available().minor_units(),
                 wallet.reserved().minor_units(),
             )
+        }
+
+        async fn status(&self) -> PaymentStatus {
+            let history = self.ledger.history(request(1).payment_id()).await.unwrap();
+            Payment::from_log(&history).unwrap().status
         }
 
         fn announced(&self) -> Vec<&'static str> {
@@ -1046,8 +1110,10 @@ mod tests {
 
         // The last delivery gives up on the charge; the refund needs the processor too, so the
         // payment is handed to a fresh delivery rather than left to the DLQ.
-        let payment = world.run(300, &last()).await.unwrap();
-        assert_eq!(payment.status, PaymentStatus::Compensating);
+        let handed_on = world.run(300, &last()).await.unwrap_err();
+        assert!(matches!(handed_on, SagaError::HandedOn(_)), "{handed_on}");
+        assert!(!handed_on.is_transient(), "this message's work is done");
+        assert_eq!(world.status().await, PaymentStatus::Compensating);
         assert_eq!(
             world.announced(),
             ["PaymentRequested"],
@@ -1067,6 +1133,51 @@ mod tests {
             Some(ChargeState::Voided),
             "a charge arriving late is refused"
         );
+        assert_eq!(world.announced(), ["PaymentRequested", "PaymentFailed"]);
+    }
+
+    #[tokio::test]
+    async fn a_processor_refusing_to_undo_is_asked_again_backing_off_never_an_outcome() {
+        let world = World::alice_pays_bob().await;
+        world.processor.set_declining(true);
+        world.processor.set_refusing_reversals(true);
+        // Declined, so compensating; the void is refused: no outcome, the funds stay reserved.
+        let refused = world.run(300, &first()).await.unwrap_err();
+        let SagaError::ReversalRefused {
+            compensating_since, ..
+        } = &refused
+        else {
+            panic!("a refused reversal, not {refused}");
+        };
+        assert!(refused.is_transient());
+        assert_eq!(world.status().await, PaymentStatus::Compensating);
+        assert_eq!(world.wallet("wal_alice"), (700, 300));
+        assert_eq!(world.announced(), Vec::<&str>::new());
+        // The wait grows with the time spent compensating, within its bounds.
+        let (shortest, longest) = REFUSED_REVERSAL_BACKOFF;
+        let after =
+            |seconds| refused.retry_in(*compensating_since + chrono::Duration::seconds(seconds));
+        assert_eq!(after(0), Some(shortest));
+        assert_eq!(after(200), Some(Duration::from_secs(200)));
+        assert_eq!(after(86_400), Some(longest));
+        assert_eq!(SagaError::InjectedCrash("x").retry_in(Utc::now()), None);
+
+        // On the last delivery it is handed on, the refusal its cause.
+        let handed_on = world.run(300, &last()).await.unwrap_err();
+        let SagaError::HandedOn(cause) = &handed_on else {
+            panic!("handed on, not {handed_on}");
+        };
+        assert!(
+            matches!(**cause, SagaError::ReversalRefused { .. }),
+            "{cause}"
+        );
+        assert_eq!(world.processor.refused_reversals(), 2);
+
+        world.processor.set_refusing_reversals(false);
+        let payment = world.run(300, &first()).await.unwrap();
+        assert_eq!(payment.status, PaymentStatus::Failed);
+        assert_eq!(world.wallet("wal_alice"), (1_000, 0));
+        assert_eq!(world.charge(), Some(ChargeState::Voided));
         assert_eq!(world.announced(), ["PaymentRequested", "PaymentFailed"]);
     }
 

@@ -32,7 +32,7 @@
 //!
 //! The control API (for tests): `GET /_control` (settings, outage, counters),
 //! `PUT /_control`
-//! `{"latency_ms":0,"error_rate":0.0,"decline_over_minor_units":null,"decline_payouts_over_minor_units":null}`
+//! `{"latency_ms":0,"error_rate":0.0,"decline_over_minor_units":null,"decline_payouts_over_minor_units":null,"refuse_reversals":false}`
 //! (a field left out takes that default), `POST /_control/outage` `{"seconds":N}` (every
 //! charge, refund, payout and cancel answers 503 for N seconds from now; 0 ends an outage),
 //! `POST /_control/reset` (empty ledger, default settings, counters at zero).
@@ -240,6 +240,9 @@ pub struct Settings {
     /// Decline (402) every new payout of more than this many minor units: a destination that
     /// refuses.
     pub decline_payouts_over_minor_units: Option<u64>,
+    /// Refuse (403 `forbidden`) every refund and cancel, doing nothing: a key that lost the right
+    /// to undo payments.
+    pub refuse_reversals: bool,
 }
 
 impl Default for Settings {
@@ -249,6 +252,7 @@ impl Default for Settings {
             error_rate: 0.0,
             decline_over_minor_units: None,
             decline_payouts_over_minor_units: None,
+            refuse_reversals: false,
         }
     }
 }
@@ -302,6 +306,11 @@ impl FakeProcessor {
         self.state().counters.clone()
     }
 
+    /// Sets `refuse_reversals` (for tests in-process), as `PUT /_control` would.
+    pub fn set_refusing_reversals(&self, refusing: bool) {
+        self.state().settings.refuse_reversals = refusing;
+    }
+
     fn count(&self, counted: impl FnOnce(&mut Counters)) {
         counted(&mut self.state().counters);
     }
@@ -348,6 +357,10 @@ impl ApiError {
 
     fn unavailable(message: &str) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+    }
+
+    fn forbidden(message: &str) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
     }
 
     fn declined(message: impl Into<String>) -> Self {
@@ -430,6 +443,16 @@ async fn inject_faults(processor: &FakeProcessor) -> Result<(), ApiError> {
     if rate > 0.0 && fastrand::f64() < rate {
         state.counters.injected_errors += 1;
         return Err(ApiError::unavailable("processor error (injected)"));
+    }
+    Ok(())
+}
+
+/// 403 to a refund or a cancel while the settings say `refuse_reversals`.
+fn refuse_reversal(processor: &FakeProcessor) -> Result<(), ApiError> {
+    if processor.state().settings.refuse_reversals {
+        return Err(ApiError::forbidden(
+            "this key may not refund or cancel (injected)",
+        ));
     }
     Ok(())
 }
@@ -766,6 +789,7 @@ async fn refund(
     });
     inject_faults(&processor).await?;
     check_payment_id(&payment_id)?;
+    refuse_reversal(&processor)?;
     let outcome = processor.state().refund(&payment_id);
     let outcome = outcome.map(|status| {
         let view = json!({"payment_id": payment_id, "status": status});
@@ -793,6 +817,7 @@ async fn cancel(
     processor.count(|counters| counters.cancel_requests += 1);
     inject_faults(&processor).await?;
     check_payment_id(&payment_id)?;
+    refuse_reversal(&processor)?;
     let outcome = processor.state().cancel(&payment_id);
     let outcome = outcome.map(|status| {
         let view = json!({"payment_id": payment_id, "status": status});

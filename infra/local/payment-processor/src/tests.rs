@@ -384,7 +384,7 @@ async fn control_settings_are_validated_and_shown() {
         assert_eq!(fake.control(bad.clone()).await.0, 400, "{bad}");
     }
     let settings = json!({"latency_ms": 5, "error_rate": 0.25, "decline_over_minor_units": 10,
-                          "decline_payouts_over_minor_units": 20});
+                          "decline_payouts_over_minor_units": 20, "refuse_reversals": true});
     let (status, control) = fake.control(settings.clone()).await;
     assert_eq!((status, &control["settings"]), (200, &settings));
     assert_eq!(fake.get("/_control").await.1["settings"], settings);
@@ -403,7 +403,7 @@ async fn reset_forgets_the_ledger_settings_and_counters() {
     assert_eq!(
         control["settings"],
         json!({"latency_ms": 0, "error_rate": 0.0, "decline_over_minor_units": null,
-               "decline_payouts_over_minor_units": null})
+               "decline_payouts_over_minor_units": null, "refuse_reversals": false})
     );
     assert_eq!(
         control["counters"],
@@ -991,4 +991,22 @@ async fn reset_forgets_payouts_their_voids_settings_and_counters() {
         201,
         "the payout was forgotten: the id is free for a charge"
     );
+}
+
+#[tokio::test]
+async fn refusing_reversals_answers_403_and_undoes_nothing_until_it_stops() {
+    let fake = Fake::new();
+    assert_eq!(fake.charge("pay_1", 100).await.0, 201);
+    fake.control(json!({"refuse_reversals": true})).await;
+    let (status, body) = fake.refund("pay_1").await;
+    assert_eq!((status, &body["error"]["code"]), (403, &json!("forbidden")));
+    assert_eq!(fake.cancel("pay_2").await.0, 403);
+    assert_eq!(fake.get("/charges/pay_1").await.1["status"], "captured");
+    assert_eq!(
+        fake.charge("pay_2", 100).await.0,
+        201,
+        "the refused cancel voided nothing"
+    );
+    fake.control(json!({"refuse_reversals": false})).await;
+    assert_eq!(fake.refund("pay_1").await.1["status"], "refunded");
 }

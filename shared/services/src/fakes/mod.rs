@@ -349,7 +349,7 @@ impl paysaga_domain::ports::Notifier for RecordingNotifier {
 /// A payment processor in memory, with the contract of the real one: idempotent executions per
 /// payment id (a charge for a transfer or a top-up, a payout for a payout), reversals that void
 /// a payment id never executed (a late execution is then declined). Tests switch it to
-/// declining (every flow, or one) or unavailable.
+/// declining (every flow, or one), unavailable, or refusing reversals.
 #[derive(Default)]
 pub struct InMemoryProcessor {
     state: Mutex<ProcessorState>,
@@ -360,7 +360,9 @@ struct ProcessorState {
     charges: HashMap<PaymentId, (FlowKind, ChargeState)>,
     declining: HashSet<FlowKind>,
     unavailable: bool,
+    refusing_reversals: bool,
     charge_calls: u32,
+    refused_reversals: u32,
 }
 
 /// What the processor holds for one payment id.
@@ -402,6 +404,17 @@ impl InMemoryProcessor {
     /// Answers nothing (as a timeout would) from now on.
     pub fn set_unavailable(&self, unavailable: bool) {
         self.state().unavailable = unavailable;
+    }
+
+    /// Refuses every refund and cancel from now on (as a key that lost the right to would), or
+    /// stops refusing.
+    pub fn set_refusing_reversals(&self, refusing: bool) {
+        self.state().refusing_reversals = refusing;
+    }
+
+    /// How many reversals it refused.
+    pub fn refused_reversals(&self) -> u32 {
+        self.state().refused_reversals
     }
 
     pub fn charge_state(&self, payment_id: &PaymentId) -> Option<ChargeState> {
@@ -462,6 +475,10 @@ impl PaymentProcessor for InMemoryProcessor {
         let mut state = self.state();
         if state.unavailable {
             return Err(ProcessorError::Unavailable("no answer".into()));
+        }
+        if state.refusing_reversals {
+            state.refused_reversals += 1;
+            return Err(ProcessorError::Refused("forbidden".into()));
         }
         let payment_id = request.payment_id();
         let reversed = match state.charges.get(payment_id).map(|(_, state)| state) {
