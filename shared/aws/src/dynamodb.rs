@@ -76,6 +76,10 @@ struct DepositKeyRecord {
     deposit_id: DepositId,
     wallet_id: WalletId,
     amount: Money,
+    /// When the deposit was made. Absent from the records written before it was kept (each
+    /// gone once it expires): a replay of one of those is announced with the replay's time.
+    #[serde(default)]
+    deposited_at: Option<DateTime<Utc>>,
     expires_at: i64,
 }
 
@@ -113,7 +117,8 @@ impl DynamoDbLedger {
     }
 
     /// Runs a transaction, retrying (with jittered backoff) while DynamoDB cancels it for a
-    /// conflict with a concurrent transaction.
+    /// conflict with a concurrent transaction. Each attempt has its own [`request_token`], so
+    /// the SDK's retries of an attempt whose answer was lost apply it once.
     async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<Transaction, StoreError> {
         let mut attempt = 0;
         loop {
@@ -122,6 +127,7 @@ impl DynamoDbLedger {
                 .client
                 .transact_write_items()
                 .set_transact_items(Some(items.clone()))
+                .client_request_token(request_token())
                 .send()
                 .await;
             let error = match result {
@@ -362,6 +368,7 @@ impl WalletStore for DynamoDbLedger {
                 deposit_id: deposit.deposit_id.clone(),
                 wallet_id: deposit.wallet_id.clone(),
                 amount: deposit.amount,
+                deposited_at: Some(now),
                 expires_at: (now + IDEMPOTENCY_KEY_LIFETIME).timestamp(),
             };
             items.push(self.idempotency_put(&record)?);
@@ -374,6 +381,7 @@ impl WalletStore for DynamoDbLedger {
                 Ok(if earlier.amount == deposit.amount {
                     DepositOutcome::Replayed {
                         deposit_id: earlier.deposit_id,
+                        deposited_at: earlier.deposited_at.unwrap_or(now),
                     }
                 } else {
                     DepositOutcome::KeyReused
@@ -598,6 +606,15 @@ fn describe(reasons: &[CancellationReason]) -> String {
 }
 
 /// Sorts SDK failures by what the caller does next: retry later, or give up.
+/// A `TransactWriteItems` call's `ClientRequestToken`: the SDK sends it with each of its
+/// retries of the call, so a retry of a transaction that had committed (its answer lost)
+/// succeeds without applying it again (DynamoDB keeps a token 10 minutes). A new one for each
+/// call: a cancelled transaction applied nothing, and is tried again as a new request.
+pub(crate) fn request_token() -> String {
+    // 128 random bits, hex: unique, and within the API's 36 characters.
+    format!("{:032x}", fastrand::u128(..))
+}
+
 pub(crate) fn sdk_error<E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static>(
     operation: &str,
     error: SdkError<E>,
@@ -620,6 +637,92 @@ mod tests {
     };
 
     use super::{from_item, to_item};
+
+    mod request_tokens {
+        use std::sync::{Arc, Mutex};
+        use std::time::Duration;
+
+        use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+        use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+        use aws_smithy_runtime_api::client::http::{
+            HttpConnector, HttpConnectorFuture, SharedHttpConnector, http_client_fn,
+        };
+        use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
+        use aws_smithy_types::body::SdkBody;
+        use aws_smithy_types::retry::RetryConfig;
+
+        use super::super::{DynamoDbLedger, TableNames, Transaction};
+
+        /// DynamoDB as a lost answer looks to a client: the first attempt of each call gets a
+        /// 500 (it may have committed), the next succeeds. Keeps each attempt's token.
+        #[derive(Debug, Clone, Default)]
+        struct LostFirstAnswers {
+            tokens: Arc<Mutex<Vec<String>>>,
+        }
+
+        impl HttpConnector for LostFirstAnswers {
+            fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+                let body: serde_json::Value =
+                    serde_json::from_slice(request.body().bytes().unwrap_or_default())
+                        .unwrap_or_default();
+                let token = body["ClientRequestToken"].as_str().unwrap_or("").to_owned();
+                let mut tokens = self.tokens.lock().unwrap();
+                let first = !tokens.contains(&token);
+                tokens.push(token);
+                let (status, answer) = if first {
+                    (500, r#"{"__type":"InternalServerError","message":"lost"}"#)
+                } else {
+                    (200, "{}")
+                };
+                let status = status.try_into().expect("an HTTP status");
+                HttpConnectorFuture::ready(Ok(HttpResponse::new(status, SdkBody::from(answer))))
+            }
+        }
+
+        #[tokio::test]
+        async fn the_sdks_retries_of_a_transaction_carry_its_token_and_each_call_its_own() {
+            let dynamodb = LostFirstAnswers::default();
+            let connector = SharedHttpConnector::new(dynamodb.clone());
+            let config = aws_sdk_dynamodb::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(Region::new("us-east-1"))
+                .credentials_provider(Credentials::new("id", "secret", None, None, "test"))
+                .endpoint_url("http://dynamodb.test")
+                .retry_config(
+                    RetryConfig::standard()
+                        .with_max_attempts(3)
+                        .with_initial_backoff(Duration::from_millis(1)),
+                )
+                .http_client(http_client_fn(move |_, _| connector.clone()))
+                .build();
+            let tables = TableNames {
+                wallets: "wallets".into(),
+                payments: "payments".into(),
+                idempotency: "idempotency".into(),
+            };
+            let ledger = DynamoDbLedger::new(aws_sdk_dynamodb::Client::from_conf(config), tables);
+            let put = |id: &str| {
+                let put = Put::builder()
+                    .table_name("payments")
+                    .item("payment_id", AttributeValue::S(id.into()))
+                    .build()
+                    .unwrap();
+                vec![TransactWriteItem::builder().put(put).build()]
+            };
+            for id in ["pay_1", "pay_2"] {
+                assert!(matches!(
+                    ledger.transact(put(id)).await,
+                    Ok(Transaction::Committed)
+                ));
+            }
+            let tokens = dynamodb.tokens.lock().unwrap().clone();
+            assert_eq!(tokens.len(), 4, "each call retried once: {tokens:?}");
+            assert!(tokens.iter().all(|token| (1..=36).contains(&token.len())));
+            assert_eq!(tokens[0], tokens[1], "a retry is the same request");
+            assert_eq!(tokens[2], tokens[3]);
+            assert_ne!(tokens[0], tokens[2], "another call is another request");
+        }
+    }
 
     /// A payment's parties are flattened into its items (a log entry's request, a read model's
     /// row): every flow, with an amount near the largest, reads back as written from

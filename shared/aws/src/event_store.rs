@@ -224,6 +224,7 @@ impl DynamoDbEventStore {
             .client
             .transact_write_items()
             .set_transact_items(Some(items))
+            .client_request_token(crate::dynamodb::request_token())
             .send()
             .await;
         let error = match result {

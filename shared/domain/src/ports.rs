@@ -88,6 +88,9 @@ pub enum DepositOutcome {
     /// The idempotency key was used before, for the same terms: nothing changed.
     Replayed {
         deposit_id: DepositId,
+        /// When the deposit was made (the first use of the key's `now`), so that announcing it
+        /// again says the same.
+        deposited_at: DateTime<Utc>,
     },
     /// The idempotency key was used before, for different terms: nothing changed.
     KeyReused,

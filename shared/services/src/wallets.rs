@@ -31,27 +31,35 @@ pub enum DepositResult {
 
 /// Credits an operator's deposit once (from the outside world's adjustments account), and
 /// announces it on the bus with who issued it and why (again on a replay, in case the first
-/// attempt stopped before announcing: the event id de-duplicates).
+/// attempt stopped before announcing: the same event, its id and time the first attempt's, so
+/// consumers de-duplicate it).
 pub async fn deposit(
     store: &dyn WalletStore,
     events: &dyn EventPublisher,
     deposit: Deposit,
 ) -> Result<DepositResult, ServiceError> {
     let now = Utc::now();
-    let (deposit, replayed) = match store.deposit(&deposit, now).await? {
-        DepositOutcome::Deposited => (deposit, false),
-        DepositOutcome::Replayed { deposit_id } => (
+    let (deposit, deposited_at, replayed) = match store.deposit(&deposit, now).await? {
+        DepositOutcome::Deposited => (deposit, now, false),
+        DepositOutcome::Replayed {
+            deposit_id,
+            deposited_at,
+        } => (
             Deposit {
                 deposit_id,
                 ..deposit
             },
+            deposited_at,
             true,
         ),
         DepositOutcome::KeyReused => return Ok(DepositResult::KeyReused),
         DepositOutcome::Refused(reason) => return Ok(DepositResult::Refused(reason)),
     };
     events
-        .publish(&[DomainEvent::funds_deposited(deposit.announcement(), now)])
+        .publish(&[DomainEvent::funds_deposited(
+            deposit.announcement(),
+            deposited_at,
+        )])
         .await?;
     let wallet = store.wallet(&deposit.wallet_id).await?.ok_or_else(|| {
         ServiceError::Inconsistent(format!(

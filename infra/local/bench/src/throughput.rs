@@ -985,9 +985,11 @@ impl Ceiling {
             .set_item(Some(self.entry(payment_id, version)))
             .condition_expression("attribute_not_exists(payment_id)")
             .build()?;
+        // With a ClientRequestToken, as the ledger sends its transactions.
         let mut transaction = self
             .dynamodb
             .transact_write_items()
+            .client_request_token(uuid::Uuid::now_v7().simple().to_string())
             .transact_items(TransactWriteItem::builder().put(entry).build());
         for wallet in 0..wallets {
             let counter = Update::builder()

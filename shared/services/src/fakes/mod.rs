@@ -28,7 +28,7 @@ pub struct InMemoryLedger {
 struct LedgerState {
     wallets: HashMap<WalletId, Wallet>,
     payment_logs: HashMap<PaymentId, Vec<PaymentLogEntry>>,
-    deposit_keys: HashMap<(WalletId, String), (DepositId, Money)>,
+    deposit_keys: HashMap<(WalletId, String), (DepositId, Money, DateTime<Utc>)>,
     /// Every transfer applied, in order: the entries the balances must add up to.
     journal: Vec<Transfer>,
 }
@@ -134,7 +134,7 @@ impl WalletStore for InMemoryLedger {
     async fn deposit(
         &self,
         deposit: &Deposit,
-        _now: DateTime<Utc>,
+        now: DateTime<Utc>,
     ) -> Result<DepositOutcome, StoreError> {
         let mut state = self.state();
         let key = deposit
@@ -145,6 +145,7 @@ impl WalletStore for InMemoryLedger {
             return Ok(if earlier.1 == deposit.amount {
                 DepositOutcome::Replayed {
                     deposit_id: earlier.0.clone(),
+                    deposited_at: earlier.2,
                 }
             } else {
                 DepositOutcome::KeyReused
@@ -170,7 +171,7 @@ impl WalletStore for InMemoryLedger {
                 if let Some(key) = key {
                     state
                         .deposit_keys
-                        .insert(key, (deposit.deposit_id.clone(), deposit.amount));
+                        .insert(key, (deposit.deposit_id.clone(), deposit.amount, now));
                 }
                 Ok(DepositOutcome::Deposited)
             }
