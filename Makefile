@@ -44,7 +44,7 @@ schemas: ## Regenerate the event contracts' JSON Schemas (events/schemas/) from 
 	$(CARGO) test -p paysaga-domain --test event_contracts --locked -- --ignored write_schemas
 
 integration: build-local ## Integration tests against an already running stack (make run)
-	$(CARGO) test -p paysaga-tests --locked -- --ignored --test-threads 4
+	@LOCAL_FEATURES='$(LOCAL_FEATURES)' infra/local/integration.sh
 
 # The local stack's features: test-only fault injection, the local JWT check.
 LOCAL_FEATURES := payment-saga/fault-injection,api/local-authorizer,admin-api/local-authorizer

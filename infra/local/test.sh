@@ -81,14 +81,7 @@ infra/local/system.sh down
 PAYSAGA_NO_SCHEDULES=1 infra/local/system.sh up
 
 step "integration tests on the local stack (the README's walk-through among them, run verbatim)"
-if "$CARGO" nextest --version >/dev/null 2>&1; then
-  # --workspace and the same features as the unit tests: the test binaries are already built.
-  "$CARGO" nextest run --locked --workspace --features "$FEATURES" -E 'package(paysaga-tests)' \
-    --run-ignored only --test-threads 4 --no-fail-fast --success-output final --failure-output final
-else
-  echo "(no cargo-nextest: the test binaries run one after the other)"
-  "$CARGO" test --locked -p paysaga-tests -- --ignored --show-output
-fi
+infra/local/integration.sh
 
 step "deployment artifacts: waiting for the arm64 build"
 if ! wait "$arm64_build"; then
