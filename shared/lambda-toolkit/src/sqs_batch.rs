@@ -21,8 +21,9 @@
 //! Every batch is counted on the invocation's [`Metrics`](crate::metrics::Metrics), per queue
 //! (its name, from the message's `eventSourceARN`): `MessagesReceived`, `MessagesFailed` (the
 //! handler failed, whether the message went back to the queue or to the DLQ),
-//! `MessagesDeadLettered` (sent to the DLQ by the consumer on its last delivery) and
-//! `MessagesPanicked` (failed because the handler panicked: a bug, worth an alarm).
+//! `MessagesDeadLettered` (sent to the DLQ by the consumer on its last delivery),
+//! `MessagesPanicked` (failed because the handler panicked: a bug, worth an alarm) and
+//! `MessagesDelayed` (failed for later, their next delivery delayed).
 //!
 //! A failure that asking again at once would not help ([`MessageFailure::Later`]: a dependency
 //! that refuses for now) goes back to the queue for as long as it says: the consumer delays the

@@ -240,9 +240,9 @@ impl Delivery {
 impl Saga<'_> {
     /// Drives the payment in `request` to COMPLETED or FAILED (or, when compensation cannot
     /// finish on the message's last delivery, hands it to a fresh one: [`SagaError::HandedOn`]),
-    /// then announces its outcome: one `PaymentCompleted` or `PaymentFailed` event (again when an earlier delivery
-    /// got there first: its id is the terminal entry's, so consumers de-duplicate). The steps
-    /// in between are not announced; they stay in the payment's log.
+    /// then announces its outcome: one `PaymentCompleted` or `PaymentFailed` event (again when
+    /// an earlier delivery got there first: its id is the terminal entry's, so consumers
+    /// de-duplicate). The steps in between are not announced; they stay in the payment's log.
     #[instrument(skip_all, fields(payment_id = %request.payment_id(), receive_count = delivery.receive_count))]
     pub async fn run(
         &self,
