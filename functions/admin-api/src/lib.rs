@@ -18,7 +18,8 @@
 //!   puts money into a wallet from the outside world's adjustments account (a correction, a
 //!   goodwill credit, test funds on a local stack), recorded with who issued it (the token's
 //!   subject) and why (required) in its `FundsDeposited` event, so in the audit trail.
-//!   `Idempotency-Key` honoured. A wallet's holder adds money by a top-up, never this way.
+//!   `Idempotency-Key` required (a keyless retry would credit twice). A wallet's holder adds
+//!   money by a top-up, never this way.
 //! - `POST /admin/read-models/rebuild`, `{"reason": "…"}`: applies one page of the audit trail
 //!   to the live read models and answers the counts and the `next` page's token; call again
 //!   with `{"after": next, "reason": "…"}` until `next` is `null`. Each call is recorded. A page is bounded ([`REBUILD_PAGE`]: so many
@@ -136,7 +137,14 @@ async fn deposit(
         deposit_id: DepositId::generate(),
         wallet_id: parse_id(&wallet_id, WalletId::parse)?,
         amount,
-        idempotency_key: idempotency_key(&headers)?,
+        // Required: a deposit retried without one (its answer lost) would credit twice.
+        idempotency_key: Some(idempotency_key(&headers)?.ok_or_else(|| {
+            ApiError::InvalidRequest(
+                "the Idempotency-Key header is required: a deposit retried without one would \
+                 credit the wallet twice"
+                    .to_owned(),
+            )
+        })?),
         operator: operator_record(&operator, body.reason),
     };
     let (status, deposit, wallet) =

@@ -498,6 +498,20 @@ async fn an_operators_deposit_needs_the_admin_scope_a_reason_and_a_wallet() {
         assert_eq!(status, expected, "{body}: {answer}");
         assert!(!answer.to_string().contains("bob@example.com"), "{answer}");
     }
+    // Without an Idempotency-Key: refused, since its retry would credit twice.
+    let mut keyless = admin_deposit(json!({"amount": amount, "reason": "test"}));
+    keyless["headers"]
+        .as_object_mut()
+        .expect("headers")
+        .remove("idempotency-key");
+    let (status, body) = send(&world.app, &keyless).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("Idempotency-Key")),
+        "{body}"
+    );
     let mut unknown = admin_deposit(json!({"amount": amount, "reason": "test"}));
     unknown["rawPath"] = json!("/admin/wallets/wal_nobody/deposits");
     unknown["requestContext"]["http"]["path"] = unknown["rawPath"].clone();
