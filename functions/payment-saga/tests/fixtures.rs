@@ -35,7 +35,7 @@ async fn saga_with_alice_holding(minor_units: u64) -> TestSaga {
     let processor = Arc::new(InMemoryProcessor::default());
     let handler = PaymentSaga {
         payments: ledger.clone(),
-        wallets: ledger.clone().clone(),
+        wallets: ledger.clone(),
         consent: Arc::new(StaticConsent::demo()),
         events: events.clone(),
         processor: processor.clone(),

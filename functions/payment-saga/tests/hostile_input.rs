@@ -27,7 +27,7 @@ async fn saga() -> TestSaga {
     );
     let handler = PaymentSaga {
         payments: ledger.clone(),
-        wallets: ledger.clone().clone(),
+        wallets: ledger.clone(),
         consent: Arc::new(StaticConsent::demo()),
         events: Arc::new(RecordingPublisher::default()),
         processor: Arc::new(InMemoryProcessor::default()),

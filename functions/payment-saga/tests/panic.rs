@@ -80,7 +80,7 @@ async fn saga() -> TestSaga {
     });
     let handler = PaymentSaga {
         payments: ledger.clone(),
-        wallets: ledger.clone().clone(),
+        wallets: ledger.clone(),
         consent: Arc::new(StaticConsent::demo()),
         events: events.clone(),
         processor: processor.clone(),

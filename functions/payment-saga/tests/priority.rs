@@ -50,7 +50,7 @@ async fn saga_with_alice_holding(minor_units: u64) -> TestSaga {
     ]);
     let handler = PaymentSaga {
         payments: ledger.clone(),
-        wallets: ledger.clone().clone(),
+        wallets: ledger.clone(),
         consent: Arc::new(StaticConsent::demo()),
         events: Arc::new(RecordingPublisher::default()),
         processor: Arc::new(InMemoryProcessor::default()),
