@@ -47,7 +47,7 @@ integration: build-local ## Integration tests against an already running stack (
 	@LOCAL_FEATURES='$(LOCAL_FEATURES)' infra/local/integration.sh
 
 # The local stack's features: test-only fault injection, the local JWT check.
-LOCAL_FEATURES := payment-saga/fault-injection,api/local-authorizer,admin-api/local-authorizer
+LOCAL_FEATURES := payment-saga/fault-injection,event-relay/fault-injection,api/local-authorizer,admin-api/local-authorizer
 # What build-local builds; make test builds every target instead (infra/local/test.sh), in the
 # same build as its tests: one feature set, so the binaries come out of the test build.
 LOCAL_BUILD ?= $(addprefix -p ,$(FUNCTIONS) local-lambda payment-processor paysaga-admin)

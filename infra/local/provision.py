@@ -12,8 +12,8 @@ Run by `infra/local/stack.sh up|provision` with the Python of .local/venv (boto3
 3. Creates the DynamoDB tables in DynamoDB Local from their template Properties, named
    `<stack>-<logical id without "Table", lower case>` (WalletsTable -> paysaga-local-wallets).
 4. Writes .local/wiring.json (what infra/local/local-lambda and the tests read: queues, tables,
-   functions with their environment resolved to local ids, HTTP routes, SQS triggers and
-   schedules) and .local/stack.env (export lines for the AWS SDKs and CLI, the Lambda endpoint
+   functions with their environment resolved to local ids, HTTP routes, SQS and DynamoDB stream
+   triggers and schedules) and .local/stack.env (export lines for the AWS SDKs and CLI, the Lambda endpoint
    being local-lambda's Invoke API).
 
 No resource name is written in this file: every name, queue and trigger comes from the template.
@@ -196,6 +196,69 @@ def maximum_concurrency(resolve: Callable[[Any], Any], event_props: dict) -> int
     """An SQS trigger's ScalingConfig.MaximumConcurrency (a parameter's value), if it has one."""
     value = event_props.get("ScalingConfig", {}).get("MaximumConcurrency")
     return None if value is None else int(resolve(value))
+
+
+# Properties of a `Type: DynamoDB` event local-lambda does not play (it logs them and goes on).
+UNPLAYED_STREAM_PROPERTIES = ("ParallelizationFactor", "TumblingWindowInSeconds", "MaximumRecordAgeInSeconds",
+                              "StartingPositionTimestamp", "MetricsConfig", "KmsKeyArn")
+STARTING_POSITIONS = ("TRIM_HORIZON", "LATEST")
+
+
+def flag(value: Any) -> bool:
+    """A template boolean, written as YAML true/false or as a string."""
+    return value is True or str(value).lower() == "true"
+
+
+def stream_trigger(where: str, ev_props: dict, resolve: Callable[[Any], Any], tables: dict[str, str],
+                   queues: dict[str, dict]) -> dict:
+    """The wiring of a function's `Type: DynamoDB` event (an event source mapping on a table's
+    stream), for local-lambda: the table by logical id and name, and what AWS does with batches."""
+    stream = ev_props.get("Stream")
+    named = references(stream)
+    table = next(iter(named)) if len(named) == 1 else None
+    get_att = stream.get("Fn::GetAtt") if isinstance(stream, dict) else None
+    attribute = (get_att[1] if isinstance(get_att, list) else str(get_att).split(".", 1)[-1]) if get_att else None
+    if table not in tables or attribute != "StreamArn":
+        raise ProvisionError(f"{where}: Stream must be !GetAtt <table>.StreamArn of a table of this template, "
+                             f"found {stream!r}")
+    try:
+        resolve(stream)
+    except ProvisionError:
+        raise ProvisionError(f"{where}: table {table} has no stream (give it a StreamSpecification)") from None
+    position = str(resolve(ev_props.get("StartingPosition", "")))
+    if position not in STARTING_POSITIONS:
+        raise ProvisionError(f"{where}: StartingPosition {position!r} is not one of {', '.join(STARTING_POSITIONS)}")
+    filters = []
+    for entry in ev_props.get("FilterCriteria", {}).get("Filters", []):
+        pattern = resolve(entry.get("Pattern"))
+        filters.append(pattern if isinstance(pattern, str) else json.dumps(pattern))
+    on_failure_url = None
+    on_failure = ev_props.get("DestinationConfig", {}).get("OnFailure")
+    if on_failure:
+        kind = str(on_failure.get("Type", "SQS"))
+        if kind != "SQS":
+            raise ProvisionError(f"{where}: an on-failure destination of type {kind} is not played locally "
+                                 "(local-lambda sends on-failure records to SQS queues only)")
+        arn = resolve(on_failure.get("Destination"))
+        queue = next((lid for lid, q in queues.items() if q["arn"] == arn), None)
+        if queue is None:
+            raise ProvisionError(f"{where}: on-failure destination {arn} is not a queue of this template")
+        on_failure_url = queues[queue]["url"]
+    for unplayed in UNPLAYED_STREAM_PROPERTIES:
+        if unplayed in ev_props:
+            log(f"{where}: {unplayed} is not played locally")
+    return {
+        "table": table,
+        "table_name": tables[table],
+        "starting_position": position,
+        "batch_size": int(resolve(ev_props.get("BatchSize", 100))),
+        "maximum_batching_window_seconds": int(resolve(ev_props.get("MaximumBatchingWindowInSeconds", 0))),
+        "report_batch_item_failures": "ReportBatchItemFailures" in ev_props.get("FunctionResponseTypes", []),
+        "bisect_batch_on_function_error": flag(resolve(ev_props.get("BisectBatchOnFunctionError", False))),
+        "maximum_retry_attempts": int(resolve(ev_props.get("MaximumRetryAttempts", -1))),
+        "filters": filters,
+        "on_failure_queue_url": on_failure_url,
+    }
 
 
 def conditions_named(value: Any, conditions: dict) -> set[str]:
@@ -443,8 +506,9 @@ def create_table_request(name: str, props: dict) -> dict:
     return req
 
 
-def ensure_table(ddb, name: str, props: dict, deadline_s: float) -> tuple[str, str, list[str]]:
-    """Creates the table if missing; returns (what was done, table ARN, notes on extras)."""
+def ensure_table(ddb, name: str, props: dict, deadline_s: float) -> tuple[str, str, str | None, list[str]]:
+    """Creates the table if missing (or gives an existing one the stream the template asks for);
+    returns (what was done, table ARN, its latest stream's ARN if it has a stream, notes on extras)."""
     req = create_table_request(name, props)
     try:
         desc = ddb.describe_table(TableName=name)["Table"]
@@ -467,6 +531,22 @@ def ensure_table(ddb, name: str, props: dict, deadline_s: float) -> tuple[str, s
     )
 
     notes: list[str] = []
+    wanted_stream = props.get("StreamSpecification")
+    stream = desc.get("StreamSpecification") or {}
+    if wanted_stream and not stream.get("StreamEnabled"):
+        # A table made before the template gave it a stream (`provision` against a running stack).
+        ddb.update_table(TableName=name, StreamSpecification=req["StreamSpecification"])
+        desc = poll(f"table {name} to be ACTIVE with its stream",
+                    lambda: (d := ddb.describe_table(TableName=name)["Table"]).get("LatestStreamArn") and d,
+                    deadline_s, 0.2)
+        done += ", stream enabled"
+    elif wanted_stream and stream.get("StreamViewType") != wanted_stream.get("StreamViewType"):
+        raise ProvisionError(
+            f"table {name} has a {stream.get('StreamViewType')} stream, template says "
+            f"{wanted_stream.get('StreamViewType')}; run `make local-down local-up` (DynamoDB Local runs in memory)"
+        )
+    if wanted_stream:
+        notes.append(f"stream {wanted_stream.get('StreamViewType')}")
     ttl = props.get("TimeToLiveSpecification")
     if ttl and ttl.get("Enabled"):
         try:
@@ -491,7 +571,7 @@ def ensure_table(ddb, name: str, props: dict, deadline_s: float) -> tuple[str, s
             notes.append(f"pitr not emulated ({e.response['Error']['Code']})")
     if "SSESpecification" in props:
         notes.append("sse not emulated")
-    return done, desc["TableArn"], notes
+    return done, desc["TableArn"], desc.get("LatestStreamArn") if wanted_stream else None, notes
 
 
 # --------------------------------------------------------------------------- main flow
@@ -555,7 +635,7 @@ def parse_args() -> argparse.Namespace:
                    " written to stack.env as AWS_ENDPOINT_URL_LAMBDA")
     p.add_argument("--local-dir", type=Path, default=ROOT / ".local")
     p.add_argument("--parameter", action="append", default=[], metavar="KEY=VALUE",
-                   help="template parameter override (defaults QueueVisibilityTimeout=5,"
+                   help="template parameter override (defaults QueueVisibilityTimeout=5, FlowDeadlineSeconds=30,"
                    f" PaymentProcessorUrl=http://127.0.0.1:4010, JwtIssuer={DEV_JWT_ISSUER}, 2 for each SQS"
                    " trigger's concurrency parameter)")
     p.add_argument("--timeout", type=float, default=180, help="deadline in seconds for each wait")
@@ -584,10 +664,11 @@ def main() -> int:
     # The saga checks the consent on payments requested straight on the bus against the same key.
     dev_jwt = ensure_dev_jwt_key(args.local_dir)
     overrides = {"QueueVisibilityTimeout": "5", "PaymentProcessorUrl": "http://127.0.0.1:4010",
+                 "FlowDeadlineSeconds": "30",
                  "JwtIssuer": DEV_JWT_ISSUER, "ConsentJwks": dev_jwks(Path(dev_jwt["public_key"])),
                  **{name: "2" for name in ("OrdinaryPaymentsConcurrency", "UrgentPaymentsConcurrency",
                                            "ReadModelsConcurrency", "AuditTrailConcurrency",
-                                           "NotificationsConcurrency")}}
+                                           "NotificationsConcurrency", "ReconcilerConcurrency")}}
     for item in args.parameter:
         key, sep, value = item.partition("=")
         if not sep:
@@ -665,11 +746,11 @@ def main() -> int:
         if res["Type"] != TABLE:
             continue
         name = table_name(args.stack_name, lid)
-        done, arn, notes = ensure_table(ddb, name, res.get("Properties", {}), args.timeout)
+        done, arn, stream_arn, notes = ensure_table(ddb, name, res.get("Properties", {}), args.timeout)
         tables[lid] = name
         table_notes[lid] = f"{done}; {', '.join(notes) or 'no extras'}"
         resolver.refs[lid] = name
-        resolver.attrs[lid] = {"Arn": arn}
+        resolver.attrs[lid] = {"Arn": arn, **({"StreamArn": stream_arn} if stream_arn else {})}
 
     # 3. Wiring for local-lambda and the tests.
     queues = {}
@@ -693,7 +774,7 @@ def main() -> int:
         if not isinstance(code_uri, str):
             raise ProvisionError(f"{lid}: CodeUri must be a local path (e.g. ../target/lambda/<bin>/)")
         binary = code_uri.rstrip("/").rsplit("/", 1)[-1]
-        routes, triggers = [], []
+        routes, triggers, stream_triggers = [], [], []
         for ev_name, ev in props.get("Events", {}).items():
             ev_props = ev.get("Properties", {})
             if ev["Type"] == "HttpApi":
@@ -717,6 +798,11 @@ def main() -> int:
                         "ReportBatchItemFailures" in ev_props.get("FunctionResponseTypes", []),
                     "maximum_concurrency": maximum_concurrency(resolver, ev_props),
                 })
+            elif ev["Type"] == "DynamoDB":
+                if resolver(ev_props.get("Enabled", True)) in (False, "false", "False"):
+                    log(f"{lid}.{ev_name}: disabled in the template, not wired")
+                    continue
+                stream_triggers.append(stream_trigger(f"{lid}.{ev_name}", ev_props, resolver, tables, queues))
             elif ev["Type"] != "Schedule":  # schedules_of has the Schedule events
                 log(f"{lid}.{ev_name}: event type {ev['Type']} is not played locally")
         environment = {k: str(resolver(v))
@@ -725,6 +811,9 @@ def main() -> int:
             environment.update({"PAYSAGA_LOCAL_JWT_PUBLIC_KEY": dev_jwt["public_key"],
                                 "PAYSAGA_LOCAL_JWT_ISSUER": dev_jwt["issuer"],
                                 "PAYSAGA_LOCAL_JWT_AUDIENCE": dev_jwt["audience"]})
+        # Where the fault-injection builds read the faults a test turns on and off (the relay's
+        # event-relay.json, the saga's payment-saga.json; no file, no faults).
+        environment["PAYSAGA_FAULTS_DIR"] = str((args.local_dir / "faults").resolve())
         functions.append({
             "logical_id": lid,
             "name": binary,
@@ -734,6 +823,7 @@ def main() -> int:
             "environment": environment,
             "http_routes": routes,
             "sqs_triggers": triggers,
+            "stream_triggers": stream_triggers,
             "schedules": schedules[lid],
         })
 
@@ -786,8 +876,10 @@ def main() -> int:
     for f in functions:
         timers = "".join(f", schedule {t['rule']} {t['expression']}{'' if t['enabled'] else ' (disabled)'}"
                          for t in f["schedules"])
+        streams = [f"{t['table']} stream ({t['starting_position']}, batch {t['batch_size']}, "
+                   f"{len(t['filters'])} filter{'' if len(t['filters']) == 1 else 's'})" for t in f["stream_triggers"]]
         print(f"  function {f['logical_id']:27} binary {f['binary']}, {len(f['http_routes'])} routes, "
-              f"triggers: {', '.join(t['queue'] for t in f['sqs_triggers']) or 'none'}{timers}")
+              f"triggers: {', '.join([t['queue'] for t in f['sqs_triggers']] + streams) or 'none'}{timers}")
     print(f"  development JWT key {dev_jwt['private_key']} (RS256, issuer {dev_jwt['issuer']},"
           f" audience {dev_jwt['audience']}); a token: make token SUB=<you> [ADMIN=1]")
     print(f"  wrote {wiring_path} and {(args.local_dir / 'stack.env').resolve()}"

@@ -94,8 +94,16 @@ async fn a_caller_reads_and_moves_only_its_own_wallets() -> anyhow::Result<()> {
         (Method::GET, format!("/payments?wallet={alices}"), None),
     ];
     for (method, path, body) in requests {
+        // Money-moving requests carry a key (required); Bob's and Alice's each their own.
+        let key = || (method == Method::POST).then(unique);
         let (status, answer) = stack
-            .call_with_token(Some(&bob), method.clone(), &path, body.clone(), None)
+            .call_with_token(
+                Some(&bob),
+                method.clone(),
+                &path,
+                body.clone(),
+                key().as_deref(),
+            )
             .await?;
         ensure!(
             status == 403,
@@ -103,7 +111,7 @@ async fn a_caller_reads_and_moves_only_its_own_wallets() -> anyhow::Result<()> {
         );
         ensure!(answer["error"]["code"] == "forbidden", "{answer}");
         let (status, answer) = stack
-            .call_with_token(Some(&alice), method.clone(), &path, body, None)
+            .call_with_token(Some(&alice), method.clone(), &path, body, key().as_deref())
             .await?;
         ensure!(
             (200..300).contains(&status),

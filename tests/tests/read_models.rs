@@ -16,62 +16,15 @@ use futures::StreamExt;
 use lambda_toolkit::sqs_batch::FAILURE_ATTRIBUTE;
 use paysaga_aws::{DynamoDbEventStore, DynamoDbReadModels};
 use paysaga_domain::events::{EventDetail, FundsDeposited, PaymentEventData};
-use paysaga_domain::ports::ReadModelReader;
 use paysaga_domain::{DepositId, DomainEvent, Money, PaymentId, PaymentStatus, WalletId};
 use paysaga_services::audit::rebuild_wallet;
-use paysaga_services::read_models::{
-    PageRequest, Revised, TransactionEntry, WalletPayment, rebuild,
-};
+use paysaga_services::read_models::{Revised, TransactionEntry, WalletPayment, rebuild};
 use paysaga_tests::audit::outcome_recorded;
+use paysaga_tests::read_models::{all_payments, all_transactions, live_read_models};
 use paysaga_tests::{Stack, deliveries_logged, eventually, unique};
 use serde_json::{Value, json};
 
 const SETTLE: Duration = Duration::from_secs(180);
-
-fn live_read_models(stack: &Stack) -> anyhow::Result<DynamoDbReadModels> {
-    Ok(DynamoDbReadModels::new(
-        stack.dynamodb.clone(),
-        stack.wiring.table("ReadModelsTable")?,
-    ))
-}
-
-/// Every transaction of a wallet, newest first, read page by page.
-async fn all_transactions(
-    models: &dyn ReadModelReader,
-    wallet: &WalletId,
-) -> anyhow::Result<Vec<Revised<TransactionEntry>>> {
-    let mut items = Vec::new();
-    let mut after = None;
-    loop {
-        let page = models
-            .transactions(wallet, &PageRequest::new(Some(100), after)?)
-            .await?;
-        items.extend(page.items);
-        match page.next {
-            Some(next) => after = Some(next),
-            None => return Ok(items),
-        }
-    }
-}
-
-/// Every payment of a wallet, newest first, read page by page.
-async fn all_payments(
-    models: &dyn ReadModelReader,
-    wallet: &WalletId,
-) -> anyhow::Result<Vec<Revised<WalletPayment>>> {
-    let mut items = Vec::new();
-    let mut after = None;
-    loop {
-        let page = models
-            .payments(wallet, &PageRequest::new(Some(100), after)?)
-            .await?;
-        items.extend(page.items);
-        match page.next {
-            Some(next) => after = Some(next),
-            None => return Ok(items),
-        }
-    }
-}
 
 fn put_entry(stack: &Stack, event: &DomainEvent) -> PutEventsRequestEntry {
     PutEventsRequestEntry::builder()

@@ -19,7 +19,7 @@ use paysaga_domain::operator::body_sha256;
 use paysaga_domain::ports::EventStore;
 use paysaga_domain::{DomainEvent, OperatorActionKind, OperatorKey, Owner};
 use paysaga_services::redrive::operator::{Mode, QueueOutcome};
-use paysaga_services::redrive::parking::ParkedStatus;
+use paysaga_services::redrive::parking::{FlowOutcome, ParkedStatus};
 use paysaga_tests::{Stack, eventually, unique};
 use serde_json::{Value, json};
 
@@ -749,6 +749,228 @@ async fn a_whole_queue_move_hands_the_dlq_to_sqs() -> anyhow::Result<()> {
     assert!(
         moved >= MESSAGES as i64,
         "the move task moved {moved} messages of at least {MESSAGES}"
+    );
+    Ok(())
+}
+
+/// A store outage for the saga's steps of every payment whose request mentions a text (the
+/// fault-injection build's `payment-saga.json`): it lasts until the guard is dropped, whatever
+/// delivers the request (a redelivery, a redrive, the reconciler's nudge).
+struct SagaOutage(std::path::PathBuf);
+
+impl SagaOutage {
+    fn start(stack: &Stack, aimed_at: &str) -> anyhow::Result<Self> {
+        let directory = std::path::PathBuf::from(
+            stack
+                .wiring
+                .function_env("payment-saga", "PAYSAGA_FAULTS_DIR")?,
+        );
+        std::fs::create_dir_all(&directory)?;
+        let path = directory.join("payment-saga.json");
+        let until = Utc::now() + chrono::Duration::hours(1);
+        let faults = json!({
+            "outage": {"step": "reserve_funds", "until": until.to_rfc3339()},
+            "only_events_mentioning": aimed_at,
+        });
+        std::fs::write(&path, faults.to_string())?;
+        Ok(Self(path))
+    }
+}
+
+impl Drop for SagaOutage {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: run `make test`"]
+async fn a_payment_stranded_past_every_redelivery_and_redrive_is_finished_by_the_reconciler()
+-> anyhow::Result<()> {
+    let _turn = SERIAL.lock().await;
+    let stack = Stack::connect().await?;
+    let run = unique();
+    let (alice, bob) = (format!("wal_rc{run}_a"), format!("wal_rc{run}_b"));
+    stack.funded_wallet(&alice, "EUR", 1_000, &unique()).await?;
+    stack.funded_wallet(&bob, "EUR", 0, &unique()).await?;
+    let outage = SagaOutage::start(&stack, &run)?;
+    let body = json!({"from_wallet": alice, "to_wallet": bob, "amount": {"minor_units": 300, "currency": "EUR"}});
+    let (status, accepted) = stack.post("/payments", body, Some(&unique())).await?;
+    ensure!(
+        status == 202,
+        "POST /payments answered {status}: {accepted}"
+    );
+    let payment_id = accepted["payment_id"]
+        .as_str()
+        .context("payment_id")?
+        .to_owned();
+
+    // Every delivery fails, so the message lands in the DLQ; each redrive sends it back, until
+    // the redrive gives up and parks it. Nobody will replay it.
+    let desk = &stack.redrive_function;
+    let mut cycles = 0;
+    let parked = loop {
+        cycles += 1;
+        ensure!(
+            cycles <= 8,
+            "{payment_id} never parked after {cycles} redrives"
+        );
+        wait_in_queue(&stack, "PaymentsDeadLetterQueue", &payment_id).await?;
+        redrive(&stack, json!({"queue": "payments-dlq"})).await?;
+        let waiting = desk.parked(false).await?;
+        if let Some(ours) = waiting
+            .iter()
+            .find(|message| message.body.contains(&payment_id))
+        {
+            break ours.clone();
+        }
+    };
+    ensure!(
+        parked.reason.contains("redrive"),
+        "parked because the redrives failed: {}",
+        parked.reason
+    );
+    let (status, stranded) = stack.get(&format!("/payments/{payment_id}")).await?;
+    ensure!(
+        status == 200 && stranded["status"] == "PENDING",
+        "stranded, not terminal: {stranded}"
+    );
+
+    // The outage ends. With no operator action, the reconciler's next check drives it on.
+    drop(outage);
+    let settled = stack
+        .settled_payment(&payment_id, Duration::from_secs(180))
+        .await?;
+    ensure!(settled["status"] == "COMPLETED", "{settled}");
+    ensure!(
+        (stack.balances(&alice).await?, stack.balances(&bob).await?) == ((700, 0), (300, 0)),
+        "balances exact, nothing reserved"
+    );
+    let steps = steps_of(&stack, &payment_id).await?;
+    ensure!(
+        steps.get("COMPLETED") == Some(&1),
+        "completed once: {steps:?}"
+    );
+
+    // The reconciler's findings: its log names the payment, its metrics count it.
+    let log = paysaga_tests::function_log()?;
+    let found = log
+        .lines()
+        .filter(|line| line.starts_with("reconciler") && line.contains(&payment_id))
+        .filter(|line| line.contains("past its deadline"))
+        .count();
+    ensure!(
+        found >= 1,
+        "the reconciler never found {payment_id} overdue"
+    );
+    let counted: f64 = log
+        .lines()
+        .filter(|line| line.starts_with("reconciler"))
+        .filter_map(|line| line.split_once(" | "))
+        .filter_map(|(_, output)| serde_json::from_str::<Value>(output).ok())
+        .filter_map(|document| document["OverduePayments"].as_f64())
+        .sum();
+    ensure!(
+        counted >= 1.0,
+        "no OverduePayments in the reconciler's metrics"
+    );
+
+    // What the outage left in the DLQ (the reconciler's nudges that failed) goes back and finds
+    // the payment done; what it parks is the payment's too.
+    redrive(&stack, json!({"queue": "payments-dlq"})).await?;
+
+    // Every message of the payment parked on its way to the saga ends settled as the payment
+    // ended, with no operator: not waiting, not counted as waiting, not replayed.
+    let saga_queue = stack.wiring.queue("PaymentsQueue")?.arn.clone();
+    let ours = |messages: &[paysaga_services::redrive::ParkedMessage]| {
+        messages
+            .iter()
+            .filter(|message| message.body.contains(&payment_id))
+            .filter(|message| message.destination.as_deref() == Some(saga_queue.as_str()))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let settled_ones = eventually(
+        Duration::from_secs(180),
+        "the payment's parked messages settled",
+        || async {
+            let mine = ours(&desk.parked(true).await?);
+            let done = !mine.is_empty()
+                && mine
+                    .iter()
+                    .all(|message| message.status == ParkedStatus::Settled);
+            Ok(done.then_some(mine))
+        },
+    )
+    .await?;
+    ensure!(
+        settled_ones
+            .iter()
+            .any(|message| message.parked_id == parked.parked_id),
+        "the message parked first is among them: {settled_ones:?}"
+    );
+    for message in &settled_ones {
+        ensure!(
+            message.settled_as == Some(FlowOutcome::Completed) && message.settled_at.is_some(),
+            "settled as the payment ended: {message:?}"
+        );
+    }
+    // The waiting count is the waiting list's length (read again until no other test's message
+    // was parked in between), and the list holds none of them.
+    let waiting = eventually(SETTLE, "the waiting count and list agreeing", || async {
+        let count = desk.status().await?.parked_waiting;
+        let listed = desk.parked(false).await?;
+        let again = desk.status().await?.parked_waiting;
+        Ok((count == again && count == listed.len() as u64).then_some(listed))
+    })
+    .await?;
+    ensure!(
+        ours(&waiting).is_empty(),
+        "a settled message still counted as waiting: {:?}",
+        ours(&waiting)
+    );
+    let operator = format!("ops-{}", unique());
+    let token = stack
+        .tokens
+        .token(&operator, true, Duration::from_secs(600))?;
+    let ask = ReplayAsk {
+        reason: "the payment looked stranded, OPS-44".to_owned(),
+        ..ReplayAsk::default()
+    };
+    match AdminApi::new(&stack.api_url, token)
+        .replay(&parked.parked_id, &ask)
+        .await
+    {
+        Err(AdminApiError::Refused {
+            status: 409, code, ..
+        }) => ensure!(code == "settled", "refused as {code}"),
+        other => bail!("a settled message is not replayed, yet: {other:?}"),
+    }
+    // Its log names each settlement, once (the log catches up with the table).
+    eventually(
+        SETTLE,
+        "each settlement in the reconciler's log",
+        || async {
+            let log = paysaga_tests::function_log()?;
+            let logged = log
+                .lines()
+                .filter(|line| line.starts_with("reconciler") && line.contains(&payment_id))
+                .filter(|line| line.contains("parked message settled"))
+                .count();
+            ensure!(
+                logged <= settled_ones.len(),
+                "{logged} settlements logged for {} parked messages",
+                settled_ones.len()
+            );
+            Ok((logged == settled_ones.len()).then_some(()))
+        },
+    )
+    .await?;
+    println!(
+        "reconciler: {payment_id} parked after {cycles} redrives, completed by the reconciler \
+         ({found} overdue findings logged, OverduePayments {counted}); {} parked message(s) \
+         settled as COMPLETED",
+        settled_ones.len()
     );
     Ok(())
 }

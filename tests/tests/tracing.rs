@@ -1,7 +1,9 @@
 //! One trace id across every hop: a payment submitted with an `X-Amzn-Trace-Id` header is
 //! logged in that trace by every function it passes through — the api (the HTTP request), the
-//! payment saga (the `PaymentRequested` event, through EventBridge and SQS), and notifications,
-//! audit-trail and read-models (the saga's `PaymentCompleted`, published in the same trace).
+//! payment saga (the `PaymentRequested` event, published by the event relay from the log entry
+//! the api wrote, in the trace it was written in, through EventBridge and SQS), and
+//! notifications, audit-trail and read-models (the `PaymentCompleted` of the saga's terminal
+//! entry, relayed in the same trace).
 //!
 //! The functions' output is in `.local/logs/local-lambda.log`, one line each, prefixed with the
 //! instance's label (`payment-saga#2 | ...`); in plain text a span's fields are written as
@@ -74,6 +76,7 @@ async fn one_payment_is_logged_in_one_trace_by_every_function() -> anyhow::Resul
         .post(format!("{}/payments", stack.api_url))
         .bearer_auth(&stack.token)
         .header("X-Amzn-Trace-Id", &header)
+        .header("Idempotency-Key", unique())
         .json(&json!({"from_wallet": alice, "to_wallet": bob, "amount": {"minor_units": 900, "currency": "EUR"}}))
         .send()
         .await

@@ -11,8 +11,11 @@ pub struct Config {
     pub event_store_table: String,
     /// `READ_MODELS_TABLE`.
     pub read_models_table: String,
-    /// The tables and the event bus an operator's deposit writes and announces on.
+    /// The tables an operator's deposit writes, its announcement in the outbox among them.
     pub resources: Resources,
+    /// `OUTBOX_TABLE`: where an operator's deposit and every other action are recorded for the
+    /// event relay to publish.
+    pub outbox_table: String,
     /// `ALLOWED_CURRENCIES`, `MAX_DEPOSIT_MINOR_UNITS` (an operator's deposit).
     pub limits: Limits,
 }
@@ -24,6 +27,7 @@ impl Config {
             event_store_table: env.required("EVENT_STORE_TABLE")?,
             read_models_table: env.required("READ_MODELS_TABLE")?,
             resources: Resources::from_env(env)?,
+            outbox_table: env.required("OUTBOX_TABLE")?,
             limits: limits(env)?,
         })
     }

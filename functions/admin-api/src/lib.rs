@@ -76,7 +76,8 @@ pub struct AdminApi {
     pub rebuild_page: PageBudget,
     /// Where an operator's deposit is credited.
     pub wallets: Arc<dyn WalletStore>,
-    /// Where deposits are announced and the other actions recorded for the audit trail.
+    /// Where the actions other than a deposit (whose store records its announcement) are
+    /// recorded for the audit trail: the outbox, which the event relay publishes.
     pub events: Arc<dyn EventPublisher>,
     /// The largest deposit, and the currencies wallets hold.
     pub limits: Limits,
@@ -147,23 +148,22 @@ async fn deposit(
         })?),
         operator: operator_record(&operator, body.reason),
     };
-    let (status, deposit, wallet) =
-        match wallets::deposit(admin.wallets.as_ref(), admin.events.as_ref(), deposit).await? {
-            DepositResult::Deposited { deposit, wallet } => (StatusCode::CREATED, deposit, wallet),
-            DepositResult::Replayed { deposit, wallet } => (StatusCode::OK, deposit, wallet),
-            DepositResult::KeyReused => {
-                return Err(ApiError::Conflict {
-                    code: "idempotency_key_reused",
-                    message: "this Idempotency-Key was used for a different request".to_owned(),
-                });
-            }
-            DepositResult::Refused(FailureReason::UnknownWallet { wallet_id }) => {
-                return Err(ApiError::NotFound(format!(
-                    "wallet {wallet_id} does not exist"
-                )));
-            }
-            DepositResult::Refused(reason) => return Err(ApiError::refused(&reason)),
-        };
+    let (status, deposit, wallet) = match wallets::deposit(admin.wallets.as_ref(), deposit).await? {
+        DepositResult::Deposited { deposit, wallet } => (StatusCode::CREATED, deposit, wallet),
+        DepositResult::Replayed { deposit, wallet } => (StatusCode::OK, deposit, wallet),
+        DepositResult::KeyReused => {
+            return Err(ApiError::Conflict {
+                code: "idempotency_key_reused",
+                message: "this Idempotency-Key was used for a different request".to_owned(),
+            });
+        }
+        DepositResult::Refused(FailureReason::UnknownWallet { wallet_id }) => {
+            return Err(ApiError::NotFound(format!(
+                "wallet {wallet_id} does not exist"
+            )));
+        }
+        DepositResult::Refused(reason) => return Err(ApiError::refused(&reason)),
+    };
     // The reason and the operator stay out of the log: the audit trail keeps them.
     tracing::info!(deposit_id = %deposit.deposit_id, wallet_id = %deposit.wallet_id, replayed = status == StatusCode::OK, "operator deposit");
     Ok((status, Json(DepositView::new(&deposit, &wallet))).into_response())
@@ -229,6 +229,10 @@ fn replay_error(error: ReplayError) -> ApiError {
         ReplayError::NotFound(_) => ApiError::NotFound(error.to_string()),
         ReplayError::AlreadyReplayed { .. } => ApiError::Conflict {
             code: "already_replayed",
+            message: error.to_string(),
+        },
+        ReplayError::Settled { .. } => ApiError::Conflict {
+            code: "settled",
             message: error.to_string(),
         },
         ReplayError::NoDestination(_) => ApiError::Unprocessable {

@@ -6,10 +6,9 @@ use std::sync::Arc;
 use admin_api::{AdminApi, Config, REBUILD_PAGE, admin_router};
 use lambda_toolkit::aws::sdk_config;
 use paysaga_aws::{
-    DynamoDbEventStore, DynamoDbLedger, DynamoDbParking, DynamoDbReadModels, EventBridgePublisher,
+    DynamoDbEventStore, DynamoDbLedger, DynamoDbOutbox, DynamoDbParking, DynamoDbReadModels,
     SqsRedriveQueues,
 };
-use paysaga_domain::events::{FUNDS_DEPOSITED, OPERATOR_ACTION_STARTED};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -34,11 +33,7 @@ async fn main() -> anyhow::Result<()> {
         )),
         rebuild_page: REBUILD_PAGE,
         wallets: Arc::new(DynamoDbLedger::from_config(&sdk, config.resources.tables)),
-        events: Arc::new(EventBridgePublisher::from_config(
-            &sdk,
-            config.resources.event_bus_name,
-            &[FUNDS_DEPOSITED, OPERATOR_ACTION_STARTED],
-        )),
+        events: Arc::new(DynamoDbOutbox::from_config(&sdk, config.outbox_table)),
         limits: config.limits,
     }));
     paysaga_http::serve(app).await

@@ -20,7 +20,9 @@ use paysaga_services::fakes::{
 };
 use paysaga_services::read_models::{InMemoryReadModels, PageBudget, PageRequest};
 use paysaga_services::redrive::parking::ParkedStatus;
-use paysaga_services::redrive::{ParkedMessage, ParkingLot, QueueRef};
+use paysaga_services::redrive::{
+    FlowOutcome, ParkedMessage, ParkedSettlement, ParkingLot, QueueRef,
+};
 use serde_json::{Value, json};
 use support::{As, at, request, send};
 
@@ -92,6 +94,8 @@ fn parked(parked_id: &str, body: &str) -> ParkedMessage {
         parked_at: Utc::now(),
         status: ParkedStatus::Parked,
         replayed_at: None,
+        settled_at: None,
+        settled_as: None,
     }
 }
 
@@ -207,6 +211,31 @@ async fn a_replay_needs_the_admin_scope_and_a_reason_and_is_recorded_before_it_i
         1,
         "refused replays did nothing"
     );
+}
+
+#[tokio::test]
+async fn a_message_the_reconciler_settled_is_not_replayed() {
+    let world = world();
+    world
+        .parking
+        .park(&parked("payments-dlq/m1", &payment_requested()))
+        .await
+        .expect("parked");
+    let settled = world
+        .parking
+        .mark_settled("payments-dlq/m1", FlowOutcome::Completed, Utc::now())
+        .await;
+    assert_eq!(settled, Ok(true));
+
+    let why = json!({"reason": "payments consumer fixed in v1.4, OPS-9"});
+    let ask = replay_of("payments-dlq/m1", As::Admin("ops"), Some(why));
+    let (status, answer) = send(&world.app, &ask).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{answer}");
+    assert_eq!(answer["error"]["code"], "settled", "{answer}");
+    let message = answer["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("COMPLETED"), "{answer}");
+    assert_eq!(world.queues.len(PAYMENTS_QUEUE), 0, "nothing was sent");
+    assert!(recorded_actions(&world).is_empty(), "nor recorded");
 }
 
 #[tokio::test]
@@ -432,17 +461,15 @@ async fn an_operators_deposit_is_credited_once_and_announced_with_who_and_why() 
     assert_eq!(replay["deposit_id"], first["deposit_id"]);
     assert_eq!(replay["available"]["minor_units"], 10_000);
 
-    let announced = world.events.published();
-    let Some(DomainEvent::FundsDeposited(detail)) = announced.first() else {
-        panic!("a FundsDeposited: {announced:?}")
-    };
-    // The replay announces it again (the first attempt may have stopped before), the very same
-    // event: its id and its time the first attempt's, so read models keep one row of it.
-    assert_eq!(announced.len(), 2);
-    assert_eq!(
-        announced[1], announced[0],
-        "the replay's announcement is the first's"
+    // Announced from the deposit's own transaction, once: the replay wrote nothing.
+    assert!(
+        world.events.published().is_empty(),
+        "nothing after the write"
     );
+    let announced = world.ledger.announced().await;
+    let [DomainEvent::FundsDeposited(detail)] = announced.as_slice() else {
+        panic!("one FundsDeposited: {announced:?}")
+    };
     assert_eq!(
         detail.data.issued_by.as_ref().map(|owner| owner.as_str()),
         Some("demo-ops"),

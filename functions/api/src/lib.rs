@@ -33,7 +33,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use paysaga_domain::ids::{FundingInstrumentId, PayoutDestinationId};
 use paysaga_domain::payment::Flow;
-use paysaga_domain::ports::{EventPublisher, OpenWallet, Ownership, PaymentLog, WalletStore};
+use paysaga_domain::ports::{OpenWallet, Ownership, PaymentLog, WalletStore};
 use paysaga_domain::{
     Currency, IdempotencyKey, Money, PaymentId, PaymentRequest, Priority, WalletId,
 };
@@ -53,8 +53,8 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 /// What the handlers may touch.
 pub struct Api {
     pub wallets: Arc<dyn WalletStore>,
+    /// The payments' log: a request written to it is announced from it (the event relay).
     pub payments: Arc<dyn PaymentLog>,
-    pub events: Arc<dyn EventPublisher>,
     /// The currencies wallets may hold and the largest payment.
     pub limits: paysaga_domain::Limits,
 }
@@ -163,15 +163,15 @@ struct PayoutBody {
     priority: Priority,
 }
 
-/// A payment of `flow` as submitted: named by the idempotency key when there is one (a retry
-/// names the same payment).
+/// A payment of `flow` as submitted: named by its idempotency key (a retry names the same
+/// payment).
 fn submitted(
     flow: Flow,
     amount: Money,
     priority: Priority,
-    key: Option<&IdempotencyKey>,
+    key: &IdempotencyKey,
 ) -> Result<PaymentRequest, ApiError> {
-    PaymentRequest::submitted(flow, amount, key)
+    PaymentRequest::submitted(flow, amount, Some(key))
         .map(|request| request.with_priority(priority))
         .map_err(|error| ApiError::Unprocessable {
             code: "invalid_payment",
@@ -230,18 +230,20 @@ async fn submit(
     amount: Money,
     priority: Priority,
 ) -> Result<Response, ApiError> {
-    let key = idempotency_key(headers)?;
-    let request = submitted(flow, positive(amount)?, priority, key.as_ref())?;
+    // Required: a request whose answer is lost (a timeout, a 503 after the write committed)
+    // can only be retried safely under the same key; without one, the retry is a second
+    // payment.
+    let key = idempotency_key(headers)?.ok_or_else(|| {
+        ApiError::InvalidRequest(
+            "the Idempotency-Key header is required: a payment retried without one (its answer \
+             lost) would be made twice"
+                .to_owned(),
+        )
+    })?;
+    let request = submitted(flow, positive(amount)?, priority, &key)?;
     limits::payment(&api.limits, request.amount())?;
     must_own(api.wallets.as_ref(), caller, request.payer_wallet()).await?;
-    match payments::submit_payment(
-        api.payments.as_ref(),
-        api.events.as_ref(),
-        request,
-        key.as_ref(),
-    )
-    .await?
-    {
+    match payments::submit_payment(api.payments.as_ref(), request, Some(&key)).await? {
         Submission::Accepted(payment) => {
             let location = format!("/payments/{}", payment.request.payment_id());
             Ok((

@@ -7,8 +7,7 @@ use std::sync::Arc;
 
 use api::{Api, Config, ReadApi, read_router, router};
 use lambda_toolkit::aws::sdk_config;
-use paysaga_aws::{DynamoDbLedger, DynamoDbReadModels, EventBridgePublisher};
-use paysaga_domain::events::{PAYMENT_REQUESTED, PAYOUT_REQUESTED, TOP_UP_REQUESTED};
+use paysaga_aws::{DynamoDbLedger, DynamoDbReadModels};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -16,16 +15,10 @@ async fn main() -> anyhow::Result<()> {
     let config = lambda_toolkit::env::load(Config::from_env)?;
     let sdk = sdk_config().await?;
     let ledger = Arc::new(DynamoDbLedger::from_config(&sdk, config.resources.tables));
-    let bus = config.resources.event_bus_name;
     let app = router(Arc::new(Api {
         limits: config.limits,
         wallets: ledger.clone(),
         payments: ledger.clone(),
-        events: Arc::new(EventBridgePublisher::from_config(
-            &sdk,
-            bus,
-            &[PAYMENT_REQUESTED, TOP_UP_REQUESTED, PAYOUT_REQUESTED],
-        )),
     }))
     .merge(read_router(Arc::new(ReadApi {
         read_models: Arc::new(DynamoDbReadModels::from_config(

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use api::{Api, ReadApi, read_router, router};
 use axum::Router;
 use http::StatusCode;
-use paysaga_services::fakes::{InMemoryLedger, RecordingPublisher};
+use paysaga_services::fakes::InMemoryLedger;
 use paysaga_services::read_models::InMemoryReadModels;
 use serde_json::{Value, json};
 use support::{As, at, request, send};
@@ -24,7 +24,6 @@ fn world() -> World {
     let app = router(Arc::new(Api {
         wallets: ledger.clone(),
         payments: ledger.clone(),
-        events: Arc::new(RecordingPublisher::default()),
         limits: Default::default(),
     }))
     .merge(read_router(Arc::new(ReadApi {

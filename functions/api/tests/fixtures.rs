@@ -10,24 +10,23 @@ use api::{Api, router};
 use axum::Router;
 use http::StatusCode;
 use paysaga_domain::{DomainEvent, IdempotencyKey, PaymentId, WalletId};
-use paysaga_services::fakes::{InMemoryLedger, RecordingPublisher};
+use paysaga_services::fakes::InMemoryLedger;
 use serde_json::{Value, json};
 
 struct TestApi {
     app: Router,
-    events: Arc<RecordingPublisher>,
+    /// What the relay publishes from the ledger's writes.
+    ledger: Arc<InMemoryLedger>,
 }
 
 fn test_api() -> TestApi {
     let ledger = Arc::new(InMemoryLedger::default());
-    let events = Arc::new(RecordingPublisher::default());
     let app = router(Arc::new(Api {
         wallets: ledger.clone(),
-        payments: ledger,
-        events: events.clone(),
+        payments: ledger.clone(),
         limits: Default::default(),
     }));
-    TestApi { app, events }
+    TestApi { app, ledger }
 }
 
 /// The fixture with its JSON body replaced.
@@ -84,7 +83,7 @@ async fn no_caller_deposits_money_a_top_up_is_the_way_in() {
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     let (_, wallet) = send(&api.app, &fixture("apigw-read-wallet.json")).await;
     assert_eq!(wallet["available"]["minor_units"], 0);
-    assert!(api.events.published().is_empty());
+    assert!(api.ledger.announced().await.is_empty());
 }
 
 #[tokio::test]
@@ -103,7 +102,7 @@ async fn a_payment_is_accepted_announced_and_idempotent() {
         .expect("a payment id")
         .to_owned();
 
-    let requested: Vec<DomainEvent> = api.events.published();
+    let requested: Vec<DomainEvent> = api.ledger.announced().await;
     assert_eq!(requested.len(), 1);
     assert_eq!(requested[0].detail_type(), "PaymentRequested");
     assert_eq!(requested[0].event_id(), format!("{payment_id}/1"));
@@ -185,7 +184,7 @@ async fn a_top_up_and_a_payout_are_payments_of_their_wallet_accepted_and_idempot
             (status, &again["payment_id"]),
             (StatusCode::ACCEPTED, &payment["payment_id"])
         );
-        let announced = api.events.published();
+        let announced = api.ledger.announced().await;
         let last = announced.last().expect("announced");
         assert_eq!(last.detail_type(), detail_type);
         assert_eq!(
@@ -262,7 +261,25 @@ async fn bad_input_gets_a_4xx_with_a_json_error_saying_what_is_wrong() {
         assert_eq!(status, expected, "{body} -> {answer}");
         assert!(answer["error"]["message"].is_string(), "{answer}");
     }
-    assert!(api.events.published().is_empty());
+    // Without an Idempotency-Key, a payment cannot be retried safely: refused.
+    let mut keyless = fixture("apigw-submit-payment.json");
+    keyless["headers"]
+        .as_object_mut()
+        .expect("the fixture has headers")
+        .remove("idempotency-key");
+    let (status, answer) = send(&api.app, &keyless).await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_request")),
+        "{answer}"
+    );
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("Idempotency-Key")),
+        "{answer}"
+    );
+    assert!(api.ledger.announced().await.is_empty());
 
     let (status, body) = send(&api.app, &fixture("apigw-read-payment.json")).await;
     assert_eq!(

@@ -22,7 +22,7 @@ use lambda_http::request::RequestContext;
 use paysaga_domain::Limits;
 use paysaga_hostile::harness::run_logged;
 use paysaga_hostile::{body, hostile_string, leaks};
-use paysaga_services::fakes::{InMemoryLedger, RecordingPublisher};
+use paysaga_services::fakes::InMemoryLedger;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -93,7 +93,6 @@ async fn world() -> World {
     let app = router(Arc::new(Api {
         wallets: ledger.clone(),
         payments: ledger.clone(),
-        events: Arc::new(RecordingPublisher::default()),
         limits: Limits::default(),
     }));
     for (wallet, owner) in [(ALICE, "alice"), (BOB, "bob")] {
@@ -292,7 +291,7 @@ fn amounts_over_the_limits_and_other_currencies_are_422s_saying_what_is_allowed(
             Method::POST,
             &path,
             "alice",
-            None,
+            Some("over-the-limit"),
             body.to_string().into_bytes(),
         );
         let over = send(&world.app, top_up.expect("a request")).await;

@@ -12,12 +12,13 @@ use chrono::Utc;
 use http::StatusCode;
 use paysaga_domain::ports::WalletStore;
 use paysaga_domain::{DomainEvent, Owner, Wallet, WalletId};
-use paysaga_services::fakes::{InMemoryLedger, RecordingPublisher};
+use paysaga_services::fakes::InMemoryLedger;
 use serde_json::{Value, json};
 
 struct TestApi {
     app: Router,
-    events: Arc<RecordingPublisher>,
+    /// What the relay publishes from the ledger's writes.
+    ledger: Arc<InMemoryLedger>,
 }
 
 /// The API, Alice's wallet open and belonging to the fixtures' caller (`demo-alice`).
@@ -30,26 +31,23 @@ async fn test_api() -> TestApi {
     )
     .owned_by(Owner::parse("demo-alice").expect("an owner"));
     ledger.open_wallet(&alice).await.expect("opened");
-    let events = Arc::new(RecordingPublisher::default());
     let app = router(Arc::new(Api {
         wallets: ledger.clone(),
-        payments: ledger,
-        events: events.clone(),
+        payments: ledger.clone(),
         limits: Default::default(),
     }));
-    TestApi { app, events }
+    TestApi { app, ledger }
 }
 
-/// `POST /payments` with `body` and the fixture's Idempotency-Key (`payment-demo-0001`), or
-/// without a key.
-fn submit(body: Value, with_key: bool) -> Value {
+/// `POST /payments` with `body` and the fixture's Idempotency-Key (`payment-demo-0001`), or a
+/// key of its own (a new payment each time).
+fn submit(body: Value, fixture_key: bool) -> Value {
     let mut event = fixture("apigw-submit-payment.json");
     event["body"] = Value::String(body.to_string());
-    if !with_key {
-        event["headers"]
-            .as_object_mut()
-            .expect("the fixture has headers")
-            .remove("idempotency-key");
+    if !fixture_key {
+        static NEXT_KEY: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+        let key = NEXT_KEY.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        event["headers"]["idempotency-key"] = json!(format!("priority-test-{key}"));
     }
     event
 }
@@ -77,9 +75,10 @@ fn payment(priority: Option<&str>) -> Value {
 }
 
 /// The `data.priority` of the PaymentRequested events published so far.
-fn announced_priorities(api: &TestApi) -> Vec<Value> {
-    api.events
-        .published()
+async fn announced_priorities(api: &TestApi) -> Vec<Value> {
+    api.ledger
+        .announced()
+        .await
         .iter()
         .map(|event: &DomainEvent| {
             let detail: Value = serde_json::from_str(&event.detail_json()).expect("JSON");
@@ -94,7 +93,7 @@ async fn an_urgent_payment_is_announced_and_shown_as_urgent() {
     let (status, accepted) = send(&api.app, &submit(payment(Some("urgent")), false)).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{accepted}");
     assert_eq!(accepted["priority"], "urgent");
-    assert_eq!(announced_priorities(&api), [json!("urgent")]);
+    assert_eq!(announced_priorities(&api).await, [json!("urgent")]);
 
     let payment_id = accepted["payment_id"].as_str().expect("a payment id");
     let (status, shown) = send(&api.app, &read(payment_id)).await;
@@ -114,7 +113,7 @@ async fn a_payment_without_a_priority_is_ordinary_and_says_so() {
     }
     // Written on the bus too, so rules can route on it.
     assert_eq!(
-        announced_priorities(&api),
+        announced_priorities(&api).await,
         [json!("ordinary"), json!("ordinary")]
     );
 }
@@ -138,7 +137,7 @@ async fn an_unknown_priority_is_a_bad_request_and_nothing_happens() {
             "{answer}"
         );
     }
-    assert!(api.events.published().is_empty());
+    assert!(api.ledger.announced().await.is_empty());
 }
 
 #[tokio::test]

@@ -15,7 +15,7 @@ use paysaga_domain::ports::WalletStore;
 use paysaga_domain::{
     DepositId, DomainEvent, Money, Owner, PaymentId, PaymentRequest, Wallet, WalletId,
 };
-use paysaga_services::fakes::{InMemoryLedger, RecordingPublisher};
+use paysaga_services::fakes::InMemoryLedger;
 use paysaga_services::read_models::{InMemoryReadModels, replay};
 use serde_json::{Value, json};
 
@@ -63,7 +63,6 @@ async fn app_with(payments: i64) -> Router {
     router(Arc::new(Api {
         wallets: ledger.clone(),
         payments: ledger.clone(),
-        events: Arc::new(RecordingPublisher::default()),
         limits: Default::default(),
     }))
     .merge(read_router(Arc::new(ReadApi {

@@ -4,8 +4,10 @@
 //!
 //! - `{"action":"redrive"}` redrives every dead-letter queue (or `"queue"`: one, by name, URL
 //!   or ARN): transient failures go back where they failed, at most `max_per_second`, the rest
-//!   are parked. `"mode":"whole-queue"` instead has SQS move the whole queue back to its one
-//!   source (`StartMessageMoveTask`), unread.
+//!   are parked; a payment's request parked on its way to the saga also becomes a check of its
+//!   payment, due at once, for the reconciler to settle it once the payment is terminal.
+//!   `"mode":"whole-queue"` instead has SQS move the whole queue back to its one source
+//!   (`StartMessageMoveTask`), unread.
 //! - `{"action":"status"}`: depths of every dead-letter queue and its sources, and how many
 //!   parked messages wait.
 //! - `{"action":"parked"}`: a page of the parking table (`limit`, `after`);

@@ -7,7 +7,8 @@ use lambda_runtime::{LambdaEvent, service_fn};
 use lambda_toolkit::aws::sdk_config;
 use lambda_toolkit::metrics::MetricsSink;
 use paysaga_aws::{
-    DynamoDbJournal, DynamoDbParking, EventBridgeRules, METRICS_NAMESPACE, SqsRedriveQueues,
+    DynamoDbJournal, DynamoDbParking, EventBridgeRules, METRICS_NAMESPACE, SqsDeadlineChecks,
+    SqsRedriveQueues,
 };
 use paysaga_services::redrive::operator::RedriveService;
 
@@ -26,7 +27,14 @@ async fn main() -> anyhow::Result<()> {
             &sdk,
             config.parked_messages_table,
         )),
+        // Checks for parked messages only, due at once: no delay of their own.
+        deadlines: Arc::new(SqsDeadlineChecks::from_config(
+            &sdk,
+            config.deadline_checks_queue_url,
+            std::time::Duration::ZERO,
+        )),
         dead_letter_queues: config.dead_letter_queues,
+        saga_queues: config.saga_queues,
         settings: config.settings,
     };
     let metrics = MetricsSink::stdout(METRICS_NAMESPACE, "dlq-redrive");

@@ -1,5 +1,5 @@
 //! The redrive handler fed with the requests in `events/lambda/dlq-redrive-*.json`, against
-//! in-memory queues, journal and parking table.
+//! in-memory queues, journal, parking table and deadline checks.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -9,7 +9,9 @@ use dlq_redrive::handle;
 use lambda_runtime::{Context, Diagnostic, LambdaEvent};
 use lambda_toolkit::metrics::{MetricsBuffer, MetricsSink, check_document};
 use lambda_toolkit::sqs_batch::{FAILURE_ATTRIBUTE, FailureRecord};
-use paysaga_services::fakes::{InMemoryJournal, InMemoryParking, InMemoryQueues, StaticRules};
+use paysaga_services::fakes::{
+    InMemoryJournal, InMemoryParking, InMemoryQueues, RecordingDeadlines, StaticRules,
+};
 use paysaga_services::redrive::operator::{RedriveService, Request};
 use paysaga_services::redrive::parking::ParkedStatus;
 use paysaga_services::redrive::{DeadLetter, MessageAttribute, QueueRef, RedriveSettings};
@@ -67,6 +69,7 @@ struct World {
     metrics: MetricsBuffer,
     queues: Arc<InMemoryQueues>,
     parking: Arc<InMemoryParking>,
+    deadlines: Arc<RecordingDeadlines>,
 }
 
 impl World {
@@ -76,6 +79,7 @@ impl World {
         queues.create(queue(PAYMENTS_DLQ));
         queues.redrive_policy(PAYMENTS, PAYMENTS_DLQ);
         let parking = Arc::new(InMemoryParking::default());
+        let deadlines = Arc::new(RecordingDeadlines::default());
         let metrics = MetricsBuffer::default();
         let service = RedriveService {
             queues: queues.clone(),
@@ -83,7 +87,9 @@ impl World {
             rules: Arc::new(StaticRules::default()),
             journal: Arc::new(InMemoryJournal::default()),
             parking: parking.clone(),
+            deadlines: deadlines.clone(),
             dead_letter_queues: vec![queue(PAYMENTS_DLQ).url],
+            saga_queues: vec![PAYMENTS.to_owned(), URGENT.to_owned()],
             settings: RedriveSettings {
                 max_per_second: 1_000,
                 ..RedriveSettings::default()
@@ -95,6 +101,7 @@ impl World {
             metrics,
             queues,
             parking,
+            deadlines,
         }
     }
 
@@ -158,6 +165,25 @@ async fn a_redrive_sends_back_the_transient_and_parks_the_rest() {
     );
     assert_eq!(world.queues.len(PAYMENTS_DLQ), 0);
     assert_eq!(world.queues.len(PAYMENTS), 1);
+    // The saga's request parked (not the junk): its payment's check, for the reconciler.
+    assert_eq!(report["settle_checks"], 1);
+    let event: serde_json::Value = serde_json::from_str(&body).expect("the fixture is JSON");
+    let checks: Vec<(String, String)> = world
+        .deadlines
+        .for_parked()
+        .into_iter()
+        .map(|(payment, parked_id)| (payment.to_string(), parked_id))
+        .collect();
+    assert_eq!(
+        checks,
+        [(
+            event["detail"]["data"]["payment_id"]
+                .as_str()
+                .expect("a payment id")
+                .to_owned(),
+            "paysaga-local-payments-dlq/p1".to_owned()
+        )]
+    );
 
     let status = world
         .invoke(request("dlq-redrive-status.json"))
@@ -189,6 +215,49 @@ async fn a_redrive_sends_back_the_transient_and_parks_the_rest() {
             .any(|reason| reason.starts_with("contract: ")),
         "{reasons:?}"
     );
+}
+
+#[tokio::test]
+async fn a_parked_request_waits_in_the_dlq_while_its_check_cannot_be_scheduled() {
+    let world = World::new();
+    let body = fixture("eventbridge-payment-requested.json");
+    world
+        .queues
+        .put(PAYMENTS_DLQ, dead_letter("p1", "permanent", &body));
+    world.deadlines.set_down(true);
+    let response = world
+        .invoke(request("dlq-redrive-redrive-all.json"))
+        .await
+        .expect("redriven");
+    let report = &response["queues"][0];
+    assert_eq!(
+        (report["parked"].as_u64(), report["settle_checks"].as_u64()),
+        (Some(1), Some(0))
+    );
+    let left = report["left"].as_object().expect("what it left, by reason");
+    assert!(
+        left.keys()
+            .any(|reason| reason.contains("check was not scheduled")),
+        "{report}"
+    );
+    assert_eq!(world.queues.len(PAYMENTS_DLQ), 1, "kept for the next run");
+
+    world.deadlines.set_down(false);
+    world.queues.make_visible(PAYMENTS_DLQ);
+    let response = world
+        .invoke(request("dlq-redrive-redrive-all.json"))
+        .await
+        .expect("redriven");
+    let report = &response["queues"][0];
+    assert_eq!(
+        (
+            report["handled_before"].as_u64(),
+            report["settle_checks"].as_u64()
+        ),
+        (Some(1), Some(1))
+    );
+    assert_eq!(world.deadlines.for_parked().len(), 1);
+    assert_eq!(world.queues.len(PAYMENTS_DLQ), 0);
 }
 
 #[tokio::test]

@@ -11,7 +11,9 @@ use lambda_runtime::{Context, Diagnostic, LambdaEvent};
 use lambda_toolkit::metrics::MetricsSink;
 use paysaga_hostile::harness::run_logged;
 use paysaga_hostile::{body, leaks};
-use paysaga_services::fakes::{InMemoryJournal, InMemoryParking, InMemoryQueues, StaticRules};
+use paysaga_services::fakes::{
+    InMemoryJournal, InMemoryParking, InMemoryQueues, RecordingDeadlines, StaticRules,
+};
 use paysaga_services::redrive::operator::{RedriveService, Request};
 use paysaga_services::redrive::{DeadLetter, QueueRef, RedriveSettings};
 use proptest::prelude::*;
@@ -80,7 +82,9 @@ fn service() -> RedriveService {
         rules: Arc::new(StaticRules::default()),
         journal: Arc::new(InMemoryJournal::default()),
         parking: Arc::new(InMemoryParking::default()),
+        deadlines: Arc::new(RecordingDeadlines::default()),
         dead_letter_queues: vec![queue(PAYMENTS_DLQ).url],
+        saga_queues: vec![PAYMENTS.to_owned()],
         settings: RedriveSettings {
             max_per_second: 1_000,
             ..RedriveSettings::default()

@@ -8,10 +8,7 @@ use lambda_toolkit::metrics::MetricsSink;
 use payment_saga::consent::{JwtConsent, RING_RS256};
 use payment_saga::{Config, PaymentSaga};
 use paysaga_aws::{DynamoDbLedger, EventBridgePublisher, METRICS_NAMESPACE};
-use paysaga_domain::events::{
-    PAYMENT_COMPLETED, PAYMENT_FAILED, PAYMENT_REQUESTED, PAYOUT_COMPLETED, PAYOUT_FAILED,
-    PAYOUT_REQUESTED, TOP_UP_COMPLETED, TOP_UP_FAILED, TOP_UP_REQUESTED,
-};
+use paysaga_domain::events::{PAYMENT_REQUESTED, PAYOUT_REQUESTED, TOP_UP_REQUESTED};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -30,7 +27,7 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     let sdk = sdk_config().await?;
-    let bus = config.resources.event_bus_name;
+    let bus = config.event_bus_name;
     let ledger = Arc::new(DynamoDbLedger::from_config(&sdk, config.resources.tables));
     let handler = PaymentSaga {
         payments: ledger.clone(),
@@ -39,18 +36,9 @@ async fn main() -> anyhow::Result<()> {
         events: Arc::new(EventBridgePublisher::from_config(
             &sdk,
             bus,
-            // Its outcomes, and a payment handed to a fresh delivery (announced again).
-            &[
-                PAYMENT_COMPLETED,
-                PAYMENT_FAILED,
-                PAYMENT_REQUESTED,
-                TOP_UP_COMPLETED,
-                TOP_UP_FAILED,
-                TOP_UP_REQUESTED,
-                PAYOUT_COMPLETED,
-                PAYOUT_FAILED,
-                PAYOUT_REQUESTED,
-            ],
+            // Only a payment handed to a fresh delivery (announced again): its outcome is
+            // announced by its log's terminal entry, through the event relay.
+            &[PAYMENT_REQUESTED, TOP_UP_REQUESTED, PAYOUT_REQUESTED],
         )),
         processor,
         settings: config.saga,

@@ -167,8 +167,9 @@ async fn a_processor_refusing_refunds_leaves_the_payment_compensating_asked_agai
     );
     assert_eq!(the_payment(&test).await.status, PaymentStatus::Compensating);
     let announced: Vec<&str> = test
-        .events
-        .published()
+        .ledger
+        .payment_events(&test.events)
+        .await
         .iter()
         .map(|event| event.detail_type())
         .collect();

@@ -105,8 +105,9 @@ async fn a_payment_request_completes_and_moves_the_money_exactly() {
         (8_750, 1_250)
     );
     let announced: Vec<(&str, String)> = test
-        .events
-        .published()
+        .ledger
+        .payment_events(&test.events)
+        .await
         .iter()
         .map(|event| (event.detail_type(), event.event_id().to_owned()))
         .collect();
@@ -141,8 +142,9 @@ async fn a_duplicate_delivery_moves_no_more_money() {
         (8_750, 1_250)
     );
     let ids: std::collections::HashSet<String> = test
-        .events
-        .published()
+        .ledger
+        .payment_events(&test.events)
+        .await
         .iter()
         .map(|event| event.event_id().to_owned())
         .collect();
@@ -184,7 +186,7 @@ async fn a_payment_on_the_bus_without_its_payers_consent_moves_nothing() {
             payment(&*test.ledger, &payment_id).await.expect("read"),
             None
         );
-        assert!(test.events.published().is_empty());
+        assert!(test.ledger.payment_events(&test.events).await.is_empty());
         assert_eq!(test.processor.charge_calls(), 0);
     }
 }
@@ -216,7 +218,7 @@ async fn insufficient_funds_fail_the_payment_with_a_reason_and_move_nothing() {
         ),
         (1_000, 0)
     );
-    let published = test.events.published();
+    let published = test.ledger.payment_events(&test.events).await;
     assert_eq!(published.len(), 1);
     assert_eq!(published[0].detail_type(), "PaymentFailed");
     assert!(

@@ -157,10 +157,11 @@ async fn balances(test: &TestSaga) -> [(u64, u64); 2] {
 }
 
 /// The payments announced, by event type, in order of payment id.
-fn announced(test: &TestSaga) -> Vec<(String, &'static str)> {
+async fn announced(test: &TestSaga) -> Vec<(String, &'static str)> {
     let mut announced: Vec<(String, &'static str)> = test
-        .events
-        .published()
+        .ledger
+        .payment_events(&test.events)
+        .await
         .iter()
         .map(|event| {
             let id = event.payment_id().expect("a payment's event").to_string();
@@ -207,7 +208,8 @@ fn a_panicking_payment_fails_alone_and_its_batch_mates_complete_once() {
         .into_iter()
         .map(|id| (id.to_owned(), "PaymentCompleted"))
         .collect();
-    assert_eq!(announced(&test), completed, "each announced once");
+    let (announced_payments, _) = run_logged(announced(&test));
+    assert_eq!(announced_payments, completed, "each announced once");
     assert_eq!(metric(&test, "MessagesPanicked"), 1.0);
     assert_eq!(metric(&test, "MessagesFailed"), 1.0);
     assert_eq!(metric(&test, "PaymentsCompleted"), 3.0);
@@ -287,5 +289,6 @@ fn on_its_last_delivery_a_panicking_payment_is_given_up_as_a_bug_and_completes_o
         [(ALICE_HOLDS - 4 * AMOUNT, 0), (4 * AMOUNT, 0)],
         "every payment moved its money once"
     );
-    assert_eq!(announced(&test).len(), 4, "each payment announced once");
+    let (announced_payments, _) = run_logged(announced(&test));
+    assert_eq!(announced_payments.len(), 4, "each payment announced once");
 }

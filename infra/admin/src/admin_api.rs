@@ -17,7 +17,7 @@ pub enum AdminApiError {
     #[error("cannot reach the admin API at {url}: {detail}")]
     Unreachable { url: String, detail: String },
     /// The API answered with its error body: `code` says why (`not_found`, `already_replayed`,
-    /// `contract_violation`, `no_destination`, `forbidden`, ...).
+    /// `settled`, `contract_violation`, `no_destination`, `forbidden`, ...).
     #[error("the admin API answered {status} {code}: {message}")]
     Refused {
         status: u16,

@@ -81,7 +81,8 @@ impl RedriveFunction {
         self.ask(&Request::Status).await
     }
 
-    /// Every parked message, page after page; replayed ones only with `include_replayed`.
+    /// Every parked message, page after page; those no longer waiting (replayed, settled) only
+    /// with `include_replayed`.
     pub async fn parked(&self, include_replayed: bool) -> Result<Vec<ParkedMessage>, DlqError> {
         let mut messages = Vec::new();
         let mut after = None;
@@ -195,6 +196,7 @@ pub fn parked_table(messages: &[ParkedMessage]) -> String {
             match message.status {
                 ParkedStatus::Parked => "parked",
                 ParkedStatus::Replayed => "replayed",
+                ParkedStatus::Settled => "settled",
             }
             .to_owned(),
             message.parked_at.format("%Y-%m-%d %H:%M:%S").to_string(),
@@ -225,9 +227,13 @@ pub fn redrive_report(outcomes: &[QueueOutcome]) -> String {
                     Some(why) => format!(" (stopped: {})", serde_label(&why)),
                     None => String::new(),
                 };
+                let handed_on = match done.settle_checks {
+                    0 => String::new(),
+                    checks => format!(" ({checks} handed to the reconciler)"),
+                };
                 let _ = writeln!(
                     report,
-                    "{}: examined {}, sent back {}, parked {}, handled before {}, left {left}{stopped}",
+                    "{}: examined {}, sent back {}, parked {}{handed_on}, handled before {}, left {left}{stopped}",
                     done.queue, done.examined, done.sent_back, done.parked, done.handled_before
                 );
                 done.left
@@ -317,6 +323,8 @@ mod tests {
             parked_at: Utc.with_ymd_and_hms(2026, 12, 5, 21, 30, 7).unwrap(),
             status,
             replayed_at: None,
+            settled_at: None,
+            settled_as: None,
         }
     }
 
@@ -372,6 +380,7 @@ mod tests {
                 examined: 7,
                 sent_back: 4,
                 parked: 1,
+                settle_checks: 1,
                 handled_before: 1,
                 left: BTreeMap::from([("the destination refused it".to_owned(), 1)]),
                 not_deleted: 0,
@@ -396,7 +405,8 @@ mod tests {
         let report = redrive_report(&read.queues);
         assert_eq!(
             report,
-            "paysaga-payments-dlq: examined 7, sent back 4, parked 1, handled before 1, left 1 \
+            "paysaga-payments-dlq: examined 7, sent back 4, parked 1 (1 handed to the reconciler), \
+             handled before 1, left 1 \
              (stopped: max_messages)\n  left 1: the destination refused it\n\
              paysaga-audit-dlq: SQS moves it to paysaga-audit (task task-1)\n\
              paysaga-event-delivery-dlq: FAILED: throttled\n"
@@ -461,6 +471,18 @@ mod tests {
         );
         assert!(!lines[2].contains(&"x".repeat(81)), "{table}");
         assert!(lines[3].contains("replayed"), "{table}");
+        let settled = parked_table(&[parked(
+            "payments-dlq/3",
+            ParkedStatus::Settled,
+            "failed again after 3 redrives",
+        )]);
+        assert!(
+            settled
+                .lines()
+                .nth(2)
+                .is_some_and(|line| line.starts_with("payments-dlq/3  settled")),
+            "{settled}"
+        );
 
         let whole: serde_json::Value =
             serde_json::from_str(&shown(&messages[0])).expect("shown as JSON");

@@ -94,7 +94,7 @@ enum DlqCommand {
     Status,
     /// The parking table: the messages waiting for an operator.
     Parked {
-        /// Replayed messages too.
+        /// Replayed and settled messages too.
         #[arg(long)]
         all: bool,
     },
@@ -222,7 +222,7 @@ async fn dlq_command(redrive: &RedriveFunction, command: DlqCommand) -> anyhow::
                 let hint = if all {
                     ""
                 } else {
-                    " waiting (--all shows replayed ones)"
+                    " waiting (--all shows replayed and settled ones)"
                 };
                 format!("no parked messages{hint}\n")
             } else {

@@ -69,6 +69,11 @@ LOG_ACTIONS = {"logs:CreateLogStream", "logs:PutLogEvents"}
 #   Only on the function's trigger queues.
 TRIGGER_ACTIONS = {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes",
                    "sqs:ChangeMessageVisibility"}
+# - a DynamoDB Streams trigger reads the stream with the function's role: AWS's
+#   AWSLambdaDynamoDBExecutionRole grants these four. Only on the streams of the function's
+#   trigger tables (`!GetAtt <Table>.StreamArn`).
+STREAM_TRIGGER_ACTIONS = {"dynamodb:DescribeStream", "dynamodb:GetRecords",
+                          "dynamodb:GetShardIterator", "dynamodb:ListStreams"}
 # - an asynchronous invocation's destination (EventInvokeConfig DestinationConfig): Lambda sends
 #   the invocation record with the function's role, sqs:SendMessage on a queue destination.
 #   Only on the function's own destinations.
@@ -152,7 +157,7 @@ def resource_kind(value: Any, resources: dict, parameters: dict) -> tuple[str | 
     if (g := tm.getatt(value)) is not None:
         lid, attr = g
         kind = resources.get(lid, {}).get("Type")
-        return lid, kind, attr == "Arn"
+        return lid, kind, attr in ("Arn", "StreamArn")
     if (r := tm.ref(value)) is not None:
         kind = resources.get(r, {}).get("Type")
         return r, kind, kind in REF_IS_ARN or (r in parameters)
@@ -312,9 +317,15 @@ def check(template: dict, notes: list[str] | None = None) -> list[Finding]:
                     elif expected and lid is None and arn_service(resource) not in (service, None):
                         findings.append(Finding("IAM004", where, f"{action} on {shown}: an ARN of {arn_service(resource)}"))
                     # called?
+                    on_a_stream = (tm.getatt(resource) or (None, None))[1] == "StreamArn"
+                    if on_a_stream and action not in STREAM_TRIGGER_ACTIONS:
+                        findings.append(Finding("IAM004", where, f"{action} on {shown}: a table's stream"))
+                    if action in STREAM_TRIGGER_ACTIONS and not on_a_stream:
+                        findings.append(Finding("IAM004", where, f"{action} on {shown}: not a table's stream"))
                     justified = (
-                        action in called
+                        (action in called and not on_a_stream)
                         or (action in TRIGGER_ACTIONS and lid in triggers)
+                        or (action in STREAM_TRIGGER_ACTIONS and on_a_stream and lid in triggers)
                         or (action in DESTINATION_ACTIONS and lid in destinations)
                         or (action in XRAY_ACTIONS and tracing)
                     )

@@ -72,6 +72,8 @@ AWS_METRICS: dict[str, tuple[set[str], dict[str, tuple[set[str], str | None]]]] 
         "ConcurrentExecutions", "ProvisionedConcurrentExecutions",
         "ProvisionedConcurrencyUtilization", "AsyncEventsReceived", "AsyncEventAge",
         "AsyncEventsDropped",
+        # A stream trigger's: the age of the last record of a batch when it was handed over.
+        "IteratorAge",
     }, {"FunctionName": (FUNCTION_TYPES, None)}),
 }
 SERVICE = "service"  # the dimension of every document the functions write (shared/lambda-toolkit/src/metrics.rs)

@@ -48,7 +48,8 @@ def _referenced(value: Any) -> set[str]:
 
 
 def _dead_letter_queues(cfn) -> set[str]:
-    """Queues some queue's redrive policy or some rule target sends dead letters to."""
+    """Queues some queue's redrive policy, some rule target or some stream trigger sends dead
+    letters to."""
     dlqs = set()
     for resource in cfn.get_resources(["AWS::SQS::Queue"]).values():
         policy = resource.get("Properties", {}).get("RedrivePolicy", {})
@@ -58,6 +59,19 @@ def _dead_letter_queues(cfn) -> set[str]:
         for target in resource.get("Properties", {}).get("Targets", []):
             if target := _arn_target(target.get("DeadLetterConfig", {}).get("Arn")):
                 dlqs.add(target)
+    # A stream trigger's on-failure destination: where what it gave up on goes (SAM's event, or
+    # the event source mapping SAM makes of it).
+    mappings = [
+        resource.get("Properties", {})
+        for resource in cfn.get_resources(["AWS::Lambda::EventSourceMapping"]).values()
+    ]
+    for function in cfn.get_resources(["AWS::Serverless::Function"]).values():
+        for event in function.get("Properties", {}).get("Events", {}).values():
+            mappings.append(event.get("Properties", {}))
+    for mapping in mappings:
+        on_failure = mapping.get("DestinationConfig", {}).get("OnFailure", {})
+        if target := _arn_target(on_failure.get("Destination")):
+            dlqs.add(target)
     return dlqs
 
 

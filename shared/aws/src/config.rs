@@ -16,19 +16,19 @@ pub const METRICS_NAMESPACE: &str = "paysaga";
 #[derive(Debug, Clone)]
 pub struct Resources {
     pub tables: TableNames,
-    pub event_bus_name: String,
 }
 
 impl Resources {
-    /// `WALLETS_TABLE`, `PAYMENTS_TABLE`, `IDEMPOTENCY_TABLE`, `EVENT_BUS_NAME`.
+    /// `WALLETS_TABLE`, `PAYMENTS_TABLE`, `IDEMPOTENCY_TABLE`, and `OUTBOX_TABLE` where the
+    /// function makes deposits.
     pub fn from_env(env: &Environment) -> Result<Self, ConfigError> {
         Ok(Self {
             tables: TableNames {
                 wallets: env.required("WALLETS_TABLE")?,
                 payments: env.required("PAYMENTS_TABLE")?,
                 idempotency: env.required("IDEMPOTENCY_TABLE")?,
+                outbox: env.optional("OUTBOX_TABLE"),
             },
-            event_bus_name: env.required("EVENT_BUS_NAME")?,
         })
     }
 }

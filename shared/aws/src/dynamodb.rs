@@ -8,8 +8,7 @@
 //! item needs no transaction to be all or nothing. A duplicate delivery finds the version taken
 //! either way; a wallet that cannot take its change cancels the whole transaction, and the
 //! wallet is then read to tell the domain which rule refused it. The payee check of the reserve
-//! step is a consistent read before the transaction rather than a condition inside it (see
-//! `record`).
+//! step is a read before the transaction rather than a condition inside it (see `record`).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -22,6 +21,7 @@ use aws_sdk_dynamodb::types::{CancellationReason, ConditionCheck, Put, TransactW
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::outbox::outbox_put;
 use lambda_toolkit::aws::dynamodb::{self, SdkFailure};
 pub(crate) use lambda_toolkit::aws::dynamodb::{Item, is_conditional_check_failure, n, s};
 use paysaga_domain::money::MAX_MINOR_UNITS;
@@ -30,8 +30,9 @@ use paysaga_domain::ports::{
     StoreError, WalletOwners, WalletStore,
 };
 use paysaga_domain::{
-    Currency, DepositId, IdempotencyKey, Money, Owner, PaymentId, PaymentLogEntry, PaymentRequest,
-    PaymentStep, StepPlan, Wallet, WalletChange, WalletEffect, WalletId, WalletRejection,
+    Currency, DepositId, DomainEvent, IdempotencyKey, Money, Owner, PaymentId, PaymentLogEntry,
+    PaymentRequest, PaymentStep, RequestChannel, StepPlan, Wallet, WalletChange, WalletEffect,
+    WalletId, WalletRejection,
 };
 
 /// How long a deposit's idempotency key is remembered (the table's TTL removes it afterwards).
@@ -50,6 +51,22 @@ pub struct TableNames {
     pub wallets: String,
     pub payments: String,
     pub idempotency: String,
+    /// Where a deposit's announcement is written with it ([`crate::outbox`]); only a function
+    /// that makes deposits needs it.
+    pub outbox: Option<String>,
+}
+
+impl TableNames {
+    /// The payments table alone, for a function that only reads payment logs (the event
+    /// relay): any call on another table fails.
+    pub fn payment_logs_only(payments: String) -> Self {
+        Self {
+            wallets: String::new(),
+            payments,
+            idempotency: String::new(),
+            outbox: None,
+        }
+    }
 }
 
 /// The DynamoDB adapter of [`WalletStore`] and [`PaymentLog`].
@@ -76,10 +93,6 @@ struct DepositKeyRecord {
     deposit_id: DepositId,
     wallet_id: WalletId,
     amount: Money,
-    /// When the deposit was made. Absent from the records written before it was kept (each
-    /// gone once it expires): a replay of one of those is announced with the replay's time.
-    #[serde(default)]
-    deposited_at: Option<DateTime<Utc>>,
     expires_at: i64,
 }
 
@@ -167,7 +180,7 @@ impl DynamoDbLedger {
             .client
             .put_item()
             .table_name(&self.tables.payments)
-            .set_item(Some(to_item(entry)?))
+            .set_item(Some(traced(to_item(entry)?)))
             .condition_expression(LOG_ENTRY_IS_NEW)
             .send()
             .await;
@@ -181,7 +194,7 @@ impl DynamoDbLedger {
     fn log_entry_put(&self, entry: &PaymentLogEntry) -> Result<TransactWriteItem, StoreError> {
         let put = Put::builder()
             .table_name(&self.tables.payments)
-            .set_item(Some(to_item(entry)?))
+            .set_item(Some(traced(to_item(entry)?)))
             .condition_expression(LOG_ENTRY_IS_NEW)
             .build()
             .map_err(build_error)?;
@@ -324,22 +337,10 @@ impl WalletStore for DynamoDbLedger {
     }
 
     async fn wallet(&self, id: &WalletId) -> Result<Option<Wallet>, StoreError> {
-        let Some(item) = self.get(&self.tables.wallets, wallet_key(id)).await? else {
-            return Ok(None);
-        };
-        let record: WalletRecord = from_item(item)?;
-        Wallet::restore(
-            record.wallet_id,
-            record.currency,
-            record.available,
-            record.reserved,
-            record.created_at,
-        )
-        .map(|wallet| match record.owner {
-            Some(owner) => Some(wallet.owned_by(owner)),
-            None => Some(wallet),
-        })
-        .map_err(|error| StoreError::Permanent(format!("wallet {id}: {error}")))
+        match self.get(&self.tables.wallets, wallet_key(id)).await? {
+            Some(item) => wallet_of(id, item).map(Some),
+            None => Ok(None),
+        }
     }
 
     async fn deposit(
@@ -357,7 +358,10 @@ impl WalletStore for DynamoDbLedger {
             .wallet_effects()
             .last()
             .ok_or_else(|| StoreError::Permanent("a deposit credits a wallet".to_owned()))?;
-        let mut items = Vec::with_capacity(2);
+        let outbox = self.tables.outbox.as_deref().ok_or_else(|| {
+            StoreError::Permanent("this function has no outbox to announce deposits".to_owned())
+        })?;
+        let mut items = Vec::with_capacity(3);
         let idempotency_key = deposit
             .idempotency_key
             .as_ref()
@@ -368,12 +372,14 @@ impl WalletStore for DynamoDbLedger {
                 deposit_id: deposit.deposit_id.clone(),
                 wallet_id: deposit.wallet_id.clone(),
                 amount: deposit.amount,
-                deposited_at: Some(now),
                 expires_at: (now + IDEMPOTENCY_KEY_LIFETIME).timestamp(),
             };
             items.push(self.idempotency_put(&record)?);
         }
         items.push(self.wallet_write(&credit)?);
+        // Its announcement, true once the credit is: written with it, published by the relay.
+        let announcement = DomainEvent::funds_deposited(deposit.announcement(), now);
+        items.push(outbox_put(outbox, &announcement, now)?);
         match (self.transact(items).await?, &idempotency_key) {
             (Transaction::Committed, _) => Ok(DepositOutcome::Deposited),
             (Transaction::ConditionFailed(0), Some(key)) => {
@@ -381,7 +387,6 @@ impl WalletStore for DynamoDbLedger {
                 Ok(if earlier.amount == deposit.amount {
                     DepositOutcome::Replayed {
                         deposit_id: earlier.deposit_id,
-                        deposited_at: earlier.deposited_at.unwrap_or(now),
                     }
                 } else {
                     DepositOutcome::KeyReused
@@ -453,6 +458,7 @@ impl PaymentLog for DynamoDbLedger {
     async fn begin(
         &self,
         request: &PaymentRequest,
+        channel: RequestChannel,
         idempotency_key: Option<&IdempotencyKey>,
         now: DateTime<Utc>,
     ) -> Result<BeginPayment, StoreError> {
@@ -460,7 +466,11 @@ impl PaymentLog for DynamoDbLedger {
         // (`PaymentRequest::submitted`), so the log's version 1 is the key's record too, and
         // it is kept as long as the log.
         if self
-            .put_log_entry(&PaymentLogEntry::requested(request.clone(), now))
+            .put_log_entry(&PaymentLogEntry::requested_through(
+                request.clone(),
+                channel,
+                now,
+            ))
             .await?
         {
             return Ok(BeginPayment::Begun);
@@ -482,7 +492,10 @@ impl PaymentLog for DynamoDbLedger {
                 ))
             })?;
         let earlier: PaymentLogEntry = from_item(item)?;
-        let PaymentStep::Requested { request: earlier } = earlier.step else {
+        let PaymentStep::Requested {
+            request: earlier, ..
+        } = earlier.step
+        else {
             return Err(StoreError::Permanent(format!(
                 "version 1 of payment {} is not its request",
                 request.payment_id()
@@ -497,19 +510,20 @@ impl PaymentLog for DynamoDbLedger {
 
     async fn record(&self, plan: &StepPlan) -> Result<RecordStep, StoreError> {
         // A payee check (`AcceptsCurrency`: the wallet exists and holds the currency) is a
-        // strongly consistent read before the write, not a ConditionCheck inside the
-        // transaction: 1 read unit instead of 2 write units. The two are equivalent because
-        // wallets are never deleted and never change currency: what the read saw still holds
-        // when the transaction commits. A crash between the read and the transaction is
-        // harmless (the read wrote nothing; the redelivery reads again), and the transaction's
-        // own conditions (the log version, the other wallets' funds) still decide the rest.
+        // read before the write, not a ConditionCheck inside the transaction: half a read unit
+        // (eventually consistent: `accepting_wallet`) instead of 2 write units. The two are
+        // equivalent because wallets are never deleted and never change currency: what the
+        // read saw still holds when the transaction commits. A crash between the read and the
+        // transaction is harmless (the read wrote nothing; the redelivery reads again), and the
+        // transaction's own conditions (the log version, the other wallets' funds) still
+        // decide the rest.
         let effects = plan.wallet_effects();
         let (checks, changes): (Vec<&WalletEffect>, Vec<&WalletEffect>) = effects
             .iter()
             .partition(|effect| matches!(effect.change, WalletChange::AcceptsCurrency(_)));
         let mut read = HashMap::new();
         for check in checks {
-            let wallet = self.wallet(&check.wallet_id).await?;
+            let wallet = self.accepting_wallet(&check.wallet_id).await?;
             let refused = check.refusal(wallet.as_ref()).is_some();
             read.insert(check.wallet_id.clone(), wallet);
             if refused {
@@ -542,6 +556,26 @@ impl DynamoDbLedger {
     /// plan's order, that its wallet refuses now (a payer short of funds before an unknown
     /// payee, as before). Only refused steps pay for these reads. `read` holds the wallets
     /// read already.
+    /// The wallet a payee check reads: eventually consistent (half a read unit), since what
+    /// it checks never changes once the wallet exists (its currency); only a wallet that read
+    /// does not find is read again, strongly consistent, so one opened a moment ago is found.
+    /// Its balances may be stale: the check does not look at them.
+    async fn accepting_wallet(&self, id: &WalletId) -> Result<Option<Wallet>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.tables.wallets)
+            .set_key(Some(wallet_key(id)))
+            .consistent_read(false)
+            .send()
+            .await
+            .map_err(|error| sdk_error("GetItem", error))?;
+        match output.item {
+            Some(item) => wallet_of(id, item).map(Some),
+            None => self.wallet(id).await,
+        }
+    }
+
     async fn refused_step(
         &self,
         plan: &StepPlan,
@@ -566,6 +600,36 @@ impl DynamoDbLedger {
             plan.entry.payment_id
         )))
     }
+}
+
+/// The wallet an item of the wallets table holds.
+fn wallet_of(id: &WalletId, item: Item) -> Result<Wallet, StoreError> {
+    let record: WalletRecord = from_item(item)?;
+    let wallet = Wallet::restore(
+        record.wallet_id,
+        record.currency,
+        record.available,
+        record.reserved,
+        record.created_at,
+    )
+    .map_err(|error| StoreError::Permanent(format!("wallet {id}: {error}")))?;
+    Ok(match record.owner {
+        Some(owner) => wallet.owned_by(owner),
+        None => wallet,
+    })
+}
+
+/// The attribute of a log entry or an outbox item that keeps the trace its change was made in
+/// ([`lambda_toolkit::trace`]): the event relay publishes the item's event in that trace, so
+/// one trace follows a payment across the relay.
+pub const TRACE_ATTRIBUTE: &str = "trace_header";
+
+/// `item`, with the current trace, if any, in [`TRACE_ATTRIBUTE`].
+pub(crate) fn traced(mut item: Item) -> Item {
+    if let Some(trace) = lambda_toolkit::trace::current() {
+        item.insert(TRACE_ATTRIBUTE.to_owned(), s(&trace.to_string()));
+    }
+    item
 }
 
 fn wallet_key(id: &WalletId) -> Item {
@@ -627,16 +691,18 @@ pub(crate) fn sdk_error<E: ProvideErrorMetadata + std::error::Error + Send + Syn
 
 #[cfg(test)]
 mod tests {
+    use aws_sdk_dynamodb::types::AttributeValue;
     use chrono::Utc;
     use paysaga_domain::ids::{FundingInstrumentId, PayoutDestinationId};
     use paysaga_domain::money::MAX_MINOR_UNITS;
     use paysaga_domain::payment::Flow;
     use paysaga_domain::read_models::{PaymentRole, WalletPayment};
     use paysaga_domain::{
-        Money, PaymentId, PaymentLogEntry, PaymentRequest, PaymentStatus, WalletId,
+        ChargeId, Money, Payment, PaymentId, PaymentLogEntry, PaymentRequest, PaymentStatus,
+        PaymentStep, WalletId,
     };
 
-    use super::{from_item, to_item};
+    use super::{Item, from_item, to_item};
 
     mod request_tokens {
         use std::sync::{Arc, Mutex};
@@ -699,6 +765,7 @@ mod tests {
                 wallets: "wallets".into(),
                 payments: "payments".into(),
                 idempotency: "idempotency".into(),
+                outbox: None,
             };
             let ledger = DynamoDbLedger::new(aws_sdk_dynamodb::Client::from_conf(config), tables);
             let put = |id: &str| {
@@ -748,8 +815,17 @@ mod tests {
         for flow in flows {
             let request =
                 PaymentRequest::of_flow(PaymentId::generate(), flow.clone(), amount).unwrap();
+            let on_bus = PaymentLogEntry::requested_through(
+                request.clone(),
+                paysaga_domain::RequestChannel::Bus,
+                Utc::now(),
+            );
+            let read: PaymentLogEntry = from_item(to_item(&on_bus).unwrap()).unwrap();
+            assert_eq!(read, on_bus);
             let entry = PaymentLogEntry::requested(request, Utc::now());
-            let read: PaymentLogEntry = from_item(to_item(&entry).unwrap()).unwrap();
+            let item = to_item(&entry).unwrap();
+            assert!(!item.contains_key("channel"), "the API's is the default");
+            let read: PaymentLogEntry = from_item(item).unwrap();
             assert_eq!(read, entry);
 
             let row = WalletPayment {
@@ -766,5 +842,66 @@ mod tests {
             let read: WalletPayment = from_item(to_item(&row).unwrap()).unwrap();
             assert_eq!(read, row);
         }
+    }
+
+    /// An item's size as DynamoDB bills it: each attribute's name and value (a number's
+    /// digits about half a byte each, plus one), nested maps and lists with their 3 bytes.
+    fn billed_size(item: &Item) -> usize {
+        fn value_size(value: &AttributeValue) -> usize {
+            match value {
+                AttributeValue::S(text) => text.len(),
+                AttributeValue::N(number) => number.len().div_ceil(2) + 1,
+                AttributeValue::M(map) => {
+                    3 + map
+                        .iter()
+                        .map(|(name, value)| 1 + name.len() + value_size(value))
+                        .sum::<usize>()
+                }
+                AttributeValue::L(list) => {
+                    3 + list.iter().map(|v| 1 + value_size(v)).sum::<usize>()
+                }
+                _ => 1,
+            }
+        }
+        item.iter()
+            .map(|(name, value)| name.len() + value_size(value))
+            .sum()
+    }
+
+    /// The terminal entry carries its outcome event's data, and stays one write unit's item
+    /// (at most 1 KB) with every id at its longest: the completing transaction costs what it
+    /// did before it carried it.
+    #[test]
+    fn a_terminal_entry_carries_its_outcome_within_one_write_unit() {
+        let longest = |prefix: &str| format!("{prefix}_{}", "x".repeat(64));
+        let request = PaymentRequest::of_flow(
+            PaymentId::parse(&longest("pay")).unwrap(),
+            Flow::Transfer {
+                from_wallet: WalletId::parse(&longest("wal")).unwrap(),
+                to_wallet: WalletId::parse(&format!("wal_{}", "y".repeat(64))).unwrap(),
+            },
+            Money::new(MAX_MINOR_UNITS, "EUR".parse().unwrap()).unwrap(),
+        )
+        .unwrap();
+        let mut log = vec![PaymentLogEntry::requested(request, Utc::now())];
+        for step in [
+            PaymentStep::FundsReserved,
+            PaymentStep::Charged {
+                charge_id: ChargeId::parse(&longest("ch")).unwrap(),
+            },
+            PaymentStep::Completed,
+        ] {
+            let next = Payment::from_log(&log)
+                .unwrap()
+                .next_entry(step, Utc::now());
+            log.push(next);
+        }
+        let terminal = log.last().unwrap();
+        assert!(terminal.concludes.is_some());
+        let item = to_item(terminal).unwrap();
+        let read: PaymentLogEntry = from_item(item.clone()).unwrap();
+        assert_eq!(&read, terminal);
+        let size = billed_size(&item);
+        assert!(size <= 1024, "{size} bytes: more than one write unit");
     }
 }

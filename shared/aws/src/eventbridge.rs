@@ -50,6 +50,17 @@ impl EventBridgePublisher {
 #[async_trait]
 impl EventPublisher for EventBridgePublisher {
     async fn publish(&self, events: &[DomainEvent]) -> Result<(), PublishError> {
+        self.publish_traced(events, &[]).await
+    }
+
+    /// Each entry carries its event's trace header (`TraceHeader`), which EventBridge hands
+    /// on to SQS targets; an event without one (or with one that is not an X-Ray header) is
+    /// published in the current trace ([`lambda_toolkit::trace`]).
+    async fn publish_traced(
+        &self,
+        events: &[DomainEvent],
+        traces: &[Option<String>],
+    ) -> Result<(), PublishError> {
         if let Some(event) = events
             .iter()
             .find(|event| !self.publishes.contains(&event.detail_type()))
@@ -60,18 +71,26 @@ impl EventPublisher for EventBridgePublisher {
                 event.detail_type()
             )));
         }
-        for chunk in events.chunks(ENTRIES_PER_CALL) {
-            // In the current trace ([`lambda_toolkit::trace`]): EventBridge hands it on to SQS targets.
-            let trace_header = lambda_toolkit::trace::current().map(|trace| trace.to_string());
+        let current = lambda_toolkit::trace::current().map(|trace| trace.to_string());
+        let trace_of = |index: usize| {
+            traces
+                .get(index)
+                .cloned()
+                .flatten()
+                .filter(|header| header.parse::<lambda_toolkit::trace::TraceHeader>().is_ok())
+                .or_else(|| current.clone())
+        };
+        for (chunk_index, chunk) in events.chunks(ENTRIES_PER_CALL).enumerate() {
             let entries = chunk
                 .iter()
-                .map(|event| {
+                .enumerate()
+                .map(|(index, event)| {
                     PutEventsRequestEntry::builder()
                         .event_bus_name(&self.bus_name)
                         .source(event.source())
                         .detail_type(event.detail_type())
                         .detail(event.detail_json())
-                        .set_trace_header(trace_header.clone())
+                        .set_trace_header(trace_of(chunk_index * ENTRIES_PER_CALL + index))
                         .build()
                 })
                 .collect();

@@ -3,21 +3,25 @@
 //! toolkit's own ports are `lambda_toolkit::aws`'s.
 
 pub mod config;
+pub mod deadlines;
 pub mod dynamodb;
 pub mod event_messages;
 pub mod event_store;
 pub mod eventbridge;
 pub mod notifications;
+pub mod outbox;
 pub mod parking;
 pub mod read_models;
 pub mod redrive;
 
 pub use config::METRICS_NAMESPACE;
+pub use deadlines::{DeadlineCheck, SqsDeadlineChecks};
 pub use dynamodb::{DynamoDbLedger, TableNames};
 pub use event_messages::{EventHandler, EventMessages};
 pub use event_store::DynamoDbEventStore;
 pub use eventbridge::EventBridgePublisher;
 pub use notifications::DynamoDbInbox;
+pub use outbox::{DynamoDbOutbox, OutboxRecord};
 pub use parking::{DynamoDbJournal, DynamoDbParking};
 pub use read_models::DynamoDbReadModels;
 pub use redrive::{EventBridgeRules, SqsRedriveQueues};

@@ -12,7 +12,7 @@ use super::dynamodb::{
     Item, build_error, from_item, is_conditional_check_failure, s, sdk_error, to_item,
 };
 use paysaga_domain::ports::StoreError;
-use paysaga_services::redrive::parking::{ParkedPage, Parking};
+use paysaga_services::redrive::parking::{FlowOutcome, ParkedPage, ParkedSettlement, Parking};
 use paysaga_services::redrive::{JournalEntry, ParkedMessage, ParkingLot, RedriveJournal};
 
 /// Journal entries outlive the longest a copy can sit in a dead-letter queue (14 days).
@@ -20,7 +20,8 @@ const JOURNAL_LIFETIME: chrono::Duration = chrono::Duration::days(15);
 /// Rounds of unprocessed items a batch call retries before reporting a transient failure.
 const BATCH_ROUNDS: u32 = 5;
 
-/// The DynamoDB adapter of [`ParkingLot`] (table keyed by `parked_id`).
+/// The DynamoDB adapter of [`ParkingLot`] and [`ParkedSettlement`] (table keyed by
+/// `parked_id`).
 #[derive(Debug, Clone)]
 pub struct DynamoDbParking {
     client: Client,
@@ -128,6 +129,36 @@ impl ParkingLot for DynamoDbParking {
             .expression_attribute_values(":replayed", s("replayed"))
             .expression_attribute_values(":parked", s("parked"))
             .expression_attribute_values(":at", s(&at.to_rfc3339()))
+            .send()
+            .await;
+        match updated {
+            Ok(_) => Ok(true),
+            Err(error) if is_conditional_check_failure(&error) => Ok(false),
+            Err(error) => Err(sdk_error("UpdateItem", error)),
+        }
+    }
+}
+
+#[async_trait]
+impl ParkedSettlement for DynamoDbParking {
+    async fn mark_settled(
+        &self,
+        parked_id: &str,
+        outcome: FlowOutcome,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let updated = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("parked_id", s(parked_id))
+            .update_expression("SET #status = :settled, settled_at = :at, settled_as = :outcome")
+            .condition_expression("#status = :parked")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":settled", s("settled"))
+            .expression_attribute_values(":parked", s("parked"))
+            .expression_attribute_values(":at", s(&at.to_rfc3339()))
+            .expression_attribute_values(":outcome", s(outcome.as_str()))
             .send()
             .await;
         match updated {

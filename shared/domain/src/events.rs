@@ -14,7 +14,10 @@ use super::ids::{DepositId, PaymentId, WalletId};
 use super::money::Money;
 use super::operator::{OperatorAction, OperatorReason};
 use super::owner::Owner;
-use super::payment::{Flow, FlowKind, Payment, PaymentRequest, PaymentStatus};
+use super::payment::{
+    Announces, Flow, FlowKind, Payment, PaymentLogEntry, PaymentLogError, PaymentRequest,
+    PaymentStatus, PaymentStep,
+};
 
 /// The EventBridge `source` of payment events.
 pub const PAYMENTS_SOURCE: &str = "paysaga.payments";
@@ -143,6 +146,50 @@ pub struct PaymentEventData {
     /// reading (events published before it was added).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub requested_at: Option<DateTime<Utc>>,
+}
+
+impl PaymentEventData {
+    /// What the outcome event of a terminal `entry` says, from the entry alone: its step, and
+    /// the request it concludes. `None` when it carries no request (or another payment's), or
+    /// is not terminal.
+    pub fn concluded_by(entry: &PaymentLogEntry) -> Option<Self> {
+        let concluded = entry.concludes.as_ref()?;
+        let request = &concluded.request;
+        let status = entry.step.resulting_status();
+        if request.payment_id() != &entry.payment_id || !status.is_terminal() {
+            return None;
+        }
+        let failure = match &entry.step {
+            PaymentStep::Failed { reason } => Some(reason.clone()),
+            _ => None,
+        };
+        Some(Self {
+            payment_id: request.payment_id().clone(),
+            flow: request.flow().clone(),
+            amount: request.amount(),
+            status,
+            failure,
+            requested_at: Some(concluded.recorded_at),
+        })
+    }
+
+    /// What the outcome event of `payment` says; `None` while it is not terminal.
+    pub fn outcome_of(payment: &Payment) -> Option<Self> {
+        let failure = match payment.status {
+            PaymentStatus::Completed => None,
+            PaymentStatus::Failed => payment.failure.clone(),
+            _ => return None,
+        };
+        let request = &payment.request;
+        Some(Self {
+            payment_id: request.payment_id().clone(),
+            flow: request.flow().clone(),
+            amount: request.amount(),
+            status: payment.status,
+            failure,
+            requested_at: Some(payment.created_at),
+        })
+    }
 }
 
 /// Money an operator put into a wallet from the outside world's adjustments account, with who
@@ -452,27 +499,44 @@ impl DomainEvent {
     /// `PaymentFailed` (with the reason). Its id is the terminal log entry's
     /// (`<payment_id>/<version>`), the same however often it is published.
     pub fn payment_outcome(payment: &Payment) -> Option<Self> {
-        let request = &payment.request;
-        let failure = match payment.status {
-            PaymentStatus::Completed => None,
-            PaymentStatus::Failed => payment.failure.clone(),
-            _ => return None,
-        };
-        let detail = EventDetail::new(
-            format!("{}/{}", request.payment_id(), payment.version),
-            payment.updated_at,
-            PaymentEventData {
-                payment_id: request.payment_id().clone(),
-                flow: request.flow().clone(),
-                amount: request.amount(),
-                status: payment.status,
-                failure,
-                requested_at: Some(payment.created_at),
+        let data = PaymentEventData::outcome_of(payment)?;
+        Some(Self::outcome(payment.version, payment.updated_at, data))
+    }
+
+    /// The outcome event of the log entry of `version`, recorded `at`, whose data is `data`.
+    fn outcome(version: u32, at: DateTime<Utc>, data: PaymentEventData) -> Self {
+        let completed = data.status == PaymentStatus::Completed;
+        let detail = EventDetail::new(format!("{}/{version}", data.payment_id), at, data);
+        if completed {
+            Self::PaymentCompleted(detail)
+        } else {
+            Self::PaymentFailed(detail)
+        }
+    }
+
+    /// The event the last entry of `log` makes true ([`PaymentLogEntry::announces`]), where
+    /// `log` is a payment's log from version 1 up to that entry, in order: the request's
+    /// announcement, dated when it was recorded, or the outcome, made from the terminal entry and
+    /// the request it carries ([`PaymentLogEntry::concludes`]; folded from the log when it was
+    /// written without).
+    /// `None` when that entry announces nothing. The same log gives the same event, id and all:
+    /// a request's and a carried outcome's from the last entry alone.
+    pub fn announced_by(log: &[PaymentLogEntry]) -> Result<Option<Self>, PaymentLogError> {
+        let last = log.last().ok_or(PaymentLogError::Empty)?;
+        match last.announces() {
+            None => Ok(None),
+            Some(Announces::Request) => {
+                let payment = Payment::from_log(std::slice::from_ref(last))?;
+                Ok(Some(Self::payment_requested(
+                    &payment.request,
+                    payment.created_at,
+                )))
+            }
+            // The entry carries the request it concludes (`Payment::next_entry`): nothing to fold.
+            Some(Announces::Outcome) => match PaymentEventData::concluded_by(last) {
+                Some(data) => Ok(Some(Self::outcome(last.version, last.recorded_at, data))),
+                None => Ok(Self::payment_outcome(&Payment::from_log(log)?)),
             },
-        );
-        match payment.status {
-            PaymentStatus::Completed => Some(Self::PaymentCompleted(detail)),
-            _ => Some(Self::PaymentFailed(detail)),
         }
     }
 
@@ -754,7 +818,7 @@ impl<'a> CheckedDetail<'a> {
 mod tests {
     use super::*;
     use crate::ChargeId;
-    use crate::payment::{PaymentLogEntry, PaymentStep};
+    use crate::payment::{PaymentStep, RequestChannel};
     use crate::test_support::request;
 
     #[test]
@@ -870,6 +934,66 @@ mod tests {
                 wallet_id: request(10).payer_wallet().clone(),
             },
         }])
+    }
+
+    /// The relay publishes a payment's request from its version 1 and its outcome from its
+    /// terminal entry, nothing from the steps in between, and the same entry always gives the
+    /// same event.
+    #[test]
+    fn a_log_announces_its_request_and_its_outcome_only() {
+        let at = Utc::now();
+        let requested = PaymentLogEntry::requested(request(10), at);
+        let announced = DomainEvent::announced_by(std::slice::from_ref(&requested)).unwrap();
+        assert_eq!(
+            announced,
+            Some(DomainEvent::payment_requested(&request(10), at)),
+        );
+        let on_the_bus = PaymentLogEntry::requested_through(request(10), RequestChannel::Bus, at);
+        assert_eq!(DomainEvent::announced_by(&[on_the_bus]).unwrap(), None);
+
+        let mut log = vec![requested];
+        let charged = PaymentStep::Charged {
+            charge_id: ChargeId::parse("ch_1").unwrap(),
+        };
+        for step in [PaymentStep::FundsReserved, charged] {
+            let payment = Payment::from_log(&log).unwrap();
+            log.push(payment.next_entry(step, Utc::now()));
+            assert_eq!(DomainEvent::announced_by(&log).unwrap(), None);
+        }
+        let payment = Payment::from_log(&log).unwrap();
+        log.push(payment.next_entry(PaymentStep::Completed, Utc::now()));
+        let outcome = DomainEvent::announced_by(&log).unwrap().unwrap();
+        assert_eq!(
+            outcome.event_id(),
+            format!("{}/4", request(10).payment_id())
+        );
+        assert_eq!(
+            Some(&outcome),
+            DomainEvent::payment_outcome(&Payment::from_log(&log).unwrap()).as_ref()
+        );
+        assert_eq!(
+            DomainEvent::announced_by(&log).unwrap(),
+            Some(outcome.clone())
+        );
+        // The terminal entry carries it: the entry alone announces the same event.
+        let terminal = log.last().unwrap().clone();
+        assert!(terminal.concludes.is_some());
+        assert_eq!(
+            DomainEvent::announced_by(std::slice::from_ref(&terminal)).unwrap(),
+            Some(outcome.clone())
+        );
+        // Another payment's request is not believed: the log is folded instead.
+        let mut forged = log.clone();
+        if let Some(concluded) = forged.last_mut().and_then(|entry| entry.concludes.as_mut()) {
+            concluded.request = PaymentRequest::of_flow(
+                PaymentId::parse("pay_other").unwrap(),
+                concluded.request.flow().clone(),
+                concluded.request.amount(),
+            )
+            .unwrap();
+        }
+        assert_eq!(DomainEvent::announced_by(&forged).unwrap(), Some(outcome));
+        assert_eq!(DomainEvent::announced_by(&[]), Err(PaymentLogError::Empty));
     }
 
     #[test]

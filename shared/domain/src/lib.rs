@@ -36,6 +36,8 @@ pub use operator::{
     OperatorAction, OperatorActionKind, OperatorKey, OperatorReason, OperatorRecord,
 };
 pub use owner::{MalformedOwner, Owner};
-pub use payment::{Payment, PaymentLogEntry, PaymentRequest, PaymentStatus, PaymentStep, Priority};
+pub use payment::{
+    Payment, PaymentLogEntry, PaymentRequest, PaymentStatus, PaymentStep, Priority, RequestChannel,
+};
 pub use saga::{PaymentLimits, SagaStep, StepPlan};
 pub use wallet::{Wallet, WalletChange, WalletEffect, WalletRejection};

@@ -478,6 +478,9 @@ impl PaymentStatus {
 pub enum PaymentStep {
     Requested {
         request: PaymentRequest,
+        /// How the request reached paysaga, which says who announced it.
+        #[serde(default, skip_serializing_if = "RequestChannel::is_api")]
+        channel: RequestChannel,
     },
     /// The amount moved from the sender's available funds to its reserved funds.
     FundsReserved,
@@ -517,6 +520,28 @@ impl PaymentStep {
     }
 }
 
+/// How a payment's request reached paysaga. The log's version 1 records it, because it decides
+/// whether that entry is the request's announcement: a payment's events are published from the
+/// log's entries that make them true (the event relay), except a request that was on the bus
+/// before paysaga recorded it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum RequestChannel {
+    /// Through paysaga's API: the log's version 1 is the request's first record, and
+    /// `PaymentRequested` (or its flow's) is published from it.
+    #[default]
+    Api,
+    /// Published straight onto the bus by an outside requester and begun by the saga: the
+    /// event was on the bus first, so nothing publishes it again.
+    Bus,
+}
+
+impl RequestChannel {
+    pub fn is_api(&self) -> bool {
+        *self == Self::Api
+    }
+}
+
 /// An entry of a payment's log: version `n` is written only if `n - 1` exists and `n` does not.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PaymentLogEntry {
@@ -525,16 +550,66 @@ pub struct PaymentLogEntry {
     #[serde(flatten)]
     pub step: PaymentStep,
     pub recorded_at: DateTime<Utc>,
+    /// On the terminal entry, the request it concludes, as the log's version 1 recorded it
+    /// (see [`Payment::next_entry`]): with the entry's own step, all its outcome event says, so
+    /// the event relay publishes the outcome from this entry alone, without reading the rest of
+    /// the log back. `None` on every other entry, and on terminal entries written before it was
+    /// added, whose outcome is folded from the log.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concludes: Option<RecordedRequest>,
+}
+
+/// A payment's request and when its log recorded it (its version 1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordedRequest {
+    pub request: PaymentRequest,
+    pub recorded_at: DateTime<Utc>,
 }
 
 impl PaymentLogEntry {
-    /// Version 1 of every payment's log.
+    /// Version 1 of a payment's log, for a request made through the API.
     pub fn requested(request: PaymentRequest, now: DateTime<Utc>) -> Self {
+        Self::requested_through(request, RequestChannel::Api, now)
+    }
+
+    /// Version 1 of every payment's log.
+    pub fn requested_through(
+        request: PaymentRequest,
+        channel: RequestChannel,
+        now: DateTime<Utc>,
+    ) -> Self {
         Self {
             payment_id: request.payment_id().clone(),
             version: 1,
-            step: PaymentStep::Requested { request },
+            step: PaymentStep::Requested { request, channel },
             recorded_at: now,
+            concludes: None,
+        }
+    }
+}
+
+/// What a payment log entry makes true on the bus: the event relay publishes it from the
+/// entry ([`crate::DomainEvent::announced_by`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Announces {
+    /// Version 1 of a request made through the API: its `*Requested` event.
+    Request,
+    /// The terminal entry: the payment's outcome, `*Completed` or `*Failed`.
+    Outcome,
+}
+
+impl PaymentLogEntry {
+    /// What this entry announces, if anything. The steps in between announce nothing: they
+    /// stay in the log.
+    pub fn announces(&self) -> Option<Announces> {
+        match &self.step {
+            PaymentStep::Requested {
+                channel: RequestChannel::Api,
+                ..
+            } => Some(Announces::Request),
+            PaymentStep::Requested { .. } => None,
+            step if step.resulting_status().is_terminal() => Some(Announces::Outcome),
+            _ => None,
         }
     }
 }
@@ -584,7 +659,7 @@ impl Payment {
     /// transition on the way.
     pub fn from_log(entries: &[PaymentLogEntry]) -> Result<Payment, PaymentLogError> {
         let (first, rest) = entries.split_first().ok_or(PaymentLogError::Empty)?;
-        let PaymentStep::Requested { request } = &first.step else {
+        let PaymentStep::Requested { request, .. } = &first.step else {
             return Err(PaymentLogError::MissingRequest {
                 payment_id: first.payment_id.clone(),
             });
@@ -648,12 +723,23 @@ impl Payment {
     }
 
     /// The next log entry for `step`, one version above this payment's.
+    ///
+    /// A terminal entry carries the request it concludes ([`PaymentLogEntry::concludes`]): the
+    /// outcome event is written with the entry that makes it true.
     pub fn next_entry(&self, step: PaymentStep, now: DateTime<Utc>) -> PaymentLogEntry {
+        let concludes = step
+            .resulting_status()
+            .is_terminal()
+            .then(|| RecordedRequest {
+                request: self.request.clone(),
+                recorded_at: self.created_at,
+            });
         PaymentLogEntry {
             payment_id: self.request.payment_id().clone(),
             version: self.version + 1,
             step,
             recorded_at: now,
+            concludes,
         }
     }
 
@@ -691,6 +777,7 @@ mod tests {
             version,
             step,
             recorded_at: Utc::now(),
+            concludes: None,
         }
     }
 

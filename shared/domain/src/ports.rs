@@ -10,7 +10,7 @@ use crate::ledger::{Account, Transfer, TransferError, WorldAccount};
 use crate::operator::OperatorRecord;
 use crate::{
     ChargeId, DepositId, DomainEvent, FailureReason, IdempotencyKey, Money, Owner, PaymentId,
-    PaymentLogEntry, PaymentRequest, StepPlan, Wallet, WalletId, WalletRejection,
+    PaymentLogEntry, PaymentRequest, RequestChannel, StepPlan, Wallet, WalletId, WalletRejection,
 };
 
 /// A store failed. Grouped by what the caller does next.
@@ -85,12 +85,10 @@ impl Deposit {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DepositOutcome {
     Deposited,
-    /// The idempotency key was used before, for the same terms: nothing changed.
+    /// The idempotency key was used before, for the same terms, by this deposit: nothing
+    /// changed (its announcement was written with it the first time).
     Replayed {
         deposit_id: DepositId,
-        /// When the deposit was made (the first use of the key's `now`), so that announcing it
-        /// again says the same.
-        deposited_at: DateTime<Utc>,
     },
     /// The idempotency key was used before, for different terms: nothing changed.
     KeyReused,
@@ -152,7 +150,9 @@ pub trait WalletStore: WalletOwners {
     /// Opens `wallet` unless a wallet with its id exists.
     async fn open_wallet(&self, wallet: &Wallet) -> Result<OpenWallet, StoreError>;
     async fn wallet(&self, id: &WalletId) -> Result<Option<Wallet>, StoreError>;
-    /// Credits the deposit to its wallet, once per idempotency key.
+    /// Credits the deposit to its wallet, once per idempotency key, and records its
+    /// announcement ([`Deposit::announcement`], dated `now`) in the same transaction, for the
+    /// event relay to publish.
     async fn deposit(
         &self,
         deposit: &Deposit,
@@ -165,13 +165,15 @@ pub trait WalletStore: WalletOwners {
 pub trait PaymentLog: Send + Sync {
     /// Every entry of a payment's log, by version; empty when the payment is unknown.
     async fn history(&self, id: &PaymentId) -> Result<Vec<PaymentLogEntry>, StoreError>;
-    /// Writes version 1 of a payment's log, unless the payment exists. With an idempotency
-    /// key, the request's id is the key's ([`PaymentRequest::submitted`]), so an existing
-    /// payment is the key's earlier use: `Replayed` when it asked for the same terms,
-    /// `KeyReused` otherwise. Without one, an existing payment is `AlreadyExists`.
+    /// Writes version 1 of a payment's log, the request as it came through `channel`, unless
+    /// the payment exists. With an idempotency key, the request's id is the key's
+    /// ([`PaymentRequest::submitted`]), so an existing payment is the key's earlier use:
+    /// `Replayed` when it asked for the same terms, `KeyReused` otherwise. Without one, an
+    /// existing payment is `AlreadyExists`.
     async fn begin(
         &self,
         request: &PaymentRequest,
+        channel: RequestChannel,
         idempotency_key: Option<&IdempotencyKey>,
         now: DateTime<Utc>,
     ) -> Result<BeginPayment, StoreError>;
@@ -179,10 +181,48 @@ pub trait PaymentLog: Send + Sync {
     async fn record(&self, plan: &StepPlan) -> Result<RecordStep, StoreError>;
 }
 
-/// The event bus.
+/// Where events go to be published: the bus itself (the event relay's publisher), or an
+/// outbox the relay publishes from (an event that is its change's own record, such as an
+/// operator's action). Publishing the same event again is harmless: it keeps its id, and
+/// consumers de-duplicate on it.
+///
+/// An event that reports a change to the ledger is never published through this after the
+/// change: it is written with the change ([`WalletStore::deposit`], the payment log), and the
+/// relay publishes it from there.
 #[async_trait]
 pub trait EventPublisher: Send + Sync {
     async fn publish(&self, events: &[DomainEvent]) -> Result<(), PublishError>;
+
+    /// Publishes each event in the trace its change was made in: `traces[i]` is `events[i]`'s,
+    /// a tracing system's header (opaque here; `None`: the current trace). A bus that carries
+    /// no traces publishes them as [`publish`](Self::publish) does.
+    async fn publish_traced(
+        &self,
+        events: &[DomainEvent],
+        traces: &[Option<String>],
+    ) -> Result<(), PublishError> {
+        let _ = traces;
+        self.publish(events).await
+    }
+}
+
+/// Every payment's deadline check, scheduled when its request is recorded (by the event
+/// relay, from the log's version 1): once the payment's deadline has passed, the reconciler
+/// looks at it, and drives it on through the saga if it is not terminal by then.
+#[async_trait]
+pub trait DeadlineChecks: Send + Sync {
+    /// Each payment's check, due at its deadline.
+    async fn schedule(&self, payments: &[PaymentId]) -> Result<(), StoreError>;
+
+    /// A check of `payment` due at once, carrying `parked_id`: the id of a message on its way
+    /// to the payment's saga that the DLQ redrive parked. The reconciler drives the payment on as
+    /// any check does, and marks that message settled once the payment is terminal, so it no
+    /// longer waits for an operator.
+    async fn schedule_for_parked(
+        &self,
+        payment: &PaymentId,
+        parked_id: &str,
+    ) -> Result<(), StoreError>;
 }
 
 /// The payment processor refused or could not be reached. Grouped by what the saga does next.

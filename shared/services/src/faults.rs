@@ -55,7 +55,12 @@ impl Faults {
                 #[serde(default)]
                 test_faults: Faults,
             }
-            serde_json::from_str::<Event>(body).map(|event| event.detail.data.test_faults)
+            let mut faults =
+                serde_json::from_str::<Event>(body).map(|event| event.detail.data.test_faults)?;
+            if faults.outage.is_none() {
+                faults.outage = StoreOutage::of_process().and_then(|outage| outage.aimed_at(body));
+            }
+            Ok(faults)
         }
         #[cfg(not(feature = "fault-injection"))]
         {
@@ -101,6 +106,43 @@ impl Faults {
     }
 }
 
+/// An outage of a step for every payment whose request mentions a text, until a test ends it
+/// (fault-injection builds only): the file `payment-saga.json` in the directory
+/// `PAYSAGA_FAULTS_DIR` names, read for each message, `{"outage": {"step": "reserve_funds",
+/// "until": "<RFC 3339 time>"}, "only_events_mentioning": "<text>"}`. A request announced again
+/// (by the reconciler) carries no `test_faults`, so an outage that must outlast redeliveries,
+/// redrives and the reconciler's nudges lives here, as a store outage would: the test deletes
+/// the file to end it.
+#[cfg(feature = "fault-injection")]
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoreOutage {
+    outage: InjectedOutage,
+    only_events_mentioning: String,
+}
+
+#[cfg(feature = "fault-injection")]
+impl StoreOutage {
+    fn of_process() -> Option<Self> {
+        let directory = std::env::var_os("PAYSAGA_FAULTS_DIR")?;
+        let text =
+            std::fs::read_to_string(std::path::Path::new(&directory).join("payment-saga.json"))
+                .ok()?;
+        match serde_json::from_str(&text) {
+            Ok(outage) => Some(outage),
+            Err(error) => {
+                tracing::warn!(%error, "fault injection: unreadable payment-saga.json, ignored");
+                None
+            }
+        }
+    }
+
+    fn aimed_at(&self, body: &str) -> Option<InjectedOutage> {
+        body.contains(&self.only_events_mentioning)
+            .then(|| self.outage.clone())
+    }
+}
+
 /// An injected crash: in fault-injection builds the process dies here, before the message is
 /// acknowledged, as a crashed function would. Elsewhere no crash is ever injected, and this
 /// only answers what to report.
@@ -127,6 +169,17 @@ mod tests {
         assert!(!faults.fails(SagaStep::SettleFunds));
         assert!(faults.crashes_after(SagaStep::ReserveFunds, 1));
         assert!(!faults.crashes_after(SagaStep::ReserveFunds, 2));
+    }
+
+    #[test]
+    fn a_process_outage_is_aimed_at_the_requests_that_mention_its_text() {
+        let outage: StoreOutage = serde_json::from_str(
+            r#"{"outage":{"step":"reserve_funds","until":"2026-11-26T12:00:00Z"},"only_events_mentioning":"wal_run7_"}"#,
+        )
+        .unwrap();
+        assert!(outage.aimed_at(r#"{"from_wallet":"wal_other"}"#).is_none());
+        let aimed = outage.aimed_at(r#"{"from_wallet":"wal_run7_a"}"#).unwrap();
+        assert_eq!(aimed.step, "reserve_funds");
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! What the functions do, written once against the ports (`paysaga_domain::ports`): open and
 //! fund wallets ([`wallets`]), submit a payment ([`payments`]), run the payment saga ([`saga`]),
-//! keep the audit trail ([`audit`]), apply and rebuild the read models ([`read_models`]), tell
-//! payers and payees ([`notifications`]), and redrive dead letters ([`redrive`]). Handlers translate events into these calls and back.
+//! publish what the ledger's writes made true ([`relay`]), keep the audit trail ([`audit`]),
+//! apply and rebuild the read models ([`read_models`]), tell payers and payees
+//! ([`notifications`]), drive on the payments past their deadline ([`reconciler`]), and redrive
+//! dead letters ([`redrive`]). Handlers translate events into
+//! these calls and back.
 //!
 //! [`fakes`] (feature `fakes`) holds in-memory adapters of every port, for tests; [`faults`]
 //! (feature `fault-injection`) the test-only fault injection.
@@ -13,7 +16,9 @@ pub mod faults;
 pub mod notifications;
 pub mod payments;
 pub mod read_models;
+pub mod reconciler;
 pub mod redrive;
+pub mod relay;
 pub mod saga;
 pub mod wallets;
 

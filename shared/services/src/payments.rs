@@ -3,29 +3,29 @@
 use chrono::Utc;
 
 use super::ServiceError;
-use paysaga_domain::ports::{BeginPayment, EventPublisher, PaymentLog};
+use paysaga_domain::ports::{BeginPayment, PaymentLog};
 use paysaga_domain::{
-    DomainEvent, IdempotencyKey, Payment, PaymentId, PaymentLogEntry, PaymentRequest,
+    IdempotencyKey, Payment, PaymentId, PaymentLogEntry, PaymentRequest, RequestChannel,
 };
 
 /// How a submission ended.
 #[derive(Debug)]
 pub enum Submission {
-    /// The payment is recorded and announced; the saga takes it from here.
+    /// The payment is recorded, and with it its announcement: the event relay publishes it
+    /// from the log, a rule routes it to the saga.
     Accepted(Payment),
     /// The idempotency key was used before for different terms: nothing happened.
     KeyReused,
 }
 
-/// Records a payment request (once per idempotency key) and announces it on the bus, where a
-/// rule routes it to the saga. A replay announces a still-pending payment again, in case the
-/// first attempt stopped between recording and announcing.
+/// Records a payment request (once per idempotency key). The record is the request's
+/// announcement: the event relay publishes `PaymentRequested` (or its flow's) from it, so an
+/// accepted payment is never left unannounced, whatever fails after the write.
 ///
 /// With an idempotency key, the request's id must be the one the key names (make the request
 /// with [`PaymentRequest::submitted`]): the key has no record of its own, the payment is it.
 pub async fn submit_payment(
     log: &dyn PaymentLog,
-    events: &dyn EventPublisher,
     request: PaymentRequest,
     idempotency_key: Option<&IdempotencyKey>,
 ) -> Result<Submission, ServiceError> {
@@ -39,7 +39,10 @@ pub async fn submit_payment(
         }
     }
     let now = Utc::now();
-    let payment = match log.begin(&request, idempotency_key, now).await? {
+    let payment = match log
+        .begin(&request, RequestChannel::Api, idempotency_key, now)
+        .await?
+    {
         BeginPayment::Begun => Payment::from_log(&[PaymentLogEntry::requested(request, now)])?,
         BeginPayment::Replayed(original) => payment(log, &original).await?.ok_or_else(|| {
             ServiceError::Inconsistent(format!(
@@ -54,16 +57,6 @@ pub async fn submit_payment(
             )));
         }
     };
-    if !payment.status.is_terminal() && payment.version == 1 {
-        events
-            // The request's time, not the retry's: the same event (same id) as the first
-            // announcement, which read models place by it.
-            .publish(&[DomainEvent::payment_requested(
-                &payment.request,
-                payment.created_at,
-            )])
-            .await?;
-    }
     Ok(Submission::Accepted(payment))
 }
 
@@ -82,7 +75,7 @@ pub async fn payment(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fakes::{InMemoryLedger, RecordingPublisher};
+    use crate::fakes::InMemoryLedger;
     use paysaga_domain::payment::Flow;
     use paysaga_domain::{Money, PaymentStatus, WalletId};
 
@@ -108,9 +101,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_key_names_one_payment_per_payer_and_refuses_other_terms() {
-        let (log, events) = (InMemoryLedger::default(), RecordingPublisher::default());
+        let log = InMemoryLedger::default();
         let key = IdempotencyKey::parse("order-42").unwrap();
-        let submit = |request| submit_payment(&log, &events, request, Some(&key));
+        let submit = |request| submit_payment(&log, request, Some(&key));
 
         let first = accepted(
             submit(submitted("wal_alice", 100, Some(&key)))
@@ -124,6 +117,10 @@ mod tests {
         );
         assert_eq!(retried.request.payment_id(), first.request.payment_id());
         assert_eq!(retried.status, PaymentStatus::Pending);
+        assert_eq!(
+            retried.created_at, first.created_at,
+            "the first request's time"
+        );
         let reused = submit(submitted("wal_alice", 101, Some(&key)))
             .await
             .unwrap();
@@ -133,33 +130,30 @@ mod tests {
         let bobs = accepted(submit(submitted("wal_bob", 100, Some(&key))).await.unwrap());
         assert_ne!(bobs.request.payment_id(), first.request.payment_id());
 
-        let announced: Vec<String> = events
-            .published()
+        let announced: Vec<String> = log
+            .announced()
+            .await
             .iter()
             .map(|event| event.event_id().to_owned())
             .collect();
         let (alices, bobs) = (first.request.payment_id(), bobs.request.payment_id());
         assert_eq!(
             announced,
-            [
-                format!("{alices}/1"),
-                format!("{alices}/1"),
-                format!("{bobs}/1")
-            ],
-            "a pending replay is announced again; a refused one is not"
+            [format!("{alices}/1"), format!("{bobs}/1")],
+            "each payment's record announces it once; a replay writes nothing"
         );
     }
 
     #[tokio::test]
     async fn a_keyed_request_must_carry_the_id_its_key_names() {
-        let (log, events) = (InMemoryLedger::default(), RecordingPublisher::default());
+        let log = InMemoryLedger::default();
         let key = IdempotencyKey::parse("order-42").unwrap();
         let unkeyed = submitted("wal_alice", 100, None);
-        let error = submit_payment(&log, &events, unkeyed.clone(), Some(&key))
+        let error = submit_payment(&log, unkeyed.clone(), Some(&key))
             .await
             .unwrap_err();
         assert!(matches!(error, ServiceError::Inconsistent(_)), "{error}");
         assert!(log.history(unkeyed.payment_id()).await.unwrap().is_empty());
-        assert!(events.published().is_empty());
+        assert!(log.announced().await.is_empty());
     }
 }

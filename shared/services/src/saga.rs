@@ -29,7 +29,7 @@ use paysaga_domain::ports::{
 use paysaga_domain::saga::{charged, fail_before_reservation, start_compensation};
 use paysaga_domain::{
     DomainEvent, FailureReason, Payment, PaymentId, PaymentLimits, PaymentLogEntry, PaymentRequest,
-    PaymentStatus, SagaStep, StepPlan, WalletRejection,
+    PaymentStatus, RequestChannel, SagaStep, StepPlan, WalletRejection,
 };
 
 /// Why the saga stopped short of a terminal state.
@@ -239,10 +239,10 @@ impl Delivery {
 
 impl Saga<'_> {
     /// Drives the payment in `request` to COMPLETED or FAILED (or, when compensation cannot
-    /// finish on the message's last delivery, hands it to a fresh one: [`SagaError::HandedOn`]),
-    /// then announces its outcome: one `PaymentCompleted` or `PaymentFailed` event (again when
-    /// an earlier delivery got there first: its id is the terminal entry's, so consumers
-    /// de-duplicate). The steps in between are not announced; they stay in the payment's log.
+    /// finish on the message's last delivery, hands it to a fresh one: [`SagaError::HandedOn`]).
+    /// Its outcome is announced by the terminal entry itself: the event relay publishes
+    /// `PaymentCompleted` or `PaymentFailed` from the log ([`crate::relay`]). The steps in
+    /// between are not announced; they stay in the payment's log.
     #[instrument(skip_all, fields(payment_id = %request.payment_id(), receive_count = delivery.receive_count))]
     pub async fn run(
         &self,
@@ -276,13 +276,6 @@ impl Saga<'_> {
                 return Err(SagaError::HandedOn(Box::new(error)));
             }
             Err(error) => return Err(error),
-        }
-
-        if let Some(outcome) = DomainEvent::payment_outcome(&payment) {
-            self.events
-                .publish(&[outcome])
-                .await
-                .map_err(ServiceError::from)?;
         }
         Ok(payment)
     }
@@ -437,9 +430,15 @@ impl Saga<'_> {
         }
         self.check_consent(request, delivery).await?;
         let requested_at = delivery.requested_at.unwrap_or_else(Utc::now);
-        match self.log.begin(request, None, requested_at).await? {
-            BeginPayment::Begun => Ok(vec![PaymentLogEntry::requested(
+        // The request was on the bus before it was recorded: nothing announces it again.
+        match self
+            .log
+            .begin(request, RequestChannel::Bus, None, requested_at)
+            .await?
+        {
+            BeginPayment::Begun => Ok(vec![PaymentLogEntry::requested_through(
                 request.clone(),
+                RequestChannel::Bus,
                 requested_at,
             )]),
             BeginPayment::AlreadyExists => Ok(self.log.history(request.payment_id()).await?),
@@ -589,9 +588,15 @@ mod tests {
             Payment::from_log(&history).unwrap().status
         }
 
-        fn announced(&self) -> Vec<&'static str> {
-            self.events
-                .published()
+        /// What reached the bus about payments: what the saga published itself (a hand-off),
+        /// then what the relay publishes from the ledger's writes (the wallets' funding aside).
+        async fn announcements(&self) -> Vec<DomainEvent> {
+            self.ledger.payment_events(&self.events).await
+        }
+
+        async fn announced(&self) -> Vec<&'static str> {
+            self.announcements()
+                .await
                 .iter()
                 .map(DomainEvent::detail_type)
                 .collect()
@@ -752,7 +757,7 @@ mod tests {
             (world.wallet("wal_alice"), world.wallet("wal_bob")),
             ((1_000, 0), (0, 0))
         );
-        assert!(world.events.published().is_empty());
+        assert!(world.announcements().await.is_empty());
 
         // A top-up's payer is the wallet it funds: its owner's consent, no one else's.
         let top_up = top_up("pay_consent_top_up", "wal_bob", 500);
@@ -772,7 +777,7 @@ mod tests {
         let world = World::alice_pays_bob().await;
         world
             .ledger
-            .begin(&request(300), None, Utc::now())
+            .begin(&request(300), RequestChannel::Api, None, Utc::now())
             .await
             .unwrap();
         let delivery = Delivery {
@@ -925,7 +930,7 @@ mod tests {
         assert_eq!(payment.status, PaymentStatus::Failed);
         assert!(payment.reservation_released && payment.charge_refunded);
         assert_eq!(world.wallet("wal_alice"), (1_000, 0));
-        assert_eq!(world.announced(), ["PayoutFailed"]);
+        assert_eq!(world.announced().await, ["PayoutFailed"]);
     }
 
     #[tokio::test]
@@ -942,7 +947,7 @@ mod tests {
             Some("currency_mismatch")
         );
         assert_eq!(world.processor.charge_calls(), 0);
-        assert_eq!(world.announced(), ["TopUpFailed"]);
+        assert_eq!(world.announced().await, ["TopUpFailed"]);
     }
 
     #[tokio::test]
@@ -960,7 +965,7 @@ mod tests {
                 Money::new(300, "EUR".parse().unwrap()).unwrap()
             ))
         );
-        let published = world.events.published();
+        let published = world.announcements().await;
         assert_eq!(
             published
                 .iter()
@@ -991,8 +996,8 @@ mod tests {
             "requested, reserved, charged, completed"
         );
         let outcomes: std::collections::HashSet<(&str, String)> = world
-            .events
-            .published()
+            .announcements()
+            .await
             .iter()
             .map(|event| (event.detail_type(), event.event_id().to_owned()))
             .collect();
@@ -1062,7 +1067,7 @@ mod tests {
                 0,
                 "{code}: the processor was not called"
             );
-            assert_eq!(world.announced(), ["PaymentFailed"]);
+            assert_eq!(world.announced().await, ["PaymentFailed"]);
         }
     }
 
@@ -1085,8 +1090,8 @@ mod tests {
             Some(ChargeState::Voided),
             "a late charge would be refused"
         );
-        let published = world.events.published();
-        assert_eq!(world.announced(), ["PaymentFailed"]);
+        let published = world.announcements().await;
+        assert_eq!(world.announced().await, ["PaymentFailed"]);
         assert!(
             published[0]
                 .detail_json()
@@ -1115,7 +1120,7 @@ mod tests {
         assert!(!handed_on.is_transient(), "this message's work is done");
         assert_eq!(world.status().await, PaymentStatus::Compensating);
         assert_eq!(
-            world.announced(),
+            world.announced().await,
             ["PaymentRequested"],
             "no outcome yet: only the request, re-announced"
         );
@@ -1133,7 +1138,10 @@ mod tests {
             Some(ChargeState::Voided),
             "a charge arriving late is refused"
         );
-        assert_eq!(world.announced(), ["PaymentRequested", "PaymentFailed"]);
+        assert_eq!(
+            world.announced().await,
+            ["PaymentRequested", "PaymentFailed"]
+        );
     }
 
     #[tokio::test]
@@ -1152,7 +1160,7 @@ mod tests {
         assert!(refused.is_transient());
         assert_eq!(world.status().await, PaymentStatus::Compensating);
         assert_eq!(world.wallet("wal_alice"), (700, 300));
-        assert_eq!(world.announced(), Vec::<&str>::new());
+        assert_eq!(world.announced().await, Vec::<&str>::new());
         // The wait grows with the time spent compensating, within its bounds.
         let (shortest, longest) = REFUSED_REVERSAL_BACKOFF;
         let after =
@@ -1178,7 +1186,10 @@ mod tests {
         assert_eq!(payment.status, PaymentStatus::Failed);
         assert_eq!(world.wallet("wal_alice"), (1_000, 0));
         assert_eq!(world.charge(), Some(ChargeState::Voided));
-        assert_eq!(world.announced(), ["PaymentRequested", "PaymentFailed"]);
+        assert_eq!(
+            world.announced().await,
+            ["PaymentRequested", "PaymentFailed"]
+        );
     }
 
     #[tokio::test]
@@ -1229,7 +1240,7 @@ mod tests {
             ((1_000, 0), (MAX_MINOR_UNITS, 0))
         );
         assert!(matches!(world.charge(), Some(ChargeState::Refunded(_))));
-        assert_eq!(world.announced(), ["PaymentFailed"]);
+        assert_eq!(world.announced().await, ["PaymentFailed"]);
     }
 
     #[tokio::test]
@@ -1259,31 +1270,27 @@ mod tests {
         }
     }
 
+    /// The saga publishes no outcome: the terminal entry is its announcement, so a bus that
+    /// is down neither stops a payment nor loses its event.
     #[tokio::test]
-    async fn events_lost_to_an_outage_are_announced_on_redelivery() {
+    async fn a_bus_outage_neither_stops_a_payment_nor_loses_its_outcome() {
         let world = World::alice_pays_bob().await;
         let bus = FlakyBus::default();
         let saga = Saga {
             events: &bus,
             ..world.saga()
         };
-        let error = saga.run(&request(300), &first()).await.unwrap_err();
-        assert!(error.is_transient(), "an unreachable bus is worth a retry");
-        assert_eq!(
-            world.wallet("wal_bob"),
-            (300, 0),
-            "the steps themselves were recorded"
-        );
-
-        bus.up.store(true, Ordering::SeqCst);
-        saga.run(&request(300), &first()).await.unwrap();
-        let published = bus.delivered.published();
-        let announced: Vec<(&str, &str)> = published
-            .iter()
-            .map(|event| (event.detail_type(), event.event_id()))
-            .collect();
-        assert_eq!(announced, [("PaymentCompleted", "pay_saga/4")]);
+        let payment = saga.run(&request(300), &first()).await.unwrap();
+        assert_eq!(payment.status, PaymentStatus::Completed);
         assert_eq!(world.wallet("wal_bob"), (300, 0));
+        assert!(bus.delivered.published().is_empty());
+        let announced: Vec<(&str, String)> = world
+            .announcements()
+            .await
+            .iter()
+            .map(|event| (event.detail_type(), event.event_id().to_owned()))
+            .collect();
+        assert_eq!(announced, [("PaymentCompleted", "pay_saga/4".to_owned())]);
     }
 
     #[cfg(feature = "fault-injection")]
@@ -1329,7 +1336,12 @@ mod tests {
         async fn a_crash_after_a_step_is_recovered_by_the_redelivery() {
             // After the charge, and after the last step (settling, which completes the payment
             // before the message is acknowledged).
-            for (step, version_at_crash) in [("charge_payment", 3), ("settle_funds", 4)] {
+            // The outcome is announced by its entry, crash or not.
+            let announced_at_crash: [(_, _, &[&str]); 2] = [
+                ("charge_payment", 3, &[]),
+                ("settle_funds", 4, &["PaymentCompleted"]),
+            ];
+            for (step, version_at_crash, announced) in announced_at_crash {
                 let world = World::alice_pays_bob().await;
                 let crash = with_faults(&format!(r#"{{"crash_after":"{step}"}}"#));
                 let error = world.run(300, &crash).await.unwrap_err();
@@ -1337,10 +1349,7 @@ mod tests {
                     matches!(error, SagaError::InjectedCrash(crashed) if crashed == step),
                     "{error}"
                 );
-                assert!(
-                    world.announced().is_empty(),
-                    "{step}: nothing was acknowledged or announced"
-                );
+                assert_eq!(world.announced().await, announced, "{step}");
                 let logged = world.ledger.history(request(1).payment_id()).await.unwrap();
                 assert_eq!(logged.len(), version_at_crash, "{step}");
                 let payment = world
@@ -1362,6 +1371,11 @@ mod tests {
                     (world.wallet("wal_alice"), world.wallet("wal_bob")),
                     ((700, 0), (300, 0)),
                     "{step}: the money moved once"
+                );
+                assert_eq!(
+                    world.announced().await,
+                    ["PaymentCompleted"],
+                    "{step}: once"
                 );
             }
         }

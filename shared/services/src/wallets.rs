@@ -3,8 +3,8 @@
 use chrono::Utc;
 
 use super::ServiceError;
-use paysaga_domain::ports::{Deposit, DepositOutcome, EventPublisher, OpenWallet, WalletStore};
-use paysaga_domain::{Currency, DomainEvent, FailureReason, Owner, Wallet, WalletId};
+use paysaga_domain::ports::{Deposit, DepositOutcome, OpenWallet, WalletStore};
+use paysaga_domain::{Currency, FailureReason, Owner, Wallet, WalletId};
 
 /// Opens a wallet for `owner`. Opening an existing id again is answered with that wallet (so
 /// a retried request is harmless); the caller decides what an existing wallet of another
@@ -29,38 +29,26 @@ pub enum DepositResult {
     Refused(FailureReason),
 }
 
-/// Credits an operator's deposit once (from the outside world's adjustments account), and
-/// announces it on the bus with who issued it and why (again on a replay, in case the first
-/// attempt stopped before announcing: the same event, its id and time the first attempt's, so
-/// consumers de-duplicate it).
+/// Credits an operator's deposit once (from the outside world's adjustments account). The
+/// store writes its announcement (`FundsDeposited`, with who issued it and why) in the same
+/// transaction, and the event relay publishes it; a replay writes nothing, and answers the
+/// first deposit.
 pub async fn deposit(
     store: &dyn WalletStore,
-    events: &dyn EventPublisher,
     deposit: Deposit,
 ) -> Result<DepositResult, ServiceError> {
-    let now = Utc::now();
-    let (deposit, deposited_at, replayed) = match store.deposit(&deposit, now).await? {
-        DepositOutcome::Deposited => (deposit, now, false),
-        DepositOutcome::Replayed {
-            deposit_id,
-            deposited_at,
-        } => (
+    let (deposit, replayed) = match store.deposit(&deposit, Utc::now()).await? {
+        DepositOutcome::Deposited => (deposit, false),
+        DepositOutcome::Replayed { deposit_id, .. } => (
             Deposit {
                 deposit_id,
                 ..deposit
             },
-            deposited_at,
             true,
         ),
         DepositOutcome::KeyReused => return Ok(DepositResult::KeyReused),
         DepositOutcome::Refused(reason) => return Ok(DepositResult::Refused(reason)),
     };
-    events
-        .publish(&[DomainEvent::funds_deposited(
-            deposit.announcement(),
-            deposited_at,
-        )])
-        .await?;
     let wallet = store.wallet(&deposit.wallet_id).await?.ok_or_else(|| {
         ServiceError::Inconsistent(format!(
             "wallet {} vanished after a deposit",

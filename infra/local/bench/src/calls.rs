@@ -22,6 +22,13 @@ pub struct Count {
     pub requests: u32,
     /// Items of batches and transactions (1 per request otherwise).
     pub items: u32,
+    /// Of those items, the ones read eventually consistent (half a read unit each).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub eventually_consistent: u32,
+}
+
+fn is_zero(count: &u32) -> bool {
+    *count == 0
 }
 
 impl Calls {
@@ -42,10 +49,14 @@ impl Calls {
                 continue;
             };
             let count = calls.0.entry(format!("{service}.{operation}")).or_default();
-            count.requests += 1;
-            count.items += fields["items"]
+            let items = fields["items"]
                 .as_u64()
                 .map_or(1, |items| u32::try_from(items).unwrap_or(u32::MAX));
+            count.requests += 1;
+            count.items += items;
+            if fields["eventually_consistent"] == true {
+                count.eventually_consistent += items;
+            }
         }
         calls
     }
@@ -58,6 +69,13 @@ impl Calls {
         self.0.get(call).copied().unwrap_or_default()
     }
 
+    /// These calls but `call`'s.
+    pub fn without(&self, call: &str) -> Calls {
+        let mut rest = self.clone();
+        rest.0.remove(call);
+        rest
+    }
+
     /// Both sets of calls together.
     pub fn plus(&self, other: &Calls) -> Calls {
         let mut sum = self.clone();
@@ -65,6 +83,7 @@ impl Calls {
             let total = sum.0.entry(call.clone()).or_default();
             total.requests += count.requests;
             total.items += count.items;
+            total.eventually_consistent += count.eventually_consistent;
         }
         sum
     }
@@ -99,7 +118,7 @@ mod tests {
     fn line(request_id: &str, service: &str, operation: &str, items: u64) -> String {
         serde_json::json!({
             "level": "DEBUG",
-            "fields": {"message": "aws call", "service": service, "operation": operation, "items": items},
+            "fields": {"message": "aws call", "service": service, "operation": operation, "items": items, "eventually_consistent": operation == "GetItem"},
             "span": {"name": "run"},
             "spans": [{"name": "Lambda runtime invoke", "requestId": request_id}, {"name": "run"}],
         })
@@ -113,6 +132,7 @@ mod tests {
             line("a", "DynamoDB", "TransactWriteItems", 2),
             line("a", "EventBridge", "PutEvents", 4),
             line("b", "DynamoDB", "Query", 1),
+            line("b", "DynamoDB", "GetItem", 1),
             "not json".to_owned(),
             serde_json::json!({"fields": {"message": "payment saga ran"}}).to_string(),
         ];
@@ -122,18 +142,22 @@ mod tests {
             a.count("DynamoDB.TransactWriteItems"),
             Count {
                 requests: 2,
-                items: 5
+                items: 5,
+                eventually_consistent: 0
             }
         );
         assert_eq!(
             a.count("EventBridge.PutEvents"),
             Count {
                 requests: 1,
-                items: 4
+                items: 4,
+                eventually_consistent: 0
             }
         );
         let b = Calls::of_invocation(&lines, "b");
-        assert_eq!(b.summary(), "DynamoDB.Query ×1");
-        assert_eq!(a.plus(&b).requests(), 4);
+        assert_eq!(b.summary(), "DynamoDB.GetItem ×1, DynamoDB.Query ×1");
+        assert_eq!(b.count("DynamoDB.GetItem").eventually_consistent, 1);
+        assert_eq!(b.count("DynamoDB.Query").eventually_consistent, 0);
+        assert_eq!(a.plus(&b).requests(), 5);
     }
 }

@@ -151,9 +151,12 @@ pub struct PaymentWork {
     /// (a `ReceiveMessage` and a `DeleteMessageBatch` per batch).
     pub messages_consumed: f64,
     pub batch_size: f64,
-    /// Messages the other queues' event source mappings take off for the payment (empty for
-    /// the payment path alone).
-    pub downstream_consumed: Vec<Consumption>,
+    /// SQS requests a function makes for a batch of payments together, per payment, as
+    /// measured for a batch (the event relay's `SendMessageBatch` of ten deadline checks).
+    pub batched_sqs_requests: f64,
+    /// Messages the other queues' event source mappings take off for the payment: the
+    /// reconciler's deadline check on the payment path, the consumers' messages downstream.
+    pub other_consumed: Vec<Consumption>,
     /// Saga steps recorded after the request: each a state of the Step Functions equivalent.
     pub saga_steps: f64,
     /// Wall time of the saga for this payment, ms (what Express bills).
@@ -188,7 +191,7 @@ pub struct CostReport {
 }
 
 pub const ASSUMPTIONS: [&str; 6] = [
-    "items of at most 1 KB: a transactional write costs 2 WRU per item, a plain one 1; reads under 4 KB: 1 RRU per strongly consistent read, 2 per transactional read",
+    "items of at most 1 KB: a transactional write costs 2 WRU per item, a plain one 1; reads under 4 KB: 1 RRU per strongly consistent read, half of one per eventually consistent read, 2 per transactional read",
     "one API Gateway request per payment (POST /payments); status reads are the client's choice",
     "the event source mapping's ReceiveMessage and DeleteMessageBatch are shared by a batch; idle polling is a fixed cost, not per payment",
     "durations are measured warm invocations of this machine's x86-64 release build, billed at the arm64 price (1 ms granularity): the api's for one payment, the saga's for a batch of 10 payments between wallets of their own (the template's BatchSize), a tenth of it per payment",
@@ -206,7 +209,7 @@ fn million(dollars_per_payment: f64) -> f64 {
     dollars_per_payment * 1e6
 }
 
-/// DynamoDB units of the calls: (WRU, RRU).
+/// DynamoDB units of the calls: (WRU, RRU); an eventually consistent read costs half.
 pub fn dynamodb_units(calls: &Calls) -> (f64, f64) {
     let mut write = 0.0;
     let mut read = 0.0;
@@ -220,7 +223,7 @@ pub fn dynamodb_units(calls: &Calls) -> (f64, f64) {
             | "DynamoDB.BatchWriteItem" => write += items,
             "DynamoDB.TransactGetItems" => read += 2.0 * items,
             "DynamoDB.GetItem" | "DynamoDB.Query" | "DynamoDB.Scan" | "DynamoDB.BatchGetItem" => {
-                read += items
+                read += items - f64::from(count.eventually_consistent) / 2.0
             }
             _ => {}
         }
@@ -263,8 +266,8 @@ pub fn per_million(work: &PaymentWork, prices: &Prices) -> CostReport {
     let events = f64::from(work.calls.count("EventBridge.PutEvents").items);
     let (write_units, read_units) = dynamodb_units(&work.calls);
     let mapping_requests = 2.0 * work.messages_consumed / work.batch_size.max(1.0);
-    let downstream_mapping_requests: f64 = work
-        .downstream_consumed
+    let other_mapping_requests: f64 = work
+        .other_consumed
         .iter()
         .map(|queue| 2.0 * queue.messages / queue.batch_size.max(1.0))
         .sum();
@@ -276,8 +279,9 @@ pub fn per_million(work: &PaymentWork, prices: &Prices) -> CostReport {
         &prices.sqs_request,
         work.events_delivered_to_queues
             + mapping_requests
-            + downstream_mapping_requests
-            + sqs_calls,
+            + other_mapping_requests
+            + sqs_calls
+            + work.batched_sqs_requests,
     );
     let bus = line(&prices.eventbridge_event, events);
     let table = line(&prices.dynamodb_write_unit, write_units)
@@ -324,6 +328,7 @@ mod tests {
                         Count {
                             requests: *requests,
                             items: *items,
+                            eventually_consistent: 0,
                         },
                     )
                 })
@@ -355,7 +360,8 @@ mod tests {
             events_delivered_to_queues: 5.0,
             messages_consumed: 1.0,
             batch_size: 1.0,
-            downstream_consumed: Vec::new(),
+            batched_sqs_requests: 0.0,
+            other_consumed: Vec::new(),
             saga_steps: 4.0,
             saga_ms: 180.0,
         }
@@ -370,6 +376,27 @@ mod tests {
             ("EventBridge.PutEvents", 1, 4),
         ]));
         assert_eq!((write, read), (11.0, 3.0));
+        let mut eventual = calls(&[("DynamoDB.GetItem", 2, 2)]);
+        if let Some(count) = eventual.0.get_mut("DynamoDB.GetItem") {
+            count.eventually_consistent = 1;
+        }
+        assert_eq!(dynamodb_units(&eventual), (0.0, 1.5), "one of them half");
+    }
+
+    #[test]
+    fn requests_shared_by_a_batch_are_billed_per_payment() {
+        let mut shared = work();
+        shared.batched_sqs_requests = 0.1;
+        let sqs = |report: &CostReport| {
+            report
+                .lines
+                .iter()
+                .find(|line| line.item.starts_with("SQS"))
+                .unwrap()
+                .per_million_payments
+        };
+        let added = sqs(&per_million(&shared, &PRICES)) - sqs(&per_million(&work(), &PRICES));
+        assert!((added - 0.04).abs() < 1e-9, "{added}");
     }
 
     #[test]
@@ -404,7 +431,7 @@ mod tests {
     #[test]
     fn downstream_queues_add_their_mappings_requests() {
         let mut downstream = work();
-        downstream.downstream_consumed.push(Consumption {
+        downstream.other_consumed.push(Consumption {
             queue: "AuditTrailQueue".into(),
             messages: 2.0,
             batch_size: 10.0,

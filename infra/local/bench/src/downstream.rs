@@ -448,7 +448,7 @@ impl Downstream {
                 memory_mb: consumer.memory_mb,
             });
             work.calls = work.calls.plus(&consumer.calls);
-            work.downstream_consumed.push(Consumption {
+            work.other_consumed.push(Consumption {
                 queue: consumer.queue.clone(),
                 messages,
                 batch_size,
@@ -632,12 +632,14 @@ mod tests {
                 Count {
                     requests: 2,
                     items: 2,
+                    eventually_consistent: 0,
                 },
             )])),
             events_delivered_to_queues: 2.0,
             messages_consumed: 1.0,
             batch_size: 10.0,
-            downstream_consumed: Vec::new(),
+            batched_sqs_requests: 0.0,
+            other_consumed: Vec::new(),
             saga_steps: 3.0,
             saga_ms: 40.0,
         };
@@ -658,6 +660,7 @@ mod tests {
                     Count {
                         requests: 2,
                         items: 6,
+                        eventually_consistent: 0,
                     },
                 )])),
                 warm_ms: 20.0,
@@ -671,8 +674,8 @@ mod tests {
         assert!((system.functions[1].invocations - 0.2).abs() < 1e-12);
         assert_eq!(system.functions[1].duration_ms, 80.0);
         assert_eq!(system.calls.requests(), 4);
-        assert_eq!(system.downstream_consumed.len(), 1);
-        assert_eq!(system.downstream_consumed[0].messages, 2.0);
+        assert_eq!(system.other_consumed.len(), 1);
+        assert_eq!(system.other_consumed[0].messages, 2.0);
         // The payment path is left as it was.
         assert_eq!(path.calls.requests(), 2);
     }

@@ -26,6 +26,17 @@ pub struct Binary {
 }
 
 impl Binary {
+    /// The same binary with the environment variable `name` set to `value` (where it has it).
+    pub fn with_env(&self, name: &str, value: &str) -> Binary {
+        let mut binary = self.clone();
+        for (variable, current) in &mut binary.environment {
+            if variable == name {
+                *current = value.to_owned();
+            }
+        }
+        binary
+    }
+
     /// The same binary publishing on the event bus `bus`.
     pub fn on_bus(&self, bus: &str) -> Binary {
         let mut binary = self.clone();

@@ -6,6 +6,7 @@
 //! - [`calls`]: the AWS API calls the functions make per payment, counted from the lines the
 //!   SDK interceptor (`lambda_toolkit::aws::calls`) logs.
 //! - [`cost`]: cost per million payments at AWS list prices, beside Step Functions.
+//! - [`relay_feed`]: the event relay's input for the bench's payments, read from their logs.
 //! - [`downstream`]: what a payment's events cost past the payment path (the consumers the
 //!   stack's rules deliver them to), for the whole system's figures.
 //! - [`throughput`]: payments through the API to completion on the local stack, and the
@@ -17,6 +18,7 @@ pub mod cold_start;
 pub mod cost;
 pub mod downstream;
 pub mod instance;
+pub mod relay_feed;
 pub mod report;
 pub mod subjects;
 pub mod throughput;

@@ -6,9 +6,10 @@ use anyhow::{Context, bail, ensure};
 use clap::Parser;
 use paysaga_bench::calls::Calls;
 use paysaga_bench::cold_start::{self, ColdStart};
-use paysaga_bench::cost::{self, FunctionWork, PaymentWork};
+use paysaga_bench::cost::{self, Consumption, FunctionWork, PaymentWork};
 use paysaga_bench::downstream::{self, Capture, Downstream, PaymentIds};
 use paysaga_bench::instance::{Binary, Instance};
+use paysaga_bench::relay_feed::PaymentLogStream;
 use paysaga_bench::report::{self, Bench, FlowFigures, PaymentCalls};
 use paysaga_bench::subjects::{
     self, BARE_RUNTIME, BenchFlow, Fixtures, RUNTIME_WITH_SDK, api_response, no_batch_failures,
@@ -187,6 +188,10 @@ async fn run(
         );
         fixtures.sqs_with_fresh_ids(fixture, &tag, (&alice, &bob))
     };
+    // The relay's cold starts take the stream records of the saga's cold-start payments (the
+    // saga comes first in the template), the reconciler's their deadline checks.
+    let log = PaymentLogStream::new(aws, &wiring)?;
+    let deadlines_queue = wiring.queue("PaymentDeadlinesQueue")?.arn.clone();
     let mut cold_starts = Vec::new();
     for binary in &binaries {
         eprintln!("bench: {} cold starts of {}", options.runs, binary.name);
@@ -218,6 +223,14 @@ async fn run(
                 "notifications" => fresh("sqs-payment-completed.json", run)?,
                 "audit-trail" => fresh("sqs-audit-trail-events.json", run)?,
                 "read-models" => fresh("sqs-read-models-events.json", run)?,
+                "event-relay" => {
+                    log.event_of(&[format!("pay_bench_{run_id}_cold_{run}")])
+                        .await?
+                }
+                "reconciler" => deadline_checks(
+                    &[format!("pay_bench_{run_id}_cold_{run}")],
+                    &deadlines_queue,
+                ),
                 BARE_RUNTIME | RUNTIME_WITH_SDK => json!({}),
                 other => bail!(
                     "no representative event for the function {other}: give it one in \
@@ -254,6 +267,7 @@ async fn run(
     eprintln!("bench: AWS calls of a completed and of a compensated payment, downstream included");
     let capture = Capture::mirror(aws, &wiring, &run_id).await?;
     let measured = measure_payments(
+        aws,
         options,
         &wiring,
         &binaries,
@@ -267,9 +281,41 @@ async fn run(
     let removed = capture.remove().await;
     let (completed, compensated, completed_downstream, compensated_downstream, flows) = measured?;
     removed.context("removing the bench's copies of the rules")?;
+    // The payment path bills one rule delivery per payment, its request's to the saga's queue:
+    // what the stack's rules were seen to do.
+    let saga_queues: Vec<&str> = wiring
+        .function("payment-saga")?
+        .sqs_triggers
+        .iter()
+        .map(|trigger| trigger.queue.as_str())
+        .collect();
+    for downstream in [&completed_downstream, &compensated_downstream] {
+        let to_saga: u32 = downstream
+            .deliveries
+            .iter()
+            .filter(|(queue, _)| saga_queues.contains(&queue.as_str()))
+            .map(|(_, count)| count)
+            .sum();
+        ensure!(
+            to_saga == 1,
+            "the rules delivered a payment's events {to_saga} times to the saga's queues, not once"
+        );
+    }
 
     let batch_size = SAGA_BATCH_SIZE as f64; // at volume, batches fill
+    let reconciler_batch_size = f64::from(
+        wiring
+            .function("reconciler")?
+            .sqs_triggers
+            .first()
+            .context("the reconciler has no queue")?
+            .batch_size,
+    );
     let cost_of = |payment: &PaymentCalls| {
+        let batch_payments = f64::from(payment.batch_payments.max(1));
+        // The relay schedules the deadline checks of ten payments a request at volume, as it
+        // did for the batch: those requests are billed per payment as the batch measured them.
+        let checks_sent = "SQS.SendMessageBatch";
         let work = PaymentWork {
             functions: vec![
                 FunctionWork {
@@ -284,13 +330,39 @@ async fn run(
                     duration_ms: payment.saga_batch_ms,
                     memory_mb: 128.0,
                 },
+                // Its request and its outcome reach the relay, in batches as measured.
+                FunctionWork {
+                    function: "event-relay".into(),
+                    invocations: RELAYED_RECORDS_PER_PAYMENT
+                        / f64::from(payment.relay_batch_records.max(1)),
+                    duration_ms: payment.relay_batch_ms,
+                    memory_mb: 128.0,
+                },
+                // Its deadline check, in a batch of the reconciler's queue.
+                FunctionWork {
+                    function: "reconciler".into(),
+                    invocations: 1.0 / reconciler_batch_size,
+                    duration_ms: payment.reconciler_batch_ms,
+                    memory_mb: 128.0,
+                },
             ],
-            calls: payment.api.plus(&payment.saga),
-            events_delivered_to_queues: 1.0
-                + f64::from(payment.saga.count("EventBridge.PutEvents").items),
+            calls: payment
+                .api
+                .plus(&payment.saga)
+                .plus(&payment.relay.without(checks_sent))
+                .plus(&payment.reconciler),
+            // The payment path's one rule delivery: its request, to the saga's queue (its
+            // outcome's deliveries are the consumers', downstream).
+            events_delivered_to_queues: 1.0,
             messages_consumed: 1.0,
             batch_size,
-            downstream_consumed: Vec::new(),
+            batched_sqs_requests: f64::from(payment.relay_batch.count(checks_sent).requests)
+                / batch_payments,
+            other_consumed: vec![Consumption {
+                queue: "PaymentDeadlinesQueue".into(),
+                messages: 1.0,
+                batch_size: reconciler_batch_size,
+            }],
             saga_steps: f64::from(payment.saga_steps),
             saga_ms: payment.saga_warm_ms,
         };
@@ -360,6 +432,7 @@ async fn run(
 /// payment path.
 #[allow(clippy::too_many_arguments)]
 async fn measure_payments(
+    aws: &aws_config::SdkConfig,
     options: &Options,
     wiring: &local_lambda::wiring::Wiring,
     binaries: &[Binary],
@@ -375,23 +448,98 @@ async fn measure_payments(
     Downstream,
     Vec<PaymentCalls>,
 )> {
+    // The measured payments' logs go to a payments table of the bench's own, which the
+    // stack's relay does not read (`PaymentLogStream::of_table`).
+    let table = format!("{}-bench-{run_id}", wiring.table("PaymentsTable")?);
+    PaymentLogStream::create_scratch_table(aws, &table).await?;
+    let measured = measure_payments_in(
+        aws,
+        options,
+        wiring,
+        binaries,
+        fixtures,
+        capture,
+        parties,
+        batch_pairs,
+        run_id,
+        &table,
+    )
+    .await;
+    let deleted = PaymentLogStream::delete_scratch_table(aws, &table).await;
+    let measured = measured?;
+    deleted?;
+    Ok(measured)
+}
+
+/// [`measure_payments`], the payments' logs in `table`.
+#[allow(clippy::too_many_arguments)]
+async fn measure_payments_in(
+    aws: &aws_config::SdkConfig,
+    options: &Options,
+    wiring: &local_lambda::wiring::Wiring,
+    binaries: &[Binary],
+    fixtures: &Fixtures,
+    capture: &Capture,
+    parties: (&str, &str),
+    batch_pairs: &[(String, String)],
+    run_id: &str,
+    table: &str,
+) -> anyhow::Result<(
+    PaymentCalls,
+    PaymentCalls,
+    Downstream,
+    Downstream,
+    Vec<PaymentCalls>,
+)> {
     let binary = |name: &str| {
         binaries
             .iter()
             .find(|binary| binary.name == name)
+            .map(|binary| binary.with_env("PAYMENTS_TABLE", table))
             .with_context(|| format!("no binary {name}"))
     };
-    let (api, saga) = (binary("api")?, binary("payment-saga")?);
+    let (api, saga, relay, reconciler) = (
+        binary("api")?,
+        binary("payment-saga")?,
+        binary("event-relay")?,
+        binary("reconciler")?,
+    );
+    let path_functions = PathFunctions {
+        api: &api,
+        saga: &saga,
+        relay: &relay,
+        reconciler: &reconciler,
+        deadlines_queue: wiring.queue("PaymentDeadlinesQueue")?.arn.clone(),
+    };
     // The payment path's functions, whose calls `PaymentCalls` counts.
-    let path = [api.name.as_str(), saga.name.as_str()];
+    let path = [
+        api.name.as_str(),
+        saga.name.as_str(),
+        relay.name.as_str(),
+        reconciler.name.as_str(),
+    ];
+    let log = PaymentLogStream::of_table(aws, wiring, table)?;
     // The same, publishing where the stack's rules are copied. LocalStack delivers to a rule's
     // targets inside PutEvents, which AWS does not: the payment path's figures come from the
     // bench's bus without rules, the consumers' events from the same payments run again here.
-    let routed = (api.on_bus(capture.bus()), saga.on_bus(capture.bus()));
+    let routed = (
+        api.on_bus(capture.bus()),
+        saga.on_bus(capture.bus()),
+        relay.on_bus(capture.bus()),
+        reconciler.on_bus(capture.bus()),
+    );
+    let routed = PathFunctions {
+        api: &routed.0,
+        saga: &routed.1,
+        relay: &routed.2,
+        reconciler: &routed.3,
+        deadlines_queue: path_functions.deadlines_queue.clone(),
+    };
     let processor = processor_url(&options.wiring)?;
     let (completed, _) = payment_calls(
         BenchFlow::Transfer,
-        (api, saga),
+        &path_functions,
+        &log,
         fixtures,
         None,
         parties,
@@ -403,7 +551,8 @@ async fn measure_payments(
     .await?;
     let (_, completed_ids) = payment_calls(
         BenchFlow::Transfer,
-        (&routed.0, &routed.1),
+        &routed,
+        &log,
         fixtures,
         Some(capture),
         parties,
@@ -432,7 +581,8 @@ async fn measure_payments(
     let compensated = async {
         let (compensated, _) = payment_calls(
             BenchFlow::Transfer,
-            (api, saga),
+            &path_functions,
+            &log,
             fixtures,
             None,
             parties,
@@ -444,7 +594,8 @@ async fn measure_payments(
         .await?;
         let (_, ids) = payment_calls(
             BenchFlow::Transfer,
-            (&routed.0, &routed.1),
+            &routed,
+            &log,
             fixtures,
             Some(capture),
             parties,
@@ -477,7 +628,8 @@ async fn measure_payments(
     for flow in [BenchFlow::TopUp, BenchFlow::Payout] {
         let (calls, _) = payment_calls(
             flow,
-            (api, saga),
+            &path_functions,
+            &log,
             fixtures,
             None,
             parties,
@@ -498,13 +650,26 @@ async fn measure_payments(
     ))
 }
 
+/// The payment path's functions, as the bench runs them.
+struct PathFunctions<'a> {
+    api: &'a Binary,
+    saga: &'a Binary,
+    relay: &'a Binary,
+    reconciler: &'a Binary,
+    /// The reconciler's queue (ARN), which its events name.
+    deadlines_queue: String,
+}
+
 /// The calls, durations and steps of one payment: submitted through a warm `api`, run by a
-/// warm `payment-saga` (each process first warmed by a payment of its own); and the payments
-/// whose events the consumers downstream are fed, when run with the `capture` of their events.
+/// warm `payment-saga`, its log's records relayed by a warm `event-relay` and its deadline
+/// check read by a warm `reconciler` (each process first warmed by a payment of its own); and
+/// the payments whose events the consumers downstream are fed, when run with the `capture` of
+/// their events.
 #[allow(clippy::too_many_arguments)]
 async fn payment_calls(
     flow: BenchFlow,
-    (api, saga): (&Binary, &Binary),
+    functions: &PathFunctions<'_>,
+    log: &PaymentLogStream,
     fixtures: &Fixtures,
     capture: Option<&Capture>,
     (payer, payee): (&str, &str),
@@ -513,8 +678,10 @@ async fn payment_calls(
     run_id: &str,
     kind: &str,
 ) -> anyhow::Result<(PaymentCalls, PaymentIds)> {
-    let api_instance = Instance::start(api).await?;
-    let saga_instance = Instance::start(saga).await?;
+    let api_instance = Instance::start(functions.api).await?;
+    let saga_instance = Instance::start(functions.saga).await?;
+    let relay_instance = Instance::start(functions.relay).await?;
+    let reconciler_instance = Instance::start(functions.reconciler).await?;
     let mut measured = Vec::new();
     // Payments of their own in each run of a kind.
     let tag = if capture.is_some() {
@@ -544,9 +711,23 @@ async fn payment_calls(
             .invoke(&fixtures.requested(flow, &payment_id, (payer, payee), minor_units)?)
             .await?;
         no_batch_failures(&run.response)?;
-        measured.push((payment_id, submitted, run));
+        // What the relay is handed of the payment's log: its request and its outcome.
+        let relayed = relay_instance
+            .invoke(&log.event_of(std::slice::from_ref(&payment_id)).await?)
+            .await?;
+        no_batch_failures(&relayed.response)?;
+        // Its deadline check, once due: the payment is terminal, the check done with.
+        let checked = reconciler_instance
+            .invoke(&deadline_checks(
+                std::slice::from_ref(&payment_id),
+                &functions.deadlines_queue,
+            ))
+            .await?;
+        no_batch_failures(&checked.response)?;
+        measured.push((payment_id, submitted, run, relayed, checked));
     }
-    let (payment_id, submitted, run) = measured.pop().context("a measured payment")?;
+    let (payment_id, submitted, run, relayed, checked) =
+        measured.pop().context("a measured payment")?;
     let warm_up_id = measured.pop().context("a warm-up payment")?.0;
     // A warm batch: what the saga is billed per invocation at volume.
     let mut batch_event = json!({ "Records": [] });
@@ -570,13 +751,22 @@ async fn payment_calls(
             records.push(record.clone());
         }
     }
-    // The api publishes a request before the saga runs it: the bench publishes the batch's,
-    // which it hands the saga itself, so the consumers downstream get them as they would.
+    // A payment requested through the api is announced from its log by the relay; the
+    // batch's were handed to the saga by the bench, so the bench announces them, and the relay
+    // their outcomes.
     if let Some(capture) = capture {
         capture.publish(&batch_requests).await?;
     }
     let batch = saga_instance.invoke(&batch_event).await?;
     no_batch_failures(&batch.response)?;
+    let relayed_batch = relay_instance
+        .invoke(&log.event_of(&batch_ids).await?)
+        .await?;
+    no_batch_failures(&relayed_batch.response)?;
+    let checked_batch = reconciler_instance
+        .invoke(&deadline_checks(&batch_ids, &functions.deadlines_queue))
+        .await?;
+    no_batch_failures(&checked_batch.response)?;
     let read = fixtures.api(
         "apigw-read-payment.json",
         &format!("/payments/{payment_id}"),
@@ -588,6 +778,8 @@ async fn payment_calls(
     ensure!(status == 200, "reading {payment_id}: {status} {payment}");
     let api_lines = api_instance.stop().await;
     let saga_lines = saga_instance.stop().await;
+    let relay_lines = relay_instance.stop().await;
+    let reconciler_lines = reconciler_instance.stop().await;
     let expected = if kind == "compensated" {
         "FAILED"
     } else {
@@ -602,9 +794,18 @@ async fn payment_calls(
         status: expected.to_owned(),
         api: Calls::of_invocation(&api_lines, &submitted.request_id),
         saga: Calls::of_invocation(&saga_lines, &run.request_id),
+        relay: Calls::of_invocation(&relay_lines, &relayed.request_id),
         api_warm_ms: submitted.duration.as_secs_f64() * 1000.0,
         saga_warm_ms: run.duration.as_secs_f64() * 1000.0,
         saga_batch_ms: batch.duration.as_secs_f64() * 1000.0,
+        relay_warm_ms: relayed.duration.as_secs_f64() * 1000.0,
+        relay_batch_ms: relayed_batch.duration.as_secs_f64() * 1000.0,
+        relay_batch_records: relay_records(&log.event_of(&batch_ids).await?),
+        relay_batch: Calls::of_invocation(&relay_lines, &relayed_batch.request_id),
+        reconciler: Calls::of_invocation(&reconciler_lines, &checked.request_id),
+        reconciler_warm_ms: checked.duration.as_secs_f64() * 1000.0,
+        reconciler_batch_ms: checked_batch.duration.as_secs_f64() * 1000.0,
+        batch_payments: u32::try_from(batch_ids.len()).unwrap_or(u32::MAX),
         saga_steps: u32::try_from(payment["version"].as_u64().unwrap_or(1).saturating_sub(1))
             .unwrap_or(0),
     };
@@ -618,6 +819,37 @@ async fn payment_calls(
 
 /// The template's `BatchSize` for the saga's queue.
 const SAGA_BATCH_SIZE: usize = 10;
+
+/// An SQS event of the deadline checks of `payments`, as the reconciler's queue delivers them.
+fn deadline_checks(payments: &[String], queue_arn: &str) -> serde_json::Value {
+    let records: Vec<serde_json::Value> = payments
+        .iter()
+        .map(|payment_id| {
+            json!({
+                "messageId": format!("bench-check-{payment_id}"),
+                "receiptHandle": "bench",
+                "body": json!({"payment_id": payment_id}).to_string(),
+                "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "0"},
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": "us-east-1"
+            })
+        })
+        .collect();
+    json!({ "Records": records })
+}
+
+/// The records of a payment's log the relay's trigger hands it: the request, the outcome.
+const RELAYED_RECORDS_PER_PAYMENT: f64 = 2.0;
+
+/// How many records a stream event holds.
+fn relay_records(event: &serde_json::Value) -> u32 {
+    event["Records"].as_array().map_or(0, |records| {
+        u32::try_from(records.len()).unwrap_or(u32::MAX)
+    })
+}
 
 /// The fake payment processor's URL, as the saga is wired to it.
 fn processor_url(wiring: &std::path::Path) -> anyhow::Result<String> {

@@ -20,16 +20,39 @@ pub struct PaymentCalls {
     pub status: String,
     pub api: Calls,
     pub saga: Calls,
+    /// The event relay's, handed the payment's request and outcome in one invocation.
+    pub relay: Calls,
     pub api_warm_ms: f64,
     pub saga_warm_ms: f64,
     /// A warm invocation with a batch of 10 such payments, between wallets of their own.
     pub saga_batch_ms: f64,
+    pub relay_warm_ms: f64,
+    /// A warm invocation of the relay with the batch's records.
+    pub relay_batch_ms: f64,
+    pub relay_batch_records: u32,
+    /// The relay's calls for the batch's records (its payments' checks, their outcomes).
+    pub relay_batch: Calls,
+    /// The reconciler's, handed the payment's deadline check once it is due.
+    pub reconciler: Calls,
+    pub reconciler_warm_ms: f64,
+    /// A warm invocation of the reconciler with the batch's checks.
+    pub reconciler_batch_ms: f64,
+    /// Payments in the batches.
+    pub batch_payments: u32,
     pub saga_steps: u32,
 }
 
 impl PaymentCalls {
     pub fn total(&self) -> u32 {
-        self.api.requests() + self.saga.requests()
+        self.all().requests()
+    }
+
+    /// Every call of the payment path.
+    pub fn all(&self) -> Calls {
+        self.api
+            .plus(&self.saga)
+            .plus(&self.relay)
+            .plus(&self.reconciler)
     }
 }
 
@@ -235,28 +258,36 @@ pub fn markdown(bench: &Bench) -> String {
     );
     let _ = writeln!(
         out,
-        "| payment | api | payment-saga | total | calls (items) |"
+        "| payment | api | payment-saga | event-relay | reconciler | total | calls (items) |"
     );
-    let _ = writeln!(out, "|---|---|---|---|---|");
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|");
     let flows = bench.flows.iter().map(|flow| &flow.calls);
     for payment in [&bench.completed, &bench.compensated]
         .into_iter()
         .chain(flows)
     {
-        let all = payment.api.plus(&payment.saga);
+        let all = payment.all();
         let detail: Vec<String> = all
             .0
             .iter()
-            .map(|(call, count)| format!("{call} ×{} ({})", count.requests, count.items))
+            .map(|(call, count)| match count.eventually_consistent {
+                0 => format!("{call} ×{} ({})", count.requests, count.items),
+                eventual => format!(
+                    "{call} ×{} ({}, {eventual} eventually consistent)",
+                    count.requests, count.items
+                ),
+            })
             .collect();
         let _ = writeln!(
             out,
-            "| {} ({}, {} steps) | {} | {} | {} | {} |",
+            "| {} ({}, {} steps) | {} | {} | {} | {} | {} | {} |",
             payment.kind,
             payment.status,
             payment.saga_steps,
             payment.api.requests(),
             payment.saga.requests(),
+            payment.relay.requests(),
+            payment.reconciler.requests(),
             payment.total(),
             detail.join(", ")
         );
@@ -307,18 +338,27 @@ pub fn markdown(bench: &Bench) -> String {
     let _ = writeln!(
         out,
         "\nWarm durations measured: api {:.1} ms per payment; payment-saga {:.1} ms for one \
-         payment, {:.1} ms for a batch of 10 (compensated: {:.1} / {:.1} ms).",
+         payment, {:.1} ms for a batch of 10 (compensated: {:.1} / {:.1} ms); event-relay {:.1} ms \
+         for one payment's two records, {:.1} ms for the batch's {} ({}); reconciler {:.1} ms for \
+         one payment's check, {:.1} ms for the batch's {}.",
         bench.completed.api_warm_ms,
         bench.completed.saga_warm_ms,
         bench.completed.saga_batch_ms,
         bench.compensated.saga_warm_ms,
         bench.compensated.saga_batch_ms,
+        bench.completed.relay_warm_ms,
+        bench.completed.relay_batch_ms,
+        bench.completed.relay_batch_records,
+        bench.completed.relay_batch.summary(),
+        bench.completed.reconciler_warm_ms,
+        bench.completed.reconciler_batch_ms,
+        bench.completed.batch_payments,
     );
     let _ = writeln!(out, "\nAssumptions: {}.", completed.assumptions.join("; "));
 
     let _ = writeln!(
         out,
-        "\nThe three flows' payment path (api and payment-saga), per 1M completed:\n"
+        "\nThe three flows' payment path (api, payment-saga, event-relay and reconciler), per 1M completed:\n"
     );
     let _ = writeln!(
         out,

@@ -1,4 +1,5 @@
-//! The SQS client the pollers use, pointed at the local stack.
+//! The clients the pollers use, pointed at the local stack: SQS (queues and on-failure
+//! destinations) and DynamoDB Streams (on DynamoDB's endpoint, as DynamoDB Local serves both).
 
 use aws_config::BehaviorVersion;
 use aws_sdk_sqs::config::{Credentials, Region};
@@ -6,9 +7,22 @@ use aws_sdk_sqs::config::{Credentials, Region};
 use crate::wiring::LocalAws;
 
 pub async fn sqs_client(aws: &LocalAws) -> aws_sdk_sqs::Client {
-    let config = aws_config::defaults(BehaviorVersion::latest())
+    aws_sdk_sqs::Client::new(&sdk_config(aws, &aws.endpoint_url).await)
+}
+
+/// The Streams API of DynamoDB Local: DynamoDB's own endpoint when the wiring has one.
+pub async fn dynamodb_streams_client(aws: &LocalAws) -> aws_sdk_dynamodbstreams::Client {
+    let endpoint = aws
+        .dynamodb_endpoint_url
+        .as_deref()
+        .unwrap_or(&aws.endpoint_url);
+    aws_sdk_dynamodbstreams::Client::new(&sdk_config(aws, endpoint).await)
+}
+
+async fn sdk_config(aws: &LocalAws, endpoint_url: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(aws.region.clone()))
-        .endpoint_url(&aws.endpoint_url)
+        .endpoint_url(endpoint_url)
         .credentials_provider(Credentials::new(
             &aws.access_key_id,
             &aws.secret_access_key,
@@ -17,8 +31,7 @@ pub async fn sqs_client(aws: &LocalAws) -> aws_sdk_sqs::Client {
             "local-lambda",
         ))
         .load()
-        .await;
-    aws_sdk_sqs::Client::new(&config)
+        .await
 }
 
 /// An SDK error and its causes on one line ("dispatch failure: io error: ... refused").

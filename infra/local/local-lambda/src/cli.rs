@@ -6,14 +6,14 @@ use std::path::PathBuf;
 
 use crate::wiring::{Wiring, WiringError};
 
-/// Plays AWS Lambda locally (the Runtime API, the SQS event source mapping, schedules and the
-/// Invoke API), wired by .local/wiring.json.
+/// Plays AWS Lambda locally (the Runtime API, the SQS and DynamoDB Streams event source
+/// mappings, schedules and the Invoke API), wired by .local/wiring.json.
 #[derive(Debug, Clone, PartialEq, Eq, clap::Parser)]
 #[command(
     name = "local-lambda",
     after_help = "Functions with HTTP routes are served as HTTP servers on --http-addr; the \
-                  others are invoked by their SQS triggers, their schedules and the Lambda \
-                  Invoke API on --invoke-addr (aws lambda invoke --endpoint-url \
+                  others are invoked by their SQS and DynamoDB stream triggers, their \
+                  schedules and the Lambda Invoke API on --invoke-addr (aws lambda invoke --endpoint-url \
                   http://127.0.0.1:9001 ..., cargo lambda invoke --invoke-port 9001 ...).\n\
                   Prints `local-lambda: ready` once every function is up; \
                   stops cleanly on SIGINT/SIGTERM."
@@ -226,7 +226,7 @@ mod tests {
         };
         assert_eq!(
             ask(&["binaries"]).expect("binaries"),
-            "api\npayment-saga\ndlq-redrive\n"
+            "api\npayment-saga\ndlq-redrive\nevent-relay\n"
         );
         assert_eq!(
             ask(&["table", "PaymentsTable"]).expect("a table"),
@@ -251,7 +251,7 @@ mod tests {
                 .function_env("dlq-redrive", "REDRIVE_MAX_PER_SECOND")
                 .expect("set")
         );
-        assert_eq!(environments.as_object().map(|all| all.len()), Some(3));
+        assert_eq!(environments.as_object().map(|all| all.len()), Some(4));
     }
 
     #[test]

@@ -7,6 +7,11 @@
 //!   environment ([`runtime_api`], [`instance`]), invoked by
 //!   - its SQS triggers, polled as the event source mapping does ([`sqs_event_source`]), each
 //!     poller with an instance of its own;
+//!   - its DynamoDB stream triggers, read from DynamoDB Local's Streams API as the event source
+//!     mapping does ([`dynamodb_stream_event_source`]: filters, batches, partial batch
+//!     responses, retries and bisection, the on-failure queue, checkpoints kept across
+//!     restarts in `.local/stream-checkpoints.json`), a poller with an instance of its own per
+//!     shard;
 //!   - the Lambda Invoke API on loopback ([`invoke_api`]: `aws lambda invoke`,
 //!     `cargo lambda invoke`, an SDK with `AWS_ENDPOINT_URL_LAMBDA`), and
 //!   - its EventBridge schedules' `rate(...)` expressions ([`schedule`]),
@@ -24,6 +29,7 @@
 pub mod aws;
 pub mod backoff;
 pub mod cli;
+pub mod dynamodb_stream_event_source;
 pub mod http_front;
 pub mod http_function;
 pub mod instance;

@@ -4,9 +4,10 @@ use std::io::IsTerminal;
 
 use clap::Parser;
 use local_lambda::cli;
+use local_lambda::dynamodb_stream_event_source::checkpoint_file_beside;
 use local_lambda::local_function::inherited_environment;
 use local_lambda::process::LogSink;
-use local_lambda::supervisor::{self, LocalLambdaConfig};
+use local_lambda::supervisor::{self, EventSourceClients, LocalLambdaConfig};
 use local_lambda::wiring::{LocalAws, Wiring};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
@@ -38,7 +39,11 @@ async fn run(options: cli::Options) -> anyhow::Result<()> {
         return Ok(());
     }
     let aws = LocalAws::resolve(&wiring, |name| std::env::var(name).ok());
-    let sqs = local_lambda::aws::sqs_client(&aws).await;
+    let clients = EventSourceClients {
+        sqs: local_lambda::aws::sqs_client(&aws).await,
+        dynamodb_streams: local_lambda::aws::dynamodb_streams_client(&aws).await,
+    };
+    let stream_checkpoints = checkpoint_file_beside(&options.wiring);
 
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signals(shutdown.clone()));
@@ -54,8 +59,9 @@ async fn run(options: cli::Options) -> anyhow::Result<()> {
             .map_or(LogSink::Terminal, LogSink::Directory),
         only: options.only,
         inherited_environment: inherited_environment(|name| std::env::var(name).ok()),
+        stream_checkpoints,
     };
-    supervisor::run(config, sqs, shutdown).await?;
+    supervisor::run(config, clients, shutdown).await?;
     Ok(())
 }
 

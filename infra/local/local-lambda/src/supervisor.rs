@@ -1,6 +1,6 @@
-//! Starts every selected function's event sources (SQS pollers, HTTP server, on-demand pool
-//! behind the Invoke API, schedules), says when all are up, and on shutdown lets in-flight
-//! invocations finish before stopping the function processes.
+//! Starts every selected function's event sources (SQS pollers, DynamoDB stream mappings, HTTP
+//! server, on-demand pool behind the Invoke API, schedules), says when all are up, and on
+//! shutdown lets in-flight invocations finish before stopping the function processes.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -13,6 +13,8 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::aws::describe_error;
+use crate::dynamodb_stream_event_source::checkpoint::CheckpointError;
+use crate::dynamodb_stream_event_source::{CheckpointStore, StreamMapping, StreamMappingError};
 use crate::http_front::{self, RouteTable};
 use crate::http_function::{HttpFunction, HttpFunctionError};
 use crate::instance::{FunctionInstance, STOP_GRACE, StartError};
@@ -22,7 +24,7 @@ use crate::on_demand::OnDemandPool;
 use crate::process::{LogSink, ProcessError};
 use crate::schedule::{EmulatedSchedule, ScheduleExpression, TickPayload};
 use crate::sqs_event_source::SqsPoller;
-use crate::wiring::{self, LocalAws, SqsTrigger, Wiring};
+use crate::wiring::{self, LocalAws, SqsTrigger, StreamTrigger, Wiring};
 
 /// The line scripts wait for.
 pub const READY_LINE: &str = "local-lambda: ready";
@@ -41,6 +43,17 @@ pub struct LocalLambdaConfig {
     pub only: Vec<String>,
     /// Variables passed through from local-lambda's environment (`RUST_LOG`, ...).
     pub inherited_environment: Vec<(String, String)>,
+    /// Where the stream mappings keep their checkpoints
+    /// ([`crate::dynamodb_stream_event_source::checkpoint_file_beside`] the wiring file).
+    pub stream_checkpoints: PathBuf,
+}
+
+/// The AWS clients of the event sources: SQS (queues, on-failure destinations) and DynamoDB
+/// Streams.
+#[derive(Debug, Clone)]
+pub struct EventSourceClients {
+    pub sqs: aws_sdk_sqs::Client,
+    pub dynamodb_streams: aws_sdk_dynamodbstreams::Client,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +78,13 @@ pub enum LocalLambdaError {
         url: String,
         reason: String,
     },
+    #[error("{function}: a stream trigger cannot start")]
+    StreamMapping {
+        function: String,
+        source: StreamMappingError,
+    },
+    #[error(transparent)]
+    Checkpoints(#[from] CheckpointError),
     #[error(transparent)]
     Start(#[from] StartError),
     #[error(transparent)]
@@ -86,7 +106,7 @@ pub enum LocalLambdaError {
 /// [`READY_LINE`] once all are.
 pub async fn run(
     config: LocalLambdaConfig,
-    sqs: aws_sdk_sqs::Client,
+    clients: EventSourceClients,
     shutdown: CancellationToken,
 ) -> Result<(), LocalLambdaError> {
     let functions = select_functions(&config.wiring, &config.only)?;
@@ -108,7 +128,7 @@ pub async fn run(
     let started = start_functions(
         &config,
         &functions,
-        &sqs,
+        &clients,
         &invoke_api,
         &shutdown,
         &mut tasks,
@@ -189,12 +209,20 @@ fn select_functions<'wiring>(
 async fn start_functions(
     config: &LocalLambdaConfig,
     functions: &[&wiring::Function],
-    sqs: &aws_sdk_sqs::Client,
+    clients: &EventSourceClients,
     invoke_api: &InvokeApi,
     shutdown: &CancellationToken,
     tasks: &mut JoinSet<()>,
 ) -> Result<InvokeTargets, LocalLambdaError> {
     let mut targets = InvokeTargets::new(config.wiring.region.clone());
+    // Read only when a stream is to be read: a damaged file stops nothing else.
+    let checkpoints = if functions.iter().any(|f| !f.stream_triggers.is_empty()) {
+        Some(Arc::new(CheckpointStore::open(
+            config.stream_checkpoints.clone(),
+        )?))
+    } else {
+        None
+    };
     for function in &config.wiring.functions {
         if !functions
             .iter()
@@ -219,7 +247,37 @@ async fn start_functions(
             &config.inherited_environment,
         ));
         for trigger in &function.sqs_triggers {
-            start_pollers(config, function, trigger, &local, sqs, shutdown, tasks).await?;
+            start_pollers(
+                config,
+                function,
+                trigger,
+                &local,
+                &clients.sqs,
+                shutdown,
+                tasks,
+            )
+            .await?;
+        }
+        if let Some(checkpoints) = &checkpoints {
+            for trigger in &function.stream_triggers {
+                let mapping = StreamMapping::start(
+                    clients.dynamodb_streams.clone(),
+                    clients.sqs.clone(),
+                    Arc::clone(checkpoints),
+                    trigger.clone(),
+                    Arc::clone(&local),
+                    config.logs.clone(),
+                    config.wiring.region.clone(),
+                    shutdown.clone(),
+                )
+                .await
+                .map_err(|source| LocalLambdaError::StreamMapping {
+                    function: function.name.clone(),
+                    source,
+                })?;
+                println!("{}", stream_summary(function, trigger, &mapping));
+                tasks.spawn(mapping.run());
+            }
         }
         let target = if function.serves_http() {
             let output = config.logs.for_instance(&function.name, &function.name)?;
@@ -332,6 +390,43 @@ async fn start_pollers(
         trigger.maximum_batching_window_seconds
     );
     Ok(())
+}
+
+/// The start-up line of a stream mapping.
+fn stream_summary<S, D>(
+    function: &wiring::Function,
+    trigger: &StreamTrigger,
+    mapping: &StreamMapping<S, D>,
+) -> String {
+    let retries = match trigger.retry_limit() {
+        Some(limit) => format!("{limit} retries"),
+        None => "retries until expiry".to_owned(),
+    };
+    format!(
+        "{}: {} poller{} on {}'s stream ({} shard{}; batch {}, window {} s, from {}, {} \
+         filter{}, {retries}{}{})",
+        function.name,
+        mapping.pollers(),
+        if mapping.pollers() == 1 { "" } else { "s" },
+        trigger.table,
+        mapping.shard_count(),
+        if mapping.shard_count() == 1 { "" } else { "s" },
+        trigger.batch_size,
+        trigger.maximum_batching_window_seconds,
+        trigger.starting_position,
+        trigger.filters.len(),
+        if trigger.filters.len() == 1 { "" } else { "s" },
+        if trigger.bisect_batch_on_function_error {
+            ", bisect"
+        } else {
+            ""
+        },
+        if trigger.on_failure_queue_url.is_some() {
+            ", on-failure queue"
+        } else {
+            ""
+        },
+    )
 }
 
 /// One line per schedule of the function; a task per schedule that is emulated: an enabled
@@ -465,7 +560,7 @@ mod tests {
         };
         assert_eq!(
             names(&[]).expect("all"),
-            ["api", "payment-saga", "dlq-redrive"]
+            ["api", "payment-saga", "dlq-redrive", "event-relay"]
         );
         assert_eq!(names(&["payment-saga"]).expect("by name"), ["payment-saga"]);
         assert_eq!(names(&["ApiFunction"]).expect("by logical id"), ["api"]);
@@ -493,7 +588,10 @@ mod tests {
             .expect("the fake runtime plays dlq-redrive");
         let wiring = wiring();
         let aws = LocalAws::resolve(&wiring, |_| None);
-        let sqs = crate::aws::sqs_client(&aws).await;
+        let clients = EventSourceClients {
+            sqs: crate::aws::sqs_client(&aws).await,
+            dynamodb_streams: crate::aws::dynamodb_streams_client(&aws).await,
+        };
         let invoke_addr = free_port();
         let config = LocalLambdaConfig {
             wiring,
@@ -506,9 +604,10 @@ mod tests {
             // No SQS trigger, no HTTP server: nothing else to reach.
             only: vec!["DlqRedriveFunction".to_owned()],
             inherited_environment: vec![("PATH".to_owned(), "/usr/bin:/bin".to_owned())],
+            stream_checkpoints: scratch.path().join("stream-checkpoints.json"),
         };
         let shutdown = CancellationToken::new();
-        let local_lambda = tokio::spawn(run(config, sqs, shutdown.clone()));
+        let local_lambda = tokio::spawn(run(config, clients, shutdown.clone()));
 
         let http = reqwest::Client::new();
         let invoke = |function: &str| {

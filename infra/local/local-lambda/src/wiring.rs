@@ -1,5 +1,5 @@
 //! `.local/wiring.json`: what the local stack provisioned from `infra/template.yaml`, and the
-//! AWS endpoints and credentials the functions (and the SQS pollers) use to reach it.
+//! AWS endpoints and credentials the functions (and the SQS and stream pollers) use to reach it.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::dynamodb_stream_event_source::filter::{FilterPattern, FilterPatternError};
 use crate::schedule_expression::{ScheduleExpression, ScheduleExpressionError};
 
 /// Default `MaximumConcurrency` of an SQS trigger when the template sets no `ScalingConfig`.
@@ -14,6 +15,10 @@ use crate::schedule_expression::{ScheduleExpression, ScheduleExpressionError};
 const DEFAULT_MAXIMUM_CONCURRENCY: u32 = 1;
 /// Default `BatchSize` of an SQS trigger, as in AWS.
 const DEFAULT_BATCH_SIZE: u32 = 10;
+/// Default `BatchSize` of a DynamoDB stream trigger, as in AWS.
+const DEFAULT_STREAM_BATCH_SIZE: u32 = 100;
+/// Default `MaximumRetryAttempts` of a stream trigger, as in AWS: retry until the record expires.
+const RETRY_UNTIL_EXPIRED: i32 = -1;
 /// Lambda's default function timeout, when the template gives none.
 const DEFAULT_TIMEOUT_SECONDS: u64 = 3;
 /// Lambda's default memory size, when the template gives none.
@@ -89,6 +94,9 @@ pub struct Function {
     pub http_routes: Vec<HttpRoute>,
     #[serde(default)]
     pub sqs_triggers: Vec<SqsTrigger>,
+    /// Its `Type: DynamoDB` events: event source mappings on tables' streams.
+    #[serde(default)]
+    pub stream_triggers: Vec<StreamTrigger>,
     /// EventBridge rules that invoke the function on a schedule.
     #[serde(default)]
     pub schedules: Vec<Schedule>,
@@ -127,6 +135,73 @@ pub struct SqsTrigger {
     pub report_batch_item_failures: bool,
     #[serde(default)]
     pub maximum_concurrency: Option<u32>,
+}
+
+/// One `Type: DynamoDB` event of a function: an event source mapping on a table's stream.
+#[derive(Debug, Clone, Deserialize)]
+pub struct StreamTrigger {
+    /// Logical id of the table whose `StreamArn` the event names.
+    pub table: String,
+    /// The table's name, whose latest stream the mapping reads (a stream's ARN changes when
+    /// its table is created again, so the wiring names the table).
+    pub table_name: String,
+    /// Where a shard is first read when nothing of it was processed before.
+    pub starting_position: StartingPosition,
+    #[serde(default = "default_stream_batch_size")]
+    pub batch_size: u32,
+    #[serde(default)]
+    pub maximum_batching_window_seconds: u32,
+    #[serde(default)]
+    pub report_batch_item_failures: bool,
+    #[serde(default)]
+    pub bisect_batch_on_function_error: bool,
+    /// Retries of a failing batch before it goes to the on-failure destination; -1: retry
+    /// until the records expire from the stream (24 hours).
+    #[serde(default = "default_retry_attempts")]
+    pub maximum_retry_attempts: i32,
+    /// `FilterCriteria.Filters[].Pattern`, as JSON text: a record is delivered when it matches
+    /// one of them (every record when there is none).
+    #[serde(default)]
+    pub filters: Vec<String>,
+    /// `DestinationConfig.OnFailure`: the queue that gets AWS's on-failure record of a batch
+    /// given up on.
+    #[serde(default)]
+    pub on_failure_queue_url: Option<String>,
+}
+
+/// `StartingPosition` of a stream trigger (`AT_TIMESTAMP` is Kinesis-only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum StartingPosition {
+    /// The oldest record still in the shard.
+    TrimHorizon,
+    /// Just after the newest record: only what is written from now on.
+    Latest,
+}
+
+impl std::fmt::Display for StartingPosition {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(match self {
+            StartingPosition::TrimHorizon => "TRIM_HORIZON",
+            StartingPosition::Latest => "LATEST",
+        })
+    }
+}
+
+impl StreamTrigger {
+    pub fn batching_window(&self) -> Duration {
+        Duration::from_secs(u64::from(self.maximum_batching_window_seconds))
+    }
+
+    /// Retries of the same records before giving up on them; `None`: until they expire.
+    pub fn retry_limit(&self) -> Option<u32> {
+        u32::try_from(self.maximum_retry_attempts).ok()
+    }
+
+    /// The parsed filter patterns, in the order of the template.
+    pub fn filter_patterns(&self) -> Result<Vec<FilterPattern>, FilterPatternError> {
+        self.filters.iter().map(|text| text.parse()).collect()
+    }
 }
 
 /// One `AWS::Events::Rule` with a `ScheduleExpression` that targets the function.
@@ -177,6 +252,14 @@ fn default_memory_mb() -> u32 {
 
 fn default_batch_size() -> u32 {
     DEFAULT_BATCH_SIZE
+}
+
+fn default_stream_batch_size() -> u32 {
+    DEFAULT_STREAM_BATCH_SIZE
+}
+
+fn default_retry_attempts() -> i32 {
+    RETRY_UNTIL_EXPIRED
 }
 
 impl Wiring {
@@ -262,6 +345,19 @@ impl Wiring {
                     ));
                 }
             }
+            let mut stream_tables = std::collections::BTreeSet::new();
+            for trigger in &function.stream_triggers {
+                check_stream_trigger(trigger)
+                    .map_err(|problem| format!("function {}: {problem}", function.name))?;
+                // Checkpoints are kept per function and table.
+                if !stream_tables.insert(trigger.table.as_str()) {
+                    return Err(format!(
+                        "function {}: two stream triggers on table {}; local-lambda plays one \
+                         per function and table",
+                        function.name, trigger.table
+                    ));
+                }
+            }
             for schedule in &function.schedules {
                 if let Err(error) = schedule.expression() {
                     return Err(format!(
@@ -280,6 +376,41 @@ impl Wiring {
         }
         Ok(())
     }
+}
+
+/// What AWS would refuse in a `Type: DynamoDB` event, and filter patterns local-lambda cannot play.
+fn check_stream_trigger(trigger: &StreamTrigger) -> Result<(), String> {
+    let table = &trigger.table;
+    if trigger.table_name.is_empty() {
+        return Err(format!("stream trigger on {table}: table_name is empty"));
+    }
+    if !(1..=10_000).contains(&trigger.batch_size) {
+        return Err(format!(
+            "batch_size {} on {table}'s stream is outside 1..=10000",
+            trigger.batch_size
+        ));
+    }
+    if trigger.maximum_batching_window_seconds > 300 {
+        return Err(format!(
+            "maximum_batching_window_seconds {} on {table}'s stream is over 300",
+            trigger.maximum_batching_window_seconds
+        ));
+    }
+    if !(-1..=10_000).contains(&trigger.maximum_retry_attempts) {
+        return Err(format!(
+            "maximum_retry_attempts {} on {table}'s stream is outside -1..=10000",
+            trigger.maximum_retry_attempts
+        ));
+    }
+    for (number, text) in trigger.filters.iter().enumerate() {
+        if let Err(error) = text.parse::<FilterPattern>() {
+            return Err(format!(
+                "filter {} on {table}'s stream ({text}): {error}",
+                number + 1
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Where the functions and the pollers reach AWS, and as whom.
@@ -362,6 +493,7 @@ mod tests {
         assert_eq!(api.http_routes.len(), 5);
         assert!(api.serves_http());
         assert!(api.sqs_triggers.is_empty());
+        assert!(api.stream_triggers.is_empty());
         assert!(api.schedules.is_empty());
         let redrive = wiring
             .functions
@@ -379,6 +511,113 @@ mod tests {
             panic!("a rate: {}", schedule.expression);
         };
         assert_eq!(rate.period(), Duration::from_secs(15 * 60));
+    }
+
+    #[test]
+    fn stream_triggers_parse_with_aws_defaults() {
+        let wiring = sample();
+        let relay = wiring
+            .function("event-relay")
+            .expect("fixture has event-relay");
+        let [payment_log, outbox] = relay.stream_triggers.as_slice() else {
+            panic!("two stream triggers: {:?}", relay.stream_triggers);
+        };
+        assert_eq!(payment_log.table, "PaymentsTable");
+        assert_eq!(payment_log.table_name, "paysaga-local-PaymentsTable");
+        assert_eq!(payment_log.starting_position, StartingPosition::TrimHorizon);
+        assert_eq!(payment_log.batch_size, 100);
+        assert_eq!(payment_log.batching_window(), Duration::ZERO);
+        assert!(payment_log.report_batch_item_failures);
+        assert!(payment_log.bisect_batch_on_function_error);
+        assert_eq!(payment_log.retry_limit(), None);
+        assert_eq!(payment_log.filter_patterns().expect("valid").len(), 1);
+        assert!(
+            payment_log
+                .on_failure_queue_url
+                .as_deref()
+                .is_some_and(|url| url.ends_with("paysaga-local-event-relay-failures"))
+        );
+        // What the template leaves out takes AWS's defaults.
+        assert_eq!(outbox.starting_position, StartingPosition::Latest);
+        assert_eq!(outbox.batch_size, 100);
+        assert_eq!(outbox.maximum_retry_attempts, -1);
+        assert!(!outbox.report_batch_item_failures);
+        assert!(!outbox.bisect_batch_on_function_error);
+        assert_eq!(outbox.on_failure_queue_url, None);
+        // Functions written before stream triggers existed have none.
+        assert!(wiring.functions[0].stream_triggers.is_empty());
+    }
+
+    fn with_stream_trigger(change: serde_json::Value) -> Result<Wiring, WiringError> {
+        let mut value: serde_json::Value = serde_json::from_str(SAMPLE).expect("fixture is JSON");
+        let trigger = &mut value["functions"][3]["stream_triggers"][0];
+        if let (Some(trigger), serde_json::Value::Object(change)) =
+            (trigger.as_object_mut(), change)
+        {
+            trigger.extend(change);
+        }
+        Wiring::parse(&value.to_string(), Path::new("w.json"))
+    }
+
+    #[test]
+    fn stream_triggers_aws_would_refuse_or_local_lambda_cannot_play_are_rejected() {
+        assert_eq!(
+            with_stream_trigger(serde_json::json!({"maximum_retry_attempts": 0}))
+                .expect("valid")
+                .functions[3]
+                .stream_triggers[0]
+                .retry_limit(),
+            Some(0)
+        );
+        for (change, expected) in [
+            (
+                serde_json::json!({"batch_size": 0}),
+                "batch_size 0 on PaymentsTable's stream",
+            ),
+            (
+                serde_json::json!({"batch_size": 10_001}),
+                "outside 1..=10000",
+            ),
+            (
+                serde_json::json!({"maximum_batching_window_seconds": 301}),
+                "is over 300",
+            ),
+            (
+                serde_json::json!({"maximum_retry_attempts": -2}),
+                "outside -1..=10000",
+            ),
+            (
+                serde_json::json!({"maximum_retry_attempts": 10_001}),
+                "outside -1..=10000",
+            ),
+            (
+                serde_json::json!({"filters": [r#"{"eventName": [{"anything-but": ["REMOVE"]}]}"#]}),
+                "filter 1 on PaymentsTable's stream",
+            ),
+            (serde_json::json!({"filters": ["{"]}), "not JSON"),
+            (
+                serde_json::json!({"table": "OutboxTable"}),
+                "two stream triggers on table OutboxTable",
+            ),
+        ] {
+            let error = with_stream_trigger(change.clone())
+                .expect_err("invalid")
+                .to_string();
+            assert!(
+                error.contains("function event-relay: ") && error.contains(expected),
+                "{change}: {error}"
+            );
+        }
+        for change in [
+            serde_json::json!({"starting_position": "AT_TIMESTAMP"}),
+            serde_json::json!({"maximum_retry_attempts": "forever"}),
+        ] {
+            let error = with_stream_trigger(change.clone()).expect_err("invalid");
+            assert!(
+                matches!(error, WiringError::Parse { .. }),
+                "{change}: {error}"
+            );
+        }
     }
 
     fn with_schedule(schedule: serde_json::Value) -> Result<Wiring, WiringError> {

@@ -1,7 +1,7 @@
 //! Every AWS API request a function makes through the clients built here, logged at `debug`
 //! under the target [`AWS_CALL_TARGET`] (`lambda_toolkit::aws_call`) with its service, operation
 //! and, for batches and transactions, the number of items (what DynamoDB and EventBridge bill
-//! by): what a benchmark counts per invocation, with `RUST_LOG=info,lambda_toolkit::aws_call=debug`
+//! by), and for DynamoDB's reads whether they are eventually consistent (half the read units): what a benchmark counts per invocation, with `RUST_LOG=info,lambda_toolkit::aws_call=debug`
 //! (and `AWS_LAMBDA_LOG_FORMAT=JSON` for lines a program reads). At the default level the lines
 //! are filtered out before they are formatted, so production pays nothing for them. One line per
 //! request as the code makes it; the SDK's own retries of a request are not counted apart.
@@ -41,6 +41,7 @@ impl Intercept for AwsCallLog {
                 service = metadata.service(),
                 operation = metadata.name(),
                 items = items(context.input()),
+                eventually_consistent = eventually_consistent(context.input()),
                 "aws call"
             );
         }
@@ -84,6 +85,30 @@ fn items(input: &Input) -> usize {
     1
 }
 
+/// Whether the request is a DynamoDB read that is not strongly consistent (the default of
+/// `GetItem`, `Query`, `Scan` and `BatchGetItem`'s tables): it costs half a read unit per 4 KB.
+fn eventually_consistent(input: &Input) -> bool {
+    use aws_sdk_dynamodb::operation as dynamodb;
+    let consistent = if let Some(input) = input.downcast_ref::<dynamodb::get_item::GetItemInput>() {
+        input.consistent_read()
+    } else if let Some(input) = input.downcast_ref::<dynamodb::query::QueryInput>() {
+        input.consistent_read()
+    } else if let Some(input) = input.downcast_ref::<dynamodb::scan::ScanInput>() {
+        input.consistent_read()
+    } else if let Some(input) = input.downcast_ref::<dynamodb::batch_get_item::BatchGetItemInput>()
+    {
+        input.request_items().and_then(|tables| {
+            tables
+                .values()
+                .all(|keys| keys.consistent_read() == Some(true))
+                .then_some(true)
+        })
+    } else {
+        return false;
+    };
+    consistent != Some(true)
+}
+
 /// A DynamoDB client of `config` that logs its calls.
 pub fn dynamodb(config: &aws_config::SdkConfig) -> aws_sdk_dynamodb::Client {
     let config = aws_sdk_dynamodb::config::Builder::from(config)
@@ -110,6 +135,7 @@ pub fn eventbridge(config: &aws_config::SdkConfig) -> aws_sdk_eventbridge::Clien
 
 #[cfg(test)]
 mod tests {
+    use aws_sdk_dynamodb::operation::get_item::GetItemInput;
     use aws_sdk_dynamodb::operation::query::QueryInput;
     use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsInput;
     use aws_sdk_dynamodb::types::{ConditionCheck, TransactWriteItem};
@@ -145,5 +171,28 @@ mod tests {
         assert_eq!(items(&Input::erase(events)), 3);
         let query = QueryInput::builder().table_name("t").build().unwrap();
         assert_eq!(items(&Input::erase(query)), 1);
+    }
+
+    #[test]
+    fn reads_say_whether_they_are_eventually_consistent() {
+        let query = |consistent: Option<bool>| {
+            let query = QueryInput::builder()
+                .table_name("t")
+                .set_consistent_read(consistent)
+                .build()
+                .unwrap();
+            eventually_consistent(&Input::erase(query))
+        };
+        assert!(query(None), "DynamoDB's default");
+        assert!(query(Some(false)));
+        assert!(!query(Some(true)));
+        let get = GetItemInput::builder()
+            .table_name("t")
+            .consistent_read(true)
+            .build()
+            .unwrap();
+        assert!(!eventually_consistent(&Input::erase(get)));
+        let events = PutEventsInput::builder().build().unwrap();
+        assert!(!eventually_consistent(&Input::erase(events)), "not a read");
     }
 }

@@ -15,8 +15,10 @@ use paysaga_domain::ports::{
 };
 use paysaga_domain::{
     ChargeId, DepositId, DomainEvent, IdempotencyKey, Money, PaymentId, PaymentLogEntry,
-    PaymentRequest, PaymentStep, StepPlan, Transfer, Wallet, WalletId,
+    PaymentRequest, PaymentStep, RequestChannel, StepPlan, Transfer, Wallet, WalletId,
 };
+
+use crate::relay::Written;
 
 /// Wallets and payment logs in one process's memory.
 #[derive(Default)]
@@ -28,9 +30,12 @@ pub struct InMemoryLedger {
 struct LedgerState {
     wallets: HashMap<WalletId, Wallet>,
     payment_logs: HashMap<PaymentId, Vec<PaymentLogEntry>>,
-    deposit_keys: HashMap<(WalletId, String), (DepositId, Money, DateTime<Utc>)>,
+    deposit_keys: HashMap<(WalletId, String), (DepositId, Money)>,
     /// Every transfer applied, in order: the entries the balances must add up to.
     journal: Vec<Transfer>,
+    /// What the tables' streams would hand the event relay: every log entry and outbox event
+    /// written, in order.
+    written: Vec<Written>,
 }
 
 impl InMemoryLedger {
@@ -51,6 +56,53 @@ impl InMemoryLedger {
     /// that each wallet's balance is the sum of its entries.
     pub fn journal(&self) -> Vec<Transfer> {
         self.state().journal.clone()
+    }
+
+    /// Everything written that a table's stream hands the event relay, in order.
+    pub fn written(&self) -> Vec<Written> {
+        self.state().written.clone()
+    }
+
+    /// The events the relay publishes from what was written so far, in order: what the bus
+    /// has once the relay has caught up.
+    pub async fn announced(&self) -> Vec<DomainEvent> {
+        let bus = RecordingPublisher::default();
+        let records = self.written().into_iter().map(Into::into).collect();
+        let outputs = crate::relay::Outputs {
+            events: &bus,
+            deadlines: &RecordingDeadlines::default(),
+        };
+        let relayed = crate::relay::relay(self, &outputs, records).await;
+        if let Some((index, error)) = relayed.stopped_at {
+            panic!("the relay stopped at record {index}: {error}");
+        }
+        bus.published()
+    }
+
+    /// What reached the bus about payments: what a function published itself on `bus` (the
+    /// saga's hand-off), then what the relay publishes from this ledger's writes, deposits
+    /// aside (a test's wallets are funded by them).
+    pub async fn payment_events(&self, bus: &RecordingPublisher) -> Vec<DomainEvent> {
+        let mut events = bus.published();
+        events.extend(
+            self.announced()
+                .await
+                .into_iter()
+                .filter(|event| !matches!(event, DomainEvent::FundsDeposited(_))),
+        );
+        events
+    }
+
+    /// Appends `entry` to its payment's log without a plan's checks or wallet changes, for
+    /// tests that need a log in a given shape.
+    pub fn append_unchecked(&self, entry: PaymentLogEntry) {
+        let mut state = self.state();
+        state.written.push(Written::LogEntry(entry.clone()));
+        state
+            .payment_logs
+            .entry(entry.payment_id.clone())
+            .or_default()
+            .push(entry);
     }
 
     /// A ledger of euro wallets, each holding its balance in cents (deposited, as a real one
@@ -145,7 +197,6 @@ impl WalletStore for InMemoryLedger {
             return Ok(if earlier.1 == deposit.amount {
                 DepositOutcome::Replayed {
                     deposit_id: earlier.0.clone(),
-                    deposited_at: earlier.2,
                 }
             } else {
                 DepositOutcome::KeyReused
@@ -168,10 +219,16 @@ impl WalletStore for InMemoryLedger {
             Ok(credited) => {
                 state.wallets.insert(deposit.wallet_id.clone(), credited);
                 state.journal.push(transfer);
+                state
+                    .written
+                    .push(Written::Outboxed(DomainEvent::funds_deposited(
+                        deposit.announcement(),
+                        now,
+                    )));
                 if let Some(key) = key {
                     state
                         .deposit_keys
-                        .insert(key, (deposit.deposit_id.clone(), deposit.amount, now));
+                        .insert(key, (deposit.deposit_id.clone(), deposit.amount));
                 }
                 Ok(DepositOutcome::Deposited)
             }
@@ -197,12 +254,15 @@ impl PaymentLog for InMemoryLedger {
     async fn begin(
         &self,
         request: &PaymentRequest,
+        channel: RequestChannel,
         idempotency_key: Option<&IdempotencyKey>,
         now: DateTime<Utc>,
     ) -> Result<BeginPayment, StoreError> {
         let mut state = self.state();
         if let Some(log) = state.payment_logs.get(request.payment_id()) {
-            let Some(PaymentStep::Requested { request: earlier }) = log.first().map(|e| &e.step)
+            let Some(PaymentStep::Requested {
+                request: earlier, ..
+            }) = log.first().map(|e| &e.step)
             else {
                 return Err(StoreError::Permanent(format!(
                     "the log of {} does not start with its request",
@@ -217,7 +277,8 @@ impl PaymentLog for InMemoryLedger {
                 Some(_) => BeginPayment::KeyReused,
             });
         }
-        let entry = PaymentLogEntry::requested(request.clone(), now);
+        let entry = PaymentLogEntry::requested_through(request.clone(), channel, now);
+        state.written.push(Written::LogEntry(entry.clone()));
         state
             .payment_logs
             .insert(request.payment_id().clone(), vec![entry]);
@@ -254,6 +315,7 @@ impl PaymentLog for InMemoryLedger {
         }
         state.wallets.extend(changed);
         state.journal.extend(plan.transfers.iter().cloned());
+        state.written.push(Written::LogEntry(plan.entry.clone()));
         state
             .payment_logs
             .entry(plan.entry.payment_id.clone())
@@ -267,7 +329,13 @@ impl PaymentLog for InMemoryLedger {
 #[derive(Default)]
 pub struct RecordingPublisher {
     published: Mutex<Vec<DomainEvent>>,
+    /// How many events each call published, in order.
+    calls: Mutex<Vec<usize>>,
     down: std::sync::atomic::AtomicBool,
+    /// Refuses the calls from this one on (1 = the first), when set.
+    refusing_from_call: Mutex<Option<usize>>,
+    /// The trace each published event was given ([`EventPublisher::publish_traced`]).
+    traces: Mutex<Vec<Option<String>>>,
 }
 
 impl RecordingPublisher {
@@ -279,9 +347,33 @@ impl RecordingPublisher {
             .clone()
     }
 
+    /// The trace each event was published in, in order (`None`: the current one).
+    pub fn traces(&self) -> Vec<Option<String>> {
+        self.traces
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// How many events each successful call published, in order.
+    pub fn calls(&self) -> Vec<usize> {
+        self.calls
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
     /// Refuses every publication from now on (`true`), or takes them again (`false`).
     pub fn set_down(&self, down: bool) {
         self.down.store(down, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Takes the first `call - 1` calls, then refuses every one.
+    pub fn refuse_from_call(&self, call: usize) {
+        *self
+            .refusing_from_call
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(call);
     }
 }
 
@@ -291,10 +383,91 @@ impl EventPublisher for RecordingPublisher {
         if self.down.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(PublishError("the bus is down (a test's outage)".to_owned()));
         }
+        let mut calls = self
+            .calls
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let refusing_from = *self
+            .refusing_from_call
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if refusing_from.is_some_and(|from| calls.len() + 1 >= from) {
+            return Err(PublishError(
+                "the bus refused the call (a test's)".to_owned(),
+            ));
+        }
+        calls.push(events.len());
         self.published
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .extend_from_slice(events);
+        Ok(())
+    }
+
+    async fn publish_traced(
+        &self,
+        events: &[DomainEvent],
+        traces: &[Option<String>],
+    ) -> Result<(), PublishError> {
+        self.publish(events).await?;
+        let mut kept = self
+            .traces
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        kept.extend((0..events.len()).map(|index| traces.get(index).cloned().flatten()));
+        Ok(())
+    }
+}
+
+/// Deadline checks kept in order, or refused while down.
+#[derive(Default)]
+pub struct RecordingDeadlines {
+    scheduled: Mutex<Vec<PaymentId>>,
+    for_parked: Mutex<Vec<(PaymentId, String)>>,
+    down: std::sync::atomic::AtomicBool,
+}
+
+impl RecordingDeadlines {
+    /// Every payment whose check was scheduled, in order.
+    pub fn scheduled(&self) -> Vec<PaymentId> {
+        lock(&self.scheduled).clone()
+    }
+
+    /// Every check scheduled for a parked message: its payment and the parked message's id, in
+    /// order.
+    pub fn for_parked(&self) -> Vec<(PaymentId, String)> {
+        lock(&self.for_parked).clone()
+    }
+
+    /// Refuses every schedule from now on (`true`), or takes them again (`false`).
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[async_trait]
+impl paysaga_domain::ports::DeadlineChecks for RecordingDeadlines {
+    async fn schedule(&self, payments: &[PaymentId]) -> Result<(), StoreError> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StoreError::Transient(
+                "the deadline queue is down (a test's)".to_owned(),
+            ));
+        }
+        lock(&self.scheduled).extend_from_slice(payments);
+        Ok(())
+    }
+
+    async fn schedule_for_parked(
+        &self,
+        payment: &PaymentId,
+        parked_id: &str,
+    ) -> Result<(), StoreError> {
+        if self.down.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StoreError::Transient(
+                "the deadline queue is down (a test's)".to_owned(),
+            ));
+        }
+        lock(&self.for_parked).push((payment.clone(), parked_id.to_owned()));
         Ok(())
     }
 }
@@ -561,7 +734,9 @@ mod redrive_fakes {
     use chrono::{DateTime, Utc};
 
     use super::lock;
-    use crate::redrive::parking::{ParkedPage, ParkedStatus, Parking};
+    use crate::redrive::parking::{
+        FlowOutcome, ParkedPage, ParkedSettlement, ParkedStatus, Parking,
+    };
     use crate::redrive::{
         DeadLetter, DeadLetterRoutes, JournalEntry, ParkedMessage, ParkingLot, QueueAdmin,
         QueueDepth, QueueError, QueueRef, RedriveJournal, RedriveQueues, RuleDirectory,
@@ -892,6 +1067,27 @@ mod redrive_fakes {
                 Some(message) if message.status == ParkedStatus::Parked => {
                     message.status = ParkedStatus::Replayed;
                     message.replayed_at = Some(at);
+                    Ok(true)
+                }
+                _ => Ok(false),
+            }
+        }
+    }
+
+    #[async_trait]
+    impl ParkedSettlement for InMemoryParking {
+        async fn mark_settled(
+            &self,
+            parked_id: &str,
+            outcome: FlowOutcome,
+            at: DateTime<Utc>,
+        ) -> Result<bool, StoreError> {
+            let mut messages = lock(&self.messages);
+            match messages.get_mut(parked_id) {
+                Some(message) if message.status == ParkedStatus::Parked => {
+                    message.status = ParkedStatus::Settled;
+                    message.settled_at = Some(at);
+                    message.settled_as = Some(outcome);
                     Ok(true)
                 }
                 _ => Ok(false),

@@ -254,6 +254,30 @@ struct FailedRun {
     request_context: FailedRunContext,
     #[serde(default)]
     response_payload: Option<FailedRunError>,
+    /// Present when a stream trigger gave up on a batch (its on-failure destination's record).
+    #[serde(default, rename = "DDBStreamBatchInfo")]
+    stream_batch: Option<StreamBatch>,
+}
+
+/// The records of a stream a trigger gave up on.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StreamBatch {
+    stream_arn: String,
+    start_sequence_number: String,
+    end_sequence_number: String,
+}
+
+/// A stream record the event relay could not read and set aside
+/// (functions/event-relay/src/set_aside.rs).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetAsideRecord {
+    stream_arn: String,
+    sequence_number: String,
+    #[allow(dead_code)] // read for its shape: an item's keys
+    keys: serde_json::Value,
+    reason: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -293,6 +317,16 @@ impl FailedRun {
             .as_ref()
             .map(|e| format!(": {} {}", e.error_type, e.error_message))
             .unwrap_or_default();
+        if let Some(batch) = &self.stream_batch {
+            return format!(
+                "the stream trigger of {function} gave up ({}) on records {} to {} of {}; they \
+                 are in the table still: publish their events from it",
+                self.request_context.condition,
+                batch.start_sequence_number,
+                batch.end_sequence_number,
+                batch.stream_arn
+            );
+        }
         format!(
             "an asynchronous run of {function} failed ({}){}; Lambda's record of it, nothing to send back",
             self.request_context.condition,
@@ -303,7 +337,8 @@ impl FailedRun {
 
 /// Decides what becomes of a dead letter, in this order:
 /// 0. an event EventBridge could not deliver to something other than a queue is parked, and so
-///    is Lambda's record of a function's failed asynchronous run ([`FailedRun`]);
+///    is Lambda's record of a function's failed asynchronous run or of a stream batch its
+///    trigger gave up on ([`FailedRun`]), and a stream record the event relay set aside;
 /// 1. a body that breaks paysaga's event contracts (not an event, an unknown type or version,
 ///    a detail that does not validate) is parked: no retry can fix it;
 /// 2. a consumer's failure record of kind `permanent` parks it, with the consumer's reason;
@@ -326,6 +361,14 @@ pub fn classify(letter: &DeadLetter, around: &Surroundings<'_>) -> Verdict {
     if let Some(run) = FailedRun::from_body(&letter.body) {
         return Verdict::Park {
             reason: run.reason(),
+        };
+    }
+    if let Ok(aside) = serde_json::from_str::<SetAsideRecord>(&letter.body) {
+        return Verdict::Park {
+            reason: format!(
+                "the event relay cannot read record {} of {}: {}",
+                aside.sequence_number, aside.stream_arn, aside.reason
+            ),
         };
     }
     if let Err(violation) = DomainEvent::from_eventbridge(&letter.body) {
@@ -466,7 +509,14 @@ pub(crate) mod tests {
 
     /// A `PaymentRequested` event, as its rule's SQS target receives it.
     pub(crate) fn event_body(amount: u64) -> String {
-        let event = DomainEvent::payment_requested(&request(amount), Utc::now());
+        envelope(&DomainEvent::payment_requested(
+            &request(amount),
+            Utc::now(),
+        ))
+    }
+
+    /// `event`, as a rule's SQS target receives it.
+    pub(crate) fn envelope(event: &DomainEvent) -> String {
         serde_json::json!({
             "version": "0",
             "id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718",
@@ -629,6 +679,46 @@ pub(crate) mod tests {
         expired.as_object_mut().unwrap().remove("responsePayload");
         let reason = parked_because(World::new().classify(&letter("m2", &expired.to_string())));
         assert!(reason.contains("EventAgeExceeded"), "{reason}");
+    }
+
+    #[test]
+    fn what_the_event_relay_gave_up_on_or_set_aside_is_parked_saying_where_it_is() {
+        // A stream trigger's on-failure record (the relay's failures queue).
+        let batch = serde_json::json!({
+            "requestContext": {
+                "requestId": "3f0c3bd4-4c1c-4a40-9d0c-1a9b3f1c2d1e",
+                "functionArn": "arn:aws:lambda:us-east-1:000000000000:function:paysaga-prod-event-relay",
+                "condition": "RecordAgeExceeded",
+                "approximateInvokeCount": 1440
+            },
+            "responseContext": {"statusCode": 200, "executedVersion": "$LATEST", "functionError": "Unhandled"},
+            "version": "1.0",
+            "timestamp": "2026-12-06T10:15:02.118Z",
+            "DDBStreamBatchInfo": {
+                "shardId": "shardId-00000001",
+                "startSequenceNumber": "100",
+                "endSequenceNumber": "120",
+                "approximateArrivalOfFirstRecord": "2026-12-05T10:15:02Z",
+                "approximateArrivalOfLastRecord": "2026-12-05T10:15:03Z",
+                "batchSize": 21,
+                "streamArn": "arn:aws:dynamodb:us-east-1:000000000000:table/paysaga-prod-payments/stream/x"
+            }
+        });
+        let reason = parked_because(World::new().classify(&letter("m1", &batch.to_string())));
+        assert!(reason.contains("paysaga-prod-event-relay"), "{reason}");
+        assert!(reason.contains("records 100 to 120"), "{reason}");
+        assert!(reason.contains("table/paysaga-prod-payments"), "{reason}");
+
+        // A record the relay set aside.
+        let aside = serde_json::json!({
+            "stream_arn": "arn:aws:dynamodb:us-east-1:000000000000:table/paysaga-prod-outbox/stream/x",
+            "sequence_number": "42",
+            "keys": {"event_id": {"S": "evt"}},
+            "reason": "not an outbox record: missing field `source`"
+        });
+        let reason = parked_because(World::new().classify(&letter("m2", &aside.to_string())));
+        assert!(reason.contains("record 42"), "{reason}");
+        assert!(reason.contains("missing field `source`"), "{reason}");
     }
 
     #[test]

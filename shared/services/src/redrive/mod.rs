@@ -3,8 +3,10 @@
 //! The redrive reads each message of a dead-letter queue, decides from its failure record and
 //! its body what can help it ([`letter::classify`]), and then either sends it back where it
 //! failed (rate-limited, stamped with a [`letter::RedriveStamp`]) or parks it in the parking
-//! table for an operator to inspect, fix and replay ([`parking`]). A message leaves the DLQ only
-//! once it has been sent back and journalled, or parked: a redrive killed half-way and run again
+//! table for an operator to inspect, fix and replay ([`parking`]); a payment's request parked
+//! on its way to the saga is also handed to the reconciler, which settles it once its payment is
+//! terminal ([`ParkedMessage::saga_payment`]). A message leaves the DLQ only once it has been
+//! sent back and journalled, or parked (and handed on): a redrive killed half-way and run again
 //! finds the copies it already sent back in its journal and only deletes them
 //! ([`run::Redrive`]). The one window left — killed between SQS taking a copy and the journal
 //! recording it — sends that copy twice; consumers de-duplicate on the ids paysaga puts in every
@@ -29,7 +31,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 pub use letter::{DeadLetter, MessageAttribute, QueueRef, RuleTargets, Verdict};
-pub use parking::{ParkedMessage, ParkingLot};
+pub use parking::{FlowOutcome, ParkedMessage, ParkedSettlement, ParkingLot};
 pub use run::{QueueReport, Redrive, RedriveSettings};
 
 use paysaga_domain::ports::StoreError;

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use paysaga_domain::ports::StoreError;
+use paysaga_domain::ports::{DeadlineChecks, StoreError};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 use tracing::{error, info, warn};
@@ -30,8 +30,13 @@ pub struct RedriveService {
     pub rules: Arc<dyn RuleDirectory>,
     pub journal: Arc<dyn RedriveJournal>,
     pub parking: Arc<dyn ParkingLot>,
+    /// Where a payment's request parked on its way to the saga becomes a check of its payment,
+    /// for the reconciler to settle it.
+    pub deadlines: Arc<dyn DeadlineChecks>,
     /// The dead-letter queues it serves (URLs).
     pub dead_letter_queues: Vec<String>,
+    /// The queues the saga reads (ARNs).
+    pub saga_queues: Vec<String>,
     /// The defaults; a request may lower or raise the rate and the number of messages.
     pub settings: RedriveSettings,
 }
@@ -328,6 +333,8 @@ impl RedriveService {
             rules: self.rules.as_ref(),
             journal: self.journal.as_ref(),
             parking: self.parking.as_ref(),
+            deadlines: self.deadlines.as_ref(),
+            saga_queues: &self.saga_queues,
             settings,
         };
         match redrive.drain(routes, deadline).await {

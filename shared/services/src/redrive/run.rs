@@ -16,7 +16,7 @@ use super::{
     DeadLetterRoutes, JournalEntry, OutgoingMessage, QueueError, QueueRef, RedriveJournal,
     RedriveQueues, RuleDirectory,
 };
-use paysaga_domain::ports::StoreError;
+use paysaga_domain::ports::{DeadlineChecks, StoreError};
 
 /// SQS batches hold at most this many messages.
 const SQS_BATCH: u32 = 10;
@@ -68,12 +68,18 @@ pub struct QueueReport {
     /// Sent back to the queue they failed on (or the rule target they missed).
     pub sent_back: u32,
     pub parked: u32,
+    /// Parked payment requests on their way to the saga whose payment the reconciler was asked
+    /// to check: it settles them once the payment is terminal. This run's and, when an earlier
+    /// run was cut short before asking, that run's.
+    #[serde(default)]
+    pub settle_checks: u32,
     /// Found in the journal or the parking table: an earlier, interrupted run had handled them.
     pub handled_before: u32,
     /// Left in the dead-letter queue for a later run, by reason.
     pub left: BTreeMap<String, u32>,
     /// Handled, but not deleted from the dead-letter queue: they come back after the visibility
-    /// timeout and the journal or the parking table recognises them.
+    /// timeout and the journal or the parking table recognises them. (A message parked whose
+    /// payment's check could not be scheduled is not deleted either: it is counted `left`.)
     pub not_deleted: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stopped: Option<Stopped>,
@@ -93,6 +99,11 @@ pub struct Redrive<'a> {
     pub rules: &'a dyn RuleDirectory,
     pub journal: &'a dyn RedriveJournal,
     pub parking: &'a dyn ParkingLot,
+    /// Where a parked request of the saga's becomes a check of its payment.
+    pub deadlines: &'a dyn DeadlineChecks,
+    /// The queues the saga reads (ARNs): what was parked on its way to one of them belongs to a
+    /// payment's flow ([`ParkedMessage::saga_payment`]).
+    pub saga_queues: &'a [String],
     pub settings: &'a RedriveSettings,
 }
 
@@ -105,8 +116,10 @@ impl Redrive<'_> {
     /// Redrives `routes.queue` until it is empty, `max_messages` were examined, or `deadline`
     /// is near (a batch's time before it). Every batch: the journal finds the copies an earlier
     /// run sent back; the others are classified; those going back are sent (paced to
-    /// `max_per_second`) and journalled, those parked are written to the parking table; then
-    /// whatever was sent back and journalled, parked, or found handled is deleted.
+    /// `max_per_second`) and journalled, those parked are written to the parking table (and a
+    /// payment's request parked on its way to the saga is handed to the reconciler: a check of
+    /// its payment, carrying the parked id); then whatever was sent back and journalled, parked
+    /// (and handed on), or found handled is deleted.
     pub async fn drain(
         &self,
         routes: &DeadLetterRoutes,
@@ -241,6 +254,17 @@ impl Redrive<'_> {
                         }
                         Parking::AlreadyParked => report.handled_before += 1,
                     }
+                    // Parked first, then handed on: a run cut short between the two finds it
+                    // parked already and hands it on again (the reconciler settles it once).
+                    match self.hand_to_reconciler(&parked).await {
+                        Ok(true) => report.settle_checks += 1,
+                        Ok(false) => {}
+                        Err(reason) => {
+                            warn!(parked_id = %parked.parked_id, %reason, "parked message left in the dead-letter queue");
+                            *report.left.entry(reason).or_default() += 1;
+                            continue;
+                        }
+                    }
                     delete.push(letter.receipt_handle);
                 }
                 Verdict::Leave { reason } => {
@@ -306,6 +330,23 @@ impl Redrive<'_> {
         }
         Ok(Handled { delete })
     }
+
+    /// Schedules the check of the payment a parked message was on its way to, when it was on
+    /// its way to the saga (`true`); the reason it could not, otherwise (the message stays in
+    /// the dead-letter queue, and the next run tries again).
+    async fn hand_to_reconciler(&self, parked: &ParkedMessage) -> Result<bool, String> {
+        let Some(payment) = parked.saga_payment(self.saga_queues) else {
+            return Ok(false);
+        };
+        self.deadlines
+            .schedule_for_parked(&payment, &parked.parked_id)
+            .await
+            .map_err(|error| {
+                format!("parked, but its payment's check was not scheduled: {error}")
+            })?;
+        info!(parked_id = %parked.parked_id, payment_id = %payment, "parked message handed to the reconciler");
+        Ok(true)
+    }
 }
 
 #[cfg(test)]
@@ -313,14 +354,19 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::fakes::{InMemoryJournal, InMemoryParking, InMemoryQueues, StaticRules};
+    use crate::fakes::{
+        InMemoryJournal, InMemoryParking, InMemoryQueues, RecordingDeadlines, StaticRules,
+    };
     use crate::redrive::letter::tests::{DLQ, SOURCE, event_body, letter, queue, with_record};
     use crate::redrive::parking::{ReplayRequest, replay};
+    use paysaga_domain::test_support::request;
 
     struct World {
         queues: Arc<InMemoryQueues>,
         journal: InMemoryJournal,
         parking: InMemoryParking,
+        deadlines: RecordingDeadlines,
+        saga_queues: Vec<String>,
         rules: StaticRules,
         settings: RedriveSettings,
         routes: DeadLetterRoutes,
@@ -335,6 +381,9 @@ mod tests {
                 queues,
                 journal: InMemoryJournal::default(),
                 parking: InMemoryParking::default(),
+                deadlines: RecordingDeadlines::default(),
+                // The saga reads SOURCE.
+                saga_queues: vec![SOURCE.to_owned()],
                 rules: StaticRules::default(),
                 settings: RedriveSettings {
                     max_per_second: 1_000,
@@ -353,6 +402,8 @@ mod tests {
                 rules: &self.rules,
                 journal: &self.journal,
                 parking: &self.parking,
+                deadlines: &self.deadlines,
+                saga_queues: &self.saga_queues,
                 settings: &self.settings,
             }
         }
@@ -401,6 +452,67 @@ mod tests {
         assert!(junk.reason.starts_with("contract: "), "{}", junk.reason);
         assert_eq!(junk.destination.as_deref(), Some(SOURCE));
         assert!(!junk.consent_removed);
+    }
+
+    #[tokio::test]
+    async fn a_payment_request_parked_on_its_way_to_the_saga_is_handed_to_the_reconciler() {
+        let world = World::new();
+        let audit_trail = "arn:aws:sqs:us-east-1:000000000000:audit-trail";
+        world.queues.put(
+            DLQ,
+            with_record(letter("saga", &event_body(100)), "permanent", SOURCE),
+        );
+        world.queues.put(
+            DLQ,
+            with_record(letter("audit", &event_body(100)), "permanent", audit_trail),
+        );
+        world.queues.put(DLQ, letter("junk", "{not json"));
+
+        let report = world.drain().await;
+        assert_eq!(
+            (report.parked, report.settle_checks),
+            (3, 1),
+            "the saga's request alone: {report:?}"
+        );
+        assert_eq!(
+            world.deadlines.for_parked(),
+            [(
+                request(100).payment_id().clone(),
+                "payments-dlq/saga".to_owned()
+            )]
+        );
+        assert!(
+            world.deadlines.scheduled().is_empty(),
+            "no deadline check of its own"
+        );
+        assert_eq!(world.queues.len(DLQ), 0);
+    }
+
+    #[tokio::test]
+    async fn a_parked_request_whose_check_is_not_scheduled_stays_in_the_dlq_until_it_is() {
+        let world = World::new();
+        world.queues.put(
+            DLQ,
+            with_record(letter("saga", &event_body(100)), "permanent", SOURCE),
+        );
+        world.deadlines.set_down(true);
+        let first = world.drain().await;
+        assert_eq!((first.parked, first.settle_checks), (1, 0));
+        assert_eq!(first.left.values().sum::<u32>(), 1, "{first:?}");
+        assert_eq!(world.queues.len(DLQ), 1, "not deleted: it comes back");
+        assert_eq!(world.parking.all().len(), 1, "parked first");
+
+        // The next run finds it parked, and hands it on this time.
+        world.deadlines.set_down(false);
+        world.queues.make_visible(DLQ);
+        let second = world.drain().await;
+        assert_eq!(
+            (second.parked, second.handled_before, second.settle_checks),
+            (0, 1, 1)
+        );
+        assert_eq!(world.deadlines.for_parked().len(), 1);
+        assert_eq!(world.queues.len(DLQ), 0);
+        assert_eq!(world.parking.all().len(), 1, "parked once");
     }
 
     #[tokio::test]

@@ -1,0 +1,385 @@
+//! The event relay: publishes what the ledger's writes made true, from the streams of the
+//! tables they were written to. No function publishes a change's event after writing the
+//! change; the event is written with it, and published from there:
+//!
+//! - a payment's log: version 1 of a request made through the API announces it, the terminal
+//!   entry announces the outcome ([`DomainEvent::announced_by`]);
+//! - the outbox: an event written in its change's transaction (a deposit's), or as that
+//!   change's own record (an operator's action).
+//!
+//! A stream hands each record on at least once, so an event may be published twice; it keeps
+//! its id, and consumers de-duplicate on it.
+
+use paysaga_domain::payment::Announces;
+use paysaga_domain::ports::{DeadlineChecks, EventPublisher, PaymentLog};
+use paysaga_domain::{DomainEvent, PaymentId, PaymentLogEntry};
+
+use super::ServiceError;
+
+/// PutEvents takes at most this many entries a call.
+pub const EVENTS_PER_CALL: usize = 10;
+
+/// A record a table's stream handed on: what was written.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Written {
+    /// An entry of a payment's log.
+    LogEntry(PaymentLogEntry),
+    /// An event written to the outbox, read against its contract.
+    Outboxed(DomainEvent),
+}
+
+/// A stream record as the relay takes it: what was written, and the trace it was written in
+/// (a tracing system's header, opaque here), which its event is published in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    pub written: Written,
+    pub trace: Option<String>,
+}
+
+impl From<Written> for Record {
+    fn from(written: Written) -> Self {
+        Self {
+            written,
+            trace: None,
+        }
+    }
+}
+
+/// The event `written` makes true, if any. A payment's outcome is made from its terminal entry,
+/// which carries the request it concludes; an entry written before it carried it has its
+/// outcome folded from the log up to it, read back (strongly consistent, so the entry is there).
+pub async fn announcement(
+    log: &dyn PaymentLog,
+    written: Written,
+) -> Result<Option<DomainEvent>, ServiceError> {
+    let entry = match written {
+        Written::Outboxed(event) => return Ok(Some(event)),
+        Written::LogEntry(entry) => entry,
+    };
+    match entry.announces() {
+        None => Ok(None),
+        Some(Announces::Request) => Ok(DomainEvent::announced_by(&[entry])?),
+        Some(Announces::Outcome) if entry.concludes.is_some() => {
+            Ok(DomainEvent::announced_by(&[entry])?)
+        }
+        Some(Announces::Outcome) => {
+            let mut history = log.history(&entry.payment_id).await?;
+            history.retain(|earlier| earlier.version <= entry.version);
+            if history.last() != Some(&entry) {
+                return Err(ServiceError::Inconsistent(format!(
+                    "the log of {} does not hold its version {} as the stream showed it",
+                    entry.payment_id, entry.version
+                )));
+            }
+            Ok(DomainEvent::announced_by(&history)?)
+        }
+    }
+}
+
+/// How relaying a batch of records went.
+#[derive(Debug)]
+pub struct Relayed {
+    /// Events published (each record announces one event at most).
+    pub published: usize,
+    /// Deadline checks scheduled (one per payment request).
+    pub scheduled: usize,
+    /// The first record not relayed and why; the records after it were not relayed either.
+    /// `None`: all were.
+    pub stopped_at: Option<(usize, ServiceError)>,
+}
+
+/// Where the relay sends what the records make true.
+pub struct Outputs<'a> {
+    pub events: &'a dyn EventPublisher,
+    /// Each payment's deadline check, scheduled from its request's record.
+    pub deadlines: &'a dyn DeadlineChecks,
+}
+
+/// What one record makes true: its event, in its trace, and the deadline check of the payment
+/// it requests.
+struct Pending {
+    index: usize,
+    event: Option<DomainEvent>,
+    trace: Option<String>,
+    check: Option<PaymentId>,
+}
+
+/// Publishes the events `records` make true, in their order, each in its record's trace,
+/// [`EVENTS_PER_CALL`] a call, and schedules the deadline check of every payment requested
+/// among them; stops at the first record whose event cannot be read, published or checked: the
+/// stream hands that record on again, and everything after it (in order, as a stream is read).
+pub async fn relay(log: &dyn PaymentLog, outputs: &Outputs<'_>, records: Vec<Record>) -> Relayed {
+    let mut relayed = Relayed {
+        published: 0,
+        scheduled: 0,
+        stopped_at: None,
+    };
+    let mut pending: Vec<Pending> = Vec::with_capacity(EVENTS_PER_CALL);
+    for (index, record) in records.into_iter().enumerate() {
+        let check = match &record.written {
+            Written::LogEntry(entry) if entry.version == 1 => Some(entry.payment_id.clone()),
+            _ => None,
+        };
+        match announcement(log, record.written).await {
+            Ok(event) if event.is_some() || check.is_some() => pending.push(Pending {
+                index,
+                event,
+                trace: record.trace,
+                check,
+            }),
+            Ok(_) => {}
+            Err(error) => {
+                relayed.stopped_at = Some((index, error));
+                break;
+            }
+        }
+        if pending.len() == EVENTS_PER_CALL
+            && let Err(failure) = flush(outputs, &mut pending, &mut relayed).await
+        {
+            relayed.stopped_at = Some(failure);
+            return relayed;
+        }
+    }
+    if let Err(failure) = flush(outputs, &mut pending, &mut relayed).await {
+        relayed.stopped_at = Some(failure);
+    }
+    relayed
+}
+
+/// Publishes `pending`'s events in one call, then schedules its checks in one call, and empties
+/// it; on failure, the first of them is where the batch stopped.
+async fn flush(
+    outputs: &Outputs<'_>,
+    pending: &mut Vec<Pending>,
+    relayed: &mut Relayed,
+) -> Result<(), (usize, ServiceError)> {
+    let Some(first) = pending.first().map(|pending| pending.index) else {
+        return Ok(());
+    };
+    let mut events = Vec::with_capacity(pending.len());
+    let mut traces = Vec::with_capacity(pending.len());
+    let mut checks = Vec::new();
+    for Pending {
+        event,
+        trace,
+        check,
+        ..
+    } in pending.drain(..)
+    {
+        if let Some(event) = event {
+            events.push(event);
+            traces.push(trace);
+        }
+        checks.extend(check);
+    }
+    if !events.is_empty() {
+        outputs
+            .events
+            .publish_traced(&events, &traces)
+            .await
+            .map_err(|error| (first, error.into()))?;
+        relayed.published += events.len();
+    }
+    if !checks.is_empty() {
+        outputs
+            .deadlines
+            .schedule(&checks)
+            .await
+            .map_err(|error| (first, error.into()))?;
+        relayed.scheduled += checks.len();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fakes::{InMemoryLedger, RecordingDeadlines, RecordingPublisher};
+    use chrono::Utc;
+    use paysaga_domain::ports::{BeginPayment, PaymentLog};
+    use paysaga_domain::test_support::request;
+    use paysaga_domain::{Payment, PaymentId, PaymentStep, RequestChannel};
+
+    /// A log entry's record for each step of a payment that completes, written to `log`.
+    async fn completed_payment(log: &InMemoryLedger, id: &str) -> Vec<Record> {
+        let template = request(100);
+        let request = paysaga_domain::PaymentRequest::of_flow(
+            PaymentId::parse(id).unwrap(),
+            template.flow().clone(),
+            template.amount(),
+        )
+        .unwrap();
+        let now = Utc::now();
+        let begun = log
+            .begin(&request, RequestChannel::Api, None, now)
+            .await
+            .unwrap();
+        assert_eq!(begun, BeginPayment::Begun);
+        let mut entries = log.history(request.payment_id()).await.unwrap();
+        for step in [
+            PaymentStep::FundsReserved,
+            PaymentStep::Charged {
+                charge_id: paysaga_domain::ChargeId::parse("ch_1").unwrap(),
+            },
+            PaymentStep::Completed,
+        ] {
+            let next = Payment::from_log(&entries).unwrap().next_entry(step, now);
+            log.append_unchecked(next.clone());
+            entries.push(next);
+        }
+        entries
+            .into_iter()
+            .map(|entry| Written::LogEntry(entry).into())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn each_payment_is_announced_twice_and_ten_events_go_in_one_call() {
+        let log = InMemoryLedger::default();
+        let mut records = Vec::new();
+        for n in 0..6 {
+            records.extend(completed_payment(&log, &format!("pay_{n}")).await);
+        }
+        let (events, deadlines) = (RecordingPublisher::default(), RecordingDeadlines::default());
+        let outputs = Outputs {
+            events: &events,
+            deadlines: &deadlines,
+        };
+        let relayed = relay(&log, &outputs, records.clone()).await;
+        assert!(relayed.stopped_at.is_none(), "{:?}", relayed.stopped_at);
+        assert_eq!(relayed.published, 12, "a request and an outcome each");
+        assert_eq!(relayed.scheduled, 6, "a deadline check each");
+        let checked: Vec<String> = deadlines
+            .scheduled()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            checked,
+            ["pay_0", "pay_1", "pay_2", "pay_3", "pay_4", "pay_5"]
+        );
+        let ids: Vec<String> = events
+            .published()
+            .iter()
+            .map(|event| event.event_id().to_owned())
+            .collect();
+        assert_eq!(ids[..2], ["pay_0/1", "pay_0/4"]);
+        assert_eq!(events.calls(), [10, 2], "ten a call");
+
+        // Relayed again (a stream's retry), the same events, ids and all.
+        let again = RecordingPublisher::default();
+        let outputs = Outputs {
+            events: &again,
+            deadlines: &deadlines,
+        };
+        relay(&log, &outputs, records).await;
+        assert_eq!(again.published(), events.published());
+    }
+
+    #[tokio::test]
+    async fn a_failed_call_stops_the_batch_at_its_first_event_record() {
+        let log = InMemoryLedger::default();
+        let mut records = Vec::new();
+        for n in 0..6 {
+            records.extend(completed_payment(&log, &format!("pay_{n}")).await);
+        }
+        let (events, deadlines) = (RecordingPublisher::default(), RecordingDeadlines::default());
+        events.refuse_from_call(2);
+        let outputs = Outputs {
+            events: &events,
+            deadlines: &deadlines,
+        };
+        let relayed = relay(&log, &outputs, records).await;
+        assert_eq!(relayed.published, 10);
+        assert_eq!(relayed.scheduled, 5, "the checks of the requests published");
+        let (index, error) = relayed.stopped_at.expect("stopped");
+        // The eleventh event is pay_5's request, its log's first record (the 21st).
+        assert_eq!(index, 20);
+        assert!(error.is_transient(), "{error}");
+    }
+
+    #[tokio::test]
+    async fn a_check_that_cannot_be_scheduled_stops_the_batch_at_its_request() {
+        let log = InMemoryLedger::default();
+        let records = completed_payment(&log, "pay_1").await;
+        let (events, deadlines) = (RecordingPublisher::default(), RecordingDeadlines::default());
+        deadlines.set_down(true);
+        let outputs = Outputs {
+            events: &events,
+            deadlines: &deadlines,
+        };
+        let relayed = relay(&log, &outputs, records).await;
+        let (index, error) = relayed.stopped_at.expect("stopped");
+        assert_eq!(index, 0, "handed on from the request");
+        assert!(error.is_transient(), "{error}");
+        assert_eq!(relayed.scheduled, 0);
+    }
+
+    /// `records` as the terminal entries were written before they carried their request.
+    fn without_outcomes(records: &[Record]) -> Vec<Record> {
+        records
+            .iter()
+            .cloned()
+            .map(|mut record| {
+                if let Written::LogEntry(entry) = &mut record.written {
+                    entry.concludes = None;
+                }
+                record
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn an_outcome_is_published_from_its_entry_alone_as_the_log_would_fold_it() {
+        let records = completed_payment(&InMemoryLedger::default(), "pay_1").await;
+        let deadlines = RecordingDeadlines::default();
+        let outputs = |events| Outputs {
+            events,
+            deadlines: &deadlines,
+        };
+        // The terminal entry carries its request: a log that holds nothing is never read.
+        let carried = RecordingPublisher::default();
+        let relayed = relay(
+            &InMemoryLedger::default(),
+            &outputs(&carried),
+            records.clone(),
+        )
+        .await;
+        assert!(relayed.stopped_at.is_none(), "{:?}", relayed.stopped_at);
+        assert_eq!(relayed.published, 2);
+        // Folded from the log, as an entry written before it carried it is: the same event.
+        let records = without_outcomes(&records);
+        let older_log = InMemoryLedger::default();
+        for record in &records {
+            if let Written::LogEntry(entry) = &record.written {
+                older_log.append_unchecked(entry.clone());
+            }
+        }
+        let folded = RecordingPublisher::default();
+        let relayed = relay(&older_log, &outputs(&folded), records).await;
+        assert!(relayed.stopped_at.is_none(), "{:?}", relayed.stopped_at);
+        assert_eq!(carried.published(), folded.published());
+        assert!(matches!(
+            carried.published()[1],
+            DomainEvent::PaymentCompleted(_)
+        ));
+    }
+
+    #[tokio::test]
+    async fn an_outcome_not_carried_whose_log_cannot_be_read_stops_the_batch_there() {
+        let log = InMemoryLedger::default();
+        let records = without_outcomes(&completed_payment(&log, "pay_1").await);
+        let other = InMemoryLedger::default();
+        let (events, deadlines) = (RecordingPublisher::default(), RecordingDeadlines::default());
+        let outputs = Outputs {
+            events: &events,
+            deadlines: &deadlines,
+        };
+        // A log that does not hold the terminal entry the stream showed.
+        let relayed = relay(&other, &outputs, records).await;
+        assert_eq!(relayed.published, 1, "the request needs no read");
+        let (index, error) = relayed.stopped_at.expect("stopped");
+        assert_eq!(index, 3);
+        assert!(matches!(error, ServiceError::Inconsistent(_)), "{error}");
+    }
+}
