@@ -76,7 +76,6 @@ async fn world_with_payments() -> World {
     let processor = paysaga_services::fakes::InMemoryProcessor::default();
     let consent = paysaga_services::fakes::StaticConsent::default();
     let settings = SagaSettings::default();
-    let unused_bus = RecordingPublisher::default();
     for amount in [100, 200, 300] {
         let request = paysaga_domain::PaymentRequest::submitted(
             paysaga_domain::payment::Flow::Transfer {
@@ -93,7 +92,6 @@ async fn world_with_payments() -> World {
             .unwrap();
         let saga = Saga {
             log: &ledger,
-            events: &unused_bus,
             processor: &processor,
             settings: &settings,
             consent: &consent,

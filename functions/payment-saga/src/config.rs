@@ -9,9 +9,6 @@ use paysaga_services::saga::SagaSettings;
 pub struct Config {
     /// The tables.
     pub resources: Resources,
-    /// `EVENT_BUS_NAME`: where a payment whose compensation outlasts its message is announced
-    /// again, for a fresh delivery.
-    pub event_bus_name: String,
     /// `MAX_PAYMENT_MINOR_UNITS`, `CHARGE_DEADLINE_SECONDS`.
     pub saga: SagaSettings,
     /// `PAYMENT_PROCESSOR_URL` and the client's tuning.
@@ -33,7 +30,6 @@ impl Config {
     pub fn from_env(env: &Environment) -> Result<Self, ConfigError> {
         Ok(Self {
             resources: Resources::from_env(env)?,
-            event_bus_name: env.required("EVENT_BUS_NAME")?,
             saga: saga_settings(env)?,
             processor: ProcessorConfig::from_env(env)?,
             consumer: SqsConsumerSettings::from_env(env)?,

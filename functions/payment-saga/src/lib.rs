@@ -3,6 +3,11 @@
 //! urgent payments, the urgent payments queue: two triggers, each with its own concurrency and
 //! DLQ), driven to COMPLETED or FAILED ([`paysaga_services::saga`]).
 //!
+//! A payment whose compensation cannot finish yet (the processor refuses to undo it, the store
+//! throttles) is never given up: its message comes back later, and on its last delivery the
+//! consumer sends it again as a fresh message instead of to the DLQ
+//! ([`MessageFailure::Unfinished`]).
+//!
 //! Metrics, besides the consumer's: `PaymentsCompleted`, `PaymentsFailed`, `PaymentsCompensated`
 //! (FAILED after undoing a reservation or a charge), `CompensationsRefused` (the processor
 //! refused to undo a payment, which stays COMPENSATING and is asked again, backing off: its
@@ -19,9 +24,7 @@ use lambda_toolkit::metrics::{InvocationMetrics, Unit};
 use lambda_toolkit::sqs_batch::{MessageFailure, receive_count};
 use lambda_toolkit::sqs_consumer::{Handled, MessageHandler};
 use paysaga_domain::PaymentStatus;
-use paysaga_domain::ports::{
-    ConsentVerifier, EventPublisher, PaymentLog, PaymentProcessor, WalletOwners,
-};
+use paysaga_domain::ports::{ConsentVerifier, PaymentLog, PaymentProcessor, WalletOwners};
 use paysaga_processor::CircuitState;
 use paysaga_services::faults;
 use paysaga_services::saga::{RequestedPayment, Saga, SagaError, SagaSettings};
@@ -34,7 +37,6 @@ pub use config::Config;
 /// What the saga function may touch, and how it behaves.
 pub struct PaymentSaga {
     pub payments: Arc<dyn PaymentLog>,
-    pub events: Arc<dyn EventPublisher>,
     pub processor: Arc<dyn PaymentProcessor>,
     pub settings: SagaSettings,
     /// The queues' `maxReceiveCount` (both the same): the last delivery compensates.
@@ -56,7 +58,6 @@ impl MessageHandler for PaymentSaga {
         let delivery = requested.delivery(receive_count(message), self.max_receive_count);
         let saga = Saga {
             log: &*self.payments,
-            events: &*self.events,
             processor: &*self.processor,
             settings: &self.settings,
             consent: &*self.consent,
@@ -66,24 +67,23 @@ impl MessageHandler for PaymentSaga {
         if let Err(SagaError::InjectedCrash(step)) = &run {
             return Err(MessageFailure::Transient(faults::crash(step, payment_id)));
         }
-        let refused = |error: &SagaError| {
-            if matches!(error, SagaError::ReversalRefused { .. }) {
-                metrics.count("CompensationsRefused", &[], 1);
-            }
-        };
-        if let Err(SagaError::HandedOn(cause)) = &run {
-            refused(cause);
-            info!(%payment_id, %cause, "compensation handed to a fresh delivery");
-            return Ok(());
-        }
         let payment = run.map_err(|error| {
-            refused(&error);
-            match error.retry_in(Utc::now()) {
-                Some(retry_in) => MessageFailure::Later {
+            let retry_in = error.retry_in(Utc::now());
+            match (error, retry_in) {
+                (SagaError::CompensationUnfinished(cause), retry_in) => {
+                    if matches!(*cause, SagaError::ReversalRefused { .. }) {
+                        metrics.count("CompensationsRefused", &[], 1);
+                    }
+                    MessageFailure::Unfinished {
+                        reason: cause.to_string(),
+                        retry_in: retry_in.unwrap_or_default(),
+                    }
+                }
+                (error, Some(retry_in)) => MessageFailure::Later {
                     reason: error.to_string(),
                     retry_in,
                 },
-                None => MessageFailure::of(&error, error.is_transient()),
+                (error, None) => MessageFailure::of(&error, error.is_transient()),
             }
         })?;
         info!(%payment_id, status = ?payment.status, "payment saga ran");

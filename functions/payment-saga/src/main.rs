@@ -7,8 +7,7 @@ use lambda_toolkit::aws::{sdk_config, sqs_consumer};
 use lambda_toolkit::metrics::MetricsSink;
 use payment_saga::consent::{JwtConsent, RING_RS256};
 use payment_saga::{Config, PaymentSaga};
-use paysaga_aws::{DynamoDbLedger, EventBridgePublisher, METRICS_NAMESPACE};
-use paysaga_domain::events::{PAYMENT_REQUESTED, PAYOUT_REQUESTED, TOP_UP_REQUESTED};
+use paysaga_aws::{DynamoDbLedger, METRICS_NAMESPACE};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -27,26 +26,20 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     let sdk = sdk_config().await?;
-    let bus = config.event_bus_name;
     let ledger = Arc::new(DynamoDbLedger::from_config(&sdk, config.resources.tables));
     let handler = PaymentSaga {
         payments: ledger.clone(),
         wallets: ledger,
         consent: Arc::new(consent),
-        events: Arc::new(EventBridgePublisher::from_config(
-            &sdk,
-            bus,
-            // Only a payment handed to a fresh delivery (announced again): its outcome is
-            // announced by its log's terminal entry, through the event relay.
-            &[PAYMENT_REQUESTED, TOP_UP_REQUESTED, PAYOUT_REQUESTED],
-        )),
         processor,
         settings: config.saga,
         max_receive_count: config.consumer.max_receive_count,
         circuit: Some(Arc::new(move || guarded.state())),
     };
     let metrics = MetricsSink::stdout(METRICS_NAMESPACE, "payment-saga");
-    // A refused reversal is asked again later, not at the queue's next visibility timeout.
+    // A refused reversal is asked again later, not at the queue's next visibility timeout; an
+    // unfinished compensation on its last delivery is sent again as a fresh message. The saga
+    // publishes nothing: what it does is announced by its log, through the event relay.
     let consumer = sqs_consumer(handler, metrics, &config.consumer, &sdk)
         .delaying_retries_with(Arc::new(SqsMessageDelay::from_config(&sdk)));
     consumer.run().await.map_err(anyhow::Error::from_boxed)

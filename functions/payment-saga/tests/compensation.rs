@@ -1,8 +1,8 @@
 //! Compensation never gives up: the saga handler with its HTTP processor client, against the
 //! local fake processor over HTTP on 127.0.0.1 and the in-memory ledger. A processor that
 //! answers 403 to refunds (a key that lost the right to) leaves the payment COMPENSATING, asked
-//! again with a growing delay and never parked; once it answers, the payment ends FAILED with its
-//! funds released.
+//! again with a growing delay, sent again as a fresh message on its last delivery and never
+//! parked; once it answers, the fresh message ends the payment FAILED with its funds released.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +18,7 @@ use paysaga_domain::ports::{PaymentLog, WalletStore};
 use paysaga_domain::test_support::lambda_event;
 use paysaga_domain::{Payment, PaymentId, PaymentStatus, WalletId};
 use paysaga_processor::{HttpPaymentProcessor, RetryPolicy};
-use paysaga_services::fakes::{InMemoryLedger, RecordingPublisher, StaticConsent};
+use paysaga_services::fakes::{InMemoryLedger, StaticConsent};
 use paysaga_services::payments::payment;
 use paysaga_services::saga::{REFUSED_REVERSAL_BACKOFF, SagaSettings};
 use serde_json::Value;
@@ -28,7 +28,6 @@ const MAX_RECEIVE_COUNT: u32 = 3;
 struct TestSaga {
     saga: SqsConsumer<PaymentSaga>,
     ledger: Arc<InMemoryLedger>,
-    events: Arc<RecordingPublisher>,
     metrics: MetricsBuffer,
     dead_letters: Arc<KeptDeadLetters>,
     delays: Arc<KeptDelays>,
@@ -59,7 +58,6 @@ async fn saga_whose_payee_cannot_be_credited() -> TestSaga {
         max: Duration::from_millis(5),
     };
     let client = HttpPaymentProcessor::new(&url, Duration::from_secs(2), retry).expect("a client");
-    let events = Arc::new(RecordingPublisher::default());
     let metrics = MetricsBuffer::default();
     let dead_letters = Arc::new(KeptDeadLetters::default());
     let delays = Arc::new(KeptDelays::default());
@@ -67,7 +65,6 @@ async fn saga_whose_payee_cannot_be_credited() -> TestSaga {
         payments: ledger.clone(),
         wallets: ledger.clone(),
         consent: Arc::new(StaticConsent::demo()),
-        events: events.clone(),
         processor: Arc::new(client),
         settings: SagaSettings::default(),
         max_receive_count: MAX_RECEIVE_COUNT,
@@ -82,7 +79,6 @@ async fn saga_whose_payee_cannot_be_credited() -> TestSaga {
     TestSaga {
         saga,
         ledger,
-        events,
         metrics,
         dead_letters,
         delays,
@@ -158,31 +154,36 @@ async fn a_processor_refusing_refunds_leaves_the_payment_compensating_asked_agai
         "its next delivery is delayed"
     );
 
-    // Its last delivery: still refused, handed to a fresh delivery rather than the DLQ.
-    assert!(deliver(&test, MAX_RECEIVE_COUNT).await.is_empty());
+    // Its last delivery: still refused, sent again as a fresh message rather than to the DLQ.
+    let last = delivery(MAX_RECEIVE_COUNT);
+    let response = test.saga.handle(last.clone()).await;
+    assert!(failed_ids(&response.expect("a batch response")).is_empty());
     assert_eq!(
         test.dead_letters.ids(),
         Vec::<String>::new(),
         "never parked"
     );
     assert_eq!(the_payment(&test).await.status, PaymentStatus::Compensating);
-    let announced: Vec<&str> = test
-        .ledger
-        .payment_events(&test.events)
-        .await
-        .iter()
-        .map(|event| event.detail_type())
-        .collect();
+    let sent_again = test.delays.sent_again();
+    assert_eq!(sent_again.len(), 1, "one fresh copy");
+    let (fresh, after) = &sent_again[0];
+    assert_eq!(fresh.body, last.records[0].body, "the same request");
     assert_eq!(
-        announced,
-        ["PaymentRequested"],
-        "announced again for a fresh delivery"
+        fresh.event_source_arn, last.records[0].event_source_arn,
+        "to the queue it came from"
     );
+    assert!(*after >= shortest, "after the refusal's wait: {after:?}");
+    assert_eq!(metric(&test, "MessagesSentAgain"), 1.0);
+    let announced = test.ledger.payment_events().await;
+    assert!(announced.is_empty(), "no outcome yet: {announced:?}");
     assert_eq!(test.processor.counters().refunded, 0);
 
-    // The processor answers again: the fresh delivery refunds, releases and ends it FAILED.
+    // The processor answers again: the fresh message refunds, releases and ends it FAILED.
     test.processor.set_refusing_reversals(false);
-    assert!(deliver(&test, 1).await.is_empty());
+    let mut fresh_delivery = SqsEvent::default();
+    fresh_delivery.records = vec![fresh.clone()];
+    let response = test.saga.handle(fresh_delivery).await;
+    assert!(failed_ids(&response.expect("a batch response")).is_empty());
     let failed = the_payment(&test).await;
     assert_eq!(failed.status, PaymentStatus::Failed);
     assert!(failed.charge_refunded && failed.reservation_released);
@@ -195,4 +196,12 @@ async fn a_processor_refusing_refunds_leaves_the_payment_compensating_asked_agai
     assert_eq!((counters.captured, counters.refunded), (1, 1));
     assert_eq!(metric(&test, "PaymentsCompensated"), 1.0);
     assert_eq!(metric(&test, "CompensationsRefused"), 2.0);
+    let announced: Vec<&str> = test
+        .ledger
+        .payment_events()
+        .await
+        .iter()
+        .map(|event| event.detail_type())
+        .collect();
+    assert_eq!(announced, ["PaymentFailed"], "one outcome");
 }

@@ -12,9 +12,7 @@ use paysaga_domain::ports::{PaymentLog, WalletStore};
 use paysaga_domain::test_support::lambda_event;
 use paysaga_domain::{PaymentId, PaymentStatus, WalletId};
 use paysaga_processor::CircuitState;
-use paysaga_services::fakes::{
-    InMemoryLedger, InMemoryProcessor, RecordingPublisher, StaticConsent,
-};
+use paysaga_services::fakes::{InMemoryLedger, InMemoryProcessor, StaticConsent};
 use paysaga_services::payments::payment;
 use paysaga_services::saga::{RequestedPayment, SagaSettings};
 
@@ -22,7 +20,6 @@ struct TestSaga {
     saga: SqsConsumer<PaymentSaga>,
     metrics: MetricsBuffer,
     ledger: Arc<InMemoryLedger>,
-    events: Arc<RecordingPublisher>,
     processor: Arc<InMemoryProcessor>,
 }
 
@@ -30,14 +27,12 @@ async fn saga_with_alice_holding(minor_units: u64) -> TestSaga {
     let ledger = Arc::new(
         InMemoryLedger::euro_wallets(&[("wal_demo_alice", minor_units), ("wal_demo_bob", 0)]).await,
     );
-    let events = Arc::new(RecordingPublisher::default());
     let metrics = MetricsBuffer::default();
     let processor = Arc::new(InMemoryProcessor::default());
     let handler = PaymentSaga {
         payments: ledger.clone(),
         wallets: ledger.clone(),
         consent: Arc::new(StaticConsent::demo()),
-        events: events.clone(),
         processor: processor.clone(),
         settings: SagaSettings::default(),
         max_receive_count: 3,
@@ -51,7 +46,6 @@ async fn saga_with_alice_holding(minor_units: u64) -> TestSaga {
         saga,
         metrics,
         ledger,
-        events,
         processor,
     }
 }
@@ -106,7 +100,7 @@ async fn a_payment_request_completes_and_moves_the_money_exactly() {
     );
     let announced: Vec<(&str, String)> = test
         .ledger
-        .payment_events(&test.events)
+        .payment_events()
         .await
         .iter()
         .map(|event| (event.detail_type(), event.event_id().to_owned()))
@@ -143,7 +137,7 @@ async fn a_duplicate_delivery_moves_no_more_money() {
     );
     let ids: std::collections::HashSet<String> = test
         .ledger
-        .payment_events(&test.events)
+        .payment_events()
         .await
         .iter()
         .map(|event| event.event_id().to_owned())
@@ -186,7 +180,7 @@ async fn a_payment_on_the_bus_without_its_payers_consent_moves_nothing() {
             payment(&*test.ledger, &payment_id).await.expect("read"),
             None
         );
-        assert!(test.ledger.payment_events(&test.events).await.is_empty());
+        assert!(test.ledger.payment_events().await.is_empty());
         assert_eq!(test.processor.charge_calls(), 0);
     }
 }
@@ -218,7 +212,7 @@ async fn insufficient_funds_fail_the_payment_with_a_reason_and_move_nothing() {
         ),
         (1_000, 0)
     );
-    let published = test.ledger.payment_events(&test.events).await;
+    let published = test.ledger.payment_events().await;
     assert_eq!(published.len(), 1);
     assert_eq!(published[0].detail_type(), "PaymentFailed");
     assert!(

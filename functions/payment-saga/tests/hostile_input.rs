@@ -9,9 +9,7 @@ use lambda_toolkit::testing::TestConsumer;
 use payment_saga::PaymentSaga;
 use paysaga_hostile::harness::{MAX_RECEIVE_COUNT, batch, bodies, check_batch, run_logged};
 use paysaga_hostile::{fixture_events, leaks};
-use paysaga_services::fakes::{
-    InMemoryLedger, InMemoryProcessor, RecordingPublisher, StaticConsent,
-};
+use paysaga_services::fakes::{InMemoryLedger, InMemoryProcessor, StaticConsent};
 use paysaga_services::saga::SagaSettings;
 use proptest::prelude::*;
 
@@ -29,7 +27,6 @@ async fn saga() -> TestSaga {
         payments: ledger.clone(),
         wallets: ledger.clone(),
         consent: Arc::new(StaticConsent::demo()),
-        events: Arc::new(RecordingPublisher::default()),
         processor: Arc::new(InMemoryProcessor::default()),
         settings: SagaSettings::default(),
         max_receive_count: MAX_RECEIVE_COUNT,

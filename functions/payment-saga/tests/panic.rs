@@ -15,9 +15,7 @@ use paysaga_domain::test_support::lambda_event;
 use paysaga_domain::{ChargeId, PaymentId, PaymentRequest, PaymentStatus, WalletId};
 use paysaga_hostile::harness::{MAX_RECEIVE_COUNT, run_logged};
 use paysaga_hostile::{EMAIL, leaks, sqs_event};
-use paysaga_services::fakes::{
-    InMemoryLedger, InMemoryProcessor, RecordingPublisher, StaticConsent,
-};
+use paysaga_services::fakes::{InMemoryLedger, InMemoryProcessor, StaticConsent};
 use paysaga_services::payments::payment;
 use paysaga_services::saga::SagaSettings;
 
@@ -65,7 +63,6 @@ impl PaymentProcessor for PanicsOnOnePayment {
 struct TestSaga {
     saga: TestConsumer<PaymentSaga>,
     ledger: Arc<InMemoryLedger>,
-    events: Arc<RecordingPublisher>,
     processor: Arc<PanicsOnOnePayment>,
 }
 
@@ -73,7 +70,6 @@ async fn saga() -> TestSaga {
     let ledger = Arc::new(
         InMemoryLedger::euro_wallets(&[("wal_demo_alice", ALICE_HOLDS), ("wal_demo_bob", 0)]).await,
     );
-    let events = Arc::new(RecordingPublisher::default());
     let processor = Arc::new(PanicsOnOnePayment {
         inner: InMemoryProcessor::default(),
         fixed: AtomicBool::new(false),
@@ -82,7 +78,6 @@ async fn saga() -> TestSaga {
         payments: ledger.clone(),
         wallets: ledger.clone(),
         consent: Arc::new(StaticConsent::demo()),
-        events: events.clone(),
         processor: processor.clone(),
         settings: SagaSettings::default(),
         max_receive_count: MAX_RECEIVE_COUNT,
@@ -91,7 +86,6 @@ async fn saga() -> TestSaga {
     TestSaga {
         saga: TestConsumer::new(handler, MAX_RECEIVE_COUNT),
         ledger,
-        events,
         processor,
     }
 }
@@ -160,7 +154,7 @@ async fn balances(test: &TestSaga) -> [(u64, u64); 2] {
 async fn announced(test: &TestSaga) -> Vec<(String, &'static str)> {
     let mut announced: Vec<(String, &'static str)> = test
         .ledger
-        .payment_events(&test.events)
+        .payment_events()
         .await
         .iter()
         .map(|event| {

@@ -14,9 +14,7 @@ use payment_saga::PaymentSaga;
 use paysaga_domain::ports::{PaymentLog, WalletStore};
 use paysaga_domain::test_support::lambda_event;
 use paysaga_domain::{PaymentId, PaymentStatus, Priority, WalletId};
-use paysaga_services::fakes::{
-    InMemoryLedger, InMemoryProcessor, RecordingPublisher, StaticConsent,
-};
+use paysaga_services::fakes::{InMemoryLedger, InMemoryProcessor, StaticConsent};
 use paysaga_services::payments::payment;
 use paysaga_services::saga::SagaSettings;
 
@@ -52,7 +50,6 @@ async fn saga_with_alice_holding(minor_units: u64) -> TestSaga {
         payments: ledger.clone(),
         wallets: ledger.clone(),
         consent: Arc::new(StaticConsent::demo()),
-        events: Arc::new(RecordingPublisher::default()),
         processor: Arc::new(InMemoryProcessor::default()),
         settings: SagaSettings::default(),
         max_receive_count: 3,

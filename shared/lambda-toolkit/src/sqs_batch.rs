@@ -22,13 +22,21 @@
 //! (its name, from the message's `eventSourceARN`): `MessagesReceived`, `MessagesFailed` (the
 //! handler failed, whether the message went back to the queue or to the DLQ),
 //! `MessagesDeadLettered` (sent to the DLQ by the consumer on its last delivery),
-//! `MessagesPanicked` (failed because the handler panicked: a bug, worth an alarm) and
-//! `MessagesDelayed` (failed for later, their next delivery delayed).
+//! `MessagesPanicked` (failed because the handler panicked: a bug, worth an alarm),
+//! `MessagesDelayed` (failed for later, their next delivery delayed) and `MessagesSentAgain`
+//! (unfinished on their last delivery, sent again as fresh messages).
 //!
 //! A failure that asking again at once would not help ([`MessageFailure::Later`]: a dependency
 //! that refuses for now) goes back to the queue for as long as it says: the consumer delays the
 //! message's next delivery through its [`MessageDelay`] (SQS `ChangeMessageVisibility`), and
 //! when it has none, or that call fails, the queue's visibility timeout applies.
+//!
+//! Work that must never be given up and cannot finish yet ([`MessageFailure::Unfinished`]: an
+//! undoing that a dependency refuses for now) is a failure for later too, until
+//! its last delivery: there the consumer does not give up on it but sends the body again as a
+//! fresh message, with its own receive count, delivered after the same delay
+//! ([`MessageDelay::send_again`]), and lets the old one go (`MessagesSentAgain`). Should that
+//! send fail, the message goes to the dead-letter queue as any other failure would.
 //!
 //! A function uses all of it through [`crate::sqs_consumer::SqsConsumer`], saying only what to
 //! do with one message; this module is the types it shares with its handlers and its
@@ -63,6 +71,11 @@ pub enum MessageFailure {
     /// transient, its next delivery delayed.
     #[error("transient, retry in {}s: {reason}", retry_in.as_secs())]
     Later { reason: String, retry_in: Duration },
+    /// Work that must finish and cannot yet: as [`Self::Later`] (or [`Self::Transient`] when
+    /// `retry_in` is zero), except that on its last delivery the message is sent again as a
+    /// fresh one instead of to the dead-letter queue.
+    #[error("unfinished, retry in {}s: {reason}", retry_in.as_secs())]
+    Unfinished { reason: String, retry_in: Duration },
     /// The message itself is unusable (it does not parse, or contradicts what is stored).
     #[error("permanent: {0}")]
     Permanent(String),
@@ -120,9 +133,9 @@ impl FailureRecord {
         now: DateTime<Utc>,
     ) -> Self {
         let (kind, reason) = match failure {
-            MessageFailure::Transient(reason) | MessageFailure::Later { reason, .. } => {
-                ("transient", reason)
-            }
+            MessageFailure::Transient(reason)
+            | MessageFailure::Later { reason, .. }
+            | MessageFailure::Unfinished { reason, .. } => ("transient", reason),
             MessageFailure::Permanent(reason) => ("permanent", reason),
         };
         Self {
@@ -153,15 +166,24 @@ pub trait DeadLetterQueue: Send + Sync {
 #[error("dead-letter queue refused the message: {0}")]
 pub struct DeadLetterError(pub String);
 
-/// Delays a message's next delivery (SQS: its visibility timeout from now on).
+/// When a message is delivered next.
 #[async_trait]
 pub trait MessageDelay: Send + Sync {
+    /// Delays the message's next delivery (SQS: its visibility timeout from now on).
     async fn delay(&self, message: &SqsMessage, by: Duration) -> Result<(), MessageDelayError>;
+
+    /// Sends the message's body again to the queue it came from, as a fresh message (its own
+    /// receive count) delivered after `after` (SQS: at most 15 minutes), in the same trace.
+    async fn send_again(
+        &self,
+        message: &SqsMessage,
+        after: Duration,
+    ) -> Result<(), MessageDelayError>;
 }
 
 /// The queue did not take the delay; its visibility timeout applies.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("the message's next delivery could not be delayed: {0}")]
+#[error("the message's next delivery could not be arranged: {0}")]
 pub struct MessageDelayError(pub String);
 
 /// Where failures go on a message's last delivery.
@@ -258,7 +280,20 @@ where
             count_message(metrics, "MessagesFailed", &message);
             let message_id = message.message_id.clone().ok_or(RecordWithoutId)?;
             let deliveries = receive_count(&message);
-            if let Some(give_up) = give_up.filter(|give_up| give_up.is_last(deliveries)) {
+            let last = give_up.filter(|give_up| give_up.is_last(deliveries));
+            if let (MessageFailure::Unfinished { retry_in, .. }, Some(_), Some(delays)) =
+                (&failure, last, delays)
+            {
+                match delays.send_again(&message, *retry_in).await {
+                    Ok(()) => {
+                        count_message(metrics, "MessagesSentAgain", &message);
+                        info!(%message_id, receive_count = deliveries, error = %redact::scrub(&failure.to_string()), "unfinished on its last delivery: sent again as a fresh message");
+                        return Ok(None);
+                    }
+                    Err(error) => warn!(%message_id, %error, "could not send the message again; it is given up as any failure"),
+                }
+            }
+            if let Some(give_up) = last {
                 let record = FailureRecord::new(&failure, &message, deliveries, Utc::now());
                 match give_up.dead_letters.send(&message, &record).await {
                     Ok(()) => {
@@ -269,8 +304,13 @@ where
                     Err(error) => warn!(%message_id, %error, "dead-letter queue unavailable; the redrive policy will move the message"),
                 }
             }
-            if let (MessageFailure::Later { retry_in, .. }, Some(delays)) = (&failure, delays) {
-                match delays.delay(&message, *retry_in).await {
+            let later = match &failure {
+                MessageFailure::Later { retry_in, .. }
+                | MessageFailure::Unfinished { retry_in, .. } => Some(*retry_in),
+                MessageFailure::Transient(_) | MessageFailure::Permanent(_) => None,
+            };
+            if let (Some(retry_in), Some(delays)) = (later.filter(|by| !by.is_zero()), delays) {
+                match delays.delay(&message, retry_in).await {
                     Ok(()) => count_message(metrics, "MessagesDelayed", &message),
                     Err(error) => warn!(%message_id, %error, "the queue's visibility timeout applies"),
                 }
@@ -380,6 +420,7 @@ mod tests {
     #[derive(Default)]
     struct KeptDelays {
         asked: Mutex<Vec<(String, Duration)>>,
+        sent_again: Mutex<Vec<(String, Duration)>>,
         refuse: bool,
     }
 
@@ -391,6 +432,19 @@ mod tests {
             }
             let id = message.message_id.clone().unwrap_or_default();
             self.asked.lock().unwrap().push((id, by));
+            Ok(())
+        }
+
+        async fn send_again(
+            &self,
+            message: &SqsMessage,
+            after: Duration,
+        ) -> Result<(), MessageDelayError> {
+            if self.refuse {
+                return Err(MessageDelayError("down".into()));
+            }
+            let id = message.message_id.clone().unwrap_or_default();
+            self.sent_again.lock().unwrap().push((id, after));
             Ok(())
         }
     }
@@ -458,6 +512,93 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(reported(&response), ["a"]);
+    }
+
+    async fn unfinished_unless_ok(message: SqsMessage) -> Result<(), MessageFailure> {
+        match message.body.as_deref() {
+            Some("unfinished") => Err(MessageFailure::Unfinished {
+                reason: "refused for now".into(),
+                retry_in: Duration::from_secs(60),
+            }),
+            Some("unfinished now") => Err(MessageFailure::Unfinished {
+                reason: "store throttled".into(),
+                retry_in: Duration::ZERO,
+            }),
+            _ => later_unless_ok(message).await,
+        }
+    }
+
+    #[tokio::test]
+    async fn unfinished_work_is_sent_again_on_its_last_delivery_instead_of_given_up() {
+        let delays = KeptDelays::default();
+        let dead_letters = Arc::new(KeptDeadLetters::default());
+        let give_up = GiveUp {
+            max_receive_count: 3,
+            dead_letters: dead_letters.clone(),
+        };
+        let event = batch(vec![
+            message("a", "unfinished", 1),
+            message("b", "unfinished now", 2),
+            message("c", "unfinished", 3),
+            message("d", "refused", 3),
+        ]);
+        let metrics = collector();
+        let response = process_batch(
+            event,
+            Some(&give_up),
+            Some(&delays),
+            &metrics,
+            unfinished_unless_ok,
+        )
+        .await
+        .unwrap();
+        // Before the last delivery, back to the queue (delayed when it says how long); on the
+        // last, a fresh copy, and the old one goes as handled, not to the DLQ.
+        assert_eq!(reported(&response), ["a", "b"]);
+        assert_eq!(
+            *delays.asked.lock().unwrap(),
+            [("a".to_owned(), Duration::from_secs(60))]
+        );
+        assert_eq!(
+            *delays.sent_again.lock().unwrap(),
+            [("c".to_owned(), Duration::from_secs(60))]
+        );
+        let given_up = |dead_letters: &KeptDeadLetters| -> Vec<String> {
+            let sent = dead_letters.sent.lock().unwrap();
+            sent.iter().map(|(body, _)| body.clone()).collect()
+        };
+        assert_eq!(
+            given_up(&dead_letters),
+            ["refused"],
+            "a failure for later is still given up"
+        );
+        let documents = metrics.into_inner().documents("example", Utc::now());
+        assert_eq!(documents[0]["MessagesSentAgain"], 1.0);
+        assert_eq!(documents[0]["MessagesDeadLettered"], 1.0);
+
+        // A queue that refuses the fresh copy: the message is given up as any failure, so it
+        // is kept somewhere.
+        let refusing = KeptDelays {
+            refuse: true,
+            ..Default::default()
+        };
+        let dead_letters = Arc::new(KeptDeadLetters::default());
+        let give_up = GiveUp {
+            max_receive_count: 3,
+            dead_letters: dead_letters.clone(),
+        };
+        let event = batch(vec![message("c", "unfinished", 3)]);
+        let response = process_batch(
+            event,
+            Some(&give_up),
+            Some(&refusing),
+            &collector(),
+            unfinished_unless_ok,
+        )
+        .await
+        .unwrap();
+        assert!(reported(&response).is_empty());
+        assert_eq!(given_up(&dead_letters), ["unfinished"]);
     }
 
     #[tokio::test]

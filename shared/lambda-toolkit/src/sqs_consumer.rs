@@ -109,7 +109,8 @@ impl<H: MessageHandler> SqsConsumer<H> {
     }
 
     /// A [`MessageFailure::Later`] delays its message's next delivery through `delays` (without
-    /// one, the queue's visibility timeout applies).
+    /// one, the queue's visibility timeout applies), and a [`MessageFailure::Unfinished`] on its
+    /// last delivery is sent again through it as a fresh message (without one, it is given up).
     pub fn delaying_retries_with(mut self, delays: Arc<dyn MessageDelay>) -> Self {
         self.delays = Some(delays);
         self

@@ -1,7 +1,7 @@
 //! What tests of SQS consumers need (feature `testing`): a consumer wired for tests
 //! ([`TestConsumer`]), a dead-letter queue that keeps what it is sent, a [`MessageDelay`] that
-//! keeps the delays asked of it, messages as SQS delivers them, and the ids a batch response
-//! reports.
+//! keeps the delays and the fresh copies asked of it, messages as SQS delivers them, and the
+//! ids a batch response reports.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -50,14 +50,27 @@ impl DeadLetterQueue for KeptDeadLetters {
     }
 }
 
-/// A [`MessageDelay`] that keeps what it is asked: each message's id and its delay.
+/// A [`MessageDelay`] that keeps what it is asked: each message's id and its delay, and each
+/// message sent again.
 #[derive(Default)]
-pub struct KeptDelays(Mutex<Vec<(String, Duration)>>);
+pub struct KeptDelays {
+    delays: Mutex<Vec<(String, Duration)>>,
+    sent_again: Mutex<Vec<(SqsMessage, Duration)>>,
+}
 
 impl KeptDelays {
-    /// What was asked, in order.
+    /// The delays asked, in order: each message's id and its delay.
     pub fn delays(&self) -> Vec<(String, Duration)> {
-        self.0
+        self.delays
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// The messages sent again, in order, each as the queue will deliver it first (its body,
+    /// its queue, a new id and a receive count of 1), and the delay before it is.
+    pub fn sent_again(&self) -> Vec<(SqsMessage, Duration)> {
+        self.sent_again
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .clone()
@@ -68,10 +81,30 @@ impl KeptDelays {
 impl MessageDelay for KeptDelays {
     async fn delay(&self, message: &SqsMessage, by: Duration) -> Result<(), MessageDelayError> {
         let id = message.message_id.clone().unwrap_or_default();
-        self.0
+        self.delays
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .push((id, by));
+        Ok(())
+    }
+
+    async fn send_again(
+        &self,
+        message: &SqsMessage,
+        after: Duration,
+    ) -> Result<(), MessageDelayError> {
+        let mut sent = self
+            .sent_again
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let id = format!(
+            "{}-again-{}",
+            message.message_id.as_deref().unwrap_or_default(),
+            sent.len() + 1
+        );
+        let mut fresh = sqs_message(&id, message.body.as_deref().unwrap_or_default(), 1);
+        fresh.event_source_arn = message.event_source_arn.clone();
+        sent.push((fresh, after));
         Ok(())
     }
 }

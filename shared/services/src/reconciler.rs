@@ -10,7 +10,8 @@
 //!
 //! What strands a payment this finds: a message parked by the redrive after an outage longer
 //! than every redelivery and redrive, a request whose announcement the relay could not publish
-//! for a day, a compensation handed on past its last delivery whose re-announcement failed.
+//! for a day, a compensation unfinished on its last delivery whose fresh message could not be
+//! sent.
 //!
 //! A payment's request the redrive parked on its way to the saga has a check of its own, due
 //! at once and carrying the parked message's id ([`check_parked`]): the same check, which also

@@ -23,8 +23,8 @@ use crate::faults::Faults;
 use paysaga_domain::consent::{ConsentProof, ConsentRefusal};
 use paysaga_domain::events::{ContractViolation, PaymentRequestEvent};
 use paysaga_domain::ports::{
-    BeginPayment, ConsentVerifier, EventPublisher, PaymentLog, PaymentProcessor, ProcessorError,
-    RecordStep, WalletOwners,
+    BeginPayment, ConsentVerifier, PaymentLog, PaymentProcessor, ProcessorError, RecordStep,
+    WalletOwners,
 };
 use paysaga_domain::saga::{charged, fail_before_reservation, start_compensation};
 use paysaga_domain::{
@@ -52,11 +52,12 @@ pub enum SagaError {
         payment_id: PaymentId,
         refusal: ConsentRefusal,
     },
-    /// Compensation could not finish on the message's last delivery (its `cause`), so the
-    /// payment was announced again for a fresh delivery: this message's work is done, the
-    /// payment's is not.
-    #[error("handed to a fresh delivery: {0}")]
-    HandedOn(Box<SagaError>),
+    /// Compensation could not finish on this run (its cause, a transient one): the payment
+    /// stays COMPENSATING, what it holds still held, and must be carried on by a later
+    /// delivery, never given up (its consumer sends the request again as a fresh message
+    /// rather than to a dead-letter queue).
+    #[error("compensation unfinished: {0}")]
+    CompensationUnfinished(Box<SagaError>),
     /// The processor refuses to undo the payment ([`ProcessorError::Refused`]): it stays
     /// COMPENSATING, what it reserved still reserved, and is asked again after
     /// [`Self::retry_in`].
@@ -80,9 +81,9 @@ impl SagaError {
         match self {
             Self::Service(error) => error.is_transient(),
             Self::Processor(error) => !matches!(error, ProcessorError::Declined(_)),
-            Self::InjectedCrash(_) | Self::ReversalRefused { .. } => true,
-            // Nothing more for this message: a fresh one carries the payment on.
-            Self::HandedOn(_) => false,
+            Self::InjectedCrash(_)
+            | Self::ReversalRefused { .. }
+            | Self::CompensationUnfinished(_) => true,
             Self::ConflictingRequest(_) | Self::NotConsented { .. } => false,
         }
     }
@@ -91,11 +92,12 @@ impl SagaError {
     /// refused reversal backs off ([`REFUSED_REVERSAL_BACKOFF`]). `None`: the queue's own
     /// visibility timeout.
     pub fn retry_in(&self, now: DateTime<Utc>) -> Option<Duration> {
-        let Self::ReversalRefused {
-            compensating_since, ..
-        } = self
-        else {
-            return None;
+        let compensating_since = match self {
+            Self::ReversalRefused {
+                compensating_since, ..
+            } => compensating_since,
+            Self::CompensationUnfinished(cause) => return cause.retry_in(now),
+            _ => return None,
         };
         let (shortest, longest) = REFUSED_REVERSAL_BACKOFF;
         let compensating = (now - *compensating_since).to_std().unwrap_or_default();
@@ -205,7 +207,6 @@ impl Default for SagaSettings {
 /// What a run of the saga may touch.
 pub struct Saga<'a> {
     pub log: &'a dyn PaymentLog,
-    pub events: &'a dyn EventPublisher,
     pub processor: &'a dyn PaymentProcessor,
     pub settings: &'a SagaSettings,
     /// Whom a payment requested on the bus speaks for ...
@@ -238,8 +239,8 @@ impl Delivery {
 }
 
 impl Saga<'_> {
-    /// Drives the payment in `request` to COMPLETED or FAILED (or, when compensation cannot
-    /// finish on the message's last delivery, hands it to a fresh one: [`SagaError::HandedOn`]).
+    /// Drives the payment in `request` to COMPLETED or FAILED (or, when its compensation cannot
+    /// finish yet, leaves it to a later delivery: [`SagaError::CompensationUnfinished`]).
     /// Its outcome is announced by the terminal entry itself: the event relay publishes
     /// `PaymentCompleted` or `PaymentFailed` from the log ([`crate::relay`]). The steps in
     /// between are not announced; they stay in the payment's log.
@@ -256,28 +257,20 @@ impl Saga<'_> {
         }
 
         match self.drive(&mut history, &mut payment, delivery).await {
-            Ok(()) => {}
-            // Compensation never gives up, and the queue is about to give up on this message:
-            // announce the payment again, so a fresh delivery (with its own receive count) picks
-            // it up once the processor answers, instead of the DLQ holding the reserved funds.
+            Ok(()) => Ok(payment),
+            // Compensation never gives up: whatever stops it now (a processor refusing, a
+            // store throttling), a later delivery carries it on, so the DLQ never holds the
+            // funds it reserved.
             Err(error)
                 if error.is_transient()
-                    && delivery.is_last()
+                    && !matches!(error, SagaError::InjectedCrash(_))
                     && payment.status == PaymentStatus::Compensating =>
             {
-                warn!(%error, "compensation cannot finish on this delivery; handing it to a new one");
-                // The same event as the first announcement (same id, same request time), so
-                // read models keep the payment where they placed it.
-                let again = DomainEvent::payment_requested(&payment.request, payment.created_at);
-                self.events
-                    .publish(&[again])
-                    .await
-                    .map_err(ServiceError::from)?;
-                return Err(SagaError::HandedOn(Box::new(error)));
+                warn!(%error, "compensation cannot finish on this delivery; a later one carries it on");
+                Err(SagaError::CompensationUnfinished(Box::new(error)))
             }
-            Err(error) => return Err(error),
+            Err(error) => Err(error),
         }
-        Ok(payment)
     }
 
     /// Runs steps until the payment is terminal, keeping `history` and `payment` current.
@@ -482,24 +475,18 @@ fn inconsistent(refusal: WalletRejection) -> SagaError {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicBool, Ordering};
-
-    use async_trait::async_trait;
     use futures::future::join_all;
 
     use super::*;
-    use crate::fakes::{
-        ChargeState, InMemoryLedger, InMemoryProcessor, RecordingPublisher, StaticConsent,
-    };
+    use crate::fakes::{ChargeState, InMemoryLedger, InMemoryProcessor, StaticConsent};
     use paysaga_domain::ids::{FundingInstrumentId, PayoutDestinationId};
     use paysaga_domain::money::MAX_MINOR_UNITS;
     use paysaga_domain::payment::{Flow, FlowKind};
-    use paysaga_domain::ports::{Deposit, PublishError, WalletStore};
+    use paysaga_domain::ports::{Deposit, WalletStore};
     use paysaga_domain::{Money, PaymentStatus, Wallet, WalletId};
 
     struct World {
         ledger: InMemoryLedger,
-        events: RecordingPublisher,
         processor: InMemoryProcessor,
         settings: SagaSettings,
         consent: StaticConsent,
@@ -539,10 +526,9 @@ mod tests {
                 };
                 ledger.deposit(&deposit, Utc::now()).await.unwrap();
             }
-            let (events, processor) = (RecordingPublisher::default(), InMemoryProcessor::default());
+            let processor = InMemoryProcessor::default();
             World {
                 ledger,
-                events,
                 processor,
                 settings: SagaSettings::default(),
                 consent: StaticConsent::default()
@@ -558,7 +544,6 @@ mod tests {
         fn saga(&self) -> Saga<'_> {
             Saga {
                 log: &self.ledger,
-                events: &self.events,
                 processor: &self.processor,
                 settings: &self.settings,
                 consent: &self.consent,
@@ -588,10 +573,10 @@ mod tests {
             Payment::from_log(&history).unwrap().status
         }
 
-        /// What reached the bus about payments: what the saga published itself (a hand-off),
-        /// then what the relay publishes from the ledger's writes (the wallets' funding aside).
+        /// What reaches the bus about payments: what the relay publishes from the ledger's
+        /// writes (the wallets' funding aside).
         async fn announcements(&self) -> Vec<DomainEvent> {
-            self.ledger.payment_events(&self.events).await
+            self.ledger.payment_events().await
         }
 
         async fn announced(&self) -> Vec<&'static str> {
@@ -1107,22 +1092,29 @@ mod tests {
         world.processor.set_unavailable(true);
         let error = world.run(300, &first()).await.unwrap_err();
         assert!(error.is_transient(), "{error}");
+        assert!(
+            !matches!(error, SagaError::CompensationUnfinished(_)),
+            "charging, not compensating: {error}"
+        );
         assert_eq!(
             world.wallet("wal_alice"),
             (700, 300),
             "reserved while the charge is pending"
         );
 
-        // The last delivery gives up on the charge; the refund needs the processor too, so the
-        // payment is handed to a fresh delivery rather than left to the DLQ.
-        let handed_on = world.run(300, &last()).await.unwrap_err();
-        assert!(matches!(handed_on, SagaError::HandedOn(_)), "{handed_on}");
-        assert!(!handed_on.is_transient(), "this message's work is done");
+        // The last delivery gives up on the charge; the void needs the processor too, so the
+        // compensation is left unfinished, for a later delivery to carry on.
+        let unfinished = world.run(300, &last()).await.unwrap_err();
+        assert!(
+            matches!(unfinished, SagaError::CompensationUnfinished(_)),
+            "{unfinished}"
+        );
+        assert!(unfinished.is_transient());
         assert_eq!(world.status().await, PaymentStatus::Compensating);
         assert_eq!(
             world.announced().await,
-            ["PaymentRequested"],
-            "no outcome yet: only the request, re-announced"
+            Vec::<&str>::new(),
+            "no outcome yet"
         );
 
         // Compensation never gives up: once the processor answers, it completes.
@@ -1138,10 +1130,7 @@ mod tests {
             Some(ChargeState::Voided),
             "a charge arriving late is refused"
         );
-        assert_eq!(
-            world.announced().await,
-            ["PaymentRequested", "PaymentFailed"]
-        );
+        assert_eq!(world.announced().await, ["PaymentFailed"]);
     }
 
     #[tokio::test]
@@ -1150,10 +1139,13 @@ mod tests {
         world.processor.set_declining(true);
         world.processor.set_refusing_reversals(true);
         // Declined, so compensating; the void is refused: no outcome, the funds stay reserved.
-        let refused = world.run(300, &first()).await.unwrap_err();
+        let unfinished = world.run(300, &first()).await.unwrap_err();
+        let SagaError::CompensationUnfinished(refused) = &unfinished else {
+            panic!("compensation unfinished, not {unfinished}");
+        };
         let SagaError::ReversalRefused {
             compensating_since, ..
-        } = &refused
+        } = &**refused
         else {
             panic!("a refused reversal, not {refused}");
         };
@@ -1168,12 +1160,17 @@ mod tests {
         assert_eq!(after(0), Some(shortest));
         assert_eq!(after(200), Some(Duration::from_secs(200)));
         assert_eq!(after(86_400), Some(longest));
+        assert_eq!(
+            unfinished.retry_in(*compensating_since),
+            Some(shortest),
+            "the refusal's wait"
+        );
         assert_eq!(SagaError::InjectedCrash("x").retry_in(Utc::now()), None);
 
-        // On the last delivery it is handed on, the refusal its cause.
-        let handed_on = world.run(300, &last()).await.unwrap_err();
-        let SagaError::HandedOn(cause) = &handed_on else {
-            panic!("handed on, not {handed_on}");
+        // The last delivery is no different: still unfinished, the refusal its cause.
+        let unfinished = world.run(300, &last()).await.unwrap_err();
+        let SagaError::CompensationUnfinished(cause) = &unfinished else {
+            panic!("compensation unfinished, not {unfinished}");
         };
         assert!(
             matches!(**cause, SagaError::ReversalRefused { .. }),
@@ -1186,26 +1183,7 @@ mod tests {
         assert_eq!(payment.status, PaymentStatus::Failed);
         assert_eq!(world.wallet("wal_alice"), (1_000, 0));
         assert_eq!(world.charge(), Some(ChargeState::Voided));
-        assert_eq!(
-            world.announced().await,
-            ["PaymentRequested", "PaymentFailed"]
-        );
-    }
-
-    #[tokio::test]
-    async fn only_compensation_is_handed_on_past_the_last_delivery() {
-        let world = World::alice_pays_bob().await;
-        world.processor.set_unavailable(true);
-        world.run(300, &first()).await.unwrap_err();
-        let bus_down = FlakyBus::default();
-        let saga = Saga {
-            events: &bus_down,
-            ..world.saga()
-        };
-        // Compensating, last delivery, and the bus is down too: nothing can carry the payment
-        // on, so the error stands and the queue's DLQ keeps the message.
-        let error = saga.run(&request(300), &last()).await.unwrap_err();
-        assert!(error.is_transient());
+        assert_eq!(world.announced().await, ["PaymentFailed"]);
     }
 
     #[tokio::test]
@@ -1253,37 +1231,14 @@ mod tests {
         assert_eq!(world.wallet("wal_alice"), (700, 0));
     }
 
-    /// A bus that is down until told otherwise.
-    #[derive(Default)]
-    struct FlakyBus {
-        up: AtomicBool,
-        delivered: RecordingPublisher,
-    }
-
-    #[async_trait]
-    impl EventPublisher for FlakyBus {
-        async fn publish(&self, events: &[DomainEvent]) -> Result<(), PublishError> {
-            if !self.up.load(Ordering::SeqCst) {
-                return Err(PublishError("bus down".into()));
-            }
-            self.delivered.publish(events).await
-        }
-    }
-
-    /// The saga publishes no outcome: the terminal entry is its announcement, so a bus that
-    /// is down neither stops a payment nor loses its event.
+    /// The saga publishes nothing itself: the terminal entry is its announcement, which the
+    /// relay publishes from the log, so no bus outage can stop a payment or lose its event.
     #[tokio::test]
-    async fn a_bus_outage_neither_stops_a_payment_nor_loses_its_outcome() {
+    async fn a_payment_is_announced_by_its_log_alone() {
         let world = World::alice_pays_bob().await;
-        let bus = FlakyBus::default();
-        let saga = Saga {
-            events: &bus,
-            ..world.saga()
-        };
-        let payment = saga.run(&request(300), &first()).await.unwrap();
+        let payment = world.run(300, &first()).await.unwrap();
         assert_eq!(payment.status, PaymentStatus::Completed);
         assert_eq!(world.wallet("wal_bob"), (300, 0));
-        assert!(bus.delivered.published().is_empty());
         let announced: Vec<(&str, String)> = world
             .announcements()
             .await

@@ -1,17 +1,22 @@
-//! The SQS adapter of [`MessageDelay`]: `ChangeMessageVisibility` on the queue the message came
-//! from. A module of its own, so only a function that delays its retries names it (and its role
-//! holds `sqs:ChangeMessageVisibility`: infra/deploy/checks/iam.py reads the calls per module).
+//! The SQS adapter of [`MessageDelay`]: `ChangeMessageVisibility`, and `SendMessage` of a fresh
+//! copy, on the queue the message came from. A module of its own, so only a function that
+//! delays its retries names it (and its role holds `sqs:ChangeMessageVisibility`, and
+//! `sqs:SendMessage` on its trigger queues when it sends unfinished work again:
+//! infra/deploy/checks/iam.py reads the calls per module).
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_lambda_events::sqs::SqsMessage;
 use aws_sdk_sqs::Client;
+use aws_sdk_sqs::types::{MessageSystemAttributeNameForSends, MessageSystemAttributeValue};
 
 use crate::sqs_batch::{MessageDelay, MessageDelayError};
 
 /// SQS's longest visibility timeout.
 const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 3600);
+/// SQS's longest delay of a message sent.
+const MAX_SEND_DELAY: Duration = Duration::from_secs(15 * 60);
 
 /// Delays a message's next delivery by setting its visibility timeout, on the queue its
 /// `eventSourceARN` names.
@@ -31,9 +36,7 @@ impl SqsMessageDelay {
 #[async_trait]
 impl MessageDelay for SqsMessageDelay {
     async fn delay(&self, message: &SqsMessage, by: Duration) -> Result<(), MessageDelayError> {
-        let arn = message.event_source_arn.as_deref().unwrap_or_default();
-        let queue_url = queue_url_of(arn)
-            .ok_or_else(|| MessageDelayError(format!("not a queue ARN: {arn:?}")))?;
+        let queue_url = source_queue_url(message)?;
         let receipt = message
             .receipt_handle
             .as_deref()
@@ -51,6 +54,44 @@ impl MessageDelay for SqsMessageDelay {
             })?;
         Ok(())
     }
+
+    /// The body as it came (a message the event source built, such as EventBridge's, has no
+    /// message attributes of its own), in the message's trace.
+    async fn send_again(
+        &self,
+        message: &SqsMessage,
+        after: Duration,
+    ) -> Result<(), MessageDelayError> {
+        let queue_url = source_queue_url(message)?;
+        let seconds = after.min(MAX_SEND_DELAY).as_secs();
+        let mut request = self
+            .client
+            .send_message()
+            .queue_url(queue_url)
+            .message_body(message.body.clone().unwrap_or_default())
+            .delay_seconds(i32::try_from(seconds).unwrap_or(i32::MAX));
+        if let Some(trace) = crate::trace::TraceHeader::of_sqs_message(message) {
+            let header = MessageSystemAttributeValue::builder()
+                .data_type("String")
+                .string_value(trace.to_string())
+                .build()
+                .map_err(|error| MessageDelayError(error.to_string()))?;
+            request = request.message_system_attributes(
+                MessageSystemAttributeNameForSends::AwsTraceHeader,
+                header,
+            );
+        }
+        request.send().await.map_err(|error| {
+            MessageDelayError(aws_sdk_sqs::error::DisplayErrorContext(&error).to_string())
+        })?;
+        Ok(())
+    }
+}
+
+/// The URL of the queue `message` came from.
+fn source_queue_url(message: &SqsMessage) -> Result<String, MessageDelayError> {
+    let arn = message.event_source_arn.as_deref().unwrap_or_default();
+    queue_url_of(arn).ok_or_else(|| MessageDelayError(format!("not a queue ARN: {arn:?}")))
 }
 
 /// The URL of the queue `arn` names (`arn:<partition>:sqs:<region>:<account>:<name>`), in the

@@ -79,18 +79,14 @@ impl InMemoryLedger {
         bus.published()
     }
 
-    /// What reached the bus about payments: what a function published itself on `bus` (the
-    /// saga's hand-off), then what the relay publishes from this ledger's writes, deposits
-    /// aside (a test's wallets are funded by them).
-    pub async fn payment_events(&self, bus: &RecordingPublisher) -> Vec<DomainEvent> {
-        let mut events = bus.published();
-        events.extend(
-            self.announced()
-                .await
-                .into_iter()
-                .filter(|event| !matches!(event, DomainEvent::FundsDeposited(_))),
-        );
-        events
+    /// What reaches the bus about payments: what the relay publishes from this ledger's
+    /// writes, deposits aside (a test's wallets are funded by them).
+    pub async fn payment_events(&self) -> Vec<DomainEvent> {
+        self.announced()
+            .await
+            .into_iter()
+            .filter(|event| !matches!(event, DomainEvent::FundsDeposited(_)))
+            .collect()
     }
 
     /// Appends `entry` to its payment's log without a plan's checks or wallet changes, for
