@@ -10,6 +10,7 @@
 //! A stream hands each record on at least once, so an event may be published twice; it keeps
 //! its id, and consumers de-duplicate on it.
 
+use futures::future::{join, join_all};
 use paysaga_domain::payment::Announces;
 use paysaga_domain::ports::{DeadlineChecks, EventPublisher, PaymentLog};
 use paysaga_domain::{DomainEvent, PaymentId, PaymentLogEntry};
@@ -83,8 +84,8 @@ pub struct Relayed {
     pub published: usize,
     /// Deadline checks scheduled (one per payment request).
     pub scheduled: usize,
-    /// The first record not relayed and why; the records after it were not relayed either.
-    /// `None`: all were.
+    /// The first record not relayed and why: the stream hands it on again, and every record
+    /// after it. `None`: all were.
     pub stopped_at: Option<(usize, ServiceError)>,
 }
 
@@ -95,100 +96,79 @@ pub struct Outputs<'a> {
     pub deadlines: &'a dyn DeadlineChecks,
 }
 
-/// What one record makes true: its event, in its trace, and the deadline check of the payment
-/// it requests.
-struct Pending {
-    index: usize,
-    event: Option<DomainEvent>,
-    trace: Option<String>,
-    check: Option<PaymentId>,
-}
+/// SQS's SendMessageBatch takes at most this many checks a call.
+pub const CHECKS_PER_CALL: usize = 10;
 
-/// Publishes the events `records` make true, in their order, each in its record's trace,
-/// [`EVENTS_PER_CALL`] a call, and schedules the deadline check of every payment requested
-/// among them; stops at the first record whose event cannot be read, published or checked: the
-/// stream hands that record on again, and everything after it (in order, as a stream is read).
+/// Publishes the events `records` make true, each in its record's trace, [`EVENTS_PER_CALL`] a
+/// call, and schedules the deadline check of every payment requested among them,
+/// [`CHECKS_PER_CALL`] a call; every call of the batch at once, so that a batch takes one
+/// call's time, not the sum of twenty (the stream's next batch waits for this one, and the
+/// requests in it with it). The records are read in order up to the first whose event cannot be
+/// read; the batch stops at the first record that could not be read, published or checked.
+/// Records after it may have been published already: handed on again, their events are
+/// published again, with the same ids, which consumers de-duplicate (events carry no order on
+/// the bus either way).
 pub async fn relay(log: &dyn PaymentLog, outputs: &Outputs<'_>, records: Vec<Record>) -> Relayed {
+    let mut stops = Vec::new();
+    let mut events = Vec::new();
+    let mut checks = Vec::new();
+    for (index, record) in records.into_iter().enumerate() {
+        if let Written::LogEntry(entry) = &record.written
+            && entry.version == 1
+        {
+            checks.push((index, entry.payment_id.clone()));
+        }
+        match announcement(log, record.written).await {
+            Ok(Some(event)) => events.push((index, event, record.trace)),
+            Ok(None) => {}
+            Err(error) => {
+                // Not read, so not checked either: the check goes with the record's retry.
+                checks.retain(|(checked, _)| *checked < index);
+                stops.push((index, error));
+                break;
+            }
+        }
+    }
+    let publishing = events.chunks(EVENTS_PER_CALL).map(|chunk| async move {
+        let (events, traces): (Vec<DomainEvent>, Vec<Option<String>>) = chunk
+            .iter()
+            .map(|(_, event, trace)| (event.clone(), trace.clone()))
+            .unzip();
+        let published = outputs.events.publish_traced(&events, &traces).await;
+        (
+            chunk[0].0,
+            chunk.len(),
+            published.map_err(ServiceError::from),
+        )
+    });
+    let scheduling = checks.chunks(CHECKS_PER_CALL).map(|chunk| async move {
+        let payments: Vec<PaymentId> = chunk.iter().map(|(_, payment)| payment.clone()).collect();
+        let scheduled = outputs.deadlines.schedule(&payments).await;
+        (
+            chunk[0].0,
+            chunk.len(),
+            scheduled.map_err(ServiceError::from),
+        )
+    });
+    let (published, scheduled) = join(join_all(publishing), join_all(scheduling)).await;
     let mut relayed = Relayed {
         published: 0,
         scheduled: 0,
         stopped_at: None,
     };
-    let mut pending: Vec<Pending> = Vec::with_capacity(EVENTS_PER_CALL);
-    for (index, record) in records.into_iter().enumerate() {
-        let check = match &record.written {
-            Written::LogEntry(entry) if entry.version == 1 => Some(entry.payment_id.clone()),
-            _ => None,
-        };
-        match announcement(log, record.written).await {
-            Ok(event) if event.is_some() || check.is_some() => pending.push(Pending {
-                index,
-                event,
-                trace: record.trace,
-                check,
-            }),
-            Ok(_) => {}
-            Err(error) => {
-                relayed.stopped_at = Some((index, error));
-                break;
+    for (calls, count) in [
+        (published, &mut relayed.published),
+        (scheduled, &mut relayed.scheduled),
+    ] {
+        for (first, size, outcome) in calls {
+            match outcome {
+                Ok(()) => *count += size,
+                Err(error) => stops.push((first, error)),
             }
         }
-        if pending.len() == EVENTS_PER_CALL
-            && let Err(failure) = flush(outputs, &mut pending, &mut relayed).await
-        {
-            relayed.stopped_at = Some(failure);
-            return relayed;
-        }
     }
-    if let Err(failure) = flush(outputs, &mut pending, &mut relayed).await {
-        relayed.stopped_at = Some(failure);
-    }
+    relayed.stopped_at = stops.into_iter().min_by_key(|(index, _)| *index);
     relayed
-}
-
-/// Publishes `pending`'s events in one call, then schedules its checks in one call, and empties
-/// it; on failure, the first of them is where the batch stopped.
-async fn flush(
-    outputs: &Outputs<'_>,
-    pending: &mut Vec<Pending>,
-    relayed: &mut Relayed,
-) -> Result<(), (usize, ServiceError)> {
-    let Some(first) = pending.first().map(|pending| pending.index) else {
-        return Ok(());
-    };
-    let mut events = Vec::with_capacity(pending.len());
-    let mut traces = Vec::with_capacity(pending.len());
-    let mut checks = Vec::new();
-    for Pending {
-        event,
-        trace,
-        check,
-        ..
-    } in pending.drain(..)
-    {
-        if let Some(event) = event {
-            events.push(event);
-            traces.push(trace);
-        }
-        checks.extend(check);
-    }
-    if !events.is_empty() {
-        outputs
-            .events
-            .publish_traced(&events, &traces)
-            .await
-            .map_err(|error| (first, error.into()))?;
-        relayed.published += events.len();
-    }
-    if !checks.is_empty() {
-        outputs
-            .deadlines
-            .schedule(&checks)
-            .await
-            .map_err(|error| (first, error.into()))?;
-        relayed.scheduled += checks.len();
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -196,7 +176,7 @@ mod tests {
     use super::*;
     use crate::fakes::{InMemoryLedger, RecordingDeadlines, RecordingPublisher};
     use chrono::Utc;
-    use paysaga_domain::ports::{BeginPayment, PaymentLog};
+    use paysaga_domain::ports::{BeginPayment, PaymentLog, PublishError, StoreError};
     use paysaga_domain::test_support::request;
     use paysaga_domain::{Payment, PaymentId, PaymentStep, RequestChannel};
 
@@ -276,6 +256,56 @@ mod tests {
         assert_eq!(again.published(), events.published());
     }
 
+    /// Calls that each wait until `calls` of them are in flight: relayed one after the other,
+    /// the first would wait for ever.
+    struct AllAtOnce(tokio::sync::Barrier);
+
+    #[async_trait::async_trait]
+    impl EventPublisher for AllAtOnce {
+        async fn publish(&self, _: &[DomainEvent]) -> Result<(), PublishError> {
+            self.0.wait().await;
+            Ok(())
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl DeadlineChecks for AllAtOnce {
+        async fn schedule(&self, _: &[PaymentId]) -> Result<(), StoreError> {
+            self.0.wait().await;
+            Ok(())
+        }
+
+        async fn schedule_for_parked(&self, _: &PaymentId, _: &str) -> Result<(), StoreError> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn every_call_of_a_batch_is_made_at_once() {
+        let log = InMemoryLedger::default();
+        let mut records = Vec::new();
+        for n in 0..12 {
+            records.extend(completed_payment(&log, &format!("pay_{n}")).await);
+        }
+        // 24 events (3 calls) and 12 checks (2 calls).
+        let outputs = AllAtOnce(tokio::sync::Barrier::new(5));
+        let relayed = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            relay(
+                &log,
+                &Outputs {
+                    events: &outputs,
+                    deadlines: &outputs,
+                },
+                records,
+            ),
+        )
+        .await
+        .expect("the five calls were in flight together");
+        assert!(relayed.stopped_at.is_none(), "{:?}", relayed.stopped_at);
+        assert_eq!((relayed.published, relayed.scheduled), (24, 12));
+    }
+
     #[tokio::test]
     async fn a_failed_call_stops_the_batch_at_its_first_event_record() {
         let log = InMemoryLedger::default();
@@ -291,7 +321,7 @@ mod tests {
         };
         let relayed = relay(&log, &outputs, records).await;
         assert_eq!(relayed.published, 10);
-        assert_eq!(relayed.scheduled, 5, "the checks of the requests published");
+        assert_eq!(relayed.scheduled, 6, "the checks go their own way");
         let (index, error) = relayed.stopped_at.expect("stopped");
         // The eleventh event is pay_5's request, its log's first record (the 21st).
         assert_eq!(index, 20);
