@@ -11,7 +11,6 @@
 //! step is a read before the transaction rather than a condition inside it (see `record`).
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -34,16 +33,13 @@ use paysaga_domain::{
     PaymentRequest, PaymentStep, RequestChannel, StepPlan, Wallet, WalletChange, WalletEffect,
     WalletId, WalletRejection,
 };
+use paysaga_services::contention::ContentionRetry;
 
 /// How long a deposit's idempotency key is remembered (the table's TTL removes it afterwards).
 pub const IDEMPOTENCY_KEY_LIFETIME: chrono::Duration = chrono::Duration::hours(24);
 
 /// The condition of every log entry's write: its version (the item's key) is not taken.
 const LOG_ENTRY_IS_NEW: &str = "attribute_not_exists(payment_id)";
-
-/// Attempts of a transaction that DynamoDB cancels for a conflict with another transaction
-/// on the same item (a busy wallet), before the caller is told to retry later.
-const TRANSACTION_ATTEMPTS: u32 = 5;
 
 /// The names of the tables, as the template creates them.
 #[derive(Debug, Clone)]
@@ -129,8 +125,9 @@ impl DynamoDbLedger {
         Ok(output.item)
     }
 
-    /// Runs a transaction, retrying (with jittered backoff) while DynamoDB cancels it for a
-    /// conflict with a concurrent transaction. Each attempt has its own [`request_token`], so
+    /// Runs a transaction, retrying ([`ContentionRetry::STORE`]) while DynamoDB cancels it
+    /// for a conflict with a concurrent transaction on the same item (a busy wallet) or for
+    /// throttling. Each attempt has its own [`request_token`], so
     /// the SDK's retries of an attempt whose answer was lost apply it once.
     async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<Transaction, StoreError> {
         let mut attempt = 0;
@@ -159,17 +156,13 @@ impl DynamoDbLedger {
             if let Some(index) = reasons.iter().position(is_condition_failure) {
                 return Ok(Transaction::ConditionFailed(index));
             }
-            if attempt >= TRANSACTION_ATTEMPTS {
+            let Some(backoff) = ContentionRetry::STORE.backoff_after(attempt) else {
                 return Err(StoreError::Transient(format!(
                     "TransactWriteItems cancelled {attempt} times: {}",
                     describe(&reasons)
                 )));
-            }
-            let backoff_ms = 10u64 << attempt;
-            tokio::time::sleep(Duration::from_millis(
-                backoff_ms + fastrand::u64(0..backoff_ms),
-            ))
-            .await;
+            };
+            tokio::time::sleep(backoff).await;
         }
     }
 

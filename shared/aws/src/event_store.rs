@@ -18,7 +18,6 @@
 //! through [`DomainEvent::parse`].
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -33,10 +32,7 @@ use paysaga_domain::history::{
     AggregateState, RecordedEvent, StreamEvent, StreamId, snapshot_due, streams_of,
 };
 use paysaga_domain::ports::{AppendOutcome, EventPage, EventPageToken, EventStore, StoreError};
-
-/// Attempts of an append whose versions another append took first (or that DynamoDB cancelled
-/// for a conflicting transaction), before the caller is told to retry later.
-const APPEND_ATTEMPTS: u32 = 5;
+use paysaga_services::contention::ContentionRetry;
 
 /// The condition of every put: its key is free.
 const KEY_IS_FREE: &str = "attribute_not_exists(#stream)";
@@ -297,17 +293,13 @@ impl EventStore for DynamoDbEventStore {
                 Attempt::Duplicate => return Ok(AppendOutcome::Duplicate),
                 Attempt::Conflict(codes) => codes,
             };
-            if attempt >= APPEND_ATTEMPTS {
+            let Some(backoff) = ContentionRetry::STORE.backoff_after(attempt) else {
                 return Err(StoreError::Transient(format!(
                     "event {}: a concurrent append took its versions {attempt} times ({conflict})",
                     event.event_id()
                 )));
-            }
-            let backoff_ms = 10u64 << attempt;
-            tokio::time::sleep(Duration::from_millis(
-                backoff_ms + fastrand::u64(0..backoff_ms),
-            ))
-            .await;
+            };
+            tokio::time::sleep(backoff).await;
         }
     }
 

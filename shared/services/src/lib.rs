@@ -10,6 +10,7 @@
 //! (feature `fault-injection`) the test-only fault injection.
 
 pub mod audit;
+pub mod contention;
 #[cfg(any(test, feature = "fakes"))]
 pub mod fakes;
 pub mod faults;

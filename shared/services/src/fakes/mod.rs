@@ -714,7 +714,9 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+pub mod capacity;
 mod event_store;
+pub mod load;
 mod read_models;
 pub use event_store::InMemoryEventStore;
 pub use read_models::InMemoryReadModels;

@@ -1,0 +1,55 @@
+//! Writes that lose to contention: DynamoDB cancels a transaction that touches an item another
+//! transaction holds (`TransactionConflict`), and refuses a write past an item's capacity
+//! (throttling). Neither says anything about the write itself: the same write a moment later
+//! succeeds. One policy for how a store tries again before it tells its caller, shared by the
+//! DynamoDB adapters and their in-memory model ([`crate::fakes::capacity`]), so that the model
+//! is run with the retries the adapters make.
+
+use std::time::Duration;
+
+/// How often, and how far apart, a write cancelled for contention is tried again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ContentionRetry {
+    /// Attempts in all, the first included.
+    pub attempts: u32,
+    /// The wait after the first attempt, doubling after each one after it.
+    pub first_backoff: Duration,
+}
+
+impl ContentionRetry {
+    /// The ledger's and the event store's: five attempts, 20, 40, 80 and 160 ms apart, each
+    /// wait plus up to as much again at random (so 0.3-0.6 s in all).
+    pub const STORE: Self = Self {
+        attempts: 5,
+        first_backoff: Duration::from_millis(20),
+    };
+
+    /// The wait after attempt `attempt` (1 for the first), with its jitter; `None` once the
+    /// attempts are spent.
+    pub fn backoff_after(&self, attempt: u32) -> Option<Duration> {
+        if attempt >= self.attempts {
+            return None;
+        }
+        let base = self
+            .first_backoff
+            .saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
+        let jitter = base.mul_f64(fastrand::f64());
+        Some(base + jitter)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_waits_double_with_jitter_until_the_attempts_are_spent() {
+        let retry = ContentionRetry::STORE;
+        for (attempt, base_ms) in [(1, 20), (2, 40), (3, 80), (4, 160)] {
+            let wait = retry.backoff_after(attempt).expect("attempts left");
+            let base = Duration::from_millis(base_ms);
+            assert!(wait >= base && wait <= base * 2, "{attempt}: {wait:?}");
+        }
+        assert_eq!(retry.backoff_after(5), None, "five attempts in all");
+    }
+}

@@ -1,0 +1,61 @@
+//! A hot wallet at AWS's scale, on DynamoDB's item model ([`paysaga_services::fakes::capacity`])
+//! in virtual time: 1,000 payments a second for five seconds from 100 payers into one payee,
+//! against the same load spread over 100 payees.
+//!
+//! Today's design is the baseline: every credit updates the payee's one wallet item inside the
+//! settling transaction, so one payee takes one transaction at a time (each holds the item for
+//! the model's 10 ms), and the rest are cancelled with `TransactionConflict`, retried, and
+//! redelivered. The issue's target (a hot wallet at least 1,000 payments/s, at least 0.8x the
+//! spread load, no conflict reaching a dead-letter queue) is what the new design must meet.
+
+use paysaga_services::fakes::capacity::ItemLimits;
+use paysaga_services::fakes::load::{Deliveries, Load, LoadRun, run};
+
+const LOAD: Load = Load {
+    payers: 100,
+    payees: 100,
+    payments_per_second: 1_000,
+    seconds: 5,
+};
+
+fn report(name: &str, run: &LoadRun) {
+    println!(
+        "{name}: {} of {} completed in {:.2} s: {:.0}/s; {} redelivered, {} dead-lettered; \
+         {} transactions, {} conflicts, {} throttled",
+        run.completed,
+        run.submitted,
+        run.elapsed.as_secs_f64(),
+        run.completed_per_second,
+        run.redelivered,
+        run.dead_lettered,
+        run.model.transactions,
+        run.model.conflicts,
+        run.model.throttled,
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn today_one_wallet_item_takes_every_credit_and_a_hot_payee_falls_behind() {
+    let spread = run(LOAD, ItemLimits::DYNAMODB, Deliveries::PAYMENTS_QUEUE).await;
+    report("spread over 100 payees", &spread);
+    let hot = run(
+        Load { payees: 1, ..LOAD },
+        ItemLimits::DYNAMODB,
+        Deliveries::PAYMENTS_QUEUE,
+    )
+    .await;
+    report("into one payee", &hot);
+
+    // The spread load is what the model allows: everything, at the offered rate, first time.
+    assert_eq!(spread.completed, spread.submitted, "{spread:?}");
+    assert_eq!(spread.dead_lettered, 0);
+    assert!(spread.completed_per_second >= 900.0, "{spread:?}");
+
+    // The baseline: one payee's item serializes the settlements, so the hot load misses the
+    // issue's target by far, and conflicts drive payments into redelivery.
+    assert!(
+        hot.completed_per_second < 0.8 * spread.completed_per_second,
+        "today's design should miss the target: {hot:?}"
+    );
+    assert!(hot.model.conflicts > 0 && hot.redelivered > 0, "{hot:?}");
+}
