@@ -2,7 +2,7 @@
 //! the audit trail, the read models, and whichever the template adds).
 //!
 //! The stack bus's rules are copied onto a bus of the bench's own, each target a capture queue
-//! of its own ([`Capture::mirror`]), so the events the api and the saga really publish for
+//! of its own ([`Capture::mirror`]), so the events the event relay really publishes for
 //! payments run like the measured ones land where the stack's rules would put them, whole
 //! EventBridge envelopes as message bodies. (LocalStack delivers to the targets inside
 //! `PutEvents`, so the payment path is timed on a bus without rules, as before, and run again

@@ -440,8 +440,8 @@ fn whole_system(out: &mut String, bench: &Bench) {
     let _ = writeln!(
         out,
         "\n**Whole system per payment** (the payment path above plus every consumer its two events \
-         reach; the same payments run again with the api and the saga publishing on a bus where \
-         the stack's rules are copied, and each consumer, warm, is fed what its queue got):\n"
+         reach; the same payments run again with the event relay publishing on a bus where the \
+         stack's rules are copied, and each consumer, warm, is fed what its queue got):\n"
     );
     let _ = writeln!(
         out,
