@@ -259,16 +259,15 @@ async fn concurrent_appends_to_one_stream_get_gap_free_versions_and_page_once() 
         })
         .collect::<anyhow::Result<_>>()?;
     // 24 appenders at once, each also appending its event a second time; a version conflict
-    // that outlasts the store's own retries is a transient error, retried here as a redelivery
-    // would.
+    // that outlasts the store's own retries is contention, retried here as a redelivery would.
     let started = Instant::now();
-    let transient = std::sync::atomic::AtomicU64::new(0);
+    let contended = std::sync::atomic::AtomicU64::new(0);
     let appends = deposits.iter().chain(deposits.iter()).map(|event| async {
         loop {
             match store.append(event, Utc::now()).await {
                 Ok(outcome) => return Ok(outcome),
-                Err(paysaga_domain::ports::StoreError::Transient(_)) => {
-                    transient.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Err(paysaga_domain::ports::StoreError::Contended(..)) => {
+                    contended.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
                 Err(error) => return Err(error),
             }
@@ -326,9 +325,9 @@ async fn concurrent_appends_to_one_stream_get_gap_free_versions_and_page_once() 
     assert!(found.values().all(|count| *count == 1), "{found:?}");
     println!(
         "audit trail: 48 concurrent appends (24 events twice) to one stream in {:.0} ms, \
-         {} transient conflicts retried; all_events: {total} events in {pages} pages",
+         {} conflicts past the store's retries, retried; all_events: {total} events in {pages} pages",
         elapsed.as_secs_f64() * 1_000.0,
-        transient.load(std::sync::atomic::Ordering::Relaxed)
+        contended.load(std::sync::atomic::Ordering::Relaxed)
     );
     Ok(())
 }

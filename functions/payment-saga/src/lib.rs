@@ -4,9 +4,9 @@
 //! DLQ), driven to COMPLETED or FAILED ([`paysaga_services::saga`]).
 //!
 //! A payment whose compensation cannot finish yet (the processor refuses to undo it, the store
-//! throttles) is never given up: its message comes back later, and on its last delivery the
-//! consumer sends it again as a fresh message instead of to the DLQ
-//! ([`MessageFailure::Unfinished`]).
+//! throttles), or whose step lost to other writers on the same wallet, is never given up: its
+//! message comes back later, and on its last delivery the consumer sends it again as a fresh
+//! message instead of to the DLQ ([`MessageFailure::Unfinished`], [`Redelivery`]).
 //!
 //! Metrics, besides the consumer's: `PaymentsCompleted`, `PaymentsFailed`, `PaymentsCompensated`
 //! (FAILED after undoing a reservation or a charge), `CompensationsRefused` (the processor
@@ -27,7 +27,7 @@ use paysaga_domain::PaymentStatus;
 use paysaga_domain::ports::{ConsentVerifier, PaymentLog, PaymentProcessor, WalletOwners};
 use paysaga_processor::CircuitState;
 use paysaga_services::faults;
-use paysaga_services::saga::{RequestedPayment, Saga, SagaError, SagaSettings};
+use paysaga_services::saga::{Redelivery, RequestedPayment, Saga, SagaError, SagaSettings};
 use tracing::info;
 
 mod config;
@@ -68,22 +68,17 @@ impl MessageHandler for PaymentSaga {
             return Err(MessageFailure::Transient(faults::crash(step, payment_id)));
         }
         let payment = run.map_err(|error| {
-            let retry_in = error.retry_in(Utc::now());
-            match (error, retry_in) {
-                (SagaError::CompensationUnfinished(cause), retry_in) => {
-                    if matches!(*cause, SagaError::ReversalRefused { .. }) {
-                        metrics.count("CompensationsRefused", &[], 1);
-                    }
-                    MessageFailure::Unfinished {
-                        reason: cause.to_string(),
-                        retry_in: retry_in.unwrap_or_default(),
-                    }
-                }
-                (error, Some(retry_in)) => MessageFailure::Later {
-                    reason: error.to_string(),
-                    retry_in,
-                },
-                (error, None) => MessageFailure::of(&error, error.is_transient()),
+            if let SagaError::CompensationUnfinished(cause) = &error
+                && matches!(**cause, SagaError::ReversalRefused { .. })
+            {
+                metrics.count("CompensationsRefused", &[], 1);
+            }
+            let reason = error.to_string();
+            match error.redelivery(Utc::now()) {
+                Redelivery::Never => MessageFailure::Permanent(reason),
+                Redelivery::Again(None) => MessageFailure::Transient(reason),
+                Redelivery::Again(Some(retry_in)) => MessageFailure::Later { reason, retry_in },
+                Redelivery::Unfinished(retry_in) => MessageFailure::Unfinished { reason, retry_in },
             }
         })?;
         info!(%payment_id, status = ?payment.status, "payment saga ran");

@@ -25,8 +25,8 @@ use lambda_toolkit::aws::dynamodb::{self, SdkFailure};
 pub(crate) use lambda_toolkit::aws::dynamodb::{Item, is_conditional_check_failure, n, s};
 use paysaga_domain::money::MAX_MINOR_UNITS;
 use paysaga_domain::ports::{
-    BeginPayment, Deposit, DepositOutcome, OpenWallet, Ownership, PaymentLog, RecordStep,
-    StoreError, WalletOwners, WalletStore,
+    BeginPayment, Contention, Deposit, DepositOutcome, OpenWallet, Ownership, PaymentLog,
+    RecordStep, StoreError, WalletOwners, WalletStore,
 };
 use paysaga_domain::{
     Currency, DepositId, DomainEvent, IdempotencyKey, Money, Owner, PaymentId, PaymentLogEntry,
@@ -157,10 +157,14 @@ impl DynamoDbLedger {
                 return Ok(Transaction::ConditionFailed(index));
             }
             let Some(backoff) = ContentionRetry::STORE.backoff_after(attempt) else {
-                return Err(StoreError::Transient(format!(
+                let text = format!(
                     "TransactWriteItems cancelled {attempt} times: {}",
                     describe(&reasons)
-                )));
+                );
+                return Err(match contention_of(&reasons) {
+                    Some(contention) => StoreError::Contended(contention, text),
+                    None => StoreError::Transient(text),
+                });
             };
             tokio::time::sleep(backoff).await;
         }
@@ -654,6 +658,24 @@ fn is_condition_failure(reason: &CancellationReason) -> bool {
     reason.code() == Some("ConditionalCheckFailed")
 }
 
+/// The contention a transaction was cancelled for, throttling first (waiting longer helps
+/// both); `None` when no reason was contention.
+pub(crate) fn contention_of(reasons: &[CancellationReason]) -> Option<Contention> {
+    let codes = || reasons.iter().filter_map(CancellationReason::code);
+    if codes().any(|code| {
+        matches!(
+            code,
+            "ThrottlingError" | "ProvisionedThroughputExceeded" | "RequestLimitExceeded"
+        )
+    }) {
+        Some(Contention::Throttled)
+    } else if codes().any(|code| code == "TransactionConflict") {
+        Some(Contention::Conflict)
+    } else {
+        None
+    }
+}
+
 fn describe(reasons: &[CancellationReason]) -> String {
     let codes: Vec<&str> = reasons
         .iter()
@@ -696,6 +718,33 @@ mod tests {
     };
 
     use super::{Item, from_item, to_item};
+
+    #[test]
+    fn a_cancellation_says_which_contention_throttling_first() {
+        use aws_sdk_dynamodb::types::CancellationReason;
+        use paysaga_domain::ports::Contention;
+
+        let reasons = |codes: &[&str]| -> Vec<CancellationReason> {
+            codes
+                .iter()
+                .map(|code| CancellationReason::builder().code(*code).build())
+                .collect()
+        };
+        let of = |codes: &[&str]| super::contention_of(&reasons(codes));
+        assert_eq!(
+            of(&["None", "TransactionConflict"]),
+            Some(Contention::Conflict)
+        );
+        assert_eq!(
+            of(&["TransactionConflict", "ThrottlingError"]),
+            Some(Contention::Throttled)
+        );
+        assert_eq!(
+            of(&["ProvisionedThroughputExceeded"]),
+            Some(Contention::Throttled)
+        );
+        assert_eq!(of(&["None", "ValidationError"]), None);
+    }
 
     mod request_tokens {
         use std::sync::{Arc, Mutex};

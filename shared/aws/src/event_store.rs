@@ -26,12 +26,14 @@ use aws_sdk_dynamodb::types::{AttributeValue, CancellationReason, Put, TransactW
 use chrono::{DateTime, Utc};
 use tracing::warn;
 
-use super::dynamodb::{Item, build_error, n, s, sdk_error};
+use super::dynamodb::{Item, build_error, contention_of, n, s, sdk_error};
 use paysaga_domain::DomainEvent;
 use paysaga_domain::history::{
     AggregateState, RecordedEvent, StreamEvent, StreamId, snapshot_due, streams_of,
 };
-use paysaga_domain::ports::{AppendOutcome, EventPage, EventPageToken, EventStore, StoreError};
+use paysaga_domain::ports::{
+    AppendOutcome, Contention, EventPage, EventPageToken, EventStore, StoreError,
+};
 use paysaga_services::contention::ContentionRetry;
 
 /// The condition of every put: its key is free.
@@ -245,15 +247,11 @@ impl DynamoDbEventStore {
         let codes = describe(&reasons);
         if reasons.iter().all(retryable) {
             Ok(Attempt::Conflict(codes))
-        } else if reasons.iter().any(|reason| {
-            matches!(
-                reason.code(),
-                Some("ThrottlingError" | "ProvisionedThroughputExceeded")
-            )
-        }) {
-            Err(StoreError::Transient(format!(
-                "TransactWriteItems cancelled: {codes}"
-            )))
+        } else if let Some(contention) = contention_of(&reasons) {
+            Err(StoreError::Contended(
+                contention,
+                format!("TransactWriteItems cancelled: {codes}"),
+            ))
         } else {
             Err(StoreError::Permanent(format!(
                 "TransactWriteItems cancelled: {codes}"
@@ -294,10 +292,14 @@ impl EventStore for DynamoDbEventStore {
                 Attempt::Conflict(codes) => codes,
             };
             let Some(backoff) = ContentionRetry::STORE.backoff_after(attempt) else {
-                return Err(StoreError::Transient(format!(
-                    "event {}: a concurrent append took its versions {attempt} times ({conflict})",
-                    event.event_id()
-                )));
+                return Err(StoreError::Contended(
+                    Contention::Conflict,
+                    format!(
+                        "event {}: a concurrent append took its versions {attempt} times \
+                         ({conflict})",
+                        event.event_id()
+                    ),
+                ));
             };
             tokio::time::sleep(backoff).await;
         }

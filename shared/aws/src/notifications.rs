@@ -101,6 +101,7 @@ impl Notifier for DynamoDbInbox {
 fn store(error: StoreError) -> NotifyError {
     match error {
         StoreError::Transient(why) => NotifyError::Transient(why),
+        error @ StoreError::Contended(..) => NotifyError::Transient(error.to_string()),
         StoreError::Permanent(why) => NotifyError::Permanent(why),
     }
 }

@@ -16,7 +16,11 @@ use crate::{
 /// A store failed. Grouped by what the caller does next.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
-    /// Throttling, a conflicting concurrent transaction, the service unreachable: retry later.
+    /// Other writers got to an item first, through every retry the store made: nothing is
+    /// wrong with the write or with the store, and the same write a moment later succeeds.
+    #[error("store contended ({0}): {1}")]
+    Contended(Contention, String),
+    /// The service unreachable or failing, a timeout: retry later.
     #[error("store temporarily unavailable: {0}")]
     Transient(String),
     /// Data that does not parse, a broken invariant, a missing table: retrying will not help.
@@ -27,7 +31,25 @@ pub enum StoreError {
 impl StoreError {
     /// Whether the same call may succeed later.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Self::Transient(_))
+        matches!(self, Self::Contended(..) | Self::Transient(_))
+    }
+}
+
+/// How writers got in each other's way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Contention {
+    /// An item was held by another transaction (DynamoDB: `TransactionConflict`).
+    Conflict,
+    /// An item's write capacity was spent (DynamoDB: throttling).
+    Throttled,
+}
+
+impl std::fmt::Display for Contention {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Conflict => "a conflicting transaction",
+            Self::Throttled => "throttled",
+        })
     }
 }
 

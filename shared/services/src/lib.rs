@@ -42,9 +42,10 @@ pub enum ServiceError {
 impl ServiceError {
     /// Whether the same call may succeed later (so a 503 or a redelivery, not a 500 or a DLQ).
     pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            Self::Store(StoreError::Transient(_)) | Self::Publish(_)
-        )
+        match self {
+            Self::Store(error) => error.is_transient(),
+            Self::Publish(_) => true,
+            Self::Log(_) | Self::Inconsistent(_) => false,
+        }
     }
 }

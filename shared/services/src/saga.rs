@@ -11,7 +11,9 @@
 //!
 //! Compensation never gives up: a processor that will not undo a payment (no answer, or a
 //! refusal: [`SagaError::ReversalRefused`]) is asked again, on later deliveries and, past the
-//! message's last, on a fresh one, until it does.
+//! message's last, on a fresh one, until it does. Nor does contention: a run that lost to
+//! other writers on the same wallet is tried again a moment later, never given up
+//! ([`SagaError::redelivery`]).
 
 use std::time::Duration;
 
@@ -24,7 +26,7 @@ use paysaga_domain::consent::{ConsentProof, ConsentRefusal};
 use paysaga_domain::events::{ContractViolation, PaymentRequestEvent};
 use paysaga_domain::ports::{
     BeginPayment, ConsentVerifier, PaymentLog, PaymentProcessor, ProcessorError, RecordStep,
-    WalletOwners,
+    StoreError, WalletOwners,
 };
 use paysaga_domain::saga::{charged, fail_before_reservation, start_compensation};
 use paysaga_domain::{
@@ -102,6 +104,55 @@ impl SagaError {
         let (shortest, longest) = REFUSED_REVERSAL_BACKOFF;
         let compensating = (now - *compensating_since).to_std().unwrap_or_default();
         Some(compensating.clamp(shortest, longest))
+    }
+}
+
+/// How long a run that lost to contention (other writers on the same wallet, past the
+/// store's own retries) waits before it is tried again: a moment, chosen at random in these
+/// bounds so the runs that collided do not collide again.
+pub const CONTENTION_WAIT: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(5));
+
+/// When a request whose run failed is tried again: the saga's word, which its consumer turns
+/// into its queue's terms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Redelivery {
+    /// Never: the request itself is wrong, and no run of it can succeed.
+    Never,
+    /// Again, after the queue's own visibility timeout (`None`) or after this long; given up
+    /// after the queue's last delivery.
+    Again(Option<Duration>),
+    /// Again after this long (zero: the queue's visibility timeout), and never given up: past
+    /// the queue's last delivery, as a fresh request. Contention, and compensation that
+    /// cannot finish yet.
+    Unfinished(Duration),
+}
+
+impl SagaError {
+    /// When the request is tried again ([`Redelivery`]).
+    pub fn redelivery(&self, now: DateTime<Utc>) -> Redelivery {
+        if let Some(wait) = self.contention_wait() {
+            return Redelivery::Unfinished(wait);
+        }
+        match self {
+            Self::CompensationUnfinished(cause) => {
+                Redelivery::Unfinished(cause.retry_in(now).unwrap_or_default())
+            }
+            error if error.is_transient() => Redelivery::Again(error.retry_in(now)),
+            _ => Redelivery::Never,
+        }
+    }
+
+    /// A wait within [`CONTENTION_WAIT`] when the run lost to contention, its cause or its
+    /// compensation's.
+    fn contention_wait(&self) -> Option<Duration> {
+        match self {
+            Self::Service(ServiceError::Store(StoreError::Contended(..))) => {
+                let (shortest, longest) = CONTENTION_WAIT;
+                Some(shortest + (longest - shortest).mul_f64(fastrand::f64()))
+            }
+            Self::CompensationUnfinished(cause) => cause.contention_wait(),
+            _ => None,
+        }
     }
 }
 
@@ -1219,6 +1270,45 @@ mod tests {
         );
         assert!(matches!(world.charge(), Some(ChargeState::Refunded(_))));
         assert_eq!(world.announced().await, ["PaymentFailed"]);
+    }
+
+    #[test]
+    fn contention_and_unfinished_compensation_are_never_given_up_a_wrong_request_is() {
+        let now = Utc::now();
+        let contended = || {
+            SagaError::from(StoreError::Contended(
+                paysaga_domain::ports::Contention::Conflict,
+                "a busy wallet".into(),
+            ))
+        };
+        let (shortest, longest) = CONTENTION_WAIT;
+        for error in [
+            contended(),
+            SagaError::CompensationUnfinished(Box::new(contended())),
+        ] {
+            let Redelivery::Unfinished(wait) = error.redelivery(now) else {
+                panic!("{error}: {:?}", error.redelivery(now));
+            };
+            assert!(wait >= shortest && wait <= longest, "{wait:?}");
+        }
+        let refused = SagaError::ReversalRefused {
+            payment_id: PaymentId::parse("pay_1").unwrap(),
+            refusal: "403".into(),
+            compensating_since: now,
+        };
+        assert_eq!(
+            SagaError::CompensationUnfinished(Box::new(refused)).redelivery(now),
+            Redelivery::Unfinished(REFUSED_REVERSAL_BACKOFF.0)
+        );
+        assert_eq!(
+            SagaError::from(StoreError::Transient("unreachable".into())).redelivery(now),
+            Redelivery::Again(None),
+            "an outage is the queue's to retry, and to give up on"
+        );
+        assert_eq!(
+            SagaError::ConflictingRequest(PaymentId::parse("pay_1").unwrap()).redelivery(now),
+            Redelivery::Never
+        );
     }
 
     #[tokio::test]

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 
 use paysaga_domain::ports::{
-    BeginPayment, Ownership, PaymentLog, RecordStep, StoreError, WalletOwners,
+    BeginPayment, Contention, Ownership, PaymentLog, RecordStep, StoreError, WalletOwners,
 };
 use paysaga_domain::{
     IdempotencyKey, Money, PaymentId, PaymentLogEntry, PaymentRequest, PaymentStatus,
@@ -22,7 +22,7 @@ use paysaga_domain::{
 use super::capacity::{ItemLimits, ItemModel, ItemModelCounts, Refusal};
 use super::{InMemoryLedger, InMemoryProcessor, StaticConsent};
 use crate::contention::ContentionRetry;
-use crate::saga::{Delivery, Saga, SagaSettings};
+use crate::saga::{Delivery, Redelivery, Saga, SagaSettings};
 
 /// The in-memory ledger with DynamoDB's limits on each item it writes: a step's transaction
 /// takes its log entry's item and every wallet item it changes, retried as the DynamoDB
@@ -74,8 +74,16 @@ fn log_item(payment_id: &PaymentId, version: u32) -> String {
     format!("payments/{payment_id}/{version}")
 }
 
+/// A write the model refused through every attempt, as the DynamoDB adapter reports it.
 fn refused(refusal: Refusal, attempts: u32) -> StoreError {
-    StoreError::Transient(format!("cancelled {attempts} times, last: {refusal:?}"))
+    let contention = match refusal {
+        Refusal::Conflict { .. } => Contention::Conflict,
+        Refusal::Throttled { .. } => Contention::Throttled,
+    };
+    StoreError::Contended(
+        contention,
+        format!("cancelled {attempts} times, last: {refusal:?}"),
+    )
 }
 
 #[async_trait]
@@ -162,8 +170,11 @@ pub struct LoadRun {
     pub completed_per_second: f64,
     /// Deliveries after a first that failed.
     pub redelivered: usize,
-    /// Payments whose last delivery failed too.
+    /// Payments given up on after their last delivery (or at once, for a request no run can
+    /// carry out).
     pub dead_lettered: usize,
+    /// Payments sent again as fresh messages after their last delivery, never given up.
+    pub sent_again: usize,
     /// Virtual seconds from the first request to the last completion.
     pub elapsed: Duration,
     pub model: ItemModelCounts,
@@ -176,6 +187,7 @@ pub struct LoadRun {
 struct Tally {
     completed: usize,
     redelivered: usize,
+    sent_again: usize,
     dead_lettered: usize,
     last_done: Option<Instant>,
 }
@@ -253,14 +265,17 @@ pub async fn run(load: Load, limits: ItemLimits, deliveries: Deliveries) -> Load
         completed_per_second: tally.completed as f64 / elapsed.as_secs_f64().max(f64::EPSILON),
         redelivered: tally.redelivered,
         dead_lettered: tally.dead_lettered,
+        sent_again: tally.sent_again,
         elapsed,
         model: ledger.model().counts(),
         ledger,
     }
 }
 
-/// The API's begin, then the saga on each delivery until the payment is terminal or its last
-/// delivery failed.
+/// The API's begin, then the saga on each delivery until the payment is terminal, as the
+/// saga's consumer and its queue would: a failed run comes back when [`Redelivery`] says (the
+/// visibility timeout when it says nothing), is given up after the last delivery, or, when it
+/// is never to be given up, is sent again as a fresh message.
 async fn deliver(
     saga: &Saga<'_>,
     request: &PaymentRequest,
@@ -274,42 +289,58 @@ async fn deliver(
                 .unwrap_or_else(|poisoned| poisoned.into_inner()),
         );
     };
-    let mut begun = false;
-    for receive_count in 1..=deliveries.max_receive_count {
-        if receive_count > 1 {
-            count(&|tally| tally.redelivered += 1);
-            tokio::time::sleep(deliveries.visibility_timeout).await;
-        }
-        if !begun {
-            match saga
-                .log
-                .begin(request, RequestChannel::Api, None, Utc::now())
-                .await
-            {
-                Ok(_) => begun = true,
-                Err(_) => continue,
-            }
-        }
+    // The api's write; a 503 is retried by its client (same key) a moment later.
+    while saga
+        .log
+        .begin(request, RequestChannel::Api, None, Utc::now())
+        .await
+        .is_err()
+    {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let mut receive_count = 1;
+    loop {
         let delivery = Delivery {
             receive_count,
             max_receive_count: deliveries.max_receive_count,
             ..Delivery::default()
         };
-        match saga.run(request, &delivery).await {
-            Ok(payment) if payment.status == PaymentStatus::Completed => {
-                let now = Instant::now();
-                count(&|tally| {
-                    tally.completed += 1;
-                    tally.last_done = Some(tally.last_done.map_or(now, |last| last.max(now)));
-                });
+        let wait = match saga.run(request, &delivery).await {
+            Ok(payment) => {
+                if payment.status == PaymentStatus::Completed {
+                    let now = Instant::now();
+                    count(&|tally| {
+                        tally.completed += 1;
+                        tally.last_done = Some(tally.last_done.map_or(now, |last| last.max(now)));
+                    });
+                }
                 return;
             }
-            // Failed (a business outcome): terminal, not completed.
-            Ok(payment) if payment.status == PaymentStatus::Failed => return,
-            Ok(_) | Err(_) => {}
-        }
+            Err(error) => error.redelivery(Utc::now()),
+        };
+        let last = receive_count >= deliveries.max_receive_count;
+        let after = match wait {
+            Redelivery::Never => {
+                count(&|tally| tally.dead_lettered += 1);
+                return;
+            }
+            Redelivery::Again(_) if last => {
+                count(&|tally| tally.dead_lettered += 1);
+                return;
+            }
+            Redelivery::Unfinished(after) if last => {
+                count(&|tally| tally.sent_again += 1);
+                receive_count = 0;
+                after
+            }
+            Redelivery::Again(after) => after.unwrap_or(deliveries.visibility_timeout),
+            Redelivery::Unfinished(after) if after.is_zero() => deliveries.visibility_timeout,
+            Redelivery::Unfinished(after) => after,
+        };
+        count(&|tally| tally.redelivered += 1);
+        receive_count += 1;
+        tokio::time::sleep(after).await;
     }
-    count(&|tally| tally.dead_lettered += 1);
 }
 
 #[cfg(test)]
