@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use audit_trail::{AuditTrail, Config};
+use lambda_toolkit::aws::delays::SqsMessageDelay;
 use lambda_toolkit::aws::{sdk_config, sqs_consumer};
 use lambda_toolkit::metrics::MetricsSink;
 use paysaga_aws::{DynamoDbEventStore, EventMessages, METRICS_NAMESPACE};
@@ -18,6 +19,9 @@ async fn main() -> anyhow::Result<()> {
         store: Arc::new(store),
     });
     let metrics = MetricsSink::stdout(METRICS_NAMESPACE, "audit-trail");
-    let consumer = sqs_consumer(handler, metrics, &config.consumer, &sdk);
+    // An append that lost to contention comes back a moment later, and is sent again past
+    // its last delivery.
+    let consumer = sqs_consumer(handler, metrics, &config.consumer, &sdk)
+        .delaying_retries_with(Arc::new(SqsMessageDelay::from_config(&sdk)));
     consumer.run().await.map_err(anyhow::Error::from_boxed)
 }

@@ -198,3 +198,56 @@ async fn snapshots_are_taken_every_n_versions_and_loading_through_them_is_exact(
         Some(8 * 10_000)
     );
 }
+
+/// An append that loses to other appends to its streams, through every retry, is never given
+/// up: it comes back a moment later, and on its last delivery it is sent again as a fresh
+/// message rather than to the DLQ; once the streams are free, it lands once.
+#[tokio::test]
+async fn an_append_that_loses_to_contention_is_sent_again_not_dead_lettered() {
+    use lambda_toolkit::metrics::{MetricsBuffer, MetricsSink};
+    use lambda_toolkit::sqs_consumer::SqsConsumer;
+    use lambda_toolkit::testing::{KeptDeadLetters, KeptDelays, failed_ids};
+    use paysaga_services::contention::CONTENTION_WAIT;
+
+    let store = Arc::new(InMemoryEventStore::new(10));
+    let dead_letters = Arc::new(KeptDeadLetters::default());
+    let delays = Arc::new(KeptDelays::default());
+    let consumer = SqsConsumer::new(
+        EventMessages(AuditTrail {
+            store: store.clone(),
+        }),
+        MetricsSink::new("test", "audit-trail", MetricsBuffer::default()),
+    )
+    .giving_up_after(3, dead_letters.clone())
+    .delaying_retries_with(delays.clone());
+    store.set_contended(true);
+
+    // The batch's deposit (its second record), alone.
+    let mut first = fixture(BATCH);
+    first.records = vec![first.records[1].clone()];
+    let answered = consumer.handle(first.clone()).await.expect("answered");
+    assert_eq!(failed_ids(&answered).len(), 1, "back to the queue");
+    let (_, waited) = delays.delays()[0];
+    let (shortest, longest) = CONTENTION_WAIT;
+    assert!(waited >= shortest && waited <= longest, "{waited:?}");
+
+    set_receive_count(&mut first.records[0], 3);
+    let answered = consumer.handle(first).await.expect("answered");
+    assert!(
+        failed_ids(&answered).is_empty(),
+        "let go on its last delivery"
+    );
+    assert!(dead_letters.ids().is_empty(), "never dead-lettered");
+    let sent_again = delays.sent_again();
+    assert_eq!(sent_again.len(), 1, "sent again, fresh");
+
+    store.set_contended(false);
+    let mut fresh = SqsEvent::default();
+    fresh.records = vec![sent_again[0].0.clone()];
+    let answered = consumer.handle(fresh).await.expect("answered");
+    assert!(failed_ids(&answered).is_empty());
+    let alice = rebuild_wallet(store.as_ref(), &wallet("wal_demo_alice"))
+        .await
+        .expect("alice rebuilds");
+    assert_eq!(alice.version, 1, "the deposit, once");
+}

@@ -38,6 +38,18 @@ impl ContentionRetry {
     }
 }
 
+/// How long work that lost to contention past the store's retries waits before it is tried
+/// again (a message's next delivery): a moment, chosen at random in these bounds so the
+/// writers that collided do not collide again. Such work is never given up: past its queue's
+/// last delivery, it is sent again as a fresh message.
+pub const CONTENTION_WAIT: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(5));
+
+/// A wait within [`CONTENTION_WAIT`], at random.
+pub fn redelivery_wait() -> Duration {
+    let (shortest, longest) = CONTENTION_WAIT;
+    shortest + (longest - shortest).mul_f64(fastrand::f64())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,6 +21,7 @@ use chrono::{DateTime, Utc};
 use tracing::{error, info, instrument, warn};
 
 use super::ServiceError;
+use crate::contention;
 use crate::faults::Faults;
 use paysaga_domain::consent::{ConsentProof, ConsentRefusal};
 use paysaga_domain::events::{ContractViolation, PaymentRequestEvent};
@@ -107,11 +108,6 @@ impl SagaError {
     }
 }
 
-/// How long a run that lost to contention (other writers on the same wallet, past the
-/// store's own retries) waits before it is tried again: a moment, chosen at random in these
-/// bounds so the runs that collided do not collide again.
-pub const CONTENTION_WAIT: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(5));
-
 /// When a request whose run failed is tried again: the saga's word, which its consumer turns
 /// into its queue's terms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,13 +138,12 @@ impl SagaError {
         }
     }
 
-    /// A wait within [`CONTENTION_WAIT`] when the run lost to contention, its cause or its
-    /// compensation's.
+    /// A wait within [`contention::CONTENTION_WAIT`] when the run lost to contention, its
+    /// cause or its compensation's.
     fn contention_wait(&self) -> Option<Duration> {
         match self {
             Self::Service(ServiceError::Store(StoreError::Contended(..))) => {
-                let (shortest, longest) = CONTENTION_WAIT;
-                Some(shortest + (longest - shortest).mul_f64(fastrand::f64()))
+                Some(contention::redelivery_wait())
             }
             Self::CompensationUnfinished(cause) => cause.contention_wait(),
             _ => None,
@@ -1281,7 +1276,7 @@ mod tests {
                 "a busy wallet".into(),
             ))
         };
-        let (shortest, longest) = CONTENTION_WAIT;
+        let (shortest, longest) = contention::CONTENTION_WAIT;
         for error in [
             contended(),
             SagaError::CompensationUnfinished(Box::new(contended())),

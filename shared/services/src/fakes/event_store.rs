@@ -12,12 +12,15 @@ use paysaga_domain::DomainEvent;
 use paysaga_domain::history::{
     AggregateState, RecordedEvent, StreamEvent, StreamId, snapshot_due, streams_of,
 };
-use paysaga_domain::ports::{AppendOutcome, EventPage, EventPageToken, EventStore, StoreError};
+use paysaga_domain::ports::{
+    AppendOutcome, Contention, EventPage, EventPageToken, EventStore, StoreError,
+};
 
 /// An [`EventStore`] in one process's memory.
 pub struct InMemoryEventStore {
     snapshot_every: u64,
     unavailable: AtomicBool,
+    contended: AtomicBool,
     state: Mutex<State>,
 }
 
@@ -37,6 +40,7 @@ impl InMemoryEventStore {
         Self {
             snapshot_every,
             unavailable: AtomicBool::new(false),
+            contended: AtomicBool::new(false),
             state: Mutex::new(State::default()),
         }
     }
@@ -44,6 +48,12 @@ impl InMemoryEventStore {
     /// While `true`, every call fails as a store outage does ([`StoreError::Transient`]).
     pub fn set_unavailable(&self, unavailable: bool) {
         self.unavailable.store(unavailable, Ordering::SeqCst);
+    }
+
+    /// While `true`, every append loses to other appends to its streams, through every retry
+    /// a store would make ([`StoreError::Contended`]).
+    pub fn set_contended(&self, contended: bool) {
+        self.contended.store(contended, Ordering::SeqCst);
     }
 
     /// The versions that hold a snapshot of `stream`.
@@ -80,6 +90,15 @@ impl EventStore for InMemoryEventStore {
         let mut state = self.state();
         if state.events.contains_key(event.event_id()) {
             return Ok(AppendOutcome::Duplicate);
+        }
+        if self.contended.load(Ordering::SeqCst) {
+            return Err(StoreError::Contended(
+                Contention::Conflict,
+                format!(
+                    "event {}: other appends took its versions",
+                    event.event_id()
+                ),
+            ));
         }
         let mut positions = Vec::new();
         for stream in streams_of(event) {
