@@ -11,7 +11,7 @@
 //! is what the new design must meet.
 
 use paysaga_services::fakes::capacity::ItemLimits;
-use paysaga_services::fakes::load::{Deliveries, Load, LoadRun, run};
+use paysaga_services::fakes::load::{Deliveries, Load, LoadRun, PAYMENT_MINOR_UNITS, run};
 
 const LOAD: Load = Load {
     payers: 100,
@@ -67,4 +67,21 @@ async fn today_one_wallet_item_takes_every_credit_and_a_hot_payee_falls_behind()
         "today's design should miss the target: {hot:?}"
     );
     assert!(hot.model.conflicts > 0 && hot.redelivered > 0, "{hot:?}");
+
+    // And the money is exact: the payee holds every payment, each payer paid its share.
+    for (run, payees) in [(&spread, 100u64), (&hot, 1)] {
+        let received: u64 = run
+            .ledger
+            .ledger()
+            .wallets()
+            .iter()
+            .filter(|wallet| wallet.id().as_str().starts_with("wal_load_payee_"))
+            .map(|wallet| wallet.available().minor_units() + wallet.reserved().minor_units())
+            .sum();
+        assert_eq!(
+            received,
+            run.completed as u64 * PAYMENT_MINOR_UNITS,
+            "{payees} payee(s)"
+        );
+    }
 }

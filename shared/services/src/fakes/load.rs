@@ -1,8 +1,9 @@
 //! Payments driven through the saga at rates no machine here reaches end to end: the in-memory
 //! ledger behind DynamoDB's item model ([`super::capacity`]), in virtual time. What the hot
 //! wallet simulation runs: many payers paying one payee, against the same load spread over many
-//! payees, each payment delivered as SQS delivers a message (again after the visibility
-//! timeout when it fails, to the dead-letter queue after the last delivery).
+//! payees, each payment delivered as its queue and consumer deliver it: again when a run fails
+//! (after the saga's wait, or the visibility timeout), given up after the last delivery, or
+//! sent again as a fresh message when the saga says it is never to be given up.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -137,6 +138,9 @@ impl WalletOwners for ModelledLedger {
     }
 }
 
+/// What each payment of a load moves: 1.00 EUR.
+pub const PAYMENT_MINOR_UNITS: u64 = 100;
+
 /// A load: `payers` paying `payees` round-robin, `payments_per_second` for `seconds`.
 #[derive(Debug, Clone, Copy)]
 pub struct Load {
@@ -196,9 +200,8 @@ struct Tally {
 /// (paused in a test: virtual). Each payer holds what it pays; payees start empty; every wallet
 /// is euros, owned by the demo holder, and every payment is requested through the API.
 pub async fn run(load: Load, limits: ItemLimits, deliveries: Deliveries) -> LoadRun {
-    const AMOUNT: u64 = 100;
     let total = (load.payments_per_second * load.seconds) as usize;
-    let per_payer = total.div_ceil(load.payers) as u64 * AMOUNT;
+    let per_payer = total.div_ceil(load.payers) as u64 * PAYMENT_MINOR_UNITS;
     let payer = |n: usize| format!("wal_load_payer_{n:05}");
     let payee = |n: usize| format!("wal_load_payee_{n:05}");
     let mut wallets: Vec<(String, u64)> = (0..load.payers).map(|n| (payer(n), per_payer)).collect();
@@ -216,7 +219,7 @@ pub async fn run(load: Load, limits: ItemLimits, deliveries: Deliveries) -> Load
     let settings = Arc::new(SagaSettings::default());
     let tally = Arc::new(Mutex::new(Tally::default()));
     let eur = "EUR".parse().expect("EUR is a currency");
-    let amount = Money::new(AMOUNT, eur).expect("an amount");
+    let amount = Money::new(PAYMENT_MINOR_UNITS, eur).expect("an amount");
 
     let start = Instant::now();
     let gap = Duration::from_secs(1) / load.payments_per_second.max(1);
