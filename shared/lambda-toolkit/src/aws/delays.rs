@@ -9,7 +9,6 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_lambda_events::sqs::SqsMessage;
 use aws_sdk_sqs::Client;
-use aws_sdk_sqs::types::{MessageSystemAttributeNameForSends, MessageSystemAttributeValue};
 
 use crate::sqs_batch::{MessageDelay, MessageDelayError};
 
@@ -64,23 +63,14 @@ impl MessageDelay for SqsMessageDelay {
     ) -> Result<(), MessageDelayError> {
         let queue_url = source_queue_url(message)?;
         let seconds = after.min(MAX_SEND_DELAY).as_secs();
-        let mut request = self
+        let request = self
             .client
             .send_message()
             .queue_url(queue_url)
             .message_body(message.body.clone().unwrap_or_default())
             .delay_seconds(i32::try_from(seconds).unwrap_or(i32::MAX));
-        if let Some(trace) = crate::trace::TraceHeader::of_sqs_message(message) {
-            let header = MessageSystemAttributeValue::builder()
-                .data_type("String")
-                .string_value(trace.to_string())
-                .build()
-                .map_err(|error| MessageDelayError(error.to_string()))?;
-            request = request.message_system_attributes(
-                MessageSystemAttributeNameForSends::AwsTraceHeader,
-                header,
-            );
-        }
+        let request = super::sqs::in_trace_of(request, message)
+            .map_err(|error| MessageDelayError(error.to_string()))?;
         request.send().await.map_err(|error| {
             MessageDelayError(aws_sdk_sqs::error::DisplayErrorContext(&error).to_string())
         })?;

@@ -5,6 +5,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use aws_lambda_events::sqs::SqsMessage;
 use aws_sdk_sqs::Client;
+use aws_sdk_sqs::error::BuildError;
+use aws_sdk_sqs::operation::send_message::builders::SendMessageFluentBuilder;
 use aws_sdk_sqs::primitives::Blob;
 use aws_sdk_sqs::types::{
     MessageAttributeValue, MessageSystemAttributeNameForSends, MessageSystemAttributeValue,
@@ -98,21 +100,29 @@ impl DeadLetterQueue for SqsDeadLetterQueue {
                 .map_err(|error| DeadLetterError(error.to_string()))?;
             request = request.message_attributes(name, value);
         }
-        // The message stays in its trace ([`crate::trace`]) on the dead-letter queue.
-        if let Some(trace) = crate::trace::TraceHeader::of_sqs_message(message) {
-            let header = MessageSystemAttributeValue::builder()
-                .data_type("String")
-                .string_value(trace.to_string())
-                .build()
-                .map_err(|error| DeadLetterError(error.to_string()))?;
-            request = request.message_system_attributes(
-                MessageSystemAttributeNameForSends::AwsTraceHeader,
-                header,
-            );
-        }
+        // The message stays in its trace on the dead-letter queue.
+        let request =
+            in_trace_of(request, message).map_err(|error| DeadLetterError(error.to_string()))?;
         request.send().await.map_err(|error| {
             DeadLetterError(aws_sdk_sqs::error::DisplayErrorContext(&error).to_string())
         })?;
         Ok(())
     }
+}
+
+/// `request` in `message`'s trace ([`crate::trace`]): its `AWSTraceHeader`, when it has one, as
+/// the system attribute of the message sent, so the message stays in the trace it came in.
+pub(crate) fn in_trace_of(
+    request: SendMessageFluentBuilder,
+    message: &SqsMessage,
+) -> Result<SendMessageFluentBuilder, BuildError> {
+    let Some(trace) = crate::trace::TraceHeader::of_sqs_message(message) else {
+        return Ok(request);
+    };
+    let header = MessageSystemAttributeValue::builder()
+        .data_type("String")
+        .string_value(trace.to_string())
+        .build()?;
+    Ok(request
+        .message_system_attributes(MessageSystemAttributeNameForSends::AwsTraceHeader, header))
 }
