@@ -32,11 +32,12 @@
 //! when it has none, or that call fails, the queue's visibility timeout applies.
 //!
 //! Work that must never be given up and cannot finish yet ([`MessageFailure::Unfinished`]: an
-//! undoing that a dependency refuses for now) is a failure for later too, until
-//! its last delivery: there the consumer does not give up on it but sends the body again as a
-//! fresh message, with its own receive count, delivered after the same delay
-//! ([`MessageDelay::send_again`]), and lets the old one go (`MessagesSentAgain`). Should that
-//! send fail, the message goes to the dead-letter queue as any other failure would.
+//! undoing a dependency refuses for now, a write that keeps losing to other writers) is a
+//! failure for later too, until its last delivery: there the consumer does not give up on it
+//! but sends the body again as a fresh message, with its own receive count, delivered after
+//! the same delay ([`MessageDelay::send_again`]), and lets the old one go
+//! (`MessagesSentAgain`). Should that send fail, the message goes to the dead-letter queue as
+//! any other failure would.
 //!
 //! A function uses all of it through [`crate::sqs_consumer::SqsConsumer`], saying only what to
 //! do with one message; this module is the types it shares with its handlers and its
