@@ -35,6 +35,38 @@ impl DynamoDbParking {
             table,
         }
     }
+
+    /// Moves a message out of `parked` into `status` (`replayed`, `settled`), recording when
+    /// (`<status>_at`) and, with `also`, one more attribute; `false` when it had left `parked`
+    /// already (nothing was written).
+    async fn leave_parked(
+        &self,
+        parked_id: &str,
+        status: &str,
+        at: DateTime<Utc>,
+        also: Option<(&str, &str)>,
+    ) -> Result<bool, StoreError> {
+        let mut update = format!("SET #status = :status, {status}_at = :at");
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("parked_id", s(parked_id))
+            .condition_expression("#status = :parked")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_values(":status", s(status))
+            .expression_attribute_values(":parked", s("parked"))
+            .expression_attribute_values(":at", s(&at.to_rfc3339()));
+        if let Some((name, value)) = also {
+            update.push_str(&format!(", {name} = :also"));
+            request = request.expression_attribute_values(":also", s(value));
+        }
+        match request.update_expression(update).send().await {
+            Ok(_) => Ok(true),
+            Err(error) if is_conditional_check_failure(&error) => Ok(false),
+            Err(error) => Err(sdk_error("UpdateItem", error)),
+        }
+    }
 }
 
 #[async_trait]
@@ -118,24 +150,7 @@ impl ParkingLot for DynamoDbParking {
     }
 
     async fn mark_replayed(&self, parked_id: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
-        let updated = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("parked_id", s(parked_id))
-            .update_expression("SET #status = :replayed, replayed_at = :at")
-            .condition_expression("#status = :parked")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":replayed", s("replayed"))
-            .expression_attribute_values(":parked", s("parked"))
-            .expression_attribute_values(":at", s(&at.to_rfc3339()))
-            .send()
-            .await;
-        match updated {
-            Ok(_) => Ok(true),
-            Err(error) if is_conditional_check_failure(&error) => Ok(false),
-            Err(error) => Err(sdk_error("UpdateItem", error)),
-        }
+        self.leave_parked(parked_id, "replayed", at, None).await
     }
 }
 
@@ -147,25 +162,13 @@ impl ParkedSettlement for DynamoDbParking {
         outcome: FlowOutcome,
         at: DateTime<Utc>,
     ) -> Result<bool, StoreError> {
-        let updated = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key("parked_id", s(parked_id))
-            .update_expression("SET #status = :settled, settled_at = :at, settled_as = :outcome")
-            .condition_expression("#status = :parked")
-            .expression_attribute_names("#status", "status")
-            .expression_attribute_values(":settled", s("settled"))
-            .expression_attribute_values(":parked", s("parked"))
-            .expression_attribute_values(":at", s(&at.to_rfc3339()))
-            .expression_attribute_values(":outcome", s(outcome.as_str()))
-            .send()
-            .await;
-        match updated {
-            Ok(_) => Ok(true),
-            Err(error) if is_conditional_check_failure(&error) => Ok(false),
-            Err(error) => Err(sdk_error("UpdateItem", error)),
-        }
+        self.leave_parked(
+            parked_id,
+            "settled",
+            at,
+            Some(("settled_as", outcome.as_str())),
+        )
+        .await
     }
 }
 
