@@ -9,6 +9,11 @@
 //! either way; a wallet that cannot take its change cancels the whole transaction, and the
 //! wallet is then read to tell the domain which rule refused it. The payee check of the reserve
 //! step is a read before the transaction rather than a condition inside it (see `record`).
+//!
+//! A wallet whose item cannot take the credits arriving in it (a merchant paid by many payers at
+//! once) has them spread over items of its own: see [`credit_shards`].
+
+mod credit_shards;
 
 use std::collections::HashMap;
 
@@ -20,6 +25,7 @@ use aws_sdk_dynamodb::types::{CancellationReason, ConditionCheck, Put, TransactW
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use self::credit_shards::HotWallets;
 use crate::outbox::outbox_put;
 use lambda_toolkit::aws::dynamodb::{self, SdkFailure};
 pub(crate) use lambda_toolkit::aws::dynamodb::{Item, is_conditional_check_failure, n, s};
@@ -33,10 +39,14 @@ use paysaga_domain::{
     PaymentRequest, PaymentStep, RequestChannel, StepPlan, Wallet, WalletChange, WalletEffect,
     WalletId, WalletRejection,
 };
-use paysaga_services::contention::ContentionRetry;
+use paysaga_services::contention::{self, ContentionRetry};
 
 /// How long a deposit's idempotency key is remembered (the table's TTL removes it afterwards).
 pub const IDEMPOTENCY_KEY_LIFETIME: chrono::Duration = chrono::Duration::hours(24);
+
+/// How many times a step folds a wallet's credit shards in for a debit, before it reports the
+/// wallet as changing under it (another debit taking the folded funds each time).
+const MAX_FOLDS: u32 = 3;
 
 /// The condition of every log entry's write: its version (the item's key) is not taken.
 const LOG_ENTRY_IS_NEW: &str = "attribute_not_exists(payment_id)";
@@ -70,6 +80,8 @@ impl TableNames {
 pub struct DynamoDbLedger {
     client: Client,
     tables: TableNames,
+    /// The wallets seen with their credits spread, where a credit to them goes to a shard.
+    hot: HotWallets,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -81,6 +93,16 @@ struct WalletRecord {
     created_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     owner: Option<Owner>,
+    /// How many shards its credits are spread over ([`credit_shards`]); absent: none.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    credit_shards: u16,
+    /// Per shard, how much of its counter `available` holds already.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    folded: Vec<u64>,
+}
+
+fn is_zero(shards: &u16) -> bool {
+    *shards == 0
 }
 
 #[derive(Serialize, Deserialize)]
@@ -99,9 +121,20 @@ enum Transaction {
     ConditionFailed(usize),
 }
 
+/// What became of one attempt at a transaction.
+enum Attempt {
+    Done(Transaction),
+    /// Cancelled for contention, for these reasons (one per item).
+    Contended(Vec<CancellationReason>),
+}
+
 impl DynamoDbLedger {
     pub fn new(client: Client, tables: TableNames) -> Self {
-        Self { client, tables }
+        Self {
+            client,
+            tables,
+            hot: HotWallets::default(),
+        }
     }
 
     pub fn from_config(config: &aws_config::SdkConfig, tables: TableNames) -> Self {
@@ -127,47 +160,54 @@ impl DynamoDbLedger {
 
     /// Runs a transaction, retrying ([`ContentionRetry::STORE`]) while DynamoDB cancels it
     /// for a conflict with a concurrent transaction on the same item (a busy wallet) or for
-    /// throttling. Each attempt has its own [`request_token`], so
-    /// the SDK's retries of an attempt whose answer was lost apply it once.
+    /// throttling.
     async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<Transaction, StoreError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let result = self
-                .client
-                .transact_write_items()
-                .set_transact_items(Some(items.clone()))
-                .client_request_token(request_token())
-                .send()
-                .await;
-            let error = match result {
-                Ok(_) => return Ok(Transaction::Committed),
-                Err(error) => error,
-            };
-            let reasons = match error.as_service_error() {
-                Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
-                    Some(cancelled.cancellation_reasons().to_vec())
+            match self.attempt(items.clone()).await? {
+                Attempt::Done(done) => return Ok(done),
+                Attempt::Contended(reasons) => {
+                    let wait = ContentionRetry::STORE.backoff_after(attempt);
+                    let Some(wait) = wait else {
+                        return Err(contended(attempt, &reasons));
+                    };
+                    tokio::time::sleep(wait).await;
                 }
-                _ => None,
-            };
-            let Some(reasons) = reasons else {
-                return Err(sdk_error("TransactWriteItems", error));
-            };
-            if let Some(index) = reasons.iter().position(is_condition_failure) {
-                return Ok(Transaction::ConditionFailed(index));
             }
-            let Some(backoff) = ContentionRetry::STORE.backoff_after(attempt) else {
-                let text = format!(
-                    "TransactWriteItems cancelled {attempt} times: {}",
-                    describe(&reasons)
-                );
-                return Err(match contention_of(&reasons) {
-                    Some(contention) => StoreError::Contended(contention, text),
-                    None => StoreError::Transient(text),
-                });
-            };
-            tokio::time::sleep(backoff).await;
         }
+    }
+
+    /// One attempt at a transaction, with its own [`request_token`], so the SDK's retries of
+    /// an attempt whose answer was lost apply it once.
+    async fn attempt(&self, items: Vec<TransactWriteItem>) -> Result<Attempt, StoreError> {
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .client_request_token(request_token())
+            .send()
+            .await;
+        let error = match result {
+            Ok(_) => return Ok(Attempt::Done(Transaction::Committed)),
+            Err(error) => error,
+        };
+        let reasons = match error.as_service_error() {
+            Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
+                cancelled.cancellation_reasons().to_vec()
+            }
+            _ => return Err(sdk_error("TransactWriteItems", error)),
+        };
+        if let Some(index) = reasons.iter().position(is_condition_failure) {
+            return Ok(Attempt::Done(Transaction::ConditionFailed(index)));
+        }
+        if contention_of(&reasons).is_none() {
+            return Err(StoreError::Transient(format!(
+                "TransactWriteItems cancelled: {}",
+                describe(&reasons)
+            )));
+        }
+        Ok(Attempt::Contended(reasons))
     }
 
     /// Writes `entry` alone, with the condition [`Self::log_entry_put`] puts on it in a
@@ -198,7 +238,12 @@ impl DynamoDbLedger {
         Ok(TransactWriteItem::builder().put(put).build())
     }
 
-    fn wallet_write(&self, effect: &WalletEffect) -> Result<TransactWriteItem, StoreError> {
+    /// The write of `effect` in a step's transaction and, for a credit to the wallet's own
+    /// item, the wallet (whose credits may need spreading: see `record`).
+    fn wallet_write<'e>(
+        &self,
+        effect: &'e WalletEffect,
+    ) -> Result<(TransactWriteItem, Option<&'e WalletId>), StoreError> {
         let key = wallet_key(&effect.wallet_id);
         let guard = "attribute_exists(wallet_id) AND currency = :currency";
         let (update, condition, amount) = match effect.change {
@@ -212,7 +257,10 @@ impl DynamoDbLedger {
                     .expression_attribute_values(":currency", s(currency.code()))
                     .build()
                     .map_err(build_error)?;
-                return Ok(TransactWriteItem::builder().condition_check(check).build());
+                return Ok((
+                    TransactWriteItem::builder().condition_check(check).build(),
+                    None,
+                ));
             }
             WalletChange::Reserve(amount) => (
                 "SET available = available - :amount, reserved = reserved + :amount",
@@ -229,11 +277,16 @@ impl DynamoDbLedger {
                 "reserved >= :amount AND available <= :headroom",
                 amount,
             ),
-            WalletChange::Credit(amount) => (
-                "SET available = available + :amount",
-                "available <= :headroom",
-                amount,
-            ),
+            WalletChange::Credit(amount) => {
+                if let Some(k) = self.hot.shard_for(&effect.wallet_id, amount) {
+                    return Ok((self.shard_credit(&effect.wallet_id, k, amount)?, None));
+                }
+                (
+                    "SET available = available + :amount",
+                    "available <= :headroom",
+                    amount,
+                )
+            }
         };
         let mut update = Update::builder()
             .table_name(&self.tables.wallets)
@@ -248,12 +301,36 @@ impl DynamoDbLedger {
             update = update.expression_attribute_values(":headroom", n(headroom));
         }
         let update = update.build().map_err(build_error)?;
-        Ok(TransactWriteItem::builder().update(update).build())
+        let credited =
+            matches!(effect.change, WalletChange::Credit(_)).then_some(&effect.wallet_id);
+        Ok((
+            TransactWriteItem::builder().update(update).build(),
+            credited,
+        ))
+    }
+
+    /// A wallet as it is now: its item (a consistent read) and, for a wallet whose credits are
+    /// spread, its shards' credits not folded in yet ([`credit_shards`]).
+    async fn read_wallet(&self, id: &WalletId) -> Result<Option<Wallet>, StoreError> {
+        let Some(item) = self.get(&self.tables.wallets, wallet_key(id)).await? else {
+            return Ok(None);
+        };
+        let record: WalletRecord = from_item(item)?;
+        let unfolded = match record.credit_shards {
+            0 => 0,
+            shards => self
+                .shard_counters(id, shards)
+                .await?
+                .unfolded(id, &record)?,
+        };
+        let wallet = wallet_of(id, record, unfolded)?;
+        self.hot.learn(&wallet);
+        Ok(Some(wallet))
     }
 
     /// Why `effect` was refused, from the wallet as it is now.
     async fn refusal(&self, effect: &WalletEffect) -> Result<RecordStep, StoreError> {
-        let wallet = self.wallet(&effect.wallet_id).await?;
+        let wallet = self.read_wallet(&effect.wallet_id).await?;
         match effect.refusal(wallet.as_ref()) {
             Some(refusal) => Ok(RecordStep::Refused(refusal)),
             // The wallet changed between the transaction and this read: try again later.
@@ -309,6 +386,8 @@ impl WalletStore for DynamoDbLedger {
             reserved: wallet.reserved().minor_units(),
             created_at: wallet.created_at(),
             owner: wallet.owner().cloned(),
+            credit_shards: wallet.credit_shards(),
+            folded: vec![0; usize::from(wallet.credit_shards())],
         };
         let result = self
             .client
@@ -334,10 +413,7 @@ impl WalletStore for DynamoDbLedger {
     }
 
     async fn wallet(&self, id: &WalletId) -> Result<Option<Wallet>, StoreError> {
-        match self.get(&self.tables.wallets, wallet_key(id)).await? {
-            Some(item) => wallet_of(id, item).map(Some),
-            None => Ok(None),
-        }
+        self.read_wallet(id).await
     }
 
     async fn deposit(
@@ -373,7 +449,7 @@ impl WalletStore for DynamoDbLedger {
             };
             items.push(self.idempotency_put(&record)?);
         }
-        items.push(self.wallet_write(&credit)?);
+        items.push(self.wallet_write(&credit)?.0);
         // Its announcement, true once the credit is: written with it, published by the relay.
         let announcement = DomainEvent::funds_deposited(deposit.announcement(), now);
         items.push(outbox_put(outbox, &announcement, now)?);
@@ -534,14 +610,65 @@ impl PaymentLog for DynamoDbLedger {
                 RecordStep::VersionTaken
             });
         }
-        let mut items = vec![self.log_entry_put(&plan.entry)?];
-        for effect in &changes {
-            items.push(self.wallet_write(effect)?);
-        }
-        match self.transact(items).await? {
-            Transaction::Committed => Ok(RecordStep::Recorded),
-            Transaction::ConditionFailed(0) => Ok(RecordStep::VersionTaken),
-            Transaction::ConditionFailed(index) => self.refusal(changes[index - 1]).await,
+        // A wallet whose own item keeps refusing credits for contention has its credits spread
+        // over shards, and the next attempt credits one; a debit that a spread wallet's own item
+        // cannot cover folds the shards' credits in first.
+        let (mut attempt, mut lost_on_credited, mut folds) = (0, 0, 0);
+        loop {
+            let mut items = vec![self.log_entry_put(&plan.entry)?];
+            let mut credited_items = vec![None];
+            for effect in &changes {
+                let (item, credited) = self.wallet_write(effect)?;
+                items.push(item);
+                credited_items.push(credited);
+            }
+            let refused = match self.attempt(items).await? {
+                Attempt::Done(Transaction::Committed) => return Ok(RecordStep::Recorded),
+                Attempt::Done(Transaction::ConditionFailed(0)) => {
+                    return Ok(RecordStep::VersionTaken);
+                }
+                Attempt::Done(Transaction::ConditionFailed(index)) => changes[index - 1],
+                Attempt::Contended(reasons) => {
+                    attempt += 1;
+                    let hot: Vec<&WalletId> = reasons
+                        .iter()
+                        .zip(&credited_items)
+                        .filter(|(reason, _)| {
+                            contention_of(std::slice::from_ref(*reason)).is_some()
+                        })
+                        .filter_map(|(_, credited)| *credited)
+                        .collect();
+                    if !hot.is_empty() {
+                        lost_on_credited += 1;
+                        if lost_on_credited == contention::SPREAD_CREDITS_AFTER {
+                            for wallet in hot {
+                                self.spread_credits(wallet).await?;
+                            }
+                            continue;
+                        }
+                    }
+                    match ContentionRetry::STORE.backoff_after(attempt) {
+                        Some(wait) => tokio::time::sleep(wait).await,
+                        None => return Err(contended(attempt, &reasons)),
+                    }
+                    continue;
+                }
+            };
+            let wallet = self.read_wallet(&refused.wallet_id).await?;
+            if let Some(refusal) = refused.refusal(wallet.as_ref()) {
+                return Ok(RecordStep::Refused(refusal));
+            }
+            // The wallet accepts the change, counting its shards' credits: fold them into its
+            // item and try again.
+            let sharded = wallet.is_some_and(|wallet| wallet.credit_shards() > 0);
+            if !sharded || folds == MAX_FOLDS {
+                return Err(StoreError::Transient(format!(
+                    "wallet {} refused a change it now accepts",
+                    refused.wallet_id
+                )));
+            }
+            self.fold_credits(&refused.wallet_id).await?;
+            folds += 1;
         }
     }
 }
@@ -568,8 +695,12 @@ impl DynamoDbLedger {
             .await
             .map_err(|error| sdk_error("GetItem", error))?;
         match output.item {
-            Some(item) => wallet_of(id, item).map(Some),
-            None => self.wallet(id).await,
+            Some(item) => {
+                let wallet = wallet_of(id, from_item(item)?, 0)?;
+                self.hot.learn(&wallet);
+                Ok(Some(wallet))
+            }
+            None => self.read_wallet(id).await,
         }
     }
 
@@ -599,17 +730,18 @@ impl DynamoDbLedger {
     }
 }
 
-/// The wallet an item of the wallets table holds.
-fn wallet_of(id: &WalletId, item: Item) -> Result<Wallet, StoreError> {
-    let record: WalletRecord = from_item(item)?;
+/// The wallet an item of the wallets table holds, with `unfolded` credits on its shards.
+fn wallet_of(id: &WalletId, record: WalletRecord, unfolded: u64) -> Result<Wallet, StoreError> {
+    let available = record.available.checked_add(unfolded);
     let wallet = Wallet::restore(
         record.wallet_id,
         record.currency,
-        record.available,
+        available.unwrap_or(u64::MAX),
         record.reserved,
         record.created_at,
     )
-    .map_err(|error| StoreError::Permanent(format!("wallet {id}: {error}")))?;
+    .map_err(|error| StoreError::Permanent(format!("wallet {id}: {error}")))?
+    .with_credit_shards(record.credit_shards);
     Ok(match record.owner {
         Some(owner) => wallet.owned_by(owner),
         None => wallet,
@@ -656,6 +788,17 @@ pub(crate) fn build_error(error: aws_sdk_dynamodb::error::BuildError) -> StoreEr
 
 fn is_condition_failure(reason: &CancellationReason) -> bool {
     reason.code() == Some("ConditionalCheckFailed")
+}
+
+/// A transaction cancelled for contention `attempts` times, as its caller is told.
+fn contended(attempts: u32, reasons: &[CancellationReason]) -> StoreError {
+    let text = format!(
+        "TransactWriteItems cancelled {attempts} times: {}",
+        describe(reasons)
+    );
+    // An attempt is `Contended` only for contention.
+    let contention = contention_of(reasons).unwrap_or(Contention::Conflict);
+    StoreError::Contended(contention, text)
 }
 
 /// The contention a transaction was cancelled for, throttling first (waiting longer helps

@@ -29,11 +29,12 @@ pub struct DynamoDbParking {
 }
 
 impl DynamoDbParking {
+    pub fn new(client: Client, table: String) -> Self {
+        Self { client, table }
+    }
+
     pub fn from_config(config: &aws_config::SdkConfig, table: String) -> Self {
-        Self {
-            client: lambda_toolkit::aws::calls::dynamodb(config),
-            table,
-        }
+        Self::new(lambda_toolkit::aws::calls::dynamodb(config), table)
     }
 
     /// Moves a message out of `parked` into `status` (`replayed`, `settled`), recording when

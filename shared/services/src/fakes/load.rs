@@ -22,7 +22,7 @@ use paysaga_domain::{
 
 use super::capacity::{ItemLimits, ItemModel, ItemModelCounts, Refusal};
 use super::{InMemoryLedger, InMemoryProcessor, StaticConsent};
-use crate::contention::ContentionRetry;
+use crate::contention::{self, ContentionRetry};
 use crate::saga::{Delivery, Redelivery, Saga, SagaSettings};
 
 /// The in-memory ledger with DynamoDB's limits on each item it writes: a step's transaction
@@ -31,6 +31,18 @@ use crate::saga::{Delivery, Redelivery, Saga, SagaSettings};
 pub struct ModelledLedger {
     ledger: InMemoryLedger,
     model: ItemModel,
+    credits: Credits,
+}
+
+/// Where a wallet's credits go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credits {
+    /// Always on the wallet's own item: the design before credit shards, kept as the
+    /// simulation's baseline.
+    OnTheWalletsItem,
+    /// On the wallet's own item until they contend there, then on shards: the DynamoDB
+    /// adapter's design (`paysaga_aws::dynamodb::credit_shards`).
+    SpreadWhenHot,
 }
 
 impl std::fmt::Debug for ModelledLedger {
@@ -42,10 +54,11 @@ impl std::fmt::Debug for ModelledLedger {
 }
 
 impl ModelledLedger {
-    pub fn new(ledger: InMemoryLedger, limits: ItemLimits) -> Self {
+    pub fn new(ledger: InMemoryLedger, limits: ItemLimits, credits: Credits) -> Self {
         Self {
             ledger,
             model: ItemModel::new(limits),
+            credits,
         }
     }
 
@@ -58,14 +71,26 @@ impl ModelledLedger {
     }
 
     /// The items a step writes, as the tables key them: its log entry, and each wallet it
-    /// changes (a currency check is a read, which no transaction holds up).
-    fn items_of(plan: &StepPlan) -> Vec<String> {
+    /// changes (a currency check is a read, which no transaction holds up); a credit to a
+    /// wallet whose credits are spread writes one of its shards, at random, as the DynamoDB
+    /// adapter does. With each item, the wallet it credits on the wallet's own item, if any.
+    fn items_of(&self, plan: &StepPlan) -> Vec<(String, Option<WalletId>)> {
         let entry = &plan.entry;
-        let mut items = vec![log_item(&entry.payment_id, entry.version)];
+        let mut items = vec![(log_item(&entry.payment_id, entry.version), None)];
         for effect in plan.wallet_effects() {
-            if !matches!(effect.change, WalletChange::AcceptsCurrency(_)) {
-                items.push(format!("wallets/{}", effect.wallet_id));
-            }
+            let wallet = &effect.wallet_id;
+            let item = match effect.change {
+                WalletChange::AcceptsCurrency(_) => continue,
+                WalletChange::Credit(_) => match self.ledger.credit_shards(wallet) {
+                    0 => (format!("wallets/{wallet}"), Some(wallet.clone())),
+                    shards => (
+                        format!("wallets/{wallet}#credits#{}", fastrand::u16(..shards)),
+                        None,
+                    ),
+                },
+                _ => (format!("wallets/{wallet}"), None),
+            };
+            items.push(item);
         }
         items
     }
@@ -109,23 +134,39 @@ impl PaymentLog for ModelledLedger {
     }
 
     async fn record(&self, plan: &StepPlan) -> Result<RecordStep, StoreError> {
-        let items = Self::items_of(plan);
-        if items.len() == 1 {
-            // A log entry alone is a PutItem of an item nobody else writes.
-            self.model
-                .write(&items[0])
-                .map_err(|refusal| refused(refusal, 1))?;
-            return self.ledger.record(plan).await;
-        }
-        let mut attempt = 0;
+        // As the DynamoDB adapter does: each attempt builds its items (a credit to a spread
+        // wallet picks a shard), and a credit that keeps losing on its wallet's own item
+        // spreads the wallet's credits.
+        let (mut attempt, mut lost_on_credited) = (0, 0);
         loop {
-            attempt += 1;
-            match self.model.transact(&items).await {
+            let (items, credited): (Vec<String>, Vec<Option<WalletId>>) =
+                self.items_of(plan).into_iter().unzip();
+            if items.len() == 1 {
+                // A log entry alone is a PutItem of an item nobody else writes.
+                self.model
+                    .write(&items[0])
+                    .map_err(|refusal| refused(refusal, 1))?;
+                return self.ledger.record(plan).await;
+            }
+            let refusal = match self.model.transact(&items).await {
                 Ok(()) => return self.ledger.record(plan).await,
-                Err(refusal) => match ContentionRetry::STORE.backoff_after(attempt) {
-                    Some(wait) => tokio::time::sleep(wait).await,
-                    None => return Err(refused(refusal, attempt)),
-                },
+                Err(refusal) => refusal,
+            };
+            attempt += 1;
+            let (Refusal::Conflict { index } | Refusal::Throttled { index }) = refusal;
+            if let Some(hot) = credited[index]
+                .as_ref()
+                .filter(|_| self.credits == Credits::SpreadWhenHot)
+            {
+                lost_on_credited += 1;
+                if lost_on_credited == contention::SPREAD_CREDITS_AFTER {
+                    self.ledger.spread_credits(hot);
+                    continue;
+                }
+            }
+            match ContentionRetry::STORE.backoff_after(attempt) {
+                Some(wait) => tokio::time::sleep(wait).await,
+                None => return Err(refused(refusal, attempt)),
             }
         }
     }
@@ -170,8 +211,13 @@ impl Deliveries {
 pub struct LoadRun {
     pub submitted: usize,
     pub completed: usize,
-    /// Completed payments a second, from the first request to the last completion.
+    /// The rate the payments were completed at while they were offered: those completed by
+    /// the last request, a second, from the first request to the last. A design that keeps up
+    /// completes them at the rate they come; one that falls behind, at the rate it can.
     pub completed_per_second: f64,
+    /// From each completed payment's request to its completion: the median, the 99th
+    /// percentile and the longest.
+    pub latency: Latency,
     /// Deliveries after a first that failed.
     pub redelivered: usize,
     /// Payments given up on after their last delivery (or at once, for a request no run can
@@ -179,32 +225,74 @@ pub struct LoadRun {
     pub dead_lettered: usize,
     /// Payments sent again as fresh messages after their last delivery, never given up.
     pub sent_again: usize,
-    /// Virtual seconds from the first request to the last completion.
+    /// Virtual time from the first request to the last completion.
     pub elapsed: Duration,
     pub model: ItemModelCounts,
     /// The ledger, to check the money with.
     pub ledger: Arc<ModelledLedger>,
 }
 
+/// Percentiles of the time from a payment's request to its completion.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Latency {
+    pub p50: Duration,
+    pub p99: Duration,
+    pub max: Duration,
+}
+
+impl Latency {
+    fn of(mut latencies: Vec<Duration>) -> Self {
+        latencies.sort();
+        let at = |share: f64| {
+            let index = ((latencies.len() as f64 * share).ceil() as usize).saturating_sub(1);
+            latencies.get(index).copied().unwrap_or_default()
+        };
+        Self {
+            p50: at(0.5),
+            p99: at(0.99),
+            max: latencies.last().copied().unwrap_or_default(),
+        }
+    }
+}
+
 /// What each payment's deliveries came to.
 #[derive(Default)]
 struct Tally {
-    completed: usize,
+    /// Each completed payment's request and completion.
+    completed: Vec<(Instant, Instant)>,
     redelivered: usize,
     sent_again: usize,
     dead_lettered: usize,
-    last_done: Option<Instant>,
 }
 
 /// Runs `load` against a ledger with `limits`, delivered as `deliveries` say, in tokio's time
 /// (paused in a test: virtual). Each payer holds what it pays; payees start empty; every wallet
 /// is euros, owned by the demo holder, and every payment is requested through the API.
-pub async fn run(load: Load, limits: ItemLimits, deliveries: Deliveries) -> LoadRun {
+pub async fn run(
+    load: Load,
+    limits: ItemLimits,
+    credits: Credits,
+    deliveries: Deliveries,
+) -> LoadRun {
     let total = (load.payments_per_second * load.seconds) as usize;
-    let per_payer = total.div_ceil(load.payers) as u64 * PAYMENT_MINOR_UNITS;
+    // Each payment's payer and payee are drawn at random (after the arrivals, from the same
+    // seed); each payer holds what it pays.
+    let arrivals = arrivals(total, Duration::from_secs(u64::from(load.seconds)));
+    let parties: Vec<(usize, usize)> = (0..total)
+        .map(|_| {
+            (
+                fastrand::usize(..load.payers),
+                fastrand::usize(..load.payees),
+            )
+        })
+        .collect();
+    let mut pays = vec![0u64; load.payers];
+    for (payer, _) in &parties {
+        pays[*payer] += PAYMENT_MINOR_UNITS;
+    }
     let payer = |n: usize| format!("wal_load_payer_{n:05}");
     let payee = |n: usize| format!("wal_load_payee_{n:05}");
-    let mut wallets: Vec<(String, u64)> = (0..load.payers).map(|n| (payer(n), per_payer)).collect();
+    let mut wallets: Vec<(String, u64)> = (0..load.payers).map(|n| (payer(n), pays[n])).collect();
     wallets.extend((0..load.payees).map(|n| (payee(n), 0)));
     let named: Vec<(&str, u64)> = wallets
         .iter()
@@ -213,6 +301,7 @@ pub async fn run(load: Load, limits: ItemLimits, deliveries: Deliveries) -> Load
     let ledger = Arc::new(ModelledLedger::new(
         InMemoryLedger::euro_wallets(&named).await,
         limits,
+        credits,
     ));
     let processor = Arc::new(InMemoryProcessor::default());
     let consent = Arc::new(StaticConsent::demo());
@@ -222,13 +311,13 @@ pub async fn run(load: Load, limits: ItemLimits, deliveries: Deliveries) -> Load
     let amount = Money::new(PAYMENT_MINOR_UNITS, eur).expect("an amount");
 
     let start = Instant::now();
-    let gap = Duration::from_secs(1) / load.payments_per_second.max(1);
+    let last_request = start + arrivals.last().copied().unwrap_or_default();
     let mut payments = Vec::with_capacity(total);
-    for n in 0..total {
+    for (n, (arrives, (payer_n, payee_n))) in arrivals.into_iter().zip(parties).enumerate() {
         let request = PaymentRequest::new(
             PaymentId::parse(&format!("pay_load_{n:07}")).expect("a payment id"),
-            WalletId::parse(&payer(n % load.payers)).expect("a wallet id"),
-            WalletId::parse(&payee(n % load.payees)).expect("a wallet id"),
+            WalletId::parse(&payer(payer_n)).expect("a wallet id"),
+            WalletId::parse(&payee(payee_n)).expect("a wallet id"),
             amount,
         )
         .expect("a request");
@@ -239,7 +328,7 @@ pub async fn run(load: Load, limits: ItemLimits, deliveries: Deliveries) -> Load
             settings.clone(),
             tally.clone(),
         );
-        let arrives = start + gap * n as u32;
+        let arrives = start + arrives;
         payments.push(tokio::spawn(async move {
             tokio::time::sleep_until(arrives).await;
             let saga = Saga {
@@ -249,7 +338,7 @@ pub async fn run(load: Load, limits: ItemLimits, deliveries: Deliveries) -> Load
                 consent: &*consent,
                 wallets: &*ledger,
             };
-            deliver(&saga, &request, deliveries, &tally).await;
+            deliver(&saga, &request, arrives, deliveries, &tally).await;
         }));
     }
     for payment in payments {
@@ -261,11 +350,25 @@ pub async fn run(load: Load, limits: ItemLimits, deliveries: Deliveries) -> Load
     let tally = tally
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let elapsed = tally.last_done.map_or(Duration::ZERO, |done| done - start);
+    let last_done = tally.completed.iter().map(|(_, done)| *done).max();
+    let elapsed = last_done.map_or(Duration::ZERO, |done| done - start);
+    let while_offered = tally
+        .completed
+        .iter()
+        .filter(|(_, done)| *done <= last_request)
+        .count();
+    let offered_for = (last_request - start).as_secs_f64().max(f64::EPSILON);
     LoadRun {
         submitted: total,
-        completed: tally.completed,
-        completed_per_second: tally.completed as f64 / elapsed.as_secs_f64().max(f64::EPSILON),
+        completed: tally.completed.len(),
+        completed_per_second: while_offered as f64 / offered_for,
+        latency: Latency::of(
+            tally
+                .completed
+                .iter()
+                .map(|(requested, done)| *done - *requested)
+                .collect(),
+        ),
         redelivered: tally.redelivered,
         dead_lettered: tally.dead_lettered,
         sent_again: tally.sent_again,
@@ -275,6 +378,23 @@ pub async fn run(load: Load, limits: ItemLimits, deliveries: Deliveries) -> Load
     }
 }
 
+/// When each of `total` payments arrives within `window`: at random, as independent clients
+/// do (uniform times, sorted: a Poisson process with that many arrivals), so payments bunch and
+/// collide as they would, from the same seed each run. The seed is the thread's generator's,
+/// which the shard choices and the retries' jitter draw from too: on a test's one thread, a run
+/// is the same every time.
+fn arrivals(total: usize, window: Duration) -> Vec<Duration> {
+    fastrand::seed(SEED);
+    let mut times: Vec<Duration> = (0..total)
+        .map(|_| window.mul_f64(fastrand::f64()))
+        .collect();
+    times.sort();
+    times
+}
+
+/// The seed of a run's randomness ([`arrivals`]).
+const SEED: u64 = 22;
+
 /// The API's begin, then the saga on each delivery until the payment is terminal, as the
 /// saga's consumer and its queue would: a failed run comes back when [`Redelivery`] says (the
 /// visibility timeout when it says nothing), is given up after the last delivery, or, when it
@@ -282,6 +402,7 @@ pub async fn run(load: Load, limits: ItemLimits, deliveries: Deliveries) -> Load
 async fn deliver(
     saga: &Saga<'_>,
     request: &PaymentRequest,
+    requested: Instant,
     deliveries: Deliveries,
     tally: &Mutex<Tally>,
 ) {
@@ -312,10 +433,7 @@ async fn deliver(
             Ok(payment) => {
                 if payment.status == PaymentStatus::Completed {
                     let now = Instant::now();
-                    count(&|tally| {
-                        tally.completed += 1;
-                        tally.last_done = Some(tally.last_done.map_or(now, |last| last.max(now)));
-                    });
+                    count(&|tally| tally.completed.push((requested, now)));
                 }
                 return;
             }
@@ -362,6 +480,7 @@ mod tests {
                 seconds: 2,
             },
             ItemLimits::DYNAMODB,
+            Credits::SpreadWhenHot,
             Deliveries::PAYMENTS_QUEUE,
         )
         .await;

@@ -52,6 +52,34 @@ impl InMemoryLedger {
         self.state().wallets.values().cloned().collect()
     }
 
+    /// Spreads an open wallet's credits over [`HOT_WALLET_CREDIT_SHARDS`] shards, as the
+    /// DynamoDB adapter does once they contend (`paysaga_aws::dynamodb::credit_shards`). In
+    /// memory a wallet is one value whatever its shards: only a model of the items
+    /// ([`load::ModelledLedger`]) sees the difference. `false` for a wallet that is not open.
+    ///
+    /// [`HOT_WALLET_CREDIT_SHARDS`]: paysaga_domain::wallet::HOT_WALLET_CREDIT_SHARDS
+    pub fn spread_credits(&self, wallet_id: &WalletId) -> bool {
+        let mut state = self.state();
+        let Some(wallet) = state.wallets.get(wallet_id) else {
+            return false;
+        };
+        if wallet.credit_shards() == 0 {
+            let spread = wallet
+                .clone()
+                .with_credit_shards(paysaga_domain::wallet::HOT_WALLET_CREDIT_SHARDS);
+            state.wallets.insert(wallet_id.clone(), spread);
+        }
+        true
+    }
+
+    /// How many shards an open wallet's credits are spread over (0 for one that is not open).
+    pub fn credit_shards(&self, wallet_id: &WalletId) -> u16 {
+        self.state()
+            .wallets
+            .get(wallet_id)
+            .map_or(0, Wallet::credit_shards)
+    }
+
     /// Every transfer applied so far, in order (deposits and settled payments), for checking
     /// that each wallet's balance is the sum of its entries.
     pub fn journal(&self) -> Vec<Transfer> {
