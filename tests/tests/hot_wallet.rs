@@ -168,7 +168,7 @@ async fn two_thousand_payments_into_one_merchant_all_complete_and_add_up() -> an
 
     // Submit everything, as fast as the API takes it; spread the merchant's credits on the way.
     let started = Instant::now();
-    let ledger = ledger(&stack)?;
+    let ledger = ledger(stack)?;
     let merchant_id = WalletId::parse(&merchant)?;
     let mut submissions = stream::iter(0..PAYMENTS)
         .map(|n| {
@@ -189,7 +189,7 @@ async fn two_thousand_payments_into_one_merchant_all_complete_and_add_up() -> an
     ensure!(unique_ids.len() == PAYMENTS, "one payment per request");
 
     // Every payment completes: the merchant's read model lists them all COMPLETED.
-    let models = live_read_models(&stack)?;
+    let models = live_read_models(stack)?;
     eventually(SETTLE_DEADLINE, "every payment to complete", || async {
         let listed = all_payments(&models, &merchant_id).await?;
         let completed = listed
@@ -234,7 +234,7 @@ async fn two_thousand_payments_into_one_merchant_all_complete_and_add_up() -> an
         (available, reserved) == (expected, 0),
         "the merchant holds {available} + {reserved}, expected {expected}"
     );
-    let (own, shards, on_shards) = stored_items(&stack, &merchant).await?;
+    let (own, shards, on_shards) = stored_items(stack, &merchant).await?;
     println!(
         "the merchant's own item holds {own}, its {shards} shards {on_shards} (of {expected})"
     );
@@ -279,7 +279,7 @@ async fn two_thousand_payments_into_one_merchant_all_complete_and_add_up() -> an
     }
 
     // The audit stream complete: every payment once, and the balance it rebuilds the API's.
-    let store = event_store(&stack)?;
+    let store = event_store(stack)?;
     let rebuilt = eventually(SETTLE_DEADLINE, "the merchant's audit stream", || async {
         let rebuilt = paysaga_services::audit::rebuild_wallet(&store, &merchant_id).await?;
         let credited = rebuilt
@@ -293,7 +293,7 @@ async fn two_thousand_payments_into_one_merchant_all_complete_and_add_up() -> an
         "{} events in the merchant's stream, {PAYMENTS} payments",
         rebuilt.version
     );
-    wallet_matches_its_events(&stack, &store, &merchant).await?;
+    wallet_matches_its_events(stack, &store, &merchant).await?;
 
     // The read models complete: every payment and every transaction once.
     let listed = all_payments(&models, &merchant_id).await?;
@@ -325,7 +325,7 @@ async fn two_thousand_payments_into_one_merchant_all_complete_and_add_up() -> an
     // credits are folded in first.
     let spend = expected - 1;
     ensure!(spend > own, "the spend needs the shards' credits");
-    let payment = submit(&stack, &merchant, &payers[0], spend).await?;
+    let payment = submit(stack, &merchant, &payers[0], spend).await?;
     let settled = stack.settled_payment(&payment, SETTLE_DEADLINE).await?;
     ensure!(settled["status"] == "COMPLETED", "{settled}");
     ensure!(stack.balances(&merchant).await? == (1, 0));
