@@ -640,7 +640,7 @@ impl PaymentLog for DynamoDbLedger {
                         .collect();
                     if !hot.is_empty() {
                         lost_on_credited += 1;
-                        if lost_on_credited == contention::SPREAD_CREDITS_AFTER {
+                        if lost_on_credited == contention::SPREAD_AFTER {
                             for wallet in hot {
                                 self.spread_credits(wallet).await?;
                             }

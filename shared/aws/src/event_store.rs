@@ -6,7 +6,10 @@
 //! - `event`: the event's de-duplication marker, once per event, `stream` = `event#<event_id>`,
 //!   `version` = 0, holding the event and the stream positions it was given (what
 //!   [`EventStore::all_events`] pages through);
-//! - `snapshot`: an aggregate folded up to a version, `stream` = `snapshot#<stream>`.
+//! - `snapshot`: an aggregate folded up to a version, `stream` = `snapshot#<stream>`;
+//! - `parts`: how many parts a hot wallet's stream is spread over, `stream` =
+//!   `parts#wallet#<id>`, `version` = 0 (absent for a wallet whose events all go to its own
+//!   stream).
 //!
 //! An append reads the head of each stream the event is about (a consistent query for the last
 //! version), then writes the marker and one entry per stream at `head + 1`, each put on the
@@ -16,6 +19,15 @@
 //! took that version first: heads are read again and the append retried, a bounded number of
 //! times. Every event's `detail` is stored as the JSON the contracts define, and read back
 //! through [`DomainEvent::parse`].
+//!
+//! A wallet's stream takes one append at a time: many payments into one wallet at once would
+//! queue on its head. An append that keeps losing on a wallet's stream
+//! ([`contention::SPREAD_AFTER`] times) spreads it over [`HOT_WALLET_STREAM_PARTS`] parts
+//! (`wallet#<id>#<k>`, [`StreamId::WalletPart`]; the wallet's own stream is part 0) by writing
+//! its `parts` item, and each later event of the wallet goes to one part, at random: each part
+//! numbered without gaps, the event once in one of them (its marker), the wallet rebuilt from
+//! them all. An instance learns a wallet's parts when an append of it loses (it reads the
+//! `parts` item then): until it does, it appends to part 0, which is always right.
 
 use std::collections::HashMap;
 
@@ -27,14 +39,17 @@ use chrono::{DateTime, Utc};
 use tracing::warn;
 
 use super::dynamodb::{Item, build_error, contention_of, n, s, sdk_error};
-use paysaga_domain::DomainEvent;
+use std::sync::{Arc, Mutex, PoisonError};
+
 use paysaga_domain::history::{
-    AggregateState, RecordedEvent, StreamEvent, StreamId, snapshot_due, streams_of,
+    AggregateState, HOT_WALLET_STREAM_PARTS, RecordedEvent, StreamEvent, StreamId, snapshot_due,
+    streams_of,
 };
 use paysaga_domain::ports::{
     AppendOutcome, Contention, EventPage, EventPageToken, EventStore, StoreError,
 };
-use paysaga_services::contention::ContentionRetry;
+use paysaga_domain::{DomainEvent, WalletId};
+use paysaga_services::contention::{self, ContentionRetry};
 
 /// The condition of every put: its key is free.
 const KEY_IS_FREE: &str = "attribute_not_exists(#stream)";
@@ -42,6 +57,7 @@ const KEY_IS_FREE: &str = "attribute_not_exists(#stream)";
 const ENTRY: &str = "entry";
 const EVENT: &str = "event";
 const SNAPSHOT: &str = "snapshot";
+const PARTS: &str = "parts";
 
 /// The DynamoDB adapter of [`EventStore`].
 #[derive(Debug, Clone)]
@@ -49,6 +65,8 @@ pub struct DynamoDbEventStore {
     client: Client,
     table: String,
     snapshot_every: u64,
+    /// The wallets whose streams this instance knows are spread, and over how many parts.
+    spread: Arc<Mutex<HashMap<WalletId, u16>>>,
 }
 
 /// The snapshot an append is due to write with an entry.
@@ -64,8 +82,12 @@ enum Snapshot {
 enum Attempt {
     Committed(Vec<(StreamId, u64)>),
     Duplicate,
-    /// Another append took a version, or a transaction conflicted: read the heads again.
-    Conflict(String),
+    /// Another append took a version of these streams, or a transaction on them conflicted:
+    /// read the heads again.
+    Conflict {
+        streams: Vec<StreamId>,
+        codes: String,
+    },
 }
 
 impl DynamoDbEventStore {
@@ -75,6 +97,7 @@ impl DynamoDbEventStore {
             client,
             table: table.into(),
             snapshot_every,
+            spread: Arc::default(),
         }
     }
 
@@ -107,6 +130,10 @@ impl DynamoDbEventStore {
             .await
             .map_err(|error| sdk_error("GetItem", error))?;
         Ok(output.item.is_some())
+    }
+
+    async fn head_of(&self, stream: &StreamId) -> Result<u64, StoreError> {
+        self.head(&stream.to_string()).await
     }
 
     /// The last version of a stream (0 when it has none).
@@ -179,21 +206,98 @@ impl DynamoDbEventStore {
         }
     }
 
+    /// The stream an event of `stream` goes to: for a wallet whose stream is spread, one of
+    /// its parts at random.
+    fn part_of(&self, stream: StreamId) -> StreamId {
+        let StreamId::Wallet(wallet) = stream else {
+            return stream;
+        };
+        let spread = self.spread.lock().unwrap_or_else(PoisonError::into_inner);
+        match spread.get(&wallet) {
+            Some(&parts) if parts > 1 => StreamId::wallet_part(wallet, fastrand::u16(..parts)),
+            _ => StreamId::Wallet(wallet),
+        }
+    }
+
+    fn parts_key(wallet: &WalletId) -> Item {
+        key(&format!("{PARTS}#{}", StreamId::Wallet(wallet.clone())), 0)
+    }
+
+    /// How many parts `wallet`'s stream is spread over, as its `parts` item says (1 without
+    /// one); remembered when more than 1.
+    async fn read_parts(&self, wallet: &WalletId) -> Result<u16, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::parts_key(wallet)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|error| sdk_error("GetItem", error))?;
+        let parts = match output.item {
+            Some(item) => u16::try_from(number(&item, PARTS)?)
+                .map_err(|error| corrupt("a stream's parts", error))?,
+            None => 1,
+        };
+        if parts > 1 {
+            self.spread
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(wallet.clone(), parts);
+        }
+        Ok(parts)
+    }
+
+    /// Spreads `wallet`'s stream over [`HOT_WALLET_STREAM_PARTS`] parts, unless it is spread
+    /// already, and remembers them.
+    async fn spread_stream(&self, wallet: &WalletId) -> Result<(), StoreError> {
+        let mut item = Self::parts_key(wallet);
+        item.insert("kind".to_owned(), s(PARTS));
+        item.insert(PARTS.to_owned(), n(u64::from(HOT_WALLET_STREAM_PARTS)));
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(KEY_IS_FREE)
+            .expression_attribute_names("#stream", "stream")
+            .send()
+            .await;
+        match result {
+            Ok(_) => {
+                tracing::info!(wallet_id = %wallet, parts = HOT_WALLET_STREAM_PARTS, "a hot wallet's stream spread over parts");
+            }
+            Err(error) if super::dynamodb::is_conditional_check_failure(&error) => {}
+            Err(error) => return Err(sdk_error("PutItem", error)),
+        }
+        self.read_parts(wallet).await.map(|_| ())
+    }
+
     async fn attempt(
         &self,
         event: &DomainEvent,
         now: DateTime<Utc>,
     ) -> Result<Attempt, StoreError> {
-        let mut entries = Vec::new();
-        for stream in streams_of(event) {
-            let head = self.head(&stream.to_string()).await?;
-            entries.push(StreamEvent {
+        // Every head at once: the sooner the versions are taken, the fewer appends take them
+        // first.
+        let streams: Vec<StreamId> = streams_of(event)
+            .into_iter()
+            .map(|stream| self.part_of(stream))
+            .collect();
+        let heads =
+            futures::future::try_join_all(streams.iter().map(|stream| self.head_of(stream)))
+                .await?;
+        let entries: Vec<StreamEvent> = streams
+            .into_iter()
+            .zip(heads)
+            .map(|(stream, head)| StreamEvent {
                 stream,
                 version: head + 1,
                 event: event.clone(),
                 recorded_at: now,
-            });
-        }
+            })
+            .collect();
         let positions: Vec<(StreamId, u64)> = entries
             .iter()
             .map(|entry| (entry.stream.clone(), entry.version))
@@ -211,10 +315,10 @@ impl DynamoDbEventStore {
                 Snapshot::Folded(state) => items.push(self.put(snapshot_item(&state, now)?)?),
                 Snapshot::Unfoldable => {}
                 Snapshot::VersionTaken => {
-                    return Ok(Attempt::Conflict(format!(
-                        "{} version {} taken",
-                        entry.stream, entry.version
-                    )));
+                    return Ok(Attempt::Conflict {
+                        streams: vec![entry.stream.clone()],
+                        codes: format!("{} version {} taken", entry.stream, entry.version),
+                    });
                 }
             }
         }
@@ -246,7 +350,20 @@ impl DynamoDbEventStore {
         };
         let codes = describe(&reasons);
         if reasons.iter().all(retryable) {
-            Ok(Attempt::Conflict(codes))
+            // The items after the marker are the entries, in `positions`' order, then snapshots.
+            let streams = reasons
+                .iter()
+                .enumerate()
+                .skip(1)
+                .filter(|(_, reason)| {
+                    matches!(
+                        reason.code(),
+                        Some("ConditionalCheckFailed" | "TransactionConflict")
+                    )
+                })
+                .filter_map(|(index, _)| positions.get(index - 1).map(|(stream, _)| stream.clone()))
+                .collect();
+            Ok(Attempt::Conflict { streams, codes })
         } else if let Some(contention) = contention_of(&reasons) {
             Err(StoreError::Contended(
                 contention,
@@ -283,14 +400,25 @@ impl EventStore for DynamoDbEventStore {
         if self.is_recorded(event).await? {
             return Ok(AppendOutcome::Duplicate);
         }
-        let mut attempt = 0;
+        let (mut attempt, mut losses) = (0, HashMap::<WalletId, u32>::new());
         loop {
             attempt += 1;
-            let conflict = match self.attempt(event, now).await? {
+            let (streams, conflict) = match self.attempt(event, now).await? {
                 Attempt::Committed(positions) => return Ok(AppendOutcome::Appended(positions)),
                 Attempt::Duplicate => return Ok(AppendOutcome::Duplicate),
-                Attempt::Conflict(codes) => codes,
+                Attempt::Conflict { streams, codes } => (streams, codes),
             };
+            // A wallet's stream this append lost on: spread already (by another instance)?
+            // Spread it, once it has lost there often enough.
+            for wallet in streams.iter().filter_map(StreamId::wallet) {
+                let lost = losses.entry(wallet.clone()).or_default();
+                *lost += 1;
+                if *lost == 1 {
+                    self.read_parts(wallet).await?;
+                } else if *lost == contention::SPREAD_AFTER {
+                    self.spread_stream(wallet).await?;
+                }
+            }
             let Some(backoff) = ContentionRetry::STORE.backoff_after(attempt) else {
                 return Err(StoreError::Contended(
                     Contention::Conflict,
@@ -311,6 +439,10 @@ impl EventStore for DynamoDbEventStore {
             .into_iter()
             .map(|item| stream_event(stream, &item))
             .collect()
+    }
+
+    async fn wallet_parts(&self, wallet: &WalletId) -> Result<u16, StoreError> {
+        self.read_parts(wallet).await
     }
 
     async fn latest_snapshot(

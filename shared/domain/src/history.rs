@@ -33,20 +33,51 @@ use super::payment::{Flow, PaymentStatus};
 /// per 10 appends. Payment streams (2 events) never reach it; busy wallets do.
 pub const DEFAULT_SNAPSHOT_EVERY: u64 = 10;
 
+/// How many parts a hot wallet's stream is spread over once appends to it keep contending
+/// (the store's choice, [`EventStore::wallet_parts`](crate::ports::EventStore::wallet_parts)):
+/// one stream takes an append at a time (each reads the head, then writes head + 1), about 50 a
+/// second; 32 parts take the 1,000 payments a second one wallet's credits can (docs/capacity.md).
+pub const HOT_WALLET_STREAM_PARTS: u16 = 32;
+
 /// The aggregate a stream belongs to.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum StreamId {
     Payment(PaymentId),
     Wallet(WalletId),
+    /// Part `k` (1 and up) of a hot wallet's stream: such a wallet's events are spread over its
+    /// own stream (part 0, [`StreamId::Wallet`]) and these, each event in one of them, each part
+    /// numbered 1, 2, 3, ... as any stream. The wallet is all its parts folded together
+    /// ([`WalletAggregate::combine`]): its totals are sums, which the order does not change.
+    WalletPart(WalletId, u16),
     Operator(OperatorKey),
 }
 
+impl StreamId {
+    /// Part `part` of a wallet's stream: the wallet's own stream for 0.
+    pub fn wallet_part(wallet: WalletId, part: u16) -> Self {
+        match part {
+            0 => Self::Wallet(wallet),
+            part => Self::WalletPart(wallet, part),
+        }
+    }
+
+    /// The wallet whose stream (or part of one) this is.
+    pub fn wallet(&self) -> Option<&WalletId> {
+        match self {
+            Self::Wallet(wallet) | Self::WalletPart(wallet, _) => Some(wallet),
+            Self::Payment(_) | Self::Operator(_) => None,
+        }
+    }
+}
+
 impl fmt::Display for StreamId {
-    /// `payment#<id>`, `wallet#<id>` or `operator#<key>`: the stream's key in the store.
+    /// `payment#<id>`, `wallet#<id>`, `wallet#<id>#<part>` or `operator#<key>`: the stream's
+    /// key in the store.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Payment(id) => write!(f, "payment#{id}"),
             Self::Wallet(id) => write!(f, "wallet#{id}"),
+            Self::WalletPart(id, part) => write!(f, "wallet#{id}#{part}"),
             Self::Operator(key) => write!(f, "operator#{key}"),
         }
     }
@@ -58,7 +89,16 @@ impl FromStr for StreamId {
     fn from_str(key: &str) -> Result<Self, Self::Err> {
         match key.split_once('#') {
             Some(("payment", id)) => Ok(Self::Payment(PaymentId::parse(id)?)),
-            Some(("wallet", id)) => Ok(Self::Wallet(WalletId::parse(id)?)),
+            Some(("wallet", id)) => match id.split_once('#') {
+                None => Ok(Self::Wallet(WalletId::parse(id)?)),
+                Some((id, part)) => match part.parse::<u16>() {
+                    Ok(part) if part > 0 => Ok(Self::WalletPart(WalletId::parse(id)?, part)),
+                    _ => Err(IdError::Malformed {
+                        kind: "a part of a wallet's stream",
+                        prefix: "wallet#wal_...#<1 and up>",
+                    }),
+                },
+            },
             Some(("operator", key)) => match OperatorKey::parse(key) {
                 Ok(key) => Ok(Self::Operator(key)),
                 Err(_) => Err(IdError::Malformed {
@@ -171,7 +211,12 @@ pub enum HistoryError {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WalletAggregate {
     pub wallet_id: WalletId,
-    /// The version of the last event folded in (0: none).
+    /// The part of the wallet's stream it folds (0: the wallet's own stream); see
+    /// [`StreamId::WalletPart`].
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub part: u16,
+    /// The version of the last event folded in (0: none); for the wallet combined from its
+    /// parts ([`Self::combine`]), how many events they hold.
     pub version: u64,
     /// `None` until the first event, which says the currency.
     pub totals: Option<WalletTotals>,
@@ -183,17 +228,61 @@ pub struct WalletTotals {
     pub debited: Money,
 }
 
+fn is_zero(part: &u16) -> bool {
+    *part == 0
+}
+
 impl WalletAggregate {
     pub fn new(wallet_id: WalletId) -> Self {
+        Self::of_part(wallet_id, 0)
+    }
+
+    /// Part `part` of the wallet's stream, before its first event.
+    pub fn of_part(wallet_id: WalletId, part: u16) -> Self {
         Self {
             wallet_id,
+            part,
             version: 0,
             totals: None,
         }
     }
 
     fn stream(&self) -> StreamId {
-        StreamId::Wallet(self.wallet_id.clone())
+        StreamId::wallet_part(self.wallet_id.clone(), self.part)
+    }
+
+    /// The wallet its stream's parts tell together: their events counted, their credits and
+    /// debits added up. Every part must be of this wallet and in one currency.
+    pub fn combine(
+        wallet_id: &WalletId,
+        parts: impl IntoIterator<Item = WalletAggregate>,
+    ) -> Result<Self, HistoryError> {
+        let stream = StreamId::Wallet(wallet_id.clone());
+        let mut combined = Self::new(wallet_id.clone());
+        for part in parts {
+            if &part.wallet_id != wallet_id {
+                return Err(HistoryError::WrongStream {
+                    stream,
+                    found: part.stream(),
+                });
+            }
+            combined.version += part.version;
+            let Some(totals) = part.totals else {
+                continue;
+            };
+            let money = |error| HistoryError::Money {
+                stream: stream.clone(),
+                error,
+            };
+            combined.totals = Some(match combined.totals {
+                None => totals,
+                Some(sum) => WalletTotals {
+                    credited: sum.credited.checked_add(totals.credited).map_err(money)?,
+                    debited: sum.debited.checked_add(totals.debited).map_err(money)?,
+                },
+            });
+        }
+        Ok(combined)
     }
 
     pub fn currency(&self) -> Option<Currency> {
@@ -433,6 +522,9 @@ impl AggregateState {
     pub fn empty(stream: &StreamId) -> Self {
         match stream {
             StreamId::Wallet(id) => Self::Wallet(WalletAggregate::new(id.clone())),
+            StreamId::WalletPart(id, part) => {
+                Self::Wallet(WalletAggregate::of_part(id.clone(), *part))
+            }
             StreamId::Payment(id) => Self::Payment(PaymentAggregate::new(id.clone())),
             StreamId::Operator(key) => Self::Operator(OperatorAggregate::new(key.clone())),
         }
@@ -542,11 +634,74 @@ mod tests {
 
     #[test]
     fn stream_keys_round_trip() {
-        for key in ["payment#pay_a1", "wallet#wal_b2"] {
+        for key in ["payment#pay_a1", "wallet#wal_b2", "wallet#wal_b2#31"] {
             let stream: StreamId = key.parse().unwrap();
             assert_eq!(stream.to_string(), key);
         }
-        assert!("wallet#not a wallet".parse::<StreamId>().is_err());
+        assert_eq!(
+            "wallet#wal_b2#7".parse::<StreamId>().unwrap(),
+            StreamId::WalletPart(wallet("wal_b2"), 7)
+        );
+        assert_eq!(
+            StreamId::wallet_part(wallet("wal_b2"), 0),
+            StreamId::Wallet(wallet("wal_b2")),
+            "part 0 is the wallet's own stream"
+        );
+        for malformed in ["wallet#not a wallet", "wallet#wal_b2#0", "wallet#wal_b2#x"] {
+            assert!(malformed.parse::<StreamId>().is_err(), "{malformed}");
+        }
+    }
+
+    /// A hot wallet's events spread over parts, each part numbered as a stream of its own, fold
+    /// into the wallet its one stream would have been, whichever part each event went to.
+    #[test]
+    fn a_wallet_spread_over_parts_combines_to_the_wallet_of_one_stream() {
+        let mut events = vec![deposit("dep_1", "wal_a", 10_000)];
+        for n in 0..30 {
+            let (_, completed) = payment(
+                &format!("pay_{n}"),
+                if n % 3 == 0 { "wal_a" } else { "wal_b" },
+                if n % 3 == 0 { "wal_b" } else { "wal_a" },
+                100 + n,
+                PaymentStatus::Completed,
+            );
+            events.push(completed);
+        }
+        let whole = rebuilt_wallet(&append_all(&events), "wal_a");
+
+        let mut heads = std::collections::HashMap::<u16, u64>::new();
+        let mut parts = std::collections::BTreeMap::<u16, AggregateState>::new();
+        for (n, event) in events.iter().enumerate() {
+            // Scattered over four parts, as a store's random choice would.
+            let part = u16::try_from((n * 7 + n / 5) % 4).unwrap();
+            let head = heads.entry(part).or_default();
+            *head += 1;
+            let stream = StreamId::wallet_part(wallet("wal_a"), part);
+            let entry = StreamEvent {
+                stream: stream.clone(),
+                version: *head,
+                event: event.clone(),
+                recorded_at: Utc::now(),
+            };
+            let state = parts
+                .remove(&part)
+                .unwrap_or_else(|| AggregateState::empty(&stream));
+            parts.insert(part, state.apply(&entry).unwrap());
+        }
+        assert!(parts.len() > 1, "the events went to several parts");
+        let parts = parts.into_values().map(|state| match state {
+            AggregateState::Wallet(wallet) => wallet,
+            other => panic!("not a wallet: {other:?}"),
+        });
+        let combined = WalletAggregate::combine(&wallet("wal_a"), parts).unwrap();
+        assert_eq!(combined, whole);
+        assert_eq!(combined.version, events.len() as u64);
+
+        let other = WalletAggregate::new(wallet("wal_b"));
+        assert!(matches!(
+            WalletAggregate::combine(&wallet("wal_a"), [other]),
+            Err(HistoryError::WrongStream { .. })
+        ));
     }
 
     #[test]

@@ -338,12 +338,14 @@ pub struct EventPageToken(pub String);
 
 /// The audit trail: an append-only store of every domain event, in one stream per aggregate
 /// (`payment#<id>`, `wallet#<id>`, see [`crate::history`]), each numbered 1, 2, 3, ...
-/// in arrival order, with snapshots of the aggregates.
+/// in arrival order, with snapshots of the aggregates. A hot wallet's stream is spread over
+/// parts ([`StreamId::WalletPart`]) once appends to it contend.
 #[async_trait]
 pub trait EventStore: Send + Sync {
     /// Appends `event` to every stream it is about, all or nothing, at each stream's next
-    /// version (with a snapshot where one is due), once per `event_id`. A concurrent append to
-    /// the same stream is retried a few times, then [`StoreError::Transient`].
+    /// version (with a snapshot where one is due), once per `event_id`; a wallet's event to one
+    /// of its stream's parts. A concurrent append to the same stream is retried a few times,
+    /// then [`StoreError::Contended`].
     async fn append(
         &self,
         event: &DomainEvent,
@@ -351,6 +353,10 @@ pub trait EventStore: Send + Sync {
     ) -> Result<AppendOutcome, StoreError>;
     /// The events of `stream` after version `after`, by version.
     async fn stream(&self, stream: &StreamId, after: u64) -> Result<Vec<StreamEvent>, StoreError>;
+    /// How many parts `wallet`'s stream is spread over: 1 for a wallet whose events all go to
+    /// its own stream, more for one whose appends contended ([`StreamId::WalletPart`]). A reader
+    /// of a wallet's events reads parts 0 to this, less one. Only ever grows.
+    async fn wallet_parts(&self, wallet: &WalletId) -> Result<u16, StoreError>;
     /// The latest snapshot of `stream`, if it has one.
     async fn latest_snapshot(
         &self,

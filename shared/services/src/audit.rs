@@ -90,16 +90,22 @@ pub async fn load(
     Ok(start.replay(&tail)?)
 }
 
-/// A wallet rebuilt from its stream (version 0 and no totals when it has no events).
+/// A wallet rebuilt from its stream, every part of it (version 0 and no totals when it has no
+/// events; for a hot wallet's stream spread over parts, its version is how many events they
+/// hold).
 pub async fn rebuild_wallet(
     store: &dyn EventStore,
     wallet_id: &WalletId,
 ) -> Result<WalletAggregate, RebuildError> {
-    let stream = StreamId::Wallet(wallet_id.clone());
-    match load(store, &stream).await? {
-        AggregateState::Wallet(wallet) => Ok(wallet),
-        other => Err(wrong_stream(stream, &other)),
+    let mut parts = Vec::new();
+    for part in 0..store.wallet_parts(wallet_id).await? {
+        let stream = StreamId::wallet_part(wallet_id.clone(), part);
+        match load(store, &stream).await? {
+            AggregateState::Wallet(wallet) => parts.push(wallet),
+            other => return Err(wrong_stream(stream, &other)),
+        }
     }
+    Ok(WalletAggregate::combine(wallet_id, parts)?)
 }
 
 /// A payment rebuilt from its stream.

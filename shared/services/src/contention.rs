@@ -47,12 +47,14 @@ impl ContentionRetry {
     }
 }
 
-/// How many times a credit loses to contention on its wallet's own item, within one write,
-/// before the store spreads the wallet's credits over shards of their own
-/// ([`paysaga_domain::wallet::HOT_WALLET_CREDIT_SHARDS`]). A quiet wallet's item is free nearly
-/// all the time (a wallet paid once a second loses four times once in 10^8 credits): four
-/// losses mean it takes more credits than one item can.
-pub const SPREAD_CREDITS_AFTER: u32 = 4;
+/// How many times one write loses on a wallet's item or stream before the store spreads it: a
+/// credit on the wallet's own item, over credit shards
+/// ([`paysaga_domain::wallet::HOT_WALLET_CREDIT_SHARDS`]); an append on the wallet's stream,
+/// over parts of it ([`paysaga_domain::history::HOT_WALLET_STREAM_PARTS`]). A quiet wallet's
+/// item and stream are free nearly all the time (a wallet paid once a second loses four times
+/// in a row once in 10^8 credits): four losses mean it takes more than one item or one stream
+/// can.
+pub const SPREAD_AFTER: u32 = 4;
 
 /// How long work that lost to contention past the store's retries waits before it is tried
 /// again (a message's next delivery): a moment, chosen at random in these bounds so the

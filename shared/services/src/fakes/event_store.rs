@@ -9,8 +9,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use paysaga_domain::DomainEvent;
+use paysaga_domain::WalletId;
 use paysaga_domain::history::{
-    AggregateState, RecordedEvent, StreamEvent, StreamId, snapshot_due, streams_of,
+    AggregateState, HOT_WALLET_STREAM_PARTS, RecordedEvent, StreamEvent, StreamId, snapshot_due,
+    streams_of,
 };
 use paysaga_domain::ports::{
     AppendOutcome, Contention, EventPage, EventPageToken, EventStore, StoreError,
@@ -30,6 +32,74 @@ struct State {
     events: BTreeMap<String, RecordedEvent>,
     streams: HashMap<StreamId, Vec<StreamEvent>>,
     snapshots: HashMap<StreamId, BTreeMap<u64, AggregateState>>,
+    /// The wallets whose streams are spread over parts, and how many.
+    wallet_parts: HashMap<WalletId, u16>,
+}
+
+impl State {
+    /// Appends `event` to `streams` at their next versions, with the snapshots due.
+    fn append_to(
+        &mut self,
+        event: &DomainEvent,
+        streams: Vec<StreamId>,
+        now: DateTime<Utc>,
+        snapshot_every: u64,
+    ) -> AppendOutcome {
+        let mut positions = Vec::new();
+        for stream in streams {
+            let entries = self.streams.entry(stream.clone()).or_default();
+            let entry = StreamEvent {
+                stream: stream.clone(),
+                version: entries.len() as u64 + 1,
+                event: event.clone(),
+                recorded_at: now,
+            };
+            entries.push(entry.clone());
+            positions.push((stream.clone(), entry.version));
+            if snapshot_due(entry.version, snapshot_every) {
+                let entries = entries.clone();
+                let snapshots = self.snapshots.entry(stream.clone()).or_default();
+                let start = snapshots
+                    .values()
+                    .next_back()
+                    .cloned()
+                    .unwrap_or_else(|| AggregateState::empty(&stream));
+                let tail = entries.iter().skip(start.version() as usize);
+                match start.replay(tail) {
+                    Ok(folded) => {
+                        snapshots.insert(entry.version, folded);
+                    }
+                    Err(error) => {
+                        tracing::warn!(stream = %stream, %error, "no snapshot: the stream does not fold")
+                    }
+                }
+            }
+        }
+        self.events.insert(
+            event.event_id().to_owned(),
+            RecordedEvent {
+                event: event.clone(),
+                recorded_at: now,
+                positions: positions.clone(),
+            },
+        );
+        AppendOutcome::Appended(positions)
+    }
+
+    /// The stream an event of `stream` goes to: for a wallet spread over parts, one of them at
+    /// random (the DynamoDB adapter's choice too: the event's marker makes it once in any).
+    fn part_of(&self, stream: StreamId) -> StreamId {
+        match stream {
+            StreamId::Wallet(wallet) => match self.wallet_parts.get(&wallet) {
+                Some(&parts) if parts > 1 => {
+                    let part = fastrand::u16(..parts);
+                    StreamId::wallet_part(wallet, part)
+                }
+                _ => StreamId::Wallet(wallet),
+            },
+            other => other,
+        }
+    }
 }
 
 /// How many events a page of [`InMemoryEventStore::all_events`] holds at most.
@@ -54,6 +124,54 @@ impl InMemoryEventStore {
     /// a store would make ([`StoreError::Contended`]).
     pub fn set_contended(&self, contended: bool) {
         self.contended.store(contended, Ordering::SeqCst);
+    }
+
+    /// Spreads `wallet`'s stream over [`HOT_WALLET_STREAM_PARTS`] parts, as the DynamoDB
+    /// adapter does once appends to it contend: each later event of the wallet goes to one of
+    /// them, at random.
+    pub fn spread_wallet_stream(&self, wallet: &WalletId) {
+        self.state()
+            .wallet_parts
+            .insert(wallet.clone(), HOT_WALLET_STREAM_PARTS);
+    }
+
+    /// The head (last version) of each stream `event` would be appended to now, its wallets'
+    /// parts chosen: what a store reads before it writes the next versions.
+    pub fn heads_for(&self, event: &DomainEvent) -> Vec<(StreamId, u64)> {
+        let state = self.state();
+        streams_of(event)
+            .into_iter()
+            .map(|stream| {
+                let stream = state.part_of(stream);
+                let head = state.streams.get(&stream).map_or(0, Vec::len) as u64;
+                (stream, head)
+            })
+            .collect()
+    }
+
+    /// Appends `event` at the heads [`Self::heads_for`] read, as a store's conditional writes
+    /// do; nothing written, and the streams whose heads another append moved since, when
+    /// there are any.
+    pub fn append_at(
+        &self,
+        event: &DomainEvent,
+        heads: &[(StreamId, u64)],
+        now: DateTime<Utc>,
+    ) -> Result<AppendOutcome, Vec<StreamId>> {
+        let mut state = self.state();
+        if state.events.contains_key(event.event_id()) {
+            return Ok(AppendOutcome::Duplicate);
+        }
+        let moved: Vec<StreamId> = heads
+            .iter()
+            .filter(|(stream, head)| state.streams.get(stream).map_or(0, Vec::len) as u64 != *head)
+            .map(|(stream, _)| stream.clone())
+            .collect();
+        if !moved.is_empty() {
+            return Err(moved);
+        }
+        let streams = heads.iter().map(|(stream, _)| stream.clone()).collect();
+        Ok(state.append_to(event, streams, now, self.snapshot_every))
     }
 
     /// The versions that hold a snapshot of `stream`.
@@ -100,45 +218,11 @@ impl EventStore for InMemoryEventStore {
                 ),
             ));
         }
-        let mut positions = Vec::new();
-        for stream in streams_of(event) {
-            let entries = state.streams.entry(stream.clone()).or_default();
-            let entry = StreamEvent {
-                stream: stream.clone(),
-                version: entries.len() as u64 + 1,
-                event: event.clone(),
-                recorded_at: now,
-            };
-            entries.push(entry.clone());
-            positions.push((stream.clone(), entry.version));
-            if snapshot_due(entry.version, self.snapshot_every) {
-                let entries = entries.clone();
-                let snapshots = state.snapshots.entry(stream.clone()).or_default();
-                let start = snapshots
-                    .values()
-                    .next_back()
-                    .cloned()
-                    .unwrap_or_else(|| AggregateState::empty(&stream));
-                let tail = entries.iter().skip(start.version() as usize);
-                match start.replay(tail) {
-                    Ok(folded) => {
-                        snapshots.insert(entry.version, folded);
-                    }
-                    Err(error) => {
-                        tracing::warn!(stream = %stream, %error, "no snapshot: the stream does not fold")
-                    }
-                }
-            }
-        }
-        state.events.insert(
-            event.event_id().to_owned(),
-            RecordedEvent {
-                event: event.clone(),
-                recorded_at: now,
-                positions: positions.clone(),
-            },
-        );
-        Ok(AppendOutcome::Appended(positions))
+        let streams: Vec<StreamId> = streams_of(event)
+            .into_iter()
+            .map(|stream| state.part_of(stream))
+            .collect();
+        Ok(state.append_to(event, streams, now, self.snapshot_every))
     }
 
     async fn stream(&self, stream: &StreamId, after: u64) -> Result<Vec<StreamEvent>, StoreError> {
@@ -150,6 +234,11 @@ impl EventStore for InMemoryEventStore {
             .filter(|entry| entry.version > after)
             .cloned()
             .collect())
+    }
+
+    async fn wallet_parts(&self, wallet: &WalletId) -> Result<u16, StoreError> {
+        self.available()?;
+        Ok(self.state().wallet_parts.get(wallet).copied().unwrap_or(1))
     }
 
     async fn latest_snapshot(

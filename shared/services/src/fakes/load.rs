@@ -1,182 +1,49 @@
-//! Payments driven through the saga at rates no machine here reaches end to end: the in-memory
-//! ledger behind DynamoDB's item model ([`super::capacity`]), in virtual time. What the hot
-//! wallet simulation runs: many payers paying one payee, against the same load spread over many
-//! payees, each payment delivered as its queue and consumer deliver it: again when a run fails
-//! (after the saga's wait, or the visibility timeout), given up after the last delivery, or
-//! sent again as a fresh message when the saga says it is never to be given up.
+//! Payments driven through the saga and the audit trail at rates no machine here reaches end
+//! to end: the in-memory stores behind DynamoDB's item model ([`super::modelled`]), in virtual
+//! time. What the hot wallet simulation runs: many payers paying one payee, against the same
+//! load spread over many payees, each payment delivered as its queue and consumer deliver it:
+//! again when a run fails (after the saga's wait, or the visibility timeout), given up after
+//! the last delivery, or sent again as a fresh message when the saga says it is never to be
+//! given up; then each completed payment's event appended to the audit trail, as its consumer
+//! appends it (again a moment later while appends contend, never given up).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use tokio::time::Instant;
 
-use paysaga_domain::ports::{
-    BeginPayment, Contention, Ownership, PaymentLog, RecordStep, StoreError, WalletOwners,
-};
+use paysaga_domain::ports::{PaymentLog, StoreError};
 use paysaga_domain::{
-    IdempotencyKey, Money, PaymentId, PaymentLogEntry, PaymentRequest, PaymentStatus,
-    RequestChannel, StepPlan, WalletChange, WalletId,
+    DomainEvent, Money, PaymentId, PaymentRequest, PaymentStatus, RequestChannel, WalletId,
 };
 
-use super::capacity::{ItemLimits, ItemModel, ItemModelCounts, Refusal};
-use super::{InMemoryLedger, InMemoryProcessor, StaticConsent};
-use crate::contention::{self, ContentionRetry};
+use super::capacity::{ItemLimits, ItemModel, ItemModelCounts};
+use super::modelled::{Credits, ModelledEventStore, ModelledLedger, Streams};
+use super::{InMemoryEventStore, InMemoryLedger, InMemoryProcessor, StaticConsent};
+use crate::contention;
 use crate::saga::{Delivery, Redelivery, Saga, SagaSettings};
 
-/// The in-memory ledger with DynamoDB's limits on each item it writes: a step's transaction
-/// takes its log entry's item and every wallet item it changes, retried as the DynamoDB
-/// adapter retries it ([`ContentionRetry::STORE`]), then is applied.
-pub struct ModelledLedger {
-    ledger: InMemoryLedger,
-    model: ItemModel,
-    credits: Credits,
-}
-
-/// Where a wallet's credits go.
+/// Which design the stores follow: where a hot wallet's credits go, and its events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Credits {
-    /// Always on the wallet's own item: the design before credit shards, kept as the
-    /// simulation's baseline.
-    OnTheWalletsItem,
-    /// On the wallet's own item until they contend there, then on shards: the DynamoDB
-    /// adapter's design (`paysaga_aws::dynamodb::credit_shards`).
-    SpreadWhenHot,
+pub struct Design {
+    pub credits: Credits,
+    pub streams: Streams,
 }
 
-impl std::fmt::Debug for ModelledLedger {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ModelledLedger")
-            .field("model", &self.model.counts())
-            .finish_non_exhaustive()
-    }
-}
-
-impl ModelledLedger {
-    pub fn new(ledger: InMemoryLedger, limits: ItemLimits, credits: Credits) -> Self {
-        Self {
-            ledger,
-            model: ItemModel::new(limits),
-            credits,
-        }
-    }
-
-    pub fn ledger(&self) -> &InMemoryLedger {
-        &self.ledger
-    }
-
-    pub fn model(&self) -> &ItemModel {
-        &self.model
-    }
-
-    /// The items a step writes, as the tables key them: its log entry, and each wallet it
-    /// changes (a currency check is a read, which no transaction holds up); a credit to a
-    /// wallet whose credits are spread writes one of its shards, at random, as the DynamoDB
-    /// adapter does. With each item, the wallet it credits on the wallet's own item, if any.
-    fn items_of(&self, plan: &StepPlan) -> Vec<(String, Option<WalletId>)> {
-        let entry = &plan.entry;
-        let mut items = vec![(log_item(&entry.payment_id, entry.version), None)];
-        for effect in plan.wallet_effects() {
-            let wallet = &effect.wallet_id;
-            let item = match effect.change {
-                WalletChange::AcceptsCurrency(_) => continue,
-                WalletChange::Credit(_) => match self.ledger.credit_shards(wallet) {
-                    0 => (format!("wallets/{wallet}"), Some(wallet.clone())),
-                    shards => (
-                        format!("wallets/{wallet}#credits#{}", fastrand::u16(..shards)),
-                        None,
-                    ),
-                },
-                _ => (format!("wallets/{wallet}"), None),
-            };
-            items.push(item);
-        }
-        items
-    }
-}
-
-fn log_item(payment_id: &PaymentId, version: u32) -> String {
-    format!("payments/{payment_id}/{version}")
-}
-
-/// A write the model refused through every attempt, as the DynamoDB adapter reports it.
-fn refused(refusal: Refusal, attempts: u32) -> StoreError {
-    let contention = match refusal {
-        Refusal::Conflict { .. } => Contention::Conflict,
-        Refusal::Throttled { .. } => Contention::Throttled,
+impl Design {
+    /// One item takes a wallet's every credit, one stream its every event: the design before
+    /// hot wallets were spread, kept as the simulation's baseline.
+    pub const ONE_ITEM_ONE_STREAM: Self = Self {
+        credits: Credits::OnTheWalletsItem,
+        streams: Streams::OneStream,
     };
-    StoreError::Contended(
-        contention,
-        format!("cancelled {attempts} times, last: {refusal:?}"),
-    )
-}
-
-#[async_trait]
-impl PaymentLog for ModelledLedger {
-    async fn history(&self, id: &PaymentId) -> Result<Vec<PaymentLogEntry>, StoreError> {
-        self.ledger.history(id).await
-    }
-
-    async fn begin(
-        &self,
-        request: &PaymentRequest,
-        channel: RequestChannel,
-        idempotency_key: Option<&IdempotencyKey>,
-        now: DateTime<Utc>,
-    ) -> Result<BeginPayment, StoreError> {
-        self.model
-            .write(&log_item(request.payment_id(), 1))
-            .map_err(|refusal| refused(refusal, 1))?;
-        self.ledger
-            .begin(request, channel, idempotency_key, now)
-            .await
-    }
-
-    async fn record(&self, plan: &StepPlan) -> Result<RecordStep, StoreError> {
-        // As the DynamoDB adapter does: each attempt builds its items (a credit to a spread
-        // wallet picks a shard), and a credit that keeps losing on its wallet's own item
-        // spreads the wallet's credits.
-        let (mut attempt, mut lost_on_credited) = (0, 0);
-        loop {
-            let (items, credited): (Vec<String>, Vec<Option<WalletId>>) =
-                self.items_of(plan).into_iter().unzip();
-            if items.len() == 1 {
-                // A log entry alone is a PutItem of an item nobody else writes.
-                self.model
-                    .write(&items[0])
-                    .map_err(|refusal| refused(refusal, 1))?;
-                return self.ledger.record(plan).await;
-            }
-            let refusal = match self.model.transact(&items).await {
-                Ok(()) => return self.ledger.record(plan).await,
-                Err(refusal) => refusal,
-            };
-            attempt += 1;
-            let (Refusal::Conflict { index } | Refusal::Throttled { index }) = refusal;
-            if let Some(hot) = credited[index]
-                .as_ref()
-                .filter(|_| self.credits == Credits::SpreadWhenHot)
-            {
-                lost_on_credited += 1;
-                if lost_on_credited == contention::SPREAD_CREDITS_AFTER {
-                    self.ledger.spread_credits(hot);
-                    continue;
-                }
-            }
-            match ContentionRetry::STORE.backoff_after(attempt) {
-                Some(wait) => tokio::time::sleep(wait).await,
-                None => return Err(refused(refusal, attempt)),
-            }
-        }
-    }
-}
-
-#[async_trait]
-impl WalletOwners for ModelledLedger {
-    async fn ownership(&self, id: &WalletId) -> Result<Ownership, StoreError> {
-        self.ledger.ownership(id).await
-    }
+    /// The DynamoDB adapters' design: a wallet's credits and its stream spread once they
+    /// contend.
+    pub const SPREAD_WHEN_HOT: Self = Self {
+        credits: Credits::SpreadWhenHot,
+        streams: Streams::SpreadWhenHot,
+    };
 }
 
 /// What each payment of a load moves: 1.00 EUR.
@@ -227,12 +94,31 @@ pub struct LoadRun {
     pub sent_again: usize,
     /// Virtual time from the first request to the last completion.
     pub elapsed: Duration,
+    /// What the audit trail made of the completed payments' events.
+    pub audit: AuditRun,
+    /// Both stores' writes, as the item model saw them.
     pub model: ItemModelCounts,
     /// The ledger, to check the money with.
     pub ledger: Arc<ModelledLedger>,
+    /// The audit trail, to check the streams with.
+    pub events: Arc<ModelledEventStore>,
 }
 
-/// Percentiles of the time from a payment's request to its completion.
+/// What the audit trail made of a load: each completed payment's `PaymentCompleted` appended
+/// to its payment's, payer's and payee's streams.
+#[derive(Debug, Clone)]
+pub struct AuditRun {
+    pub appended: usize,
+    /// Events appended while the load was offered, a second (as
+    /// [`LoadRun::completed_per_second`]).
+    pub appended_per_second: f64,
+    /// From each payment's completion to its event's append.
+    pub lag: Latency,
+    /// Deliveries after a first that lost to other appends through every retry.
+    pub redelivered: usize,
+}
+
+/// Percentiles of a time each payment took.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Latency {
     pub p50: Duration,
@@ -263,15 +149,40 @@ struct Tally {
     redelivered: usize,
     sent_again: usize,
     dead_lettered: usize,
+    /// Each completed payment's completion and its event's append.
+    appended: Vec<(Instant, Instant)>,
+    audit_redelivered: usize,
 }
 
-/// Runs `load` against a ledger with `limits`, delivered as `deliveries` say, in tokio's time
-/// (paused in a test: virtual). Each payer holds what it pays; payees start empty; every wallet
-/// is euros, owned by the demo holder, and every payment is requested through the API.
+/// The stores a load runs against, and what it counts.
+struct Stores {
+    ledger: Arc<ModelledLedger>,
+    events: Arc<ModelledEventStore>,
+    processor: InMemoryProcessor,
+    consent: StaticConsent,
+    settings: SagaSettings,
+    tally: Mutex<Tally>,
+}
+
+impl Stores {
+    fn count(&self, change: impl FnOnce(&mut Tally)) {
+        change(
+            &mut self
+                .tally
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        );
+    }
+}
+
+/// Runs `load` against stores of `design` with `limits`, delivered as `deliveries` say, in
+/// tokio's time (paused in a test: virtual). Each payer holds what it pays; payees start empty;
+/// every wallet is euros, owned by the demo holder, and every payment is requested through the
+/// API.
 pub async fn run(
     load: Load,
     limits: ItemLimits,
-    credits: Credits,
+    design: Design,
     deliveries: Deliveries,
 ) -> LoadRun {
     let total = (load.payments_per_second * load.seconds) as usize;
@@ -298,15 +209,23 @@ pub async fn run(
         .iter()
         .map(|(id, funds)| (id.as_str(), *funds))
         .collect();
-    let ledger = Arc::new(ModelledLedger::new(
-        InMemoryLedger::euro_wallets(&named).await,
-        limits,
-        credits,
-    ));
-    let processor = Arc::new(InMemoryProcessor::default());
-    let consent = Arc::new(StaticConsent::demo());
-    let settings = Arc::new(SagaSettings::default());
-    let tally = Arc::new(Mutex::new(Tally::default()));
+    let model = Arc::new(ItemModel::new(limits));
+    let stores = Arc::new(Stores {
+        ledger: Arc::new(ModelledLedger::new(
+            InMemoryLedger::euro_wallets(&named).await,
+            model.clone(),
+            design.credits,
+        )),
+        events: Arc::new(ModelledEventStore::new(
+            InMemoryEventStore::new(paysaga_domain::history::DEFAULT_SNAPSHOT_EVERY),
+            model.clone(),
+            design.streams,
+        )),
+        processor: InMemoryProcessor::default(),
+        consent: StaticConsent::demo(),
+        settings: SagaSettings::default(),
+        tally: Mutex::new(Tally::default()),
+    });
     let eur = "EUR".parse().expect("EUR is a currency");
     let amount = Money::new(PAYMENT_MINOR_UNITS, eur).expect("an amount");
 
@@ -321,24 +240,14 @@ pub async fn run(
             amount,
         )
         .expect("a request");
-        let (ledger, processor, consent, settings, tally) = (
-            ledger.clone(),
-            processor.clone(),
-            consent.clone(),
-            settings.clone(),
-            tally.clone(),
-        );
+        let stores = stores.clone();
         let arrives = start + arrives;
         payments.push(tokio::spawn(async move {
             tokio::time::sleep_until(arrives).await;
-            let saga = Saga {
-                log: &*ledger,
-                processor: &*processor,
-                settings: &settings,
-                consent: &*consent,
-                wallets: &*ledger,
-            };
-            deliver(&saga, &request, arrives, deliveries, &tally).await;
+            let completed = deliver(&stores, &request, arrives, deliveries).await;
+            if let Some(completed) = completed {
+                audit(&stores, &request, completed).await;
+            }
         }));
     }
     for payment in payments {
@@ -347,7 +256,8 @@ pub async fn run(
             std::panic::resume_unwind(error.into_panic());
         }
     }
-    let tally = tally
+    let tally = stores
+        .tally
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     let last_done = tally.completed.iter().map(|(_, done)| *done).max();
@@ -358,6 +268,11 @@ pub async fn run(
         .filter(|(_, done)| *done <= last_request)
         .count();
     let offered_for = (last_request - start).as_secs_f64().max(f64::EPSILON);
+    let appended_while_offered = tally
+        .appended
+        .iter()
+        .filter(|(_, appended)| *appended <= last_request)
+        .count();
     LoadRun {
         submitted: total,
         completed: tally.completed.len(),
@@ -373,8 +288,21 @@ pub async fn run(
         dead_lettered: tally.dead_lettered,
         sent_again: tally.sent_again,
         elapsed,
-        model: ledger.model().counts(),
-        ledger,
+        audit: AuditRun {
+            appended: tally.appended.len(),
+            appended_per_second: appended_while_offered as f64 / offered_for,
+            lag: Latency::of(
+                tally
+                    .appended
+                    .iter()
+                    .map(|(completed, appended)| *appended - *completed)
+                    .collect(),
+            ),
+            redelivered: tally.audit_redelivered,
+        },
+        model: model.counts(),
+        ledger: stores.ledger.clone(),
+        events: stores.events.clone(),
     }
 }
 
@@ -398,20 +326,19 @@ const SEED: u64 = 22;
 /// The API's begin, then the saga on each delivery until the payment is terminal, as the
 /// saga's consumer and its queue would: a failed run comes back when [`Redelivery`] says (the
 /// visibility timeout when it says nothing), is given up after the last delivery, or, when it
-/// is never to be given up, is sent again as a fresh message.
+/// is never to be given up, is sent again as a fresh message. When it completed.
 async fn deliver(
-    saga: &Saga<'_>,
+    stores: &Stores,
     request: &PaymentRequest,
     requested: Instant,
     deliveries: Deliveries,
-    tally: &Mutex<Tally>,
-) {
-    let count = |change: &dyn Fn(&mut Tally)| {
-        change(
-            &mut tally
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner()),
-        );
+) -> Option<Instant> {
+    let saga = Saga {
+        log: &*stores.ledger,
+        processor: &stores.processor,
+        settings: &stores.settings,
+        consent: &stores.consent,
+        wallets: &*stores.ledger,
     };
     // The api's write; a 503 is retried by its client (same key) a moment later.
     while saga
@@ -430,27 +357,26 @@ async fn deliver(
             ..Delivery::default()
         };
         let wait = match saga.run(request, &delivery).await {
-            Ok(payment) => {
-                if payment.status == PaymentStatus::Completed {
-                    let now = Instant::now();
-                    count(&|tally| tally.completed.push((requested, now)));
-                }
-                return;
+            Ok(payment) if payment.status == PaymentStatus::Completed => {
+                let now = Instant::now();
+                stores.count(|tally| tally.completed.push((requested, now)));
+                return Some(now);
             }
+            Ok(_) => return None,
             Err(error) => error.redelivery(Utc::now()),
         };
         let last = receive_count >= deliveries.max_receive_count;
         let after = match wait {
             Redelivery::Never => {
-                count(&|tally| tally.dead_lettered += 1);
-                return;
+                stores.count(|tally| tally.dead_lettered += 1);
+                return None;
             }
             Redelivery::Again(_) if last => {
-                count(&|tally| tally.dead_lettered += 1);
-                return;
+                stores.count(|tally| tally.dead_lettered += 1);
+                return None;
             }
             Redelivery::Unfinished(after) if last => {
-                count(&|tally| tally.sent_again += 1);
+                stores.count(|tally| tally.sent_again += 1);
                 receive_count = 0;
                 after
             }
@@ -458,9 +384,37 @@ async fn deliver(
             Redelivery::Unfinished(after) if after.is_zero() => deliveries.visibility_timeout,
             Redelivery::Unfinished(after) => after,
         };
-        count(&|tally| tally.redelivered += 1);
+        stores.count(|tally| tally.redelivered += 1);
         receive_count += 1;
         tokio::time::sleep(after).await;
+    }
+}
+
+/// The audit trail's consumer, for the completed payment's event: appended (again after
+/// [`contention::redelivery_wait`] while appends contend, never given up, as its consumer sends
+/// it again rather than to a DLQ).
+async fn audit(stores: &Stores, request: &PaymentRequest, completed: Instant) {
+    let history = stores
+        .ledger
+        .history(request.payment_id())
+        .await
+        .expect("an in-memory history");
+    let event: DomainEvent = DomainEvent::announced_by(&history)
+        .expect("a completed payment's log announces it")
+        .expect("its outcome");
+    loop {
+        match stores.events.append(&event, Utc::now()).await {
+            Ok(_) => {
+                let now = Instant::now();
+                stores.count(|tally| tally.appended.push((completed, now)));
+                return;
+            }
+            Err(StoreError::Contended(..)) => {
+                stores.count(|tally| tally.audit_redelivered += 1);
+                tokio::time::sleep(contention::redelivery_wait()).await;
+            }
+            Err(error) => panic!("the modelled event store failed: {error}"),
+        }
     }
 }
 
@@ -480,7 +434,7 @@ mod tests {
                 seconds: 2,
             },
             ItemLimits::DYNAMODB,
-            Credits::SpreadWhenHot,
+            Design::SPREAD_WHEN_HOT,
             Deliveries::PAYMENTS_QUEUE,
         )
         .await;

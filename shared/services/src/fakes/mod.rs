@@ -745,6 +745,7 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 pub mod capacity;
 mod event_store;
 pub mod load;
+pub mod modelled;
 mod read_models;
 pub use event_store::InMemoryEventStore;
 pub use read_models::InMemoryReadModels;
