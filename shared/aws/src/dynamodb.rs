@@ -630,14 +630,7 @@ impl PaymentLog for DynamoDbLedger {
                 Attempt::Done(Transaction::ConditionFailed(index)) => changes[index - 1],
                 Attempt::Contended(reasons) => {
                     attempt += 1;
-                    let hot: Vec<&WalletId> = reasons
-                        .iter()
-                        .zip(&credited_items)
-                        .filter(|(reason, _)| {
-                            contention_of(std::slice::from_ref(*reason)).is_some()
-                        })
-                        .filter_map(|(_, credited)| *credited)
-                        .collect();
+                    let hot = contended_credits(&reasons, &credited_items);
                     if !hot.is_empty() {
                         lost_on_credited += 1;
                         if lost_on_credited == contention::SPREAD_AFTER {
@@ -790,6 +783,20 @@ fn is_condition_failure(reason: &CancellationReason) -> bool {
     reason.code() == Some("ConditionalCheckFailed")
 }
 
+/// The wallets credited on their own items (`credited[i]`: item `i`'s, if a credit) whose
+/// items a transaction lost on, for contention.
+fn contended_credits<'w>(
+    reasons: &[CancellationReason],
+    credited: &[Option<&'w WalletId>],
+) -> Vec<&'w WalletId> {
+    reasons
+        .iter()
+        .zip(credited)
+        .filter(|(reason, _)| contention_of(std::slice::from_ref(*reason)).is_some())
+        .filter_map(|(_, credited)| *credited)
+        .collect()
+}
+
 /// A transaction cancelled for contention `attempts` times, as its caller is told.
 fn contended(attempts: u32, reasons: &[CancellationReason]) -> StoreError {
     let text = format!(
@@ -887,6 +894,31 @@ mod tests {
             Some(Contention::Throttled)
         );
         assert_eq!(of(&["None", "ValidationError"]), None);
+    }
+
+    #[test]
+    fn only_a_credit_that_lost_on_its_wallets_own_item_counts_toward_spreading_it() {
+        use aws_sdk_dynamodb::types::CancellationReason;
+
+        let reason = |code: &str| CancellationReason::builder().code(code).build();
+        let payee = WalletId::parse("wal_b").unwrap();
+        // The log entry, the payer's debit, the payee's credit.
+        let credited = [None, None, Some(&payee)];
+        let lost_on_payee = [
+            reason("None"),
+            reason("None"),
+            reason("TransactionConflict"),
+        ];
+        assert_eq!(
+            super::contended_credits(&lost_on_payee, &credited),
+            [&payee]
+        );
+        let lost_on_payer = [
+            reason("None"),
+            reason("TransactionConflict"),
+            reason("None"),
+        ];
+        assert!(super::contended_credits(&lost_on_payer, &credited).is_empty());
     }
 
     mod request_tokens {

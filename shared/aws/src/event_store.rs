@@ -30,6 +30,7 @@
 //! `parts` item then): until it does, it appends to part 0, which is always right.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -39,8 +40,6 @@ use chrono::{DateTime, Utc};
 use tracing::warn;
 
 use super::dynamodb::{Item, build_error, contention_of, n, s, sdk_error};
-use std::sync::{Arc, Mutex, PoisonError};
-
 use paysaga_domain::history::{
     AggregateState, HOT_WALLET_STREAM_PARTS, RecordedEvent, StreamEvent, StreamId, snapshot_due,
     streams_of,

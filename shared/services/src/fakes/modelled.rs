@@ -202,7 +202,9 @@ pub const HEAD_READ: Duration = Duration::from_millis(5);
 /// writes the event's marker and an entry at head + 1 of each stream in one transaction; an
 /// entry whose version another append took meanwhile fails its condition, and the append
 /// reads the heads again. Retried as the adapter retries ([`ContentionRetry::STORE`]); an
-/// append that keeps losing on a wallet's stream spreads it ([`Streams::SpreadWhenHot`]).
+/// append that keeps losing on a wallet's stream spreads it ([`Streams::SpreadWhenHot`]). One
+/// process stands for all the audit trail's instances here, so every append knows a stream is
+/// spread as soon as one spread it (an instance of the adapter learns it at its first loss).
 pub struct ModelledEventStore {
     store: InMemoryEventStore,
     model: Arc<ItemModel>,
