@@ -5,7 +5,11 @@ use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
 use paysaga_aws::DynamoDbEventStore;
-use paysaga_domain::history::{DEFAULT_SNAPSHOT_EVERY, PaymentAggregate, WalletAggregate};
+use paysaga_domain::history::{
+    AggregateState, DEFAULT_SNAPSHOT_EVERY, PaymentAggregate, StreamId, WalletAggregate,
+    snapshot_due,
+};
+use paysaga_domain::ports::EventStore;
 use paysaga_domain::{PaymentId, PaymentStatus, WalletId};
 use paysaga_services::audit::{rebuild_payment, rebuild_wallet};
 
@@ -90,6 +94,62 @@ pub async fn wallet_matches_its_events(
         );
     }
     Ok(rebuilt)
+}
+
+/// Checks every part of a wallet's stream (one, unless appends to it contended and spread it):
+/// each numbered 1, 2, 3, ... without gaps or repeats, its latest snapshot at the last version
+/// due one (a snapshot every `every` versions), and no event in two parts. Answers what the
+/// parts hold.
+pub async fn wallet_stream_is_whole(
+    store: &DynamoDbEventStore,
+    wallet: &WalletId,
+    every: u64,
+) -> anyhow::Result<WholeStream> {
+    let parts = store.wallet_parts(wallet).await?;
+    let mut whole = WholeStream {
+        events: 0,
+        parts,
+        snapshotted_parts: 0,
+    };
+    let mut seen = std::collections::HashSet::new();
+    for part in 0..parts {
+        let stream = StreamId::wallet_part(wallet.clone(), part);
+        let entries = store.stream(&stream, 0).await?;
+        let versions: Vec<u64> = entries.iter().map(|entry| entry.version).collect();
+        let expected: Vec<u64> = (1..=entries.len() as u64).collect();
+        ensure!(
+            versions == expected,
+            "{stream}: gaps or repeats: {versions:?}"
+        );
+        for entry in &entries {
+            ensure!(
+                seen.insert(entry.event.event_id().to_owned()),
+                "{stream}: event {} is in another part too",
+                entry.event.event_id()
+            );
+        }
+        let snapshot = store.latest_snapshot(&stream).await?;
+        let due = (1..=entries.len() as u64)
+            .filter(|version| snapshot_due(*version, every))
+            .max();
+        ensure!(
+            snapshot.as_ref().map(AggregateState::version) == due,
+            "{stream}: the latest snapshot is at {:?}, due at {due:?}",
+            snapshot.as_ref().map(AggregateState::version)
+        );
+        whole.events += entries.len() as u64;
+        whole.snapshotted_parts += u16::from(snapshot.is_some());
+    }
+    Ok(whole)
+}
+
+/// What a wallet's stream holds, in all its parts ([`wallet_stream_is_whole`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WholeStream {
+    pub events: u64,
+    pub parts: u16,
+    /// Parts with a snapshot.
+    pub snapshotted_parts: u16,
 }
 
 /// Rebuilds a payment from its events and checks it against the payment the API serves:

@@ -299,6 +299,35 @@ impl Stack {
         Ok(seen.into_values().collect())
     }
 
+    /// The bodies of every message waiting in a queue of the wiring, each received once and
+    /// left there: hidden for `HIDDEN` (a few seconds) so that the next receive answers the
+    /// next ones, until a receive answers none. Unlike [`Self::peek`], it sees past the first ten
+    /// of a long queue; for a test that runs alone (the messages reappear after `HIDDEN`).
+    pub async fn every_message(&self, queue: &str) -> anyhow::Result<Vec<String>> {
+        const HIDDEN: i32 = 10;
+        let url = &self.wiring.queue(queue)?.url;
+        let mut bodies = HashMap::new();
+        loop {
+            let received = self
+                .sqs
+                .receive_message()
+                .queue_url(url)
+                .max_number_of_messages(10)
+                .visibility_timeout(HIDDEN)
+                .wait_time_seconds(0)
+                .send()
+                .await?;
+            if received.messages().is_empty() {
+                return Ok(bodies.into_values().collect());
+            }
+            for message in received.messages() {
+                if let Some(id) = message.message_id() {
+                    bodies.insert(id.to_owned(), message.body().unwrap_or_default().to_owned());
+                }
+            }
+        }
+    }
+
     /// Looks at a queue's messages without taking them (visibility 0) until one whose body
     /// contains `needle` shows up, or `deadline` passes; answers its string attributes (a dead
     /// letter's say why it failed).

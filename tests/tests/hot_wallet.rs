@@ -253,7 +253,7 @@ async fn two_thousand_payments_into_one_merchant_all_complete_and_add_up() -> an
 
     // Nothing given up: none of these payments' messages in a dead-letter queue, none parked.
     for queue in DEAD_LETTER_QUEUES {
-        let bodies = stack.peek(queue).await?;
+        let bodies = stack.every_message(queue).await?;
         ensure!(
             !bodies.iter().any(|body| body.contains(&merchant)),
             "a message about the merchant in {queue}"

@@ -156,7 +156,7 @@ async fn a_failing_and_killed_relay_loses_no_event_and_publishes_none_twice() ->
                 .ok())
         })
         .await?;
-        let events = store.stream(&StreamId::Wallet(wallet.clone()), 0).await?;
+        let events = paysaga_services::audit::wallet_events(&store, wallet).await?;
         let ids: Vec<&str> = events.iter().map(|event| event.event.event_id()).collect();
         let unique_ids: BTreeSet<&str> = ids.iter().copied().collect();
         ensure!(

@@ -38,7 +38,8 @@
 use chrono::{DateTime, Utc};
 
 use paysaga_domain::history::{
-    AggregateState, HistoryError, OperatorAggregate, PaymentAggregate, StreamId, WalletAggregate,
+    AggregateState, HistoryError, OperatorAggregate, PaymentAggregate, StreamEvent, StreamId,
+    WalletAggregate,
 };
 use paysaga_domain::ports::{AppendOutcome, EventStore, StoreError};
 use paysaga_domain::{DomainEvent, OperatorKey, Owner, PaymentId, WalletId};
@@ -106,6 +107,21 @@ pub async fn rebuild_wallet(
         }
     }
     Ok(WalletAggregate::combine(wallet_id, parts)?)
+}
+
+/// Every event of a wallet's stream, every part of it ([`StreamId::WalletPart`]): part 0 (the
+/// wallet's own stream) first, each part in version order. What a reader of a wallet's events
+/// reads, rather than its own stream alone.
+pub async fn wallet_events(
+    store: &dyn EventStore,
+    wallet_id: &WalletId,
+) -> Result<Vec<StreamEvent>, StoreError> {
+    let mut events = Vec::new();
+    for part in 0..store.wallet_parts(wallet_id).await? {
+        let stream = StreamId::wallet_part(wallet_id.clone(), part);
+        events.extend(store.stream(&stream, 0).await?);
+    }
+    Ok(events)
 }
 
 /// A payment rebuilt from its stream.
