@@ -20,14 +20,11 @@ use paysaga_domain::WalletId;
 use paysaga_domain::ports::EventStore;
 use paysaga_services::audit::rebuild_wallet;
 use paysaga_services::fakes::capacity::ItemLimits;
-use paysaga_services::fakes::load::{Deliveries, Design, Load, LoadRun, PAYMENT_MINOR_UNITS, run};
-
-const LOAD: Load = Load {
-    payers: 100,
-    payees: 100,
-    payments_per_second: 1_200,
-    seconds: 5,
+use paysaga_services::fakes::load::{
+    Deliveries, Design, HOT_WALLET_LOAD, Load, LoadRun, PAYMENT_MINOR_UNITS, run,
 };
+
+const LOAD: Load = HOT_WALLET_LOAD;
 
 async fn simulate(payees: usize, design: Design) -> LoadRun {
     let run = run(

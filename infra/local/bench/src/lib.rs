@@ -11,12 +11,16 @@
 //!   stack's rules deliver them to), for the whole system's figures.
 //! - [`throughput`]: payments through the API to completion on the local stack, and the
 //!   emulator's own call ceiling measured in the same run.
+//! - [`hot_wallet`]: payments/s into one payee against the same load spread over 100 payees,
+//!   simulated on DynamoDB's item model in virtual time, and on the local stack
+//!   ([`throughput::measure_hot_wallet`]).
 //! - [`report`]: the Markdown table on stdout and the JSON under `target/bench/`.
 
 pub mod calls;
 pub mod cold_start;
 pub mod cost;
 pub mod downstream;
+pub mod hot_wallet;
 pub mod instance;
 pub mod relay_feed;
 pub mod report;

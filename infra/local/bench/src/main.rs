@@ -8,6 +8,7 @@ use paysaga_bench::calls::Calls;
 use paysaga_bench::cold_start::{self, ColdStart};
 use paysaga_bench::cost::{self, Consumption, FunctionWork, PaymentWork};
 use paysaga_bench::downstream::{self, Capture, Downstream, PaymentIds};
+use paysaga_bench::hot_wallet::{self, HotWallet};
 use paysaga_bench::instance::{Binary, Instance};
 use paysaga_bench::relay_feed::PaymentLogStream;
 use paysaga_bench::report::{self, Bench, FlowFigures, PaymentCalls};
@@ -18,7 +19,8 @@ use paysaga_bench::throughput::{self, ThroughputConfig};
 use serde_json::json;
 
 /// Cold start and footprint per function, AWS calls and cost per payment, end-to-end
-/// throughput, on the running local stack (make bench starts it).
+/// throughput, on the running local stack (make bench starts it); a hot wallet's payments/s
+/// against the same load spread, simulated and on the local stack.
 #[derive(Debug, Parser)]
 #[command(name = "bench")]
 struct Options {
@@ -38,9 +40,13 @@ struct Options {
     payments: usize,
     #[arg(long, default_value_t = 8)]
     concurrency: usize,
+    /// Payments of each of the hot wallet's two end-to-end runs (into one payee, spread over
+    /// 100), from 100 payers round-robin, as many at once as the end-to-end run
+    #[arg(long, default_value_t = 500)]
+    hot_wallet_payments: usize,
     #[arg(long, default_value = "http://127.0.0.1:3000")]
     api_url: String,
-    /// Skip the end-to-end run
+    /// Skip the end-to-end runs (the hot wallet's simulation still runs)
     #[arg(long)]
     no_throughput: bool,
     #[arg(long, default_value = "target/bench")]
@@ -390,8 +396,8 @@ async fn run(
         })
         .collect();
 
-    let throughput = if options.no_throughput {
-        None
+    let (throughput, hot_wallet_throughput) = if options.no_throughput {
+        (None, None)
     } else {
         eprintln!(
             "bench: {} payments at concurrency {} through the API",
@@ -403,8 +409,28 @@ async fn run(
             api_url: options.api_url.clone(),
             wiring: options.wiring.clone(),
         };
-        Some(throughput::measure(&config).await?)
+        let measured = throughput::measure(&config).await?;
+        eprintln!(
+            "bench: hot wallet, {} payments into one payee, then spread over {}, through the API",
+            options.hot_wallet_payments,
+            throughput::SPREAD_PAYEES
+        );
+        let hot_wallet = throughput::measure_hot_wallet(&ThroughputConfig {
+            payments: options.hot_wallet_payments,
+            ..config
+        })
+        .await?;
+        (Some(measured), Some(hot_wallet))
     };
+    eprintln!(
+        "bench: hot wallet, simulated: {} payments/s for {} s from {} payers, into one payee and \
+         spread over {}",
+        hot_wallet::LOAD.payments_per_second,
+        hot_wallet::LOAD.seconds,
+        hot_wallet::LOAD.payers,
+        hot_wallet::LOAD.payees
+    );
+    let simulation = hot_wallet::simulate_in_the_background().await?;
 
     Ok(Bench {
         measured_at: chrono::Utc::now(),
@@ -424,6 +450,10 @@ async fn run(
         flows,
         prices: cost::PRICES,
         throughput,
+        hot_wallet: HotWallet {
+            simulation,
+            local_stack: hot_wallet_throughput,
+        },
     })
 }
 

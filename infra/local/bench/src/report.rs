@@ -10,6 +10,7 @@ use crate::calls::Calls;
 use crate::cold_start::ColdStart;
 use crate::cost::{CostReport, PaymentWork, Prices};
 use crate::downstream::Downstream;
+use crate::hot_wallet::HotWallet;
 use crate::subjects::{BARE_RUNTIME, RUNTIME_WITH_SDK};
 use crate::throughput::ThroughputReport;
 
@@ -84,6 +85,9 @@ pub struct Bench {
     pub flows: Vec<FlowFigures>,
     pub prices: Prices,
     pub throughput: Option<ThroughputReport>,
+    /// Payments/s into one payee against the same load spread: simulated every run, on the
+    /// local stack with the end-to-end run.
+    pub hot_wallet: HotWallet,
 }
 
 /// Targets of the issue that asked for the bench.
@@ -93,6 +97,10 @@ pub const ZIP_MB: f64 = 2.5;
 pub const CALLS_PER_PAYMENT: u32 = 10;
 pub const DOLLARS_PER_MILLION: f64 = 12.0;
 pub const THROUGHPUT_RATIO: f64 = 0.7;
+/// Issue 22's: payments/s (and, simulated, audit appends/s) into one payee, at AWS's scale, and
+/// against the same load spread over 100 payees.
+pub const HOT_WALLET_PER_SECOND: f64 = 1_000.0;
+pub const HOT_WALLET_RATIO: f64 = 0.8;
 
 /// CPU model and count, for the reader comparing runs.
 pub fn machine() -> String {
@@ -190,6 +198,59 @@ fn targets(bench: &Bench) -> Vec<Target> {
             ),
             measured: format!("{:.0} %", ratio * 100.0),
             met: ratio >= THROUGHPUT_RATIO,
+        });
+    }
+    targets.extend(hot_wallet_targets(&bench.hot_wallet));
+    targets
+}
+
+/// The hot wallet's targets: simulated, its payments and its audit appends; on the local
+/// stack, its payments.
+fn hot_wallet_targets(hot_wallet: &HotWallet) -> Vec<Target> {
+    let simulation = &hot_wallet.simulation;
+    let (hot, spread) = (&simulation.hot, &simulation.spread);
+    let mut targets = Vec::new();
+    for (what, hot, spread) in [
+        (
+            "payments/s",
+            hot.payments_per_second,
+            spread.payments_per_second,
+        ),
+        (
+            "audit appends/s",
+            hot.audit_appends_per_second,
+            spread.audit_appends_per_second,
+        ),
+    ] {
+        targets.push(Target {
+            what: format!(
+                "hot wallet, simulated: ≥ {HOT_WALLET_PER_SECOND:.0} {what} into one payee"
+            ),
+            measured: format!("{hot:.0}"),
+            met: hot >= HOT_WALLET_PER_SECOND,
+        });
+        let ratio = hot / spread;
+        targets.push(Target {
+            what: format!(
+                "hot wallet, simulated: {what} ≥ {HOT_WALLET_RATIO}× the load spread over {} payees",
+                simulation.spread.payees
+            ),
+            measured: format!("{ratio:.2}× ({hot:.0} against {spread:.0})"),
+            met: ratio >= HOT_WALLET_RATIO,
+        });
+    }
+    if let Some(local) = &hot_wallet.local_stack {
+        let ratio = local.ratio();
+        targets.push(Target {
+            what: format!(
+                "hot wallet, local stack: payments/s ≥ {HOT_WALLET_RATIO}× the load spread over {} payees",
+                local.spread.payees
+            ),
+            measured: format!(
+                "{ratio:.2}× ({:.1} against {:.1})",
+                local.hot.payments_per_second, local.spread.payments_per_second
+            ),
+            met: ratio >= HOT_WALLET_RATIO,
         });
     }
     targets
@@ -420,6 +481,8 @@ pub fn markdown(bench: &Bench) -> String {
         );
     }
 
+    hot_wallet_section(&mut out, &bench.hot_wallet);
+
     let _ = writeln!(out, "\nTargets:\n");
     let _ = writeln!(out, "| target | measured | |");
     let _ = writeln!(out, "|---|---|---|");
@@ -555,4 +618,246 @@ fn whole_system(out: &mut String, bench: &Bench) {
          system; the targets below are the payment path's.",
         crate::cost::WHOLE_SYSTEM_ASSUMPTIONS.join("; ")
     );
+}
+
+/// Payments into one payee against the same load spread: the simulation's three runs, and the
+/// local stack's two when it ran them.
+fn hot_wallet_section(out: &mut String, hot_wallet: &HotWallet) {
+    let simulation = &hot_wallet.simulation;
+    let _ = writeln!(
+        out,
+        "\n**Hot wallet** (issue 22): payments into one payee against the same load spread over \
+         {} payees.",
+        simulation.spread.payees
+    );
+    let _ = writeln!(
+        out,
+        "\nSimulated on DynamoDB's item model in virtual time (`paysaga_services::fakes::load`, \
+         the load of `shared/services/tests/hot_wallet.rs`): {} payers, {} payments/s arriving \
+         at random for {} s, each delivered as the payments queue delivers it and its event \
+         appended to the audit trail; rates while the load is offered:\n",
+        simulation.payers, simulation.payments_per_second_offered, simulation.seconds
+    );
+    let _ = writeln!(
+        out,
+        "| payees | design | completed | payments/s | latency p50 / p99 ms | audit appends/s | audit lag p99 ms | redelivered | dead-lettered |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|");
+    for (label, run) in [
+        ("spread", &simulation.spread),
+        ("hot", &simulation.hot),
+        ("baseline, no target", &simulation.baseline),
+    ] {
+        let _ = writeln!(
+            out,
+            "| {} ({label}) | `{}` | {} of {} | {:.0} | {:.0} / {:.0} | {:.0} | {:.0} | {} | {} |",
+            run.payees,
+            run.design,
+            run.completed,
+            run.submitted,
+            run.payments_per_second,
+            run.latency_ms.p50,
+            run.latency_ms.p99,
+            run.audit_appends_per_second,
+            run.audit_lag_ms.p99,
+            run.redelivered,
+            run.dead_lettered
+        );
+    }
+    if let Some(local) = &hot_wallet.local_stack {
+        let _ = writeln!(
+            out,
+            "\nOn the local stack: {} payments through the API to completion, {} at a time, from \
+             {} payers round-robin in both runs (payment n from payer n mod {}; spread, to payee \
+             n mod {}), fresh wallets for each run:\n",
+            local.payments, local.concurrency, local.payers, local.payers, local.spread.payees
+        );
+        let _ = writeln!(
+            out,
+            "| payees | completed | failed | payments/s | latency p50 / p95 / p99 / max ms |"
+        );
+        let _ = writeln!(out, "|---|---|---|---|---|");
+        for (label, run) in [("hot", &local.hot), ("spread", &local.spread)] {
+            let latency = &run.completion_latency_ms;
+            let _ = writeln!(
+                out,
+                "| {} ({label}) | {} | {} | {:.1} | {:.0} / {:.0} / {:.0} / {:.0} |",
+                run.payees,
+                run.completed,
+                run.failed,
+                run.payments_per_second,
+                latency.p50,
+                latency.p95,
+                latency.p99,
+                latency.max
+            );
+        }
+        let _ = writeln!(out, "\nHot against spread: {:.2}×.", local.ratio());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hot_wallet::{HotWalletSimulation, SimulatedLatency, SimulatedRun};
+    use crate::throughput::{HotWalletRun, HotWalletThroughput, Percentiles};
+
+    fn simulated(payees: usize, design: &str, payments: f64, appends: f64) -> SimulatedRun {
+        SimulatedRun {
+            payees,
+            design: design.to_owned(),
+            submitted: 6_000,
+            completed: 6_000,
+            payments_per_second: payments,
+            latency_ms: SimulatedLatency {
+                p50: 12.4,
+                p99: 48.6,
+                max: 90.0,
+            },
+            audit_appends_per_second: appends,
+            audit_lag_ms: SimulatedLatency {
+                p50: 5.0,
+                p99: 31.2,
+                max: 40.0,
+            },
+            redelivered: 3,
+            dead_lettered: 0,
+        }
+    }
+
+    fn local(payees: usize, payments_per_second: f64) -> HotWalletRun {
+        HotWalletRun {
+            payees,
+            completed: 500,
+            failed: 0,
+            elapsed_seconds: 500.0 / payments_per_second,
+            payments_per_second,
+            completion_latency_ms: Percentiles {
+                p50: 310.0,
+                p95: 620.0,
+                p99: 900.0,
+                max: 1_200.0,
+            },
+        }
+    }
+
+    fn hot_wallet(hot_payments: f64, local_stack: Option<HotWalletThroughput>) -> HotWallet {
+        HotWallet {
+            simulation: HotWalletSimulation {
+                payers: 100,
+                payments_per_second_offered: 1_200,
+                seconds: 5,
+                spread: simulated(100, "SPREAD_WHEN_HOT", 1_187.0, 1_179.0),
+                hot: simulated(1, "SPREAD_WHEN_HOT", hot_payments, 1_098.0),
+                baseline: simulated(1, "ONE_ITEM_ONE_STREAM", 99.0, 56.0),
+            },
+            local_stack,
+        }
+    }
+
+    fn local_stack(hot: f64, spread: f64) -> HotWalletThroughput {
+        HotWalletThroughput {
+            payments: 500,
+            concurrency: 8,
+            payers: 100,
+            hot: local(1, hot),
+            spread: local(100, spread),
+        }
+    }
+
+    fn verdicts(hot_wallet: &HotWallet) -> Vec<(String, String, bool)> {
+        hot_wallet_targets(hot_wallet)
+            .into_iter()
+            .map(|target| (target.what, target.measured, target.met))
+            .collect()
+    }
+
+    #[test]
+    fn the_hot_wallet_section_shows_the_simulation_and_the_local_stack() {
+        let mut out = String::new();
+        hot_wallet_section(
+            &mut out,
+            &hot_wallet(1_172.0, Some(local_stack(18.0, 20.0))),
+        );
+        for line in [
+            "**Hot wallet** (issue 22): payments into one payee against the same load spread over 100 payees.",
+            "| 100 (spread) | `SPREAD_WHEN_HOT` | 6000 of 6000 | 1187 | 12 / 49 | 1179 | 31 | 3 | 0 |",
+            "| 1 (hot) | `SPREAD_WHEN_HOT` | 6000 of 6000 | 1172 | 12 / 49 | 1098 | 31 | 3 | 0 |",
+            "| 1 (baseline, no target) | `ONE_ITEM_ONE_STREAM` | 6000 of 6000 | 99 | 12 / 49 | 56 | 31 | 3 | 0 |",
+            "| 1 (hot) | 500 | 0 | 18.0 | 310 / 620 / 900 / 1200 |",
+            "| 100 (spread) | 500 | 0 | 20.0 | 310 / 620 / 900 / 1200 |",
+            "Hot against spread: 0.90×.",
+        ] {
+            assert!(out.lines().any(|shown| shown == line), "{line}\n\n{out}");
+        }
+        assert!(
+            out.contains(
+                "from 100 payers round-robin in both runs (payment n from payer n mod 100"
+            ),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn without_the_end_to_end_runs_the_section_is_the_simulations() {
+        let hot_wallet = hot_wallet(1_172.0, None);
+        let mut out = String::new();
+        hot_wallet_section(&mut out, &hot_wallet);
+        assert!(out.contains("| 1 (hot) | `SPREAD_WHEN_HOT` |"), "{out}");
+        assert!(!out.contains("On the local stack"), "{out}");
+        assert_eq!(verdicts(&hot_wallet).len(), 4);
+    }
+
+    #[test]
+    fn the_hot_wallet_targets_pass_at_a_thousand_a_second_and_four_fifths_of_the_spread_load() {
+        let passing = hot_wallet(1_172.0, Some(local_stack(18.0, 20.0)));
+        assert_eq!(
+            verdicts(&passing),
+            [
+                (
+                    "hot wallet, simulated: ≥ 1000 payments/s into one payee".to_owned(),
+                    "1172".to_owned(),
+                    true
+                ),
+                (
+                    "hot wallet, simulated: payments/s ≥ 0.8× the load spread over 100 payees"
+                        .to_owned(),
+                    "0.99× (1172 against 1187)".to_owned(),
+                    true
+                ),
+                (
+                    "hot wallet, simulated: ≥ 1000 audit appends/s into one payee".to_owned(),
+                    "1098".to_owned(),
+                    true
+                ),
+                (
+                    "hot wallet, simulated: audit appends/s ≥ 0.8× the load spread over 100 payees"
+                        .to_owned(),
+                    "0.93× (1098 against 1179)".to_owned(),
+                    true
+                ),
+                (
+                    "hot wallet, local stack: payments/s ≥ 0.8× the load spread over 100 payees"
+                        .to_owned(),
+                    "0.90× (18.0 against 20.0)".to_owned(),
+                    true
+                ),
+            ]
+        );
+
+        // Below 1,000/s but within 0.8× of the spread load; on the local stack below 0.8×.
+        let missing = hot_wallet(950.0, Some(local_stack(15.0, 20.0)));
+        let met: Vec<bool> = verdicts(&missing)
+            .into_iter()
+            .map(|(_, _, met)| met)
+            .collect();
+        assert_eq!(met, [false, true, true, true, false]);
+
+        // A run that completed nothing is a miss, not a pass.
+        let nothing = hot_wallet(1_172.0, Some(local_stack(f64::NAN, 20.0)));
+        assert_eq!(
+            verdicts(&nothing).last().map(|(_, _, met)| *met),
+            Some(false)
+        );
+    }
 }

@@ -37,6 +37,14 @@
 //! receive and delete around them are done, as the event source mapping does them, but not
 //! counted, so that the ceiling in calls ÷ the functions' calls per payment is payments a
 //! second. The payments' own wallets and logs stay, as any client's would.
+//!
+//! **Hot wallet** ([`measure_hot_wallet`], after the run above). The same `N` payments twice,
+//! as above (fresh wallets, funded payers, `C` in flight, the same observer and figures): from
+//! [`HOT_WALLET_PAYERS`] (100) payers into one payee, then from as many payers spread over
+//! [`SPREAD_PAYEES`] (100) payees. Here the payers are exactly 100 in both runs, each making
+//! every 100th payment (payment `n` from payer `n % 100`, to payee `n % 100` in the spread
+//! run), rather than `P` of them as above: the payers contend alike in both runs, and only the
+//! payees differ. The target compares the two runs' payments/s.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
@@ -111,6 +119,46 @@ pub struct EmulatorCeiling {
     pub seconds: f64,
 }
 
+/// The same payments twice on the local stack, into one payee and spread over many
+/// ([`measure_hot_wallet`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct HotWalletThroughput {
+    /// Payments of each run.
+    pub payments: usize,
+    pub concurrency: usize,
+    /// Payers of each run, round-robin: payment `n` from payer `n % payers`.
+    pub payers: usize,
+    /// Into one payee.
+    pub hot: HotWalletRun,
+    /// Over [`SPREAD_PAYEES`] payees.
+    pub spread: HotWalletRun,
+}
+
+impl HotWalletThroughput {
+    /// The hot run's payments/s over the spread run's (NaN when either completed nothing).
+    pub fn ratio(&self) -> f64 {
+        self.hot.payments_per_second / self.spread.payments_per_second
+    }
+}
+
+/// One run of [`HotWalletThroughput`]: its payees, and its payments' figures as
+/// [`ThroughputReport`]'s.
+#[derive(Debug, Clone, Serialize)]
+pub struct HotWalletRun {
+    pub payees: usize,
+    pub completed: usize,
+    pub failed: usize,
+    pub elapsed_seconds: f64,
+    /// `completed / elapsed_seconds`.
+    pub payments_per_second: f64,
+    pub completion_latency_ms: Percentiles,
+}
+
+/// Payers of each hot wallet run: the simulation's load's ([`crate::hot_wallet::LOAD`]).
+pub const HOT_WALLET_PAYERS: usize = crate::hot_wallet::LOAD.payers;
+/// Payees of the hot wallet's spread run: the simulation's load's.
+pub const SPREAD_PAYEES: usize = crate::hot_wallet::LOAD.payees;
+
 /// Every payment moves this much (1.00 EUR): far below every limit.
 const PAYMENT_MINOR_UNITS: u64 = 100;
 const CURRENCY: &str = "EUR";
@@ -159,20 +207,8 @@ const CEILING_CALLS_PER_ITERATION: u64 = 8;
 /// Fails when an API request fails for good, when payments stop ending for
 /// `COMPLETION_STALL_LIMIT` (150 s), or when a ceiling call fails.
 pub async fn measure(config: &ThroughputConfig) -> anyhow::Result<ThroughputReport> {
-    ensure!(
-        config.payments > 0,
-        "throughput: payments must be at least 1"
-    );
-    ensure!(
-        config.concurrency > 0,
-        "throughput: concurrency must be at least 1"
-    );
+    let api = client(config)?;
     let wiring = Wiring::load(&config.wiring)?;
-    let local_dir = config
-        .wiring
-        .parent()
-        .context("the wiring file is in the local stack's folder")?;
-    let api = Api::new(&config.api_url, local_dir)?;
     warn_if_processor_is_tuned(&api.http, &wiring).await;
 
     let run = run_id();
@@ -182,31 +218,7 @@ pub async fn measure(config: &ThroughputConfig) -> anyhow::Result<ThroughputRepo
         config.concurrency,
         saga_messages_in_flight(&wiring),
     );
-    eprintln!(
-        "throughput: opening {} wallets ({} payers funded)",
-        2 * wallets.payers,
-        wallets.payers
-    );
-    open_wallets(&api, &wallets, config.concurrency).await?;
-
-    eprintln!(
-        "throughput: {} payments at concurrency {}",
-        config.payments, config.concurrency
-    );
-    let (first_submit, finals) = run_payments(&api, &wallets, config).await?;
-    let outcome = PaymentsOutcome::of(first_submit, &finals);
-    if outcome.failed > 0 {
-        let reasons: Vec<&str> = finals
-            .iter()
-            .filter_map(|payment| payment.failure.as_deref())
-            .take(3)
-            .collect();
-        eprintln!(
-            "throughput: warning: {} payments FAILED, e.g. {}",
-            outcome.failed,
-            reasons.join("; ")
-        );
-    }
+    let outcome = pay(&api, &wallets, config.concurrency).await?;
 
     // As many call chains at once as the system can have in flight: the clients' requests and
     // the messages the saga's pollers hold.
@@ -227,6 +239,94 @@ pub async fn measure(config: &ThroughputConfig) -> anyhow::Result<ThroughputRepo
         completion_latency_ms: outcome.latency_ms,
         emulator,
     })
+}
+
+/// The same `config.payments` payments twice, from [`HOT_WALLET_PAYERS`] payers round-robin
+/// (fewer when there are fewer payments):
+/// into one payee (the hot wallet), then spread over [`SPREAD_PAYEES`] payees; fresh wallets
+/// for each, `config.concurrency` requests in flight, figures as [`measure`]'s payments (see
+/// the module documentation). Fails as [`measure`]'s payments do.
+pub async fn measure_hot_wallet(config: &ThroughputConfig) -> anyhow::Result<HotWalletThroughput> {
+    let api = client(config)?;
+    let mut runs = Vec::new();
+    let mut payers = HOT_WALLET_PAYERS;
+    for (name, payees) in [("hot", 1), ("spread", SPREAD_PAYEES)] {
+        let wallets =
+            WalletPlan::round_robin(&run_id(), config.payments, HOT_WALLET_PAYERS, payees);
+        payers = wallets.payers;
+        eprintln!(
+            "throughput: hot wallet, {name}: {} payments from {payers} payers into {payees} \
+             payee(s)",
+            config.payments
+        );
+        let outcome = pay(&api, &wallets, config.concurrency).await?;
+        runs.push(HotWalletRun {
+            payees,
+            completed: outcome.completed,
+            failed: outcome.failed,
+            elapsed_seconds: outcome.elapsed_seconds,
+            payments_per_second: outcome.payments_per_second,
+            completion_latency_ms: outcome.latency_ms,
+        });
+    }
+    let spread = runs.pop().context("the spread run")?;
+    let hot = runs.pop().context("the hot run")?;
+    Ok(HotWalletThroughput {
+        payments: config.payments,
+        concurrency: config.concurrency,
+        payers,
+        hot,
+        spread,
+    })
+}
+
+/// The API of `config`'s local stack, as the bench's caller (and its operator), once the
+/// counts are checked.
+fn client(config: &ThroughputConfig) -> anyhow::Result<Api> {
+    ensure!(
+        config.payments > 0,
+        "throughput: payments must be at least 1"
+    );
+    ensure!(
+        config.concurrency > 0,
+        "throughput: concurrency must be at least 1"
+    );
+    let local_dir = config
+        .wiring
+        .parent()
+        .context("the wiring file is in the local stack's folder")?;
+    Api::new(&config.api_url, local_dir)
+}
+
+/// Opens and funds `plan`'s wallets, then runs its payments to completion, `concurrency` at a
+/// time: their figures.
+async fn pay(api: &Api, plan: &WalletPlan, concurrency: usize) -> anyhow::Result<PaymentsOutcome> {
+    eprintln!(
+        "throughput: opening {} wallets ({} payers funded)",
+        plan.payers + plan.payees,
+        plan.payers
+    );
+    open_wallets(api, plan, concurrency).await?;
+
+    eprintln!(
+        "throughput: {} payments at concurrency {concurrency}",
+        plan.payments
+    );
+    let (first_submit, finals) = run_payments(api, plan, concurrency).await?;
+    let outcome = PaymentsOutcome::of(first_submit, &finals);
+    if outcome.failed > 0 {
+        let reasons: Vec<&str> = finals
+            .iter()
+            .filter_map(|payment| payment.failure.as_deref())
+            .take(3)
+            .collect();
+        eprintln!(
+            "throughput: warning: {} payments FAILED, e.g. {}",
+            outcome.failed,
+            reasons.join("; ")
+        );
+    }
+    Ok(outcome)
 }
 
 /// A short id that keeps this run's wallets, keys and scratch data apart from any other's.
@@ -494,18 +594,27 @@ async fn warn_if_processor_is_tuned(http: &reqwest::Client, wiring: &Wiring) {
 struct WalletPlan {
     run: String,
     payments: usize,
-    /// Payers, and as many payees.
     payers: usize,
+    payees: usize,
 }
 
 impl WalletPlan {
+    /// The end-to-end run's: each payer used by at most every `P`-th payment (see the module
+    /// documentation), and as many payees, each paid by one payer.
     /// `saga_in_flight`: messages the saga handles at once (a batch is handled concurrently).
     fn new(run: &str, payments: usize, concurrency: usize, saga_in_flight: usize) -> Self {
         let payers = (2 * concurrency.max(saga_in_flight)).clamp(1, payments.max(1));
+        Self::round_robin(run, payments, payers, payers)
+    }
+
+    /// `payers` paying `payees`, each round-robin: payment `n` from payer `n % payers` to payee
+    /// `n % payees`. No more payers than payments, so every payer pays (and is funded).
+    fn round_robin(run: &str, payments: usize, payers: usize, payees: usize) -> Self {
         Self {
             run: run.to_owned(),
             payments,
-            payers,
+            payers: payers.clamp(1, payments.max(1)),
+            payees: payees.max(1),
         }
     }
 
@@ -517,10 +626,13 @@ impl WalletPlan {
         format!("wal_bench_{}_payee_{index}", self.run)
     }
 
-    /// Payer and payee of payment `payment`: consecutive payments use different payers.
+    /// Payer and payee of payment `payment`: consecutive payments use different payers (and
+    /// different payees, when there are more than one).
     fn parties(&self, payment: usize) -> (String, String) {
-        let payer = payment % self.payers;
-        (self.payer(payer), self.payee(payer))
+        (
+            self.payer(payment % self.payers),
+            self.payee(payment % self.payees),
+        )
     }
 
     /// How many payments payer `index` makes.
@@ -548,7 +660,8 @@ fn saga_messages_in_flight(wiring: &Wiring) -> usize {
 
 async fn open_wallets(api: &Api, plan: &WalletPlan, concurrency: usize) -> anyhow::Result<()> {
     let ids: Vec<String> = (0..plan.payers)
-        .flat_map(|index| [plan.payer(index), plan.payee(index)])
+        .map(|index| plan.payer(index))
+        .chain((0..plan.payees).map(|index| plan.payee(index)))
         .collect();
     stream::iter(ids.iter().map(|id| api.open_wallet(id)))
         .buffer_unordered(concurrency)
@@ -567,23 +680,23 @@ async fn open_wallets(api: &Api, plan: &WalletPlan, concurrency: usize) -> anyho
     Ok(())
 }
 
-/// Submits the payments, `concurrency` at a time, while one observer waits for them to end.
-/// Returns the client's clock just before the first submission, and every final payment.
+/// Submits `plan`'s payments, `concurrency` at a time, while one observer waits for them to
+/// end. Returns the client's clock just before the first submission, and every final payment.
 async fn run_payments(
     api: &Api,
     plan: &WalletPlan,
-    config: &ThroughputConfig,
+    concurrency: usize,
 ) -> anyhow::Result<(DateTime<Utc>, Vec<FinalPayment>)> {
     let (accepted, to_observe) = mpsc::unbounded_channel();
     let first_submit = Utc::now();
     let submit = async move {
-        let mut submissions = stream::iter(0..config.payments)
+        let mut submissions = stream::iter(0..plan.payments)
             .map(|index| {
                 let (from, to) = plan.parties(index);
                 let key = format!("bench-{}-payment-{index}", plan.run);
                 async move { api.submit_payment(&from, &to, &key).await }
             })
-            .buffer_unordered(config.concurrency);
+            .buffer_unordered(concurrency);
         while let Some(payment_id) = submissions.next().await {
             // The observer only goes away with an error, which `try_join` reports.
             let _ = accepted.send(payment_id?);
@@ -591,7 +704,7 @@ async fn run_payments(
         anyhow::Ok(())
         // `accepted` is dropped here: the observer stops once it has seen every payment end.
     };
-    let ((), finals) = tokio::try_join!(submit, observe(api, to_observe, config.payments))?;
+    let ((), finals) = tokio::try_join!(submit, observe(api, to_observe, plan.payments))?;
     Ok((first_submit, finals))
 }
 
@@ -1360,6 +1473,31 @@ mod tests {
         for (index, count) in made.into_iter().enumerate() {
             assert_eq!(plan.funding(index), count as u64 * PAYMENT_MINOR_UNITS);
         }
+    }
+
+    #[test]
+    fn the_hot_wallet_runs_differ_in_their_payees_alone() {
+        let hot = WalletPlan::round_robin("h", 500, HOT_WALLET_PAYERS, 1);
+        let spread = WalletPlan::round_robin("s", 500, HOT_WALLET_PAYERS, SPREAD_PAYEES);
+        assert_eq!((hot.payers, spread.payers, spread.payees), (100, 100, 100));
+        for payment in 0..500 {
+            let payer = payment % 100;
+            // Each payer makes every 100th payment, in both runs.
+            assert_eq!(hot.parties(payment).0, hot.payer(payer));
+            assert_eq!(spread.parties(payment).0, spread.payer(payer));
+            assert_eq!(hot.parties(payment).1, hot.payee(0));
+            assert_eq!(spread.parties(payment).1, spread.payee(payer));
+        }
+        for index in 0..100 {
+            assert_eq!(hot.funding(index), 5 * PAYMENT_MINOR_UNITS);
+            assert_eq!(spread.funding(index), 5 * PAYMENT_MINOR_UNITS);
+        }
+        // Fresh wallets for each run.
+        assert_ne!(hot.payer(0), spread.payer(0));
+        // Fewer payments than payers: every payer pays, none is funded with nothing.
+        let few = WalletPlan::round_robin("f", 30, HOT_WALLET_PAYERS, 1);
+        assert_eq!(few.payers, 30);
+        assert!((0..few.payers).all(|index| few.funding(index) == PAYMENT_MINOR_UNITS));
     }
 
     #[test]

@@ -58,6 +58,16 @@ pub struct Load {
     pub seconds: u32,
 }
 
+/// The hot wallet simulation's load (`shared/services/tests/hot_wallet.rs`, and `make bench`'s):
+/// 100 payers paying 100 payees, 1,200 payments a second arriving at random for 5 s; into one
+/// wallet, the same load with `payees: 1`.
+pub const HOT_WALLET_LOAD: Load = Load {
+    payers: 100,
+    payees: 100,
+    payments_per_second: 1_200,
+    seconds: 5,
+};
+
 /// How the queue delivers each payment: as the template's payments queue does.
 #[derive(Debug, Clone, Copy)]
 pub struct Deliveries {
