@@ -32,7 +32,7 @@ use lambda_toolkit::env::{ConfigError, Environment};
 use lambda_toolkit::metrics::InvocationMetrics;
 use paysaga_aws::OutboxRecord;
 use paysaga_domain::PaymentLogEntry;
-use paysaga_domain::ports::{DeadlineChecks, EventPublisher, PaymentLog};
+use paysaga_domain::ports::{DeadlineChecks, EventPublisher, PaymentHistory};
 use paysaga_services::relay::{self, Record, Written};
 use tracing::{error, warn};
 
@@ -41,7 +41,7 @@ pub use set_aside::{SetAside, SetAsideError, UnreadableRecord};
 /// What the relay may touch.
 pub struct EventRelay {
     /// The payments' logs, read back to fold an outcome.
-    pub log: Arc<dyn PaymentLog>,
+    pub log: Arc<dyn PaymentHistory>,
     /// The bus.
     pub events: Arc<dyn EventPublisher>,
     /// Where each payment's deadline check is scheduled, from its request's record.

@@ -31,8 +31,8 @@ use lambda_toolkit::aws::dynamodb::{self, SdkFailure};
 pub(crate) use lambda_toolkit::aws::dynamodb::{Item, is_conditional_check_failure, n, s};
 use paysaga_domain::money::MAX_MINOR_UNITS;
 use paysaga_domain::ports::{
-    BeginPayment, Contention, Deposit, DepositOutcome, OpenWallet, Ownership, PaymentLog,
-    RecordStep, StoreError, WalletOwners, WalletStore,
+    BeginPayment, Contention, Deposit, DepositOutcome, OpenWallet, Ownership, PaymentHistory,
+    PaymentLog, RecordStep, StoreError, WalletOwners, WalletStore,
 };
 use paysaga_domain::{
     Currency, DepositId, DomainEvent, IdempotencyKey, Money, Owner, PaymentId, PaymentLogEntry,
@@ -502,7 +502,7 @@ impl DynamoDbLedger {
 }
 
 #[async_trait]
-impl PaymentLog for DynamoDbLedger {
+impl PaymentHistory for DynamoDbLedger {
     async fn history(&self, id: &PaymentId) -> Result<Vec<PaymentLogEntry>, StoreError> {
         let mut entries = Vec::new();
         let mut start_key = None;
@@ -527,7 +527,10 @@ impl PaymentLog for DynamoDbLedger {
             }
         }
     }
+}
 
+#[async_trait]
+impl PaymentLog for DynamoDbLedger {
     async fn begin(
         &self,
         request: &PaymentRequest,

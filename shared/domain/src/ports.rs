@@ -182,11 +182,17 @@ pub trait WalletStore: WalletOwners {
     ) -> Result<DepositOutcome, StoreError>;
 }
 
-/// The append-only, versioned log of each payment, and the wallet changes that go with it.
+/// Reads each payment's log: all a caller needs that only announces what was written (the
+/// event relay), so that it links none of the writes.
 #[async_trait]
-pub trait PaymentLog: Send + Sync {
+pub trait PaymentHistory: Send + Sync {
     /// Every entry of a payment's log, by version; empty when the payment is unknown.
     async fn history(&self, id: &PaymentId) -> Result<Vec<PaymentLogEntry>, StoreError>;
+}
+
+/// The append-only, versioned log of each payment, and the wallet changes that go with it.
+#[async_trait]
+pub trait PaymentLog: PaymentHistory {
     /// Writes version 1 of a payment's log, the request as it came through `channel`, unless
     /// the payment exists. With an idempotency key, the request's id is the key's
     /// ([`PaymentRequest::submitted`]), so an existing payment is the key's earlier use:

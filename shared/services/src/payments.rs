@@ -77,6 +77,7 @@ mod tests {
     use super::*;
     use crate::fakes::InMemoryLedger;
     use paysaga_domain::payment::Flow;
+    use paysaga_domain::ports::PaymentHistory;
     use paysaga_domain::{Money, PaymentStatus, WalletId};
 
     fn submitted(payer: &str, minor_units: u64, key: Option<&IdempotencyKey>) -> PaymentRequest {

@@ -12,7 +12,7 @@
 
 use futures::future::{join, join_all};
 use paysaga_domain::payment::Announces;
-use paysaga_domain::ports::{DeadlineChecks, EventPublisher, PaymentLog};
+use paysaga_domain::ports::{DeadlineChecks, EventPublisher, PaymentHistory};
 use paysaga_domain::{DomainEvent, PaymentId, PaymentLogEntry};
 
 use super::ServiceError;
@@ -50,7 +50,7 @@ impl From<Written> for Record {
 /// which carries the request it concludes; an entry written before it carried it has its
 /// outcome folded from the log up to it, read back (strongly consistent, so the entry is there).
 pub async fn announcement(
-    log: &dyn PaymentLog,
+    log: &dyn PaymentHistory,
     written: Written,
 ) -> Result<Option<DomainEvent>, ServiceError> {
     let entry = match written {
@@ -108,7 +108,11 @@ pub const CHECKS_PER_CALL: usize = 10;
 /// Records after it may have been published already: handed on again, their events are
 /// published again, with the same ids, which consumers de-duplicate (events carry no order on
 /// the bus either way).
-pub async fn relay(log: &dyn PaymentLog, outputs: &Outputs<'_>, records: Vec<Record>) -> Relayed {
+pub async fn relay(
+    log: &dyn PaymentHistory,
+    outputs: &Outputs<'_>,
+    records: Vec<Record>,
+) -> Relayed {
     let mut stops = Vec::new();
     let mut events = Vec::new();
     let mut checks = Vec::new();
@@ -176,6 +180,7 @@ mod tests {
     use super::*;
     use crate::fakes::{InMemoryLedger, RecordingDeadlines, RecordingPublisher};
     use chrono::Utc;
+    use paysaga_domain::ports::PaymentHistory;
     use paysaga_domain::ports::{BeginPayment, PaymentLog, PublishError, StoreError};
     use paysaga_domain::test_support::request;
     use paysaga_domain::{Payment, PaymentId, PaymentStep, RequestChannel};

@@ -13,7 +13,7 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio::time::Instant;
 
-use paysaga_domain::ports::{PaymentLog, StoreError};
+use paysaga_domain::ports::{PaymentHistory, StoreError};
 use paysaga_domain::{
     DomainEvent, Money, PaymentId, PaymentRequest, PaymentStatus, RequestChannel, WalletId,
 };

@@ -9,9 +9,9 @@ use chrono::{DateTime, Utc};
 
 use paysaga_domain::payment::FlowKind;
 use paysaga_domain::ports::{
-    BeginPayment, Deposit, DepositOutcome, EventPublisher, OpenWallet, Ownership, PaymentLog,
-    PaymentProcessor, ProcessorError, PublishError, RecordStep, StoreError, WalletOwners,
-    WalletStore,
+    BeginPayment, Deposit, DepositOutcome, EventPublisher, OpenWallet, Ownership, PaymentHistory,
+    PaymentLog, PaymentProcessor, ProcessorError, PublishError, RecordStep, StoreError,
+    WalletOwners, WalletStore,
 };
 use paysaga_domain::{
     ChargeId, DepositId, DomainEvent, IdempotencyKey, Money, PaymentId, PaymentLogEntry,
@@ -265,7 +265,7 @@ impl WalletStore for InMemoryLedger {
 }
 
 #[async_trait]
-impl PaymentLog for InMemoryLedger {
+impl PaymentHistory for InMemoryLedger {
     async fn history(&self, id: &PaymentId) -> Result<Vec<PaymentLogEntry>, StoreError> {
         Ok(self
             .state()
@@ -274,7 +274,10 @@ impl PaymentLog for InMemoryLedger {
             .cloned()
             .unwrap_or_default())
     }
+}
 
+#[async_trait]
+impl PaymentLog for InMemoryLedger {
     async fn begin(
         &self,
         request: &PaymentRequest,

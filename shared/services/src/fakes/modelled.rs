@@ -13,8 +13,8 @@ use chrono::{DateTime, Utc};
 
 use paysaga_domain::history::StreamId;
 use paysaga_domain::ports::{
-    AppendOutcome, BeginPayment, Contention, Ownership, PaymentLog, RecordStep, StoreError,
-    WalletOwners,
+    AppendOutcome, BeginPayment, Contention, Ownership, PaymentHistory, PaymentLog, RecordStep,
+    StoreError, WalletOwners,
 };
 use paysaga_domain::{
     DomainEvent, IdempotencyKey, PaymentId, PaymentLogEntry, PaymentRequest, RequestChannel,
@@ -115,11 +115,14 @@ fn refused(refusal: Refusal, attempts: u32) -> StoreError {
 }
 
 #[async_trait]
-impl PaymentLog for ModelledLedger {
+impl PaymentHistory for ModelledLedger {
     async fn history(&self, id: &PaymentId) -> Result<Vec<PaymentLogEntry>, StoreError> {
         self.ledger.history(id).await
     }
+}
 
+#[async_trait]
+impl PaymentLog for ModelledLedger {
     async fn begin(
         &self,
         request: &PaymentRequest,
