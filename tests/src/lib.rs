@@ -410,6 +410,24 @@ impl Stack {
             .await
     }
 
+    /// `POST /payments` with `body`, under an Idempotency-Key of its own, so that a retry after
+    /// a lost answer or a 5xx is the same request and harmless: tried up to three times. The
+    /// 202's body (the payment's id, status and priority).
+    pub async fn submit_payment(&self, body: Value) -> anyhow::Result<Value> {
+        const ATTEMPTS: u32 = 3;
+        let key = unique();
+        let mut last = String::new();
+        for _ in 0..ATTEMPTS {
+            match self.post("/payments", body.clone(), Some(&key)).await {
+                Ok((202, accepted)) => return Ok(accepted),
+                Ok((status, answer)) if status < 500 => bail!("POST /payments: {status} {answer}"),
+                Ok((status, answer)) => last = format!("{status} {answer}"),
+                Err(error) => last = format!("{error:#}"),
+            }
+        }
+        bail!("POST /payments failed {ATTEMPTS} times, last: {last}")
+    }
+
     /// Opens a wallet (an existing one with the same currency is fine) and funds it once per
     /// `deposit_key`, as an operator's deposit (`POST /admin/wallets/{id}/deposits`, with the
     /// admin scope and a reason): the quick way to give a test's wallet money. Tests of how

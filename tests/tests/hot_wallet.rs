@@ -24,7 +24,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail, ensure};
+use anyhow::{Context, ensure};
 use aws_sdk_dynamodb::types::AttributeValue;
 use futures::stream::{self, StreamExt};
 use paysaga_aws::{DynamoDbLedger, DynamoDbParking, TableNames};
@@ -42,7 +42,6 @@ const PAYMENTS: usize = 2_000;
 const SPREAD_AFTER: usize = PAYMENTS / 3;
 /// Requests in flight at once: more than the saga's concurrency, so it is never idle.
 const IN_FLIGHT: usize = 32;
-const ATTEMPTS: u32 = 3;
 const CURRENCY: &str = "EUR";
 const SETTLE_DEADLINE: Duration = Duration::from_secs(600);
 /// The queues a payment's messages can end in when their consumers give them up.
@@ -60,30 +59,19 @@ fn amount(n: usize) -> u64 {
     100 + (n % 100) as u64
 }
 
-/// `POST /payments` with an Idempotency-Key (a retry after a lost answer is harmless); the
-/// payment's id.
+/// Submits a payment through the API (`Stack::submit_payment`); the payment's id.
 async fn submit(stack: &Stack, from: &str, to: &str, minor_units: u64) -> anyhow::Result<String> {
-    let body = json!({
-        "from_wallet": from,
-        "to_wallet": to,
-        "amount": {"minor_units": minor_units, "currency": CURRENCY},
-    });
-    let key = unique();
-    let mut last = String::new();
-    for _ in 0..ATTEMPTS {
-        match stack.post("/payments", body.clone(), Some(&key)).await {
-            Ok((202, accepted)) => {
-                return accepted["payment_id"]
-                    .as_str()
-                    .map(str::to_owned)
-                    .with_context(|| format!("no payment_id in {accepted}"));
-            }
-            Ok((status, answer)) if status < 500 => bail!("POST /payments: {status} {answer}"),
-            Ok((status, answer)) => last = format!("{status} {answer}"),
-            Err(error) => last = format!("{error:#}"),
-        }
-    }
-    bail!("POST /payments failed {ATTEMPTS} times, last: {last}")
+    let accepted = stack
+        .submit_payment(json!({
+            "from_wallet": from,
+            "to_wallet": to,
+            "amount": {"minor_units": minor_units, "currency": CURRENCY},
+        }))
+        .await?;
+    accepted["payment_id"]
+        .as_str()
+        .map(str::to_owned)
+        .with_context(|| format!("no payment_id in {accepted}"))
 }
 
 /// The local stack's ledger, as the functions' adapters reach it.

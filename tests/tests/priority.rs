@@ -27,7 +27,7 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail, ensure};
+use anyhow::{Context, ensure};
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt};
@@ -44,8 +44,6 @@ const AMOUNT: u64 = 100;
 const CURRENCY: &str = "EUR";
 /// Requests in flight at once.
 const IN_FLIGHT: usize = 32;
-/// Attempts of a request the stack may answer with a transient error.
-const ATTEMPTS: u32 = 3;
 const SETTLE_DEADLINE: Duration = Duration::from_secs(180);
 
 /// A payment as the API shows it once it is terminal.
@@ -63,8 +61,7 @@ impl Settled {
     }
 }
 
-/// `POST /payments` with an Idempotency-Key, so a retry after a lost answer is harmless; the
-/// payment's id.
+/// Submits a payment through the API (`Stack::submit_payment`); the payment's id.
 async fn submit(stack: &Stack, from: &str, to: &str, urgent: bool) -> anyhow::Result<String> {
     let mut body = json!({
         "from_wallet": from,
@@ -74,24 +71,13 @@ async fn submit(stack: &Stack, from: &str, to: &str, urgent: bool) -> anyhow::Re
     if urgent {
         body["priority"] = json!("urgent");
     }
-    let key = unique();
-    let mut last = String::new();
-    for _ in 0..ATTEMPTS {
-        match stack.post("/payments", body.clone(), Some(&key)).await {
-            Ok((202, accepted)) => {
-                let expected = if urgent { "urgent" } else { "ordinary" };
-                ensure!(accepted["priority"] == expected, "{accepted}");
-                return accepted["payment_id"]
-                    .as_str()
-                    .map(str::to_owned)
-                    .with_context(|| format!("no payment_id in {accepted}"));
-            }
-            Ok((status, answer)) if status < 500 => bail!("POST /payments: {status} {answer}"),
-            Ok((status, answer)) => last = format!("{status} {answer}"),
-            Err(error) => last = format!("{error:#}"),
-        }
-    }
-    bail!("POST /payments failed {ATTEMPTS} times, last: {last}")
+    let accepted = stack.submit_payment(body).await?;
+    let expected = if urgent { "urgent" } else { "ordinary" };
+    ensure!(accepted["priority"] == expected, "{accepted}");
+    accepted["payment_id"]
+        .as_str()
+        .map(str::to_owned)
+        .with_context(|| format!("no payment_id in {accepted}"))
 }
 
 /// Puts an ordinary payment for every (payer, payee) pair straight on the bus, ten

@@ -811,6 +811,59 @@ fn contended(attempts: u32, reasons: &[CancellationReason]) -> StoreError {
     StoreError::Contended(contention, text)
 }
 
+/// Rounds of unprocessed items a batch call retries before reporting a transient failure.
+pub(crate) const BATCH_ROUNDS: u32 = 5;
+
+/// The items of `keys` that exist in `table`, read consistently with `BatchGetItem` (100 keys a
+/// call), the keys it leaves unprocessed asked again ([`BATCH_ROUNDS`] rounds); `projection`:
+/// the attributes to read (every one without). In no particular order.
+pub(crate) async fn get_batch(
+    client: &Client,
+    table: &str,
+    keys: Vec<Item>,
+    projection: Option<&str>,
+) -> Result<Vec<Item>, StoreError> {
+    let mut found = Vec::new();
+    for chunk in keys.chunks(100) {
+        let mut wanted = chunk.to_vec();
+        for _ in 0..BATCH_ROUNDS {
+            if wanted.is_empty() {
+                break;
+            }
+            let request = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
+                .set_keys(Some(std::mem::take(&mut wanted)))
+                .set_projection_expression(projection.map(str::to_owned))
+                .consistent_read(true)
+                .build()
+                .map_err(build_error)?;
+            let got = client
+                .batch_get_item()
+                .request_items(table, request)
+                .send()
+                .await
+                .map_err(|error| sdk_error("BatchGetItem", error))?;
+            found.extend(
+                got.responses
+                    .unwrap_or_default()
+                    .remove(table)
+                    .unwrap_or_default(),
+            );
+            wanted = got
+                .unprocessed_keys
+                .unwrap_or_default()
+                .remove(table)
+                .map(|keys| keys.keys)
+                .unwrap_or_default();
+        }
+        if !wanted.is_empty() {
+            return Err(StoreError::Transient(
+                "BatchGetItem: keys left unprocessed".into(),
+            ));
+        }
+    }
+    Ok(found)
+}
+
 /// The contention a transaction was cancelled for, throttling first (waiting longer helps
 /// both); `None` when no reason was contention.
 pub(crate) fn contention_of(reasons: &[CancellationReason]) -> Option<Contention> {

@@ -4,12 +4,13 @@ use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{KeysAndAttributes, PutRequest, Select, WriteRequest};
+use aws_sdk_dynamodb::types::{PutRequest, Select, WriteRequest};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::dynamodb::{
-    Item, build_error, from_item, is_conditional_check_failure, s, sdk_error, to_item,
+    BATCH_ROUNDS, build_error, from_item, get_batch, is_conditional_check_failure, s, sdk_error,
+    to_item,
 };
 use paysaga_domain::ports::StoreError;
 use paysaga_services::redrive::parking::{FlowOutcome, ParkedPage, ParkedSettlement, Parking};
@@ -17,8 +18,6 @@ use paysaga_services::redrive::{JournalEntry, ParkedMessage, ParkingLot, Redrive
 
 /// Journal entries outlive the longest a copy can sit in a dead-letter queue (14 days).
 const JOURNAL_LIFETIME: chrono::Duration = chrono::Duration::days(15);
-/// Rounds of unprocessed items a batch call retries before reporting a transient failure.
-const BATCH_ROUNDS: u32 = 5;
 
 /// The DynamoDB adapter of [`ParkingLot`] and [`ParkedSettlement`] (table keyed by
 /// `parked_id`).
@@ -200,53 +199,16 @@ struct JournalRecord {
 #[async_trait]
 impl RedriveJournal for DynamoDbJournal {
     async fn sent_back(&self, keys: &[String]) -> Result<HashSet<String>, StoreError> {
-        let mut found = HashSet::new();
-        // BatchGetItem takes 100 keys a call; a redrive batch has 10.
-        for chunk in keys.chunks(100) {
-            let mut wanted: Vec<Item> = chunk
-                .iter()
-                .map(|key| HashMap::from([("entry_key".to_owned(), s(key))]))
-                .collect();
-            for _ in 0..BATCH_ROUNDS {
-                if wanted.is_empty() {
-                    break;
-                }
-                let request = KeysAndAttributes::builder()
-                    .set_keys(Some(std::mem::take(&mut wanted)))
-                    .projection_expression("entry_key")
-                    .consistent_read(true)
-                    .build()
-                    .map_err(build_error)?;
-                let got = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, request)
-                    .send()
-                    .await
-                    .map_err(|error| sdk_error("BatchGetItem", error))?;
-                for item in got
-                    .responses
-                    .unwrap_or_default()
-                    .remove(&self.table)
-                    .unwrap_or_default()
-                {
-                    if let Some(key) = item.get("entry_key").and_then(|key| key.as_s().ok()) {
-                        found.insert(key.clone());
-                    }
-                }
-                wanted = got
-                    .unprocessed_keys
-                    .unwrap_or_default()
-                    .remove(&self.table)
-                    .map(|keys| keys.keys)
-                    .unwrap_or_default();
-            }
-            if !wanted.is_empty() {
-                return Err(StoreError::Transient(
-                    "BatchGetItem: keys left unprocessed".into(),
-                ));
-            }
-        }
+        let wanted = keys
+            .iter()
+            .map(|key| HashMap::from([("entry_key".to_owned(), s(key))]))
+            .collect();
+        let items = get_batch(&self.client, &self.table, wanted, Some("entry_key")).await?;
+        let found = items
+            .iter()
+            .filter_map(|item| item.get("entry_key").and_then(|key| key.as_s().ok()))
+            .cloned()
+            .collect();
         Ok(found)
     }
 

@@ -39,20 +39,17 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use aws_sdk_dynamodb::types::{KeysAndAttributes, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
 use serde::Deserialize;
 
 use super::{
-    DynamoDbLedger, Item, WalletRecord, build_error, from_item, is_conditional_check_failure, n, s,
-    sdk_error, wallet_key,
+    DynamoDbLedger, Item, WalletRecord, build_error, from_item, get_batch,
+    is_conditional_check_failure, n, s, sdk_error, wallet_key,
 };
 use paysaga_domain::money::MAX_MINOR_UNITS;
 use paysaga_domain::ports::StoreError;
 use paysaga_domain::wallet::{HOT_WALLET_CREDIT_SHARDS, MAX_CREDIT_SHARDS};
 use paysaga_domain::{Currency, Money, Wallet, WalletId};
-
-/// Rounds of unprocessed keys a `BatchGetItem` retries before reporting a transient failure.
-const BATCH_ROUNDS: u32 = 5;
 
 /// The wallets this ledger has seen spread their credits, with their shards and currency: a
 /// credit to one of them in its currency goes to a shard. Only sharded wallets are kept, and
@@ -154,55 +151,19 @@ impl DynamoDbLedger {
             credited: u64,
         }
         let mut credited = vec![0; usize::from(shards)];
-        let mut wanted: Vec<Item> = (0..shards).map(|k| shard_key(wallet, k)).collect();
+        let keys = (0..shards).map(|k| shard_key(wallet, k)).collect();
         let prefix = format!("{wallet}#credits#");
-        for _ in 0..BATCH_ROUNDS {
-            if wanted.is_empty() {
-                break;
-            }
-            let request = KeysAndAttributes::builder()
-                .set_keys(Some(std::mem::take(&mut wanted)))
-                .consistent_read(true)
-                .build()
-                .map_err(build_error)?;
-            let got = self
-                .client
-                .batch_get_item()
-                .request_items(&self.tables.wallets, request)
-                .send()
-                .await
-                .map_err(|error| sdk_error("BatchGetItem", error))?;
-            let items = got
-                .responses
-                .unwrap_or_default()
-                .remove(&self.tables.wallets)
-                .unwrap_or_default();
-            for item in items {
-                let record: ShardRecord = from_item(item)?;
-                let k = record
-                    .wallet_id
-                    .strip_prefix(&prefix)
-                    .and_then(|k| k.parse::<usize>().ok())
-                    .filter(|k| *k < credited.len())
-                    .ok_or_else(|| {
-                        StoreError::Permanent(format!(
-                            "not a shard of {wallet}: {}",
-                            record.wallet_id
-                        ))
-                    })?;
-                credited[k] = record.credited;
-            }
-            wanted = got
-                .unprocessed_keys
-                .unwrap_or_default()
-                .remove(&self.tables.wallets)
-                .map(|keys| keys.keys)
-                .unwrap_or_default();
-        }
-        if !wanted.is_empty() {
-            return Err(StoreError::Transient(
-                "BatchGetItem: keys left unprocessed".into(),
-            ));
+        for item in get_batch(&self.client, &self.tables.wallets, keys, None).await? {
+            let record: ShardRecord = from_item(item)?;
+            let k = record
+                .wallet_id
+                .strip_prefix(&prefix)
+                .and_then(|k| k.parse::<usize>().ok())
+                .filter(|k| *k < credited.len())
+                .ok_or_else(|| {
+                    StoreError::Permanent(format!("not a shard of {wallet}: {}", record.wallet_id))
+                })?;
+            credited[k] = record.credited;
         }
         Ok(ShardCounters { credited })
     }
