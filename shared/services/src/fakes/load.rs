@@ -272,28 +272,14 @@ pub async fn run(
         .unwrap_or_else(|poisoned| poisoned.into_inner());
     let last_done = tally.completed.iter().map(|(_, done)| *done).max();
     let elapsed = last_done.map_or(Duration::ZERO, |done| done - start);
-    let while_offered = tally
-        .completed
-        .iter()
-        .filter(|(_, done)| *done <= last_request)
-        .count();
     let offered_for = (last_request - start).as_secs_f64().max(f64::EPSILON);
-    let appended_while_offered = tally
-        .appended
-        .iter()
-        .filter(|(_, appended)| *appended <= last_request)
-        .count();
+    let (completed_while_offered, latency) = spans(&tally.completed, last_request);
+    let (appended_while_offered, lag) = spans(&tally.appended, last_request);
     LoadRun {
         submitted: total,
         completed: tally.completed.len(),
-        completed_per_second: while_offered as f64 / offered_for,
-        latency: Latency::of(
-            tally
-                .completed
-                .iter()
-                .map(|(requested, done)| *done - *requested)
-                .collect(),
-        ),
+        completed_per_second: completed_while_offered as f64 / offered_for,
+        latency,
         redelivered: tally.redelivered,
         dead_lettered: tally.dead_lettered,
         sent_again: tally.sent_again,
@@ -301,19 +287,21 @@ pub async fn run(
         audit: AuditRun {
             appended: tally.appended.len(),
             appended_per_second: appended_while_offered as f64 / offered_for,
-            lag: Latency::of(
-                tally
-                    .appended
-                    .iter()
-                    .map(|(completed, appended)| *appended - *completed)
-                    .collect(),
-            ),
+            lag,
             redelivered: tally.audit_redelivered,
         },
         model: model.counts(),
         ledger: stores.ledger.clone(),
         events: stores.events.clone(),
     }
+}
+
+/// Of spans of time (each payment's request to completion, or completion to append), how many
+/// had ended by `until`, and how long they took.
+fn spans(spans: &[(Instant, Instant)], until: Instant) -> (usize, Latency) {
+    let ended = spans.iter().filter(|(_, end)| *end <= until).count();
+    let took = spans.iter().map(|(start, end)| *end - *start).collect();
+    (ended, Latency::of(took))
 }
 
 /// When each of `total` payments arrives within `window`: at random, as independent clients
