@@ -138,21 +138,44 @@ async fn wallets_and_payments_rebuilt_from_their_events_equal_the_ledger() -> an
         format!("wal_audit_bob_{}", unique()),
         format!("wal_audit_carol_{}", unique()),
     );
-    // Alice: 3 deposits; Bob and Carol: one each.
-    for (n, amount) in [50_000, 30_000, 20_000].into_iter().enumerate() {
-        stack
-            .funded_wallet(&alice, "EUR", amount, &format!("audit-{alice}-{n}"))
-            .await?;
-    }
-    stack
-        .funded_wallet(&bob, "EUR", 1_000, &format!("audit-{bob}"))
-        .await?;
+    // Alice and Bob: ten deposits each, each recorded in the audit trail before the next, so
+    // that their streams pass a snapshot before the payments below; Carol: one. (Appends at
+    // once to one stream may spread it into parts, each snapshotted on its own: a burst first
+    // could leave no part with ten events.)
+    let record_deposits = |wallet: String, amount: u64| {
+        let (stack, store) = (&stack, &store);
+        async move {
+            stack.funded_wallet(&wallet, "EUR", 0, "").await?;
+            for n in 0..10 {
+                stack
+                    .operator_deposit(&wallet, "EUR", amount, &format!("audit-{wallet}-{n}"))
+                    .await?;
+                let deposited = amount * (n + 1);
+                eventually(
+                    SETTLE,
+                    &format!("{wallet}'s deposit {n} in the audit trail"),
+                    || {
+                        let wallet = wallet.clone();
+                        async move {
+                            let rebuilt = wallet_balance(store, &WalletId::parse(&wallet)?).await?;
+                            Ok((rebuilt == deposited).then_some(()))
+                        }
+                    },
+                )
+                .await?;
+            }
+            anyhow::Ok(())
+        }
+    };
+    tokio::try_join!(
+        record_deposits(alice.clone(), 10_000),
+        record_deposits(bob.clone(), 100)
+    )?;
     stack
         .funded_wallet(&carol, "EUR", 500, &format!("audit-{carol}"))
         .await?;
 
-    // 12 payments Alice -> Bob and 4 Bob -> Carol (Alice's and Bob's streams pass a snapshot),
-    // 1 Carol -> Alice, and 2 that fail for want of funds.
+    // 12 payments Alice -> Bob and 4 Bob -> Carol, 1 Carol -> Alice, and 2 that fail for want of funds.
     let mut payments = Vec::new();
     let mut submitted = Vec::new();
     for n in 0..12 {
@@ -217,7 +240,7 @@ async fn wallets_and_payments_rebuilt_from_their_events_equal_the_ledger() -> an
         "Alice's and Bob's streams must pass a snapshot (every {every})"
     );
     println!(
-        "audit trail: {} payments ({failed} failed) and 5 deposits rebuilt from the event store, \
+        "audit trail: {} payments ({failed} failed) and 21 deposits rebuilt from the event store, \
          {snapshotted} wallets through a snapshot (every {every}), in {:.1} s",
         payments.len(),
         started.elapsed().as_secs_f64()
