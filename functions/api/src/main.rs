@@ -5,9 +5,10 @@
 
 use std::sync::Arc;
 
-use api::{Api, Config, ReadApi, read_router, router};
+use api::{Config, router};
 use lambda_toolkit::aws::sdk_config;
 use paysaga_aws::{DynamoDbLedger, DynamoDbReadModels};
+use paysaga_services::self_service::SelfService;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -15,17 +16,15 @@ async fn main() -> anyhow::Result<()> {
     let config = lambda_toolkit::env::load(Config::from_env)?;
     let sdk = sdk_config().await?;
     let ledger = Arc::new(DynamoDbLedger::from_config(&sdk, config.resources.tables));
-    let app = router(Arc::new(Api {
-        limits: config.limits,
+    let app = router(Arc::new(SelfService {
         wallets: ledger.clone(),
         payments: ledger.clone(),
-    }))
-    .merge(read_router(Arc::new(ReadApi {
+        directory: ledger,
         read_models: Arc::new(DynamoDbReadModels::from_config(
             &sdk,
             config.read_models_table,
         )),
-        wallets: ledger,
-    })));
+        limits: config.limits,
+    }));
     paysaga_http::serve(app).await
 }

@@ -14,7 +14,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, Utc};
-use paysaga_domain::ports::{ReadModelReader, WalletStore};
 use paysaga_domain::{FailureReason, Money, PaymentId, PaymentStatus, WalletId};
 use paysaga_services::read_models::{
     Cursor, PageRequest, PaymentRole, SignedAmount, TransactionEntry, TransactionKind,
@@ -22,39 +21,30 @@ use paysaga_services::read_models::{
 };
 use serde::Serialize;
 
-use crate::{ApiError, Caller, must_own};
+use crate::{ApiError, Caller};
 use paysaga_http::request::parse_id;
-
-/// What the read handlers may touch: the read models, read-only, and the wallets' owners.
-pub struct ReadApi {
-    pub read_models: Arc<dyn ReadModelReader>,
-    pub wallets: Arc<dyn WalletStore>,
-}
+use paysaga_services::self_service::SelfService;
 
 /// `GET /wallets/{wallet_id}/transactions` and `GET /payments?wallet=…`.
-pub fn read_router(reads: Arc<ReadApi>) -> Router {
+pub(crate) fn router() -> Router<Arc<SelfService>> {
     Router::new()
         .route("/wallets/{wallet_id}/transactions", get(transactions))
         .route("/payments", get(payments))
-        .with_state(reads)
 }
 
 type QueryParameters = Result<Query<HashMap<String, String>>, QueryRejection>;
 
 async fn transactions(
-    State(reads): State<Arc<ReadApi>>,
+    State(service): State<Arc<SelfService>>,
     caller: Caller,
     Path(wallet_id): Path<String>,
     query: QueryParameters,
 ) -> Result<Response, ApiError> {
     let wallet_id: WalletId = parse_id(&wallet_id, WalletId::parse)?;
     let page_request = page_request(&parameters(query)?)?;
-    must_own(reads.wallets.as_ref(), &caller, &wallet_id).await?;
-    let page = reads
-        .read_models
-        .transactions(&wallet_id, &page_request)
-        .await
-        .map_err(paysaga_services::ServiceError::from)?;
+    let page = service
+        .transactions(caller.owner(), &wallet_id, &page_request)
+        .await?;
     Ok(Json(TransactionsView {
         transactions: page
             .items
@@ -68,7 +58,7 @@ async fn transactions(
 }
 
 async fn payments(
-    State(reads): State<Arc<ReadApi>>,
+    State(service): State<Arc<SelfService>>,
     caller: Caller,
     query: QueryParameters,
 ) -> Result<Response, ApiError> {
@@ -78,12 +68,9 @@ async fn payments(
     })?;
     let wallet_id: WalletId = parse_id(wallet, WalletId::parse)?;
     let page_request = page_request(&parameters)?;
-    must_own(reads.wallets.as_ref(), &caller, &wallet_id).await?;
-    let page = reads
-        .read_models
-        .payments(&wallet_id, &page_request)
-        .await
-        .map_err(paysaga_services::ServiceError::from)?;
+    let page = service
+        .payments_of(caller.owner(), &wallet_id, &page_request)
+        .await?;
     Ok(Json(PaymentsView {
         payments: page
             .items

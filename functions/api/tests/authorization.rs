@@ -5,10 +5,10 @@ use paysaga_http::test_support as support;
 
 use std::sync::Arc;
 
-use api::{Api, ReadApi, read_router, router};
+use api::router;
 use axum::Router;
 use http::StatusCode;
-use paysaga_services::fakes::InMemoryLedger;
+use paysaga_services::fakes::{InMemoryLedger, self_service};
 use paysaga_services::read_models::InMemoryReadModels;
 use serde_json::{Value, json};
 use support::{As, at, request, send};
@@ -21,15 +21,11 @@ struct World {
 /// The API, as `main` assembles it.
 fn world() -> World {
     let ledger = Arc::new(InMemoryLedger::default());
-    let app = router(Arc::new(Api {
-        wallets: ledger.clone(),
-        payments: ledger.clone(),
-        limits: Default::default(),
-    }))
-    .merge(read_router(Arc::new(ReadApi {
-        read_models: Arc::new(InMemoryReadModels::default()),
-        wallets: ledger.clone(),
-    })));
+    let app = router(Arc::new(self_service(
+        ledger.clone(),
+        Arc::new(InMemoryReadModels::default()),
+        Default::default(),
+    )));
     World { app, ledger }
 }
 

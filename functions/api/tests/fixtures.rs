@@ -6,11 +6,11 @@ use paysaga_http::test_support as support;
 use std::sync::Arc;
 use support::{fixture, send};
 
-use api::{Api, router};
+use api::router;
 use axum::Router;
 use http::StatusCode;
 use paysaga_domain::{DomainEvent, IdempotencyKey, PaymentId, WalletId};
-use paysaga_services::fakes::InMemoryLedger;
+use paysaga_services::fakes::{InMemoryLedger, self_service};
 use serde_json::{Value, json};
 
 struct TestApi {
@@ -21,11 +21,11 @@ struct TestApi {
 
 fn test_api() -> TestApi {
     let ledger = Arc::new(InMemoryLedger::default());
-    let app = router(Arc::new(Api {
-        wallets: ledger.clone(),
-        payments: ledger.clone(),
-        limits: Default::default(),
-    }));
+    let app = router(Arc::new(self_service(
+        ledger.clone(),
+        Default::default(),
+        Default::default(),
+    )));
     TestApi { app, ledger }
 }
 

@@ -13,7 +13,7 @@
 
 use std::sync::Arc;
 
-use api::{Api, router};
+use api::router;
 use axum::Router;
 use axum::body::Body;
 use http::{Method, Request, StatusCode};
@@ -22,7 +22,7 @@ use lambda_http::request::RequestContext;
 use paysaga_domain::Limits;
 use paysaga_hostile::harness::run_logged;
 use paysaga_hostile::{body, hostile_string, leaks};
-use paysaga_services::fakes::InMemoryLedger;
+use paysaga_services::fakes::{InMemoryLedger, self_service};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use tower::ServiceExt;
@@ -90,11 +90,11 @@ async fn send(app: &Router, request: Request<Body>) -> (StatusCode, Value) {
 /// Alice's EUR wallet and Bob's, opened through the API.
 async fn world() -> World {
     let ledger = Arc::new(InMemoryLedger::default());
-    let app = router(Arc::new(Api {
-        wallets: ledger.clone(),
-        payments: ledger.clone(),
-        limits: Limits::default(),
-    }));
+    let app = router(Arc::new(self_service(
+        ledger.clone(),
+        Default::default(),
+        Limits::default(),
+    )));
     for (wallet, owner) in [(ALICE, "alice"), (BOB, "bob")] {
         let body = json!({"currency": "EUR", "wallet_id": wallet}).to_string();
         let open =

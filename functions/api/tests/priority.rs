@@ -6,13 +6,13 @@ use paysaga_http::test_support as support;
 use std::sync::Arc;
 use support::{fixture, send};
 
-use api::{Api, router};
+use api::router;
 use axum::Router;
 use chrono::Utc;
 use http::StatusCode;
 use paysaga_domain::ports::WalletStore;
 use paysaga_domain::{DomainEvent, Owner, Wallet, WalletId};
-use paysaga_services::fakes::InMemoryLedger;
+use paysaga_services::fakes::{InMemoryLedger, self_service};
 use serde_json::{Value, json};
 
 struct TestApi {
@@ -31,11 +31,11 @@ async fn test_api() -> TestApi {
     )
     .owned_by(Owner::parse("demo-alice").expect("an owner"));
     ledger.open_wallet(&alice).await.expect("opened");
-    let app = router(Arc::new(Api {
-        wallets: ledger.clone(),
-        payments: ledger.clone(),
-        limits: Default::default(),
-    }));
+    let app = router(Arc::new(self_service(
+        ledger.clone(),
+        Default::default(),
+        Default::default(),
+    )));
     TestApi { app, ledger }
 }
 

@@ -6,7 +6,7 @@ use paysaga_http::test_support as support;
 use std::sync::Arc;
 use support::{fixture, send};
 
-use api::{Api, ReadApi, read_router, router};
+use api::router;
 use axum::Router;
 use chrono::{Duration, TimeZone, Utc};
 use http::StatusCode;
@@ -15,7 +15,7 @@ use paysaga_domain::ports::WalletStore;
 use paysaga_domain::{
     DepositId, DomainEvent, Money, Owner, PaymentId, PaymentRequest, Wallet, WalletId,
 };
-use paysaga_services::fakes::InMemoryLedger;
+use paysaga_services::fakes::{InMemoryLedger, self_service};
 use paysaga_services::read_models::{InMemoryReadModels, replay};
 use serde_json::{Value, json};
 
@@ -60,15 +60,11 @@ async fn app_with(payments: i64) -> Router {
             .owned_by(Owner::parse("demo-alice").expect("an owner"));
         ledger.open_wallet(&opened).await.expect("opened");
     }
-    router(Arc::new(Api {
-        wallets: ledger.clone(),
-        payments: ledger.clone(),
-        limits: Default::default(),
-    }))
-    .merge(read_router(Arc::new(ReadApi {
-        read_models: models,
-        wallets: ledger,
-    })))
+    router(Arc::new(self_service(
+        ledger.clone(),
+        models,
+        Default::default(),
+    )))
 }
 
 /// The fixture with another query string.

@@ -32,7 +32,7 @@ pub(crate) use lambda_toolkit::aws::dynamodb::{Item, is_conditional_check_failur
 use paysaga_domain::money::MAX_MINOR_UNITS;
 use paysaga_domain::ports::{
     BeginPayment, Contention, Deposit, DepositOutcome, OpenWallet, Ownership, PaymentHistory,
-    PaymentLog, RecordStep, StoreError, WalletOwners, WalletStore,
+    PaymentLog, RecordStep, StoreError, WalletDirectory, WalletOwners, WalletStore,
 };
 use paysaga_domain::{
     Currency, DepositId, DomainEvent, IdempotencyKey, Money, Owner, PaymentId, PaymentLogEntry,
@@ -40,6 +40,10 @@ use paysaga_domain::{
     WalletId, WalletRejection,
 };
 use paysaga_services::contention::{self, ContentionRetry};
+
+/// The wallets table's index of wallets by owner (`owner`, then `wallet_id`; keys only, so
+/// that a balance change writes nothing to it): [`WalletDirectory::wallets_owned_by`].
+pub const WALLETS_BY_OWNER_INDEX: &str = "wallets-by-owner";
 
 /// How long a deposit's idempotency key is remembered (the table's TTL removes it afterwards).
 pub const IDEMPOTENCY_KEY_LIFETIME: chrono::Duration = chrono::Duration::hours(24);
@@ -373,6 +377,62 @@ impl WalletOwners for DynamoDbLedger {
             }
         }
         Ok(Ownership::NoSuchWallet)
+    }
+}
+
+#[async_trait]
+impl WalletDirectory for DynamoDbLedger {
+    /// A query of [`WALLETS_BY_OWNER_INDEX`], every page (an index is read eventually
+    /// consistently: a wallet opened a moment ago may be missing).
+    async fn wallets_owned_by(&self, owner: &Owner) -> Result<Vec<WalletId>, StoreError> {
+        let pages = self
+            .client
+            .query()
+            .table_name(&self.tables.wallets)
+            .index_name(WALLETS_BY_OWNER_INDEX)
+            .key_condition_expression("#owner = :owner")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_values(":owner", s(owner.as_str()))
+            .into_paginator()
+            .items()
+            .send();
+        let items: Vec<Item> = pages
+            .collect::<Result<_, _>>()
+            .await
+            .map_err(|error| sdk_error("Query", error))?;
+        items
+            .into_iter()
+            .map(|item| {
+                #[derive(Deserialize)]
+                struct Key {
+                    wallet_id: WalletId,
+                }
+                from_item::<Key>(item).map(|key| key.wallet_id)
+            })
+            .collect()
+    }
+
+    /// One consistent `BatchGetItem` of the wallets' items (100 a call); a wallet whose
+    /// credits are spread then reads its shards, as [`WalletStore::wallet`] does.
+    async fn wallets(&self, ids: &[WalletId]) -> Result<Vec<Wallet>, StoreError> {
+        let distinct: std::collections::BTreeSet<&WalletId> = ids.iter().collect();
+        let keys = distinct.into_iter().map(wallet_key).collect();
+        let items = get_batch(&self.client, &self.tables.wallets, keys, None).await?;
+        let reads = items.into_iter().map(|item| async move {
+            let record: WalletRecord = from_item(item)?;
+            let id = record.wallet_id.clone();
+            let unfolded = match record.credit_shards {
+                0 => 0,
+                shards => self
+                    .shard_counters(&id, shards)
+                    .await?
+                    .unfolded(&id, &record)?,
+            };
+            let wallet = wallet_of(&id, record, unfolded)?;
+            self.hot.learn(&wallet);
+            Ok::<_, StoreError>(wallet)
+        });
+        futures::future::try_join_all(reads).await
     }
 }
 

@@ -182,6 +182,19 @@ pub trait WalletStore: WalletOwners {
     ) -> Result<DepositOutcome, StoreError>;
 }
 
+/// Which wallets an owner holds, and many wallets read at once: what a door that lists or
+/// resolves many wallets in one request needs (the GraphQL subgraph), so that it reads them in
+/// one batch rather than one read per wallet.
+#[async_trait]
+pub trait WalletDirectory: Send + Sync {
+    /// The ids of the wallets `owner` holds. An index that may trail a wallet just opened by
+    /// a moment (ownership never changes once a wallet is opened).
+    async fn wallets_owned_by(&self, owner: &Owner) -> Result<Vec<WalletId>, StoreError>;
+    /// The wallets of `ids` that exist, each with its balances as [`WalletStore::wallet`]
+    /// reads them, in no particular order.
+    async fn wallets(&self, ids: &[WalletId]) -> Result<Vec<Wallet>, StoreError>;
+}
+
 /// Reads each payment's log: all a caller needs that only announces what was written (the
 /// event relay), so that it links none of the writes.
 #[async_trait]

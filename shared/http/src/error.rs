@@ -6,6 +6,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use paysaga_domain::FailureReason;
 use paysaga_services::ServiceError;
+use paysaga_services::self_service::Refusal;
 use serde_json::json;
 
 #[derive(Debug)]
@@ -51,6 +52,18 @@ impl From<ServiceError> for ApiError {
         } else {
             tracing::error!(%error, "request failed");
             Self::Internal
+        }
+    }
+}
+
+impl From<Refusal> for ApiError {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::NotFound(message) => Self::NotFound(message),
+            Refusal::Forbidden(message) => Self::Forbidden(message),
+            Refusal::Unprocessable { code, message } => Self::Unprocessable { code, message },
+            Refusal::Conflict { code, message } => Self::Conflict { code, message },
+            Refusal::Failed(error) => error.into(),
         }
     }
 }

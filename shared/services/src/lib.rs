@@ -3,8 +3,9 @@
 //! publish what the ledger's writes made true ([`relay`]), keep the audit trail ([`audit`]),
 //! apply and rebuild the read models ([`read_models`]), tell payers and payees
 //! ([`notifications`]), drive on the payments past their deadline ([`reconciler`]), and redrive
-//! dead letters ([`redrive`]). Handlers translate events into
-//! these calls and back.
+//! dead letters ([`redrive`]); and what a wallet's owner may do through any of the API's
+//! doors, REST, GraphQL or Connect ([`self_service`]). Handlers translate events into these
+//! calls and back.
 //!
 //! [`fakes`] (feature `fakes`) holds in-memory adapters of every port, for tests; [`faults`]
 //! (feature `fault-injection`) the test-only fault injection.
@@ -21,6 +22,7 @@ pub mod reconciler;
 pub mod redrive;
 pub mod relay;
 pub mod saga;
+pub mod self_service;
 pub mod wallets;
 
 use paysaga_domain::payment::PaymentLogError;

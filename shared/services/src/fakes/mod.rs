@@ -11,10 +11,10 @@ use paysaga_domain::payment::FlowKind;
 use paysaga_domain::ports::{
     BeginPayment, Deposit, DepositOutcome, EventPublisher, OpenWallet, Ownership, PaymentHistory,
     PaymentLog, PaymentProcessor, ProcessorError, PublishError, RecordStep, StoreError,
-    WalletOwners, WalletStore,
+    WalletDirectory, WalletOwners, WalletStore,
 };
 use paysaga_domain::{
-    ChargeId, DepositId, DomainEvent, IdempotencyKey, Money, PaymentId, PaymentLogEntry,
+    ChargeId, DepositId, DomainEvent, IdempotencyKey, Money, Owner, PaymentId, PaymentLogEntry,
     PaymentRequest, PaymentStep, RequestChannel, StepPlan, Transfer, Wallet, WalletId,
 };
 
@@ -36,6 +36,16 @@ struct LedgerState {
     /// What the tables' streams would hand the event relay: every log entry and outbox event
     /// written, in order.
     written: Vec<Written>,
+    /// How the wallets were read, for tests that a door batches its reads.
+    reads: WalletReads,
+}
+
+/// How many times wallets were read one at a time ([`WalletStore::wallet`]) and in batches
+/// ([`WalletDirectory::wallets`]).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct WalletReads {
+    pub single: usize,
+    pub batched: usize,
 }
 
 impl InMemoryLedger {
@@ -50,6 +60,11 @@ impl InMemoryLedger {
     /// Every wallet, for invariant checks in tests.
     pub fn wallets(&self) -> Vec<Wallet> {
         self.state().wallets.values().cloned().collect()
+    }
+
+    /// How the wallets were read so far.
+    pub fn wallet_reads(&self) -> WalletReads {
+        self.state().reads
     }
 
     /// Spreads an open wallet's credits over [`HOT_WALLET_CREDIT_SHARDS`] shards, as the
@@ -193,6 +208,30 @@ impl WalletOwners for InMemoryLedger {
 }
 
 #[async_trait]
+impl WalletDirectory for InMemoryLedger {
+    async fn wallets_owned_by(&self, owner: &Owner) -> Result<Vec<WalletId>, StoreError> {
+        Ok(self
+            .state()
+            .wallets
+            .values()
+            .filter(|wallet| wallet.is_owned_by(owner))
+            .map(|wallet| wallet.id().clone())
+            .collect())
+    }
+
+    async fn wallets(&self, ids: &[WalletId]) -> Result<Vec<Wallet>, StoreError> {
+        let mut state = self.state();
+        state.reads.batched += 1;
+        Ok(ids
+            .iter()
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .filter_map(|id| state.wallets.get(id).cloned())
+            .collect())
+    }
+}
+
+#[async_trait]
 impl WalletStore for InMemoryLedger {
     async fn open_wallet(&self, wallet: &Wallet) -> Result<OpenWallet, StoreError> {
         let mut state = self.state();
@@ -204,7 +243,9 @@ impl WalletStore for InMemoryLedger {
     }
 
     async fn wallet(&self, id: &WalletId) -> Result<Option<Wallet>, StoreError> {
-        Ok(self.state().wallets.get(id).cloned())
+        let mut state = self.state();
+        state.reads.single += 1;
+        Ok(state.wallets.get(id).cloned())
     }
 
     async fn deposit(
@@ -1123,5 +1164,21 @@ mod redrive_fakes {
                 _ => Ok(false),
             }
         }
+    }
+}
+
+/// The owner's operations ([`crate::self_service::SelfService`]) over an in-memory ledger and
+/// read models, as `main` assembles them over DynamoDB.
+pub fn self_service(
+    ledger: std::sync::Arc<InMemoryLedger>,
+    read_models: std::sync::Arc<InMemoryReadModels>,
+    limits: paysaga_domain::Limits,
+) -> crate::self_service::SelfService {
+    crate::self_service::SelfService {
+        wallets: ledger.clone(),
+        payments: ledger.clone(),
+        directory: ledger,
+        read_models,
+        limits,
     }
 }
