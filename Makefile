@@ -9,7 +9,7 @@ FUNCTIONS := $(notdir $(wildcard functions/*))
 # Built for Lambda with the release-abort profile (Cargo.toml): one invocation is one unit of
 # work (an HTTP request, a redrive run), and unwinding would only add to the zip. Every other
 # function unwinds (release): an SQS consumer's panic fails its message, not its batch.
-ABORT_FUNCTIONS := api admin-api dlq-redrive
+ABORT_FUNCTIONS := api admin-api graphql wallet-rpc dlq-redrive
 # `cargo lambda build` for arm64 of functions $(1), with profile flag $(2); --bin too, or it
 # copies every binary it finds under that profile's directory, stale ones too, to target/lambda/.
 lambda_build = $(if $(strip $(1)),PATH="$(CURDIR)/.local/venv/bin:$$PATH" cargo lambda build $(2) --arm64 --locked \
@@ -47,7 +47,7 @@ integration: build-local ## Integration tests against an already running stack (
 	@LOCAL_FEATURES='$(LOCAL_FEATURES)' infra/local/integration.sh
 
 # The local stack's features: test-only fault injection, the local JWT check.
-LOCAL_FEATURES := payment-saga/fault-injection,event-relay/fault-injection,api/local-authorizer,admin-api/local-authorizer
+LOCAL_FEATURES := payment-saga/fault-injection,event-relay/fault-injection,api/local-authorizer,admin-api/local-authorizer,graphql/local-authorizer,wallet-rpc/local-authorizer
 # What build-local builds; make test builds every target instead (infra/local/test.sh), in the
 # same build as its tests: one feature set, so the binaries come out of the test build.
 LOCAL_BUILD ?= $(addprefix -p ,$(FUNCTIONS) local-lambda payment-processor paysaga-admin)

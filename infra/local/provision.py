@@ -662,9 +662,10 @@ def main() -> int:
     # (local-lambda runs one process per instance, on a developer's machine), where production
     # defaults are sized for the HTTP API's throttle.
     # The saga checks the consent on payments requested straight on the bus against the same key.
+    # GraphiQL, the in-browser GraphQL IDE, is served at /graphiql (it is off in AWS by default).
     dev_jwt = ensure_dev_jwt_key(args.local_dir)
     overrides = {"QueueVisibilityTimeout": "5", "PaymentProcessorUrl": "http://127.0.0.1:4010",
-                 "FlowDeadlineSeconds": "30",
+                 "FlowDeadlineSeconds": "30", "GraphiQL": "enabled",
                  "JwtIssuer": DEV_JWT_ISSUER, "ConsentJwks": dev_jwks(Path(dev_jwt["public_key"])),
                  **{name: "2" for name in ("OrdinaryPaymentsConcurrency", "UrgentPaymentsConcurrency",
                                            "ReadModelsConcurrency", "AuditTrailConcurrency",
@@ -774,12 +775,14 @@ def main() -> int:
         if not isinstance(code_uri, str):
             raise ProvisionError(f"{lid}: CodeUri must be a local path (e.g. ../target/lambda/<bin>/)")
         binary = code_uri.rstrip("/").rsplit("/", 1)[-1]
-        routes, triggers, stream_triggers = [], [], []
+        routes, triggers, stream_triggers, open_routes = [], [], [], []
         for ev_name, ev in props.get("Events", {}).items():
             ev_props = ev.get("Properties", {})
             if ev["Type"] == "HttpApi":
                 routes.append({"method": str(ev_props.get("Method", "ANY")).upper(),
                                "path": ev_props.get("Path", "$default")})
+                if ev_props.get("Auth", {}).get("Authorizer") == "NONE":
+                    open_routes.append(f"{routes[-1]['method']} {routes[-1]['path']}")
             elif ev["Type"] == "SQS":
                 if ev_props.get("Enabled", True) is False:
                     log(f"{lid}.{ev_name}: disabled in the template, not wired")
@@ -811,6 +814,8 @@ def main() -> int:
             environment.update({"PAYSAGA_LOCAL_JWT_PUBLIC_KEY": dev_jwt["public_key"],
                                 "PAYSAGA_LOCAL_JWT_ISSUER": dev_jwt["issuer"],
                                 "PAYSAGA_LOCAL_JWT_AUDIENCE": dev_jwt["audience"]})
+            if open_routes:  # `Auth: {Authorizer: NONE}`: the gateway lets these through untouched
+                environment["PAYSAGA_LOCAL_OPEN_ROUTES"] = ",".join(open_routes)
         # Where the fault-injection builds read the faults a test turns on and off (the relay's
         # event-relay.json, the saga's payment-saga.json; no file, no faults).
         environment["PAYSAGA_FAULTS_DIR"] = str((args.local_dir / "faults").resolve())

@@ -44,7 +44,7 @@ for dir in functions/*/; do
   name="$(basename "$dir")"
   cp "target/$(profile_dir "$name")/$name" "$shipped/"
 done
-"$CARGO" build --release --locked -p api -p admin-api --features api/local-authorizer
+"$CARGO" build --release --locked -p api -p admin-api -p graphql -p wallet-rpc --features api/local-authorizer
 "$CARGO" build --release --locked -p paysaga-bench-hello
 cp target/release/hello-runtime target/release/hello-sdk "$shipped/" # the reference binaries, beside them
 "$CARGO" build --release --locked -p local-lambda -p payment-processor -p paysaga-bench

@@ -44,6 +44,9 @@ pub enum LocalAuthorizerError {
 pub struct LocalAuthorizer {
     key: DecodingKey,
     validation: Validation,
+    /// Routes without an authorizer (`Auth: {Authorizer: NONE}` in the template), as
+    /// `(METHOD, /path)`: passed on untouched, without claims.
+    open_routes: Vec<(String, String)>,
 }
 
 impl LocalAuthorizer {
@@ -64,7 +67,29 @@ impl LocalAuthorizer {
         validation.set_issuer(&[issuer]);
         validation.set_audience(&[audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        Ok(Self { key, validation })
+        Ok(Self {
+            key,
+            validation,
+            open_routes: Vec::new(),
+        })
+    }
+
+    /// Lets the routes of `open_routes` through without a token, as the gateway does for a route
+    /// with no authorizer: `"GET /graphiql,POST /hooks"` (literal paths; what
+    /// `PAYSAGA_LOCAL_OPEN_ROUTES` holds, from the template).
+    pub fn with_open_routes(mut self, open_routes: &str) -> Self {
+        self.open_routes = open_routes
+            .split(',')
+            .filter_map(|route| route.trim().split_once(' '))
+            .map(|(method, path)| (method.to_ascii_uppercase(), path.trim().to_owned()))
+            .collect();
+        self
+    }
+
+    fn is_open(&self, method: &str, path: &str) -> bool {
+        self.open_routes
+            .iter()
+            .any(|(open_method, open_path)| open_method == method && open_path == path)
     }
 
     /// The claims of a valid bearer token, as API Gateway passes them: every value a string.
@@ -91,6 +116,9 @@ pub async fn authorize(
     mut request: Request,
     next: Next,
 ) -> Response {
+    if authorizer.is_open(request.method().as_str(), request.uri().path()) {
+        return next.run(request).await;
+    }
     let authorization = request
         .headers()
         .get(header::AUTHORIZATION)

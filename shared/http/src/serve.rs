@@ -41,7 +41,8 @@ fn local_authorizer(app: Router) -> anyhow::Result<Router> {
         std::path::Path::new(&variable("PAYSAGA_LOCAL_JWT_PUBLIC_KEY")?),
         &variable("PAYSAGA_LOCAL_JWT_ISSUER")?,
         &variable("PAYSAGA_LOCAL_JWT_AUDIENCE")?,
-    )?;
+    )?
+    .with_open_routes(&std::env::var("PAYSAGA_LOCAL_OPEN_ROUTES").unwrap_or_default());
     Ok(app.layer(axum::middleware::from_fn_with_state(
         Arc::new(authorizer),
         authorize,
