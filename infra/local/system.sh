@@ -139,10 +139,12 @@ up() {
     # shellcheck disable=SC1091
     source "$LOCAL/stack.env"
     # local-lambda itself refuses to start when a function's binary is missing, and says which.
-    local schedules=()
+    local schedules=() assets=()
     [[ ${PAYSAGA_NO_SCHEDULES:-} == 1 ]] && schedules=(--no-schedules)
+    # GraphiQL's browser assets (infra/local/graphiql), from the front as a CDN serves them in AWS.
+    [[ -d $LOCAL/graphiql/assets ]] && assets=(--assets "/graphiql/assets=$LOCAL/graphiql/assets")
     start local-lambda 'local-lambda: ready' --wiring "$LOCAL/wiring.json" --bin-dir "$BIN_DIR" \
-      --http-addr "$API_ADDR" --invoke-addr "$INVOKE_ADDR" "${schedules[@]}"
+      --http-addr "$API_ADDR" --invoke-addr "$INVOKE_ADDR" "${schedules[@]}" "${assets[@]}"
   fi
   say "functions running (log $(logfile local-lambda)); API on http://$API_ADDR;" \
     "Lambda Invoke API on http://$INVOKE_ADDR"

@@ -55,6 +55,34 @@ pub struct Options {
     /// Run only these functions (names or logical ids; repeat or comma-separate)
     #[arg(long, value_name = "NAME", num_args = 1.., value_delimiter = ',')]
     pub only: Vec<String>,
+    /// Serve the files of DIR under the path PREFIX of the HTTP front, as a CDN would in AWS
+    /// (GraphiQL's browser assets: the machine may have no internet); repeatable
+    #[arg(long, value_name = "PREFIX=DIR", value_parser = static_assets)]
+    pub assets: Vec<StaticAssets>,
+}
+
+/// A directory of static files and the path it is served under (`--assets /graphiql/assets=DIR`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaticAssets {
+    /// `/graphiql/assets`: starts with `/`, no trailing `/`.
+    pub prefix: String,
+    pub dir: PathBuf,
+}
+
+fn static_assets(text: &str) -> Result<StaticAssets, String> {
+    let (prefix, dir) = text
+        .split_once('=')
+        .ok_or_else(|| format!("{text:?} is not PREFIX=DIR"))?;
+    let prefix = prefix.trim_end_matches('/');
+    if !prefix.starts_with('/') || prefix.len() < 2 {
+        return Err(format!(
+            "the prefix {prefix:?} must be a path such as /assets"
+        ));
+    }
+    Ok(StaticAssets {
+        prefix: prefix.to_owned(),
+        dir: PathBuf::from(dir),
+    })
 }
 
 /// Questions about the wiring file, for the scripts and checks that need one of its facts:

@@ -116,17 +116,25 @@ struct Front {
     client: reqwest::Client,
 }
 
-/// Serves `routes` on `listener` until `shutdown`.
+/// Serves `routes` on `listener` until `shutdown`, and the files of each of `assets` under its
+/// prefix (API Gateway serves no files: in AWS a CDN does; locally there may be no internet).
 pub async fn serve(
     listener: TcpListener,
     routes: RouteTable,
+    assets: &[crate::cli::StaticAssets],
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let front = Arc::new(Front {
         routes,
         client: reqwest::Client::new(),
     });
-    let router = Router::new().fallback(forward).with_state(front);
+    let mut router = Router::new().fallback(forward).with_state(front);
+    for served in assets {
+        router = router.nest_service(
+            &served.prefix,
+            tower_http::services::ServeDir::new(&served.dir),
+        );
+    }
     axum::serve(listener, router)
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
@@ -242,7 +250,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn requests_reach_the_function_of_their_route_and_others_are_a_404() {
+    async fn requests_reach_the_function_of_their_route_or_the_assets_and_others_are_a_404() {
         async fn function(name: &'static str) -> SocketAddr {
             let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
             let address = listener.local_addr().expect("address");
@@ -259,7 +267,21 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let front = listener.local_addr().expect("address");
         let shutdown = CancellationToken::new();
-        tokio::spawn(serve(listener, table, shutdown.clone()));
+        let assets_dir = tempfile::tempdir().expect("a scratch directory");
+        std::fs::create_dir_all(assets_dir.path().join("react@18.3.1/umd")).expect("a directory");
+        std::fs::write(
+            assets_dir.path().join("react@18.3.1/umd/react.js"),
+            "window.React = {};",
+        )
+        .expect("an asset");
+        let assets = [crate::cli::StaticAssets {
+            prefix: "/graphiql/assets".to_owned(),
+            dir: assets_dir.path().to_owned(),
+        }];
+        tokio::spawn({
+            let shutdown = shutdown.clone();
+            async move { serve(listener, table, &assets, shutdown).await }
+        });
 
         let client = reqwest::Client::new();
         let answer = |method: reqwest::Method, path: &'static str| {
@@ -283,6 +305,21 @@ mod tests {
         assert_eq!(
             answer(reqwest::Method::GET, "/nowhere").await,
             (404, r#"{"message":"Not Found"}"#.to_owned())
+        );
+        assert_eq!(
+            answer(
+                reqwest::Method::GET,
+                "/graphiql/assets/react@18.3.1/umd/react.js"
+            )
+            .await,
+            (200, "window.React = {};".to_owned()),
+            "a static asset"
+        );
+        assert_eq!(
+            answer(reqwest::Method::GET, "/graphiql/assets/none.js")
+                .await
+                .0,
+            404
         );
         shutdown.cancel();
     }

@@ -60,6 +60,7 @@ async fn run(options: cli::Options) -> anyhow::Result<()> {
         only: options.only,
         inherited_environment: inherited_environment(|name| std::env::var(name).ok()),
         stream_checkpoints,
+        assets: options.assets,
     };
     supervisor::run(config, clients, shutdown).await?;
     Ok(())

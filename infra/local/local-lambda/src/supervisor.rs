@@ -46,6 +46,8 @@ pub struct LocalLambdaConfig {
     /// Where the stream mappings keep their checkpoints
     /// ([`crate::dynamodb_stream_event_source::checkpoint_file_beside`] the wiring file).
     pub stream_checkpoints: PathBuf,
+    /// Directories of static files the HTTP front serves (what a CDN serves in AWS).
+    pub assets: Vec<crate::cli::StaticAssets>,
 }
 
 /// The AWS clients of the event sources: SQS (queues, on-failure destinations) and DynamoDB
@@ -331,8 +333,17 @@ async fn start_functions(
             config.http_addr
         );
         let shutdown = shutdown.clone();
+        let assets = config.assets.clone();
+        for served in &assets {
+            println!(
+                "HTTP API: http://{}{}/ serves {}",
+                config.http_addr,
+                served.prefix,
+                served.dir.display()
+            );
+        }
         tasks.spawn(async move {
-            if let Err(error) = http_front::serve(listener, routes, shutdown).await {
+            if let Err(error) = http_front::serve(listener, routes, &assets, shutdown).await {
                 tracing::error!(%error, "the HTTP front stopped");
             }
         });
@@ -605,6 +616,7 @@ mod tests {
             only: vec!["DlqRedriveFunction".to_owned()],
             inherited_environment: vec![("PATH".to_owned(), "/usr/bin:/bin".to_owned())],
             stream_checkpoints: scratch.path().join("stream-checkpoints.json"),
+            assets: Vec::new(),
         };
         let shutdown = CancellationToken::new();
         let local_lambda = tokio::spawn(run(config, clients, shutdown.clone()));
