@@ -662,10 +662,12 @@ def main() -> int:
     # (local-lambda runs one process per instance, on a developer's machine), where production
     # defaults are sized for the HTTP API's throttle.
     # The saga checks the consent on payments requested straight on the bus against the same key.
-    # GraphiQL, the in-browser GraphQL IDE, is served at /graphiql (it is off in AWS by default).
+    # GraphiQL, the in-browser GraphQL IDE, is served at /graphiql (it is off in AWS by default),
+    # with its assets from local-lambda's front: the machine may have no internet.
     dev_jwt = ensure_dev_jwt_key(args.local_dir)
     overrides = {"QueueVisibilityTimeout": "5", "PaymentProcessorUrl": "http://127.0.0.1:4010",
-                 "FlowDeadlineSeconds": "30", "GraphiQL": "enabled",
+                 "FlowDeadlineSeconds": "30",
+                 "GraphiQL": "enabled", "GraphiQLAssetsUrl": "/graphiql/assets",
                  "JwtIssuer": DEV_JWT_ISSUER, "ConsentJwks": dev_jwks(Path(dev_jwt["public_key"])),
                  **{name: "2" for name in ("OrdinaryPaymentsConcurrency", "UrgentPaymentsConcurrency",
                                            "ReadModelsConcurrency", "AuditTrailConcurrency",
