@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use graphql::{Config, router};
+use graphql::{Config, router_with};
 use lambda_toolkit::aws::sdk_config;
 use paysaga_aws::{DynamoDbLedger, DynamoDbReadModels};
 use paysaga_services::self_service::SelfService;
@@ -16,7 +16,7 @@ async fn main() -> anyhow::Result<()> {
     let config = lambda_toolkit::env::load(Config::from_env)?;
     let sdk = sdk_config().await?;
     let ledger = Arc::new(DynamoDbLedger::from_config(&sdk, config.resources.tables));
-    let app = router(Arc::new(SelfService {
+    let service = Arc::new(SelfService {
         wallets: ledger.clone(),
         payments: ledger.clone(),
         directory: ledger,
@@ -25,6 +25,6 @@ async fn main() -> anyhow::Result<()> {
             config.read_models_table,
         )),
         limits: config.limits,
-    }));
-    paysaga_http::serve(app).await
+    });
+    paysaga_http::serve(router_with(service, config.graphiql)).await
 }
