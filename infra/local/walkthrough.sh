@@ -7,7 +7,9 @@ api="http://${PAYSAGA_API_ADDR:-127.0.0.1:3000}"
 cat <<TXT
 
 paysaga is running on the local stack:
-  API             $api
+  API             $api   (REST: docs/openapi.json; GraphQL: $api/graphql;
+                  WalletService: $api/paysaga.wallet.v1.WalletService/...)
+  GraphiQL        $api/graphiql#bearer=<token>   in a browser; a token: make -s token SUB=alice
   LocalStack      ${AWS_ENDPOINT_URL:-http://127.0.0.1:4566} (SQS, EventBridge)   logs: .local/logs/
   DynamoDB Local  ${AWS_ENDPOINT_URL_DYNAMODB:-http://127.0.0.1:8000}
   functions       .local/logs/local-lambda.log   (stop everything: make stop)

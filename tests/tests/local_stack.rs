@@ -314,6 +314,37 @@ async fn the_readme_walkthrough_and_its_aws_cli_event_work_verbatim() -> anyhow:
         walkthrough.contains(r#""wallet_id":"wal_demo_bob""#),
         "{walkthrough}"
     );
+    // The other two doors: Bob's wallets through GraphQL, with the payment as his newest
+    // transaction; Alice's balance through the WalletService over Connect.
+    let graphql = walkthrough
+        .lines()
+        .find(|line| line.starts_with(r#"{"data":{"viewer""#))
+        .with_context(|| format!("the GraphQL answer: {walkthrough}"))?;
+    let graphql: serde_json::Value = serde_json::from_str(graphql)?;
+    let bobs = &graphql["data"]["viewer"]["wallets"];
+    let bobs_wallet = bobs
+        .as_array()
+        .and_then(|wallets| wallets.iter().find(|wallet| wallet["id"] == "wal_demo_bob"))
+        .with_context(|| format!("Bob's wallet through GraphQL: {graphql}"))?;
+    assert_eq!(bobs_wallet["available"]["currency"], "EUR", "{graphql}");
+    assert!(
+        bobs_wallet["available"]["minorUnits"].as_u64() >= Some(2_500),
+        "Bob was paid: {graphql}"
+    );
+    // The read model trails the ledger by a moment: his newest transaction, once there, is a
+    // payment he received.
+    let edges = bobs_wallet["transactions"]["edges"]
+        .as_array()
+        .with_context(|| format!("Bob's transactions through GraphQL: {graphql}"))?;
+    if let Some(newest) = edges.first() {
+        assert_eq!(newest["node"]["kind"], "PAYMENT_RECEIVED", "{graphql}");
+    }
+    let connect = walkthrough
+        .lines()
+        .find(|line| line.starts_with(r#"{"walletId":"wal_demo_alice""#))
+        .with_context(|| format!("the Connect answer: {walkthrough}"))?;
+    let connect: serde_json::Value = serde_json::from_str(connect)?;
+    assert_eq!(connect["available"]["currency"], "EUR", "{connect}");
     assert!(
         put_events.contains(r#""FailedEntryCount": 0"#),
         "{put_events}"

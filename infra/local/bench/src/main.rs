@@ -211,6 +211,24 @@ async fn run(
                     None,
                     None,
                 )?,
+                // The other two doors read the same wallet: GraphQL, and the WalletService
+                // over Connect (JSON).
+                "graphql" => fixtures.api(
+                    "apigw-submit-payment.json",
+                    "/graphql",
+                    None,
+                    Some(json!({
+                        "query": "{ wallet(id: \"wal_demo_alice\") { id available { minorUnits currency } } }"
+                    })),
+                    None,
+                )?,
+                "wallet-rpc" => fixtures.api(
+                    "apigw-submit-payment.json",
+                    "/paysaga.wallet.v1.WalletService/GetBalance",
+                    Some(("method", "GetBalance")),
+                    Some(json!({"wallet_id": "wal_demo_alice"})),
+                    None,
+                )?,
                 "payment-saga" => fixtures.payment_requested(
                     &format!("pay_bench_{run_id}_cold_{run}"),
                     &payer,
@@ -257,6 +275,24 @@ async fn run(
                     "a page of the read models' rebuild: {}",
                     sample.response
                 ),
+                "graphql" => {
+                    let (status, body) = api_response(&sample.response)?;
+                    ensure!(
+                        status == 200
+                            && body["errors"].is_null()
+                            && body["data"]["wallet"]["id"] == "wal_demo_alice",
+                        "reading a wallet through GraphQL: {}",
+                        sample.response
+                    );
+                }
+                "wallet-rpc" => {
+                    let (status, body) = api_response(&sample.response)?;
+                    ensure!(
+                        status == 200 && body["walletId"] == "wal_demo_alice",
+                        "GetBalance over Connect: {}",
+                        sample.response
+                    );
+                }
                 _ if event.get("Records").is_some() => no_batch_failures(&sample.response)
                     .with_context(|| format!("the cold start of {}", binary.name))?,
                 _ => {}
