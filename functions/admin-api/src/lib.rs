@@ -44,7 +44,8 @@ use axum::routing::{MethodRouter, post};
 use axum::{Json, Router};
 use chrono::Utc;
 use paysaga_domain::ports::{
-    Deposit, EventPageToken, EventPublisher, EventStore, ReadModelWriter, StoreError, WalletStore,
+    Deposit, EventPageToken, EventPublisher, EventStore, ReadModelWriter, StoreError,
+    WalletDeposits,
 };
 use paysaga_domain::{
     DepositId, FailureReason, Limits, Money, OperatorActionId, OperatorReason, OperatorRecord,
@@ -81,7 +82,7 @@ pub struct AdminApi {
     /// How much of the audit trail one rebuild call takes on ([`REBUILD_PAGE`] in `main`).
     pub rebuild_page: PageBudget,
     /// Where an operator's deposit is credited.
-    pub wallets: Arc<dyn WalletStore>,
+    pub wallets: Arc<dyn WalletDeposits>,
     /// Where the actions other than a deposit (whose store records its announcement) are
     /// recorded for the audit trail: the outbox, which the event relay publishes.
     pub events: Arc<dyn EventPublisher>,

@@ -12,7 +12,7 @@ use chrono::Utc;
 use event_relay::{EventRelay, SetAside, SetAsideError, StreamTables, UnreadableRecord};
 use lambda_toolkit::metrics::{InvocationMetrics, Metrics};
 use paysaga_aws::OutboxRecord;
-use paysaga_domain::ports::PaymentLog;
+use paysaga_domain::ports::PaymentRequests;
 use paysaga_domain::{DomainEvent, RequestChannel};
 use paysaga_services::fakes::{InMemoryLedger, RecordingDeadlines, RecordingPublisher};
 use paysaga_services::relay::Written;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use aws_lambda_events::sqs::SqsEvent;
 use chrono::Utc;
 use lambda_toolkit::testing::{TestConsumer, sqs_message};
-use paysaga_domain::ports::{PaymentHistory, PaymentLog};
+use paysaga_domain::ports::{PaymentHistory, PaymentRequests};
 use paysaga_domain::test_support::request;
 use paysaga_domain::{DomainEvent, Payment, PaymentStep, RequestChannel};
 use paysaga_services::fakes::{InMemoryLedger, InMemoryParking, RecordingPublisher};

@@ -32,7 +32,8 @@ pub(crate) use lambda_toolkit::aws::dynamodb::{Item, is_conditional_check_failur
 use paysaga_domain::money::MAX_MINOR_UNITS;
 use paysaga_domain::ports::{
     BeginPayment, Contention, Deposit, DepositOutcome, OpenWallet, Ownership, PaymentHistory,
-    PaymentLog, RecordStep, StoreError, WalletDirectory, WalletOwners, WalletStore,
+    PaymentLog, PaymentRequests, RecordStep, StoreError, WalletDeposits, WalletDirectory,
+    WalletOwners, WalletStore,
 };
 use paysaga_domain::{
     Currency, DepositId, DomainEvent, IdempotencyKey, Money, Owner, PaymentId, PaymentLogEntry,
@@ -475,7 +476,10 @@ impl WalletStore for DynamoDbLedger {
     async fn wallet(&self, id: &WalletId) -> Result<Option<Wallet>, StoreError> {
         self.read_wallet(id).await
     }
+}
 
+#[async_trait]
+impl WalletDeposits for DynamoDbLedger {
     async fn deposit(
         &self,
         deposit: &Deposit,
@@ -590,7 +594,7 @@ impl PaymentHistory for DynamoDbLedger {
 }
 
 #[async_trait]
-impl PaymentLog for DynamoDbLedger {
+impl PaymentRequests for DynamoDbLedger {
     async fn begin(
         &self,
         request: &PaymentRequest,
@@ -643,7 +647,10 @@ impl PaymentLog for DynamoDbLedger {
             BeginPayment::KeyReused
         })
     }
+}
 
+#[async_trait]
+impl PaymentLog for DynamoDbLedger {
     async fn record(&self, plan: &StepPlan) -> Result<RecordStep, StoreError> {
         // A payee check (`AcceptsCurrency`: the wallet exists and holds the currency) is a
         // read before the write, not a ConditionCheck inside the transaction: half a read unit

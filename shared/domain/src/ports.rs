@@ -166,12 +166,18 @@ pub trait WalletOwners: Send + Sync {
     async fn ownership(&self, id: &WalletId) -> Result<Ownership, StoreError>;
 }
 
-/// Wallets and the money in them.
+/// Wallets and the money in them, as their owners' doors see them: opened, read.
 #[async_trait]
 pub trait WalletStore: WalletOwners {
     /// Opens `wallet` unless a wallet with its id exists.
     async fn open_wallet(&self, wallet: &Wallet) -> Result<OpenWallet, StoreError>;
     async fn wallet(&self, id: &WalletId) -> Result<Option<Wallet>, StoreError>;
+}
+
+/// An operator's deposits: all the admin routes need beyond [`WalletStore`]. A port of its own,
+/// so that a function that does not deposit (the owners' doors) links none of it.
+#[async_trait]
+pub trait WalletDeposits: WalletStore {
     /// Credits the deposit to its wallet, once per idempotency key, and records its
     /// announcement ([`Deposit::announcement`], dated `now`) in the same transaction, for the
     /// event relay to publish.
@@ -203,9 +209,10 @@ pub trait PaymentHistory: Send + Sync {
     async fn history(&self, id: &PaymentId) -> Result<Vec<PaymentLogEntry>, StoreError>;
 }
 
-/// The append-only, versioned log of each payment, and the wallet changes that go with it.
+/// Writes each payment's request, its log's first entry: all a door that submits payments needs
+/// (the API's three doors), so that it links none of the saga's step writes.
 #[async_trait]
-pub trait PaymentLog: PaymentHistory {
+pub trait PaymentRequests: PaymentHistory {
     /// Writes version 1 of a payment's log, the request as it came through `channel`, unless
     /// the payment exists. With an idempotency key, the request's id is the key's
     /// ([`PaymentRequest::submitted`]), so an existing payment is the key's earlier use:
@@ -218,6 +225,11 @@ pub trait PaymentLog: PaymentHistory {
         idempotency_key: Option<&IdempotencyKey>,
         now: DateTime<Utc>,
     ) -> Result<BeginPayment, StoreError>;
+}
+
+/// The append-only, versioned log of each payment, and the wallet changes that go with it.
+#[async_trait]
+pub trait PaymentLog: PaymentRequests {
     /// Appends a step's entry and applies its wallet changes atomically: all or nothing.
     async fn record(&self, plan: &StepPlan) -> Result<RecordStep, StoreError>;
 }
@@ -228,7 +240,7 @@ pub trait PaymentLog: PaymentHistory {
 /// consumers de-duplicate on it.
 ///
 /// An event that reports a change to the ledger is never published through this after the
-/// change: it is written with the change ([`WalletStore::deposit`], the payment log), and the
+/// change: it is written with the change ([`WalletDeposits::deposit`], the payment log), and the
 /// relay publishes it from there.
 #[async_trait]
 pub trait EventPublisher: Send + Sync {

@@ -3,7 +3,7 @@
 use chrono::Utc;
 
 use super::ServiceError;
-use paysaga_domain::ports::{BeginPayment, PaymentLog};
+use paysaga_domain::ports::{BeginPayment, PaymentHistory, PaymentRequests};
 use paysaga_domain::{
     IdempotencyKey, Payment, PaymentId, PaymentLogEntry, PaymentRequest, RequestChannel,
 };
@@ -25,7 +25,7 @@ pub enum Submission {
 /// With an idempotency key, the request's id must be the one the key names (make the request
 /// with [`PaymentRequest::submitted`]): the key has no record of its own, the payment is it.
 pub async fn submit_payment(
-    log: &dyn PaymentLog,
+    log: &dyn PaymentRequests,
     request: PaymentRequest,
     idempotency_key: Option<&IdempotencyKey>,
 ) -> Result<Submission, ServiceError> {
@@ -62,7 +62,7 @@ pub async fn submit_payment(
 
 /// A payment as its log tells it, or `None` when unknown.
 pub async fn payment(
-    log: &dyn PaymentLog,
+    log: &dyn PaymentHistory,
     id: &PaymentId,
 ) -> Result<Option<Payment>, ServiceError> {
     let history = log.history(id).await?;

@@ -117,7 +117,7 @@ mod tests {
     use crate::redrive::letter::tests::{DLQ, SOURCE, event_body, letter, queue, with_record};
     use crate::redrive::parking::{ParkedMessage, ParkedStatus, ParkingLot};
     use paysaga_domain::ports::PaymentHistory;
-    use paysaga_domain::ports::PaymentLog;
+    use paysaga_domain::ports::PaymentRequests;
     use paysaga_domain::test_support::request;
     use paysaga_domain::{PaymentStep, RequestChannel};
 

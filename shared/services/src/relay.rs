@@ -181,7 +181,7 @@ mod tests {
     use crate::fakes::{InMemoryLedger, RecordingDeadlines, RecordingPublisher};
     use chrono::Utc;
     use paysaga_domain::ports::PaymentHistory;
-    use paysaga_domain::ports::{BeginPayment, PaymentLog, PublishError, StoreError};
+    use paysaga_domain::ports::{BeginPayment, PaymentRequests, PublishError, StoreError};
     use paysaga_domain::test_support::request;
     use paysaga_domain::{Payment, PaymentId, PaymentStep, RequestChannel};
 

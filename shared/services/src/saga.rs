@@ -529,7 +529,7 @@ mod tests {
     use paysaga_domain::money::MAX_MINOR_UNITS;
     use paysaga_domain::payment::{Flow, FlowKind};
     use paysaga_domain::ports::PaymentHistory;
-    use paysaga_domain::ports::{Deposit, WalletStore};
+    use paysaga_domain::ports::{Deposit, PaymentRequests, WalletDeposits, WalletStore};
     use paysaga_domain::{Money, PaymentStatus, Wallet, WalletId};
 
     struct World {

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use paysaga_domain::payment::Flow;
 use paysaga_domain::ports::{
-    OpenWallet, Ownership, PaymentLog, ReadModelReader, WalletDirectory, WalletStore,
+    OpenWallet, Ownership, PaymentRequests, ReadModelReader, WalletDirectory, WalletStore,
 };
 use paysaga_domain::read_models::{Page, PageRequest, Revised, TransactionEntry, WalletPayment};
 use paysaga_domain::{
@@ -95,8 +95,8 @@ pub struct OpenedWallet {
 /// The owner's operations, over the ports they need.
 pub struct SelfService {
     pub wallets: Arc<dyn WalletStore>,
-    /// The payments' log: a request written to it is announced from it (the event relay).
-    pub payments: Arc<dyn PaymentLog>,
+    /// Where a payment's request is written: it is announced from there (the event relay).
+    pub payments: Arc<dyn PaymentRequests>,
     pub read_models: Arc<dyn ReadModelReader>,
     /// Which wallets an owner holds, and many wallets read at once.
     pub directory: Arc<dyn WalletDirectory>,

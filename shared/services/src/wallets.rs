@@ -3,7 +3,7 @@
 use chrono::Utc;
 
 use super::ServiceError;
-use paysaga_domain::ports::{Deposit, DepositOutcome, OpenWallet, WalletStore};
+use paysaga_domain::ports::{Deposit, DepositOutcome, OpenWallet, WalletDeposits, WalletStore};
 use paysaga_domain::{Currency, FailureReason, Owner, Wallet, WalletId};
 
 /// Opens a wallet for `owner`. Opening an existing id again is answered with that wallet (so
@@ -34,7 +34,7 @@ pub enum DepositResult {
 /// transaction, and the event relay publishes it; a replay writes nothing, and answers the
 /// first deposit.
 pub async fn deposit(
-    store: &dyn WalletStore,
+    store: &dyn WalletDeposits,
     deposit: Deposit,
 ) -> Result<DepositResult, ServiceError> {
     let (deposit, replayed) = match store.deposit(&deposit, Utc::now()).await? {

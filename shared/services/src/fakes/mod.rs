@@ -10,8 +10,8 @@ use chrono::{DateTime, Utc};
 use paysaga_domain::payment::FlowKind;
 use paysaga_domain::ports::{
     BeginPayment, Deposit, DepositOutcome, EventPublisher, OpenWallet, Ownership, PaymentHistory,
-    PaymentLog, PaymentProcessor, ProcessorError, PublishError, RecordStep, StoreError,
-    WalletDirectory, WalletOwners, WalletStore,
+    PaymentLog, PaymentProcessor, PaymentRequests, ProcessorError, PublishError, RecordStep,
+    StoreError, WalletDeposits, WalletDirectory, WalletOwners, WalletStore,
 };
 use paysaga_domain::{
     ChargeId, DepositId, DomainEvent, IdempotencyKey, Money, Owner, PaymentId, PaymentLogEntry,
@@ -247,7 +247,10 @@ impl WalletStore for InMemoryLedger {
         state.reads.single += 1;
         Ok(state.wallets.get(id).cloned())
     }
+}
 
+#[async_trait]
+impl WalletDeposits for InMemoryLedger {
     async fn deposit(
         &self,
         deposit: &Deposit,
@@ -318,7 +321,7 @@ impl PaymentHistory for InMemoryLedger {
 }
 
 #[async_trait]
-impl PaymentLog for InMemoryLedger {
+impl PaymentRequests for InMemoryLedger {
     async fn begin(
         &self,
         request: &PaymentRequest,
@@ -352,7 +355,10 @@ impl PaymentLog for InMemoryLedger {
             .insert(request.payment_id().clone(), vec![entry]);
         Ok(BeginPayment::Begun)
     }
+}
 
+#[async_trait]
+impl PaymentLog for InMemoryLedger {
     async fn record(&self, plan: &StepPlan) -> Result<RecordStep, StoreError> {
         let mut state = self.state();
         let log_length = state

@@ -13,8 +13,8 @@ use chrono::{DateTime, Utc};
 
 use paysaga_domain::history::StreamId;
 use paysaga_domain::ports::{
-    AppendOutcome, BeginPayment, Contention, Ownership, PaymentHistory, PaymentLog, RecordStep,
-    StoreError, WalletOwners,
+    AppendOutcome, BeginPayment, Contention, Ownership, PaymentHistory, PaymentLog,
+    PaymentRequests, RecordStep, StoreError, WalletOwners,
 };
 use paysaga_domain::{
     DomainEvent, IdempotencyKey, PaymentId, PaymentLogEntry, PaymentRequest, RequestChannel,
@@ -122,7 +122,7 @@ impl PaymentHistory for ModelledLedger {
 }
 
 #[async_trait]
-impl PaymentLog for ModelledLedger {
+impl PaymentRequests for ModelledLedger {
     async fn begin(
         &self,
         request: &PaymentRequest,
@@ -137,7 +137,10 @@ impl PaymentLog for ModelledLedger {
             .begin(request, channel, idempotency_key, now)
             .await
     }
+}
 
+#[async_trait]
+impl PaymentLog for ModelledLedger {
     async fn record(&self, plan: &StepPlan) -> Result<RecordStep, StoreError> {
         // As the DynamoDB adapter does: each attempt builds its items (a credit to a spread
         // wallet picks a shard), and a credit that keeps losing on its wallet's own item
