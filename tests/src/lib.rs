@@ -3,6 +3,7 @@
 //! DynamoDB clients, and polling with a deadline.
 
 pub mod audit;
+pub mod graphql;
 pub mod read_models;
 
 use std::collections::HashMap;
