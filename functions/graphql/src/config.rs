@@ -1,18 +1,13 @@
 //! The function's environment: what the REST api reads, and whether to serve GraphiQL.
 
 use lambda_toolkit::env::{ConfigError, Environment};
-use paysaga_aws::config::{Resources, limits};
-use paysaga_domain::Limits;
+use paysaga_aws::doors::DoorConfig;
 
 use crate::graphiql::GraphiqlAssets;
 
 pub struct Config {
-    /// The tables and the event bus.
-    pub resources: Resources,
-    /// `READ_MODELS_TABLE`.
-    pub read_models_table: String,
-    /// `ALLOWED_CURRENCIES`, `MAX_PAYMENT_MINOR_UNITS`.
-    pub limits: Limits,
+    /// What every owners' door reads: the tables, the read models, the limits.
+    pub door: DoorConfig,
     /// `GRAPHIQL` (`enabled` or `disabled`, the default) and `GRAPHIQL_ASSETS_URL`.
     pub graphiql: Graphiql,
 }
@@ -31,9 +26,7 @@ pub enum Graphiql {
 impl Config {
     pub fn from_env(env: &Environment) -> Result<Self, ConfigError> {
         Ok(Self {
-            resources: Resources::from_env(env)?,
-            read_models_table: env.required("READ_MODELS_TABLE")?,
-            limits: limits(env)?,
+            door: DoorConfig::from_env(env)?,
             graphiql: Graphiql::from_env(env)?,
         })
     }

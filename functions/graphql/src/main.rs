@@ -7,24 +7,12 @@ use std::sync::Arc;
 
 use graphql::{Config, router_with};
 use lambda_toolkit::aws::sdk_config;
-use paysaga_aws::{DynamoDbLedger, DynamoDbReadModels};
-use paysaga_services::self_service::SelfService;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     lambda_toolkit::logging::init();
     let config = lambda_toolkit::env::load(Config::from_env)?;
     let sdk = sdk_config().await?;
-    let ledger = Arc::new(DynamoDbLedger::from_config(&sdk, config.resources.tables));
-    let service = Arc::new(SelfService {
-        wallets: ledger.clone(),
-        payments: ledger.clone(),
-        directory: ledger,
-        read_models: Arc::new(DynamoDbReadModels::from_config(
-            &sdk,
-            config.read_models_table,
-        )),
-        limits: config.limits,
-    });
+    let service = Arc::new(paysaga_aws::doors::self_service(&sdk, config.door));
     paysaga_http::serve(router_with(service, config.graphiql)).await
 }

@@ -6,8 +6,6 @@
 use std::sync::Arc;
 
 use lambda_toolkit::aws::sdk_config;
-use paysaga_aws::{DynamoDbLedger, DynamoDbReadModels};
-use paysaga_services::self_service::SelfService;
 use wallet_rpc::{Config, router};
 
 #[tokio::main]
@@ -15,16 +13,6 @@ async fn main() -> anyhow::Result<()> {
     lambda_toolkit::logging::init();
     let config = lambda_toolkit::env::load(Config::from_env)?;
     let sdk = sdk_config().await?;
-    let ledger = Arc::new(DynamoDbLedger::from_config(&sdk, config.resources.tables));
-    let app = router(Arc::new(SelfService {
-        wallets: ledger.clone(),
-        payments: ledger.clone(),
-        directory: ledger,
-        read_models: Arc::new(DynamoDbReadModels::from_config(
-            &sdk,
-            config.read_models_table,
-        )),
-        limits: config.limits,
-    }));
-    paysaga_http::serve(app).await
+    let service = Arc::new(paysaga_aws::doors::self_service(&sdk, config));
+    paysaga_http::serve(router(service)).await
 }

@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod deadlines;
+pub mod doors;
 pub mod dynamodb;
 pub mod event_messages;
 pub mod event_store;
