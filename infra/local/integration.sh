@@ -9,6 +9,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 CARGO="${CARGO:-cargo}"
 FEATURES="${LOCAL_FEATURES:?run through make, which sets LOCAL_FEATURES}"
+# The GraphiQL test drives headless Chromium: installed from Debian's packages when missing.
+infra/local/stack.sh install-browser
 
 if "$CARGO" nextest --version >/dev/null 2>&1; then
   # --workspace and the same features as the unit tests: the test binaries are already built.

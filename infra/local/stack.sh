@@ -6,13 +6,15 @@
 #   .local/dynamodb   DynamoDB Local                              (infra/local/package-lock.json)
 #   .local/schemathesis  schemathesis         (infra/local/requirements-schemathesis.txt)
 #   .local/graphiql   GraphiQL's browser assets                   (infra/local/graphiql)
-#   and, from Debian's packages where missing: Java 17, Chromium and ChromeDriver
+#   and, from Debian's packages where missing: Java 17 (install), Chromium and ChromeDriver
+#   (install-browser, for the GraphiQL test in make test)
 #   .local/state      LocalStack's volume and filesystem root (emptied at each start)
 #   .local/logs       localstack.log, dynamodb.log, install logs
 #   .local/run        pid files and the endpoints in use
 #   .local/wiring.json, .local/stack.env   written by provision.py from infra/template.yaml
 #
-# Usage: infra/local/stack.sh install|up|down|status|provision
+# Usage: infra/local/stack.sh install|install-browser|up|down|status|provision
+# (install-browser: Chromium and ChromeDriver, which only `make test` needs)
 # Every subcommand is idempotent, and every wait has a deadline.
 # Environment: PAYSAGA_LOCALSTACK_PORT (4566), PAYSAGA_DYNAMODB_PORT (8000),
 #   AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_DYNAMODB: use an already running LocalStack / DynamoDB.
@@ -344,7 +346,6 @@ cmd_install() {
   install_schemathesis
   install_dynamodb
   install_graphiql_assets
-  install_chromium
   say "installed in $((SECONDS - start)) s"
 }
 
@@ -540,12 +541,13 @@ cmd_status() {
 
 case "${1:-}" in
   install) cmd_install ;;
+  install-browser) mkdir -p "$LOGS" && install_chromium ;;
   up) cmd_up ;;
   down) cmd_down ;;
   status) cmd_status ;;
   provision) cmd_provision ;;
   *)
-    echo "usage: $0 install|up|down|status|provision" >&2
+    echo "usage: $0 install|install-browser|up|down|status|provision" >&2
     exit 2
     ;;
 esac

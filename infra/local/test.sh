@@ -33,8 +33,9 @@ step "clippy (warnings are errors), with the local stack's features and, where c
 step "unit and handler tests"
 "$CARGO" test --workspace --locked --features "$FEATURES"
 
-step "local stack: install what is missing"
+step "local stack: install what is missing (and Chromium for the GraphiQL test)"
 infra/local/stack.sh install
+infra/local/stack.sh install-browser
 
 stack_was_up=false
 if infra/local/stack.sh status >/dev/null 2>&1; then
