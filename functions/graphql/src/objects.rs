@@ -274,7 +274,7 @@ impl Wallet {
         let caller = CallerScope::of(ctx)?;
         let page = caller
             .service()
-            .transactions(caller.owner(), self.0.id(), &page)
+            .transactions_of(caller.owner(), &self.0, &page)
             .await?;
         Ok(connection(page, transaction_position, Transaction::from))
     }
@@ -292,7 +292,7 @@ impl Wallet {
         let caller = CallerScope::of(ctx)?;
         let page = caller
             .service()
-            .payments_of(caller.owner(), self.0.id(), &page)
+            .payments_of_wallet(caller.owner(), &self.0, &page)
             .await?;
         Ok(connection(page, payment_position, WalletPayment::from))
     }

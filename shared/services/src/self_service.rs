@@ -260,6 +260,32 @@ impl SelfService {
         Ok(self.read_models.payments(wallet, page).await?)
     }
 
+    /// [`Self::transactions`] of a wallet the door has read already (through [`Self::wallet`],
+    /// [`Self::wallets`] or [`Self::wallets_of`]): its owner is checked on it, with no read of
+    /// its own (a GraphQL query of a caller's wallets and their lists would otherwise read each
+    /// wallet's owner again).
+    pub async fn transactions_of(
+        &self,
+        owner: &Owner,
+        wallet: &Wallet,
+        page: &PageRequest,
+    ) -> Result<Page<Revised<TransactionEntry>>, Refusal> {
+        may_use(owner, wallet)?;
+        Ok(self.read_models.transactions(wallet.id(), page).await?)
+    }
+
+    /// [`Self::payments_of`] of a wallet the door has read already, as
+    /// [`Self::transactions_of`].
+    pub async fn payments_of_wallet(
+        &self,
+        owner: &Owner,
+        wallet: &Wallet,
+        page: &PageRequest,
+    ) -> Result<Page<Revised<WalletPayment>>, Refusal> {
+        may_use(owner, wallet)?;
+        Ok(self.read_models.payments(wallet.id(), page).await?)
+    }
+
     /// Ok when `owner` owns the wallet; [`Refusal::NotFound`] when there is no such wallet,
     /// [`Refusal::Forbidden`] when it is someone else's. One read of the owner alone.
     pub async fn must_own(&self, owner: &Owner, wallet: &WalletId) -> Result<(), Refusal> {
@@ -448,6 +474,29 @@ mod tests {
             answers[&id("wal_nobody")],
             Err(Refusal::NotFound(_))
         ));
+    }
+
+    #[tokio::test]
+    async fn the_lists_of_a_wallet_read_already_check_its_owner_on_it() {
+        let (service, _) = world().await;
+        let alice = owner("alice");
+        let page = PageRequest::new(None, None).expect("a page");
+        let hers = service
+            .wallet(&alice, &id("wal_alice_1"))
+            .await
+            .expect("hers");
+        assert!(service.transactions_of(&alice, &hers, &page).await.is_ok());
+        assert!(
+            service
+                .payments_of_wallet(&alice, &hers, &page)
+                .await
+                .is_ok()
+        );
+        let bob = owner("bob");
+        let refused = service.transactions_of(&bob, &hers, &page).await;
+        assert!(matches!(refused, Err(Refusal::Forbidden(_))));
+        let refused = service.payments_of_wallet(&bob, &hers, &page).await;
+        assert!(matches!(refused, Err(Refusal::Forbidden(_))));
     }
 
     #[tokio::test]
