@@ -6,7 +6,8 @@
 //! (`RUST_LOG=info,lambda_toolkit::aws_call=debug`) without it. As with the runtime's default:
 //!
 //! - the level comes from `AWS_LAMBDA_LOG_LEVEL` (Lambda's advanced logging controls), else
-//!   `RUST_LOG`, else `INFO`;
+//!   `RUST_LOG`, else `INFO`; a release build holds nothing below `DEBUG` (the workspace builds
+//!   `tracing` with `release_max_level_debug`), so `TRACE` there logs what `DEBUG` does;
 //! - `AWS_LAMBDA_LOG_FORMAT=JSON` writes one JSON object per line, else plain text;
 //! - no timestamps (CloudWatch stamps each line), no targets, no colours;
 //! - a panic is logged as an error line, its message only when it is a literal of the program
