@@ -25,9 +25,14 @@ struct TestFunction {
     idempotency: Arc<InMemoryIdempotencyStore>,
 }
 
-/// The function, giving up on a message's fifth delivery.
+/// The function, giving up on a message's fifth delivery, with a notifier that is not
+/// idempotent itself (as e-mail).
 fn notifications() -> TestFunction {
-    let notifier = Arc::new(RecordingNotifier::default());
+    notifications_with(RecordingNotifier::default())
+}
+
+fn notifications_with(notifier: RecordingNotifier) -> TestFunction {
+    let notifier = Arc::new(notifier);
     let idempotency = Arc::new(InMemoryIdempotencyStore::default());
     let handler = Notifications {
         notifier: notifier.clone(),
@@ -93,6 +98,29 @@ async fn a_completed_payment_notifies_payer_and_payee_once_however_often_it_arri
     assert_eq!(metric(&test, "NotificationsSent"), 2.0);
     assert_eq!(metric(&test, "NotificationsRepeated"), 2.0);
     assert_eq!(metric(&test, "MessagesReceived"), 2.0);
+}
+
+#[tokio::test]
+async fn a_notifier_that_delivers_once_is_called_directly_and_no_record_is_kept() {
+    // As the in-app inbox: its own conditional write is the record, so the function writes
+    // none of its own (three writes per notification saved), and a repeat is still told apart.
+    let test = notifications_with(RecordingNotifier::delivering_once());
+    for _ in 0..2 {
+        assert!(
+            deliver(&test, fixture("sqs-payment-completed.json"))
+                .await
+                .is_empty()
+        );
+    }
+    let sent = test.notifier.sent();
+    let who: Vec<&str> = sent.iter().map(|n| n.recipient.as_str()).collect();
+    assert_eq!(who, ["wal_demo_alice", "wal_demo_bob"], "each told once");
+    for wallet in ["wal_demo_alice", "wal_demo_bob"] {
+        let key = format!("notifications#pay_demo_cli_0001/4#{wallet}");
+        assert!(test.idempotency.record(&key).is_none(), "{key} kept");
+    }
+    assert_eq!(metric(&test, "NotificationsSent"), 2.0);
+    assert_eq!(metric(&test, "NotificationsRepeated"), 2.0);
 }
 
 #[tokio::test]

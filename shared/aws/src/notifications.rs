@@ -4,7 +4,9 @@
 //! wallet's inbox reads newest first with one `Query` (`ScanIndexForward=false`).
 //!
 //! The write is conditional on the item being new: the inbox is idempotent by itself (its key
-//! derives from the event), and a repeat is no error.
+//! derives from the event and the recipient), a repeat is no error, and it
+//! [delivers once](Notifier::delivers_once): the notifications function keeps no idempotency
+//! record for it, one write per notification instead of three.
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -14,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::dynamodb::{is_conditional_check_failure, sdk_error, to_item};
 use paysaga_domain::WalletId;
 use paysaga_domain::notification::Notification;
-use paysaga_domain::ports::Notifier;
+use paysaga_domain::ports::{Delivery, Notifier};
 use paysaga_domain::ports::{NotifyError, StoreError};
 
 /// The DynamoDB adapter of [`Notifier`]: the in-app inbox.
@@ -67,7 +69,7 @@ pub fn notification_id(notification: &Notification) -> String {
 
 #[async_trait]
 impl Notifier for DynamoDbInbox {
-    async fn notify(&self, notification: &Notification) -> Result<(), NotifyError> {
+    async fn notify(&self, notification: &Notification) -> Result<Delivery, NotifyError> {
         let item = InboxItem {
             wallet_id: notification.recipient.as_str(),
             notification_id: notification_id(notification),
@@ -90,11 +92,15 @@ impl Notifier for DynamoDbInbox {
             .send()
             .await;
         match result {
-            Ok(_) => Ok(()),
+            Ok(_) => Ok(Delivery::Sent),
             // In the inbox already (the same event delivered before): nothing to add.
-            Err(error) if is_conditional_check_failure(&error) => Ok(()),
+            Err(error) if is_conditional_check_failure(&error) => Ok(Delivery::SentBefore),
             Err(error) => Err(store(sdk_error("PutItem", error))),
         }
+    }
+
+    fn delivers_once(&self) -> bool {
+        true
     }
 }
 

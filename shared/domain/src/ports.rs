@@ -334,15 +334,46 @@ pub enum NotifyError {
     Permanent(String),
 }
 
-/// Tells a wallet's holder what happened (an in-app inbox, e-mail, push). Need not be
-/// idempotent itself: the notifications function delivers each notification once per event
-/// through [`lambda_toolkit::idempotency`].
+/// Whether a notification went out now or had gone out before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    Sent,
+    SentBefore,
+}
+
+impl Delivery {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sent => "sent",
+            Self::SentBefore => "sent before",
+        }
+    }
+}
+
+/// Tells a wallet's holder what happened (an in-app inbox, e-mail, push).
+///
+/// A notifier need not be idempotent itself: the notifications function then delivers each
+/// notification once per event and recipient through `lambda_toolkit::idempotency`, which
+/// costs three writes of its own (a claim, the delivery, the record). One that is idempotent
+/// by itself (a write keyed by the notification and conditional on it being new, as the
+/// in-app inbox's) says so with [`Notifier::delivers_once`], and is called directly: its one
+/// write is the record.
 #[async_trait]
 pub trait Notifier: Send + Sync {
+    /// Delivers `notification`: [`Delivery::Sent`], or [`Delivery::SentBefore`] when this
+    /// notifier knows it delivered it already (only one that [`delivers_once`] can know).
+    ///
+    /// [`delivers_once`]: Notifier::delivers_once
     async fn notify(
         &self,
         notification: &crate::notification::Notification,
-    ) -> Result<(), NotifyError>;
+    ) -> Result<Delivery, NotifyError>;
+
+    /// Whether this notifier delivers each notification (an event's, to a recipient) once
+    /// however often it is given it. False unless it says so: e-mail would send again.
+    fn delivers_once(&self) -> bool {
+        false
+    }
 }
 
 /// How appending an event to the audit trail went.

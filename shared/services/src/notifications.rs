@@ -1,8 +1,10 @@
 //! Telling payers and payees what became of their payments: the notifications of an event
 //! ([`notifications_for`]) go out through the [`Notifier`] (the in-app inbox), each once per
-//! event and recipient however often the event arrives. Each delivery runs through
-//! [`lambda_toolkit::idempotency`], keyed by the event's `event_id` and the recipient, so even
-//! a notifier that is not idempotent itself (e-mail) sends once.
+//! event and recipient however often the event arrives. A notifier that is not idempotent
+//! itself (e-mail) is called through [`lambda_toolkit::idempotency`], keyed by the event's
+//! `event_id` and the recipient, so that it sends once; one that [`Notifier::delivers_once`]
+//! (the inbox: one conditional put keyed by the event and the recipient) is called directly,
+//! one write per notification instead of three.
 
 use chrono::{DateTime, Duration, Utc};
 use lambda_toolkit::idempotency::{
@@ -11,6 +13,8 @@ use lambda_toolkit::idempotency::{
 use paysaga_domain::DomainEvent;
 use paysaga_domain::notification::{Notification, NotificationKind, notifications_for};
 use paysaga_domain::ports::{Notifier, NotifyError};
+
+pub use paysaga_domain::ports::Delivery;
 use tracing::{info, instrument, warn};
 
 /// How the deliveries are remembered: under `notifications#<event_id>#<wallet>`, for 15 days
@@ -22,22 +26,6 @@ pub fn idempotency_config() -> IdempotencyConfig {
         in_progress_timeout: Duration::minutes(2),
         store_results: false,
         ..IdempotencyConfig::new("notifications")
-    }
-}
-
-/// Whether a notification went out now or had gone out before.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Delivery {
-    Sent,
-    SentBefore,
-}
-
-impl Delivery {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Sent => "sent",
-            Self::SentBefore => "sent before",
-        }
     }
 }
 
@@ -87,12 +75,24 @@ impl Notifications<'_> {
         let mut notified = Notified::default();
         for notification in notifications_for(event) {
             let kind = notification.kind.as_str();
-            let delivered = idempotent
-                .run(&notification, now, || self.notifier.notify(&notification))
-                .await;
+            let delivered = if self.notifier.delivers_once() {
+                self.notifier
+                    .notify(&notification)
+                    .await
+                    .map_err(IdempotencyError::Operation)
+            } else {
+                // The records tell a repeat; such a notifier cannot, and answers `Sent`.
+                let send = || async { self.notifier.notify(&notification).await.map(|_| ()) };
+                idempotent
+                    .run(&notification, now, send)
+                    .await
+                    .map(|outcome| match outcome {
+                        Outcome::Ran(()) => Delivery::Sent,
+                        Outcome::AlreadyCompleted(_) => Delivery::SentBefore,
+                    })
+            };
             let delivery = match delivered {
-                Ok(Outcome::Ran(())) => Delivery::Sent,
-                Ok(Outcome::AlreadyCompleted(_)) => Delivery::SentBefore,
+                Ok(delivery) => delivery,
                 Err(error) => {
                     warn!(kind, %error, "notification not delivered");
                     let failure = NotificationFailure(error);

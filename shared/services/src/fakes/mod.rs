@@ -547,14 +547,27 @@ impl paysaga_domain::ports::DeadlineChecks for RecordingDeadlines {
 }
 
 /// A notifier that keeps every notification it is given, duplicates included (as e-mail would
-/// send them twice), or fails the ones it is told to.
+/// send them twice), or fails the ones it is told to; or, [`delivering_once`], one that keeps
+/// a notification once per event and recipient, as the in-app inbox does.
+///
+/// [`delivering_once`]: RecordingNotifier::delivering_once
 #[derive(Default)]
 pub struct RecordingNotifier {
     sent: Mutex<Vec<paysaga_domain::notification::Notification>>,
     failing: Mutex<Option<paysaga_domain::ports::NotifyError>>,
+    once: bool,
 }
 
 impl RecordingNotifier {
+    /// A notifier idempotent by itself: a notification of an event to a recipient it has kept
+    /// already is answered `SentBefore`, and not kept again.
+    pub fn delivering_once() -> Self {
+        Self {
+            once: true,
+            ..Self::default()
+        }
+    }
+
     /// Everything delivered so far, in order.
     pub fn sent(&self) -> Vec<paysaga_domain::notification::Notification> {
         self.sent
@@ -577,7 +590,8 @@ impl paysaga_domain::ports::Notifier for RecordingNotifier {
     async fn notify(
         &self,
         notification: &paysaga_domain::notification::Notification,
-    ) -> Result<(), paysaga_domain::ports::NotifyError> {
+    ) -> Result<paysaga_domain::ports::Delivery, paysaga_domain::ports::NotifyError> {
+        use paysaga_domain::ports::Delivery;
         let failing = self
             .failing
             .lock()
@@ -586,11 +600,22 @@ impl paysaga_domain::ports::Notifier for RecordingNotifier {
         if let Some(error) = failing {
             return Err(error);
         }
-        self.sent
+        let mut sent = self
+            .sent
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .push(notification.clone());
-        Ok(())
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let kept_before = sent.iter().any(|kept| {
+            kept.event_id == notification.event_id && kept.recipient == notification.recipient
+        });
+        if self.once && kept_before {
+            return Ok(Delivery::SentBefore);
+        }
+        sent.push(notification.clone());
+        Ok(Delivery::Sent)
+    }
+
+    fn delivers_once(&self) -> bool {
+        self.once
     }
 }
 
