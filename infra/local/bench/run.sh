@@ -10,6 +10,14 @@ CARGO="${CARGO:-cargo}"
 started=$SECONDS
 step() { printf '\n==> [%4d s] %s\n' "$((SECONDS - started))" "$*" >&2; }
 
+# Options first: `make bench BENCH_ARGS=--help` builds the bench alone (a debug build, quick after
+# `make test`) and prints them, before anything is installed, started or built for release.
+for arg in "$@"; do
+  case "$arg" in
+    -h | --help) exec "$CARGO" run --quiet --locked -p paysaga-bench --bin bench -- --help ;;
+  esac
+done
+
 step "local stack: install what is missing"
 infra/local/stack.sh install
 
