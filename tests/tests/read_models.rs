@@ -16,9 +16,12 @@ use futures::StreamExt;
 use lambda_toolkit::sqs_batch::FAILURE_ATTRIBUTE;
 use paysaga_aws::{DynamoDbEventStore, DynamoDbReadModels};
 use paysaga_domain::events::{EventDetail, FundsDeposited, PaymentEventData};
+use paysaga_domain::ports::ReadModelReader;
 use paysaga_domain::{DepositId, DomainEvent, Money, PaymentId, PaymentStatus, WalletId};
 use paysaga_services::audit::rebuild_wallet;
-use paysaga_services::read_models::{Revised, TransactionEntry, WalletPayment, rebuild};
+use paysaga_services::read_models::{
+    PageRequest, Revised, TransactionEntry, WalletPayment, rebuild, replay,
+};
 use paysaga_tests::audit::outcome_recorded;
 use paysaga_tests::read_models::{all_payments, all_transactions, live_read_models};
 use paysaga_tests::{Stack, deliveries_logged, eventually, unique};
@@ -137,6 +140,97 @@ async fn an_event_on_the_bus_twice_changes_each_read_model_once() -> anyhow::Res
         (400, Some("invalid_request")),
         "{body}"
     );
+    Ok(())
+}
+
+/// Pages of at most `limit` items of `wallet`'s payments, each page's payment ids.
+async fn payment_pages(
+    models: &DynamoDbReadModels,
+    wallet: &WalletId,
+    limit: u32,
+) -> anyhow::Result<Vec<Vec<String>>> {
+    let mut pages = Vec::new();
+    let mut after = None;
+    loop {
+        let page = models
+            .payments(wallet, &PageRequest::new(Some(limit), after)?)
+            .await?;
+        pages.push(
+            page.items
+                .iter()
+                .map(|item| item.entry.payment_id.to_string())
+                .collect(),
+        );
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return Ok(pages),
+        }
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: run `make test`"]
+async fn a_wallets_payments_are_read_past_the_deposits_between_them() -> anyhow::Result<()> {
+    // One list per wallet holds both read models; the payments are its items with a payment
+    // entry, read with a filtered query whose Limit counts the deposits it skips too.
+    let stack = Stack::connect().await?;
+    let models = live_read_models(&stack)?;
+    let wallet = WalletId::parse(&format!("wal_rm_mixed_{}", unique()))?;
+    let payee = WalletId::parse(&format!("wal_rm_mixed_payee_{}", unique()))?;
+    let eur = "EUR".parse()?;
+    let start = Utc::now() - chrono::Duration::minutes(10);
+    let mut events = Vec::new();
+    let mut payments = Vec::new();
+    for i in 0..3 {
+        let at = start + chrono::Duration::seconds(10 * i);
+        for d in 0..3 {
+            events.push(DomainEvent::funds_deposited(
+                FundsDeposited {
+                    deposit_id: DepositId::parse(&format!("dep_rm_mixed_{}_{i}_{d}", unique()))?,
+                    wallet_id: wallet.clone(),
+                    amount: Money::new(100, eur)?,
+                    issued_by: None,
+                    reason: None,
+                },
+                at + chrono::Duration::seconds(d + 1),
+            ));
+        }
+        let payment_id = PaymentId::parse(&format!("pay_rm_mixed_{}_{i}", unique()))?;
+        events.push(DomainEvent::PaymentCompleted(EventDetail::new(
+            format!("{payment_id}/4"),
+            at,
+            PaymentEventData {
+                payment_id: payment_id.clone(),
+                flow: Flow::Transfer {
+                    from_wallet: wallet.clone(),
+                    to_wallet: payee.clone(),
+                },
+                amount: Money::new(10, eur)?,
+                status: PaymentStatus::Completed,
+                failure: None,
+                requested_at: Some(at),
+            },
+        )));
+        payments.push(payment_id.to_string());
+    }
+    replay(&events, &models).await?;
+    payments.reverse();
+
+    assert_eq!(all_transactions(&models, &wallet).await?.len(), 12);
+    // A page of one payment skips the three deposits above it; a page of two, six.
+    for limit in [1, 2, 100] {
+        let pages = payment_pages(&models, &wallet, limit).await?;
+        let read: Vec<&String> = pages.iter().flatten().collect();
+        assert_eq!(
+            read,
+            payments.iter().collect::<Vec<_>>(),
+            "limit {limit}: {pages:?}"
+        );
+        assert!(
+            pages.iter().all(|page| page.len() <= limit as usize),
+            "limit {limit}: {pages:?}"
+        );
+    }
     Ok(())
 }
 

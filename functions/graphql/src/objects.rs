@@ -10,8 +10,7 @@ use chrono::Utc;
 use paysaga_domain as domain;
 use paysaga_domain::payment::FlowParties;
 use paysaga_domain::read_models::{
-    Cursor, Page, PageRequest, ReadModelChange, ReadModelItem, Revised, SignedAmount,
-    TransactionEntry,
+    Cursor, Page, PageRequest, Revised, SignedAmount, TransactionEntry,
 };
 
 use crate::errors::GraphqlError;
@@ -534,20 +533,12 @@ impl FromEdges<WalletPayment> for WalletPaymentConnection {
 
 /// A transaction's order key in its list, as the read models place it.
 fn transaction_position(entry: &TransactionEntry) -> String {
-    ReadModelChange {
-        item: ReadModelItem::Transaction(entry.clone()),
-    }
-    .position()
-    .order
+    entry.order()
 }
 
 /// A wallet's payment's order key in its list, as the read models place it.
 fn payment_position(payment: &domain::read_models::WalletPayment) -> String {
-    ReadModelChange {
-        item: ReadModelItem::Payment(payment.clone()),
-    }
-    .position()
-    .order
+    payment.order()
 }
 
 /// `first` and `after` as a page request, or a `BAD_USER_INPUT` saying what is wrong.

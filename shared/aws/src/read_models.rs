@@ -1,11 +1,14 @@
-//! The read models (CQRS) in DynamoDB: one table, `pk` the list (`wallet#<id>#transactions`,
-//! `wallet#<id>#payments`), `sk` the order key (`<time>#<id>`), so a Query with
-//! `ScanIndexForward=false` reads a list newest first.
+//! The read models (CQRS) in DynamoDB: one table, `pk` a wallet's list
+//! (`wallet#<id>#activity`, [`activity_list`]), `sk` the order key (`<time>#<id>`), so a Query
+//! with `ScanIndexForward=false` reads a list newest first. An item is a wallet's line for one
+//! deposit or payment: its transaction (the `transaction` map) and, for a payment, its payment
+//! entry (the `payment` map). The transactions are every item of the list; the payments are
+//! the items with a `payment` map, read with a filter.
 //!
 //! Each change is one `UpdateItem` under the condition `attribute_not_exists(pk) OR
 //! status_rank < :rank`: a duplicate, or an event older than what is stored, fails the
-//! condition and writes nothing; otherwise the item's fields are set and its `revision` goes up
-//! by one.
+//! condition and writes nothing; otherwise the item's maps are set and its `revision` goes up
+//! by one. A transfer's event is two writes (one per wallet), a deposit's one.
 
 use std::collections::HashMap;
 
@@ -21,17 +24,17 @@ use super::dynamodb::{
 use paysaga_domain::WalletId;
 use paysaga_domain::ports::{ReadModelReader, ReadModelWriter, StoreError};
 use paysaga_services::read_models::{
-    Applied, Cursor, Page, PageRequest, ReadModel, ReadModelChange, ReadModelItem, Revised,
-    TransactionEntry, WalletPayment,
+    Applied, Cursor, Page, PageRequest, ReadModelChange, Revised, TransactionEntry, WalletPayment,
+    activity_list,
 };
 
-/// The table's key and bookkeeping attributes; the entry's own fields sit beside them.
+/// The table's key and bookkeeping attributes, and the two views' maps.
 const PK: &str = "pk";
 const SK: &str = "sk";
 const RANK: &str = "status_rank";
 const REVISION: &str = "revision";
-/// Fields an entry may leave out: removed from the item when a change leaves them out.
-const OPTIONAL_FIELDS: [&str; 2] = ["failure", "counterparty"];
+const TRANSACTION: &str = "transaction";
+const PAYMENT: &str = "payment";
 
 /// The DynamoDB adapter of [`ReadModelWriter`] and [`ReadModelReader`].
 #[derive(Debug, Clone)]
@@ -56,34 +59,53 @@ impl DynamoDbReadModels {
         &self.table
     }
 
+    /// A page of `wallet`'s list as the read model of `view` (`TRANSACTION` or `PAYMENT`) shows
+    /// it. The payments skip the items without a payment entry (deposits): the query is
+    /// filtered, and DynamoDB's `Limit` counts the items it evaluated before the filter, so a
+    /// page may take more than one query.
     async fn page<T: DeserializeOwned>(
         &self,
-        list: String,
+        wallet: &WalletId,
+        view: &'static str,
         page: &PageRequest,
     ) -> Result<Page<Revised<T>>, StoreError> {
-        let mut query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .expression_attribute_names("#pk", PK)
-            .expression_attribute_values(":pk", s(&list))
-            .scan_index_forward(false)
-            // One more than asked: whether it comes back says whether there is a next page.
-            .limit(i32::try_from(page.limit.saturating_add(1)).unwrap_or(i32::MAX));
-        query = match &page.after {
-            Some(after) => query
-                .key_condition_expression("#pk = :pk AND #sk < :after")
-                .expression_attribute_names("#sk", SK)
-                .expression_attribute_values(":after", s(after.order())),
-            None => query.key_condition_expression("#pk = :pk"),
-        };
-        let output = query
-            .send()
-            .await
-            .map_err(|error| sdk_error("Query", error))?;
-        let mut items = output.items.unwrap_or_default();
         let limit = usize::try_from(page.limit).unwrap_or(usize::MAX);
-        let more = items.len() > limit || output.last_evaluated_key.is_some();
+        let mut items = Vec::new();
+        let mut start = None;
+        let more = loop {
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .expression_attribute_names("#pk", PK)
+                .expression_attribute_names("#sk", SK)
+                .expression_attribute_names("#revision", REVISION)
+                .expression_attribute_names("#view", view)
+                .expression_attribute_values(":pk", s(&activity_list(wallet)))
+                .projection_expression("#sk, #revision, #view")
+                .scan_index_forward(false)
+                .set_exclusive_start_key(start.take())
+                // One more than asked: whether it comes back says whether there is a next page.
+                .limit(i32::try_from(page.limit.saturating_add(1)).unwrap_or(i32::MAX));
+            if view == PAYMENT {
+                query = query.filter_expression("attribute_exists(#view)");
+            }
+            query = match &page.after {
+                Some(after) => query
+                    .key_condition_expression("#pk = :pk AND #sk < :after")
+                    .expression_attribute_values(":after", s(after.order())),
+                None => query.key_condition_expression("#pk = :pk"),
+            };
+            let output = query
+                .send()
+                .await
+                .map_err(|error| sdk_error("Query", error))?;
+            items.extend(output.items.unwrap_or_default());
+            match output.last_evaluated_key {
+                Some(key) if items.len() <= limit => start = Some(key),
+                last => break items.len() > limit || last.is_some(),
+            }
+        };
         items.truncate(limit);
         let next = match items.last() {
             Some(last) if more => Some(Cursor::after(&string_attribute(last, SK)?)),
@@ -91,7 +113,7 @@ impl DynamoDbReadModels {
         };
         let items = items
             .into_iter()
-            .map(revised)
+            .map(|item| revised(item, view))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Page { items, next })
     }
@@ -106,68 +128,54 @@ fn string_attribute(item: &Item, name: &str) -> Result<String, StoreError> {
     }
 }
 
-/// An item as stored: its entry, and its revision.
-fn revised<T: DeserializeOwned>(mut item: Item) -> Result<Revised<T>, StoreError> {
+/// An item as stored, as the read model of `view` shows it: its entry, and its revision.
+fn revised<T: DeserializeOwned>(mut item: Item, view: &str) -> Result<Revised<T>, StoreError> {
     let revision = match item.remove(REVISION) {
         Some(AttributeValue::N(number)) => number.parse().ok(),
         _ => None,
     }
     .ok_or_else(|| StoreError::Permanent("read model item without a revision".to_owned()))?;
-    for bookkeeping in [PK, SK, RANK] {
-        item.remove(bookkeeping);
-    }
+    let Some(AttributeValue::M(entry)) = item.remove(view) else {
+        return Err(StoreError::Permanent(format!(
+            "read model item without a {view} map"
+        )));
+    };
     Ok(Revised {
-        entry: from_item(item)?,
+        entry: from_item(entry)?,
         revision,
     })
 }
 
-fn entry_item(change: &ReadModelChange) -> Result<Item, StoreError> {
-    fn encode<T: Serialize>(entry: &T) -> Result<Item, StoreError> {
-        to_item(entry)
-    }
-    match &change.item {
-        ReadModelItem::Transaction(entry) => encode(entry),
-        ReadModelItem::Payment(payment) => encode(payment),
-    }
+fn map<T: Serialize>(entry: &T) -> Result<AttributeValue, StoreError> {
+    to_item(entry).map(AttributeValue::M)
 }
 
 #[async_trait]
 impl ReadModelWriter for DynamoDbReadModels {
     async fn apply(&self, change: &ReadModelChange) -> Result<Applied, StoreError> {
         let position = change.position();
-        let fields = entry_item(change)?;
         let mut names = HashMap::from([
             ("#pk".to_owned(), PK.to_owned()),
             ("#rank".to_owned(), RANK.to_owned()),
             ("#revision".to_owned(), REVISION.to_owned()),
+            ("#transaction".to_owned(), TRANSACTION.to_owned()),
         ]);
         let mut values = HashMap::from([
             (":rank".to_owned(), n(u64::from(change.rank()))),
             (":zero".to_owned(), n(0)),
             (":one".to_owned(), n(1)),
+            (":transaction".to_owned(), map(&change.transaction)?),
         ]);
-        let mut sets = vec![
-            "#rank = :rank".to_owned(),
-            "#revision = if_not_exists(#revision, :zero) + :one".to_owned(),
-        ];
-        for (index, (name, value)) in fields.into_iter().enumerate() {
-            names.insert(format!("#f{index}"), name);
-            values.insert(format!(":f{index}"), value);
-            sets.push(format!("#f{index} = :f{index}"));
-        }
-        let mut expression = format!("SET {}", sets.join(", "));
-        let absent: Vec<&str> = OPTIONAL_FIELDS
-            .into_iter()
-            .filter(|field| !names.values().any(|name| name == field))
-            .collect();
-        let mut removed = Vec::new();
-        for (index, field) in absent.into_iter().enumerate() {
-            names.insert(format!("#r{index}"), field.to_owned());
-            removed.push(format!("#r{index}"));
-        }
-        if !removed.is_empty() {
-            expression.push_str(&format!(" REMOVE {}", removed.join(", ")));
+        let mut expression = "SET #rank = :rank, \
+                              #revision = if_not_exists(#revision, :zero) + :one, \
+                              #transaction = :transaction"
+            .to_owned();
+        // A deposit's item never holds a payment entry (its id is no payment's), so a change
+        // without one has nothing to remove.
+        if let Some(payment) = &change.payment {
+            names.insert("#payment".to_owned(), PAYMENT.to_owned());
+            values.insert(":payment".to_owned(), map(payment)?);
+            expression.push_str(", #payment = :payment");
         }
         let result = self
             .client
@@ -196,7 +204,7 @@ impl ReadModelReader for DynamoDbReadModels {
         wallet: &WalletId,
         page: &PageRequest,
     ) -> Result<Page<Revised<TransactionEntry>>, StoreError> {
-        self.page(ReadModel::Transactions.list(wallet), page).await
+        self.page(wallet, TRANSACTION, page).await
     }
 
     async fn payments(
@@ -204,7 +212,7 @@ impl ReadModelReader for DynamoDbReadModels {
         wallet: &WalletId,
         page: &PageRequest,
     ) -> Result<Page<Revised<WalletPayment>>, StoreError> {
-        self.page(ReadModel::Payments.list(wallet), page).await
+        self.page(wallet, PAYMENT, page).await
     }
 }
 

@@ -7,7 +7,13 @@
 //! - a wallet's **payments** ([`WalletPayment`]): every payment of any flow that debits it
 //!   (payer) or credits it (payee), with its parties, status, amount and failure.
 //!
-//! [`project`] turns one event into the items it changes ([`ReadModelChange`]); a
+//! Both are read from one list per wallet, its **activity**: one item per deposit or payment of
+//! the wallet ([`ReadModelChange`]), holding its transaction and, for a payment, its payment
+//! entry. The transactions are every item of the list, the payments the items with a payment
+//! entry. A payment's event therefore costs one write per wallet it touches (two for a
+//! transfer), where a list per read model would cost two.
+//!
+//! [`project`] turns one event into the items it changes; a
 //! [`ReadModelWriter`](crate::ports::ReadModelWriter) applies each one under a condition, so
 //! that:
 //! - a duplicate changes nothing: an item is written only when it is new or its status
@@ -17,11 +23,10 @@
 //!   the highest-ranked event seen, whatever the order; its `revision` counts the changes
 //!   applied to it (1 for an item written once).
 //!
-//! Every item sits at a [`Position`]: a list (`wallet#<id>#transactions` or
-//! `wallet#<id>#payments`) and an order key, `<time>#<id>`, whose time is the payment's request
+//! Every item sits at a [`Position`]: its wallet's list ([`activity_list`],
+//! `wallet#<id>#activity`) and an order key, `<time>#<id>`, whose time is the payment's request
 //! time (`requested_at` of its outcome, the `occurred_at` of its `PaymentRequested`) or the
 //! deposit's time, written with nanoseconds so that the keys sort as the times do.
-//!
 //!
 //! Applying events to a store, and rebuilding the read models from the audit trail, is
 //! `paysaga_services::read_models`'s.
@@ -101,6 +106,13 @@ pub struct TransactionEntry {
     pub updated_at: DateTime<Utc>,
 }
 
+impl TransactionEntry {
+    /// Its order key in its wallet's list.
+    pub fn order(&self) -> String {
+        order_key(self.at, &self.transaction_id)
+    }
+}
+
 /// A wallet's side of a payment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -128,21 +140,17 @@ pub struct WalletPayment {
     pub updated_at: DateTime<Utc>,
 }
 
-/// Which read model a list belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ReadModel {
-    Transactions,
-    Payments,
+impl WalletPayment {
+    /// Its order key in its wallet's list: its transaction's.
+    pub fn order(&self) -> String {
+        order_key(self.requested_at, self.payment_id.as_str())
+    }
 }
 
-impl ReadModel {
-    /// The list of `wallet` in this read model (the table's partition key).
-    pub fn list(self, wallet: &WalletId) -> String {
-        match self {
-            Self::Transactions => format!("wallet#{wallet}#transactions"),
-            Self::Payments => format!("wallet#{wallet}#payments"),
-        }
-    }
+/// The list of `wallet`'s deposits and payments, which both read models read (the table's
+/// partition key).
+pub fn activity_list(wallet: &WalletId) -> String {
+    format!("wallet#{wallet}#activity")
 }
 
 /// Where an item sits: its list and its order key in it (the table's sort key).
@@ -157,39 +165,28 @@ pub fn order_key(at: DateTime<Utc>, id: &str) -> String {
     format!("{}#{id}", at.format("%Y-%m-%dT%H:%M:%S%.9fZ"))
 }
 
-/// An item of a read model, as an event projects it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ReadModelItem {
-    Transaction(TransactionEntry),
-    Payment(WalletPayment),
-}
-
-/// One item to write: it replaces the stored one only if it is new or its status ranks higher.
+/// One item to write, a wallet's line for one deposit or payment as an event tells it: it
+/// replaces the stored one only if it is new or its status ranks higher.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReadModelChange {
-    pub item: ReadModelItem,
+    /// What the wallet's transactions show of it.
+    pub transaction: TransactionEntry,
+    /// What the wallet's payments show of it; `None` for a deposit, which is no payment. A
+    /// payment's entry is of the same wallet and sits at its transaction's order key.
+    pub payment: Option<WalletPayment>,
 }
 
 impl ReadModelChange {
     pub fn position(&self) -> Position {
-        match &self.item {
-            ReadModelItem::Transaction(entry) => Position {
-                list: ReadModel::Transactions.list(&entry.wallet_id),
-                order: order_key(entry.at, &entry.transaction_id),
-            },
-            ReadModelItem::Payment(payment) => Position {
-                list: ReadModel::Payments.list(&payment.wallet_id),
-                order: order_key(payment.requested_at, payment.payment_id.as_str()),
-            },
+        Position {
+            list: activity_list(&self.transaction.wallet_id),
+            order: self.transaction.order(),
         }
     }
 
     /// The rank of the item's status: a write applies only above the stored rank.
     pub fn rank(&self) -> u8 {
-        match &self.item {
-            ReadModelItem::Transaction(entry) => status_rank(entry.status),
-            ReadModelItem::Payment(payment) => status_rank(payment.status),
-        }
+        status_rank(self.transaction.status)
     }
 }
 
@@ -318,18 +315,19 @@ impl fmt::Debug for Cursor {
     }
 }
 
-/// The read-model items `event` changes: for a payment event, each wallet's transaction and its
-/// payment entry (four items for a transfer, two for a top-up or a payout, which touch one
-/// wallet); for a deposit, the wallet's transaction; nothing for an operator's action.
+/// The read-model items `event` changes: for a payment event, each wallet's item, its
+/// transaction with its payment entry (the payer's first: two items for a transfer, one for a
+/// top-up or a payout, which touch one wallet); for a deposit, the wallet's transaction;
+/// nothing for an operator's action.
 pub fn project(event: &DomainEvent) -> Vec<ReadModelChange> {
-    let items = match event {
+    match event {
         DomainEvent::PaymentRequested(detail) => requested(detail),
         DomainEvent::PaymentCompleted(detail) | DomainEvent::PaymentFailed(detail) => {
             outcome(detail)
         }
         DomainEvent::FundsDeposited(detail) => {
             let deposit = &detail.data;
-            vec![ReadModelItem::Transaction(TransactionEntry {
+            let transaction = TransactionEntry {
                 wallet_id: deposit.wallet_id.clone(),
                 kind: TransactionKind::Deposit,
                 transaction_id: deposit.deposit_id.to_string(),
@@ -339,14 +337,14 @@ pub fn project(event: &DomainEvent) -> Vec<ReadModelChange> {
                 failure: None,
                 at: detail.occurred_at,
                 updated_at: detail.occurred_at,
-            })]
+            };
+            vec![ReadModelChange {
+                transaction,
+                payment: None,
+            }]
         }
         DomainEvent::OperatorActionStarted(_) => Vec::new(),
-    };
-    items
-        .into_iter()
-        .map(|item| ReadModelChange { item })
-        .collect()
+    }
 }
 
 /// A payment as one of its events tells it.
@@ -360,7 +358,7 @@ struct PaymentFacts<'a> {
     updated_at: DateTime<Utc>,
 }
 
-fn requested(detail: &EventDetail<PaymentRequest>) -> Vec<ReadModelItem> {
+fn requested(detail: &EventDetail<PaymentRequest>) -> Vec<ReadModelChange> {
     let request = &detail.data;
     payment_items(&PaymentFacts {
         payment_id: request.payment_id(),
@@ -373,7 +371,7 @@ fn requested(detail: &EventDetail<PaymentRequest>) -> Vec<ReadModelItem> {
     })
 }
 
-fn outcome(detail: &EventDetail<PaymentEventData>) -> Vec<ReadModelItem> {
+fn outcome(detail: &EventDetail<PaymentEventData>) -> Vec<ReadModelChange> {
     let data = &detail.data;
     payment_items(&PaymentFacts {
         payment_id: &data.payment_id,
@@ -387,9 +385,9 @@ fn outcome(detail: &EventDetail<PaymentEventData>) -> Vec<ReadModelItem> {
     })
 }
 
-fn payment_items(facts: &PaymentFacts<'_>) -> Vec<ReadModelItem> {
-    let transaction = |wallet: &WalletId, kind, counterparty: Option<&WalletId>, amount| {
-        ReadModelItem::Transaction(TransactionEntry {
+fn payment_items(facts: &PaymentFacts<'_>) -> Vec<ReadModelChange> {
+    let transaction =
+        |wallet: &WalletId, kind, counterparty: Option<&WalletId>, amount| TransactionEntry {
             wallet_id: wallet.clone(),
             kind,
             transaction_id: facts.payment_id.to_string(),
@@ -399,10 +397,9 @@ fn payment_items(facts: &PaymentFacts<'_>) -> Vec<ReadModelItem> {
             failure: facts.failure.cloned(),
             at: facts.requested_at,
             updated_at: facts.updated_at,
-        })
-    };
+        };
     let payment = |wallet: &WalletId, role| {
-        ReadModelItem::Payment(WalletPayment {
+        Some(WalletPayment {
             wallet_id: wallet.clone(),
             role,
             payment_id: facts.payment_id.clone(),
@@ -422,24 +419,13 @@ fn payment_items(facts: &PaymentFacts<'_>) -> Vec<ReadModelItem> {
         ),
         FlowKind::TopUp | FlowKind::Payout => (TransactionKind::Payout, TransactionKind::TopUp),
     };
-    let debited = from.map(|wallet| {
-        [
-            transaction(wallet, sent, to, SignedAmount::debit(facts.amount)),
-            payment(wallet, PaymentRole::Payer),
-        ]
+    let debited = from.map(|wallet| ReadModelChange {
+        transaction: transaction(wallet, sent, to, SignedAmount::debit(facts.amount)),
+        payment: payment(wallet, PaymentRole::Payer),
     });
-    let credited = to.map(|wallet| {
-        [
-            transaction(wallet, received, from, SignedAmount::credit(facts.amount)),
-            payment(wallet, PaymentRole::Payee),
-        ]
+    let credited = to.map(|wallet| ReadModelChange {
+        transaction: transaction(wallet, received, from, SignedAmount::credit(facts.amount)),
+        payment: payment(wallet, PaymentRole::Payee),
     });
-    // Transactions first, then payments, as the lists are read.
-    let (mut transactions, mut payments) = (Vec::new(), Vec::new());
-    for [transaction, payment] in debited.into_iter().chain(credited) {
-        transactions.push(transaction);
-        payments.push(payment);
-    }
-    transactions.append(&mut payments);
-    transactions
+    debited.into_iter().chain(credited).collect()
 }

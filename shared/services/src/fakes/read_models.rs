@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use paysaga_domain::WalletId;
 use paysaga_domain::ports::{ReadModelReader, ReadModelWriter, StoreError};
 use paysaga_domain::read_models::{
-    Applied, Cursor, Page, PageRequest, ReadModel, ReadModelChange, ReadModelItem, Revised,
-    TransactionEntry, WalletPayment,
+    Applied, Cursor, Page, PageRequest, ReadModelChange, Revised, TransactionEntry, WalletPayment,
+    activity_list,
 };
 
 /// Lists by name, items by order key.
@@ -21,7 +21,7 @@ pub struct InMemoryReadModels {
 
 #[derive(Clone)]
 struct Stored {
-    item: ReadModelItem,
+    item: ReadModelChange,
     rank: u8,
     revision: u32,
 }
@@ -38,7 +38,7 @@ impl InMemoryReadModels {
         &self,
         list: String,
         page: &PageRequest,
-        pick: impl Fn(&ReadModelItem) -> Option<T>,
+        pick: impl Fn(&ReadModelChange) -> Option<T>,
     ) -> Page<Revised<T>> {
         let lists = self.lists();
         let Some(items) = lists.get(&list) else {
@@ -47,11 +47,25 @@ impl InMemoryReadModels {
                 next: None,
             };
         };
-        let mut newest_first = items.iter().rev().filter(|(order, _)| {
-            page.after
-                .as_ref()
-                .is_none_or(|after| order.as_str() < after.order())
-        });
+        // The list's items this read model shows, newest first, as the adapter's filtered query.
+        let mut newest_first = items
+            .iter()
+            .rev()
+            .filter(|(order, _)| {
+                page.after
+                    .as_ref()
+                    .is_none_or(|after| order.as_str() < after.order())
+            })
+            .filter_map(|(order, stored)| {
+                let entry = pick(&stored.item)?;
+                Some((
+                    order,
+                    Revised {
+                        entry,
+                        revision: stored.revision,
+                    },
+                ))
+            });
         let limit = usize::try_from(page.limit).unwrap_or(usize::MAX);
         let taken: Vec<_> = newest_first.by_ref().take(limit).collect();
         let next = match (newest_first.next(), taken.last()) {
@@ -59,15 +73,7 @@ impl InMemoryReadModels {
             _ => None,
         };
         Page {
-            items: taken
-                .into_iter()
-                .filter_map(|(_, stored)| {
-                    pick(&stored.item).map(|entry| Revised {
-                        entry,
-                        revision: stored.revision,
-                    })
-                })
-                .collect(),
+            items: taken.into_iter().map(|(_, revised)| revised).collect(),
             next,
         }
     }
@@ -83,7 +89,7 @@ impl ReadModelWriter for InMemoryReadModels {
         match list.get_mut(&position.order) {
             Some(stored) if stored.rank >= rank => Ok(Applied::Unchanged),
             Some(stored) => {
-                stored.item = change.item.clone();
+                stored.item = change.clone();
                 stored.rank = rank;
                 stored.revision += 1;
                 Ok(Applied::Changed)
@@ -92,7 +98,7 @@ impl ReadModelWriter for InMemoryReadModels {
                 list.insert(
                     position.order,
                     Stored {
-                        item: change.item.clone(),
+                        item: change.clone(),
                         rank,
                         revision: 1,
                     },
@@ -110,14 +116,9 @@ impl ReadModelReader for InMemoryReadModels {
         wallet: &WalletId,
         page: &PageRequest,
     ) -> Result<Page<Revised<TransactionEntry>>, StoreError> {
-        Ok(self.page(
-            ReadModel::Transactions.list(wallet),
-            page,
-            |item| match item {
-                ReadModelItem::Transaction(entry) => Some(entry.clone()),
-                ReadModelItem::Payment(_) => None,
-            },
-        ))
+        Ok(self.page(activity_list(wallet), page, |item| {
+            Some(item.transaction.clone())
+        }))
     }
 
     async fn payments(
@@ -125,11 +126,6 @@ impl ReadModelReader for InMemoryReadModels {
         wallet: &WalletId,
         page: &PageRequest,
     ) -> Result<Page<Revised<WalletPayment>>, StoreError> {
-        Ok(
-            self.page(ReadModel::Payments.list(wallet), page, |item| match item {
-                ReadModelItem::Payment(payment) => Some(payment.clone()),
-                ReadModelItem::Transaction(_) => None,
-            }),
-        )
+        Ok(self.page(activity_list(wallet), page, |item| item.payment.clone()))
     }
 }

@@ -110,12 +110,10 @@ fn a_top_up_and_a_payout_project_their_one_wallet_as_money_in_and_out() {
         let request =
             PaymentRequest::of_flow(PaymentId::parse("pay_f").unwrap(), flow, eur(700)).unwrap();
         let changes = project(&DomainEvent::payment_requested(&request, t0()));
-        let [transaction, payment] = &changes[..] else {
-            panic!("one wallet's transaction and payment: {changes:?}")
+        let [change] = &changes[..] else {
+            panic!("one wallet's item: {changes:?}")
         };
-        let ReadModelItem::Transaction(transaction) = &transaction.item else {
-            panic!("the transaction first")
-        };
+        let transaction = &change.transaction;
         assert_eq!(
             (
                 &transaction.wallet_id,
@@ -125,34 +123,35 @@ fn a_top_up_and_a_payout_project_their_one_wallet_as_money_in_and_out() {
             (&wallet("wal_alice"), kind, signed)
         );
         assert_eq!(transaction.counterparty, None);
-        let ReadModelItem::Payment(payment) = &payment.item else {
-            panic!("the payment second")
-        };
+        let payment = change.payment.as_ref().expect("a payment entry");
         assert_eq!((payment.role, &payment.flow), (role, request.flow()));
+        assert_eq!(payment.order(), transaction.order(), "one item, one key");
     }
 }
 
 #[test]
 fn a_payment_event_projects_both_wallets_into_both_read_models() {
     let changes = project(&outcome("pay_1", 2_500, t0(), None));
-    assert_eq!(changes.len(), 4);
-    let ReadModelItem::Transaction(sent) = &changes[0].item else {
-        panic!("the payer's transaction first")
-    };
+    // One item per wallet, holding what both read models show: two writes for a transfer.
+    assert_eq!(changes.len(), 2);
+    let sent = &changes[0].transaction;
     assert_eq!(sent.kind, TransactionKind::PaymentSent);
     assert_eq!(sent.amount.minor_units, -2_500);
     assert_eq!(sent.counterparty, Some(wallet("wal_bob")));
     assert_eq!(sent.at, t0());
-    let ReadModelItem::Transaction(received) = &changes[1].item else {
-        panic!("the payee's transaction second")
-    };
+    let received = &changes[1].transaction;
     assert_eq!(
         (received.kind, received.amount.minor_units),
         (TransactionKind::PaymentReceived, 2_500)
     );
+    let roles: Vec<Option<PaymentRole>> = changes
+        .iter()
+        .map(|change| change.payment.as_ref().map(|payment| payment.role))
+        .collect();
+    assert_eq!(roles, [Some(PaymentRole::Payer), Some(PaymentRole::Payee)]);
     let positions: Vec<Position> = changes.iter().map(ReadModelChange::position).collect();
-    assert_eq!(positions[0].list, "wallet#wal_alice#transactions");
-    assert_eq!(positions[3].list, "wallet#wal_bob#payments");
+    assert_eq!(positions[0].list, "wallet#wal_alice#activity");
+    assert_eq!(positions[1].list, "wallet#wal_bob#activity");
     assert_eq!(positions[0].order, "2026-11-26T12:00:00.000000000Z#pay_1");
 }
 
@@ -175,8 +174,8 @@ async fn a_duplicate_event_changes_nothing() {
     let event = outcome("pay_1", 10, t0(), None);
     let first = apply_event(&event, &models).await.unwrap();
     let again = apply_event(&event, &models).await.unwrap();
-    assert_eq!((first.changed, first.unchanged), (4, 0));
-    assert_eq!((again.changed, again.unchanged), (0, 4));
+    assert_eq!((first.changed, first.unchanged), (2, 0));
+    assert_eq!((again.changed, again.unchanged), (0, 2));
     let history = all_transactions(&models, "wal_alice").await;
     assert_eq!(history.len(), 1);
     assert_eq!(history[0].revision, 1);
@@ -207,7 +206,7 @@ async fn an_outcome_before_its_request_is_not_undone_by_the_request() {
     )
     .await
     .unwrap();
-    assert_eq!((counts.changed, counts.unchanged), (4, 4));
+    assert_eq!((counts.changed, counts.unchanged), (2, 2));
 
     for wallet_id in ["wal_alice", "wal_bob"] {
         let reversed_payments = all_payments(&reversed, wallet_id).await;
@@ -262,6 +261,50 @@ async fn lists_are_newest_first_and_paged_with_a_cursor() {
         .collect();
     assert_eq!(ids, ["dep_2", "dep_1", "dep_0"]);
     assert_eq!(second.next, None, "the last page");
+}
+
+#[tokio::test]
+async fn payments_are_the_items_with_a_payment_entry_paged_past_the_deposits_between_them() {
+    let models = InMemoryReadModels::default();
+    let mut events = Vec::new();
+    for i in 0..4 {
+        let at = t0() + Duration::minutes(2 * i);
+        events.push(outcome(&format!("pay_{i}"), 10, at, None));
+        events.push(deposited(
+            &format!("dep_{i}"),
+            100,
+            at + Duration::minutes(1),
+        ));
+    }
+    replay(&events, &models).await.unwrap();
+    assert_eq!(all_transactions(&models, "wal_alice").await.len(), 8);
+
+    let mut ids = Vec::new();
+    let mut after = None;
+    loop {
+        let page = models
+            .payments(
+                &wallet("wal_alice"),
+                &PageRequest::new(Some(3), after).unwrap(),
+            )
+            .await
+            .unwrap();
+        assert!(page.items.len() <= 3);
+        ids.extend(
+            page.items
+                .iter()
+                .map(|item| item.entry.payment_id.to_string()),
+        );
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(
+        ids,
+        ["pay_3", "pay_2", "pay_1", "pay_0"],
+        "no deposit, none twice"
+    );
 }
 
 #[test]
