@@ -10,15 +10,20 @@
 //! - [`downstream`]: what a payment's events cost past the payment path (the consumers the
 //!   stack's rules deliver them to), for the whole system's figures.
 //! - [`throughput`]: payments through the API to completion on the local stack, and the
-//!   emulator's own call ceiling measured in the same run.
+//!   emulator's own call ceiling measured in the same run, each with the CPU each process of
+//!   the stack used ([`cpu`]).
 //! - [`hot_wallet`]: payments/s into one payee against the same load spread over 100 payees,
 //!   simulated on DynamoDB's item model in virtual time, and on the local stack
 //!   ([`throughput::measure_hot_wallet`]).
+//! - [`ceiling`]: the emulators' ceiling, like for like: every AWS call of a payment, the
+//!   whole system's, in a closed loop with no function in between.
 //! - [`report`]: the Markdown table on stdout and the JSON under `target/bench/`.
 
 pub mod calls;
+pub mod ceiling;
 pub mod cold_start;
 pub mod cost;
+pub mod cpu;
 pub mod downstream;
 pub mod hot_wallet;
 pub mod instance;

@@ -26,17 +26,10 @@
 //!
 //! **Emulator ceiling.** After the payments, as many workers as the system can have call chains
 //! in flight (`C` client requests plus the messages the saga's pollers hold) run a closed loop
-//! of one payment's worth of AWS calls against the same endpoints the functions use (see
-//! [`CEILING_MIX`]): a 1 s
-//! warm-up, then `CEILING_MEASURED` (5 s) counted. Scratch data never meets real data: log
-//! entries go to the Payments table under `pay_bench_ceiling_<run>_...` and counters to the
-//! Wallets table under `wal_bench_ceiling_<run>_...` (both deleted afterwards), events carry
-//! the source `paysaga.bench`, which only the loop's own two rules match, and those deliver to
-//! queues of the loop's own, `paysaga-bench-ceiling-<run>-...` (rules and queues deleted
-//! afterwards). Only the 8 calls the functions make for a payment are counted; the delivery,
-//! receive and delete around them are done, as the event source mapping does them, but not
-//! counted, so that the ceiling in calls ÷ the functions' calls per payment is payments a
-//! second. The payments' own wallets and logs stay, as any client's would.
+//! of every AWS call the whole system makes for a payment, the consumers' included, against
+//! the same endpoints the functions use ([`crate::ceiling`]): the ceiling in payments a second
+//! that the ratio compares the payments' rate with. The payments' own wallets and logs stay, as
+//! any client's would.
 //!
 //! **Hot wallet** ([`measure_hot_wallet`], after the run above). The same `N` payments twice,
 //! as above (fresh wallets, funded payers, `C` in flight, the same observer and figures): from
@@ -46,26 +39,22 @@
 //! run), rather than `P` of them as above: the payers contend alike in both runs, and only the
 //! payees differ. The target compares the two runs' payments/s.
 
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::{HashSet, VecDeque};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
-use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_dynamodb::types::{
-    AttributeValue, DeleteRequest, Put, TransactWriteItem, Update, WriteRequest,
-};
-use aws_sdk_eventbridge::types::PutEventsRequestEntry;
-use aws_sdk_sqs::config::Credentials;
 use chrono::{DateTime, Utc};
 use futures::future::join_all;
 use futures::stream::{self, StreamExt, TryStreamExt};
-use local_lambda::wiring::{LocalAws, Wiring};
+use local_lambda::wiring::Wiring;
 use reqwest::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::sync::mpsc;
+
+use crate::ceiling::{self, EmulatorCeiling};
+use crate::cpu::{self, CpuUse};
 
 /// What to measure, and where.
 #[derive(Debug, Clone)]
@@ -95,6 +84,8 @@ pub struct ThroughputReport {
     pub payments_per_second: f64,
     /// Per `COMPLETED` payment, the server's `updated_at - created_at`.
     pub completion_latency_ms: Percentiles,
+    /// CPU by process while the payments ran (from the first submission to the last seen final).
+    pub cpu: CpuUse,
     pub emulator: EmulatorCeiling,
 }
 
@@ -106,17 +97,6 @@ pub struct Percentiles {
     pub p95: f64,
     pub p99: f64,
     pub max: f64,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct EmulatorCeiling {
-    /// AWS API calls a second the local emulators sustained for the payment's call mix, at the
-    /// same concurrency as the payments.
-    pub calls_per_second: f64,
-    /// The mix measured, in words.
-    pub mix: String,
-    /// How long the calls were counted (after a warm-up).
-    pub seconds: f64,
 }
 
 /// The same payments twice on the local stack, into one payee and spread over many
@@ -175,33 +155,6 @@ const POLL_INTERVAL: Duration = Duration::from_millis(250);
 const COMPLETION_STALL_LIMIT: Duration = Duration::from_secs(150);
 /// How often a progress line is printed during the payments.
 const PROGRESS_EVERY: Duration = Duration::from_secs(3);
-/// The ceiling loop runs this long before its calls are counted (connections, JIT).
-const CEILING_WARM_UP: Duration = Duration::from_secs(1);
-/// How long the ceiling loop's calls are counted.
-const CEILING_MEASURED: Duration = Duration::from_secs(5);
-/// Source of the ceiling loop's events; no rule of the bus matches it.
-const BENCH_EVENT_SOURCE: &str = "paysaga.bench";
-/// Log entries of a completed payment: requested, funds reserved, charged, completed.
-const LOG_ENTRIES: u32 = 4;
-
-/// One iteration of the ceiling loop, in the order a payment makes the calls.
-pub const CEILING_MIX: &str = "one iteration per payment, the 8 calls of a completed payment in \
-its order, counted: DynamoDB PutItem (conditional, log entry 1), EventBridge PutEvents (1 \
-entry, source paysaga.bench), DynamoDB Query (the log, consistent), GetItem (a wallet, \
-consistent), TransactWriteItems (log entry 2 + a wallet update), PutItem (conditional, log \
-entry 3), TransactWriteItems (log entry 4 + two wallet updates), PutEvents (1 entry); and the \
-work around them, uncounted as the functions' calls are: a rule of the bus delivers the first \
-event to a scratch queue, where the iteration receives (long poll) and finally deletes a \
-message as the event source mapping does, and another rule delivers the second to a queue \
-nobody reads, as PaymentCompleted is";
-
-/// The scratch rules' event types: a payment's request, and its outcome.
-const CEILING_REQUESTED: &str = "BenchCeilingRequested";
-const CEILING_OUTCOME: &str = "BenchCeilingOutcome";
-
-/// Calls one iteration of the ceiling loop counts: the functions' calls of a payment.
-const CEILING_CALLS_PER_ITERATION: u64 = 8;
-
 /// Opens and funds the wallets, runs the payments to completion, then measures the emulators'
 /// ceiling (see the module documentation). Prints a progress line to stderr every few seconds.
 /// Fails when an API request fails for good, when payments stop ending for
@@ -218,16 +171,15 @@ pub async fn measure(config: &ThroughputConfig) -> anyhow::Result<ThroughputRepo
         config.concurrency,
         saga_messages_in_flight(&wiring),
     );
-    let outcome = pay(&api, &wallets, config.concurrency).await?;
+    let outcome = pay(&api, &wallets, config.concurrency, &run_dir(config)).await?;
 
     // As many call chains at once as the system can have in flight: the clients' requests and
     // the messages the saga's pollers hold.
     let ceiling_concurrency = config.concurrency + saga_messages_in_flight(&wiring);
     eprintln!(
-        "throughput: emulator ceiling, {} s at concurrency {ceiling_concurrency}",
-        CEILING_MEASURED.as_secs(),
+        "throughput: emulator ceiling, the whole system's calls at concurrency {ceiling_concurrency}"
     );
-    let emulator = measure_ceiling(&wiring, &run, ceiling_concurrency).await?;
+    let emulator = ceiling::measure(&wiring, &run, ceiling_concurrency, &run_dir(config)).await?;
 
     Ok(ThroughputReport {
         payments: config.payments,
@@ -237,8 +189,18 @@ pub async fn measure(config: &ThroughputConfig) -> anyhow::Result<ThroughputRepo
         elapsed_seconds: outcome.elapsed_seconds,
         payments_per_second: outcome.payments_per_second,
         completion_latency_ms: outcome.latency_ms,
+        cpu: outcome.cpu,
         emulator,
     })
+}
+
+/// Where the stack's scripts keep their pid files: `run/` beside the wiring (`.local/run`).
+fn run_dir(config: &ThroughputConfig) -> PathBuf {
+    config
+        .wiring
+        .parent()
+        .unwrap_or_else(|| Path::new("."))
+        .join("run")
 }
 
 /// The same `config.payments` payments twice, from [`HOT_WALLET_PAYERS`] payers round-robin
@@ -259,7 +221,7 @@ pub async fn measure_hot_wallet(config: &ThroughputConfig) -> anyhow::Result<Hot
              payee(s)",
             config.payments
         );
-        let outcome = pay(&api, &wallets, config.concurrency).await?;
+        let outcome = pay(&api, &wallets, config.concurrency, &run_dir(config)).await?;
         runs.push(HotWalletRun {
             payees,
             completed: outcome.completed,
@@ -300,7 +262,12 @@ fn client(config: &ThroughputConfig) -> anyhow::Result<Api> {
 
 /// Opens and funds `plan`'s wallets, then runs its payments to completion, `concurrency` at a
 /// time: their figures.
-async fn pay(api: &Api, plan: &WalletPlan, concurrency: usize) -> anyhow::Result<PaymentsOutcome> {
+async fn pay(
+    api: &Api,
+    plan: &WalletPlan,
+    concurrency: usize,
+    run_dir: &Path,
+) -> anyhow::Result<PaymentsOutcome> {
     eprintln!(
         "throughput: opening {} wallets ({} payers funded)",
         plan.payers + plan.payees,
@@ -312,8 +279,10 @@ async fn pay(api: &Api, plan: &WalletPlan, concurrency: usize) -> anyhow::Result
         "throughput: {} payments at concurrency {concurrency}",
         plan.payments
     );
+    let before = cpu::sample(run_dir);
     let (first_submit, finals) = run_payments(api, plan, concurrency).await?;
-    let outcome = PaymentsOutcome::of(first_submit, &finals);
+    let cpu = cpu::between(&before, &cpu::sample(run_dir));
+    let outcome = PaymentsOutcome::of(first_submit, &finals, cpu);
     if outcome.failed > 0 {
         let reasons: Vec<&str> = finals
             .iter()
@@ -797,10 +766,11 @@ struct PaymentsOutcome {
     elapsed_seconds: f64,
     payments_per_second: f64,
     latency_ms: Percentiles,
+    cpu: CpuUse,
 }
 
 impl PaymentsOutcome {
-    fn of(first_submit: DateTime<Utc>, finals: &[FinalPayment]) -> Self {
+    fn of(first_submit: DateTime<Utc>, finals: &[FinalPayment], cpu: CpuUse) -> Self {
         let latencies: Vec<f64> = finals
             .iter()
             .filter(|payment| payment.status == FinalStatus::Completed)
@@ -822,496 +792,12 @@ impl PaymentsOutcome {
                 f64::NAN
             },
             latency_ms: Percentiles::of(&latencies),
+            cpu,
         }
     }
 }
 
 // ---------------------------------------------------------------------------------------------
-// The emulators' call ceiling.
-
-/// The clients and names the ceiling loop uses.
-struct Ceiling {
-    dynamodb: aws_sdk_dynamodb::Client,
-    eventbridge: aws_sdk_eventbridge::Client,
-    sqs: aws_sdk_sqs::Client,
-    payments_table: String,
-    wallets_table: String,
-    bus_name: String,
-    /// Where the rule delivers the requests, and where the outcomes.
-    requests_url: String,
-    outcomes_url: String,
-    run: String,
-}
-
-/// Counts the calls that end inside the measured window.
-struct CallMeter {
-    counted_from: Instant,
-    counted_until: Instant,
-    calls: AtomicU64,
-}
-
-impl CallMeter {
-    fn start(warm_up: Duration, measured: Duration) -> Self {
-        let counted_from = Instant::now() + warm_up;
-        Self {
-            counted_from,
-            counted_until: counted_from + measured,
-            calls: AtomicU64::new(0),
-        }
-    }
-
-    fn record(&self) {
-        let now = Instant::now();
-        if (self.counted_from..self.counted_until).contains(&now) {
-            self.calls.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    fn running(&self) -> bool {
-        Instant::now() < self.counted_until
-    }
-}
-
-async fn measure_ceiling(
-    wiring: &Wiring,
-    run: &str,
-    concurrency: usize,
-) -> anyhow::Result<EmulatorCeiling> {
-    let aws = LocalAws::resolve(wiring, |name| std::env::var(name).ok());
-    let local_stack = sdk_config(&aws, &aws.endpoint_url).await;
-    let dynamodb_endpoint = aws.dynamodb_endpoint_url.as_deref();
-    let dynamodb = sdk_config(&aws, dynamodb_endpoint.unwrap_or(&aws.endpoint_url)).await;
-    let table = |logical_id: &str| {
-        wiring
-            .tables
-            .get(logical_id)
-            .cloned()
-            .with_context(|| format!("the wiring names no {logical_id}"))
-    };
-    let mut ceiling = Ceiling {
-        dynamodb: aws_sdk_dynamodb::Client::new(&dynamodb),
-        eventbridge: aws_sdk_eventbridge::Client::new(&local_stack),
-        sqs: aws_sdk_sqs::Client::new(&local_stack),
-        payments_table: table("PaymentsTable")?,
-        wallets_table: table("WalletsTable")?,
-        bus_name: wiring
-            .event_bus_name
-            .clone()
-            .context("the wiring names no event bus")?,
-        requests_url: String::new(),
-        outcomes_url: String::new(),
-        run: run.to_owned(),
-    };
-    let routes = async {
-        let requests = ceiling.route(CEILING_REQUESTED).await?;
-        anyhow::Ok((requests, ceiling.route(CEILING_OUTCOME).await?))
-    }
-    .await;
-    let (requests_url, outcomes_url) = match routes {
-        Ok(urls) => urls,
-        Err(error) => {
-            if let Err(cleanup) = ceiling.unroute().await {
-                eprintln!("throughput: warning: scratch rules or queues left behind: {cleanup:#}");
-            }
-            return Err(error);
-        }
-    };
-    ceiling.requests_url = requests_url;
-    ceiling.outcomes_url = outcomes_url;
-
-    let meter = CallMeter::start(CEILING_WARM_UP, CEILING_MEASURED);
-    let workers = join_all((0..concurrency).map(|worker| ceiling.worker(worker, &meter))).await;
-    let started: Vec<usize> = workers.iter().map(|(started, _)| *started).collect();
-    let cleanup = ceiling.clean_up(&started, concurrency).await;
-    for (_, result) in workers {
-        result?;
-    }
-    if let Err(error) = cleanup {
-        eprintln!("throughput: warning: scratch data of the ceiling left behind: {error:#}");
-    }
-
-    let seconds = (meter.counted_until - meter.counted_from).as_secs_f64();
-    let calls = meter.calls.load(Ordering::Relaxed);
-    eprintln!(
-        "throughput: emulator ceiling: {calls} calls in {seconds:.1} s \
-         (~{} iterations of {CEILING_CALLS_PER_ITERATION})",
-        calls / CEILING_CALLS_PER_ITERATION
-    );
-    Ok(EmulatorCeiling {
-        calls_per_second: calls as f64 / seconds,
-        mix: format!("{CEILING_MIX}; at concurrency {concurrency}"),
-        seconds,
-    })
-}
-
-async fn sdk_config(aws: &LocalAws, endpoint: &str) -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new(aws.region.clone()))
-        .endpoint_url(endpoint)
-        .credentials_provider(Credentials::new(
-            &aws.access_key_id,
-            &aws.secret_access_key,
-            None,
-            None,
-            "paysaga-bench",
-        ))
-        .load()
-        .await
-}
-
-impl Ceiling {
-    fn scratch_payment(&self, worker: usize, iteration: usize) -> String {
-        format!("pay_bench_ceiling_{}_{worker}_{iteration}", self.run)
-    }
-
-    /// Worker `worker`'s scratch wallets: 0 the payer, 1 the payee.
-    fn scratch_wallet(&self, worker: usize, wallet: usize) -> String {
-        format!("wal_bench_ceiling_{}_{worker}_{wallet}", self.run)
-    }
-
-    /// Runs iterations until the meter stops; returns how many were started, and how it ended.
-    async fn worker(&self, worker: usize, meter: &CallMeter) -> (usize, anyhow::Result<()>) {
-        let mut started = 0;
-        let result = async {
-            while meter.running() {
-                started += 1;
-                self.iteration(worker, started - 1, meter).await?;
-            }
-            anyhow::Ok(())
-        }
-        .await;
-        (started, result)
-    }
-
-    /// One payment's worth of calls, in the order a payment makes them ([`CEILING_MIX`]).
-    async fn iteration(
-        &self,
-        worker: usize,
-        iteration: usize,
-        meter: &CallMeter,
-    ) -> anyhow::Result<()> {
-        let payment_id = self.scratch_payment(worker, iteration);
-        // The API: the log's first entry, then the event that starts the saga.
-        self.put_entry(&payment_id, 1).await?;
-        meter.record();
-        self.put_events(&payment_id, CEILING_REQUESTED).await?;
-        meter.record();
-        // The rule delivers it to the queue; the event source mapping receives a message (maybe
-        // another worker's: they share the queue, as the saga's pollers do).
-        let mut received = None;
-        while received.is_none() && meter.running() {
-            let output = self
-                .sqs
-                .receive_message()
-                .queue_url(&self.requests_url)
-                .max_number_of_messages(1)
-                .wait_time_seconds(1)
-                .send()
-                .await
-                .context("ceiling: SQS ReceiveMessage")?;
-            received = output.messages.unwrap_or_default().into_iter().next();
-        }
-        // The saga: read the log and the payee's wallet, reserve, charge, settle (completing
-        // the payment), publish the outcome.
-        self.dynamodb
-            .query()
-            .table_name(&self.payments_table)
-            .key_condition_expression("payment_id = :payment_id")
-            .expression_attribute_values(":payment_id", AttributeValue::S(payment_id.clone()))
-            .consistent_read(true)
-            .send()
-            .await
-            .context("ceiling: DynamoDB Query")?;
-        meter.record();
-        self.dynamodb
-            .get_item()
-            .table_name(&self.wallets_table)
-            .key(
-                "wallet_id",
-                AttributeValue::S(self.scratch_wallet(worker, 1)),
-            )
-            .consistent_read(true)
-            .send()
-            .await
-            .context("ceiling: DynamoDB GetItem")?;
-        meter.record();
-        self.transact(worker, &payment_id, 2, 1).await?;
-        meter.record();
-        self.put_entry(&payment_id, 3).await?;
-        meter.record();
-        self.transact(worker, &payment_id, 4, 2).await?;
-        meter.record();
-        self.put_events(&payment_id, CEILING_OUTCOME).await?;
-        meter.record();
-        // The event source mapping deletes what the saga handled.
-        let receipt = received
-            .as_ref()
-            .and_then(|message| message.receipt_handle());
-        if let Some(receipt) = receipt {
-            self.sqs
-                .delete_message()
-                .queue_url(&self.requests_url)
-                .receipt_handle(receipt)
-                .send()
-                .await
-                .context("ceiling: SQS DeleteMessage")?;
-        }
-        Ok(())
-    }
-
-    /// A scratch log entry, written as a step with no wallet change is: one conditional put.
-    fn entry(&self, payment_id: &str, version: u32) -> HashMap<String, AttributeValue> {
-        [
-            ("payment_id", AttributeValue::S(payment_id.to_owned())),
-            ("version", AttributeValue::N(version.to_string())),
-            ("step", AttributeValue::S("bench_ceiling".to_owned())),
-            ("recorded_at", AttributeValue::S(Utc::now().to_rfc3339())),
-        ]
-        .into_iter()
-        .map(|(name, value)| (name.to_owned(), value))
-        .collect()
-    }
-
-    async fn put_entry(&self, payment_id: &str, version: u32) -> anyhow::Result<()> {
-        self.dynamodb
-            .put_item()
-            .table_name(&self.payments_table)
-            .set_item(Some(self.entry(payment_id, version)))
-            .condition_expression("attribute_not_exists(payment_id)")
-            .send()
-            .await
-            .context("ceiling: DynamoDB PutItem")?;
-        Ok(())
-    }
-
-    /// A saga step with wallet changes: the log entry's conditional put and `wallets` changes
-    /// to scratch "wallets", in one transaction.
-    async fn transact(
-        &self,
-        worker: usize,
-        payment_id: &str,
-        version: u32,
-        wallets: usize,
-    ) -> anyhow::Result<()> {
-        let entry = Put::builder()
-            .table_name(&self.payments_table)
-            .set_item(Some(self.entry(payment_id, version)))
-            .condition_expression("attribute_not_exists(payment_id)")
-            .build()?;
-        // With a ClientRequestToken, as the ledger sends its transactions.
-        let mut transaction = self
-            .dynamodb
-            .transact_write_items()
-            .client_request_token(uuid::Uuid::now_v7().simple().to_string())
-            .transact_items(TransactWriteItem::builder().put(entry).build());
-        for wallet in 0..wallets {
-            let counter = Update::builder()
-                .table_name(&self.wallets_table)
-                .key(
-                    "wallet_id",
-                    AttributeValue::S(self.scratch_wallet(worker, wallet)),
-                )
-                .update_expression("ADD bench_steps :one")
-                .expression_attribute_values(":one", AttributeValue::N("1".to_owned()))
-                .build()?;
-            transaction =
-                transaction.transact_items(TransactWriteItem::builder().update(counter).build());
-        }
-        transaction
-            .send()
-            .await
-            .context("ceiling: DynamoDB TransactWriteItems")?;
-        Ok(())
-    }
-
-    async fn put_events(&self, payment_id: &str, detail_type: &str) -> anyhow::Result<()> {
-        let entry = PutEventsRequestEntry::builder()
-            .event_bus_name(&self.bus_name)
-            .source(BENCH_EVENT_SOURCE)
-            .detail_type(detail_type)
-            .detail(json!({ "version": 1, "payment_id": payment_id }).to_string())
-            .build();
-        let output = self
-            .eventbridge
-            .put_events()
-            .entries(entry)
-            .send()
-            .await
-            .context("ceiling: EventBridge PutEvents")?;
-        ensure!(
-            output.failed_entry_count() == 0,
-            "ceiling: PutEvents refused {} entries",
-            output.failed_entry_count()
-        );
-        Ok(())
-    }
-
-    fn scratch_route(&self, detail_type: &str) -> String {
-        format!("paysaga-bench-ceiling-{}-{detail_type}", self.run)
-    }
-
-    /// A scratch queue, and a rule of the bus that delivers the bench's events of
-    /// `detail_type` to it (as the template's rules deliver payment events). Its URL.
-    async fn route(&self, detail_type: &str) -> anyhow::Result<String> {
-        let name = self.scratch_route(detail_type);
-        let queue_url = self
-            .sqs
-            .create_queue()
-            .queue_name(&name)
-            .send()
-            .await
-            .with_context(|| format!("cannot create the scratch queue {name}"))?
-            .queue_url
-            .with_context(|| format!("CreateQueue {name} answered no URL"))?;
-        let queue_arn = self
-            .sqs
-            .get_queue_attributes()
-            .queue_url(&queue_url)
-            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .with_context(|| format!("cannot read the ARN of {name}"))?
-            .attributes
-            .and_then(|mut attributes| {
-                attributes.remove(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-            })
-            .with_context(|| format!("GetQueueAttributes {name} answered no ARN"))?;
-        let pattern = json!({ "source": [BENCH_EVENT_SOURCE], "detail-type": [detail_type] });
-        self.eventbridge
-            .put_rule()
-            .event_bus_name(&self.bus_name)
-            .name(&name)
-            .event_pattern(pattern.to_string())
-            .send()
-            .await
-            .with_context(|| format!("cannot create the scratch rule {name}"))?;
-        let target = aws_sdk_eventbridge::types::Target::builder()
-            .id("queue")
-            .arn(queue_arn)
-            .build()?;
-        self.eventbridge
-            .put_targets()
-            .event_bus_name(&self.bus_name)
-            .rule(&name)
-            .targets(target)
-            .send()
-            .await
-            .with_context(|| format!("cannot target {name} at its queue"))?;
-        Ok(queue_url)
-    }
-
-    /// Deletes the scratch rules and queues (those that exist).
-    async fn unroute(&self) -> anyhow::Result<()> {
-        let mut failures = Vec::new();
-        for detail_type in [CEILING_REQUESTED, CEILING_OUTCOME] {
-            let name = self.scratch_route(detail_type);
-            let rule = async {
-                self.eventbridge
-                    .remove_targets()
-                    .event_bus_name(&self.bus_name)
-                    .rule(&name)
-                    .ids("queue")
-                    .send()
-                    .await?;
-                self.eventbridge
-                    .delete_rule()
-                    .event_bus_name(&self.bus_name)
-                    .name(&name)
-                    .send()
-                    .await?;
-                anyhow::Ok(())
-            };
-            if let Err(error) = rule.await {
-                failures.push(format!("rule {name}: {error:#}"));
-            }
-            let queue = async {
-                let url = self.sqs.get_queue_url().queue_name(&name).send().await?;
-                if let Some(url) = url.queue_url {
-                    self.sqs.delete_queue().queue_url(url).send().await?;
-                }
-                anyhow::Ok(())
-            };
-            if let Err(error) = queue.await {
-                failures.push(format!("queue {name}: {error:#}"));
-            }
-        }
-        ensure!(failures.is_empty(), "{}", failures.join("; "));
-        Ok(())
-    }
-
-    /// Deletes the scratch rules and queues, log entries and counters (`started[w]`: iterations worker `w`
-    /// started; keys that were never written are deleted harmlessly).
-    async fn clean_up(&self, started: &[usize], concurrency: usize) -> anyhow::Result<()> {
-        let queue = self.unroute().await;
-
-        let key = |payment_id: String, version: u32| {
-            [
-                ("payment_id".to_owned(), AttributeValue::S(payment_id)),
-                ("version".to_owned(), AttributeValue::N(version.to_string())),
-            ]
-            .into()
-        };
-        let mut deletes = Vec::new();
-        for (worker, &iterations) in started.iter().enumerate() {
-            for iteration in 0..iterations {
-                for version in 1..=LOG_ENTRIES {
-                    deletes.push((
-                        self.payments_table.clone(),
-                        key(self.scratch_payment(worker, iteration), version),
-                    ));
-                }
-            }
-            for wallet in 0..2 {
-                deletes.push((
-                    self.wallets_table.clone(),
-                    [(
-                        "wallet_id".to_owned(),
-                        AttributeValue::S(self.scratch_wallet(worker, wallet)),
-                    )]
-                    .into(),
-                ));
-            }
-        }
-        // BatchWriteItem takes at most 25 requests.
-        stream::iter(deletes.chunks(25).map(|chunk| self.delete_items(chunk)))
-            .buffer_unordered(concurrency)
-            .try_collect::<Vec<()>>()
-            .await?;
-        queue.map(drop)
-    }
-
-    async fn delete_items(
-        &self,
-        items: &[(String, HashMap<String, AttributeValue>)],
-    ) -> anyhow::Result<()> {
-        let mut requests: HashMap<String, Vec<WriteRequest>> = HashMap::new();
-        for (table, key) in items {
-            let delete = DeleteRequest::builder()
-                .set_key(Some(key.clone()))
-                .build()?;
-            requests
-                .entry(table.clone())
-                .or_default()
-                .push(WriteRequest::builder().delete_request(delete).build());
-        }
-        for _ in 0..5 {
-            let output = self
-                .dynamodb
-                .batch_write_item()
-                .set_request_items(Some(requests))
-                .send()
-                .await
-                .context("BatchWriteItem")?;
-            requests = output.unprocessed_items.unwrap_or_default();
-            if requests.values().all(Vec::is_empty) {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        bail!("BatchWriteItem kept items unprocessed")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1419,7 +905,12 @@ mod tests {
                 "2026-01-01T00:00:04.000Z",
             ),
         ];
-        let outcome = PaymentsOutcome::of(at("2026-01-01T00:00:00Z"), &finals);
+        let cpu = CpuUse {
+            seconds: 1.0,
+            cores: 2,
+            roles: Vec::new(),
+        };
+        let outcome = PaymentsOutcome::of(at("2026-01-01T00:00:00Z"), &finals, cpu);
         assert_eq!((outcome.completed, outcome.failed), (2, 1));
         assert_eq!(outcome.elapsed_seconds, 4.0);
         assert_eq!(outcome.payments_per_second, 0.5);
@@ -1513,17 +1004,5 @@ mod tests {
             rest.chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
         );
-    }
-
-    #[test]
-    fn the_meter_counts_only_inside_its_window() {
-        let meter = CallMeter::start(Duration::from_secs(3600), Duration::from_secs(1));
-        meter.record();
-        assert_eq!(meter.calls.load(Ordering::Relaxed), 0);
-        let meter = CallMeter::start(Duration::ZERO, Duration::from_secs(3600));
-        meter.record();
-        meter.record();
-        assert_eq!(meter.calls.load(Ordering::Relaxed), 2);
-        assert!(meter.running());
     }
 }

@@ -1,0 +1,1025 @@
+//! The emulators' ceiling, like for like: how many payments a second DynamoDB Local and
+//! LocalStack can serve when a closed loop makes every AWS call the whole system makes for a
+//! payment, in its order and at its concurrency, with no function, no Lambda emulator and no
+//! Runtime API in between. The end-to-end run's payments/s over this figure is the share of the
+//! emulators' capacity the system reaches.
+//!
+//! **What a payment makes** (the loop's stages, each with the concurrency the stack gives it):
+//!
+//! - *the payment path*, one worker per call chain the system can have in flight (the clients'
+//!   requests plus the messages the saga's pollers hold), each iteration one payment in order:
+//!   the api's ownership read (`GetItem`, eventually consistent) and its log entry (a
+//!   conditional `PutItem`); the relay's publication of the request (`PutEvents`) and of its
+//!   deadline check (`SendMessageBatch`); the saga's message received from its queue (a long
+//!   poll, as the event source mapping does), its log `Query`, the payee's read, the reservation
+//!   (`TransactWriteItems`: entry and payer), the charge's entry (`PutItem`), the settlement
+//!   (`TransactWriteItems`: entry, payer and payee), then the relay's publication of the outcome
+//!   and the message deleted;
+//! - *the consumers*, fed by rules of the bus as the stack's rules feed theirs: the request to
+//!   the saga's queue, the read models' and the audit trail's; the outcome to the read models',
+//!   the audit trail's and the notifications'. Each consumer's queue is polled by as many
+//!   pollers as the wiring gives the real one, each receiving up to its batch size, handling the
+//!   batch's messages at once (as `lambda_toolkit::sqs_batch` does) and deleting them in one
+//!   `DeleteMessageBatch`. A message is handled by the consumer's own code
+//!   ([`paysaga_services::read_models::apply_event`], `DynamoDbEventStore::append`,
+//!   [`paysaga_services::notifications::Notifications::notify`] with the inbox), so the loop
+//!   makes exactly the calls the functions make, now and after they change;
+//! - *the reconciler*: the deadline check's message received and the payment's log read.
+//!
+//! The ceiling is the payment path's rate in payments a second, unless a consumer falls behind
+//! it (its messages a second over its messages per payment, below 95 % of the path's): a
+//! consumer that cannot keep up accumulates a backlog, and then its rate is the ceiling. Everything is scratch and deleted afterwards: tables, queues and
+//! rules named `paysaga-bench-ceiling-<run>-…`, events of the source `paysaga.bench`, which
+//! only the loop's rules match. What the loop does not reproduce: the Lambda service's reads of
+//! the payments table's stream (`GetRecords`, which local-lambda's mapping makes for the relay),
+//! and the relay's batching (one `PutEvents` per event here; under load the relay publishes up
+//! to ten in one call).
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, ensure};
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, Put,
+    ScalarAttributeType, StreamSpecification, StreamViewType, TransactWriteItem, Update,
+};
+use aws_sdk_eventbridge::types::{PutEventsRequestEntry, Target};
+use aws_sdk_sqs::config::Credentials;
+use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, SendMessageBatchRequestEntry};
+use chrono::Utc;
+use futures::future::join_all;
+use lambda_toolkit::idempotency::InMemoryIdempotencyStore;
+use local_lambda::wiring::{LocalAws, Wiring};
+use paysaga_aws::{DynamoDbEventStore, DynamoDbInbox, DynamoDbReadModels};
+use paysaga_domain::events::{EventDetail, PaymentEventData};
+use paysaga_domain::payment::Flow;
+use paysaga_domain::ports::EventStore;
+use paysaga_domain::{DomainEvent, Money, PaymentId, PaymentRequest, PaymentStatus, WalletId};
+use paysaga_services::notifications::{Notifications, idempotency_config};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::cpu::{self, CpuUse};
+
+/// The loop runs this long before anything is counted (connections, JIT, the first batches).
+const WARM_UP: Duration = Duration::from_secs(2);
+/// How long the stages are counted.
+const MEASURED: Duration = Duration::from_secs(10);
+/// Source of the loop's events; only the loop's own rules match it.
+const BENCH_EVENT_SOURCE: &str = "paysaga.bench";
+/// The source the consumers read the events as (the api's and the saga's).
+const PAYMENTS_SOURCE: &str = "paysaga.payments";
+/// The audit trail's snapshot interval, as the template sets it (`SNAPSHOT_EVERY`).
+const SNAPSHOT_EVERY: u64 = 10;
+/// A consumer handling at least this share of the payment path's rate keeps up with it.
+const KEEPING_UP: f64 = 0.95;
+/// Every payment moves this much.
+const MINOR_UNITS: u64 = 100;
+
+/// The ceiling, in payments a second, and what set it.
+#[derive(Debug, Clone, Serialize)]
+pub struct EmulatorCeiling {
+    /// The payment path's rate, or the rate of the slowest consumer that fell behind it.
+    pub payments_per_second: f64,
+    /// Which stage that is.
+    pub limited_by: String,
+    /// Every stage's rate, in payments a second, in the order of [`Stage::ALL`].
+    pub stages: Vec<StageRate>,
+    /// AWS calls a payment makes in the loop, the system's (see the module documentation).
+    pub calls_per_payment: u32,
+    /// The mix measured, in words.
+    pub mix: String,
+    /// How long the stages were counted (after a warm-up).
+    pub seconds: f64,
+    /// CPU by process while the loop ran (its warm-up included).
+    pub cpu: CpuUse,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StageRate {
+    pub stage: String,
+    pub payments_per_second: f64,
+}
+
+/// The loop's stages: the payment path, and what each of its messages feeds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stage {
+    PaymentPath,
+    ReadModels,
+    AuditTrail,
+    Notifications,
+    Reconciler,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 5] = [
+        Stage::PaymentPath,
+        Stage::ReadModels,
+        Stage::AuditTrail,
+        Stage::Notifications,
+        Stage::Reconciler,
+    ];
+    const CONSUMERS: [Stage; 4] = [
+        Stage::ReadModels,
+        Stage::AuditTrail,
+        Stage::Notifications,
+        Stage::Reconciler,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::PaymentPath => "payment path",
+            Self::ReadModels => "read-models",
+            Self::AuditTrail => "audit-trail",
+            Self::Notifications => "notifications",
+            Self::Reconciler => "reconciler",
+        }
+    }
+
+    /// The queue of the stack whose trigger gives this consumer its pollers and batch size.
+    fn stack_queue(self) -> &'static str {
+        match self {
+            Self::PaymentPath => "PaymentsQueue",
+            Self::ReadModels => "ReadModelsQueue",
+            Self::AuditTrail => "AuditTrailQueue",
+            Self::Notifications => "PaymentEventsQueue",
+            Self::Reconciler => "PaymentDeadlinesQueue",
+        }
+    }
+
+    /// This stage's messages per payment (the payment path counts payments).
+    fn per_payment(self) -> u64 {
+        match self {
+            Self::PaymentPath | Self::Notifications | Self::Reconciler => 1,
+            Self::ReadModels | Self::AuditTrail => 2,
+        }
+    }
+
+    /// AWS calls per message this stage's handler makes (its queue's receive and delete are
+    /// the event source mapping's, counted apart).
+    fn calls_per_message(self) -> u32 {
+        match self {
+            // api 2, relay 3 (two PutEvents, one SendMessageBatch), saga 5.
+            Self::PaymentPath => 10,
+            // One conditional UpdateItem per wallet of the event.
+            Self::ReadModels => 2,
+            // The marker's read, a head per stream (1 for a request, 3 for an outcome: 2 on
+            // average), one TransactWriteItems.
+            Self::AuditTrail => 4,
+            // One conditional PutItem per recipient.
+            Self::Notifications => 2,
+            Self::Reconciler => 1,
+        }
+    }
+
+    /// The scratch queue's name suffix.
+    fn queue_suffix(self) -> &'static str {
+        match self {
+            Self::PaymentPath => "saga",
+            Self::ReadModels => "read-models",
+            Self::AuditTrail => "audit",
+            Self::Notifications => "notifications",
+            Self::Reconciler => "deadlines",
+        }
+    }
+}
+
+/// The AWS calls one payment makes in the loop: its stages' handlers, and the receive and delete
+/// of each message, shared by a batch (here counted once per message: an upper bound).
+pub fn calls_per_payment() -> u32 {
+    Stage::ALL
+        .iter()
+        .map(|stage| stage.calls_per_message() * stage.per_payment() as u32)
+        .sum()
+}
+
+/// The loop, in words.
+pub fn mix(concurrency: usize) -> String {
+    format!(
+        "every AWS call of a completed payment, the whole system's ({} handler calls, and every \
+         message's receive and delete): the payment path at concurrency {concurrency} (api: \
+         GetItem, PutItem; relay: PutEvents, SendMessageBatch; saga, its message received: \
+         Query, GetItem, TransactWriteItems, PutItem, TransactWriteItems; relay: PutEvents; the \
+         message deleted), the rules' six deliveries, and read-models, audit-trail, \
+         notifications and the reconciler handling their messages with their own code, at \
+         their pollers and batch sizes",
+        calls_per_payment()
+    )
+}
+
+/// Counts what ends inside the measured window.
+struct Meter {
+    counted_from: Instant,
+    counted_until: Instant,
+    counts: HashMap<Stage, AtomicU64>,
+}
+
+impl Meter {
+    fn start() -> Self {
+        let counted_from = Instant::now() + WARM_UP;
+        Self {
+            counted_from,
+            counted_until: counted_from + MEASURED,
+            counts: Stage::ALL
+                .iter()
+                .map(|stage| (*stage, AtomicU64::new(0)))
+                .collect(),
+        }
+    }
+
+    fn record(&self, stage: Stage, count: u64) {
+        let now = Instant::now();
+        if (self.counted_from..self.counted_until).contains(&now)
+            && let Some(counter) = self.counts.get(&stage)
+        {
+            counter.fetch_add(count, Ordering::Relaxed);
+        }
+    }
+
+    fn running(&self) -> bool {
+        Instant::now() < self.counted_until
+    }
+
+    fn count(&self, stage: Stage) -> u64 {
+        self.counts
+            .get(&stage)
+            .map_or(0, |counter| counter.load(Ordering::Relaxed))
+    }
+}
+
+/// The scratch resources and the clients the loop uses.
+struct Loop {
+    dynamodb: aws_sdk_dynamodb::Client,
+    eventbridge: aws_sdk_eventbridge::Client,
+    sqs: aws_sdk_sqs::Client,
+    bus_name: String,
+    run: String,
+    payments_table: String,
+    wallets_table: String,
+    queues: HashMap<Stage, String>,
+    read_models: DynamoDbReadModels,
+    audit: DynamoDbEventStore,
+    inbox: DynamoDbInbox,
+    idempotency: InMemoryIdempotencyStore,
+    /// Whether a consumer's message has failed yet (the first failure is printed).
+    failed_once: AtomicBool,
+}
+
+/// Measures the ceiling with `concurrency` payment-path workers (see the module docs).
+pub async fn measure(
+    wiring: &Wiring,
+    run: &str,
+    concurrency: usize,
+    run_dir: &Path,
+) -> anyhow::Result<EmulatorCeiling> {
+    let aws = LocalAws::resolve(wiring, |name| std::env::var(name).ok());
+    let local_stack = sdk_config(&aws, &aws.endpoint_url).await;
+    let dynamodb_endpoint = aws.dynamodb_endpoint_url.as_deref();
+    let dynamodb = aws_sdk_dynamodb::Client::new(
+        &sdk_config(&aws, dynamodb_endpoint.unwrap_or(&aws.endpoint_url)).await,
+    );
+    let scratch = |what: &str| format!("paysaga-bench-ceiling-{run}-{what}");
+    let looped = Loop {
+        eventbridge: aws_sdk_eventbridge::Client::new(&local_stack),
+        sqs: aws_sdk_sqs::Client::new(&local_stack),
+        bus_name: wiring
+            .event_bus_name
+            .clone()
+            .context("the wiring names no event bus")?,
+        run: run.to_owned(),
+        payments_table: scratch("payments"),
+        wallets_table: scratch("wallets"),
+        queues: HashMap::new(),
+        read_models: DynamoDbReadModels::new(dynamodb.clone(), scratch("read-models")),
+        audit: DynamoDbEventStore::new(dynamodb.clone(), scratch("audit"), SNAPSHOT_EVERY),
+        inbox: DynamoDbInbox::new(dynamodb.clone(), scratch("inbox")),
+        idempotency: InMemoryIdempotencyStore::default(),
+        failed_once: AtomicBool::new(false),
+        dynamodb,
+    };
+    let set_up = looped.set_up(&scratch).await;
+    let mut looped = looped;
+    let outcome = match set_up {
+        Ok(queues) => {
+            looped.queues = queues;
+            looped.run_stages(wiring, concurrency, run_dir).await
+        }
+        Err(error) => Err(error),
+    };
+    if let Err(error) = looped.tear_down(&scratch).await {
+        eprintln!("ceiling: warning: scratch tables, queues or rules left behind: {error:#}");
+    }
+    outcome
+}
+
+async fn sdk_config(aws: &LocalAws, endpoint: &str) -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(aws.region.clone()))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new(
+            &aws.access_key_id,
+            &aws.secret_access_key,
+            None,
+            None,
+            "paysaga-bench",
+        ))
+        .load()
+        .await
+}
+
+/// A consumer's pollers and batch size, as the wiring gives its real queue's trigger.
+fn pollers_of(wiring: &Wiring, stage: Stage) -> (usize, i32) {
+    wiring
+        .functions
+        .iter()
+        .flat_map(|function| &function.sqs_triggers)
+        .find(|trigger| trigger.queue == stage.stack_queue())
+        .map_or((2, 10), |trigger| {
+            (
+                trigger.pollers().max(1) as usize,
+                i32::try_from(trigger.batch_size.clamp(1, 10)).unwrap_or(10),
+            )
+        })
+}
+
+impl Loop {
+    /// The scratch tables, queues and rules; the queues' URLs by stage.
+    async fn set_up(
+        &self,
+        scratch: &impl Fn(&str) -> String,
+    ) -> anyhow::Result<HashMap<Stage, String>> {
+        let string = ScalarAttributeType::S;
+        let number = ScalarAttributeType::N;
+        // The payments table has the stream the real one has (DynamoDB Local writes its
+        // records); nothing reads it.
+        self.create_table(
+            &self.payments_table,
+            ("payment_id", string.clone()),
+            Some(("version", number.clone())),
+            true,
+        )
+        .await?;
+        self.create_table(
+            &self.wallets_table,
+            ("wallet_id", string.clone()),
+            None,
+            false,
+        )
+        .await?;
+        self.create_table(
+            &scratch("read-models"),
+            ("pk", string.clone()),
+            Some(("sk", string.clone())),
+            false,
+        )
+        .await?;
+        self.create_table(
+            &scratch("audit"),
+            ("stream", string.clone()),
+            Some(("version", number)),
+            false,
+        )
+        .await?;
+        self.create_table(
+            &scratch("inbox"),
+            ("wallet_id", string.clone()),
+            Some(("notification_id", string)),
+            false,
+        )
+        .await?;
+
+        let mut queues = HashMap::new();
+        let mut arns = HashMap::new();
+        for stage in Stage::ALL {
+            let (url, arn) = self.create_queue(&scratch(stage.queue_suffix())).await?;
+            queues.insert(stage, url);
+            arns.insert(stage, arn);
+        }
+        let requested = [Stage::PaymentPath, Stage::ReadModels, Stage::AuditTrail];
+        let outcome = [Stage::ReadModels, Stage::AuditTrail, Stage::Notifications];
+        for (detail_type, targets) in [
+            ("PaymentRequested", requested),
+            ("PaymentCompleted", outcome),
+        ] {
+            let name = scratch(detail_type);
+            let pattern = serde_json::json!({
+                "source": [BENCH_EVENT_SOURCE],
+                "detail-type": [detail_type],
+            });
+            self.eventbridge
+                .put_rule()
+                .event_bus_name(&self.bus_name)
+                .name(&name)
+                .event_pattern(pattern.to_string())
+                .send()
+                .await
+                .with_context(|| format!("cannot create the scratch rule {name}"))?;
+            let mut put = self
+                .eventbridge
+                .put_targets()
+                .event_bus_name(&self.bus_name)
+                .rule(&name);
+            for stage in targets {
+                put = put.targets(
+                    Target::builder()
+                        .id(stage.queue_suffix())
+                        .arn(arns[&stage].clone())
+                        .build()?,
+                );
+            }
+            put.send()
+                .await
+                .with_context(|| format!("cannot target {name} at its queues"))?;
+        }
+        Ok(queues)
+    }
+
+    async fn create_table(
+        &self,
+        name: &str,
+        hash: (&str, ScalarAttributeType),
+        range: Option<(&str, ScalarAttributeType)>,
+        stream: bool,
+    ) -> anyhow::Result<()> {
+        let mut create = self
+            .dynamodb
+            .create_table()
+            .table_name(name)
+            .billing_mode(BillingMode::PayPerRequest);
+        for (attribute, kind, key_type) in [
+            Some((hash.0, hash.1, KeyType::Hash)),
+            range.map(|(a, k)| (a, k, KeyType::Range)),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            create = create
+                .attribute_definitions(
+                    AttributeDefinition::builder()
+                        .attribute_name(attribute)
+                        .attribute_type(kind)
+                        .build()?,
+                )
+                .key_schema(
+                    KeySchemaElement::builder()
+                        .attribute_name(attribute)
+                        .key_type(key_type)
+                        .build()?,
+                );
+        }
+        if stream {
+            create = create.stream_specification(
+                StreamSpecification::builder()
+                    .stream_enabled(true)
+                    .stream_view_type(StreamViewType::NewImage)
+                    .build()?,
+            );
+        }
+        create
+            .send()
+            .await
+            .with_context(|| format!("cannot create the scratch table {name}"))?;
+        Ok(())
+    }
+
+    async fn create_queue(&self, name: &str) -> anyhow::Result<(String, String)> {
+        let url = self
+            .sqs
+            .create_queue()
+            .queue_name(name)
+            .send()
+            .await
+            .with_context(|| format!("cannot create the scratch queue {name}"))?
+            .queue_url
+            .with_context(|| format!("CreateQueue {name} answered no URL"))?;
+        let arn = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(&url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .with_context(|| format!("cannot read the ARN of {name}"))?
+            .attributes
+            .and_then(|mut attributes| {
+                attributes.remove(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            })
+            .with_context(|| format!("GetQueueAttributes {name} answered no ARN"))?;
+        Ok((url, arn))
+    }
+
+    /// Deletes whatever of the scratch resources exists; says what could not be deleted.
+    async fn tear_down(&self, scratch: &impl Fn(&str) -> String) -> anyhow::Result<()> {
+        let mut failures = Vec::new();
+        for (detail_type, targets) in [
+            ("PaymentRequested", ["saga", "read-models", "audit"]),
+            (
+                "PaymentCompleted",
+                ["read-models", "audit", "notifications"],
+            ),
+        ] {
+            let name = scratch(detail_type);
+            let rule = async {
+                self.eventbridge
+                    .remove_targets()
+                    .event_bus_name(&self.bus_name)
+                    .rule(&name)
+                    .set_ids(Some(targets.map(str::to_owned).to_vec()))
+                    .send()
+                    .await?;
+                self.eventbridge
+                    .delete_rule()
+                    .event_bus_name(&self.bus_name)
+                    .name(&name)
+                    .send()
+                    .await?;
+                anyhow::Ok(())
+            };
+            if let Err(error) = rule.await {
+                failures.push(format!("rule {name}: {error:#}"));
+            }
+        }
+        for stage in Stage::ALL {
+            let name = scratch(stage.queue_suffix());
+            let queue = async {
+                let url = self.sqs.get_queue_url().queue_name(&name).send().await?;
+                if let Some(url) = url.queue_url {
+                    self.sqs.delete_queue().queue_url(url).send().await?;
+                }
+                anyhow::Ok(())
+            };
+            if let Err(error) = queue.await {
+                failures.push(format!("queue {name}: {error:#}"));
+            }
+        }
+        for table in ["payments", "wallets", "read-models", "audit", "inbox"] {
+            let name = scratch(table);
+            if let Err(error) = self.dynamodb.delete_table().table_name(&name).send().await {
+                failures.push(format!("table {name}: {error}"));
+            }
+        }
+        ensure!(failures.is_empty(), "{}", failures.join("; "));
+        Ok(())
+    }
+
+    /// Runs every stage until the meter stops; the rates it counted.
+    async fn run_stages(
+        &self,
+        wiring: &Wiring,
+        concurrency: usize,
+        run_dir: &Path,
+    ) -> anyhow::Result<EmulatorCeiling> {
+        let meter = &Meter::start();
+        let before = cpu::sample(run_dir);
+        let path = join_all((0..concurrency).map(|worker| self.path_worker(worker, meter)));
+        let consumers = join_all(Stage::CONSUMERS.iter().flat_map(|&stage| {
+            let (pollers, batch) = pollers_of(wiring, stage);
+            (0..pollers).map(move |_| self.consumer(stage, batch, meter))
+        }));
+        let (path, consumers) = futures::join!(path, consumers);
+        let cpu = cpu::between(&before, &cpu::sample(run_dir));
+        path.into_iter()
+            .chain(consumers)
+            .collect::<anyhow::Result<Vec<()>>>()?;
+
+        let seconds = (meter.counted_until - meter.counted_from).as_secs_f64();
+        let stages: Vec<StageRate> = Stage::ALL
+            .iter()
+            .map(|&stage| StageRate {
+                stage: stage.name().to_owned(),
+                payments_per_second: meter.count(stage) as f64
+                    / stage.per_payment() as f64
+                    / seconds,
+            })
+            .collect();
+        // The payment path sets the pace unless a consumer fell behind it (its messages of the
+        // window's last payments are still being handled when the window ends: 5 % slack).
+        let path = stages.first().context("no stage")?;
+        let slowest = stages
+            .iter()
+            .skip(1)
+            .filter(|stage| stage.payments_per_second < KEEPING_UP * path.payments_per_second)
+            .min_by(|a, b| a.payments_per_second.total_cmp(&b.payments_per_second))
+            .unwrap_or(path);
+        eprintln!(
+            "ceiling: {:.1} payments/s, set by {}; {}",
+            slowest.payments_per_second,
+            slowest.stage,
+            stages
+                .iter()
+                .map(|rate| format!("{} {:.1}", rate.stage, rate.payments_per_second))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        Ok(EmulatorCeiling {
+            payments_per_second: slowest.payments_per_second,
+            limited_by: slowest.stage.clone(),
+            calls_per_payment: calls_per_payment(),
+            mix: mix(concurrency),
+            seconds,
+            cpu,
+            stages,
+        })
+    }
+
+    fn payment_id(&self, worker: usize, iteration: usize) -> anyhow::Result<PaymentId> {
+        Ok(PaymentId::parse(&format!(
+            "pay_bench_ceiling_{}_{worker}_{iteration}",
+            self.run
+        ))?)
+    }
+
+    /// Worker `worker`'s wallets: 0 the payer, 1 the payee.
+    fn wallet(&self, worker: usize, wallet: usize) -> anyhow::Result<WalletId> {
+        Ok(WalletId::parse(&format!(
+            "wal_bench_ceiling_{}_{worker}_{wallet}",
+            self.run
+        ))?)
+    }
+
+    /// Payments one after the other, until the meter stops.
+    async fn path_worker(&self, worker: usize, meter: &Meter) -> anyhow::Result<()> {
+        let mut iteration = 0;
+        while meter.running() {
+            self.payment(worker, iteration, meter).await?;
+            meter.record(Stage::PaymentPath, 1);
+            iteration += 1;
+        }
+        Ok(())
+    }
+
+    /// One payment's path, in its order (see the module documentation).
+    async fn payment(&self, worker: usize, iteration: usize, meter: &Meter) -> anyhow::Result<()> {
+        let payment_id = self.payment_id(worker, iteration)?;
+        let (payer, payee) = (self.wallet(worker, 0)?, self.wallet(worker, 1)?);
+        let request = PaymentRequest::of_flow(
+            payment_id.clone(),
+            Flow::Transfer {
+                from_wallet: payer.clone(),
+                to_wallet: payee.clone(),
+            },
+            Money::new(MINOR_UNITS, "EUR".parse()?)?,
+        )?;
+        let requested_at = Utc::now();
+        // The api: the caller's wallet, the log's first entry.
+        self.read_wallet(&payer).await?;
+        self.put_entry(payment_id.as_str(), 1).await?;
+        // The relay, from that entry's stream record: the request, and its deadline check.
+        self.publish(&DomainEvent::payment_requested(&request, requested_at))
+            .await?;
+        self.sqs
+            .send_message_batch()
+            .queue_url(&self.queues[&Stage::Reconciler])
+            .entries(
+                SendMessageBatchRequestEntry::builder()
+                    .id("0")
+                    .message_body(payment_id.as_str())
+                    .build()?,
+            )
+            .send()
+            .await
+            .context("ceiling: SQS SendMessageBatch")?;
+        // The saga's event source mapping hands it a message (maybe another worker's: they
+        // share the queue, as the saga's pollers do).
+        let mut received = None;
+        while received.is_none() && meter.running() {
+            received = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.queues[&Stage::PaymentPath])
+                .max_number_of_messages(1)
+                .wait_time_seconds(1)
+                .send()
+                .await
+                .context("ceiling: SQS ReceiveMessage")?
+                .messages
+                .unwrap_or_default()
+                .into_iter()
+                .next();
+        }
+        // The saga: the log, the payee, reserve, charge, settle.
+        self.read_log(payment_id.as_str()).await?;
+        self.read_wallet(&payee).await?;
+        self.transact(payment_id.as_str(), 2, &[&payer]).await?;
+        self.put_entry(payment_id.as_str(), 3).await?;
+        self.transact(payment_id.as_str(), 4, &[&payer, &payee])
+            .await?;
+        // The relay, from the settlement's stream record: the outcome.
+        let outcome = PaymentEventData {
+            payment_id: payment_id.clone(),
+            flow: request.flow().clone(),
+            amount: request.amount(),
+            status: PaymentStatus::Completed,
+            failure: None,
+            requested_at: Some(requested_at),
+        };
+        self.publish(&DomainEvent::PaymentCompleted(EventDetail::new(
+            format!("{payment_id}/4"),
+            Utc::now(),
+            outcome,
+        )))
+        .await?;
+        if let Some(receipt) = received.as_ref().and_then(Message::receipt_handle) {
+            self.sqs
+                .delete_message()
+                .queue_url(&self.queues[&Stage::PaymentPath])
+                .receipt_handle(receipt)
+                .send()
+                .await
+                .context("ceiling: SQS DeleteMessage")?;
+        }
+        Ok(())
+    }
+
+    async fn read_wallet(&self, wallet: &WalletId) -> anyhow::Result<()> {
+        self.dynamodb
+            .get_item()
+            .table_name(&self.wallets_table)
+            .key("wallet_id", AttributeValue::S(wallet.to_string()))
+            .send()
+            .await
+            .context("ceiling: DynamoDB GetItem")?;
+        Ok(())
+    }
+
+    async fn read_log(&self, payment_id: &str) -> anyhow::Result<()> {
+        self.dynamodb
+            .query()
+            .table_name(&self.payments_table)
+            .key_condition_expression("payment_id = :payment_id")
+            .expression_attribute_values(":payment_id", AttributeValue::S(payment_id.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .context("ceiling: DynamoDB Query")?;
+        Ok(())
+    }
+
+    /// A log entry, written as a step with no wallet change is: one conditional put.
+    fn entry(payment_id: &str, version: u32) -> HashMap<String, AttributeValue> {
+        [
+            ("payment_id", AttributeValue::S(payment_id.to_owned())),
+            ("version", AttributeValue::N(version.to_string())),
+            ("step", AttributeValue::S("bench_ceiling".to_owned())),
+            ("recorded_at", AttributeValue::S(Utc::now().to_rfc3339())),
+        ]
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value))
+        .collect()
+    }
+
+    async fn put_entry(&self, payment_id: &str, version: u32) -> anyhow::Result<()> {
+        self.dynamodb
+            .put_item()
+            .table_name(&self.payments_table)
+            .set_item(Some(Self::entry(payment_id, version)))
+            .condition_expression("attribute_not_exists(payment_id)")
+            .send()
+            .await
+            .context("ceiling: DynamoDB PutItem")?;
+        Ok(())
+    }
+
+    /// A saga step with wallet changes: the log entry's conditional put and each wallet's
+    /// change, in one transaction, as the ledger sends it (with a ClientRequestToken).
+    async fn transact(
+        &self,
+        payment_id: &str,
+        version: u32,
+        wallets: &[&WalletId],
+    ) -> anyhow::Result<()> {
+        let entry = Put::builder()
+            .table_name(&self.payments_table)
+            .set_item(Some(Self::entry(payment_id, version)))
+            .condition_expression("attribute_not_exists(payment_id)")
+            .build()?;
+        let mut transaction = self
+            .dynamodb
+            .transact_write_items()
+            .client_request_token(uuid::Uuid::now_v7().simple().to_string())
+            .transact_items(TransactWriteItem::builder().put(entry).build());
+        for wallet in wallets {
+            let change = Update::builder()
+                .table_name(&self.wallets_table)
+                .key("wallet_id", AttributeValue::S(wallet.to_string()))
+                .update_expression("ADD bench_steps :one")
+                .expression_attribute_values(":one", AttributeValue::N("1".to_owned()))
+                .build()?;
+            transaction =
+                transaction.transact_items(TransactWriteItem::builder().update(change).build());
+        }
+        transaction
+            .send()
+            .await
+            .context("ceiling: DynamoDB TransactWriteItems")?;
+        Ok(())
+    }
+
+    /// Publishes `event` as the relay does, under the loop's source.
+    async fn publish(&self, event: &DomainEvent) -> anyhow::Result<()> {
+        let entry = PutEventsRequestEntry::builder()
+            .event_bus_name(&self.bus_name)
+            .source(BENCH_EVENT_SOURCE)
+            .detail_type(event.detail_type())
+            .detail(event.detail_json())
+            .build();
+        let output = self
+            .eventbridge
+            .put_events()
+            .entries(entry)
+            .send()
+            .await
+            .context("ceiling: EventBridge PutEvents")?;
+        ensure!(
+            output.failed_entry_count() == 0,
+            "ceiling: PutEvents refused {} entries",
+            output.failed_entry_count()
+        );
+        Ok(())
+    }
+
+    /// One poller of `stage`'s queue: batches of up to `batch` messages, handled at once, then
+    /// deleted together, until the meter stops.
+    async fn consumer(&self, stage: Stage, batch: i32, meter: &Meter) -> anyhow::Result<()> {
+        let queue = &self.queues[&stage];
+        while meter.running() {
+            let messages = self
+                .sqs
+                .receive_message()
+                .queue_url(queue)
+                .max_number_of_messages(batch)
+                .wait_time_seconds(1)
+                .send()
+                .await
+                .with_context(|| format!("ceiling: {}: SQS ReceiveMessage", stage.name()))?
+                .messages
+                .unwrap_or_default();
+            if messages.is_empty() {
+                continue;
+            }
+            let handled =
+                join_all(messages.iter().map(|message| self.handle(stage, message))).await;
+            // A message the handler failed on stays, as the function would leave it (an audit
+            // append that keeps losing to others, say): not deleted, not counted, said once.
+            let mut done = 0;
+            for outcome in &handled {
+                match outcome {
+                    Ok(()) => done += 1,
+                    Err(error) if !self.failed_once.swap(true, Ordering::Relaxed) => {
+                        eprintln!("ceiling: {}: a message failed: {error:#}", stage.name());
+                    }
+                    Err(_) => {}
+                }
+            }
+            let entries: Vec<DeleteMessageBatchRequestEntry> = messages
+                .iter()
+                .zip(&handled)
+                .enumerate()
+                .filter(|(_, (_, outcome))| outcome.is_ok())
+                .filter_map(|(index, (message, _))| {
+                    let receipt = message.receipt_handle()?;
+                    DeleteMessageBatchRequestEntry::builder()
+                        .id(index.to_string())
+                        .receipt_handle(receipt)
+                        .build()
+                        .ok()
+                })
+                .collect();
+            if !entries.is_empty() {
+                self.sqs
+                    .delete_message_batch()
+                    .queue_url(queue)
+                    .set_entries(Some(entries))
+                    .send()
+                    .await
+                    .with_context(|| {
+                        format!("ceiling: {}: SQS DeleteMessageBatch", stage.name())
+                    })?;
+            }
+            meter.record(stage, done);
+        }
+        Ok(())
+    }
+
+    /// What `stage`'s function does with `message`, with its own code.
+    async fn handle(&self, stage: Stage, message: &Message) -> anyhow::Result<()> {
+        let body = message.body().unwrap_or_default();
+        if stage == Stage::Reconciler {
+            return self.read_log(body).await;
+        }
+        let envelope: Value = serde_json::from_str(body).context("ceiling: an event's envelope")?;
+        let detail_type = envelope["detail-type"].as_str().unwrap_or_default();
+        let event = DomainEvent::parse(
+            PAYMENTS_SOURCE,
+            detail_type,
+            &envelope["detail"].to_string(),
+        )
+        .with_context(|| format!("ceiling: a {detail_type} the loop published"))?;
+        match stage {
+            Stage::ReadModels => {
+                paysaga_services::read_models::apply_event(&event, &self.read_models).await?;
+            }
+            Stage::AuditTrail => {
+                self.audit.append(&event, Utc::now()).await?;
+            }
+            Stage::Notifications => {
+                let config = idempotency_config();
+                let notifications = Notifications {
+                    notifier: &self.inbox,
+                    idempotency: &self.idempotency,
+                    config: &config,
+                };
+                let notified = notifications.notify(&event, Utc::now()).await;
+                if let Some(failure) = notified.failure {
+                    return Err(failure).context("ceiling: notifications");
+                }
+            }
+            Stage::PaymentPath | Stage::Reconciler => {}
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_meter_counts_only_inside_its_window() {
+        let meter = Meter::start();
+        // Still warming up: nothing counted.
+        meter.record(Stage::AuditTrail, 3);
+        assert_eq!(meter.count(Stage::AuditTrail), 0);
+        assert!(meter.running());
+        let meter = Meter {
+            counted_from: Instant::now() - Duration::from_secs(1),
+            ..Meter::start()
+        };
+        meter.record(Stage::AuditTrail, 3);
+        meter.record(Stage::PaymentPath, 1);
+        assert_eq!(
+            (
+                meter.count(Stage::AuditTrail),
+                meter.count(Stage::PaymentPath)
+            ),
+            (3, 1)
+        );
+    }
+
+    /// The loop against the local stack's emulators (`make local-up`; the functions need not
+    /// run): every stage moves, and nothing of it is left behind.
+    #[tokio::test]
+    #[ignore = "needs the local stack's emulators: make local-up, then source .local/stack.env"]
+    async fn every_stage_of_the_loop_moves_and_its_scratch_is_removed() -> anyhow::Result<()> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../..");
+        let wiring = Wiring::load(&root.join(".local/wiring.json"))?;
+        let run = format!("t{}", std::process::id());
+        let ceiling = measure(&wiring, &run, 4, &root.join(".local/run")).await?;
+        println!("{ceiling:#?}");
+        for stage in &ceiling.stages {
+            assert!(stage.payments_per_second > 0.0, "{stage:?}");
+        }
+        assert!(ceiling.payments_per_second > 0.0);
+        let aws = LocalAws::resolve(&wiring, |name| std::env::var(name).ok());
+        let dynamodb = aws_sdk_dynamodb::Client::new(
+            &sdk_config(
+                &aws,
+                aws.dynamodb_endpoint_url
+                    .as_deref()
+                    .unwrap_or(&aws.endpoint_url),
+            )
+            .await,
+        );
+        let tables = dynamodb
+            .list_tables()
+            .send()
+            .await?
+            .table_names
+            .unwrap_or_default();
+        let scratch = format!("paysaga-bench-ceiling-{run}-");
+        assert!(
+            tables.iter().all(|table| !table.starts_with(&scratch)),
+            "{tables:?}"
+        );
+        let sqs = aws_sdk_sqs::Client::new(&sdk_config(&aws, &aws.endpoint_url).await);
+        let queues = sqs
+            .list_queues()
+            .queue_name_prefix(&scratch)
+            .send()
+            .await?
+            .queue_urls
+            .unwrap_or_default();
+        assert!(queues.is_empty(), "{queues:?}");
+        Ok(())
+    }
+
+    #[test]
+    fn a_payment_makes_the_whole_systems_calls() {
+        // api 2, relay 3, saga 5; read-models 2 × 2; audit-trail 4 × 2; notifications 2;
+        // reconciler 1.
+        assert_eq!(calls_per_payment(), 10 + 4 + 8 + 2 + 1);
+    }
+}
