@@ -94,6 +94,9 @@ pub fn sample(run_dir: &Path) -> CpuSample {
             .and_then(|pid| processes.get(&pid));
         let Some(stat) = stat else {
             ticks.push((role.to_owned(), 0));
+            if file == "local-lambda" {
+                ticks.push((FUNCTIONS.to_owned(), 0));
+            }
             continue;
         };
         if file == "local-lambda" {
