@@ -17,10 +17,12 @@
 //!   ([`throughput::measure_hot_wallet`]).
 //! - [`ceiling`]: the emulators' ceiling, like for like: every AWS call of a payment, the
 //!   whole system's, in a closed loop with no function in between.
+//! - [`charts`]: the SVG charts written beside the report.
 //! - [`report`]: the Markdown table on stdout and the JSON under `target/bench/`.
 
 pub mod calls;
 pub mod ceiling;
+pub mod charts;
 pub mod cold_start;
 pub mod cost;
 pub mod cpu;

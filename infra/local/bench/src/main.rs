@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Context, bail, ensure};
 use clap::Parser;
 use paysaga_bench::calls::Calls;
+use paysaga_bench::charts;
 use paysaga_bench::cold_start::{self, ColdStart};
 use paysaga_bench::cost::{self, Consumption, FunctionWork, PaymentWork};
 use paysaga_bench::downstream::{self, Capture, Downstream, PaymentIds};
@@ -92,8 +93,10 @@ async fn main() -> anyhow::Result<()> {
     std::fs::write(options.out.join(format!("bench-{stamp}.json")), &json)?;
     std::fs::write(options.out.join("latest.json"), &json)?;
     std::fs::write(options.out.join("latest.md"), &markdown)?;
+    let cost = charts::cost(&bench.completed_cost, &bench.completed_system_cost)?;
+    std::fs::write(options.out.join("cost.svg"), cost)?;
     eprintln!(
-        "bench: written {}/latest.json and latest.md",
+        "bench: written {}/latest.json, latest.md and cost.svg",
         options.out.display()
     );
     Ok(())
