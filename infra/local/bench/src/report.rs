@@ -197,8 +197,17 @@ fn targets(bench: &Bench) -> Vec<Target> {
                 "end to end ≥ {:.0} % of the emulators' ceiling, like for like",
                 THROUGHPUT_RATIO * 100.0
             ),
-            measured: format!("{:.0} %", ratio * 100.0),
-            met: ratio >= THROUGHPUT_RATIO,
+            // Over 100 %, the system outran the loop: the loop measured no ceiling, and the
+            // ratio proves nothing.
+            measured: if ratio > 1.0 {
+                format!(
+                    "{:.0} %: the system outran the loop, which then measured no ceiling",
+                    ratio * 100.0
+                )
+            } else {
+                format!("{:.0} %", ratio * 100.0)
+            },
+            met: (THROUGHPUT_RATIO..=1.0).contains(&ratio),
         });
     }
     targets.extend(hot_wallet_targets(&bench.hot_wallet));

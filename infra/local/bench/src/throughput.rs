@@ -24,11 +24,11 @@
 //!   `updated_at` of any final payment. The client, the API and the saga share this machine's
 //!   clock (the local stack), which is what makes mixing them sound.
 //!
-//! **Emulator ceiling.** After the payments, as many workers as the system can have call chains
-//! in flight (`C` client requests plus the messages the saga's pollers hold) run a closed loop
-//! of every AWS call the whole system makes for a payment, the consumers' included, against
-//! the same endpoints the functions use ([`crate::ceiling`]): the ceiling in payments a second
-//! that the ratio compares the payments' rate with. The payments' own wallets and logs stay, as
+//! **Emulator ceiling.** After the payments, `C` clients and the stack's consumers (the saga
+//! among them, at their pollers and batch sizes) run a closed loop of every AWS call the whole
+//! system makes for a payment against the same endpoints the functions use
+//! ([`crate::ceiling`]): the ceiling in payments a second that the ratio compares the
+//! payments' rate with. The payments' own wallets and logs stay, as
 //! any client's would.
 //!
 //! **Hot wallet** ([`measure_hot_wallet`], after the run above). The same `N` payments twice,
@@ -173,13 +173,13 @@ pub async fn measure(config: &ThroughputConfig) -> anyhow::Result<ThroughputRepo
     );
     let outcome = pay(&api, &wallets, config.concurrency, &run_dir(config)).await?;
 
-    // As many call chains at once as the system can have in flight: the clients' requests and
-    // the messages the saga's pollers hold.
-    let ceiling_concurrency = config.concurrency + saga_messages_in_flight(&wiring);
+    // As many clients as the payments had; the consumers, the saga among them, as the stack
+    // polls their queues.
     eprintln!(
-        "throughput: emulator ceiling, the whole system's calls at concurrency {ceiling_concurrency}"
+        "throughput: emulator ceiling, the whole system's calls, {} clients",
+        config.concurrency
     );
-    let emulator = ceiling::measure(&wiring, &run, ceiling_concurrency, &run_dir(config)).await?;
+    let emulator = ceiling::measure(&wiring, &run, config.concurrency, &run_dir(config)).await?;
 
     Ok(ThroughputReport {
         payments: config.payments,
