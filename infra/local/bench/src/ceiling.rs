@@ -8,9 +8,11 @@
 //!
 //! - *the api*, as many clients as the end-to-end run has, each submitting payments one after
 //!   the other: the caller's wallet read (`GetItem`, eventually consistent) and the log's first
-//!   entry (a conditional `PutItem`), then the relay's publication of the request (`PutEvents`)
-//!   and of its deadline check (`SendMessageBatch`). At most [`MAX_IN_FLIGHT`] payments wait
-//!   for the saga at a time, so the loop runs at the saga's pace instead of filling its queue;
+//!   entry (a conditional `PutItem`). At most [`MAX_IN_FLIGHT`] payments wait for the saga at a
+//!   time, so the loop runs at the saga's pace instead of filling its queue;
+//! - *the relay*, as one stream shard's mapping runs it: the records of the log's first and last
+//!   entries (handed over in process, for the stream), up to ten at a time, published in one
+//!   `PutEvents`, with the requests' deadline checks in one `SendMessageBatch`;
 //! - *the rules*, as the stack's: the request to the saga's queue, the read models' and the
 //!   audit trail's; the outcome to the read models', the audit trail's and the notifications';
 //! - *the consumers*, each queue polled by as many pollers as the wiring gives the real one,
@@ -18,7 +20,7 @@
 //!   `lambda_toolkit::sqs_batch` does) and deleting them in one `DeleteMessageBatch`:
 //!   - payment-saga: the log's `Query`, the payee's read, the reservation (`TransactWriteItems`:
 //!     entry and payer), the charge's entry (`PutItem`), the settlement (`TransactWriteItems`:
-//!     entry, payer and payee), then the relay's publication of the outcome;
+//!     entry, payer and payee), whose record the relay publishes;
 //!   - read-models, audit-trail and notifications with the functions' own code
 //!     ([`paysaga_services::read_models::apply_event`], `DynamoDbEventStore::append`,
 //!     [`paysaga_services::notifications::Notifications::notify`] with the inbox), so the loop
@@ -32,9 +34,7 @@
 //! stage's rate is the ceiling. Everything is scratch and deleted afterwards: tables, queues and
 //! rules named `paysaga-bench-ceiling-<run>-…`, events of the source `paysaga.bench`, which
 //! only the loop's rules match. What the loop does not reproduce: the Lambda service's reads of
-//! the payments table's stream (`GetRecords`, which local-lambda's mapping makes for the relay),
-//! and the relay's batching (one `PutEvents` per event here; under load the relay publishes up
-//! to ten in one call).
+//! the payments table's stream (`GetRecords`, which local-lambda's mapping makes for the relay).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -63,7 +63,7 @@ use paysaga_services::notifications::{Notifications, idempotency_config};
 use serde::Serialize;
 use serde_json::Value;
 
-use tokio::sync::Semaphore;
+use tokio::sync::{Mutex, Semaphore, mpsc};
 
 use crate::cpu::{self, CpuUse};
 
@@ -80,6 +80,9 @@ const SNAPSHOT_EVERY: u64 = 10;
 /// Payments submitted and not yet settled by the saga, at most: the api's clients wait for the
 /// saga beyond this, so that the loop runs at the saga's pace rather than filling its queue.
 const MAX_IN_FLIGHT: usize = 100;
+/// Records the relay publishes in one call: `PutEvents` takes ten entries, as
+/// `SendMessageBatch` does.
+const RELAY_BATCH: usize = 10;
 /// A consumer handling at least this share of the saga's rate keeps up with it.
 const KEEPING_UP: f64 = 0.95;
 /// Every payment moves this much.
@@ -113,9 +116,11 @@ pub struct StageRate {
 /// The loop's stages: the api's clients, and the consumers each message feeds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Stage {
-    /// The api and the relay's publication of the request.
+    /// The api.
     Api,
-    /// The saga, on its queue, and the relay's publication of the outcome.
+    /// The relay: the requests and outcomes the log's stream carries, published in batches.
+    Relay,
+    /// The saga, on its queue.
     Saga,
     ReadModels,
     AuditTrail,
@@ -124,8 +129,9 @@ pub enum Stage {
 }
 
 impl Stage {
-    pub const ALL: [Stage; 6] = [
+    pub const ALL: [Stage; 7] = [
         Stage::Api,
+        Stage::Relay,
         Stage::Saga,
         Stage::ReadModels,
         Stage::AuditTrail,
@@ -144,6 +150,7 @@ impl Stage {
     fn name(self) -> &'static str {
         match self {
             Self::Api => "api",
+            Self::Relay => "event-relay",
             Self::Saga => "payment-saga",
             Self::ReadModels => "read-models",
             Self::AuditTrail => "audit-trail",
@@ -155,7 +162,7 @@ impl Stage {
     /// The queue of the stack whose trigger gives this consumer its pollers and batch size.
     fn stack_queue(self) -> &'static str {
         match self {
-            Self::Api => "",
+            Self::Api | Self::Relay => "",
             Self::Saga => "PaymentsQueue",
             Self::ReadModels => "ReadModelsQueue",
             Self::AuditTrail => "AuditTrailQueue",
@@ -168,7 +175,7 @@ impl Stage {
     fn per_payment(self) -> u64 {
         match self {
             Self::Api | Self::Saga | Self::Notifications | Self::Reconciler => 1,
-            Self::ReadModels | Self::AuditTrail => 2,
+            Self::Relay | Self::ReadModels | Self::AuditTrail => 2,
         }
     }
 
@@ -176,10 +183,12 @@ impl Stage {
     /// delete are the event source mapping's, counted apart).
     fn calls_per_message(self) -> u32 {
         match self {
-            // api 2; relay 2 (PutEvents, SendMessageBatch).
-            Self::Api => 4,
-            // saga 5; relay 1 (PutEvents).
-            Self::Saga => 6,
+            // The caller's wallet, the log's first entry.
+            Self::Api => 2,
+            // Per event, unbatched: a PutEvents, and for a request its deadline check's
+            // SendMessageBatch (batched, both are fewer under load).
+            Self::Relay => 1,
+            Self::Saga => 5,
             // One conditional UpdateItem per wallet of the event.
             Self::ReadModels => 2,
             // The marker's read, a head per stream (1 for a request, 3 for an outcome: 2 on
@@ -195,6 +204,7 @@ impl Stage {
     fn queue_suffix(self) -> &'static str {
         match self {
             Self::Api => "api",
+            Self::Relay => "relay",
             Self::Saga => "saga",
             Self::ReadModels => "read-models",
             Self::AuditTrail => "audit",
@@ -207,22 +217,25 @@ impl Stage {
 /// The AWS calls one payment makes in the loop: its stages' handlers, and the receive and delete
 /// of each message, shared by a batch (here counted once per message: an upper bound).
 pub fn calls_per_payment() -> u32 {
-    Stage::ALL
-        .iter()
-        .map(|stage| stage.calls_per_message() * stage.per_payment() as u32)
-        .sum()
+    let deadline_check = 1;
+    deadline_check
+        + Stage::ALL
+            .iter()
+            .map(|stage| stage.calls_per_message() * stage.per_payment() as u32)
+            .sum::<u32>()
 }
 
 /// The loop, in words.
 pub fn mix(clients: usize) -> String {
     format!(
-        "every AWS call of a completed payment, the whole system's ({} handler calls, and every \
-         message's receive and delete): {clients} clients through the api (GetItem, PutItem) and \
-         the relay (PutEvents, SendMessageBatch), at most {MAX_IN_FLIGHT} payments in flight; \
-         the rules' six deliveries; payment-saga (Query, GetItem, TransactWriteItems, PutItem, \
-         TransactWriteItems, and the relay's PutEvents), read-models, audit-trail, \
-         notifications and the reconciler handling their messages with their own code, at \
-         their pollers and batch sizes; each payment between wallets of its own",
+        "every AWS call of a completed payment, the whole system's ({} calls unbatched, and every \
+         message's receive and delete): {clients} clients through the api (GetItem, PutItem), at \
+         most {MAX_IN_FLIGHT} payments in flight; the relay publishing the log's records up to \
+         ten at a time (PutEvents, and SendMessageBatch for the deadline checks); the rules' six \
+         deliveries; payment-saga (Query, GetItem, TransactWriteItems, PutItem, \
+         TransactWriteItems), read-models, audit-trail, notifications and the reconciler \
+         handling their messages, the consumers with their own code, at their pollers and batch \
+         sizes; each payment between wallets of its own",
         calls_per_payment()
     )
 }
@@ -285,6 +298,12 @@ struct Loop {
     failed_once: AtomicBool,
     /// A permit per payment the api may submit before the saga settles one.
     in_flight: Semaphore,
+    /// What the payments table's stream carries to the relay: the events of the log's first
+    /// and last entries, in order.
+    stream: (
+        mpsc::UnboundedSender<DomainEvent>,
+        Mutex<mpsc::UnboundedReceiver<DomainEvent>>,
+    ),
 }
 
 /// Measures the ceiling with `concurrency` clients of the api (see the module docs).
@@ -318,6 +337,10 @@ pub async fn measure(
         idempotency: InMemoryIdempotencyStore::default(),
         failed_once: AtomicBool::new(false),
         in_flight: Semaphore::new(MAX_IN_FLIGHT),
+        stream: {
+            let (sender, receiver) = mpsc::unbounded_channel();
+            (sender, Mutex::new(receiver))
+        },
         dynamodb,
     };
     let set_up = looped.set_up(&scratch).await;
@@ -599,7 +622,9 @@ impl Loop {
             let (pollers, batch) = pollers_of(wiring, stage);
             (0..pollers).map(move |_| self.consumer(stage, batch, meter))
         }));
-        let (path, consumers) = futures::join!(path, consumers);
+        let relay = self.relay(meter);
+        let (path, relay, consumers) = futures::join!(path, relay, consumers);
+        relay?;
         let cpu = cpu::between(&before, &cpu::sample(run_dir));
         path.into_iter()
             .chain(consumers)
@@ -618,7 +643,10 @@ impl Loop {
         // The saga settles the payments, and sets the pace unless a consumer of its events fell
         // behind it (its messages of the window's last payments are still being handled when
         // the window ends: 5 % slack), or the api's clients starved it.
-        let saga = stages.get(1).context("no saga stage")?;
+        let saga = stages
+            .iter()
+            .find(|stage| stage.stage == Stage::Saga.name())
+            .context("no saga stage")?;
         let slowest = stages
             .iter()
             .filter(|stage| stage.payments_per_second < KEEPING_UP * saga.payments_per_second)
@@ -695,21 +723,11 @@ impl Loop {
         // The api: the caller's wallet, the log's first entry.
         self.read_wallet(&payer).await?;
         self.put_entry(payment_id.as_str(), 1).await?;
-        // The relay, from that entry's stream record: the request, and its deadline check.
-        self.publish(&DomainEvent::payment_requested(&request, Utc::now()))
-            .await?;
-        self.sqs
-            .send_message_batch()
-            .queue_url(&self.queues[&Stage::Reconciler])
-            .entries(
-                SendMessageBatchRequestEntry::builder()
-                    .id("0")
-                    .message_body(payment_id.as_str())
-                    .build()?,
-            )
-            .send()
-            .await
-            .context("ceiling: SQS SendMessageBatch")?;
+        // The entry's stream record, for the relay.
+        self.stream
+            .0
+            .send(DomainEvent::payment_requested(&request, Utc::now()))
+            .context("ceiling: the relay stopped")?;
         Ok(())
     }
 
@@ -735,12 +753,14 @@ impl Loop {
             failure: None,
             requested_at: Some(request.occurred_at),
         };
-        self.publish(&DomainEvent::PaymentCompleted(EventDetail::new(
-            format!("{payment_id}/4"),
-            Utc::now(),
-            outcome,
-        )))
-        .await?;
+        self.stream
+            .0
+            .send(DomainEvent::PaymentCompleted(EventDetail::new(
+                format!("{payment_id}/4"),
+                Utc::now(),
+                outcome,
+            )))
+            .context("ceiling: the relay stopped")?;
         self.in_flight.add_permits(1);
         Ok(())
     }
@@ -829,26 +849,67 @@ impl Loop {
         Ok(())
     }
 
-    /// Publishes `event` as the relay does, under the loop's source.
-    async fn publish(&self, event: &DomainEvent) -> anyhow::Result<()> {
-        let entry = PutEventsRequestEntry::builder()
-            .event_bus_name(&self.bus_name)
-            .source(BENCH_EVENT_SOURCE)
-            .detail_type(event.detail_type())
-            .detail(event.detail_json())
-            .build();
-        let output = self
-            .eventbridge
-            .put_events()
-            .entries(entry)
-            .send()
-            .await
-            .context("ceiling: EventBridge PutEvents")?;
-        ensure!(
-            output.failed_entry_count() == 0,
-            "ceiling: PutEvents refused {} entries",
-            output.failed_entry_count()
-        );
+    /// The relay, as one stream shard's mapping runs it: the records there are (up to
+    /// [`RELAY_BATCH`]), published in one `PutEvents` under the loop's source, the requests'
+    /// deadline checks in one `SendMessageBatch`; until the meter stops.
+    async fn relay(&self, meter: &Meter) -> anyhow::Result<()> {
+        let mut stream = self.stream.1.lock().await;
+        while meter.running() {
+            let mut batch = Vec::new();
+            match tokio::time::timeout(Duration::from_millis(200), stream.recv()).await {
+                Ok(Some(event)) => batch.push(event),
+                Ok(None) => break,
+                Err(_) => continue, // nothing written: look at the meter again
+            }
+            while batch.len() < RELAY_BATCH {
+                match stream.try_recv() {
+                    Ok(event) => batch.push(event),
+                    Err(_) => break,
+                }
+            }
+            let entries = batch.iter().map(|event| {
+                PutEventsRequestEntry::builder()
+                    .event_bus_name(&self.bus_name)
+                    .source(BENCH_EVENT_SOURCE)
+                    .detail_type(event.detail_type())
+                    .detail(event.detail_json())
+                    .build()
+            });
+            let output = self
+                .eventbridge
+                .put_events()
+                .set_entries(Some(entries.collect()))
+                .send()
+                .await
+                .context("ceiling: EventBridge PutEvents")?;
+            ensure!(
+                output.failed_entry_count() == 0,
+                "ceiling: PutEvents refused {} entries",
+                output.failed_entry_count()
+            );
+            let checks: Vec<SendMessageBatchRequestEntry> = batch
+                .iter()
+                .filter(|event| matches!(event, DomainEvent::PaymentRequested(_)))
+                .enumerate()
+                .filter_map(|(index, event)| {
+                    SendMessageBatchRequestEntry::builder()
+                        .id(index.to_string())
+                        .message_body(event.payment_id()?.as_str())
+                        .build()
+                        .ok()
+                })
+                .collect();
+            if !checks.is_empty() {
+                self.sqs
+                    .send_message_batch()
+                    .queue_url(&self.queues[&Stage::Reconciler])
+                    .set_entries(Some(checks))
+                    .send()
+                    .await
+                    .context("ceiling: SQS SendMessageBatch")?;
+            }
+            meter.record(Stage::Relay, batch.len() as u64);
+        }
         Ok(())
     }
 
@@ -954,7 +1015,7 @@ impl Loop {
                 };
                 self.settle(request).await?;
             }
-            Stage::Api | Stage::Reconciler => {}
+            Stage::Api | Stage::Relay | Stage::Reconciler => {}
         }
         Ok(())
     }
