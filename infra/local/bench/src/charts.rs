@@ -16,7 +16,7 @@ struct Bar {
 }
 
 /// Colours of the stacked services, in the order they first appear.
-const PALETTE: [RGBColor; 8] = [
+const PALETTE: [RGBColor; 10] = [
     RGBColor(31, 119, 180),
     RGBColor(255, 127, 14),
     RGBColor(44, 160, 44),
@@ -25,6 +25,8 @@ const PALETTE: [RGBColor; 8] = [
     RGBColor(140, 86, 75),
     RGBColor(227, 119, 194),
     RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+    RGBColor(23, 190, 207),
 ];
 
 /// Dollars per 1M completed payments: the payment path's and the whole system's bills by
@@ -80,7 +82,11 @@ fn stacked_bars(caption: &str, axis: &str, bars: &[Bar]) -> anyhow::Result<Strin
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(250)
-            .build_cartesian_2d(0.0..widest * 1.05, (0..bars.len()).into_segmented())?;
+            // One segment per bar: a range of n - 1 has n of them.
+            .build_cartesian_2d(
+                0.0..widest * 1.05,
+                (0..bars.len().saturating_sub(1)).into_segmented(),
+            )?;
         let label = |value: &SegmentValue<usize>| match value {
             // Row 0 at the bottom is the last bar; the axis may ask for one row past the top.
             SegmentValue::CenterOf(index) => bars
@@ -122,7 +128,7 @@ fn stacked_bars(caption: &str, axis: &str, bars: &[Bar]) -> anyhow::Result<Strin
         }
         chart
             .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
+            .position(SeriesLabelPosition::UpperRight)
             .background_style(WHITE.mix(0.9))
             .border_style(BLACK)
             .draw()?;
