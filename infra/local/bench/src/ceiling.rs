@@ -437,7 +437,9 @@ impl Loop {
         let mut queues = HashMap::new();
         let mut arns = HashMap::new();
         for stage in Stage::CONSUMERS {
-            let (url, arn) = self.create_queue(&scratch(stage.queue_suffix())).await?;
+            let (url, arn) =
+                crate::downstream::queue_with_arn(&self.sqs, &scratch(stage.queue_suffix()))
+                    .await?;
             queues.insert(stage, url);
             arns.insert(stage, arn);
         }
@@ -526,32 +528,6 @@ impl Loop {
             .await
             .with_context(|| format!("cannot create the scratch table {name}"))?;
         Ok(())
-    }
-
-    async fn create_queue(&self, name: &str) -> anyhow::Result<(String, String)> {
-        let url = self
-            .sqs
-            .create_queue()
-            .queue_name(name)
-            .send()
-            .await
-            .with_context(|| format!("cannot create the scratch queue {name}"))?
-            .queue_url
-            .with_context(|| format!("CreateQueue {name} answered no URL"))?;
-        let arn = self
-            .sqs
-            .get_queue_attributes()
-            .queue_url(&url)
-            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .with_context(|| format!("cannot read the ARN of {name}"))?
-            .attributes
-            .and_then(|mut attributes| {
-                attributes.remove(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-            })
-            .with_context(|| format!("GetQueueAttributes {name} answered no ARN"))?;
-        Ok((url, arn))
     }
 
     /// Deletes whatever of the scratch resources exists; says what could not be deleted.

@@ -195,25 +195,7 @@ impl Capture {
 
     /// A capture queue `name` and a rule of the bench's bus, also `name`, delivering to it.
     async fn route(&self, name: &str, pattern: &str) -> anyhow::Result<String> {
-        let url = self
-            .sqs
-            .create_queue()
-            .queue_name(name)
-            .send()
-            .await
-            .with_context(|| format!("creating the capture queue {name}"))?
-            .queue_url
-            .with_context(|| format!("CreateQueue {name} answered no URL"))?;
-        let arn = self
-            .sqs
-            .get_queue_attributes()
-            .queue_url(&url)
-            .attribute_names(QueueAttributeName::QueueArn)
-            .send()
-            .await?
-            .attributes
-            .and_then(|mut attributes| attributes.remove(&QueueAttributeName::QueueArn))
-            .with_context(|| format!("no ARN for {name}"))?;
+        let (url, arn) = queue_with_arn(&self.sqs, name).await?;
         self.events
             .put_rule()
             .event_bus_name(&self.bus)
@@ -589,6 +571,32 @@ fn of_payment<'a>(delivered: &'a [Delivered], payment: &str) -> Vec<&'a Delivere
         .iter()
         .filter(|message| message.payment_id.as_deref() == Some(payment))
         .collect()
+}
+
+/// A queue `name` of the bench's own: its URL and its ARN (what a rule's target names).
+pub(crate) async fn queue_with_arn(
+    sqs: &aws_sdk_sqs::Client,
+    name: &str,
+) -> anyhow::Result<(String, String)> {
+    let url = sqs
+        .create_queue()
+        .queue_name(name)
+        .send()
+        .await
+        .with_context(|| format!("cannot create the queue {name}"))?
+        .queue_url
+        .with_context(|| format!("CreateQueue {name} answered no URL"))?;
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .with_context(|| format!("cannot read the ARN of {name}"))?
+        .attributes
+        .and_then(|mut attributes| attributes.remove(&QueueAttributeName::QueueArn))
+        .with_context(|| format!("GetQueueAttributes {name} answered no ARN"))?;
+    Ok((url, arn))
 }
 
 #[cfg(test)]
