@@ -42,17 +42,16 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
-use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, Put,
     ScalarAttributeType, StreamSpecification, StreamViewType, TransactWriteItem, Update,
 };
 use aws_sdk_eventbridge::types::{PutEventsRequestEntry, Target};
-use aws_sdk_sqs::config::Credentials;
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, Message, SendMessageBatchRequestEntry};
 use chrono::Utc;
 use futures::future::join_all;
 use lambda_toolkit::idempotency::InMemoryIdempotencyStore;
+use local_lambda::aws::sdk_config;
 use local_lambda::wiring::{LocalAws, Wiring};
 use paysaga_aws::{DynamoDbEventStore, DynamoDbInbox, DynamoDbReadModels};
 use paysaga_domain::events::{EventDetail, PaymentEventData};
@@ -356,21 +355,6 @@ pub async fn measure(
         eprintln!("ceiling: warning: scratch tables, queues or rules left behind: {error:#}");
     }
     outcome
-}
-
-async fn sdk_config(aws: &LocalAws, endpoint: &str) -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest())
-        .region(Region::new(aws.region.clone()))
-        .endpoint_url(endpoint)
-        .credentials_provider(Credentials::new(
-            &aws.access_key_id,
-            &aws.secret_access_key,
-            None,
-            None,
-            "paysaga-bench",
-        ))
-        .load()
-        .await
 }
 
 /// A consumer's pollers and batch size, as the wiring gives its real queue's trigger.

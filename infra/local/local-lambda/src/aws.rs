@@ -19,7 +19,9 @@ pub async fn dynamodb_streams_client(aws: &LocalAws) -> aws_sdk_dynamodbstreams:
     aws_sdk_dynamodbstreams::Client::new(&sdk_config(aws, endpoint).await)
 }
 
-async fn sdk_config(aws: &LocalAws, endpoint_url: &str) -> aws_config::SdkConfig {
+/// The SDK configuration of a client of the local stack at `endpoint_url`, with its
+/// credentials and region.
+pub async fn sdk_config(aws: &LocalAws, endpoint_url: &str) -> aws_config::SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(aws.region.clone()))
         .endpoint_url(endpoint_url)
