@@ -18,7 +18,8 @@
 //!
 //! Metrics: `EventsRelayed` (events published), `DeadlineChecksScheduled`, `RecordsSetAside`
 //! (records that can never be read), `RelayStopped` (batches that stopped at a record, to be
-//! handed on again).
+//! handed on again), and `PublishLag` (milliseconds, by `event` detail-type: from the write
+//! that made each published event true to its `PutEvents` answered; one value an event).
 
 #[cfg(feature = "fault-injection")]
 pub mod faults;
@@ -28,8 +29,9 @@ use std::sync::Arc;
 
 use aws_lambda_events::dynamodb::{Event, EventRecord};
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
+use chrono::Utc;
 use lambda_toolkit::env::{ConfigError, Environment};
-use lambda_toolkit::metrics::InvocationMetrics;
+use lambda_toolkit::metrics::{InvocationMetrics, Unit};
 use paysaga_aws::OutboxRecord;
 use paysaga_domain::PaymentLogEntry;
 use paysaga_domain::ports::{DeadlineChecks, EventPublisher, PaymentHistory};
@@ -96,6 +98,17 @@ impl EventRelay {
         };
         let relayed = relay::relay(self.log.as_ref(), &outputs, records).await;
         metrics.count("EventsRelayed", &[], relayed.published as u64);
+        let now = Utc::now();
+        for (event_type, occurred_at) in &relayed.announced {
+            let lag = (now - *occurred_at).to_std().unwrap_or_default();
+            let event_type = [("event", *event_type)];
+            metrics.observe(
+                "PublishLag",
+                &event_type,
+                lag.as_secs_f64() * 1e3,
+                Unit::Milliseconds,
+            );
+        }
         metrics.count("DeadlineChecksScheduled", &[], relayed.scheduled as u64);
         let retry_from = match relayed.stopped_at {
             Some((index, failure)) => {

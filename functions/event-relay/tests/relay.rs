@@ -165,6 +165,24 @@ fn count(metrics: &Metrics, name: &str) -> u64 {
         .sum::<f64>() as u64
 }
 
+/// The values observed of `name`, by the `event` they were observed for.
+fn observed(metrics: &Metrics, name: &str) -> Vec<(String, f64)> {
+    let mut values = Vec::new();
+    for document in metrics.documents("paysaga", Utc::now()) {
+        let Some(observed) = document.get(name).and_then(Value::as_array) else {
+            continue;
+        };
+        let event = document["event"].as_str().unwrap_or_default().to_owned();
+        values.extend(
+            observed
+                .iter()
+                .filter_map(Value::as_f64)
+                .map(|v| (event.clone(), v)),
+        );
+    }
+    values
+}
+
 fn ids(events: &[DomainEvent]) -> Vec<String> {
     events
         .iter()
@@ -196,6 +214,16 @@ async fn what_the_ledger_wrote_reaches_the_bus_once_in_order_ten_a_call() {
     );
     assert_eq!(world.bus.calls(), [7]);
     assert_eq!(count(&metrics, "EventsRelayed"), 7);
+    let lags = observed(&metrics, "PublishLag");
+    let mut lagged: Vec<&str> = lags.iter().map(|(event, _)| event.as_str()).collect();
+    lagged.sort_unstable();
+    lagged.dedup_by(|a, b| a == b);
+    assert_eq!(lags.len(), 7, "one publish lag an event: {lags:?}");
+    assert_eq!(
+        lagged,
+        ["FundsDeposited", "PaymentCompleted", "PaymentRequested"]
+    );
+    assert!(lags.iter().all(|(_, lag)| *lag >= 0.0), "{lags:?}");
     assert_eq!(
         world.deadlines.scheduled().len(),
         3,

@@ -118,6 +118,11 @@ async fn events_become_a_wallets_history_and_payments_once_however_often_deliver
     // 1 + 2 + 2 changes the first time (one item per wallet; the outcome moves the request's 2
     // items on); the second delivery's 5 writes change nothing.
     assert_eq!((changed, unchanged), (5.0, 5.0));
+    // Each event handled, the duplicates too, is one lag since it became true (the fixtures'
+    // events are from the past).
+    let lags = test.function.observed("EventLag");
+    assert_eq!(lags.len(), 6, "{lags:?}");
+    assert!(lags.iter().all(|lag| *lag > 0.0), "{lags:?}");
 }
 
 #[tokio::test]

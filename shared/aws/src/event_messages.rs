@@ -3,10 +3,15 @@
 //! event ([`EventHandler`]); [`EventMessages`] reads each message against the event contracts
 //! first, and a message that breaks them fails as permanent, with why (to the DLQ with its
 //! reason on its last delivery).
+//!
+//! Each event handled is observed as `EventLag` (milliseconds, by `event` detail-type): from
+//! the write that made it true (`occurred_at`) to this function having done its part, the
+//! whole way an event travels (the relay, the bus, the queue, the handler).
 
 use async_trait::async_trait;
 use aws_lambda_events::sqs::SqsMessage;
-use lambda_toolkit::metrics::InvocationMetrics;
+use chrono::Utc;
+use lambda_toolkit::metrics::{InvocationMetrics, Unit};
 use lambda_toolkit::sqs_batch::MessageFailure;
 use lambda_toolkit::sqs_consumer::{Handled, MessageHandler};
 use paysaga_domain::DomainEvent;
@@ -25,6 +30,17 @@ impl<H: EventHandler> MessageHandler for EventMessages<H> {
     async fn handle(&self, message: &SqsMessage, metrics: &InvocationMetrics) -> Handled {
         let event = DomainEvent::from_eventbridge(message.body.as_deref().unwrap_or_default())
             .map_err(MessageFailure::permanent)?;
-        self.0.handle(&event, metrics).await
+        self.0.handle(&event, metrics).await?;
+        let lag = (Utc::now() - event.occurred_at())
+            .to_std()
+            .unwrap_or_default();
+        let event_type = [("event", event.detail_type())];
+        metrics.observe(
+            "EventLag",
+            &event_type,
+            lag.as_secs_f64() * 1e3,
+            Unit::Milliseconds,
+        );
+        Ok(())
     }
 }

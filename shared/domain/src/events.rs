@@ -664,6 +664,16 @@ impl DomainEvent {
         }
     }
 
+    /// When what the event says became true (the write that made it).
+    pub fn occurred_at(&self) -> DateTime<Utc> {
+        match self {
+            Self::PaymentRequested(detail) => detail.occurred_at,
+            Self::PaymentCompleted(detail) | Self::PaymentFailed(detail) => detail.occurred_at,
+            Self::FundsDeposited(detail) => detail.occurred_at,
+            Self::OperatorActionStarted(detail) => detail.occurred_at,
+        }
+    }
+
     /// The payment the event is about, if any (taken from its data, which the envelope's
     /// `payment_id` repeats when present).
     pub fn payment_id(&self) -> Option<&PaymentId> {

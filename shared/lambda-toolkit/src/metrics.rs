@@ -8,7 +8,10 @@
 //! (`Namespace`, one dimension set, the metrics' `Name` and `Unit`), and at the top level the
 //! value of every dimension (a string) and of every metric (a number). A document holds one
 //! value per dimension, so a flush writes one line per distinct set of dimension values, with at
-//! most [`MAX_METRICS`] metrics each (a set with more is split over several lines).
+//! most [`MAX_METRICS`] metrics each (a set with more is split over several lines). A metric
+//! [`observed`](Metrics::observe) many times in an invocation (each message's wait, say) is an
+//! array of its values, at most [`MAX_VALUES`] a document, from which CloudWatch keeps the
+//! distribution (percentiles), not only a sum.
 //!
 //! The application names its namespace ([`MetricsSink::stdout`]); `POWERTOOLS_METRICS_NAMESPACE`
 //! overrides it when set (the variable the Powertools libraries read, so the same stack
@@ -55,6 +58,8 @@ use tracing::warn;
 pub const NAMESPACE_VARIABLE: &str = "POWERTOOLS_METRICS_NAMESPACE";
 /// The EMF limit of metrics in one directive.
 pub const MAX_METRICS: usize = 100;
+/// The EMF limit of values of one metric in one document.
+pub const MAX_VALUES: usize = 100;
 /// The EMF limit of dimensions in one dimension set.
 pub const MAX_DIMENSIONS: usize = 30;
 /// The dimension naming the function, on every document.
@@ -111,7 +116,7 @@ const ALLOWED_UNITS: &[&str] = &[
 ];
 
 /// The metrics of one invocation, by set of dimension values. Counts add up; a gauge keeps its
-/// last value.
+/// last value; an observed metric keeps every value.
 #[derive(Debug, Clone, Default)]
 pub struct Metrics {
     service: String,
@@ -121,7 +126,16 @@ pub struct Metrics {
 /// A set of dimension values (besides `service`), sorted by name.
 type DimensionValues = Vec<(String, String)>;
 /// Metric values by name.
-type MetricValues = BTreeMap<String, (Unit, f64)>;
+type MetricValues = BTreeMap<String, (Unit, Recorded)>;
+
+/// What one metric holds.
+#[derive(Debug, Clone, PartialEq)]
+enum Recorded {
+    /// A count's sum or a gauge's last value.
+    Value(f64),
+    /// Every value observed, in order.
+    Values(Vec<f64>),
+}
 
 impl Metrics {
     /// Adds `n` to the count `name` under `dimensions` (besides `service`).
@@ -129,15 +143,31 @@ impl Metrics {
         let entry = self
             .metrics_of(dimensions)
             .entry(name.to_owned())
-            .or_insert((Unit::Count, 0.0));
+            .or_insert((Unit::Count, Recorded::Value(0.0)));
         // Counts of one invocation stay far below 2^53, where f64 stops being exact.
-        entry.1 += n as f64;
+        match &mut entry.1 {
+            Recorded::Value(sum) => *sum += n as f64,
+            values @ Recorded::Values(_) => *values = Recorded::Value(n as f64),
+        }
     }
 
     /// Sets the gauge `name` under `dimensions` (besides `service`).
     pub fn gauge(&mut self, name: &str, dimensions: &[(&str, &str)], value: f64, unit: Unit) {
         self.metrics_of(dimensions)
-            .insert(name.to_owned(), (unit, value));
+            .insert(name.to_owned(), (unit, Recorded::Value(value)));
+    }
+
+    /// Adds `value` to the values of `name` under `dimensions` (besides `service`): one
+    /// observation of a distribution (a latency, say).
+    pub fn observe(&mut self, name: &str, dimensions: &[(&str, &str)], value: f64, unit: Unit) {
+        let entry = self
+            .metrics_of(dimensions)
+            .entry(name.to_owned())
+            .or_insert((unit, Recorded::Values(Vec::new())));
+        match &mut entry.1 {
+            Recorded::Values(values) => values.push(value),
+            other @ Recorded::Value(_) => *other = Recorded::Values(vec![value]),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -157,41 +187,79 @@ impl Metrics {
     }
 
     /// The EMF documents of what was recorded: one per set of dimension values and per
-    /// [`MAX_METRICS`] metrics.
+    /// [`MAX_METRICS`] metrics, and more where a metric holds over [`MAX_VALUES`] values (each
+    /// further document carries the next values of such metrics alone).
     pub fn documents(&self, namespace: &str, timestamp: DateTime<Utc>) -> Vec<Value> {
         let mut documents = Vec::new();
         for (dimensions, metrics) in &self.recorded {
-            let metrics: Vec<_> = metrics.iter().collect();
-            for chunk in metrics.chunks(MAX_METRICS) {
-                let mut root = Map::new();
-                let mut names = vec![Value::from(SERVICE_DIMENSION)];
-                root.insert(SERVICE_DIMENSION.to_owned(), self.service.clone().into());
-                for (name, value) in dimensions {
-                    names.push(name.clone().into());
-                    root.insert(name.clone(), value.clone().into());
-                }
-                let definitions: Vec<Value> = chunk
+            let rounds = metrics
+                .values()
+                .map(|(_, recorded)| match recorded {
+                    Recorded::Value(_) => 1,
+                    Recorded::Values(values) => values.len().div_ceil(MAX_VALUES).max(1),
+                })
+                .max()
+                .unwrap_or(1);
+            for round in 0..rounds {
+                let in_round: Vec<(&String, Unit, Value)> = metrics
                     .iter()
-                    .map(|(name, (unit, _))| json!({"Name": name, "Unit": unit.as_str()}))
+                    .filter_map(|(name, (unit, recorded))| {
+                        let value = match recorded {
+                            Recorded::Value(value) if round == 0 => json!(value),
+                            Recorded::Value(_) => return None,
+                            Recorded::Values(values) => {
+                                let start = round * MAX_VALUES;
+                                if start >= values.len() {
+                                    return None;
+                                }
+                                let end = values.len().min(start + MAX_VALUES);
+                                json!(values[start..end])
+                            }
+                        };
+                        Some((name, *unit, value))
+                    })
                     .collect();
-                for (name, (_, value)) in chunk {
-                    root.insert((*name).clone(), json!(value));
+                for chunk in in_round.chunks(MAX_METRICS) {
+                    documents.push(self.document(namespace, timestamp, dimensions, chunk));
                 }
-                root.insert(
-                    "_aws".to_owned(),
-                    json!({
-                        "Timestamp": timestamp.timestamp_millis(),
-                        "CloudWatchMetrics": [{
-                            "Namespace": namespace,
-                            "Dimensions": [names],
-                            "Metrics": definitions,
-                        }],
-                    }),
-                );
-                documents.push(Value::Object(root));
             }
         }
         documents
+    }
+
+    fn document(
+        &self,
+        namespace: &str,
+        timestamp: DateTime<Utc>,
+        dimensions: &DimensionValues,
+        metrics: &[(&String, Unit, Value)],
+    ) -> Value {
+        let mut root = Map::new();
+        let mut names = vec![Value::from(SERVICE_DIMENSION)];
+        root.insert(SERVICE_DIMENSION.to_owned(), self.service.clone().into());
+        for (name, value) in dimensions {
+            names.push(name.clone().into());
+            root.insert(name.clone(), value.clone().into());
+        }
+        let definitions: Vec<Value> = metrics
+            .iter()
+            .map(|(name, unit, _)| json!({"Name": name, "Unit": unit.as_str()}))
+            .collect();
+        for (name, _, value) in metrics {
+            root.insert((*name).clone(), value.clone());
+        }
+        root.insert(
+            "_aws".to_owned(),
+            json!({
+                "Timestamp": timestamp.timestamp_millis(),
+                "CloudWatchMetrics": [{
+                    "Namespace": namespace,
+                    "Dimensions": [names],
+                    "Metrics": definitions,
+                }],
+            }),
+        );
+        Value::Object(root)
     }
 }
 
@@ -213,6 +281,11 @@ impl InvocationMetrics {
     /// Sets the gauge `name` under `dimensions` ([`Metrics::gauge`]).
     pub fn gauge(&self, name: &str, dimensions: &[(&str, &str)], value: f64, unit: Unit) {
         self.locked().gauge(name, dimensions, value, unit);
+    }
+
+    /// Adds `value` to the values of `name` under `dimensions` ([`Metrics::observe`]).
+    pub fn observe(&self, name: &str, dimensions: &[(&str, &str)], value: f64, unit: Unit) {
+        self.locked().observe(name, dimensions, value, unit);
     }
 
     /// What was recorded, to flush.
@@ -344,7 +417,8 @@ pub struct InvalidDocument(pub String);
 /// Checks `document` against the EMF specification: `_aws.Timestamp` a number,
 /// `CloudWatchMetrics` directives with a namespace, dimension sets of at most
 /// [`MAX_DIMENSIONS`] names each with a string value at the top level, at most [`MAX_METRICS`]
-/// metrics each with an allowed unit and a numeric value at the top level.
+/// metrics each with an allowed unit and, at the top level, a number or an array of at most
+/// [`MAX_VALUES`] numbers.
 pub fn check_document(document: &Value) -> Result<(), InvalidDocument> {
     let bad = |why: &str| Err(InvalidDocument(why.to_owned()));
     let Some(root) = document.as_object() else {
@@ -403,7 +477,13 @@ pub fn check_document(document: &Value) -> Result<(), InvalidDocument> {
                     "metric {name} has an unknown unit"
                 )));
             }
-            if !root.get(name).is_some_and(Value::is_number) {
+            let numeric = |value: &Value| match value {
+                Value::Array(values) => {
+                    values.len() <= MAX_VALUES && values.iter().all(Value::is_number)
+                }
+                value => value.is_number(),
+            };
+            if !root.get(name).is_some_and(numeric) {
                 return Err(InvalidDocument(format!(
                     "metric {name} has no numeric value"
                 )));
@@ -483,6 +563,37 @@ mod tests {
         for document in &documents {
             assert_eq!(check_document(document), Ok(()));
         }
+    }
+
+    #[test]
+    fn observed_values_are_kept_each_at_most_a_hundred_a_document() {
+        let mut metrics = sink().collector();
+        for wait in 0..250 {
+            metrics.observe(
+                "QueueWait",
+                &[("queue", "orders")],
+                f64::from(wait),
+                Unit::Milliseconds,
+            );
+        }
+        metrics.count("MessagesReceived", &[("queue", "orders")], 250);
+        let documents = metrics.documents("shop", Utc::now());
+        assert_eq!(documents.len(), 3, "250 values: 100, 100 and 50");
+        let mut waits = Vec::new();
+        for document in &documents {
+            assert_eq!(check_document(document), Ok(()));
+            waits.extend(document["QueueWait"].as_array().unwrap().iter().cloned());
+        }
+        let expected: Vec<Value> = (0..250).map(|wait| json!(f64::from(wait))).collect();
+        assert_eq!(waits, expected, "every value once, in order");
+        let counted: Vec<&Value> = documents
+            .iter()
+            .filter_map(|document| document.get("MessagesReceived"))
+            .collect();
+        assert_eq!(counted, [&json!(250.0)], "a count is written once");
+        let mut too_many = documents[0].clone();
+        too_many["QueueWait"] = json!(vec![1.0; 101]);
+        assert!(check_document(&too_many).is_err());
     }
 
     #[test]

@@ -24,7 +24,9 @@
 //! `MessagesDeadLettered` (sent to the DLQ by the consumer on its last delivery),
 //! `MessagesPanicked` (failed because the handler panicked: a bug, worth an alarm),
 //! `MessagesDelayed` (failed for later, their next delivery delayed) and `MessagesSentAgain`
-//! (unfinished on their last delivery, sent again as fresh messages).
+//! (unfinished on their last delivery, sent again as fresh messages). Each first delivery's
+//! wait in its queue, from SQS's `SentTimestamp` to its handler, is observed as `QueueWait`
+//! (milliseconds, one value a message: a distribution).
 //!
 //! A failure that asking again at once would not help ([`MessageFailure::Later`]: a dependency
 //! that refuses for now) goes back to the queue for as long as it says: the consumer delays the
@@ -54,7 +56,7 @@ use futures::future::join_all;
 use serde::{Deserialize, Serialize};
 use tracing::{Instrument, error, info, info_span, warn};
 
-use crate::metrics::InvocationMetrics;
+use crate::metrics::{InvocationMetrics, Unit};
 use crate::panics::{self, Panic};
 use crate::trace::{self, TraceHeader};
 
@@ -227,6 +229,19 @@ pub fn receive_count(message: &SqsMessage) -> u32 {
         .unwrap_or(1)
 }
 
+/// How long `message` waited in its queue before this delivery reached its handler at `now`:
+/// from SQS's `SentTimestamp`, for a first delivery only (a redelivery's time since it was sent
+/// holds its earlier attempts and their visibility timeouts, not queueing). `None` otherwise,
+/// or without the attribute; a clock behind the queue's counts as no wait.
+pub fn queue_wait(message: &SqsMessage, now: DateTime<Utc>) -> Option<std::time::Duration> {
+    if receive_count(message) != 1 {
+        return None;
+    }
+    let sent = message.attributes.get("SentTimestamp")?.parse().ok()?;
+    let sent = DateTime::<Utc>::from_timestamp_millis(sent)?;
+    Some((now - sent).to_std().unwrap_or_default())
+}
+
 /// The name of the queue a message came from (the last part of its `eventSourceARN`).
 pub fn queue_name(message: &SqsMessage) -> &str {
     message
@@ -245,7 +260,8 @@ fn count_message(metrics: &InvocationMetrics, name: &str, message: &SqsMessage) 
 /// Handles every message of `event` concurrently and reports the failed ones (a message whose
 /// handler panicked among them); on a message's last delivery a failure goes to the dead-letter
 /// queue with its record instead. Counts the messages received, failed, dead-lettered and
-/// panicked per queue on `metrics`. Each message is handled in a span `message` with its
+/// panicked per queue on `metrics`, and observes each first delivery's [`queue_wait`]
+/// (`QueueWait`, milliseconds). Each message is handled in a span `message` with its
 /// `message_id`, within its trace's span.
 pub(crate) async fn process_batch<F, Fut>(
     event: SqsEvent,
@@ -261,6 +277,10 @@ where
     let handle = &handle;
     let handled = event.records.into_iter().map(|message| {
         count_message(metrics, "MessagesReceived", &message);
+        if let Some(wait) = queue_wait(&message, Utc::now()) {
+            let queue = [("queue", queue_name(&message))];
+            metrics.observe("QueueWait", &queue, wait.as_secs_f64() * 1e3, Unit::Milliseconds);
+        }
         // Each record in its own trace: on its log lines, and on the events its handling publishes.
         let trace = TraceHeader::of_sqs_message(&message);
         let span = trace::span(trace.as_ref());
@@ -365,6 +385,65 @@ mod tests {
 
     fn collector() -> InvocationMetrics {
         crate::metrics::MetricsSink::new("example", "test", Vec::new()).invocation()
+    }
+
+    #[test]
+    fn a_first_delivery_waited_since_it_was_sent_and_a_redelivery_is_not_counted() {
+        let now = DateTime::from_timestamp_millis(1_764_072_000_250).unwrap();
+        let mut first = message("m1", "ok", 1);
+        first
+            .attributes
+            .insert("SentTimestamp".into(), "1764072000000".into());
+        assert_eq!(queue_wait(&first, now), Some(Duration::from_millis(250)));
+        let mut again = message("m2", "ok", 2);
+        again
+            .attributes
+            .insert("SentTimestamp".into(), "1764072000000".into());
+        assert_eq!(queue_wait(&again, now), None);
+        assert_eq!(
+            queue_wait(&message("m3", "ok", 1), now),
+            None,
+            "no SentTimestamp"
+        );
+        let mut ahead = message("m4", "ok", 1);
+        ahead
+            .attributes
+            .insert("SentTimestamp".into(), "1764072000900".into());
+        assert_eq!(
+            queue_wait(&ahead, now),
+            Some(Duration::ZERO),
+            "the queue's clock ahead"
+        );
+    }
+
+    #[tokio::test]
+    async fn each_first_delivery_of_a_batch_observes_its_queue_wait() {
+        let sent_a_second_ago = (Utc::now() - chrono::Duration::seconds(1))
+            .timestamp_millis()
+            .to_string();
+        let mut messages = vec![
+            message("a", "ok", 1),
+            message("b", "ok", 1),
+            message("c", "ok", 2),
+        ];
+        for message in &mut messages {
+            message
+                .attributes
+                .insert("SentTimestamp".into(), sent_a_second_ago.clone());
+        }
+        let metrics = collector();
+        process_batch(batch(messages), None, None, &metrics, ok_unless_bad)
+            .await
+            .unwrap();
+        let documents = metrics.into_inner().documents("example", Utc::now());
+        let waits = documents[0]["QueueWait"].as_array().unwrap();
+        assert_eq!(waits.len(), 2, "the redelivery is not a wait in the queue");
+        assert!(
+            waits
+                .iter()
+                .all(|wait| (1_000.0..60_000.0).contains(&wait.as_f64().unwrap())),
+            "{waits:?}"
+        );
     }
 
     #[test]

@@ -174,6 +174,24 @@ impl<H: MessageHandler> TestConsumer<H> {
     /// The sum of the metric `name` over every document flushed so far, each checked against
     /// the EMF specification.
     pub fn metric(&self, name: &str) -> f64 {
+        self.documents()
+            .iter()
+            .filter_map(|document| document[name].as_f64())
+            .sum()
+    }
+
+    /// Every value observed of the metric `name` (a distribution's) in the documents flushed so
+    /// far, each checked against the EMF specification.
+    pub fn observed(&self, name: &str) -> Vec<f64> {
+        self.documents()
+            .iter()
+            .filter_map(|document| document[name].as_array())
+            .flatten()
+            .filter_map(serde_json::Value::as_f64)
+            .collect()
+    }
+
+    fn documents(&self) -> Vec<serde_json::Value> {
         let documents = self
             .metrics
             .documents()
@@ -184,8 +202,5 @@ impl<H: MessageHandler> TestConsumer<H> {
             }
         }
         documents
-            .iter()
-            .filter_map(|document| document[name].as_f64())
-            .sum()
     }
 }

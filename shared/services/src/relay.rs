@@ -10,6 +10,7 @@
 //! A stream hands each record on at least once, so an event may be published twice; it keeps
 //! its id, and consumers de-duplicate on it.
 
+use chrono::{DateTime, Utc};
 use futures::future::{join, join_all};
 use paysaga_domain::payment::Announces;
 use paysaga_domain::ports::{DeadlineChecks, EventPublisher, PaymentHistory};
@@ -84,6 +85,9 @@ pub struct Relayed {
     pub published: usize,
     /// Deadline checks scheduled (one per payment request).
     pub scheduled: usize,
+    /// Each published event's detail-type and when it became true, in the batch's order: how
+    /// far behind its write the relay published it is the caller's to measure.
+    pub announced: Vec<(&'static str, DateTime<Utc>)>,
     /// The first record not relayed and why: the stream hands it on again, and every record
     /// after it. `None`: all were.
     pub stopped_at: Option<(usize, ServiceError)>,
@@ -158,8 +162,17 @@ pub async fn relay(
     let mut relayed = Relayed {
         published: 0,
         scheduled: 0,
+        announced: Vec::new(),
         stopped_at: None,
     };
+    for ((_, _, outcome), chunk) in published.iter().zip(events.chunks(EVENTS_PER_CALL)) {
+        if outcome.is_ok() {
+            let announced = chunk
+                .iter()
+                .map(|(_, event, _)| (event.detail_type(), event.occurred_at()));
+            relayed.announced.extend(announced);
+        }
+    }
     for (calls, count) in [
         (published, &mut relayed.published),
         (scheduled, &mut relayed.scheduled),
@@ -250,6 +263,15 @@ mod tests {
             .collect();
         assert_eq!(ids[..2], ["pay_0/1", "pay_0/4"]);
         assert_eq!(events.calls(), [10, 2], "ten a call");
+        let announced: Vec<_> = events
+            .published()
+            .iter()
+            .map(|event| (event.detail_type(), event.occurred_at()))
+            .collect();
+        assert_eq!(
+            relayed.announced, announced,
+            "each published event, as published"
+        );
 
         // Relayed again (a stream's retry), the same events, ids and all.
         let again = RecordingPublisher::default();
@@ -326,6 +348,7 @@ mod tests {
         };
         let relayed = relay(&log, &outputs, records).await;
         assert_eq!(relayed.published, 10);
+        assert_eq!(relayed.announced.len(), 10, "only the published events");
         assert_eq!(relayed.scheduled, 6, "the checks go their own way");
         let (index, error) = relayed.stopped_at.expect("stopped");
         // The eleventh event is pay_5's request, its log's first record (the 21st).
