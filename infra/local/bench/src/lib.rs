@@ -12,6 +12,8 @@
 //! - [`throughput`]: payments through the API to completion on the local stack, and the
 //!   emulator's own call ceiling measured in the same run, each with the CPU each process of
 //!   the stack used ([`cpu`]).
+//! - [`latency`]: where one payment's time goes, by hop (the api, the relay, the queue, each
+//!   saga step, each consumer's lag), unloaded and under the throughput run's load.
 //! - [`hot_wallet`]: payments/s into one payee against the same load spread over 100 payees,
 //!   simulated on DynamoDB's item model in virtual time, and on the local stack
 //!   ([`throughput::measure_hot_wallet`]).
@@ -29,6 +31,7 @@ pub mod cpu;
 pub mod downstream;
 pub mod hot_wallet;
 pub mod instance;
+pub mod latency;
 pub mod relay_feed;
 pub mod report;
 pub mod subjects;

@@ -95,9 +95,25 @@ async fn main() -> anyhow::Result<()> {
     std::fs::write(options.out.join("latest.md"), &markdown)?;
     let cost = charts::cost(&bench.completed_cost, &bench.completed_system_cost)?;
     std::fs::write(options.out.join("cost.svg"), cost)?;
+    let mut charts = vec!["cost.svg"];
+    if let Some(throughput) = &bench.throughput {
+        std::fs::write(
+            options.out.join("latency.svg"),
+            charts::latency(&throughput.latency)?,
+        )?;
+        charts.push("latency.svg");
+        let by_concurrency = charts::concurrency(
+            &throughput.by_concurrency,
+            throughput.emulator.payments_per_second,
+            throughput.concurrency,
+        )?;
+        std::fs::write(options.out.join("concurrency.svg"), by_concurrency)?;
+        charts.push("concurrency.svg");
+    }
     eprintln!(
-        "bench: written {}/latest.json, latest.md and cost.svg",
-        options.out.display()
+        "bench: written {}/latest.json, latest.md and {}",
+        options.out.display(),
+        charts.join(", ")
     );
     Ok(())
 }

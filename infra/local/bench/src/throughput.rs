@@ -24,12 +24,26 @@
 //!   `updated_at` of any final payment. The client, the API and the saga share this machine's
 //!   clock (the local stack), which is what makes mixing them sound.
 //!
-//! **Emulator ceiling.** After the payments, `C` clients and the stack's consumers (the saga
-//! among them, at their pollers and batch sizes) run a closed loop of every AWS call the whole
-//! system makes for a payment against the same endpoints the functions use
-//! ([`crate::ceiling`]): the ceiling in payments a second that the ratio compares the
-//! payments' rate with. The payments' own wallets and logs stay, as
-//! any client's would.
+//! **The whole system's rate.** The payments' rate above stops at the last `COMPLETED`, while
+//! the consumers are still at the payments' events. The run then waits until every consumer
+//! has handled every outcome ([`crate::latency`], from the functions' metrics): from the first
+//! submission to the last consumer's last event handled is the whole system's time, and the
+//! payments over it its rate.
+//!
+//! **Emulator ceiling.** After the payments, the same number of payments from `C` clients go
+//! through a loop of every AWS call the whole system makes for a payment, with the stack's
+//! consumers' pollers and batch sizes, against the same endpoints the functions use
+//! ([`crate::ceiling`]), timed the same way, to the last consumer's part done: the ceiling the
+//! ratio compares the whole system's rate with. The payments' own wallets and logs stay, as any
+//! client's would.
+//!
+//! **Latency by hop** ([`crate::latency`]). Before all this, [`UNLOADED_PAYMENTS`] payments
+//! one at a time on an idle stack (every consumed queue empty first); then the payments above,
+//! under load: each payment's steps from its log, the relay's, the queue's and the consumers'
+//! shares from the functions' metrics.
+//!
+//! **Concurrency sweep.** Last, [`SWEEP_PAYMENTS`] payments at each of [`SWEEP`] submissions in
+//! flight, fresh wallets each, both rates measured as above.
 //!
 //! **Hot wallet** ([`measure_hot_wallet`], after the run above). The same `N` payments twice,
 //! as above (fresh wallets, funded payers, `C` in flight, the same observer and figures): from
@@ -55,6 +69,7 @@ use tokio::sync::mpsc;
 
 use crate::ceiling::{self, EmulatorCeiling};
 use crate::cpu::{self, CpuUse};
+use crate::latency::{self, FunctionLog, HopLatency, Submitted};
 
 /// What to measure, and where.
 #[derive(Debug, Clone)]
@@ -82,11 +97,33 @@ pub struct ThroughputReport {
     pub elapsed_seconds: f64,
     /// `completed / elapsed_seconds`.
     pub payments_per_second: f64,
+    /// From the first submission to the last consumer's handling of the last of these
+    /// payments' events: the whole system's work on them done.
+    pub whole_system_seconds: f64,
+    /// `completed / whole_system_seconds`: what the ceiling is compared with, the same work
+    /// timed the same way ([`crate::ceiling`]).
+    pub whole_system_payments_per_second: f64,
     /// Per `COMPLETED` payment, the server's `updated_at - created_at`.
     pub completion_latency_ms: Percentiles,
     /// CPU by process while the payments ran (from the first submission to the last seen final).
     pub cpu: CpuUse,
     pub emulator: EmulatorCeiling,
+    /// Where a payment's time goes, by hop: one at a time with the stack idle, then these
+    /// payments under load.
+    pub latency: [HopLatency; 2],
+    /// Payments/s as the clients in flight grow ([`SWEEP`]).
+    pub by_concurrency: Vec<ConcurrencyPoint>,
+}
+
+/// One run of the concurrency sweep: [`SWEEP_PAYMENTS`] payments, `concurrency` at a time.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConcurrencyPoint {
+    pub concurrency: usize,
+    pub completed: usize,
+    /// To the last `COMPLETED`.
+    pub payments_per_second: f64,
+    /// To the last consumer's part done.
+    pub whole_system_payments_per_second: f64,
 }
 
 /// Nearest-rank percentiles (the smallest value with at least p % of the values at or below
@@ -153,6 +190,15 @@ const POLL_INTERVAL: Duration = Duration::from_millis(250);
 /// Longest time without any payment turning final before the run is given up. Longer than the
 /// saga's charge deadline (120 s locally), after which a stuck payment is compensated.
 const COMPLETION_STALL_LIMIT: Duration = Duration::from_secs(150);
+/// Submissions in flight at once in the sweep's runs.
+pub const SWEEP: [usize; 6] = [1, 2, 4, 8, 16, 32];
+/// Payments of each of the sweep's runs.
+pub const SWEEP_PAYMENTS: usize = 200;
+/// Payments of the unloaded latency run, one at a time.
+const UNLOADED_PAYMENTS: usize = 30;
+/// Pause between status reads of the one payment in flight of the unloaded run (its figures
+/// come from the server's timestamps; this only paces the next submission).
+const ALONE_POLL_INTERVAL: Duration = Duration::from_millis(20);
 /// How often a progress line is printed during the payments.
 const PROGRESS_EVERY: Duration = Duration::from_secs(3);
 /// Opens and funds the wallets, runs the payments to completion, then measures the emulators'
@@ -164,6 +210,20 @@ pub async fn measure(config: &ThroughputConfig) -> anyhow::Result<ThroughputRepo
     let wiring = Wiring::load(&config.wiring)?;
     warn_if_processor_is_tuned(&api.http, &wiring).await;
 
+    let local_dir = local_dir(config)?;
+
+    let alone = WalletPlan::round_robin(
+        &run_id(),
+        UNLOADED_PAYMENTS,
+        UNLOADED_PAYMENTS,
+        UNLOADED_PAYMENTS,
+    );
+    eprintln!("throughput: {UNLOADED_PAYMENTS} payments one at a time, for their latency unloaded");
+    open_wallets(&api, &alone, config.concurrency).await?;
+    let log = FunctionLog::from_now(local_dir);
+    let submitted = run_payments_alone(&api, &alone, &wiring).await?;
+    let unloaded = latency::measure(&wiring, &log, &submitted, 1).await?;
+
     let run = run_id();
     let wallets = WalletPlan::new(
         &run,
@@ -171,7 +231,10 @@ pub async fn measure(config: &ThroughputConfig) -> anyhow::Result<ThroughputRepo
         config.concurrency,
         saga_messages_in_flight(&wiring),
     );
+    let log = FunctionLog::from_now(local_dir);
     let outcome = pay(&api, &wallets, config.concurrency, &run_dir(config)).await?;
+    eprintln!("throughput: waiting for the consumers, for the latency under load");
+    let loaded = latency::measure(&wiring, &log, &outcome.submitted, config.concurrency).await?;
 
     // As many clients as the payments had; the consumers, the saga among them, as the stack
     // polls their queues.
@@ -179,8 +242,37 @@ pub async fn measure(config: &ThroughputConfig) -> anyhow::Result<ThroughputRepo
         "throughput: emulator ceiling, the whole system's calls, {} clients",
         config.concurrency
     );
-    let emulator = ceiling::measure(&wiring, &run, config.concurrency, &run_dir(config)).await?;
+    let emulator = ceiling::measure(
+        &wiring,
+        &run,
+        config.concurrency,
+        config.payments,
+        &run_dir(config),
+    )
+    .await?;
 
+    let whole_system_seconds = seconds_to_events_handled(&outcome, &loaded);
+
+    let mut by_concurrency = Vec::with_capacity(SWEEP.len());
+    for concurrency in SWEEP {
+        eprintln!("throughput: sweep, {SWEEP_PAYMENTS} payments at concurrency {concurrency}");
+        let wallets = WalletPlan::new(
+            &run_id(),
+            SWEEP_PAYMENTS,
+            concurrency,
+            saga_messages_in_flight(&wiring),
+        );
+        let log = FunctionLog::from_now(local_dir);
+        let outcome = pay(&api, &wallets, concurrency, &run_dir(config)).await?;
+        let latency = latency::measure(&wiring, &log, &outcome.submitted, concurrency).await?;
+        by_concurrency.push(ConcurrencyPoint {
+            concurrency,
+            completed: outcome.completed,
+            payments_per_second: outcome.payments_per_second,
+            whole_system_payments_per_second: outcome.completed as f64
+                / seconds_to_events_handled(&outcome, &latency),
+        });
+    }
     Ok(ThroughputReport {
         payments: config.payments,
         concurrency: config.concurrency,
@@ -188,9 +280,21 @@ pub async fn measure(config: &ThroughputConfig) -> anyhow::Result<ThroughputRepo
         failed: outcome.failed,
         elapsed_seconds: outcome.elapsed_seconds,
         payments_per_second: outcome.payments_per_second,
+        whole_system_seconds,
+        whole_system_payments_per_second: outcome.completed as f64 / whole_system_seconds,
         completion_latency_ms: outcome.latency_ms,
         cpu: outcome.cpu,
         emulator,
+        latency: [unloaded, loaded],
+        by_concurrency,
+    })
+}
+
+/// From `outcome`'s first submission to the last consumer's handling of the last of its
+/// payments' events (NaN when none was seen).
+fn seconds_to_events_handled(outcome: &PaymentsOutcome, latency: &HopLatency) -> f64 {
+    latency.events_handled_at.map_or(f64::NAN, |done| {
+        millis_between(outcome.first_submit, done) / 1_000.0
     })
 }
 
@@ -253,11 +357,15 @@ fn client(config: &ThroughputConfig) -> anyhow::Result<Api> {
         config.concurrency > 0,
         "throughput: concurrency must be at least 1"
     );
-    let local_dir = config
+    Api::new(&config.api_url, local_dir(config)?)
+}
+
+/// The local stack's folder (`.local`), where its wiring is.
+fn local_dir(config: &ThroughputConfig) -> anyhow::Result<&Path> {
+    config
         .wiring
         .parent()
-        .context("the wiring file is in the local stack's folder")?;
-    Api::new(&config.api_url, local_dir)
+        .context("the wiring file is in the local stack's folder")
 }
 
 /// Opens and funds `plan`'s wallets, then runs its payments to completion, `concurrency` at a
@@ -280,9 +388,10 @@ async fn pay(
         plan.payments
     );
     let before = cpu::sample(run_dir);
-    let (first_submit, finals) = run_payments(api, plan, concurrency).await?;
+    let (first_submit, finals, submitted) = run_payments(api, plan, concurrency).await?;
     let cpu = cpu::between(&before, &cpu::sample(run_dir));
-    let outcome = PaymentsOutcome::of(first_submit, &finals, cpu);
+    let mut outcome = PaymentsOutcome::of(first_submit, &finals, cpu);
+    outcome.submitted = submitted;
     if outcome.failed > 0 {
         let reasons: Vec<&str> = finals
             .iter()
@@ -477,6 +586,20 @@ impl Api {
     }
 
     /// Submits a payment; returns its id once accepted.
+    /// Submits `plan`'s payment `index`, timed by the client.
+    async fn submit_timed(&self, plan: &WalletPlan, index: usize) -> anyhow::Result<Submitted> {
+        let (from, to) = plan.parties(index);
+        let key = format!("bench-{}-payment-{index}", plan.run);
+        let at = Utc::now();
+        let started = Instant::now();
+        let payment_id = self.submit_payment(&from, &to, &key).await?;
+        Ok(Submitted {
+            payment_id,
+            at,
+            api_ms: started.elapsed().as_secs_f64() * 1e3,
+        })
+    }
+
     async fn submit_payment(&self, from: &str, to: &str, key: &str) -> anyhow::Result<String> {
         let body = json!({
             "from_wallet": from,
@@ -650,31 +773,62 @@ async fn open_wallets(api: &Api, plan: &WalletPlan, concurrency: usize) -> anyho
 }
 
 /// Submits `plan`'s payments, `concurrency` at a time, while one observer waits for them to
-/// end. Returns the client's clock just before the first submission, and every final payment.
+/// end. Returns the client's clock just before the first submission, every final payment, and
+/// each payment as it was submitted.
 async fn run_payments(
     api: &Api,
     plan: &WalletPlan,
     concurrency: usize,
-) -> anyhow::Result<(DateTime<Utc>, Vec<FinalPayment>)> {
+) -> anyhow::Result<(DateTime<Utc>, Vec<FinalPayment>, Vec<Submitted>)> {
     let (accepted, to_observe) = mpsc::unbounded_channel();
     let first_submit = Utc::now();
     let submit = async move {
         let mut submissions = stream::iter(0..plan.payments)
-            .map(|index| {
-                let (from, to) = plan.parties(index);
-                let key = format!("bench-{}-payment-{index}", plan.run);
-                async move { api.submit_payment(&from, &to, &key).await }
-            })
+            .map(|index| api.submit_timed(plan, index))
             .buffer_unordered(concurrency);
-        while let Some(payment_id) = submissions.next().await {
+        let mut submitted = Vec::with_capacity(plan.payments);
+        while let Some(payment) = submissions.next().await {
+            let payment = payment?;
             // The observer only goes away with an error, which `try_join` reports.
-            let _ = accepted.send(payment_id?);
+            let _ = accepted.send(payment.payment_id.clone());
+            submitted.push(payment);
         }
-        anyhow::Ok(())
+        anyhow::Ok(submitted)
         // `accepted` is dropped here: the observer stops once it has seen every payment end.
     };
-    let ((), finals) = tokio::try_join!(submit, observe(api, to_observe, plan.payments))?;
-    Ok((first_submit, finals))
+    let (submitted, finals) = tokio::try_join!(submit, observe(api, to_observe, plan.payments))?;
+    Ok((first_submit, finals, submitted))
+}
+
+/// `plan`'s payments one at a time, each to its end before the next is submitted, once no
+/// queue of the stack holds a message: how long a payment takes with nothing else going on.
+async fn run_payments_alone(
+    api: &Api,
+    plan: &WalletPlan,
+    wiring: &Wiring,
+) -> anyhow::Result<Vec<Submitted>> {
+    latency::wait_for_idle_queues(wiring).await?;
+    let mut submitted = Vec::with_capacity(plan.payments);
+    for index in 0..plan.payments {
+        let payment = api.submit_timed(plan, index).await?;
+        let deadline = Instant::now() + COMPLETION_STALL_LIMIT;
+        loop {
+            if let Ok(view) = api.payment(&payment.payment_id).await
+                && view.final_state().is_some()
+            {
+                break;
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "throughput: payment {} did not end within {} s",
+                payment.payment_id,
+                COMPLETION_STALL_LIMIT.as_secs()
+            );
+            tokio::time::sleep(ALONE_POLL_INTERVAL).await;
+        }
+        submitted.push(payment);
+    }
+    Ok(submitted)
 }
 
 /// Reads the status of accepted payments until each is final (see the module documentation for
@@ -761,12 +915,16 @@ async fn observe(
 /// The figures of the payments phase.
 #[derive(Debug, Clone, PartialEq)]
 struct PaymentsOutcome {
+    /// The client's clock just before the first submission.
+    first_submit: DateTime<Utc>,
     completed: usize,
     failed: usize,
     elapsed_seconds: f64,
     payments_per_second: f64,
     latency_ms: Percentiles,
     cpu: CpuUse,
+    /// Each payment as its client submitted it, for [`latency::measure`].
+    submitted: Vec<Submitted>,
 }
 
 impl PaymentsOutcome {
@@ -783,6 +941,7 @@ impl PaymentsOutcome {
             .max()
             .map_or(0.0, |last| millis_between(first_submit, last) / 1_000.0);
         Self {
+            first_submit,
             completed,
             failed: finals.len() - completed,
             elapsed_seconds,
@@ -793,6 +952,7 @@ impl PaymentsOutcome {
             },
             latency_ms: Percentiles::of(&latencies),
             cpu,
+            submitted: Vec::new(),
         }
     }
 }
@@ -801,6 +961,36 @@ impl PaymentsOutcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A small run against the whole local stack (`make run`, or `make local-up build-local
+    /// system-up`): every hop of a payment is measured, unloaded and under load.
+    #[tokio::test]
+    #[ignore = "needs the local stack with its functions: make run, then source .local/stack.env"]
+    async fn a_small_run_measures_every_hop_of_a_payment() -> anyhow::Result<()> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../..");
+        let report = measure(&ThroughputConfig {
+            payments: 40,
+            concurrency: 4,
+            api_url: "http://127.0.0.1:3000".to_owned(),
+            wiring: root.join(".local/wiring.json"),
+        })
+        .await?;
+        assert_eq!(report.completed, 40);
+        for run in &report.latency {
+            println!("{run:#?}");
+            assert!(
+                run.payments > 0 && run.submit_to_completed_ms.p50 > 0.0,
+                "{run:?}"
+            );
+            for hop in &run.hops {
+                assert!(hop.samples > 0, "{hop:?}");
+                assert!(hop.ms.p50 >= 0.0 && hop.ms.p95 >= hop.ms.p50, "{hop:?}");
+            }
+        }
+        assert_eq!(report.latency[0].payments, UNLOADED_PAYMENTS);
+        assert_eq!(report.latency[1].payments, 40);
+        Ok(())
+    }
 
     fn at(text: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(text)
