@@ -20,7 +20,8 @@ none is missed):
   (found with `cargo metadata`), so no list of them is kept here. IAM authorises a few
   operations under another action: see `IAM_ACTION_OF` below.
 - A metric is written where a reached item calls the collector of `lambda_toolkit::metrics`:
-  `.count(name, dimensions, n)` or `.gauge(name, dimensions, value, unit)`. The name is a string
+  `.count(name, dimensions, n)`, `.gauge(name, dimensions, value, unit)` or
+  `.observe(name, dimensions, value, unit)`. The name is a string
   literal, a variable bound by a `let` in the same item (every CamelCase literal of its
   expression: `let metric = match … { … => "EventsAppended", … }`), or a parameter of the
   enclosing `fn`, read at that function's call sites in the same file (`add_to(metrics,
@@ -363,7 +364,7 @@ def calls_in(code: str, file_code: str) -> set[str]:
 METRIC_NAME = re.compile(r"[A-Z][a-z0-9]+(?:[A-Z][a-z0-9]*)+")
 STRING = re.compile(r'"((?:[^"\\]|\\.)*)"')
 # The collector's methods and how many arguments each takes (lambda_toolkit::metrics::Metrics).
-METRIC_METHODS = {"count": 3, "gauge": 4}
+METRIC_METHODS = {"count": 3, "gauge": 4, "observe": 4}
 
 
 def call_arguments(code: str, open_paren: int) -> tuple[list[str], int]:
@@ -465,7 +466,7 @@ def metric_writes(code: str, file_code: str) -> tuple[set[MetricWrite], list[str
     """The metrics an item's code writes, and the collector calls it makes that cannot be read."""
     written: set[MetricWrite] = set()
     unread: list[str] = []
-    for m in re.finditer(r"\.(count|gauge)\(", code):
+    for m in re.finditer(r"\.(count|gauge|observe)\(", code):
         args, end = call_arguments(code, m.end() - 1)
         if len(args) != METRIC_METHODS[m.group(1)]:
             continue  # Iterator::count() and the like

@@ -238,12 +238,12 @@ pub fn mix(clients: usize, payments: usize) -> String {
     format!(
         "every AWS call of a completed payment, the whole system's ({} calls unbatched, and every \
          message's receive and delete): {payments} payments, {clients} clients through the api \
-         (GetItem, PutItem); the relay publishing the log's records up to \
-         ten at a time (PutEvents, and SendMessageBatch for the deadline checks); the rules' six \
-         deliveries; payment-saga (Query, GetItem, TransactWriteItems, PutItem, \
-         TransactWriteItems), read-models, audit-trail, notifications and the reconciler \
-         handling their messages, the consumers with their own code, at their pollers and batch \
-         sizes; each payment between wallets of its own",
+         (GetItem, PutItem); the relay publishing the log's records up to ten at a time \
+         (PutEvents, and SendMessageBatch for the deadline checks, delayed to the deadline as \
+         the stack's are); the rules' six deliveries; payment-saga (Query, GetItem, \
+         TransactWriteItems, PutItem, TransactWriteItems), read-models, audit-trail and \
+         notifications handling their messages, the consumers with their own code, at their \
+         pollers and batch sizes; each payment between wallets of its own",
         calls_per_payment()
     )
 }

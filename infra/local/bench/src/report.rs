@@ -470,12 +470,12 @@ pub fn markdown(bench: &Bench) -> String {
         );
         let _ = writeln!(
             out,
-            "| completed | failed | payments/s | whole system payments/s | latency p50 / p95 / p99 / max ms | ceiling payments/s (the same work) | busiest process | ratio |"
+            "| completed | failed | payments/s | whole system payments/s | latency p50 / p95 / p99 / max ms | ceiling payments/s (the same work, the higher of two runs) | busiest process | ratio |"
         );
         let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
         let _ = writeln!(
             out,
-            "| {} | {} | {:.1} | {:.1} ({:.1} s) | {:.0} / {:.0} / {:.0} / {:.0} | {:.1} ({:.1} s) | {} | {:.0} % |",
+            "| {} | {} | {:.1} | {:.1} ({:.1} s) | {:.0} / {:.0} / {:.0} / {:.0} | {:.1} ({:.1} s; before the payments {:.1}, after {:.1}) | {} | {:.0} % |",
             throughput.completed,
             throughput.failed,
             throughput.payments_per_second,
@@ -487,6 +487,8 @@ pub fn markdown(bench: &Bench) -> String {
             latency.max,
             ceiling.payments_per_second,
             ceiling.seconds,
+            throughput.emulator_before_after[0],
+            throughput.emulator_before_after[1],
             ceiling.limited_by,
             100.0 * throughput_ratio(throughput)
         );

@@ -107,7 +107,11 @@ pub struct ThroughputReport {
     pub completion_latency_ms: Percentiles,
     /// CPU by process while the payments ran (from the first submission to the last seen final).
     pub cpu: CpuUse,
+    /// The higher of the two ceilings measured, just before these payments and just after.
     pub emulator: EmulatorCeiling,
+    /// Both ceilings' payments/s, before the payments and after: the emulators do not stay
+    /// the same over a bench (see docs/bench.md).
+    pub emulator_before_after: [f64; 2],
     /// Where a payment's time goes, by hop: one at a time with the stack idle, then these
     /// payments under load.
     pub latency: [HopLatency; 2],
@@ -224,9 +228,30 @@ pub async fn measure(config: &ThroughputConfig) -> anyhow::Result<ThroughputRepo
     let submitted = run_payments_alone(&api, &alone, &wiring).await?;
     let unloaded = latency::measure(&wiring, &log, &submitted, 1).await?;
 
-    let run = run_id();
+    // The ceiling just before the payments and just after, with as many clients and payments,
+    // the consumers at the stack's pollers and batch sizes.
+    let measure_ceiling = |when: &'static str| {
+        let (wiring, run_dir) = (&wiring, run_dir(config));
+        async move {
+            eprintln!(
+                "throughput: emulator ceiling {when} the payments, the whole system's calls, {} \
+                 payments from {} clients",
+                config.payments, config.concurrency
+            );
+            ceiling::measure(
+                wiring,
+                &run_id(),
+                config.concurrency,
+                config.payments,
+                &run_dir,
+            )
+            .await
+        }
+    };
+    let before = measure_ceiling("before").await?;
+
     let wallets = WalletPlan::new(
-        &run,
+        &run_id(),
         config.payments,
         config.concurrency,
         saga_messages_in_flight(&wiring),
@@ -236,20 +261,13 @@ pub async fn measure(config: &ThroughputConfig) -> anyhow::Result<ThroughputRepo
     eprintln!("throughput: waiting for the consumers, for the latency under load");
     let loaded = latency::measure(&wiring, &log, &outcome.submitted, config.concurrency).await?;
 
-    // As many clients as the payments had; the consumers, the saga among them, as the stack
-    // polls their queues.
-    eprintln!(
-        "throughput: emulator ceiling, the whole system's calls, {} clients",
-        config.concurrency
-    );
-    let emulator = ceiling::measure(
-        &wiring,
-        &run,
-        config.concurrency,
-        config.payments,
-        &run_dir(config),
-    )
-    .await?;
+    let after = measure_ceiling("after").await?;
+    let emulator_before_after = [before.payments_per_second, after.payments_per_second];
+    let emulator = if after.payments_per_second > before.payments_per_second {
+        after
+    } else {
+        before
+    };
 
     let whole_system_seconds = seconds_to_events_handled(&outcome, &loaded);
 
@@ -285,6 +303,7 @@ pub async fn measure(config: &ThroughputConfig) -> anyhow::Result<ThroughputRepo
         completion_latency_ms: outcome.latency_ms,
         cpu: outcome.cpu,
         emulator,
+        emulator_before_after,
         latency: [unloaded, loaded],
         by_concurrency,
     })
