@@ -184,6 +184,8 @@ pub fn concurrency(
             .configure_mesh()
             .x_desc("payments submitted at once (clients)")
             .y_desc("payments/s")
+            // A logarithmic axis draws a light line at every unit between its decades.
+            .light_line_style(TRANSPARENT)
             .x_label_formatter(&|clients| format!("{clients:.0}"))
             .draw()?;
         let to_completed: fn(&ConcurrencyPoint) -> f64 = |point| point.payments_per_second;
