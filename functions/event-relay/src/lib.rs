@@ -31,7 +31,7 @@ use aws_lambda_events::dynamodb::{Event, EventRecord};
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use chrono::Utc;
 use lambda_toolkit::env::{ConfigError, Environment};
-use lambda_toolkit::metrics::{InvocationMetrics, Unit};
+use lambda_toolkit::metrics::{InvocationMetrics, Unit, milliseconds};
 use paysaga_aws::OutboxRecord;
 use paysaga_domain::PaymentLogEntry;
 use paysaga_domain::ports::{DeadlineChecks, EventPublisher, PaymentHistory};
@@ -105,7 +105,7 @@ impl EventRelay {
             metrics.observe(
                 "PublishLag",
                 &event_type,
-                lag.as_secs_f64() * 1e3,
+                milliseconds(lag),
                 Unit::Milliseconds,
             );
         }

@@ -11,7 +11,7 @@
 use async_trait::async_trait;
 use aws_lambda_events::sqs::SqsMessage;
 use chrono::Utc;
-use lambda_toolkit::metrics::{InvocationMetrics, Unit};
+use lambda_toolkit::metrics::{InvocationMetrics, Unit, milliseconds};
 use lambda_toolkit::sqs_batch::MessageFailure;
 use lambda_toolkit::sqs_consumer::{Handled, MessageHandler};
 use paysaga_domain::DomainEvent;
@@ -38,7 +38,7 @@ impl<H: EventHandler> MessageHandler for EventMessages<H> {
         metrics.observe(
             "EventLag",
             &event_type,
-            lag.as_secs_f64() * 1e3,
+            milliseconds(lag),
             Unit::Milliseconds,
         );
         Ok(())

@@ -56,7 +56,7 @@ use futures::future::join_all;
 use serde::{Deserialize, Serialize};
 use tracing::{Instrument, error, info, info_span, warn};
 
-use crate::metrics::{InvocationMetrics, Unit};
+use crate::metrics::{InvocationMetrics, Unit, milliseconds};
 use crate::panics::{self, Panic};
 use crate::trace::{self, TraceHeader};
 
@@ -279,7 +279,7 @@ where
         count_message(metrics, "MessagesReceived", &message);
         if let Some(wait) = queue_wait(&message, Utc::now()) {
             let queue = [("queue", queue_name(&message))];
-            metrics.observe("QueueWait", &queue, wait.as_secs_f64() * 1e3, Unit::Milliseconds);
+            metrics.observe("QueueWait", &queue, milliseconds(wait), Unit::Milliseconds);
         }
         // Each record in its own trace: on its log lines, and on the events its handling publishes.
         let trace = TraceHeader::of_sqs_message(&message);
