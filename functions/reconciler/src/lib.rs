@@ -133,6 +133,9 @@ impl MessageHandler for Reconciler {
 pub struct Config {
     /// `PAYMENTS_TABLE`.
     pub payments_table: String,
+    /// `WALLETS_TABLE`: where funds left held for a payment that failed before reserving are
+    /// given back ([`paysaga_domain::ports::PaymentLog::lift_stray_hold`]).
+    pub wallets_table: String,
     /// `EVENT_BUS_NAME`.
     pub event_bus_name: String,
     /// `PARKED_MESSAGES_TABLE`: the redrive's parking table.
@@ -155,6 +158,7 @@ impl Config {
             })?;
         Ok(Self {
             payments_table: env.required("PAYMENTS_TABLE")?,
+            wallets_table: env.required("WALLETS_TABLE")?,
             event_bus_name: env.required("EVENT_BUS_NAME")?,
             parked_messages_table: env.required("PARKED_MESSAGES_TABLE")?,
             settings: ReconcilerSettings {

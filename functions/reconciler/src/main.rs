@@ -19,7 +19,7 @@ async fn main() -> anyhow::Result<()> {
     let handler = Reconciler {
         log: Arc::new(DynamoDbLedger::from_config(
             &sdk,
-            TableNames::payment_logs_only(config.payments_table),
+            TableNames::payment_logs_and_holds(config.payments_table, config.wallets_table),
         )),
         // An overdue payment's request, announced again; nothing else.
         events: Arc::new(EventBridgePublisher::from_config(

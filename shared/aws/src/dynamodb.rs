@@ -14,6 +14,7 @@
 //! once) has them spread over items of its own: see [`credit_shards`].
 
 mod credit_shards;
+mod holds;
 
 use std::collections::HashMap;
 
@@ -36,9 +37,9 @@ use paysaga_domain::ports::{
     WalletOwners, WalletStore,
 };
 use paysaga_domain::{
-    Currency, DepositId, DomainEvent, IdempotencyKey, Money, Owner, PaymentId, PaymentLogEntry,
-    PaymentRequest, PaymentStep, RequestChannel, StepPlan, Wallet, WalletChange, WalletEffect,
-    WalletId, WalletRejection,
+    Currency, DepositId, DomainEvent, IdempotencyKey, Money, Owner, Payment, PaymentId,
+    PaymentLogEntry, PaymentRequest, PaymentStep, RequestChannel, StepPlan, Wallet, WalletChange,
+    WalletEffect, WalletId, WalletRejection,
 };
 use paysaga_services::contention::{self, ContentionRetry};
 
@@ -71,8 +72,14 @@ impl TableNames {
     /// The payments table alone, for a function that only reads payment logs (the event
     /// relay): any call on another table fails.
     pub fn payment_logs_only(payments: String) -> Self {
+        Self::payment_logs_and_holds(payments, String::new())
+    }
+
+    /// The payments table, and the wallets table for the holds of payments that failed before
+    /// reserving ([`PaymentLog::lift_stray_hold`]): what the reconciler writes.
+    pub fn payment_logs_and_holds(payments: String, wallets: String) -> Self {
         Self {
-            wallets: String::new(),
+            wallets,
             payments,
             idempotency: String::new(),
             outbox: None,
@@ -244,10 +251,12 @@ impl DynamoDbLedger {
     }
 
     /// The write of `effect` in a step's transaction and, for a credit to the wallet's own
-    /// item, the wallet (whose credits may need spreading: see `record`).
+    /// item, the wallet (whose credits may need spreading: see `record`). A debit of reserved
+    /// funds pays out `payment`'s hold ([`holds`]), and needs it.
     fn wallet_write<'e>(
         &self,
         effect: &'e WalletEffect,
+        payment: Option<&PaymentId>,
     ) -> Result<(TransactWriteItem, Option<&'e WalletId>), StoreError> {
         let key = wallet_key(&effect.wallet_id);
         let guard = "attribute_exists(wallet_id) AND currency = :currency";
@@ -273,8 +282,8 @@ impl DynamoDbLedger {
                 amount,
             ),
             WalletChange::DebitReserved(amount) => (
-                "SET reserved = reserved - :amount",
-                "reserved >= :amount",
+                "REMOVE #hold SET reserved = reserved - :amount",
+                "#hold = :amount AND reserved >= :amount",
                 amount,
             ),
             WalletChange::ReleaseReserved(amount) => (
@@ -300,6 +309,15 @@ impl DynamoDbLedger {
             .condition_expression(format!("{guard} AND {condition}"))
             .expression_attribute_values(":currency", s(amount.currency().code()))
             .expression_attribute_values(":amount", n(amount.minor_units()));
+        if condition.contains("#hold") {
+            let payment = payment.ok_or_else(|| {
+                StoreError::Permanent(format!(
+                    "a debit of wallet {}'s reserved funds names no payment",
+                    effect.wallet_id
+                ))
+            })?;
+            update = update.expression_attribute_names("#hold", holds::hold_attribute(payment));
+        }
         if condition.contains(":headroom") {
             // Room left below the cap on available and reserved funds (see `Wallet::apply`).
             let headroom = MAX_MINOR_UNITS - amount.minor_units();
@@ -317,9 +335,14 @@ impl DynamoDbLedger {
     /// A wallet as it is now: its item (a consistent read) and, for a wallet whose credits are
     /// spread, its shards' credits not folded in yet ([`credit_shards`]).
     async fn read_wallet(&self, id: &WalletId) -> Result<Option<Wallet>, StoreError> {
-        let Some(item) = self.get(&self.tables.wallets, wallet_key(id)).await? else {
-            return Ok(None);
-        };
+        match self.get(&self.tables.wallets, wallet_key(id)).await? {
+            Some(item) => self.wallet_of_item(id, item).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The wallet its item (read consistently) holds, with its shards' credits.
+    async fn wallet_of_item(&self, id: &WalletId, item: Item) -> Result<Wallet, StoreError> {
         let record: WalletRecord = from_item(item)?;
         let unfolded = match record.credit_shards {
             0 => 0,
@@ -330,7 +353,7 @@ impl DynamoDbLedger {
         };
         let wallet = wallet_of(id, record, unfolded)?;
         self.hot.learn(&wallet);
-        Ok(Some(wallet))
+        Ok(wallet)
     }
 
     /// Why `effect` was refused, from the wallet as it is now.
@@ -513,7 +536,7 @@ impl WalletDeposits for DynamoDbLedger {
             };
             items.push(self.idempotency_put(&record)?);
         }
-        items.push(self.wallet_write(&credit)?.0);
+        items.push(self.wallet_write(&credit, None)?.0);
         // Its announcement, true once the credit is: written with it, published by the relay.
         let announcement = DomainEvent::funds_deposited(deposit.announcement(), now);
         items.push(outbox_put(outbox, &announcement, now)?);
@@ -680,6 +703,10 @@ impl PaymentLog for DynamoDbLedger {
                 RecordStep::VersionTaken
             });
         }
+        // A reservation or its release alone: two plain writes ([`holds`]).
+        if let Some(held) = plan.hold_alone() {
+            return self.record_hold(plan, held).await;
+        }
         // A wallet whose own item keeps refusing credits for contention has its credits spread
         // over shards, and the next attempt credits one; a debit that a spread wallet's own item
         // cannot cover folds the shards' credits in first.
@@ -688,7 +715,7 @@ impl PaymentLog for DynamoDbLedger {
             let mut items = vec![self.log_entry_put(&plan.entry)?];
             let mut credited_items = vec![None];
             for effect in &changes {
-                let (item, credited) = self.wallet_write(effect)?;
+                let (item, credited) = self.wallet_write(effect, Some(&plan.entry.payment_id))?;
                 items.push(item);
                 credited_items.push(credited);
             }
@@ -733,6 +760,10 @@ impl PaymentLog for DynamoDbLedger {
             self.fold_credits(&refused.wallet_id).await?;
             folds += 1;
         }
+    }
+
+    async fn lift_stray_hold(&self, payment: &Payment) -> Result<bool, StoreError> {
+        self.lift_stray(payment).await
     }
 }
 

@@ -722,6 +722,16 @@ impl Payment {
         Ok(next)
     }
 
+    /// Whether the payment holds funds on its payer's wallet now: reserved, and neither paid
+    /// out (settled) nor given back (released) yet, nor failed before reserving.
+    pub fn holds_funds(&self) -> bool {
+        match self.status {
+            PaymentStatus::FundsReserved | PaymentStatus::Charged => true,
+            PaymentStatus::Compensating => !self.reservation_released,
+            PaymentStatus::Pending | PaymentStatus::Completed | PaymentStatus::Failed => false,
+        }
+    }
+
     /// The next log entry for `step`, one version above this payment's.
     ///
     /// A terminal entry carries the request it concludes ([`PaymentLogEntry::concludes`]): the

@@ -9,8 +9,9 @@ use crate::history::{AggregateState, RecordedEvent, StreamEvent, StreamId};
 use crate::ledger::{Account, Transfer, TransferError, WorldAccount};
 use crate::operator::OperatorRecord;
 use crate::{
-    ChargeId, DepositId, DomainEvent, FailureReason, IdempotencyKey, Money, Owner, PaymentId,
-    PaymentLogEntry, PaymentRequest, RequestChannel, StepPlan, Wallet, WalletId, WalletRejection,
+    ChargeId, DepositId, DomainEvent, FailureReason, IdempotencyKey, Money, Owner, Payment,
+    PaymentId, PaymentLogEntry, PaymentRequest, RequestChannel, StepPlan, Wallet, WalletId,
+    WalletRejection,
 };
 
 /// A store failed. Grouped by what the caller does next.
@@ -230,8 +231,21 @@ pub trait PaymentRequests: PaymentHistory {
 /// The append-only, versioned log of each payment, and the wallet changes that go with it.
 #[async_trait]
 pub trait PaymentLog: PaymentRequests {
-    /// Appends a step's entry and applies its wallet changes atomically: all or nothing.
+    /// Appends a step's entry and applies its wallet changes: all or nothing, as whoever
+    /// writes the step again sees it. A store may write a step whose only change is a hold
+    /// ([`StepPlan::hold_alone`]) as two writes, as long as the next attempt at the step
+    /// finishes one interrupted between them and takes or gives back the hold once.
     async fn record(&self, plan: &StepPlan) -> Result<RecordStep, StoreError>;
+
+    /// Gives back funds still held for `payment`, which is terminal and so holds none rightly:
+    /// a reservation that landed after the payment was done with funds, by a delivery that
+    /// stopped before giving them back (see the DynamoDB adapter's `holds`). `true` when there
+    /// were some. The payment's deadline check calls it for every terminal payment. A store
+    /// that writes every step at once leaves no such hold, and has nothing to do.
+    async fn lift_stray_hold(&self, payment: &Payment) -> Result<bool, StoreError> {
+        let _ = payment;
+        Ok(false)
+    }
 }
 
 /// Where events go to be published: the bus itself (the event relay's publisher), or an

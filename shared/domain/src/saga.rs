@@ -190,6 +190,26 @@ impl StepPlan {
         }
     }
 
+    /// The step's one hold, when it changes wallets by nothing else: a reservation, or its
+    /// release (a payee's currency check, which changes nothing, aside). Such a step touches
+    /// one wallet item and moves no money between accounts, so a store can write the hold and
+    /// the log entry one after the other rather than in one transaction, as long as the hold
+    /// is taken once per payment however often the step is written (see the DynamoDB
+    /// adapter's `holds`).
+    pub fn hold_alone(&self) -> Option<&WalletHold> {
+        if !self.transfers.is_empty() {
+            return None;
+        }
+        let mut changing = self
+            .holds
+            .iter()
+            .filter(|held| !matches!(held.hold, Hold::AcceptsCurrency(_)));
+        match (changing.next(), changing.next()) {
+            (Some(only), None) => Some(only),
+            _ => None,
+        }
+    }
+
     /// Every change the step makes to wallets, in order: its holds, then each transfer's
     /// wallet sides ([`Transfer::wallet_effects`]).
     pub fn wallet_effects(&self) -> Vec<WalletEffect> {
@@ -463,6 +483,50 @@ mod tests {
     }
 
     #[test]
+    fn only_a_reservation_and_its_release_are_a_hold_alone() {
+        let amount = pending().request.amount();
+        let reserve = plan(SagaStep::ReserveFunds, &pending());
+        let held = reserve.hold_alone().expect("a reservation is a hold alone");
+        assert_eq!(
+            (held.wallet_id.as_str(), held.hold),
+            ("wal_alice", Hold::Reserve(amount)),
+            "the payee's currency check changes nothing"
+        );
+        let reserved = pending().after(&reserve.entry).unwrap();
+        let reason = FailureReason::InjectedFault {
+            step: "charge_payment".into(),
+        };
+        let compensating = reserved
+            .after(&start_compensation(&reserved, reason, Utc::now()).entry)
+            .unwrap();
+        let refunded = compensating
+            .after(&plan(SagaStep::RefundCharge, &compensating).entry)
+            .unwrap();
+        let release = plan(SagaStep::ReleaseReservation, &refunded);
+        assert_eq!(
+            release.hold_alone().map(|held| held.hold),
+            Some(Hold::Release(amount))
+        );
+        assert!(!pending().holds_funds());
+        assert!(reserved.holds_funds() && refunded.holds_funds());
+        assert!(!refunded.after(&release.entry).unwrap().holds_funds());
+        let charged = reserved
+            .after(&charged(&reserved, charge_id(), Utc::now()).entry)
+            .unwrap();
+        assert_eq!(charged.status, PaymentStatus::Charged);
+        assert_eq!(
+            plan(SagaStep::SettleFunds, &charged).hold_alone(),
+            None,
+            "settling moves money"
+        );
+        assert_eq!(
+            plan(SagaStep::ChargePayment, &reserved).hold_alone(),
+            None,
+            "charging changes no wallet"
+        );
+    }
+
+    #[test]
     fn a_failure_before_reservation_touches_no_wallet() {
         let reason = FailureReason::UnknownWallet {
             wallet_id: wallet_id("wal_bob"),
@@ -474,6 +538,7 @@ mod tests {
             (failed.status, SagaStep::next_for(&failed)),
             (PaymentStatus::Failed, None)
         );
+        assert!(!failed.holds_funds());
     }
 
     #[test]

@@ -58,6 +58,15 @@ pub async fn check(
     }
     let payment = Payment::from_log(&history)?;
     if payment.status.is_terminal() {
+        // A reservation that landed after its payment was done with funds, and stopped before
+        // giving them back, left them held with nobody coming back for them: this check is who
+        // does.
+        if log.lift_stray_hold(&payment).await? {
+            tracing::warn!(
+                payment_id = %payment.request.payment_id(),
+                "funds still held for a terminal payment, given back"
+            );
+        }
         return Ok(Finding::Terminal(payment.status));
     }
     let due = payment.created_at + deadline;
@@ -172,6 +181,97 @@ mod tests {
         let done = check(&log, &bus, id, minutes(15), requested_at + minutes(30)).await;
         assert_eq!(done.unwrap(), Finding::Terminal(PaymentStatus::Failed));
         assert_eq!(bus.published().len(), 1, "nothing more once terminal");
+    }
+
+    /// The in-memory ledger, remembering which payments' stray holds it was asked to lift (and
+    /// saying it lifted one each time).
+    #[derive(Default)]
+    struct StrayHolds {
+        ledger: InMemoryLedger,
+        lifted: std::sync::Mutex<Vec<PaymentId>>,
+    }
+
+    #[async_trait::async_trait]
+    impl PaymentHistory for StrayHolds {
+        async fn history(
+            &self,
+            id: &PaymentId,
+        ) -> Result<Vec<paysaga_domain::PaymentLogEntry>, paysaga_domain::ports::StoreError>
+        {
+            self.ledger.history(id).await
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl PaymentRequests for StrayHolds {
+        async fn begin(
+            &self,
+            request: &paysaga_domain::PaymentRequest,
+            channel: RequestChannel,
+            key: Option<&paysaga_domain::IdempotencyKey>,
+            now: DateTime<Utc>,
+        ) -> Result<paysaga_domain::ports::BeginPayment, paysaga_domain::ports::StoreError>
+        {
+            self.ledger.begin(request, channel, key, now).await
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl PaymentLog for StrayHolds {
+        async fn record(
+            &self,
+            plan: &paysaga_domain::StepPlan,
+        ) -> Result<paysaga_domain::ports::RecordStep, paysaga_domain::ports::StoreError> {
+            self.ledger.record(plan).await
+        }
+
+        async fn lift_stray_hold(
+            &self,
+            payment: &Payment,
+        ) -> Result<bool, paysaga_domain::ports::StoreError> {
+            let mut lifted = self.lifted.lock().unwrap();
+            lifted.push(payment.request.payment_id().clone());
+            Ok(true)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_terminal_payment_has_any_funds_still_held_for_it_given_back() {
+        use paysaga_domain::saga::fail_before_reservation;
+        use paysaga_domain::{FailureReason, PaymentRequest, WalletId};
+
+        let log = StrayHolds::default();
+        let bus = RecordingPublisher::default();
+        let at = Utc::now();
+        let refused = request(100);
+        let open = PaymentRequest::new(
+            PaymentId::parse("pay_open").unwrap(),
+            refused.payer_wallet().clone(),
+            WalletId::parse("wal_bob").unwrap(),
+            refused.amount(),
+        )
+        .unwrap();
+        for request in [&refused, &open] {
+            log.begin(request, RequestChannel::Api, None, at)
+                .await
+                .unwrap();
+        }
+        let history = log.history(refused.payment_id()).await.unwrap();
+        let short = FailureReason::InsufficientFunds {
+            wallet_id: refused.payer_wallet().clone(),
+        };
+        let failed = fail_before_reservation(&Payment::from_log(&history).unwrap(), short, at);
+        log.record(&failed).await.unwrap();
+
+        let terminal = check(&log, &bus, refused.payment_id(), minutes(15), at).await;
+        assert_eq!(terminal.unwrap(), Finding::Terminal(PaymentStatus::Failed));
+        let overdue = check(&log, &bus, open.payment_id(), minutes(15), at + minutes(20)).await;
+        assert!(matches!(overdue.unwrap(), Finding::Overdue { .. }));
+        assert_eq!(
+            *log.lifted.lock().unwrap(),
+            [refused.payment_id().clone()],
+            "only a terminal payment holds nothing rightly"
+        );
     }
 
     /// The request of `request(100)` as the redrive parks it on its way to the saga; its id.

@@ -27,7 +27,9 @@ use crate::contention::{self, ContentionRetry};
 
 /// The in-memory ledger with DynamoDB's limits on each item it writes: a step's transaction
 /// takes its log entry's item and every wallet item it changes, retried as the DynamoDB
-/// adapter retries it ([`ContentionRetry::STORE`]), then is applied.
+/// adapter retries it ([`ContentionRetry::STORE`]), then is applied; a step whose only change
+/// is a hold ([`StepPlan::hold_alone`]) writes the wallet's item, then the log entry, as two
+/// plain writes, as the adapter does.
 pub struct ModelledLedger {
     ledger: InMemoryLedger,
     model: Arc<ItemModel>,
@@ -145,6 +147,24 @@ impl PaymentLog for ModelledLedger {
         // As the DynamoDB adapter does: each attempt builds its items (a credit to a spread
         // wallet picks a shard), and a credit that keeps losing on its wallet's own item
         // spreads the wallet's credits.
+        if let Some(held) = plan.hold_alone() {
+            // A hold alone is two plain writes: the wallet's item (again while a transaction
+            // holds it, as the adapter's `write_hold`), then the log entry.
+            let wallet = format!("wallets/{}", held.wallet_id);
+            let mut attempt = 0;
+            while let Err(refusal) = self.model.write(&wallet) {
+                attempt += 1;
+                match ContentionRetry::STORE.backoff_after(attempt) {
+                    Some(wait) => tokio::time::sleep(wait).await,
+                    None => return Err(refused(refusal, attempt)),
+                }
+            }
+            let entry = log_item(&plan.entry.payment_id, plan.entry.version);
+            self.model
+                .write(&entry)
+                .map_err(|refusal| refused(refusal, 1))?;
+            return self.ledger.record(plan).await;
+        }
         let (mut attempt, mut lost_on_credited) = (0, 0);
         loop {
             let (items, credited): (Vec<String>, Vec<Option<WalletId>>) =
