@@ -269,11 +269,18 @@ async fn concurrent_appends_to_one_stream_get_gap_free_versions_and_page_once() 
             ))
         })
         .collect::<anyhow::Result<_>>()?;
-    // 24 appenders at once, each also appending its event a second time; a version conflict
+    // And 12 payments into the wallet: events claimed in their payments' streams, not by
+    // markers.
+    let mut events = deposits;
+    for n in 0..12 {
+        let payer = WalletId::parse(&format!("wal_audit_payer_{n}_{}", unique()))?;
+        events.push(completed_payment(&payer, &wallet, 1_000 + n)?);
+    }
+    // 36 appenders at once, each also appending its event a second time; a version conflict
     // that outlasts the store's own retries is contention, retried here as a redelivery would.
     let started = Instant::now();
     let contended = std::sync::atomic::AtomicU64::new(0);
-    let appends = deposits.iter().chain(deposits.iter()).map(|event| async {
+    let appends = events.iter().chain(events.iter()).map(|event| async {
         loop {
             match store.append(event, Utc::now()).await {
                 Ok(outcome) => return Ok(outcome),
@@ -290,13 +297,14 @@ async fn concurrent_appends_to_one_stream_get_gap_free_versions_and_page_once() 
         .iter()
         .filter(|outcome| matches!(outcome, paysaga_domain::ports::AppendOutcome::Appended(_)))
         .count();
-    assert_eq!(appended, 24, "each event appended once");
+    assert_eq!(appended, 36, "each event appended once");
 
     // Each part of the stream (48 appends at once may spread it, as a hot wallet's) gap-free,
     // each event in one part.
     let whole = wallet_stream_is_whole(&store, &wallet, snapshot_every(&stack)?).await?;
-    assert_eq!(whole.events, 24, "every event once: {whole:?}");
-    let expected: u64 = (0..24).map(|n| 100 + n).sum();
+    assert_eq!(whole.events, 36, "every event once: {whole:?}");
+    let expected: u64 =
+        (0..24).map(|n| 100 + n).sum::<u64>() + (0..12).map(|n| 1_000 + n).sum::<u64>();
     assert_eq!(wallet_balance(&store, &wallet).await?, expected);
 
     // Paging through the whole store finds each of these events once.
@@ -309,9 +317,14 @@ async fn concurrent_appends_to_one_stream_get_gap_free_versions_and_page_once() 
         pages += 1;
         total += page.events.len();
         for recorded in &page.events {
-            if let DomainEvent::FundsDeposited(detail) = &recorded.event
-                && detail.data.wallet_id == wallet
-            {
+            let ours = match &recorded.event {
+                DomainEvent::FundsDeposited(detail) => detail.data.wallet_id == wallet,
+                DomainEvent::PaymentCompleted(detail) => {
+                    detail.data.flow.wallet_ids().contains(&wallet)
+                }
+                _ => false,
+            };
+            if ours {
                 *found
                     .entry(recorded.event.event_id().to_owned())
                     .or_default() += 1;
@@ -322,15 +335,143 @@ async fn concurrent_appends_to_one_stream_get_gap_free_versions_and_page_once() 
             None => break,
         }
     }
-    assert_eq!(found.len(), 24);
+    assert_eq!(found.len(), 36);
     assert!(found.values().all(|count| *count == 1), "{found:?}");
     println!(
-        "audit trail: 48 concurrent appends (24 events twice) to one stream in {:.0} ms, \
+        "audit trail: 72 concurrent appends (36 events twice) to one stream in {:.0} ms, \
          {} conflicts past the store's retries, retried; the stream in {} part(s); all_events: \
          {total} events in {pages} pages",
         elapsed.as_secs_f64() * 1_000.0,
         contended.load(std::sync::atomic::Ordering::Relaxed),
         whole.parts
+    );
+    Ok(())
+}
+
+/// A payment's outcome event, as the relay publishes it: `minor_units` from `payer` to `payee`.
+fn completed_payment(
+    payer: &WalletId,
+    payee: &WalletId,
+    minor_units: u64,
+) -> anyhow::Result<DomainEvent> {
+    let request = paysaga_domain::PaymentRequest::new(
+        paysaga_domain::PaymentId::parse(&format!("pay_audit_claim_{}", unique()))?,
+        payer.clone(),
+        payee.clone(),
+        Money::new(minor_units, "EUR".parse()?)?,
+    )?;
+    let mut payment =
+        paysaga_domain::Payment::from_log(&[paysaga_domain::PaymentLogEntry::requested(
+            request,
+            Utc::now(),
+        )])?;
+    payment.status = paysaga_domain::PaymentStatus::Completed;
+    payment.version = 4;
+    DomainEvent::payment_outcome(&payment).context("a completed payment has an outcome")
+}
+
+#[tokio::test]
+#[ignore = "needs the local stack: run `make test`"]
+async fn an_append_stopped_after_its_claim_is_finished_by_the_next_delivery() -> anyhow::Result<()>
+{
+    let stack = Stack::connect().await?;
+    let store = event_store(&stack)?;
+    let table = stack.wiring.table("EventStoreTable")?;
+    let payer = WalletId::parse(&format!("wal_audit_payer_{}", unique()))?;
+    let payee = WalletId::parse(&format!("wal_audit_payee_{}", unique()))?;
+    let completed = completed_payment(&payer, &payee, 250)?;
+    let paysaga_domain::ports::AppendOutcome::Appended(claimed) =
+        store.append(&completed, Utc::now()).await?
+    else {
+        anyhow::bail!("a new event is appended");
+    };
+    let (payer_stream, payee_stream) = (
+        StreamId::Wallet(payer.clone()),
+        StreamId::Wallet(payee.clone()),
+    );
+    ensure!(
+        claimed[1..] == [(payer_stream.clone(), 1), (payee_stream.clone(), 1)],
+        "{claimed:?}"
+    );
+
+    // A delivery that stopped after its claim (the entry in the payment's stream): the wallets'
+    // entries were never put. Meanwhile a deposit took the payee's version 1.
+    for (stream, version) in &claimed[1..] {
+        stack
+            .dynamodb
+            .delete_item()
+            .table_name(table)
+            .key(
+                "stream",
+                aws_sdk_dynamodb::types::AttributeValue::S(stream.to_string()),
+            )
+            .key(
+                "version",
+                aws_sdk_dynamodb::types::AttributeValue::N(version.to_string()),
+            )
+            .send()
+            .await?;
+    }
+    let deposit = DomainEvent::funds_deposited(
+        FundsDeposited {
+            deposit_id: DepositId::parse(&format!("dep_audit_claim_{}", unique()))?,
+            wallet_id: payee.clone(),
+            amount: Money::new(1_000, "EUR".parse()?)?,
+            issued_by: None,
+            reason: None,
+        },
+        Utc::now(),
+    );
+    ensure!(matches!(
+        store.append(&deposit, Utc::now()).await?,
+        paysaga_domain::ports::AppendOutcome::Appended(_)
+    ));
+
+    // The next delivery finishes the append (a duplicate: the claim was made before): the
+    // payer's entry where the claim said, the payee's after the deposit, the claim moved there.
+    ensure!(matches!(
+        store.append(&completed, Utc::now()).await?,
+        paysaga_domain::ports::AppendOutcome::Duplicate
+    ));
+    let versions = |events: Vec<paysaga_domain::history::StreamEvent>| {
+        events
+            .into_iter()
+            .map(|entry| (entry.version, entry.event.event_id().to_owned()))
+            .collect::<Vec<_>>()
+    };
+    ensure!(
+        versions(store.stream(&payer_stream, 0).await?) == [(1, completed.event_id().to_owned())]
+    );
+    ensure!(
+        versions(store.stream(&payee_stream, 0).await?)
+            == [
+                (1, deposit.event_id().to_owned()),
+                (2, completed.event_id().to_owned())
+            ]
+    );
+    ensure!(wallet_balance(&store, &payee).await? == 1_250);
+    let (mut claims, mut token) = (Vec::new(), None);
+    loop {
+        let page = store.all_events(token.as_ref(), 1_000).await?;
+        claims.extend(
+            page.events
+                .iter()
+                .filter(|recorded| recorded.event.event_id() == completed.event_id())
+                .map(|recorded| recorded.positions.clone()),
+        );
+        match page.next {
+            Some(next) => token = Some(next),
+            None => break,
+        }
+    }
+    ensure!(
+        claims
+            == [vec![
+                claimed[0].clone(),
+                (payer_stream, 1),
+                (payee_stream, 2)
+            ]],
+        "the claim, moved: {claims:?}"
     );
     Ok(())
 }

@@ -1,31 +1,58 @@
 //! The audit trail's event store in DynamoDB: one table, key `stream` (string) and `version`
-//! (number), three kinds of item (`kind`):
+//! (number), four kinds of item (`kind`):
 //!
 //! - `entry`: an event in a stream, `stream` = `payment#<id>`, `wallet#<id>` or
-//!   `operator#<key>`, `version` = 1, 2, 3, ... in arrival order;
-//! - `event`: the event's de-duplication marker, once per event, `stream` = `event#<event_id>`,
-//!   `version` = 0, holding the event and the stream positions it was given (what
-//!   [`EventStore::all_events`] pages through);
+//!   `operator#<key>`, `version` = 1, 2, 3, ... in arrival order; an event's entry in its
+//!   payment's stream is also its claim (below), and names the positions it was given
+//!   (`positions`);
+//! - `event`: the claim of an event that is about no payment (a deposit, an operator's action),
+//!   once per event, `stream` = `event#<event_id>`, `version` = 0, holding the event and the
+//!   positions it was given;
 //! - `snapshot`: an aggregate folded up to a version, `stream` = `snapshot#<stream>`;
 //! - `parts`: how many parts a hot wallet's stream is spread over, `stream` =
 //!   `parts#wallet#<id>`, `version` = 0 (absent for a wallet whose events all go to its own
 //!   stream).
 //!
-//! An append reads the head of each stream the event is about (a consistent query for the last
-//! version), then writes the marker and one entry per stream at `head + 1`, each put on the
-//! condition that its key is free, in one `TransactWriteItems` (with a snapshot of a stream whose
-//! new version is due one). The marker's condition failing means the event is in the store
-//! already (a duplicate delivery): nothing was written. An entry's failing means another append
-//! took that version first: heads are read again and the append retried, a bounded number of
-//! times. Every event's `detail` is stored as the JSON the contracts define, and read back
-//! through [`DomainEvent::parse`].
+//! The claims are what [`EventStore::all_events`] pages through: each event once.
+//!
+//! An append is plain conditional puts, no transaction (a transactional write costs twice the
+//! write units of a plain one), in two moves:
+//!
+//! 1. **The claim.** It reads the head of each stream the event is about (a consistent query for
+//!    the last version) and puts the event's claim, on the condition that its key is free,
+//!    naming the position it plans in each stream (`head + 1`):
+//!    - a payment's event is claimed by its entry in the payment's stream, the first of its
+//!      streams. A payment's stream holds a handful of events, so the append reads all of it:
+//!      finding the event there, it takes that entry's positions and goes on with them; not
+//!      finding it, it puts the entry at the head + 1, or reads the stream again if another
+//!      event of the payment took that version;
+//!    - any other event is claimed by its marker. The marker's condition failing means the event
+//!      was claimed before (a redelivery, or another delivery at once): the append takes the
+//!      positions the marker names, and goes on with them.
+//! 2. **The entries.** It puts the event's entry at each other position, on the condition that
+//!    the key is free. An entry that finds its key taken by the same event (the event id it
+//!    holds) was placed before; one that finds another event there lost its version to a
+//!    concurrent append: the append reads that stream's head again, moves the claim's position
+//!    for it (on the condition that the claim still names the old one, so two deliveries of the
+//!    event agree on one), and puts the entry there; a bounded number of times.
+//!
+//! So a delivery that stopped anywhere is finished by the next one, every event is once in
+//! each of its streams, and the streams are numbered without gaps (an entry goes only where
+//! the stream's head + 1 was free when it was planned, and a planned version still free is
+//! still the head + 1, as entries are never deleted). A stream's snapshot is put after the
+//! entry whose version is due one (a crash can leave it out: a reader replays more). Every
+//! event's `detail` is stored as the JSON the contracts define, and read back through
+//! [`DomainEvent::parse`]. The append that made the claim reports the event appended; any
+//! other, a duplicate, whether or not it finished what the claim's first delivery left undone
+//! (so two deliveries at once report it appended once). A payment's event appended whole before claims were kept (one transaction wrote
+//! a marker and every entry) has an entry without positions: found, it is a duplicate.
 //!
 //! A wallet's stream takes one append at a time: many payments into one wallet at once would
 //! queue on its head. An append that keeps losing on a wallet's stream
 //! ([`contention::SPREAD_AFTER`] times) spreads it over [`HOT_WALLET_STREAM_PARTS`] parts
 //! (`wallet#<id>#<k>`, [`StreamId::WalletPart`]; the wallet's own stream is part 0) by writing
 //! its `parts` item, and each later event of the wallet goes to one part, at random: each part
-//! numbered without gaps, the event once in one of them (its marker), the wallet rebuilt from
+//! numbered without gaps, the event once in one of them (its claim), the wallet rebuilt from
 //! them all. An instance learns a wallet's parts when an append of it loses (it reads the
 //! `parts` item then): until it does, it appends to part 0, which is always right.
 
@@ -34,12 +61,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, CancellationReason, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use tracing::warn;
 
-use super::dynamodb::{Item, build_error, contention_of, n, s, sdk_error};
+use super::dynamodb::{Item, n, s, sdk_error};
 use paysaga_domain::history::{
     AggregateState, HOT_WALLET_STREAM_PARTS, RecordedEvent, StreamEvent, StreamId, snapshot_due,
     streams_of,
@@ -57,6 +83,8 @@ const ENTRY: &str = "entry";
 const EVENT: &str = "event";
 const SNAPSHOT: &str = "snapshot";
 const PARTS: &str = "parts";
+/// The attribute of a claim naming its event's positions.
+const POSITIONS: &str = "positions";
 
 /// The DynamoDB adapter of [`EventStore`].
 #[derive(Debug, Clone)]
@@ -68,25 +96,35 @@ pub struct DynamoDbEventStore {
     spread: Arc<Mutex<HashMap<WalletId, u16>>>,
 }
 
-/// The snapshot an append is due to write with an entry.
-enum Snapshot {
-    Folded(AggregateState),
-    /// The stream does not fold (a broken invariant, logged): the entry goes without one.
-    Unfoldable,
-    /// Another append took the entry's version meanwhile.
-    VersionTaken,
+/// Where an event's claim on its positions is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Claim {
+    /// Its marker (`event#<event_id>`).
+    Marker,
+    /// Its entry in its payment's stream, the first of its streams: a payment's stream holds a
+    /// handful of events, so reading all of it tells whether the event is there, and the entry
+    /// needs no marker beside it (one write fewer an event).
+    PaymentEntry,
 }
 
-/// What became of one attempt at an append.
-enum Attempt {
-    Committed(Vec<(StreamId, u64)>),
-    Duplicate,
-    /// Another append took a version of these streams, or a transaction on them conflicted:
-    /// read the heads again.
-    Conflict {
-        streams: Vec<StreamId>,
-        codes: String,
-    },
+impl Claim {
+    fn of(streams: &[StreamId]) -> Self {
+        match streams.first() {
+            Some(StreamId::Payment(_)) => Self::PaymentEntry,
+            _ => Self::Marker,
+        }
+    }
+}
+
+/// Where an append found an entry's position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Placed {
+    /// Free: the entry is there now.
+    Now,
+    /// Holding this event already: an earlier delivery placed it.
+    Before,
+    /// Holding another event: its append took the version first.
+    Taken,
 }
 
 impl DynamoDbEventStore {
@@ -116,19 +154,29 @@ impl DynamoDbEventStore {
         key(&format!("{EVENT}#{}", event.event_id()), 0)
     }
 
-    async fn is_recorded(&self, event: &DomainEvent) -> Result<bool, StoreError> {
+    /// The positions the event's marker names, when it has one (a consistent read).
+    async fn claimed_positions(
+        &self,
+        event: &DomainEvent,
+    ) -> Result<Option<Vec<(StreamId, u64)>>, StoreError> {
+        self.claimed_at(Self::marker_key(event)).await
+    }
+
+    /// The positions the claim at `key` names, when it is there (a consistent read).
+    async fn claimed_at(&self, key: Item) -> Result<Option<Vec<(StreamId, u64)>>, StoreError> {
         let output = self
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(Self::marker_key(event)))
-            .projection_expression("#stream")
-            .expression_attribute_names("#stream", "stream")
+            .set_key(Some(key))
             .consistent_read(true)
             .send()
             .await
             .map_err(|error| sdk_error("GetItem", error))?;
-        Ok(output.item.is_some())
+        output
+            .item
+            .map(|item| recorded_event(&item).map(|recorded| recorded.positions))
+            .transpose()
     }
 
     async fn head_of(&self, stream: &StreamId) -> Result<u64, StoreError> {
@@ -183,26 +231,40 @@ impl DynamoDbEventStore {
         }
     }
 
-    /// The aggregate of `entry`'s stream folded up to `entry`, for a snapshot; `None` (and a
-    /// warning) when the stream does not fold, which leaves the append without it.
-    async fn snapshot_with(&self, entry: &StreamEvent) -> Result<Snapshot, StoreError> {
+    /// Puts the snapshot of `stream` folded up to `version` (an entry just placed there),
+    /// unless its key is taken (another delivery put it). A stream that does not fold gets none,
+    /// with a warning: a broken invariant, which must not hold the event up.
+    async fn put_snapshot(
+        &self,
+        stream: &StreamId,
+        version: u64,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         let start = self
-            .latest_snapshot(&entry.stream)
+            .latest_snapshot(stream)
             .await?
-            .unwrap_or_else(|| AggregateState::empty(&entry.stream));
-        let tail = self.stream(&entry.stream, start.version()).await?;
-        let head = tail.last().map_or(start.version(), |last| last.version);
-        if head >= entry.version {
-            // A concurrent append went past the head read: its version is taken.
-            return Ok(Snapshot::VersionTaken);
+            .unwrap_or_else(|| AggregateState::empty(stream));
+        if start.version() >= version {
+            return Ok(());
         }
-        match start.replay(tail.iter().chain([entry])) {
-            Ok(state) => Ok(Snapshot::Folded(state)),
+        let tail: Vec<StreamEvent> = self
+            .stream(stream, start.version())
+            .await?
+            .into_iter()
+            .take_while(|entry| entry.version <= version)
+            .collect();
+        match start.replay(&tail) {
+            Ok(state) if state.version() == version => {
+                self.put_if_free(snapshot_item(&state, now)?).await?;
+            }
+            Ok(state) => {
+                warn!(%stream, version, folded = state.version(), "no snapshot: entries missing below it");
+            }
             Err(error) => {
-                warn!(stream = %entry.stream, %error, "no snapshot: the stream does not fold");
-                Ok(Snapshot::Unfoldable)
+                warn!(%stream, %error, "no snapshot: the stream does not fold");
             }
         }
+        Ok(())
     }
 
     /// The stream an event of `stream` goes to: for a wallet whose stream is spread, one of
@@ -273,117 +335,207 @@ impl DynamoDbEventStore {
         self.read_parts(wallet).await.map(|_| ())
     }
 
-    async fn attempt(
-        &self,
-        event: &DomainEvent,
-        now: DateTime<Utc>,
-    ) -> Result<Attempt, StoreError> {
-        // Every head at once: the sooner the versions are taken, the fewer appends take them
-        // first.
-        let streams: Vec<StreamId> = streams_of(event)
-            .into_iter()
-            .map(|stream| self.part_of(stream))
+    /// The positions an append of `event` plans: the head + 1 of each of its streams (a hot
+    /// wallet's: of one of its parts), every head read at once (the sooner the versions are
+    /// taken, the fewer appends take them first).
+    async fn plan(&self, streams: &[StreamId]) -> Result<Vec<(StreamId, u64)>, StoreError> {
+        let streams: Vec<StreamId> = streams
+            .iter()
+            .map(|stream| self.part_of(stream.clone()))
             .collect();
         let heads =
             futures::future::try_join_all(streams.iter().map(|stream| self.head_of(stream)))
                 .await?;
-        let entries: Vec<StreamEvent> = streams
+        Ok(streams
             .into_iter()
-            .zip(heads)
-            .map(|(stream, head)| StreamEvent {
-                stream,
-                version: head + 1,
-                event: event.clone(),
-                recorded_at: now,
-            })
-            .collect();
-        let positions: Vec<(StreamId, u64)> = entries
-            .iter()
-            .map(|entry| (entry.stream.clone(), entry.version))
-            .collect();
-        // The marker first: its index (0) in the cancellation reasons says "duplicate".
-        let mut items = vec![self.put(marker_item(event, now, &positions))?];
-        for entry in &entries {
-            items.push(self.put(entry_item(entry))?);
-        }
-        for entry in entries
-            .iter()
-            .filter(|entry| snapshot_due(entry.version, self.snapshot_every))
-        {
-            match self.snapshot_with(entry).await? {
-                Snapshot::Folded(state) => items.push(self.put(snapshot_item(&state, now)?)?),
-                Snapshot::Unfoldable => {}
-                Snapshot::VersionTaken => {
-                    return Ok(Attempt::Conflict {
-                        streams: vec![entry.stream.clone()],
-                        codes: format!("{} version {} taken", entry.stream, entry.version),
-                    });
-                }
-            }
-        }
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .client_request_token(crate::dynamodb::request_token())
-            .send()
-            .await;
-        let error = match result {
-            Ok(_) => return Ok(Attempt::Committed(positions)),
-            Err(error) => error,
-        };
-        let reasons = match error.as_service_error() {
-            Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
-                cancelled.cancellation_reasons().to_vec()
-            }
-            _ => return Err(sdk_error("TransactWriteItems", error)),
-        };
-        if reasons.first().is_some_and(is_condition_failure) {
-            return Ok(Attempt::Duplicate);
-        }
-        let retryable = |reason: &CancellationReason| {
-            matches!(
-                reason.code(),
-                Some("ConditionalCheckFailed" | "TransactionConflict" | "None") | None
-            )
-        };
-        let codes = describe(&reasons);
-        if reasons.iter().all(retryable) {
-            // The items after the marker are the entries, in `positions`' order, then snapshots.
-            let streams = reasons
-                .iter()
-                .enumerate()
-                .skip(1)
-                .filter(|(_, reason)| {
-                    matches!(
-                        reason.code(),
-                        Some("ConditionalCheckFailed" | "TransactionConflict")
-                    )
-                })
-                .filter_map(|(index, _)| positions.get(index - 1).map(|(stream, _)| stream.clone()))
-                .collect();
-            Ok(Attempt::Conflict { streams, codes })
-        } else if let Some(contention) = contention_of(&reasons) {
-            Err(StoreError::Contended(
-                contention,
-                format!("TransactWriteItems cancelled: {codes}"),
-            ))
-        } else {
-            Err(StoreError::Permanent(format!(
-                "TransactWriteItems cancelled: {codes}"
-            )))
+            .zip(heads.into_iter().map(|head| head + 1))
+            .collect())
+    }
+
+    /// Claims positions for `event` (see [`Claim`]): `true` with them when this append claimed
+    /// them, the positions of the claim made before otherwise; `None` for an event appended
+    /// whole before claims were kept (one transaction put it everywhere).
+    async fn claim(
+        &self,
+        event: &DomainEvent,
+        streams: &[StreamId],
+        now: DateTime<Utc>,
+    ) -> Result<Option<(Vec<(StreamId, u64)>, bool)>, StoreError> {
+        match Claim::of(streams) {
+            Claim::Marker => self.claim_with_marker(event, streams, now).await.map(Some),
+            Claim::PaymentEntry => self.claim_in_payment_stream(event, streams, now).await,
         }
     }
 
-    fn put(&self, item: Item) -> Result<TransactWriteItem, StoreError> {
-        let put = Put::builder()
+    /// The marker, naming the positions planned now; or, when it has one already, the
+    /// positions it names.
+    async fn claim_with_marker(
+        &self,
+        event: &DomainEvent,
+        streams: &[StreamId],
+        now: DateTime<Utc>,
+    ) -> Result<(Vec<(StreamId, u64)>, bool), StoreError> {
+        let positions = self.plan(streams).await?;
+        if self
+            .put_if_free(marker_item(event, now, &positions))
+            .await?
+        {
+            return Ok((positions, true));
+        }
+        let claimed = self.claimed_positions(event).await?.ok_or_else(|| {
+            StoreError::Transient(format!(
+                "event {}: its marker's key is taken, but no marker is there",
+                event.event_id()
+            ))
+        })?;
+        Ok((claimed, false))
+    }
+
+    /// The event's entry in its payment's stream, at its head + 1, naming every position
+    /// planned now; or, when the stream holds the event already (a query of the whole of it:
+    /// a payment has a handful of events), the positions that entry names.
+    async fn claim_in_payment_stream(
+        &self,
+        event: &DomainEvent,
+        streams: &[StreamId],
+        now: DateTime<Utc>,
+    ) -> Result<Option<(Vec<(StreamId, u64)>, bool)>, StoreError> {
+        let (payment, others) = streams
+            .split_first()
+            .ok_or_else(|| StoreError::Permanent("an event of no stream".to_owned()))?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let items = self.query_after(&payment.to_string(), 0).await?;
+            for item in &items {
+                if string(item, "event_id")? == event.event_id() {
+                    let recorded = recorded_event(item)?;
+                    return Ok(
+                        (!recorded.positions.is_empty()).then_some((recorded.positions, false))
+                    );
+                }
+            }
+            let head = match items.last() {
+                Some(item) => number(item, "version")?,
+                None => 0,
+            };
+            let mut positions = vec![(payment.clone(), head + 1)];
+            positions.extend(self.plan(others).await?);
+            let entry = StreamEvent {
+                stream: payment.clone(),
+                version: head + 1,
+                event: event.clone(),
+                recorded_at: now,
+            };
+            let mut item = entry_item(&entry);
+            item.insert(POSITIONS.to_owned(), positions_value(&positions));
+            if self.put_if_free(item).await? {
+                if snapshot_due(head + 1, self.snapshot_every) {
+                    self.put_snapshot(payment, head + 1, now).await?;
+                }
+                return Ok(Some((positions, true)));
+            }
+            // Another event of the payment took the version: read the stream again.
+            let Some(backoff) = ContentionRetry::STORE.backoff_after(attempt) else {
+                return Err(StoreError::Contended(
+                    Contention::Conflict,
+                    format!("event {}: {payment} kept moving", event.event_id()),
+                ));
+            };
+            tokio::time::sleep(backoff).await;
+        }
+    }
+
+    /// Puts `event`'s entry at `version` of `stream`, unless the key is taken: by this event
+    /// (placed before) or another.
+    async fn place(
+        &self,
+        event: &DomainEvent,
+        stream: &StreamId,
+        version: u64,
+        now: DateTime<Utc>,
+    ) -> Result<Placed, StoreError> {
+        let entry = StreamEvent {
+            stream: stream.clone(),
+            version,
+            event: event.clone(),
+            recorded_at: now,
+        };
+        if self.put_if_free(entry_item(&entry)).await? {
+            return Ok(Placed::Now);
+        }
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(&stream.to_string(), version)))
+            .projection_expression("event_id")
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|error| sdk_error("GetItem", error))?;
+        let holder = output.item.as_ref().map(|item| string(item, "event_id"));
+        match holder {
+            Some(Ok(holder)) if holder == event.event_id() => Ok(Placed::Before),
+            Some(Ok(_)) => Ok(Placed::Taken),
+            Some(Err(error)) => Err(error),
+            None => Err(StoreError::Transient(format!(
+                "{stream} version {version}: taken, then gone"
+            ))),
+        }
+    }
+
+    /// Moves the claim's positions from `from` to `to` (another stream's head + 1 for the
+    /// ones whose version another event took), unless another delivery of the event moved them
+    /// first: the positions the claim names afterwards.
+    async fn move_claim(
+        &self,
+        event: &DomainEvent,
+        claim: Claim,
+        from: &[(StreamId, u64)],
+        to: &[(StreamId, u64)],
+    ) -> Result<Vec<(StreamId, u64)>, StoreError> {
+        let claim_key = match (claim, from.first()) {
+            (Claim::PaymentEntry, Some((payment, version))) => key(&payment.to_string(), *version),
+            _ => Self::marker_key(event),
+        };
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(claim_key.clone()))
+            .update_expression("SET positions = :to")
+            .condition_expression("positions = :from")
+            .expression_attribute_values(":from", positions_value(from))
+            .expression_attribute_values(":to", positions_value(to))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(to.to_vec()),
+            Err(error) if super::dynamodb::is_conditional_check_failure(&error) => self
+                .claimed_at(claim_key)
+                .await?
+                .ok_or_else(|| StoreError::Transient("an event's claim is gone".to_owned())),
+            Err(error) => Err(sdk_error("UpdateItem", error)),
+        }
+    }
+
+    /// Puts `item` on the condition that its key is free: `false` when it is not.
+    async fn put_if_free(&self, item: Item) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .put_item()
             .table_name(&self.table)
             .set_item(Some(item))
             .condition_expression(KEY_IS_FREE)
             .expression_attribute_names("#stream", "stream")
-            .build()
-            .map_err(build_error)?;
-        Ok(TransactWriteItem::builder().put(put).build())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(error) if super::dynamodb::is_conditional_check_failure(&error) => Ok(false),
+            Err(error) => Err(sdk_error("PutItem", error)),
+        }
     }
 }
 
@@ -394,27 +546,59 @@ impl EventStore for DynamoDbEventStore {
         event: &DomainEvent,
         now: DateTime<Utc>,
     ) -> Result<AppendOutcome, StoreError> {
-        // The common duplicate (a redelivery) costs one read; a racing one is caught by the
-        // marker's condition in the transaction.
-        if self.is_recorded(event).await? {
+        let streams = streams_of(event);
+        let claim = Claim::of(&streams);
+        let Some((mut positions, claimed)) = self.claim(event, &streams, now).await? else {
             return Ok(AppendOutcome::Duplicate);
+        };
+        if positions.len() != streams.len() {
+            return Err(StoreError::Permanent(format!(
+                "event {}: its claim names {} positions for its {} streams",
+                event.event_id(),
+                positions.len(),
+                streams.len()
+            )));
         }
         let (mut attempt, mut losses) = (0, HashMap::<WalletId, u32>::new());
         loop {
             attempt += 1;
-            let (streams, conflict) = match self.attempt(event, now).await? {
-                Attempt::Committed(positions) => return Ok(AppendOutcome::Appended(positions)),
-                Attempt::Duplicate => return Ok(AppendOutcome::Duplicate),
-                Attempt::Conflict { streams, codes } => (streams, codes),
-            };
+            // A claim in the payment's stream is that stream's entry: placed with the claim.
+            let placed = futures::future::try_join_all(positions.iter().enumerate().map(
+                |(index, (stream, version))| async move {
+                    if index == 0 && claim == Claim::PaymentEntry {
+                        return Ok(Placed::Before);
+                    }
+                    self.place(event, stream, *version, now).await
+                },
+            ))
+            .await?;
+            for ((stream, version), _) in positions
+                .iter()
+                .zip(&placed)
+                .filter(|(_, placed)| **placed == Placed::Now)
+            {
+                if snapshot_due(*version, self.snapshot_every) {
+                    self.put_snapshot(stream, *version, now).await?;
+                }
+            }
+            let lost: Vec<usize> = (0..placed.len())
+                .filter(|&index| placed[index] == Placed::Taken)
+                .collect();
+            if lost.is_empty() {
+                return Ok(if claimed {
+                    AppendOutcome::Appended(positions)
+                } else {
+                    AppendOutcome::Duplicate
+                });
+            }
             // A wallet's stream this append lost on: spread already (by another instance)?
             // Spread it, once it has lost there often enough.
-            for wallet in streams.iter().filter_map(StreamId::wallet) {
-                let lost = losses.entry(wallet.clone()).or_default();
-                *lost += 1;
-                if *lost == 1 {
+            for wallet in lost.iter().filter_map(|&index| streams[index].wallet()) {
+                let count = losses.entry(wallet.clone()).or_default();
+                *count += 1;
+                if *count == 1 {
                     self.read_parts(wallet).await?;
-                } else if *lost == contention::SPREAD_AFTER {
+                } else if *count == contention::SPREAD_AFTER {
                     self.spread_stream(wallet).await?;
                 }
             }
@@ -422,13 +606,22 @@ impl EventStore for DynamoDbEventStore {
                 return Err(StoreError::Contended(
                     Contention::Conflict,
                     format!(
-                        "event {}: a concurrent append took its versions {attempt} times \
-                         ({conflict})",
+                        "event {}: concurrent appends took its versions {attempt} times",
                         event.event_id()
                     ),
                 ));
             };
             tokio::time::sleep(backoff).await;
+            let lost_streams: Vec<StreamId> =
+                lost.iter().map(|&index| streams[index].clone()).collect();
+            let mut replanned = self.plan(&lost_streams).await?.into_iter();
+            let mut moved = positions.clone();
+            for &index in &lost {
+                if let Some(position) = replanned.next() {
+                    moved[index] = position;
+                }
+            }
+            positions = self.move_claim(event, claim, &positions, &moved).await?;
         }
     }
 
@@ -469,10 +662,11 @@ impl EventStore for DynamoDbEventStore {
         Ok(Some(state))
     }
 
-    /// A consistent `Scan` of the markers: each event once, in DynamoDB's scan order (by hash
-    /// of the key, no time order). A page reads `max_items` items (its `Limit`; entries and
-    /// snapshots count, the filter keeps the markers) or 1 MB, whichever comes first; the
-    /// next-page token is the last key read.
+    /// A consistent `Scan` of the claims (markers, and payments' entries naming positions):
+    /// each event once, in DynamoDB's scan order (by hash of the key, no time order). A page
+    /// reads `max_items` items (its `Limit`; other entries and snapshots count, the filter
+    /// keeps the claims) or 1 MB, whichever comes first; the next-page token is the last key
+    /// read.
     async fn all_events(
         &self,
         page: Option<&EventPageToken>,
@@ -483,8 +677,9 @@ impl EventStore for DynamoDbEventStore {
             .client
             .scan()
             .table_name(&self.table)
-            .filter_expression("#kind = :event")
+            .filter_expression("#kind = :event OR attribute_exists(#positions)")
             .expression_attribute_names("#kind", "kind")
+            .expression_attribute_names("#positions", POSITIONS)
             .expression_attribute_values(":event", s(EVENT))
             .consistent_read(true)
             .limit(i32::try_from(max_items.max(1)).unwrap_or(i32::MAX))
@@ -502,11 +697,18 @@ impl EventStore for DynamoDbEventStore {
         Ok(EventPage { events, next })
     }
 
-    /// The event's marker key: a scan started after it goes on with the item after it.
+    /// The key of the event's claim (its marker, or its payment's stream entry): a scan started
+    /// after it goes on with the item after it.
     fn resume_after(&self, event: &RecordedEvent) -> EventPageToken {
+        let claim = match (
+            Claim::of(&streams_of(&event.event)),
+            event.positions.first(),
+        ) {
+            (Claim::PaymentEntry, Some((payment, version))) => (payment.to_string(), *version),
+            _ => (format!("{EVENT}#{}", event.event.event_id()), 0u64),
+        };
         EventPageToken(
-            serde_json::to_string(&(format!("{EVENT}#{}", event.event.event_id()), 0u64))
-                .expect("a (string, number) pair always encodes as JSON"),
+            serde_json::to_string(&claim).expect("a (string, number) pair always encodes as JSON"),
         )
     }
 }
@@ -538,17 +740,24 @@ fn marker_item(event: &DomainEvent, now: DateTime<Utc>, positions: &[(StreamId, 
     let mut item = DynamoDbEventStore::marker_key(event);
     item.insert("kind".to_owned(), s(EVENT));
     event_attributes(&mut item, event, now);
-    let positions = positions
-        .iter()
-        .map(|(stream, version)| {
-            AttributeValue::M(HashMap::from([
-                ("stream".to_owned(), s(&stream.to_string())),
-                ("version".to_owned(), n(*version)),
-            ]))
-        })
-        .collect();
-    item.insert("positions".to_owned(), AttributeValue::L(positions));
+    item.insert(POSITIONS.to_owned(), positions_value(positions));
     item
+}
+
+/// A claim's `positions`: a list of `{stream, version}` maps, in the order of the event's
+/// streams ([`streams_of`]).
+fn positions_value(positions: &[(StreamId, u64)]) -> AttributeValue {
+    AttributeValue::L(
+        positions
+            .iter()
+            .map(|(stream, version)| {
+                AttributeValue::M(HashMap::from([
+                    ("stream".to_owned(), s(&stream.to_string())),
+                    ("version".to_owned(), n(*version)),
+                ]))
+            })
+            .collect(),
+    )
 }
 
 fn snapshot_item(state: &AggregateState, now: DateTime<Utc>) -> Result<Item, StoreError> {
@@ -638,16 +847,4 @@ fn start_key(token: &EventPageToken) -> Result<Item, StoreError> {
     let (stream_key, version): (String, u64) = serde_json::from_str(&token.0)
         .map_err(|error| StoreError::Permanent(format!("not an event page token: {error}")))?;
     Ok(key(&stream_key, version))
-}
-
-fn is_condition_failure(reason: &CancellationReason) -> bool {
-    reason.code() == Some("ConditionalCheckFailed")
-}
-
-fn describe(reasons: &[CancellationReason]) -> String {
-    let codes: Vec<&str> = reasons
-        .iter()
-        .map(|reason| reason.code().unwrap_or("?"))
-        .collect();
-    codes.join(",")
 }

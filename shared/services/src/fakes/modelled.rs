@@ -224,10 +224,12 @@ pub enum Streams {
 pub const HEAD_READ: Duration = Duration::from_millis(5);
 
 /// The in-memory event store with DynamoDB's limits on each item an append writes: it reads
-/// each stream's head ([`HEAD_READ`] each, one after the other, as the adapter does), then
-/// writes the event's marker and an entry at head + 1 of each stream in one transaction; an
-/// entry whose version another append took meanwhile fails its condition, and the append
-/// reads the heads again. Retried as the adapter retries ([`ContentionRetry::STORE`]); an
+/// each stream's head ([`HEAD_READ`] each, one after the other), then writes the event's
+/// claim (its entry in its payment's stream for a payment's event, a marker for any other) and
+/// an entry at head + 1 of each other stream, each a plain conditional put, as the adapter
+/// does; an entry whose version another append took meanwhile fails its condition, and the
+/// append reads the heads again and writes the claim's new positions and the entries that
+/// lost. Retried as the adapter retries ([`ContentionRetry::STORE`]); an
 /// append that keeps losing on a wallet's stream spreads it ([`Streams::SpreadWhenHot`]). One
 /// process stands for all the audit trail's instances here, so every append knows a stream is
 /// spread as soon as one spread it (an instance of the adapter learns it at its first loss).
@@ -265,27 +267,38 @@ impl ModelledEventStore {
         now: DateTime<Utc>,
     ) -> Result<AppendOutcome, StoreError> {
         let (mut attempt, mut losses) = (0, HashMap::<WalletId, u32>::new());
+        // The streams whose entries the next attempt writes: all of them, until the entries
+        // were written once and some lost their versions.
+        let (mut every_entry, mut lost_on) = (true, Vec::<StreamId>::new());
         loop {
             attempt += 1;
             let heads = self.store.heads_for(event);
             tokio::time::sleep(HEAD_READ).await;
-            let mut items = vec![format!("events/event#{}", event.event_id())];
+            // The claim (or, after a loss, its positions moved), then each entry: the first
+            // attempt's all of them, a later one's those of the streams it lost on. A payment's
+            // event is claimed by its entry in the payment's stream, any other by a marker.
+            let entry = |(stream, head): &(StreamId, u64)| format!("events/{stream}/{}", head + 1);
+            let mut items = match heads.first() {
+                Some(payment @ (StreamId::Payment(_), _)) => vec![entry(payment)],
+                _ => vec![format!("events/event#{}", event.event_id())],
+            };
             items.extend(
                 heads
                     .iter()
-                    .map(|(stream, head)| format!("events/{stream}/{}", head + 1)),
+                    .filter(|(stream, _)| !matches!(stream, StreamId::Payment(_)))
+                    .filter(|(stream, _)| every_entry || lost_on.contains(stream))
+                    .map(entry),
             );
-            // The stream an attempt lost on: by the model (an item held), or by its condition
-            // (the version taken by an append that committed since the heads were read).
-            let lost_on: Vec<StreamId> = match self.model.transact(&items).await {
-                Err(Refusal::Conflict { index } | Refusal::Throttled { index }) => index
-                    .checked_sub(1)
-                    .map(|stream| heads[stream].0.clone())
-                    .into_iter()
-                    .collect(),
+            // The streams an attempt lost on: by the model (an item throttled), or by its
+            // condition (the version taken by an append since the heads were read).
+            lost_on = match items.iter().try_for_each(|item| self.model.write(item)) {
+                Err(Refusal::Conflict { .. } | Refusal::Throttled { .. }) => Vec::new(),
                 Ok(()) => match self.store.append_at(event, &heads, now) {
                     Ok(outcome) => return Ok(outcome),
-                    Err(moved) => moved,
+                    Err(moved) => {
+                        every_entry = false;
+                        moved
+                    }
                 },
             };
             // As the adapter does: a wallet's stream an append keeps losing on is spread.
