@@ -17,10 +17,14 @@ async fn main() -> anyhow::Result<()> {
     let config = lambda_toolkit::env::load(Config::from_env)?;
     let sdk = sdk_config().await?;
     let handler = Reconciler {
-        log: Arc::new(DynamoDbLedger::from_config(
-            &sdk,
-            TableNames::payment_logs_and_holds(config.payments_table, config.wallets_table),
-        )),
+        // Read at a payment's deadline, long after its writes: eventually consistent will do.
+        log: Arc::new(
+            DynamoDbLedger::from_config(
+                &sdk,
+                TableNames::payment_logs_and_holds(config.payments_table, config.wallets_table),
+            )
+            .reading_history_eventually(),
+        ),
         // An overdue payment's request, announced again; nothing else.
         events: Arc::new(EventBridgePublisher::from_config(
             &sdk,

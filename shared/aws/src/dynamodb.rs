@@ -94,6 +94,8 @@ pub struct DynamoDbLedger {
     tables: TableNames,
     /// The wallets seen with their credits spread, where a credit to them goes to a shard.
     hot: HotWallets,
+    /// Whether [`PaymentHistory::history`] reads strongly consistent (the default).
+    consistent_history: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -146,7 +148,17 @@ impl DynamoDbLedger {
             client,
             tables,
             hot: HotWallets::default(),
+            consistent_history: true,
         }
+    }
+
+    /// This ledger, reading payments' logs eventually consistent (half the read units): for a
+    /// reader that comes long after the writes, to which a read a moment stale only means
+    /// looking again (the reconciler, at a payment's deadline). The saga's own reads stay
+    /// consistent: a step is planned from the log as it is.
+    pub fn reading_history_eventually(mut self) -> Self {
+        self.consistent_history = false;
+        self
     }
 
     pub fn from_config(config: &aws_config::SdkConfig, tables: TableNames) -> Self {
@@ -600,7 +612,7 @@ impl PaymentHistory for DynamoDbLedger {
                 .table_name(&self.tables.payments)
                 .key_condition_expression("payment_id = :payment_id")
                 .expression_attribute_values(":payment_id", s(id.as_str()))
-                .consistent_read(true)
+                .consistent_read(self.consistent_history)
                 .set_exclusive_start_key(start_key)
                 .send()
                 .await

@@ -17,9 +17,10 @@
 //! - *the consumers*, each queue polled by as many pollers as the wiring gives the real one,
 //!   each receiving up to its batch size, handling the batch's messages at once (as
 //!   `lambda_toolkit::sqs_batch` does) and deleting them in one `DeleteMessageBatch`:
-//!   - payment-saga: the log's `Query`, the payee's read, the reservation (`TransactWriteItems`:
-//!     entry and payer), the charge's entry (`PutItem`), the settlement (`TransactWriteItems`:
-//!     entry, payer and payee), whose record the relay publishes;
+//!   - payment-saga: the log's `Query`, the payee's read, the reservation (the payer's hold, a
+//!     conditional `UpdateItem`, then its entry's `PutItem`), the charge's entry (`PutItem`), the
+//!     settlement (`TransactWriteItems`: entry, payer and payee), whose record the relay
+//!     publishes;
 //!   - read-models, audit-trail and notifications with the functions' own code
 //!     ([`paysaga_services::read_models::apply_event`], `DynamoDbEventStore::append`,
 //!     [`paysaga_services::notifications::Notifications::notify`] with the inbox), so the loop
@@ -196,11 +197,12 @@ impl Stage {
             // Per event, unbatched: a PutEvents, and for a request its deadline check's
             // SendMessageBatch (batched, both are fewer under load).
             Self::Relay => 1,
-            Self::Saga => 5,
+            Self::Saga => 6,
             // One conditional UpdateItem per wallet of the event.
             Self::ReadModels => 2,
-            // The marker's read, a head per stream (1 for a request, 3 for an outcome: 2 on
-            // average), one TransactWriteItems.
+            // A request: its payment's stream read whole, its entry there (the claim). An
+            // outcome: the same, and a wallet's head and entry for each of its two wallets.
+            // 4 on average.
             Self::AuditTrail => 4,
             // One conditional PutItem per recipient.
             Self::Notifications => 2,
@@ -241,7 +243,7 @@ pub fn mix(clients: usize, payments: usize) -> String {
          (GetItem, PutItem); the relay publishing the log's records up to ten at a time \
          (PutEvents, and SendMessageBatch for the deadline checks, delayed to the deadline as \
          the stack's are); the rules' six deliveries; payment-saga (Query, GetItem, \
-         TransactWriteItems, PutItem, TransactWriteItems), read-models, audit-trail and \
+         UpdateItem, PutItem, PutItem, TransactWriteItems), read-models, audit-trail and \
          notifications handling their messages, the consumers with their own code, at their \
          pollers and batch sizes; each payment between wallets of its own",
         calls_per_payment()
@@ -742,7 +744,8 @@ impl Loop {
         };
         self.read_log(payment_id).await?;
         self.read_wallet(payee).await?;
-        self.transact(payment_id, 2, &[payer]).await?;
+        self.hold(payer, payment_id).await?;
+        self.put_entry(payment_id, 2).await?;
         self.put_entry(payment_id, 3).await?;
         self.transact(payment_id, 4, &[payer, payee]).await?;
         let outcome = PaymentEventData {
@@ -810,6 +813,23 @@ impl Loop {
             .send()
             .await
             .context("ceiling: DynamoDB PutItem")?;
+        Ok(())
+    }
+
+    /// A reservation's hold on the payer's wallet: one conditional `UpdateItem` of its item, as
+    /// the ledger writes it (before the step's log entry).
+    async fn hold(&self, payer: &WalletId, payment_id: &str) -> anyhow::Result<()> {
+        self.dynamodb
+            .update_item()
+            .table_name(&self.wallets_table)
+            .key("wallet_id", AttributeValue::S(payer.to_string()))
+            .update_expression("SET #hold = :one ADD bench_steps :one")
+            .condition_expression("attribute_not_exists(#hold)")
+            .expression_attribute_names("#hold", format!("hold#{payment_id}"))
+            .expression_attribute_values(":one", AttributeValue::N("1".to_owned()))
+            .send()
+            .await
+            .context("ceiling: DynamoDB UpdateItem")?;
         Ok(())
     }
 
@@ -1103,8 +1123,8 @@ mod tests {
 
     #[test]
     fn a_payment_makes_the_whole_systems_calls() {
-        // api 2 and relay 2; saga 5 and relay 1; read-models 2 × 2; audit-trail 4 × 2;
+        // api 2 and relay 2; saga 6 and relay 1; read-models 2 × 2; audit-trail 4 × 2;
         // notifications 2 (the reconciler reads at the deadline, after the loop).
-        assert_eq!(calls_per_payment(), 4 + 6 + 4 + 8 + 2);
+        assert_eq!(calls_per_payment(), 4 + 7 + 4 + 8 + 2);
     }
 }
