@@ -96,7 +96,10 @@ pub const INIT_RATIO: f64 = 2.0;
 pub const PEAK_RSS_MIB: f64 = 16.0;
 pub const ZIP_MB: f64 = 2.5;
 pub const CALLS_PER_PAYMENT: u32 = 10;
-pub const DOLLARS_PER_MILLION: f64 = 12.0;
+/// Issue 24's: the payment path 10 % under Step Functions Express (the first bench's was
+/// under $12), and the whole system, every consumer of the payment's events included.
+pub const DOLLARS_PER_MILLION: f64 = 11.0;
+pub const WHOLE_SYSTEM_DOLLARS_PER_MILLION: f64 = 20.0;
 pub const THROUGHPUT_RATIO: f64 = 0.7;
 /// Issue 22's: payments/s (and, simulated, audit appends/s) into one payee, at AWS's scale, and
 /// against the same load spread over 100 payees.
@@ -170,9 +173,18 @@ fn targets(bench: &Bench) -> Vec<Target> {
     });
     let cost = &bench.completed_cost;
     targets.push(Target {
-        what: format!("< ${DOLLARS_PER_MILLION} per 1M completed payments"),
+        what: format!("payment path: ≤ ${DOLLARS_PER_MILLION} per 1M completed payments"),
         measured: format!("${:.2}", cost.per_million_payments),
-        met: cost.per_million_payments < DOLLARS_PER_MILLION,
+        met: cost.per_million_payments <= DOLLARS_PER_MILLION,
+    });
+    let whole = bench.completed_system_cost.per_million_payments;
+    targets.push(Target {
+        what: format!(
+            "whole system (every consumer included): ≤ ${WHOLE_SYSTEM_DOLLARS_PER_MILLION} per 1M \
+             completed payments"
+        ),
+        measured: format!("${whole:.2}"),
+        met: whole <= WHOLE_SYSTEM_DOLLARS_PER_MILLION,
     });
     targets.push(Target {
         what: "≤ 1/10 of Step Functions Standard".to_owned(),
@@ -665,8 +677,8 @@ fn whole_system(out: &mut String, bench: &Bench) {
     );
     let _ = writeln!(
         out,
-        "\nWhole-system assumptions, besides those above: {}. No target applies to the whole \
-         system; the targets below are the payment path's.",
+        "\nWhole-system assumptions, besides those above: {}. Its target is below, with the \
+         payment path's.",
         crate::cost::WHOLE_SYSTEM_ASSUMPTIONS.join("; ")
     );
 }
