@@ -10,8 +10,9 @@
 //!   each one payment after the other: the caller's wallet read (`GetItem`, eventually
 //!   consistent) and the log's first entry (a conditional `PutItem`);
 //! - *the relay*, as one stream shard's mapping runs it: the records of the log's first and last
-//!   entries (handed over in process, for the stream), up to ten at a time, published in one
-//!   `PutEvents`, with the requests' deadline checks in one `SendMessageBatch`;
+//!   entries (handed over in process, for the stream), up to the mapping's batch size at a
+//!   time, published ten to a `PutEvents`, the requests' deadline checks ten to a
+//!   `SendMessageBatch`, every call of a batch at once, as the relay makes them;
 //! - *the rules*, as the stack's: the request to the saga's queue, the read models' and the
 //!   audit trail's; the outcome to the read models', the audit trail's and the notifications';
 //! - *the consumers*, each queue polled by as many pollers as the wiring gives the real one,
@@ -78,8 +79,8 @@ const PAYMENTS_SOURCE: &str = "paysaga.payments";
 /// The audit trail's snapshot interval, as the template sets it (`SNAPSHOT_EVERY`).
 const SNAPSHOT_EVERY: u64 = 10;
 /// Records the relay publishes in one call: `PutEvents` takes ten entries, as
-/// `SendMessageBatch` does.
-const RELAY_BATCH: usize = 10;
+/// `SendMessageBatch` does (`paysaga_services::relay::EVENTS_PER_CALL`).
+const RELAY_CALL: usize = paysaga_services::relay::EVENTS_PER_CALL;
 /// Every payment moves this much.
 const MINOR_UNITS: u64 = 100;
 
@@ -240,9 +241,10 @@ pub fn mix(clients: usize, payments: usize) -> String {
     format!(
         "every AWS call of a completed payment, the whole system's ({} calls unbatched, and every \
          message's receive and delete): {payments} payments, {clients} clients through the api \
-         (GetItem, PutItem); the relay publishing the log's records up to ten at a time \
-         (PutEvents, and SendMessageBatch for the deadline checks, delayed to the deadline as \
-         the stack's are); the rules' six deliveries; payment-saga (Query, GetItem, \
+         (GetItem, PutItem); the relay taking the log's records a stream batch at a time and \
+         making every call of a batch at once (PutEvents ten records each, and \
+         SendMessageBatch for the deadline checks, delayed to the deadline as the stack's \
+         are); the rules' six deliveries; payment-saga (Query, GetItem, \
          UpdateItem, PutItem, PutItem, TransactWriteItems), read-models, audit-trail and \
          notifications handling their messages, the consumers with their own code, at their \
          pollers and batch sizes; each payment between wallets of its own",
@@ -331,6 +333,9 @@ struct Loop {
     idempotency: InMemoryIdempotencyStore,
     /// The deadline checks' `DelaySeconds`, as the stack's relay sets it.
     deadline_check_delay: i32,
+    /// The records the relay takes at once: its stream mapping's batch size, as the wiring
+    /// gives it.
+    relay_batch: usize,
     /// Whether a consumer's message has failed yet (the first failure is printed).
     failed_once: AtomicBool,
     /// What the payments table's stream carries to the relay: the events of the log's first
@@ -374,6 +379,7 @@ pub async fn measure(
         idempotency: InMemoryIdempotencyStore::default(),
         failed_once: AtomicBool::new(false),
         deadline_check_delay: deadline_check_delay(wiring),
+        relay_batch: relay_batch(wiring),
         stream: {
             let (sender, receiver) = mpsc::unbounded_channel();
             (sender, Mutex::new(receiver))
@@ -407,6 +413,16 @@ fn deadline_check_delay(wiring: &Wiring) -> i32 {
         .and_then(|seconds| seconds.parse::<i32>().ok())
         .unwrap_or(900)
         .clamp(0, 900)
+}
+
+/// The batch size of the relay's mapping on the payments table's stream (100 without one).
+fn relay_batch(wiring: &Wiring) -> usize {
+    wiring
+        .functions
+        .iter()
+        .flat_map(|function| &function.stream_triggers)
+        .find(|trigger| trigger.table == "PaymentsTable")
+        .map_or(100, |trigger| trigger.batch_size.max(1) as usize)
 }
 
 /// A consumer's pollers and batch size, as the wiring gives its real queue's trigger.
@@ -868,9 +884,10 @@ impl Loop {
         Ok(())
     }
 
-    /// The relay, as one stream shard's mapping runs it: the records there are (up to
-    /// [`RELAY_BATCH`]), published in one `PutEvents` under the loop's source, the requests'
-    /// deadline checks in one `SendMessageBatch`; until the meter stops.
+    /// The relay, as one stream shard's mapping runs it: the records there are (up to its
+    /// batch size), published [`RELAY_CALL`] to a `PutEvents` under the loop's source, the
+    /// requests' deadline checks [`RELAY_CALL`] to a `SendMessageBatch`, every call of the
+    /// batch at once (as `paysaga_services::relay` makes them); until the meter stops.
     async fn relay(&self, meter: &Meter) -> anyhow::Result<()> {
         let mut stream = self.stream.1.lock().await;
         while meter.running() {
@@ -880,62 +897,79 @@ impl Loop {
                 Ok(None) => break,
                 Err(_) => continue, // nothing written: look at the meter again
             }
-            while batch.len() < RELAY_BATCH {
+            while batch.len() < self.relay_batch {
                 match stream.try_recv() {
                     Ok(event) => batch.push(event),
                     Err(_) => break,
                 }
             }
-            let entries = batch.iter().map(|event| {
-                PutEventsRequestEntry::builder()
-                    .event_bus_name(&self.bus_name)
-                    .source(BENCH_EVENT_SOURCE)
-                    .detail_type(event.detail_type())
-                    .detail(event.detail_json())
-                    .build()
-            });
-            let output = self
-                .eventbridge
-                .put_events()
-                .set_entries(Some(entries.collect()))
-                .send()
-                .await
-                .context("ceiling: EventBridge PutEvents")?;
-            ensure!(
-                output.failed_entry_count() == 0,
-                "ceiling: PutEvents refused {} entries",
-                output.failed_entry_count()
-            );
-            let checks: Vec<SendMessageBatchRequestEntry> = batch
+            let requests: Vec<&DomainEvent> = batch
                 .iter()
                 .filter(|event| matches!(event, DomainEvent::PaymentRequested(_)))
-                .enumerate()
-                .filter_map(|(index, event)| {
-                    SendMessageBatchRequestEntry::builder()
-                        .id(index.to_string())
-                        .message_body(event.payment_id()?.as_str())
-                        .build()
-                        .ok()
-                })
                 .collect();
-            if !checks.is_empty() {
-                let checks = checks
-                    .into_iter()
-                    .map(|mut check| {
-                        check.delay_seconds = Some(self.deadline_check_delay);
-                        check
-                    })
-                    .collect();
-                self.sqs
-                    .send_message_batch()
-                    .queue_url(&self.queues[&Stage::Reconciler])
-                    .set_entries(Some(checks))
-                    .send()
-                    .await
-                    .context("ceiling: SQS SendMessageBatch")?;
-            }
+            let publishing = batch.chunks(RELAY_CALL).map(|chunk| self.publish(chunk));
+            let scheduling = requests
+                .chunks(RELAY_CALL)
+                .map(|chunk| self.schedule(chunk));
+            let (published, scheduled) = futures::future::join(
+                futures::future::try_join_all(publishing),
+                futures::future::try_join_all(scheduling),
+            )
+            .await;
+            published?;
+            scheduled?;
             meter.record(Stage::Relay, batch.len() as u64);
         }
+        Ok(())
+    }
+
+    /// One `PutEvents` of the relay: `events`, under the loop's source.
+    async fn publish(&self, events: &[DomainEvent]) -> anyhow::Result<()> {
+        let entries = events.iter().map(|event| {
+            PutEventsRequestEntry::builder()
+                .event_bus_name(&self.bus_name)
+                .source(BENCH_EVENT_SOURCE)
+                .detail_type(event.detail_type())
+                .detail(event.detail_json())
+                .build()
+        });
+        let output = self
+            .eventbridge
+            .put_events()
+            .set_entries(Some(entries.collect()))
+            .send()
+            .await
+            .context("ceiling: EventBridge PutEvents")?;
+        ensure!(
+            output.failed_entry_count() == 0,
+            "ceiling: PutEvents refused {} entries",
+            output.failed_entry_count()
+        );
+        Ok(())
+    }
+
+    /// One `SendMessageBatch` of the relay: the deadline checks of `requests`, delayed to the
+    /// deadline as the stack's are.
+    async fn schedule(&self, requests: &[&DomainEvent]) -> anyhow::Result<()> {
+        let checks: Vec<SendMessageBatchRequestEntry> = requests
+            .iter()
+            .enumerate()
+            .filter_map(|(index, event)| {
+                SendMessageBatchRequestEntry::builder()
+                    .id(index.to_string())
+                    .message_body(event.payment_id()?.as_str())
+                    .delay_seconds(self.deadline_check_delay)
+                    .build()
+                    .ok()
+            })
+            .collect();
+        self.sqs
+            .send_message_batch()
+            .queue_url(&self.queues[&Stage::Reconciler])
+            .set_entries(Some(checks))
+            .send()
+            .await
+            .context("ceiling: SQS SendMessageBatch")?;
         Ok(())
     }
 
