@@ -13,7 +13,8 @@ use crate::{DynamoDbLedger, DynamoDbReadModels};
 /// The environment of a door: the ledger's tables, the read models, the edge's limits.
 #[derive(Debug, Clone)]
 pub struct DoorConfig {
-    /// `WALLETS_TABLE`, `PAYMENTS_TABLE`, `IDEMPOTENCY_TABLE`.
+    /// `WALLETS_TABLE`, `PAYMENTS_TABLE`, `IDEMPOTENCY_TABLE`, and `OUTBOX_TABLE`, where an
+    /// urgent request's announcement is written with it.
     pub resources: Resources,
     /// `READ_MODELS_TABLE`.
     pub read_models_table: String,
@@ -23,8 +24,11 @@ pub struct DoorConfig {
 
 impl DoorConfig {
     pub fn from_env(env: &Environment) -> Result<Self, ConfigError> {
+        let mut resources = Resources::from_env(env)?;
+        // An urgent request's announcement is written to the outbox with it.
+        resources.tables.outbox = Some(env.required("OUTBOX_TABLE")?);
         Ok(Self {
-            resources: Resources::from_env(env)?,
+            resources,
             read_models_table: env.required("READ_MODELS_TABLE")?,
             limits: limits(env)?,
         })

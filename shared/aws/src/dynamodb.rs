@@ -639,15 +639,15 @@ impl PaymentRequests for DynamoDbLedger {
     ) -> Result<BeginPayment, StoreError> {
         // One conditional write, key or not: with a key, the payment id is the key's
         // (`PaymentRequest::submitted`), so the log's version 1 is the key's record too, and
-        // it is kept as long as the log.
-        if self
-            .put_log_entry(&PaymentLogEntry::requested_through(
-                request.clone(),
-                channel,
-                now,
-            ))
-            .await?
-        {
+        // it is kept as long as the log. An urgent request's announcement goes in the outbox
+        // in the same transaction (`PaymentLogEntry::announced_through_outbox`).
+        let entry = PaymentLogEntry::requested_through(request.clone(), channel, now);
+        let begun = if entry.announced_through_outbox() {
+            self.begin_announced(&entry, now).await?
+        } else {
+            self.put_log_entry(&entry).await?
+        };
+        if begun {
             return Ok(BeginPayment::Begun);
         }
         if idempotency_key.is_none() {
@@ -780,6 +780,35 @@ impl PaymentLog for DynamoDbLedger {
 }
 
 impl DynamoDbLedger {
+    /// Writes `entry`, an urgent request, and its announcement in the outbox in one
+    /// transaction: `false` when the version exists already (nothing was written).
+    async fn begin_announced(
+        &self,
+        entry: &PaymentLogEntry,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let outbox = self.tables.outbox.as_deref().ok_or_else(|| {
+            StoreError::Permanent(
+                "an urgent request is announced through the outbox, and this door has none \
+                 (OUTBOX_TABLE)"
+                    .to_owned(),
+            )
+        })?;
+        let event = DomainEvent::announced_by(std::slice::from_ref(entry))
+            .map_err(|error| StoreError::Permanent(error.to_string()))?
+            .ok_or_else(|| {
+                StoreError::Permanent(format!(
+                    "payment {}: its request announces nothing",
+                    entry.payment_id
+                ))
+            })?;
+        let items = vec![self.log_entry_put(entry)?, outbox_put(outbox, &event, now)?];
+        match self.transact(items).await? {
+            Transaction::Committed => Ok(true),
+            Transaction::ConditionFailed(_) => Ok(false),
+        }
+    }
+
     /// What recording `plan` answers once a payee check refused it, as the transaction that
     /// used to hold the check answered: `VersionTaken` when another delivery took the version
     /// (the transaction's first condition), otherwise the refusal of the first effect, in the

@@ -612,6 +612,21 @@ impl PaymentLogEntry {
             _ => None,
         }
     }
+
+    /// Whether this entry's announcement is written to the outbox with it, in one transaction:
+    /// an urgent request made through the API. The outbox's stream is not the payments
+    /// table's, so the relay publishes an urgent request without waiting behind the ordinary
+    /// records ahead of it there (what makes the urgent lane urgent all the way to the saga);
+    /// from the log, the relay does not publish it again.
+    pub fn announced_through_outbox(&self) -> bool {
+        matches!(
+            &self.step,
+            PaymentStep::Requested {
+                request,
+                channel: RequestChannel::Api,
+            } if request.priority() == Priority::Urgent
+        )
+    }
 }
 
 /// A log that cannot be folded into a payment: a gap, a wrong first entry, an impossible

@@ -60,6 +60,8 @@ pub async fn announcement(
     };
     match entry.announces() {
         None => Ok(None),
+        // An urgent request's announcement went through the outbox: published from there.
+        Some(Announces::Request) if entry.announced_through_outbox() => Ok(None),
         Some(Announces::Request) => Ok(DomainEvent::announced_by(&[entry])?),
         Some(Announces::Outcome) if entry.concludes.is_some() => {
             Ok(DomainEvent::announced_by(&[entry])?)
@@ -281,6 +283,43 @@ mod tests {
         };
         relay(&log, &outputs, records).await;
         assert_eq!(again.published(), events.published());
+    }
+
+    #[tokio::test]
+    async fn an_urgent_request_is_published_from_the_outbox_once_and_checked_from_the_log() {
+        let log = InMemoryLedger::default();
+        let request = request(100).with_priority(paysaga_domain::Priority::Urgent);
+        let begun = log
+            .begin(&request, RequestChannel::Api, None, Utc::now())
+            .await
+            .unwrap();
+        assert_eq!(begun, BeginPayment::Begun);
+        // What the ledger wrote: the announcement in the outbox, and the log's version 1,
+        // each a record of its own table's stream.
+        let written = log.written();
+        assert!(
+            matches!(&written[..], [Written::Outboxed(_), Written::LogEntry(entry)] if entry.announced_through_outbox()),
+            "{written:?}"
+        );
+        let records: Vec<Record> = written.into_iter().map(Record::from).collect();
+        let (events, deadlines) = (RecordingPublisher::default(), RecordingDeadlines::default());
+        let outputs = Outputs {
+            events: &events,
+            deadlines: &deadlines,
+        };
+        let relayed = relay(&log, &outputs, records).await;
+        assert!(relayed.stopped_at.is_none(), "{:?}", relayed.stopped_at);
+        let published: Vec<_> = events
+            .published()
+            .iter()
+            .map(|event| event.event_id().to_owned())
+            .collect();
+        assert_eq!(published, ["pay_test/1"], "published from the outbox alone");
+        assert_eq!(
+            deadlines.scheduled(),
+            [request.payment_id().clone()],
+            "its deadline check, from the log"
+        );
     }
 
     /// Calls that each wait until `calls` of them are in flight: relayed one after the other,

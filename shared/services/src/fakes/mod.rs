@@ -349,6 +349,11 @@ impl PaymentRequests for InMemoryLedger {
             });
         }
         let entry = PaymentLogEntry::requested_through(request.clone(), channel, now);
+        if entry.announced_through_outbox()
+            && let Ok(Some(event)) = DomainEvent::announced_by(std::slice::from_ref(&entry))
+        {
+            state.written.push(Written::Outboxed(event));
+        }
         state.written.push(Written::LogEntry(entry.clone()));
         state
             .payment_logs
