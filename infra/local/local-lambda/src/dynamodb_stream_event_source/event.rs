@@ -159,6 +159,17 @@ pub(crate) mod tests {
 
     pub(crate) const STREAM_ARN: &str = "arn:aws:dynamodb:ddblocal:000000000000:table/paysaga-local-payments/stream/2026-12-06T10:06:04.804";
 
+    /// When every test record was written: a minute ago, whole seconds. Recent, because the
+    /// mapping gives up on a record older than the stream keeps one (24 hours, like Lambda's
+    /// `MaximumRecordAgeInSeconds` of -1): a fixed date turned every retry test into a give-up
+    /// a day after it was written.
+    pub(crate) fn created_at() -> i64 {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("the clock is past 1970");
+        i64::try_from(now.as_secs()).expect("a date in range") - 60
+    }
+
     /// A record as DynamoDB Local's GetRecords returns it.
     pub(crate) fn sdk_record(
         sequence_number: &str,
@@ -180,7 +191,7 @@ pub(crate) mod tests {
             .aws_region("ddblocal")
             .dynamodb(
                 SdkStreamRecord::builder()
-                    .approximate_creation_date_time(DateTime::from_secs(1_796_551_560))
+                    .approximate_creation_date_time(DateTime::from_secs(created_at()))
                     .set_keys(Some(keys))
                     .set_new_image(new_image)
                     .sequence_number(sequence_number)
@@ -238,7 +249,11 @@ pub(crate) mod tests {
         assert_eq!(json["awsRegion"], "us-east-1");
         assert_eq!(json["eventSourceARN"], STREAM_ARN);
         let change = &json["dynamodb"];
-        assert_eq!(change["ApproximateCreationDateTime"], json!(1_796_551_560));
+        let created = record
+            .dynamodb()
+            .and_then(|change| change.approximate_creation_date_time())
+            .map(|time| time.secs());
+        assert_eq!(change["ApproximateCreationDateTime"], json!(created));
         assert_eq!(change["Keys"]["payment_id"], json!({"S": "p-1"}));
         assert_eq!(change["SequenceNumber"], "000000000000000000001");
         assert_eq!(change["SizeBytes"], 32);
@@ -322,9 +337,10 @@ pub(crate) mod tests {
             inserted.change.sequence_number.as_deref(),
             Some("000000000000000000001")
         );
-        assert_eq!(
-            inserted.change.approximate_creation_date_time.timestamp(),
-            1_796_551_560
+        let age = created_at() - inserted.change.approximate_creation_date_time.timestamp();
+        assert!(
+            (0..=5).contains(&age),
+            "written {age} s before the test's clock says"
         );
         // Every attribute type read back as it was written.
         let sent: Value = serde_json::from_str(&texts[0]).expect("JSON");
