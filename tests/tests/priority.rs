@@ -10,10 +10,9 @@
 //! caller's wallet) or through the bus (`PutEvents`, 87/s on a quiet LocalStack, fewer while
 //! earlier tests' events are still flowing: a fresh clone at 6082188 saw 226 of the 500
 //! completed by the time the last was on the bus), the saga drained it nearly as fast as it
-//! was built. Latency is each payment's own: from its
-//! request (`created_at`: the event's `occurred_at`, or the API's clock) to its completion
-//! (`updated_at`, written by the saga's last step), so how often the test polls does not
-//! change it. Both distributions are printed.
+//! was built. Latency is each payment's own: from its request (`created_at`: the event's
+//! `occurred_at`, or the API's clock) to its completion (`updated_at`, written by the saga's
+//! last step), so how often the test polls does not change it. Both distributions are printed.
 //!
 //! The promise, asserted: every urgent payment completed before the median ordinary payment
 //! did, and the slowest urgent payment took less time than the median ordinary one. So that
