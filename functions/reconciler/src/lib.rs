@@ -12,7 +12,9 @@
 //!
 //! Metrics, besides the consumer's: `OverduePayments` (checks that found a payment past its
 //! deadline and drove it on: an alarm fires on one), `PaymentsSettledInTime` (a payment's own
-//! check that found it terminal), `ParkedMessagesSettled` (parked messages it settled).
+//! check that found it terminal), `ParkedMessagesSettled` (parked messages it settled),
+//! `StrayHoldsGivenBack` (terminal payments it found funds still held for, and gave them back:
+//! a duplicate delivery's late reservation that stopped before giving its hold back itself).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -80,7 +82,13 @@ impl MessageHandler for Reconciler {
         .map_err(|error| MessageFailure::of(&error, error.is_transient()))?;
         let parked_id = check.parked_id.as_deref();
         match finding {
-            Finding::Terminal(status) => {
+            Finding::Terminal {
+                status,
+                stray_hold_given_back,
+            } => {
+                if stray_hold_given_back {
+                    metrics.count("StrayHoldsGivenBack", &[], 1);
+                }
                 match settlement {
                     None => {
                         metrics.count("PaymentsSettledInTime", &[], 1);
@@ -133,8 +141,8 @@ impl MessageHandler for Reconciler {
 pub struct Config {
     /// `PAYMENTS_TABLE`.
     pub payments_table: String,
-    /// `WALLETS_TABLE`: where funds left held for a payment that failed before reserving are
-    /// given back ([`paysaga_domain::ports::PaymentLog::lift_stray_hold`]).
+    /// `WALLETS_TABLE`: where funds still held for a terminal payment (a duplicate delivery's
+    /// late reservation) are given back ([`paysaga_domain::ports::PaymentLog::lift_stray_hold`]).
     pub wallets_table: String,
     /// `EVENT_BUS_NAME`.
     pub event_bus_name: String,

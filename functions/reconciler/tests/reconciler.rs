@@ -1,18 +1,26 @@
 //! The reconciler's handler against the in-memory ledger and parking table: a deadline check
 //! that arrives early comes back at the deadline; an overdue payment is announced again and
 //! looked at again until it is terminal; a terminal one's check is done with; a check carrying
-//! a parked message's id settles that message once its payment is terminal; a body that is no
-//! check is refused.
+//! a parked message's id settles that message once its payment is terminal; funds still held
+//! for a terminal payment are given back and counted; a body that is no check is refused.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use async_trait::async_trait;
 use aws_lambda_events::sqs::SqsEvent;
 use chrono::Utc;
 use lambda_toolkit::testing::{TestConsumer, sqs_message};
-use paysaga_domain::ports::{PaymentHistory, PaymentRequests};
+use paysaga_domain::ports::{
+    BeginPayment, PaymentHistory, PaymentLog, PaymentRequests, RecordStep, StoreError,
+};
+use paysaga_domain::saga::StepPlan;
 use paysaga_domain::test_support::request;
-use paysaga_domain::{DomainEvent, Payment, PaymentStep, RequestChannel};
+use paysaga_domain::{
+    DomainEvent, IdempotencyKey, Payment, PaymentId, PaymentLogEntry, PaymentRequest, PaymentStep,
+    RequestChannel,
+};
 use paysaga_services::fakes::{InMemoryLedger, InMemoryParking, RecordingPublisher};
 use paysaga_services::redrive::parking::{FlowOutcome, ParkedStatus};
 use paysaga_services::redrive::{DeadLetter, ParkedMessage, ParkingLot, QueueRef};
@@ -21,14 +29,14 @@ use reconciler::{Reconciler, ReconcilerSettings};
 const RECHECK: Duration = Duration::from_secs(300);
 
 fn reconciler(
-    ledger: &Arc<InMemoryLedger>,
+    ledger: &Arc<impl PaymentLog + 'static>,
     bus: &Arc<RecordingPublisher>,
 ) -> TestConsumer<Reconciler> {
     with_parking(ledger, bus, &Arc::new(InMemoryParking::default()))
 }
 
 fn with_parking(
-    ledger: &Arc<InMemoryLedger>,
+    ledger: &Arc<impl PaymentLog + 'static>,
     bus: &Arc<RecordingPublisher>,
     parking: &Arc<InMemoryParking>,
 ) -> TestConsumer<Reconciler> {
@@ -245,4 +253,87 @@ async fn a_body_that_is_no_deadline_check_goes_to_the_dead_letter_queue_with_why
         "{:?}",
         records[0].1
     );
+}
+
+/// The in-memory ledger, with funds still held for some payments as a late reservation that
+/// stopped before giving its hold back leaves them (which the in-memory ledger, writing every
+/// step at once, never does): the DynamoDB adapter's `lift_stray_hold` gives them back once.
+#[derive(Default)]
+struct StrayHolds {
+    ledger: InMemoryLedger,
+    held_for: Mutex<HashSet<PaymentId>>,
+}
+
+#[async_trait]
+impl PaymentHistory for StrayHolds {
+    async fn history(&self, id: &PaymentId) -> Result<Vec<PaymentLogEntry>, StoreError> {
+        self.ledger.history(id).await
+    }
+}
+
+#[async_trait]
+impl PaymentRequests for StrayHolds {
+    async fn begin(
+        &self,
+        request: &PaymentRequest,
+        channel: RequestChannel,
+        idempotency_key: Option<&IdempotencyKey>,
+        now: chrono::DateTime<Utc>,
+    ) -> Result<BeginPayment, StoreError> {
+        self.ledger
+            .begin(request, channel, idempotency_key, now)
+            .await
+    }
+}
+
+#[async_trait]
+impl PaymentLog for StrayHolds {
+    async fn record(&self, plan: &StepPlan) -> Result<RecordStep, StoreError> {
+        self.ledger.record(plan).await
+    }
+
+    async fn lift_stray_hold(&self, payment: &Payment) -> Result<bool, StoreError> {
+        let mut held_for = self.held_for.lock().unwrap();
+        Ok(held_for.remove(payment.request.payment_id()))
+    }
+}
+
+#[tokio::test]
+async fn funds_still_held_for_a_terminal_payment_are_given_back_once_and_counted() {
+    let (log, bus) = (
+        Arc::new(StrayHolds::default()),
+        Arc::new(RecordingPublisher::default()),
+    );
+    let consumer = reconciler(&log, &bus);
+    let request = request(100);
+    let id = request.payment_id().to_string();
+    log.ledger
+        .begin(&request, RequestChannel::Api, None, Utc::now())
+        .await
+        .unwrap();
+    let history = log.ledger.history(request.payment_id()).await.unwrap();
+    let failed = Payment::from_log(&history).unwrap().next_entry(
+        PaymentStep::Failed {
+            reason: paysaga_domain::FailureReason::InsufficientFunds {
+                wallet_id: request.payer_wallet().clone(),
+            },
+        },
+        Utc::now(),
+    );
+    log.ledger.append_unchecked(failed);
+    log.held_for
+        .lock()
+        .unwrap()
+        .insert(request.payment_id().clone());
+
+    assert!(consumer.deliver(check_of(&id)).await.is_empty());
+    assert!(log.held_for.lock().unwrap().is_empty(), "given back");
+    assert_eq!(consumer.metric("StrayHoldsGivenBack"), 1.0);
+    assert_eq!(consumer.metric("PaymentsSettledInTime"), 1.0);
+
+    // Delivered again (at least once): nothing held any more, nothing counted.
+    assert!(consumer.deliver(check_of(&id)).await.is_empty());
+    assert_eq!(consumer.metric("StrayHoldsGivenBack"), 1.0);
+    assert_eq!(consumer.metric("PaymentsSettledInTime"), 2.0);
+    assert!(bus.published().is_empty());
 }

@@ -28,8 +28,13 @@ use paysaga_domain::{DomainEvent, Payment, PaymentId, PaymentStatus};
 /// What a deadline check found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Finding {
-    /// COMPLETED or FAILED: nothing to do.
-    Terminal(PaymentStatus),
+    /// COMPLETED or FAILED: nothing to do but give back funds still held for it, if any were.
+    Terminal {
+        status: PaymentStatus,
+        /// Funds were still held for it, and this check gave them back
+        /// ([`PaymentLog::lift_stray_hold`]).
+        stray_hold_given_back: bool,
+    },
     /// Not terminal, but its deadline has not passed yet: look again in this long.
     NotDue { due_in: chrono::Duration },
     /// Not terminal past its deadline: announced again for the saga to drive on.
@@ -61,13 +66,17 @@ pub async fn check(
         // A reservation that landed after its payment was done with funds, and stopped before
         // giving them back, left them held with nobody coming back for them: this check is who
         // does.
-        if log.lift_stray_hold(&payment).await? {
+        let stray_hold_given_back = log.lift_stray_hold(&payment).await?;
+        if stray_hold_given_back {
             tracing::warn!(
                 payment_id = %payment.request.payment_id(),
                 "funds still held for a terminal payment, given back"
             );
         }
-        return Ok(Finding::Terminal(payment.status));
+        return Ok(Finding::Terminal {
+            status: payment.status,
+            stray_hold_given_back,
+        });
     }
     let due = payment.created_at + deadline;
     if now < due {
@@ -107,7 +116,7 @@ pub async fn check_parked(
     now: DateTime<Utc>,
 ) -> Result<(Finding, Settlement), ServiceError> {
     let finding = check(log, events, payment, deadline, now).await?;
-    let Finding::Terminal(status) = finding else {
+    let Finding::Terminal { status, .. } = finding else {
         return Ok((finding, Settlement::StillParked));
     };
     let outcome = FlowOutcome::of(status).expect("a Terminal finding holds a terminal status");
@@ -179,7 +188,13 @@ mod tests {
         );
         log.append_unchecked(failed);
         let done = check(&log, &bus, id, minutes(15), requested_at + minutes(30)).await;
-        assert_eq!(done.unwrap(), Finding::Terminal(PaymentStatus::Failed));
+        assert_eq!(
+            done.unwrap(),
+            Finding::Terminal {
+                status: PaymentStatus::Failed,
+                stray_hold_given_back: false,
+            }
+        );
         assert_eq!(bus.published().len(), 1, "nothing more once terminal");
     }
 
@@ -264,7 +279,11 @@ mod tests {
         log.record(&failed).await.unwrap();
 
         let terminal = check(&log, &bus, refused.payment_id(), minutes(15), at).await;
-        assert_eq!(terminal.unwrap(), Finding::Terminal(PaymentStatus::Failed));
+        let given_back = Finding::Terminal {
+            status: PaymentStatus::Failed,
+            stray_hold_given_back: true,
+        };
+        assert_eq!(terminal.unwrap(), given_back);
         let overdue = check(&log, &bus, open.payment_id(), minutes(15), at + minutes(20)).await;
         assert!(matches!(overdue.unwrap(), Finding::Overdue { .. }));
         assert_eq!(
@@ -338,7 +357,13 @@ mod tests {
         log.append_unchecked(failed);
         let settled_at = requested_at + minutes(30);
         let (done, settled) = at(settled_at).await.unwrap();
-        assert_eq!(done, Finding::Terminal(PaymentStatus::Failed));
+        assert_eq!(
+            done,
+            Finding::Terminal {
+                status: PaymentStatus::Failed,
+                stray_hold_given_back: false,
+            }
+        );
         assert_eq!(settled, Settlement::Settled(FlowOutcome::Failed));
         let all = parking.all();
         assert_eq!(all[0].status, ParkedStatus::Settled);
@@ -400,7 +425,13 @@ mod tests {
         )
         .await
         .unwrap();
-        assert_eq!(done, Finding::Terminal(PaymentStatus::Failed));
+        assert_eq!(
+            done,
+            Finding::Terminal {
+                status: PaymentStatus::Failed,
+                stray_hold_given_back: false,
+            }
+        );
         assert_eq!(replayed, Settlement::NotParked);
         assert_eq!(status_of(&parking, &parked_id), ParkedStatus::Replayed);
     }
