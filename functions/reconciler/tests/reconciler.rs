@@ -65,6 +65,20 @@ fn check_of(payment_id: &str) -> SqsEvent {
     batch_of(&format!(r#"{{"payment_id":"{payment_id}"}}"#), 1)
 }
 
+/// Ends `request`'s payment FAILED in `ledger`, as the saga does when its payer is short.
+async fn fail_for_want_of_funds(ledger: &InMemoryLedger, request: &PaymentRequest) {
+    let history = ledger.history(request.payment_id()).await.unwrap();
+    let failed = Payment::from_log(&history).unwrap().next_entry(
+        PaymentStep::Failed {
+            reason: paysaga_domain::FailureReason::InsufficientFunds {
+                wallet_id: request.payer_wallet().clone(),
+            },
+        },
+        Utc::now(),
+    );
+    ledger.append_unchecked(failed);
+}
+
 #[tokio::test]
 async fn an_overdue_payment_is_driven_on_and_checked_again_until_it_is_terminal() {
     let (ledger, bus) = (
@@ -105,16 +119,7 @@ async fn an_overdue_payment_is_driven_on_and_checked_again_until_it_is_terminal(
     assert_eq!(consumer.metric("OverduePayments"), 1.0);
 
     // Once the saga has ended it, the check is done with.
-    let history = overdue.history(request.payment_id()).await.unwrap();
-    let failed = Payment::from_log(&history).unwrap().next_entry(
-        PaymentStep::Failed {
-            reason: paysaga_domain::FailureReason::InsufficientFunds {
-                wallet_id: request.payer_wallet().clone(),
-            },
-        },
-        Utc::now(),
-    );
-    overdue.append_unchecked(failed);
+    fail_for_want_of_funds(&overdue, &request).await;
     assert!(consumer.deliver(check_of(&id)).await.is_empty());
     assert_eq!(consumer.metric("PaymentsSettledInTime"), 1.0);
     assert_eq!(bus.published().len(), 1);
@@ -179,16 +184,7 @@ async fn a_parked_request_s_check_settles_it_once_its_payment_is_terminal() {
     assert_eq!(parking.waiting().await.unwrap(), 1);
 
     // The saga ends it FAILED: the check is done with, and the message settled as FAILED.
-    let history = ledger.history(request.payment_id()).await.unwrap();
-    let failed = Payment::from_log(&history).unwrap().next_entry(
-        PaymentStep::Failed {
-            reason: paysaga_domain::FailureReason::InsufficientFunds {
-                wallet_id: request.payer_wallet().clone(),
-            },
-        },
-        Utc::now(),
-    );
-    ledger.append_unchecked(failed);
+    fail_for_want_of_funds(&ledger, &request).await;
     assert!(consumer.deliver(check()).await.is_empty());
     assert_eq!(consumer.metric("ParkedMessagesSettled"), 1.0);
     assert_eq!(
@@ -311,16 +307,7 @@ async fn funds_still_held_for_a_terminal_payment_are_given_back_once_and_counted
         .begin(&request, RequestChannel::Api, None, Utc::now())
         .await
         .unwrap();
-    let history = log.ledger.history(request.payment_id()).await.unwrap();
-    let failed = Payment::from_log(&history).unwrap().next_entry(
-        PaymentStep::Failed {
-            reason: paysaga_domain::FailureReason::InsufficientFunds {
-                wallet_id: request.payer_wallet().clone(),
-            },
-        },
-        Utc::now(),
-    );
-    log.ledger.append_unchecked(failed);
+    fail_for_want_of_funds(&log.ledger, &request).await;
     log.held_for
         .lock()
         .unwrap()
